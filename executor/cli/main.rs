@@ -1,0 +1,76 @@
+//! The `ferry` command line: parses arguments, dispatches to one subcommand
+//! module, and turns its outcome into an exit status from the table in
+//! `exit_status.rs` (the same table the README shows).
+
+mod exit_status;
+mod not_built;
+mod validate;
+mod world;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Mirror container images into disconnected environments.
+///
+/// ferry reads oc-mirror's ImageSetConfiguration files, compiles them into a
+/// content-addressed plan of fetch, verify, pack and push actions, and
+/// applies only what is missing.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check ImageSetConfiguration / DeleteImageSetConfiguration files without
+    /// touching the network (for CI lint steps).
+    Validate(validate::Args),
+    /// Start or stop ferry's demo world: real registries on 127.0.0.1 seeded
+    /// with an OpenShift-shaped universe.
+    World(world::Args),
+    /// Run ferry's main job on the demo world: start it, load the demo
+    /// configuration, and mirror it (what is not built yet is said so).
+    Demo(world::DemoArgs),
+    /// Mirror an image set (mirror-to-mirror, mirror-to-disk, disk-to-mirror).
+    Mirror(not_built::Args),
+    /// Show what a mirror run would do, without doing it.
+    Plan(not_built::Args),
+    /// Execute a saved plan, or plan and apply in one step.
+    Apply(not_built::Args),
+    /// Check deliveries (archives) offline.
+    Verify(not_built::Args),
+    /// Inspect, verify or prune the content cache.
+    Cache(not_built::Args),
+    /// Delete images from a mirror registry.
+    Delete(not_built::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap prints help and version to stdout with success; everything
+            // else is a bad command line: exit 1, as the exit-code table says.
+            let _ = error.print();
+            return if error.use_stderr() {
+                exit_status::ERROR.into()
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::World(args) => world::run(&args),
+        Command::Demo(args) => world::demo(&args),
+        Command::Mirror(_) => not_built::report("mirror", "Planner and executor"),
+        Command::Plan(_) => not_built::report("plan", "Planner and executor"),
+        Command::Apply(_) => not_built::report("apply", "Planner and executor"),
+        Command::Verify(_) => not_built::report("verify", "Disk workflows"),
+        Command::Cache(_) => not_built::report("cache", "Registry client, registries.conf and content store"),
+        Command::Delete(_) => not_built::report("delete", "a later issue"),
+    }
+}

@@ -1,0 +1,2 @@
+//! Golden tests: outputs people read (diagnostics, plans, references lists)
+//! compared with committed files.
