@@ -7,3 +7,4 @@
 //! processes and writes storage.
 
 pub mod content;
+pub mod standard;
