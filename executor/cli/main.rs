@@ -70,7 +70,10 @@ fn main() -> ExitCode {
         Command::Plan(_) => not_built::report("plan", "Planner and executor"),
         Command::Apply(_) => not_built::report("apply", "Planner and executor"),
         Command::Verify(_) => not_built::report("verify", "Disk workflows"),
-        Command::Cache(_) => not_built::report("cache", "Registry client, registries.conf and content store"),
+        Command::Cache(_) => not_built::report(
+            "cache",
+            "Registry client, registries.conf and content store",
+        ),
         Command::Delete(_) => not_built::report("delete", "a later issue"),
     }
 }
