@@ -1,2 +1,6 @@
-//! Golden tests: outputs people read (diagnostics, plans, references lists)
-//! compared with committed files.
+//! Golden tests: outputs people read, compared with committed files.
+//! Set `FERRY_BLESS=1` to rewrite the committed files from the current
+//! output, then review the diff (see `golden/README.md`).
+
+mod diagnostics;
+mod support;

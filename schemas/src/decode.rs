@@ -130,8 +130,11 @@ impl<'t> Decoder<'t> {
                 return None;
             }
         };
+        // Point at the first key: a block mapping's own marker sits after
+        // it, which reads badly in a snippet.
+        let span = entries.first().map_or(node.span, |(key, _)| key.span);
         let mut fields = Fields {
-            span: node.span,
+            span,
             entries: Vec::new(),
         };
         let mut seen: HashMap<&'static str, Span> = HashMap::new();
