@@ -3,4 +3,5 @@
 //! output, then review the diff (see `golden/README.md`).
 
 mod diagnostics;
+mod fixtures_table;
 mod support;
