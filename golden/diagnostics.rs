@@ -14,7 +14,11 @@ fn every_bad_configuration_renders_its_golden_diagnostic() {
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
         .collect();
     cases.sort();
-    assert!(cases.len() >= 30, "the corpus holds {} cases, want at least 30", cases.len());
+    assert!(
+        cases.len() >= 30,
+        "the corpus holds {} cases, want at least 30",
+        cases.len()
+    );
 
     let mut failures = Vec::new();
     for case in &cases {
@@ -25,7 +29,9 @@ fn every_bad_configuration_renders_its_golden_diagnostic() {
         );
         let problems = match load_any_configuration(&text) {
             Ok(_) => {
-                failures.push(format!("{name} was accepted; every case here must be rejected"));
+                failures.push(format!(
+                    "{name} was accepted; every case here must be rejected"
+                ));
                 continue;
             }
             Err(problems) => problems,
@@ -46,5 +52,9 @@ fn three_problems_give_three_snippets() {
     let problems = load_any_configuration(&text).expect_err("rejected");
     assert_eq!(problems.len(), 3, "{problems:#?}");
     let rendered = render("30-three-problems.yaml", &text, &problems);
-    assert_eq!(rendered.matches("╭─[30-three-problems.yaml:").count(), 3, "{rendered}");
+    assert_eq!(
+        rendered.matches("╭─[30-three-problems.yaml:").count(),
+        3,
+        "{rendered}"
+    );
 }

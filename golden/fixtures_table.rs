@@ -24,7 +24,10 @@ fn configuration_files() -> Vec<String> {
             let path = entry.path();
             if path.is_dir() {
                 walk(&path, found);
-            } else if path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml") {
+            } else if path
+                .extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+            {
                 found.push(path);
             }
         }
@@ -70,10 +73,17 @@ fn table() -> BTreeMap<String, String> {
 fn every_fixture_configuration_gets_the_verdict_in_the_table() {
     let root = fixtures_root();
     if !root.exists() {
-        panic!("{} is missing: the fixtures sit beside the checkout", root.display());
+        panic!(
+            "{} is missing: the fixtures sit beside the checkout",
+            root.display()
+        );
     }
     let files = configuration_files();
-    assert!(files.len() > 90, "found only {} configurations", files.len());
+    assert!(
+        files.len() > 90,
+        "found only {} configurations",
+        files.len()
+    );
     let table = table();
     let mut failures = Vec::new();
     for file in &files {
@@ -83,16 +93,22 @@ fn every_fixture_configuration_gets_the_verdict_in_the_table() {
             Err(_) => "reject",
         };
         match table.get(file) {
-            None => failures.push(format!("{file}: no row in schemas/fixtures-table.md (ferry says {verdict})")),
+            None => failures.push(format!(
+                "{file}: no row in schemas/fixtures-table.md (ferry says {verdict})"
+            )),
             Some(expected) if expected != verdict => {
-                failures.push(format!("{file}: the table says {expected}, ferry says {verdict}"));
+                failures.push(format!(
+                    "{file}: the table says {expected}, ferry says {verdict}"
+                ));
             }
             Some(_) => {}
         }
     }
     for row in table.keys() {
         if !files.contains(row) {
-            failures.push(format!("{row}: a row for a file that is not a fixture configuration"));
+            failures.push(format!(
+                "{row}: a row for a file that is not a fixture configuration"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
