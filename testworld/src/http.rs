@@ -165,15 +165,14 @@ pub fn encode_base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut output = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let value = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |value, (index, byte)| {
-                value | u32::from(*byte) << (16 - 8 * index)
-            });
+        let value = chunk.iter().enumerate().fold(0u32, |value, (index, byte)| {
+            value | u32::from(*byte) << (16 - 8 * index)
+        });
         for index in 0..4 {
             if index <= chunk.len() {
-                output.push(char::from(ALPHABET[(value >> (18 - 6 * index)) as usize & 63]));
+                output.push(char::from(
+                    ALPHABET[(value >> (18 - 6 * index)) as usize & 63],
+                ));
             } else {
                 output.push('=');
             }

@@ -3,8 +3,22 @@
 //! payloads, an update graph, operator catalogs, additional images), reached
 //! through a generated `registries.conf`.
 //!
-//! `content` is pure: it describes what the world holds. The rest starts
-//! processes and writes storage.
+//! Pure data: `content` (the contract), `image_builder`, the generators
+//! `additional_images`, `releases`, `catalogs`, and `standard` (the world).
+//! Side effects: `storage` (publishing into registry storage), `registry`
+//! (processes), `graph_server`, `world` (the whole, built once and shared).
 
+pub mod additional_images;
+pub mod catalogs;
+pub mod certificates;
 pub mod content;
+pub mod error;
+pub mod graph_server;
+pub mod http;
+pub mod image_builder;
+pub mod registries_conf;
+pub mod registry;
+pub mod releases;
 pub mod standard;
+pub mod storage;
+pub mod world;

@@ -170,9 +170,9 @@ pub fn config_yaml(settings: &RegistrySettings<'_>) -> Result<String> {
         ));
     }
     if settings.flavour.uses_auth() {
-        let htpasswd = settings.htpasswd.ok_or_else(|| {
-            Error::new("the auth registry needs an htpasswd file".to_owned())
-        })?;
+        let htpasswd = settings
+            .htpasswd
+            .ok_or_else(|| Error::new("the auth registry needs an htpasswd file".to_owned()))?;
         yaml.push_str(&format!(
             "auth:\n  htpasswd:\n    realm: ferry-test-world\n    path: {}\n",
             quoted(htpasswd)?
@@ -233,7 +233,9 @@ impl Registry {
             }
         };
         let certificates = if flavour.uses_tls() {
-            Some(Certificates::generate(&directory.path().join("certificates"))?)
+            Some(Certificates::generate(
+                &directory.path().join("certificates"),
+            )?)
         } else {
             None
         };
@@ -259,13 +261,9 @@ impl Registry {
                 .context(|| format!("writing registry configuration {}", config.display()))?;
             let mut process = Supervised::spawn(&config, &log)?;
             let address = SocketAddr::from(([127, 0, 0, 1], port));
-            match wait_until_ready(
-                flavour,
-                address,
-                certificates.as_ref(),
-                &log,
-                || process.has_exited(),
-            ) {
+            match wait_until_ready(flavour, address, certificates.as_ref(), &log, || {
+                process.has_exited()
+            }) {
                 Ok(()) => {
                     return Ok(Registry {
                         flavour,
@@ -351,6 +349,11 @@ impl Registry {
         &self.log
     }
 
+    /// Whether the process has stopped by itself (it should not).
+    pub fn has_exited(&mut self) -> bool {
+        self.process.has_exited()
+    }
+
     /// `GET path` on this registry, with its credentials if it has any.
     pub fn get(&self, path: &str) -> Result<http::Response> {
         let transport = match self.ca_certificate() {
@@ -386,7 +389,7 @@ fn wait_until_ready(
         None => Transport::Plain,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last_answer = String::from("no answer");
+    let mut last_answer;
     loop {
         if has_exited() {
             let log_text = read_log(log);
