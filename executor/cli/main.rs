@@ -2,6 +2,7 @@
 //! module, and turns its outcome into an exit status from the table in
 //! `exit_status.rs` (the same table the README shows).
 
+mod demo;
 mod exit_status;
 mod not_built;
 mod validate;
@@ -33,7 +34,7 @@ enum Command {
     World(world::Args),
     /// Run ferry's main job on the demo world: start it, load the demo
     /// configuration, and mirror it (what is not built yet is said so).
-    Demo(world::DemoArgs),
+    Demo(demo::Args),
     /// Mirror an image set (mirror-to-mirror, mirror-to-disk, disk-to-mirror).
     Mirror(not_built::Args),
     /// Show what a mirror run would do, without doing it.
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::World(args) => world::run(&args),
-        Command::Demo(args) => world::demo(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Mirror(_) => not_built::report("mirror", "Planner and executor"),
         Command::Plan(_) => not_built::report("plan", "Planner and executor"),
         Command::Apply(_) => not_built::report("apply", "Planner and executor"),
