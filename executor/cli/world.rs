@@ -1,4 +1,5 @@
-//! `ferry world up|down` and `ferry demo`: the demo world for humans.
+//! `ferry world up|down`: the demo world for humans (`ferry demo` lives in
+//! `demo.rs`; it is the lead's).
 
 use std::process::ExitCode;
 
@@ -9,14 +10,6 @@ pub struct Args {
     rest: Vec<String>,
 }
 
-/// Arguments of `ferry demo`.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
-
 pub fn run(_args: &Args) -> ExitCode {
     crate::not_built::report("world", "Foundation")
-}
-
-pub fn demo(_args: &DemoArgs) -> ExitCode {
-    crate::not_built::report("demo", "Foundation")
 }

@@ -62,7 +62,7 @@ pub type PayloadDigests = BTreeMap<(String, String), String>;
 
 /// True when `component` gets a new build in version number `index`.
 fn changes_in(component: &str, index: usize) -> bool {
-    index == 0 || seed_of(&format!("{component}@{index}")) % 4 == 0
+    index == 0 || seed_of(&format!("{component}@{index}")).is_multiple_of(4)
 }
 
 fn previous_versions(version: &str) -> Vec<&'static str> {
