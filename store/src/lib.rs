@@ -1,4 +1,28 @@
-//! The ferry store: the content-addressed blob cache and the SQLite state.
+//! ferry's store: the content-addressed blob cache and its SQLite index.
 //!
-//! Nothing is implemented yet: that is issue "Registry client, registries.conf
-//! and content store".
+//! - [`blobs`]: `blobs/sha256/<hex>` files, each written to a temporary
+//!   file, verified against its digest and size while it streams in, synced,
+//!   then renamed into place. A reader never sees a partial or unverified
+//!   blob, whatever kills the writer.
+//! - [`index`]: one SQLite database (`index.db`, WAL) beside the blobs,
+//!   recording blobs, manifests and which reference resolved to which
+//!   digest. Shared by every workspace that uses this cache. Each
+//!   workspace's own history (what was planned and done) is a separate
+//!   database, added with the planner.
+//!
+//! The layout of a cache directory:
+//!
+//! ```text
+//! <cache>/blobs/sha256/<hex>   verified content, one file per digest
+//! <cache>/tmp/                 blobs being written (never read)
+//! <cache>/index.db             the index
+//! ```
+
+pub mod blobs;
+pub mod error;
+pub mod index;
+mod migrations;
+
+pub use blobs::{BlobStore, BlobWriter, VerifyReport};
+pub use error::{Error, Result};
+pub use index::Index;

@@ -1,0 +1,481 @@
+//! The blob cache: `blobs/<algorithm>/<hex>` files that are always complete
+//! and always match their digest.
+//!
+//! Writing goes through a [`BlobWriter`]: bytes are hashed as they arrive
+//! into a temporary file under `tmp/`; [`BlobWriter::commit`] compares digest
+//! and size, syncs the file, renames it into place and syncs the folder. A
+//! writer dropped or killed before `commit` leaves nothing under `blobs/`
+//! (its temporary file is removed on drop, or by [`BlobStore::clean_temporary`]
+//! after a kill). Writers of the same digest in one process take turns
+//! through a per-digest lock, so the second finds the blob present and does
+//! no work; across processes the rename is atomic and both renames carry
+//! identical bytes.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use ferry_schemas::{Digest, DigestAlgorithm};
+use sha2::{Digest as _, Sha256, Sha512};
+
+use crate::error::{Error, Result, io};
+
+/// A running hash of either algorithm.
+enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    fn new(algorithm: DigestAlgorithm) -> Self {
+        match algorithm {
+            DigestAlgorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            DigestAlgorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(hasher) => hasher.update(bytes),
+            Hasher::Sha512(hasher) => hasher.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Digest {
+        let (algorithm, hex) = match self {
+            Hasher::Sha256(hasher) => (DigestAlgorithm::Sha256, hex::encode(hasher.finalize())),
+            Hasher::Sha512(hasher) => (DigestAlgorithm::Sha512, hex::encode(hasher.finalize())),
+        };
+        Digest::new(algorithm, &hex).expect("a hash has the right length")
+    }
+}
+
+/// The digest of `bytes` with `algorithm`.
+pub fn digest_of(algorithm: DigestAlgorithm, bytes: &[u8]) -> Digest {
+    let mut hasher = Hasher::new(algorithm);
+    hasher.update(bytes);
+    hasher.finish()
+}
+
+/// The blob cache rooted at one folder.
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    root: PathBuf,
+    in_flight: Arc<InFlight>,
+}
+
+/// What [`BlobStore::verify`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Blobs re-hashed.
+    pub checked: usize,
+    /// Bytes re-hashed.
+    pub bytes: u64,
+    /// Blobs whose content no longer matches their name.
+    pub corrupt: Vec<Digest>,
+    /// Files under `blobs/` that are not named like a digest.
+    pub strays: Vec<PathBuf>,
+    /// Whether corrupt blobs and strays were removed.
+    pub removed: bool,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the cache at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for folder in [
+            root.join("blobs/sha256"),
+            root.join("blobs/sha512"),
+            root.join("tmp"),
+        ] {
+            fs::create_dir_all(&folder).map_err(io("creating", &folder))?;
+        }
+        Ok(BlobStore {
+            root,
+            in_flight: Arc::default(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a blob lives (whether or not it is present).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().name())
+            .join(digest.hex())
+    }
+
+    /// The size of a present blob.
+    pub fn size(&self, digest: &Digest) -> Option<u64> {
+        fs::metadata(self.path(digest))
+            .ok()
+            .map(|metadata| metadata.len())
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Opens a present blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let path = self.path(digest);
+        File::open(&path).map_err(io("opening", path))
+    }
+
+    /// Starts writing `digest`. Returns `None` when the blob is already
+    /// present. Holds this process's lock for the digest until the writer is
+    /// committed or dropped.
+    pub fn begin(&self, digest: &Digest, size: Option<u64>) -> Result<Option<BlobWriter>> {
+        let guard = InFlightGuard::acquire(&self.in_flight, digest);
+        if self.contains(digest) {
+            return Ok(None);
+        }
+        let temporary = tempfile::Builder::new()
+            .prefix(&format!("{}-", digest.hex()))
+            .tempfile_in(self.root.join("tmp"))
+            .map_err(io("creating a temporary file in", self.root.join("tmp")))?;
+        Ok(Some(BlobWriter {
+            expected: digest.clone(),
+            expected_size: size,
+            hasher: Hasher::new(digest.algorithm()),
+            written: 0,
+            file: temporary,
+            destination: self.path(digest),
+            _guard: guard,
+        }))
+    }
+
+    /// Writes a whole blob from `reader`, verified. Returns the bytes
+    /// written (0 when the blob was already present).
+    pub fn write(&self, digest: &Digest, size: Option<u64>, mut reader: impl Read) -> Result<u64> {
+        let Some(mut writer) = self.begin(digest, size)? else {
+            return Ok(0);
+        };
+        let mut buffer = vec![0; 256 * 1024];
+        loop {
+            let count = reader.read(&mut buffer).map_err(io(
+                "reading the content of",
+                PathBuf::from(digest.to_string()),
+            ))?;
+            if count == 0 {
+                break;
+            }
+            writer.write_chunk(&buffer[..count])?;
+        }
+        writer.commit()
+    }
+
+    /// Every digest present, sorted.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let mut digests = Vec::new();
+        for algorithm in [DigestAlgorithm::Sha256, DigestAlgorithm::Sha512] {
+            let folder = self.root.join("blobs").join(algorithm.name());
+            let entries = fs::read_dir(&folder).map_err(io("listing", &folder))?;
+            for entry in entries {
+                let entry = entry.map_err(io("listing", &folder))?;
+                if let Some(name) = entry.file_name().to_str()
+                    && let Ok(digest) = Digest::new(algorithm, name)
+                {
+                    digests.push(digest);
+                }
+            }
+        }
+        digests.sort();
+        Ok(digests)
+    }
+
+    /// Removes a blob (no error when absent).
+    pub fn remove(&self, digest: &Digest) -> Result<()> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(io("removing", path)(error))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes temporary files left by writers that were killed. Call it
+    /// only when no other ferry process uses this cache.
+    pub fn clean_temporary(&self) -> Result<usize> {
+        let folder = self.root.join("tmp");
+        let mut removed = 0;
+        for entry in fs::read_dir(&folder).map_err(io("listing", &folder))? {
+            let path = entry.map_err(io("listing", &folder))?.path();
+            fs::remove_file(&path).map_err(io("removing", &path))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Re-hashes every blob. With `remove`, deletes corrupt blobs and stray
+    /// files so a later run fetches them again.
+    pub fn verify(&self, remove: bool) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            removed: remove,
+            ..VerifyReport::default()
+        };
+        for algorithm in [DigestAlgorithm::Sha256, DigestAlgorithm::Sha512] {
+            let folder = self.root.join("blobs").join(algorithm.name());
+            let mut entries: Vec<PathBuf> = fs::read_dir(&folder)
+                .map_err(io("listing", &folder))?
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .collect();
+            entries.sort();
+            for path in entries {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                let Ok(expected) = Digest::new(algorithm, name) else {
+                    if remove {
+                        fs::remove_file(&path).map_err(io("removing", &path))?;
+                    }
+                    report.strays.push(path);
+                    continue;
+                };
+                let mut file = File::open(&path).map_err(io("opening", &path))?;
+                let mut hasher = Hasher::new(algorithm);
+                let mut buffer = vec![0; 256 * 1024];
+                loop {
+                    let count = file.read(&mut buffer).map_err(io("reading", &path))?;
+                    if count == 0 {
+                        break;
+                    }
+                    hasher.update(&buffer[..count]);
+                    report.bytes += count as u64;
+                }
+                report.checked += 1;
+                if hasher.finish() != expected {
+                    if remove {
+                        fs::remove_file(&path).map_err(io("removing", &path))?;
+                    }
+                    report.corrupt.push(expected);
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Digests being written by this process, so writers of one digest take
+/// turns instead of doing the same work twice.
+#[derive(Debug, Default)]
+struct InFlight {
+    digests: Mutex<HashSet<Digest>>,
+    finished: Condvar,
+}
+
+/// Marks a digest as being written until dropped.
+struct InFlightGuard {
+    in_flight: Arc<InFlight>,
+    digest: Digest,
+}
+
+impl InFlightGuard {
+    fn acquire(in_flight: &Arc<InFlight>, digest: &Digest) -> Self {
+        let mut digests = in_flight
+            .digests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while digests.contains(digest) {
+            digests = in_flight
+                .finished
+                .wait(digests)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        digests.insert(digest.clone());
+        InFlightGuard {
+            in_flight: in_flight.clone(),
+            digest: digest.clone(),
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut digests = self
+            .in_flight
+            .digests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        digests.remove(&self.digest);
+        self.in_flight.finished.notify_all();
+    }
+}
+
+/// A blob being written: hashed as it streams, invisible until committed.
+pub struct BlobWriter {
+    expected: Digest,
+    expected_size: Option<u64>,
+    hasher: Hasher,
+    written: u64,
+    file: tempfile::NamedTempFile,
+    destination: PathBuf,
+    _guard: InFlightGuard,
+}
+
+impl BlobWriter {
+    /// Appends bytes. Fails early when more bytes arrive than the expected size.
+    pub fn write_chunk(&mut self, bytes: &[u8]) -> Result<()> {
+        self.written += bytes.len() as u64;
+        if let Some(expected) = self.expected_size
+            && self.written > expected
+        {
+            return Err(Error::SizeMismatch {
+                digest: self.expected.clone(),
+                expected,
+                actual: self.written,
+            });
+        }
+        self.hasher.update(bytes);
+        let path = self.file.path().to_owned();
+        self.file.write_all(bytes).map_err(io("writing", path))
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Verifies digest and size, syncs, and moves the blob into place.
+    /// Returns the number of bytes written.
+    pub fn commit(self) -> Result<u64> {
+        if let Some(expected) = self.expected_size
+            && self.written != expected
+        {
+            return Err(Error::SizeMismatch {
+                digest: self.expected,
+                expected,
+                actual: self.written,
+            });
+        }
+        let actual = self.hasher.finish();
+        if actual != self.expected {
+            return Err(Error::DigestMismatch {
+                expected: self.expected,
+                actual,
+            });
+        }
+        let temporary_path = self.file.path().to_owned();
+        self.file
+            .as_file()
+            .sync_all()
+            .map_err(io("syncing", &temporary_path))?;
+        self.file
+            .persist(&self.destination)
+            .map_err(|error| io("moving a verified blob to", &self.destination)(error.error))?;
+        if let Some(folder) = self.destination.parent()
+            && let Ok(handle) = File::open(folder)
+        {
+            // Makes the rename durable; a failure here loses nothing that a
+            // rerun cannot redo, so it is not an error.
+            let _ = handle.sync_all();
+        }
+        Ok(self.written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(bytes: &[u8]) -> Digest {
+        digest_of(DigestAlgorithm::Sha256, bytes)
+    }
+
+    #[test]
+    fn writes_verified_blobs_and_skips_present_ones() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(folder.path()).unwrap();
+        let bytes = b"hello blob".to_vec();
+        let id = digest(&bytes);
+        assert_eq!(
+            store
+                .write(&id, Some(bytes.len() as u64), bytes.as_slice())
+                .unwrap(),
+            10
+        );
+        assert_eq!(fs::read(store.path(&id)).unwrap(), bytes);
+        assert_eq!(
+            store.write(&id, None, bytes.as_slice()).unwrap(),
+            0,
+            "present: no work"
+        );
+        assert_eq!(store.list().unwrap(), vec![id]);
+    }
+
+    #[test]
+    fn a_wrong_digest_or_size_stores_nothing() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(folder.path()).unwrap();
+        let claimed = digest(b"the real content");
+        let error = store
+            .write(&claimed, None, &b"tampered content"[..])
+            .unwrap_err();
+        assert!(matches!(error, Error::DigestMismatch { .. }), "{error}");
+        let error = store
+            .write(&claimed, Some(3), &b"the real content"[..])
+            .unwrap_err();
+        assert!(matches!(error, Error::SizeMismatch { .. }), "{error}");
+        assert!(!store.contains(&claimed));
+        assert_eq!(fs::read_dir(folder.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_abandoned_writer_leaves_nothing_behind() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(folder.path()).unwrap();
+        let id = digest(b"0123456789");
+        let mut writer = store.begin(&id, Some(10)).unwrap().unwrap();
+        writer.write_chunk(b"01234").unwrap();
+        drop(writer);
+        assert!(!store.contains(&id));
+        assert_eq!(fs::read_dir(folder.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_digest_write_once() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(folder.path()).unwrap();
+        let bytes = vec![7u8; 1 << 20];
+        let id = digest(&bytes);
+        let written: u64 = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| store.write(&id, None, bytes.as_slice()).unwrap()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap())
+                .sum()
+        });
+        assert_eq!(written, 1 << 20, "exactly one writer did the work");
+    }
+
+    #[test]
+    fn verify_finds_and_removes_corruption() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(folder.path()).unwrap();
+        let good = b"good".to_vec();
+        let bad = b"bad!".to_vec();
+        store.write(&digest(&good), None, good.as_slice()).unwrap();
+        store.write(&digest(&bad), None, bad.as_slice()).unwrap();
+        fs::write(store.path(&digest(&bad)), b"bad?").unwrap();
+        fs::write(folder.path().join("blobs/sha256/not-a-digest"), b"x").unwrap();
+        let report = store.verify(false).unwrap();
+        assert_eq!(report.checked, 2);
+        assert_eq!(report.corrupt, vec![digest(&bad)]);
+        assert_eq!(report.strays.len(), 1);
+        assert!(store.contains(&digest(&bad)), "report only");
+        let report = store.verify(true).unwrap();
+        assert!(report.removed);
+        assert!(!store.contains(&digest(&bad)));
+        assert!(store.contains(&digest(&good)));
+        assert!(store.verify(false).unwrap().corrupt.is_empty());
+    }
+}
