@@ -1,0 +1,1131 @@
+//! The OCI Distribution (Docker Registry HTTP API V2) client.
+//!
+//! One [`RegistryClient`] serves every registry of a run. Per host it keeps
+//! a connection pool configured for that host's TLS (system roots, plus the
+//! CA and client certificates of `certs.d/<host[:port]>/`), whether plain
+//! HTTP is allowed, and the authorization that worked last (anonymous,
+//! Basic, or a Bearer token cached per scope and refreshed on 401).
+//!
+//! Content is never trusted: manifests are hashed from their exact bytes and
+//! compared with the digest asked for; blobs stream through the store's
+//! [`BlobWriter`], which checks digest and size before anything becomes
+//! visible, and a dropped connection resumes with `Range` from the bytes
+//! already written. Nothing holds a whole blob in memory.
+//!
+//! Retries: connection errors, timeouts, 408, 429 (honouring
+//! `Retry-After`) and 5xx are retried up to `retry_times`, with exponential
+//! backoff and jitter, or a fixed `retry_delay`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_schemas::{Digest, DigestAlgorithm, ImageReference};
+use ferry_store::{BlobStore, BlobWriter};
+use futures_util::StreamExt as _;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE,
+    RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, StatusCode};
+use sha2::{Digest as _, Sha256};
+
+use crate::credentials::CredentialStore;
+
+/// Media types ferry asks for when reading a manifest.
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+const SCHEMA1_MEDIA_TYPES: [&str; 2] = [
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+
+/// Blobs above this size are uploaded in chunks.
+const CHUNKED_UPLOAD_THRESHOLD: u64 = 512 * 1024 * 1024;
+/// Size of one chunk of a chunked upload.
+const UPLOAD_CHUNK: usize = 16 * 1024 * 1024;
+
+/// How a client behaves.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub credentials: CredentialStore,
+    /// Verify TLS certificates. When false, plain HTTP is allowed too (as
+    /// with skopeo's `--tls-verify=false`).
+    pub tls_verify: bool,
+    /// Hosts (`host[:port]`) that may use plain HTTP and unverified TLS,
+    /// such as registries marked `insecure` in registries.conf.
+    pub insecure_hosts: Vec<String>,
+    /// `certs.d` folders to search for `<host[:port]>/{*.crt,*.cert,*.key}`.
+    pub certificate_folders: Vec<PathBuf>,
+    pub retry_times: u32,
+    /// A fixed delay between retries; exponential backoff when `None`.
+    pub retry_delay: Option<Duration>,
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        let mut certificate_folders = vec![
+            PathBuf::from("/etc/containers/certs.d"),
+            PathBuf::from("/etc/docker/certs.d"),
+        ];
+        if let Some(home) = std::env::var_os("HOME") {
+            certificate_folders.insert(0, PathBuf::from(home).join(".config/containers/certs.d"));
+        }
+        ClientOptions {
+            credentials: CredentialStore::discover(None),
+            tls_verify: true,
+            insecure_hosts: Vec::new(),
+            certificate_folders,
+            retry_times: 5,
+            retry_delay: None,
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What went wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+#[error("{registry}/{repository}{target}: {kind}")]
+pub struct RegistryError {
+    pub registry: String,
+    pub repository: String,
+    /// `:tag`, `@digest` or empty.
+    pub target: String,
+    pub kind: ErrorKind,
+}
+
+/// The kinds of registry failure, each with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ErrorKind {
+    #[error(
+        "authentication failed (HTTP {status}); check the credentials for this registry in your auth file (--authfile, $REGISTRY_AUTH_FILE, ~/.docker/config.json)"
+    )]
+    Unauthorized { status: u16 },
+    #[error("access denied (HTTP 403); the credentials work but do not allow this")]
+    Denied,
+    #[error("not found (HTTP 404): the registry has no such manifest or blob")]
+    NotFound,
+    #[error(
+        "Docker schema 1 manifests are not supported; push the image again with a current client (schema 2 or OCI)"
+    )]
+    Schema1,
+    #[error("the manifest's bytes hash to {actual}, not {expected}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error(
+        "TLS failure: {message}; searched for CA certificates in: {searched}. Add the registry's CA there, or use --src-tls-verify=false / --dest-tls-verify=false"
+    )]
+    Tls { message: String, searched: String },
+    #[error("cannot connect: {0}")]
+    Connection(String),
+    #[error("unexpected answer HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the registry's answer is malformed: {0}")]
+    Protocol(String),
+    #[error("storing the blob: {0}")]
+    Store(#[from] ferry_store::Error),
+    #[error("reading the blob to push: {0}")]
+    Source(String),
+}
+
+impl ErrorKind {
+    /// Whether retrying may help.
+    fn retryable(&self) -> bool {
+        match self {
+            ErrorKind::Connection(_) => true,
+            ErrorKind::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            _ => false,
+        }
+    }
+}
+
+/// A manifest with its exact bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    pub media_type: String,
+    pub digest: Digest,
+    pub bytes: Bytes,
+}
+
+/// What a HEAD of a manifest tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestHead {
+    pub media_type: String,
+    pub digest: Option<Digest>,
+    pub size: Option<u64>,
+}
+
+/// How a blob got to the destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// It was there already.
+    Present,
+    /// Mounted from another repository of the same registry.
+    Mounted,
+    /// Uploaded in one PUT.
+    Uploaded,
+    /// Uploaded in PATCH chunks.
+    UploadedInChunks,
+}
+
+#[derive(Clone, Debug)]
+enum Authorization {
+    Anonymous,
+    Basic(String),
+    Bearer { challenge: BearerChallenge },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct BearerChallenge {
+    realm: String,
+    service: Option<String>,
+}
+
+/// Per-host state.
+struct Host {
+    http: reqwest::Client,
+    scheme: &'static str,
+    authorization: Authorization,
+    searched_folders: String,
+}
+
+/// The registry client.
+#[derive(Clone)]
+pub struct RegistryClient {
+    options: Arc<ClientOptions>,
+    hosts: Arc<tokio::sync::Mutex<HashMap<String, Arc<Host>>>>,
+    tokens: Arc<Mutex<HashMap<(String, String), String>>>,
+}
+
+type Result<T> = std::result::Result<T, ErrorKind>;
+
+fn connection_error(error: &reqwest::Error) -> ErrorKind {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    ErrorKind::Connection(message)
+}
+
+fn is_tls_problem(message: &str) -> bool {
+    let lowered = message.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "ssl",
+        "handshake",
+        "unknownissuer",
+        "invalid peer",
+    ]
+    .iter()
+    .any(|needle| lowered.contains(needle))
+}
+
+/// Parses `Bearer realm="...",service="...",scope="..."` or `Basic realm=...`.
+fn parse_challenge(header: &str) -> Option<(String, HashMap<String, String>)> {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let mut parameters = HashMap::new();
+    let mut remaining = rest.trim();
+    while !remaining.is_empty() {
+        let (key, after) = remaining.split_once('=')?;
+        let after = after.trim_start();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"')?;
+            (&quoted[..end], &quoted[end + 1..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        parameters.insert(key.trim().to_ascii_lowercase(), value.to_owned());
+        remaining = next.trim_start_matches([',', ' ']);
+    }
+    Some((scheme.to_ascii_lowercase(), parameters))
+}
+
+/// The digest of bytes, sha256.
+pub fn sha256_of(bytes: &[u8]) -> Digest {
+    Digest::new(DigestAlgorithm::Sha256, &hex::encode(Sha256::digest(bytes)))
+        .expect("a sha256 hash")
+}
+
+impl RegistryClient {
+    pub fn new(options: ClientOptions) -> Self {
+        RegistryClient {
+            options: Arc::new(options),
+            hosts: Arc::default(),
+            tokens: Arc::default(),
+        }
+    }
+
+    fn insecure(&self, host: &str) -> bool {
+        !self.options.tls_verify || self.options.insecure_hosts.iter().any(|h| h == host)
+    }
+
+    /// Builds the HTTP client of a host: its CA and client certificates
+    /// from certs.d, TLS verification as configured.
+    fn build_http(&self, host: &str) -> Result<(reqwest::Client, String)> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(120))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::limited(10));
+        let mut searched = Vec::new();
+        for folder in &self.options.certificate_folders {
+            let host_folder = folder.join(host);
+            searched.push(host_folder.display().to_string());
+            let Ok(entries) = std::fs::read_dir(&host_folder) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            files.sort();
+            for file in &files {
+                let extension = file
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or_default();
+                if extension == "crt" {
+                    let pem = read_file(file)?;
+                    let certificate =
+                        reqwest::Certificate::from_pem(&pem).map_err(|error| ErrorKind::Tls {
+                            message: format!("{}: {error}", file.display()),
+                            searched: String::new(),
+                        })?;
+                    builder = builder.add_root_certificate(certificate);
+                } else if extension == "cert" {
+                    let key_path = file.with_extension("key");
+                    let mut pem = read_file(file)?;
+                    pem.extend(read_file(&key_path)?);
+                    let identity =
+                        reqwest::Identity::from_pem(&pem).map_err(|error| ErrorKind::Tls {
+                            message: format!("{}: {error}", file.display()),
+                            searched: String::new(),
+                        })?;
+                    builder = builder.identity(identity);
+                }
+            }
+        }
+        if self.insecure(host) {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let client = builder.build().map_err(|error| ErrorKind::Tls {
+            message: error.to_string(),
+            searched: searched.join(", "),
+        })?;
+        Ok((client, searched.join(", ")))
+    }
+
+    /// The host's state: pings `/v2/` once to learn the scheme and the
+    /// authentication it asks for.
+    async fn host(&self, host: &str) -> Result<Arc<Host>> {
+        let mut hosts = self.hosts.lock().await;
+        if let Some(existing) = hosts.get(host) {
+            return Ok(existing.clone());
+        }
+        let (http, searched_folders) = self.build_http(host)?;
+        let mut schemes = vec!["https"];
+        if self.insecure(host) {
+            schemes.push("http");
+        }
+        let mut last_error = None;
+        for scheme in schemes {
+            let url = format!("{scheme}://{host}/v2/");
+            match self.send_with_retries(|| http.get(&url)).await {
+                Ok(response) => {
+                    let authorization = match response.status() {
+                        StatusCode::UNAUTHORIZED => {
+                            let header = response
+                                .headers()
+                                .get(WWW_AUTHENTICATE)
+                                .and_then(|value| value.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned();
+                            self.authorization_for(host, &header)?
+                        }
+                        _ => Authorization::Anonymous,
+                    };
+                    let state = Arc::new(Host {
+                        http,
+                        scheme,
+                        authorization,
+                        searched_folders,
+                    });
+                    hosts.insert(host.to_owned(), state.clone());
+                    return Ok(state);
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        let error =
+            last_error.unwrap_or_else(|| ErrorKind::Connection("no scheme to try".to_owned()));
+        Err(match error {
+            ErrorKind::Connection(message) if is_tls_problem(&message) => ErrorKind::Tls {
+                message,
+                searched: searched_folders,
+            },
+            other => other,
+        })
+    }
+
+    fn authorization_for(&self, host: &str, header: &str) -> Result<Authorization> {
+        let Some((scheme, parameters)) = parse_challenge(header) else {
+            return Err(ErrorKind::Protocol(format!(
+                "unreadable WWW-Authenticate header: {header}"
+            )));
+        };
+        match scheme.as_str() {
+            "basic" => {
+                let credentials = self
+                    .options
+                    .credentials
+                    .lookup(host, "")
+                    .map_err(|error| ErrorKind::Protocol(error.to_string()))?;
+                match credentials {
+                    Some(credentials) => Ok(Authorization::Basic(credentials.basic_header())),
+                    None => Err(ErrorKind::Unauthorized { status: 401 }),
+                }
+            }
+            "bearer" => Ok(Authorization::Bearer {
+                challenge: BearerChallenge {
+                    realm: parameters.get("realm").cloned().ok_or_else(|| {
+                        ErrorKind::Protocol("a Bearer challenge without realm".to_owned())
+                    })?,
+                    service: parameters.get("service").cloned(),
+                },
+            }),
+            other => Err(ErrorKind::Protocol(format!(
+                "unsupported authentication scheme `{other}`"
+            ))),
+        }
+    }
+
+    /// A Bearer token for `scope` at `host`, from the cache or the realm.
+    async fn token(
+        &self,
+        host_name: &str,
+        host: &Host,
+        challenge: &BearerChallenge,
+        repository: &str,
+        scope: &str,
+        refresh: bool,
+    ) -> Result<String> {
+        let key = (host_name.to_owned(), scope.to_owned());
+        if !refresh
+            && let Some(token) = self
+                .tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+        {
+            return Ok(token.clone());
+        }
+        let mut url = url::Url::parse(&challenge.realm).map_err(|error| {
+            ErrorKind::Protocol(format!("token realm `{}`: {error}", challenge.realm))
+        })?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = &challenge.service {
+                query.append_pair("service", service);
+            }
+            for part in scope.split(' ') {
+                query.append_pair("scope", part);
+            }
+        }
+        let credentials = self
+            .options
+            .credentials
+            .lookup(host_name, repository)
+            .map_err(|error| ErrorKind::Protocol(error.to_string()))?;
+        let response = self
+            .send_with_retries(|| {
+                let request = host.http.get(url.clone());
+                match &credentials {
+                    Some(credentials) => request.header(AUTHORIZATION, credentials.basic_header()),
+                    None => request,
+                }
+            })
+            .await?;
+        match response.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(ErrorKind::Unauthorized {
+                    status: response.status().as_u16(),
+                });
+            }
+            status if !status.is_success() => {
+                return Err(ErrorKind::Status {
+                    status: status.as_u16(),
+                    body: "from the token service".to_owned(),
+                });
+            }
+            _ => {}
+        }
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|error| ErrorKind::Protocol(format!("token answer: {error}")))?;
+        let token = body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .ok_or_else(|| ErrorKind::Protocol("the token answer has no token".to_owned()))?
+            .to_owned();
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, token.clone());
+        Ok(token)
+    }
+
+    /// Sends a request built by `build`, retrying what may pass on a retry.
+    async fn send_with_retries(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let mut attempt = 0;
+        loop {
+            let outcome = build().timeout(self.options.timeout).send().await;
+            let (error, retry_after) = match outcome {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    if !matches!(status, 408 | 429 | 500..=599)
+                        || attempt >= self.options.retry_times
+                    {
+                        return Ok(response);
+                    }
+                    let retry_after = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    (
+                        ErrorKind::Status {
+                            status,
+                            body: String::new(),
+                        },
+                        retry_after,
+                    )
+                }
+                Err(error) => (connection_error(&error), None),
+            };
+            if !error.retryable() || attempt >= self.options.retry_times {
+                return Err(error);
+            }
+            attempt += 1;
+            tokio::time::sleep(retry_after.unwrap_or_else(|| self.backoff(attempt))).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        if let Some(delay) = self.options.retry_delay {
+            return delay;
+        }
+        let base = Duration::from_millis(200) * 2u32.saturating_pow(attempt.min(8));
+        let jitter = Duration::from_millis(rand::random::<u64>() % 200);
+        base.min(Duration::from_secs(30)) + jitter
+    }
+
+    /// Sends an authorized request to `path` on the reference's registry,
+    /// retrying once with a fresh token after a 401.
+    async fn request(
+        &self,
+        registry: &str,
+        repository: &str,
+        scope: &str,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let host = self.host(registry).await?;
+        let base = format!("{}://{registry}", host.scheme);
+        for refresh in [false, true] {
+            let authorization = match &host.authorization {
+                Authorization::Anonymous => None,
+                Authorization::Basic(header) => Some(header.clone()),
+                Authorization::Bearer { challenge } => Some(format!(
+                    "Bearer {}",
+                    self.token(registry, &host, challenge, repository, scope, refresh)
+                        .await?
+                )),
+            };
+            let response = self
+                .send_with_retries(|| {
+                    let request = build(&host.http, &base);
+                    match &authorization {
+                        Some(header) => request.header(AUTHORIZATION, header),
+                        None => request,
+                    }
+                })
+                .await
+                .map_err(|error| match error {
+                    ErrorKind::Connection(message) if is_tls_problem(&message) => ErrorKind::Tls {
+                        message,
+                        searched: host.searched_folders.clone(),
+                    },
+                    other => other,
+                })?;
+            if response.status() == StatusCode::UNAUTHORIZED
+                && !refresh
+                && matches!(host.authorization, Authorization::Bearer { .. })
+            {
+                continue;
+            }
+            return Ok(response);
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    fn error(reference: &ImageReference, kind: ErrorKind) -> RegistryError {
+        let target = match (reference.tag(), reference.digest()) {
+            (_, Some(digest)) => format!("@{digest}"),
+            (Some(tag), None) => format!(":{tag}"),
+            (None, None) => String::new(),
+        };
+        RegistryError {
+            registry: reference.registry().to_owned(),
+            repository: reference.repository().to_owned(),
+            target,
+            kind,
+        }
+    }
+
+    fn blob_error(
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+        kind: ErrorKind,
+    ) -> RegistryError {
+        RegistryError {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            target: format!("@{digest}"),
+            kind,
+        }
+    }
+
+    async fn status_error(response: reqwest::Response) -> ErrorKind {
+        let status = response.status().as_u16();
+        match status {
+            401 => ErrorKind::Unauthorized { status },
+            403 => ErrorKind::Denied,
+            404 => ErrorKind::NotFound,
+            _ => {
+                let body = response.text().await.unwrap_or_default();
+                let body: String = body.chars().take(300).collect();
+                ErrorKind::Status { status, body }
+            }
+        }
+    }
+
+    fn manifest_path(reference: &ImageReference) -> String {
+        let target = match (reference.digest(), reference.tag()) {
+            (Some(digest), _) => digest.to_string(),
+            (None, Some(tag)) => tag.to_owned(),
+            (None, None) => "latest".to_owned(),
+        };
+        format!("/v2/{}/manifests/{target}", reference.repository())
+    }
+
+    fn pull_scope(repository: &str) -> String {
+        format!("repository:{repository}:pull")
+    }
+
+    fn push_scope(repository: &str) -> String {
+        format!("repository:{repository}:pull,push")
+    }
+
+    /// HEAD of a manifest: `None` when it does not exist.
+    pub async fn head_manifest(
+        &self,
+        reference: &ImageReference,
+    ) -> std::result::Result<Option<ManifestHead>, RegistryError> {
+        let path = Self::manifest_path(reference);
+        let accept = MANIFEST_MEDIA_TYPES.join(", ");
+        let response = self
+            .request(
+                reference.registry(),
+                reference.repository(),
+                &Self::pull_scope(reference.repository()),
+                |http, base| {
+                    http.request(Method::HEAD, format!("{base}{path}"))
+                        .header(ACCEPT, &accept)
+                },
+            )
+            .await
+            .map_err(|kind| Self::error(reference, kind))?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(Self::error(reference, Self::status_error(response).await));
+        }
+        let headers = response.headers();
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(Some(ManifestHead {
+            media_type: text("content-type").unwrap_or_default(),
+            digest: text("docker-content-digest").and_then(|digest| digest.parse().ok()),
+            size: text("content-length").and_then(|length| length.parse().ok()),
+        }))
+    }
+
+    /// GET of a manifest, its exact bytes verified against the digest asked for.
+    pub async fn get_manifest(
+        &self,
+        reference: &ImageReference,
+    ) -> std::result::Result<Manifest, RegistryError> {
+        let path = Self::manifest_path(reference);
+        let accept = MANIFEST_MEDIA_TYPES.join(", ");
+        let response = self
+            .request(
+                reference.registry(),
+                reference.repository(),
+                &Self::pull_scope(reference.repository()),
+                |http, base| http.get(format!("{base}{path}")).header(ACCEPT, &accept),
+            )
+            .await
+            .map_err(|kind| Self::error(reference, kind))?;
+        if !response.status().is_success() {
+            return Err(Self::error(reference, Self::status_error(response).await));
+        }
+        let header_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| Self::error(reference, connection_error(&error)))?;
+        let digest = sha256_of(&bytes);
+        if let Some(expected) = reference.digest()
+            && *expected != digest
+        {
+            let actual = if expected.algorithm() == DigestAlgorithm::Sha256 {
+                digest
+            } else {
+                return Err(Self::error(
+                    reference,
+                    ErrorKind::Protocol("sha512 manifests are not supported yet".to_owned()),
+                ));
+            };
+            return Err(Self::error(
+                reference,
+                ErrorKind::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                },
+            ));
+        }
+        // The media type in the body is authoritative when present.
+        let body_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|value| value["mediaType"].as_str().map(str::to_owned));
+        let media_type = body_type.unwrap_or(header_type);
+        if SCHEMA1_MEDIA_TYPES.contains(&media_type.as_str()) {
+            return Err(Self::error(reference, ErrorKind::Schema1));
+        }
+        Ok(Manifest {
+            media_type,
+            digest,
+            bytes,
+        })
+    }
+
+    /// PUT of a manifest under `reference`'s tag (or digest).
+    pub async fn put_manifest(
+        &self,
+        reference: &ImageReference,
+        manifest: &Manifest,
+    ) -> std::result::Result<(), RegistryError> {
+        let path = Self::manifest_path(reference);
+        let response = self
+            .request(
+                reference.registry(),
+                reference.repository(),
+                &Self::push_scope(reference.repository()),
+                |http, base| {
+                    http.put(format!("{base}{path}"))
+                        .header(CONTENT_TYPE, &manifest.media_type)
+                        .body(manifest.bytes.clone())
+                },
+            )
+            .await
+            .map_err(|kind| Self::error(reference, kind))?;
+        if !response.status().is_success() {
+            return Err(Self::error(reference, Self::status_error(response).await));
+        }
+        Ok(())
+    }
+
+    /// Whether a blob exists in a repository; its size when it does.
+    pub async fn blob_size(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+    ) -> std::result::Result<Option<u64>, RegistryError> {
+        let response = self
+            .request(
+                registry,
+                repository,
+                &Self::pull_scope(repository),
+                |http, base| http.head(format!("{base}/v2/{repository}/blobs/{digest}")),
+            )
+            .await
+            .map_err(|kind| Self::blob_error(registry, repository, digest, kind))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => Ok(response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse().ok())
+                .or(Some(0))),
+            _ => Err(Self::blob_error(
+                registry,
+                repository,
+                digest,
+                Self::status_error(response).await,
+            )),
+        }
+    }
+
+    /// Fetches a blob into the store, verified; resumes with `Range` after
+    /// a dropped connection. Returns the bytes received over the network
+    /// (0 when the store had it).
+    pub async fn fetch_blob(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+        size: Option<u64>,
+        store: &BlobStore,
+    ) -> std::result::Result<u64, RegistryError> {
+        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let Some(mut writer) = store.begin(digest, size).map_err(|e| wrap(e.into()))? else {
+            return Ok(0);
+        };
+        let mut received = 0;
+        let mut attempt = 0;
+        loop {
+            match self
+                .fetch_into(registry, repository, digest, &mut writer)
+                .await
+            {
+                Ok(bytes) => {
+                    received += bytes;
+                    break;
+                }
+                Err((bytes, error)) => {
+                    received += bytes;
+                    if !error.retryable() || attempt >= self.options.retry_times {
+                        return Err(wrap(error));
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+            }
+        }
+        writer.commit().map_err(|e| wrap(e.into()))?;
+        Ok(received)
+    }
+
+    /// One GET of a blob, from where `writer` stands. Returns the bytes
+    /// received; on failure, also how many arrived before it.
+    async fn fetch_into(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+        writer: &mut BlobWriter,
+    ) -> std::result::Result<u64, (u64, ErrorKind)> {
+        let offset = writer.written();
+        let response = self
+            .request(
+                registry,
+                repository,
+                &Self::pull_scope(repository),
+                |http, base| {
+                    let request = http.get(format!("{base}/v2/{repository}/blobs/{digest}"));
+                    if offset > 0 {
+                        request.header(RANGE, format!("bytes={offset}-"))
+                    } else {
+                        request
+                    }
+                },
+            )
+            .await
+            .map_err(|error| (0, error))?;
+        let status = response.status();
+        if offset > 0 && status == StatusCode::OK {
+            // The registry ignored the Range: the content starts over.
+            return Err((
+                0,
+                ErrorKind::Protocol(
+                    "the registry does not resume downloads (Range ignored)".to_owned(),
+                ),
+            ));
+        }
+        if !(status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT) {
+            return Err((0, Self::status_error(response).await));
+        }
+        let mut stream = response.bytes_stream();
+        let mut received = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| (received, connection_error(&error)))?;
+            writer
+                .write_chunk(&chunk)
+                .map_err(|error| (received, ErrorKind::Store(error)))?;
+            received += chunk.len() as u64;
+        }
+        Ok(received)
+    }
+
+    /// Pushes a blob from a file: present → nothing; `mount_from` (another
+    /// repository of the same registry) → a mount; otherwise an upload, in
+    /// one PUT, or in chunks for large blobs or when the PUT is refused.
+    pub async fn push_blob(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        file: &Path,
+        mount_from: Option<&str>,
+    ) -> std::result::Result<PushOutcome, RegistryError> {
+        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        if self
+            .blob_size(registry, repository, digest)
+            .await?
+            .is_some()
+        {
+            return Ok(PushOutcome::Present);
+        }
+        let scope = match mount_from {
+            Some(from) => format!("{} repository:{from}:pull", Self::push_scope(repository)),
+            None => Self::push_scope(repository),
+        };
+        let response = self
+            .request(registry, repository, &scope, |http, base| {
+                let url = match mount_from {
+                    Some(from) => {
+                        format!("{base}/v2/{repository}/blobs/uploads/?mount={digest}&from={from}")
+                    }
+                    None => format!("{base}/v2/{repository}/blobs/uploads/"),
+                };
+                http.post(url).header(CONTENT_LENGTH, "0")
+            })
+            .await
+            .map_err(wrap)?;
+        if response.status() == StatusCode::CREATED && mount_from.is_some() {
+            return Ok(PushOutcome::Mounted);
+        }
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(wrap(Self::status_error(response).await));
+        }
+        let location = Self::upload_location(registry, &response).map_err(wrap)?;
+        if size < CHUNKED_UPLOAD_THRESHOLD {
+            let path = file.to_owned();
+            let monolithic = self
+                .request(
+                    registry,
+                    repository,
+                    &Self::push_scope(repository),
+                    |http, _| {
+                        http.put(with_digest(&location, digest))
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_LENGTH, size)
+                            .body(file_body(&path))
+                    },
+                )
+                .await
+                .map_err(wrap)?;
+            if monolithic.status() == StatusCode::CREATED {
+                return Ok(PushOutcome::Uploaded);
+            }
+            if !matches!(monolithic.status().as_u16(), 400 | 405 | 413 | 416) {
+                return Err(wrap(Self::status_error(monolithic).await));
+            }
+            // Refused: start a fresh session and send chunks.
+            let restart = self
+                .request(
+                    registry,
+                    repository,
+                    &Self::push_scope(repository),
+                    |http, base| {
+                        http.post(format!("{base}/v2/{repository}/blobs/uploads/"))
+                            .header(CONTENT_LENGTH, "0")
+                    },
+                )
+                .await
+                .map_err(wrap)?;
+            if restart.status() != StatusCode::ACCEPTED {
+                return Err(wrap(Self::status_error(restart).await));
+            }
+            let location = Self::upload_location(registry, &restart).map_err(wrap)?;
+            self.upload_chunks(registry, repository, digest, size, file, location)
+                .await?;
+            return Ok(PushOutcome::UploadedInChunks);
+        }
+        self.upload_chunks(registry, repository, digest, size, file, location)
+            .await?;
+        Ok(PushOutcome::UploadedInChunks)
+    }
+
+    fn upload_location(registry: &str, response: &reqwest::Response) -> Result<String> {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| ErrorKind::Protocol("an upload answer without Location".to_owned()))?;
+        if location.starts_with("http://") || location.starts_with("https://") {
+            return Ok(location.to_owned());
+        }
+        let scheme = response.url().scheme();
+        Ok(format!("{scheme}://{registry}{location}"))
+    }
+
+    async fn upload_chunks(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        file: &Path,
+        mut location: String,
+    ) -> std::result::Result<(), RegistryError> {
+        use tokio::io::AsyncReadExt as _;
+        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let mut reader = tokio::fs::File::open(file)
+            .await
+            .map_err(|error| wrap(ErrorKind::Source(format!("{}: {error}", file.display()))))?;
+        let mut offset: u64 = 0;
+        let mut buffer = vec![0; UPLOAD_CHUNK];
+        while offset < size {
+            let mut filled = 0;
+            while filled < buffer.len() {
+                let count = reader.read(&mut buffer[filled..]).await.map_err(|error| {
+                    wrap(ErrorKind::Source(format!("{}: {error}", file.display())))
+                })?;
+                if count == 0 {
+                    break;
+                }
+                filled += count;
+            }
+            if filled == 0 {
+                return Err(wrap(ErrorKind::Source(format!(
+                    "{} is shorter than {size} bytes",
+                    file.display()
+                ))));
+            }
+            let chunk = Bytes::copy_from_slice(&buffer[..filled]);
+            let end = offset + filled as u64 - 1;
+            let current = location.clone();
+            let response = self
+                .request(
+                    registry,
+                    repository,
+                    &Self::push_scope(repository),
+                    |http, _| {
+                        http.patch(&current)
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_RANGE, format!("{offset}-{end}"))
+                            .header(CONTENT_LENGTH, filled)
+                            .body(chunk.clone())
+                    },
+                )
+                .await
+                .map_err(wrap)?;
+            if response.status() != StatusCode::ACCEPTED {
+                return Err(wrap(Self::status_error(response).await));
+            }
+            location = Self::upload_location(registry, &response).map_err(wrap)?;
+            offset += filled as u64;
+        }
+        let response = self
+            .request(
+                registry,
+                repository,
+                &Self::push_scope(repository),
+                |http, _| {
+                    http.put(with_digest(&location, digest))
+                        .header(CONTENT_LENGTH, "0")
+                },
+            )
+            .await
+            .map_err(wrap)?;
+        if response.status() != StatusCode::CREATED {
+            return Err(wrap(Self::status_error(response).await));
+        }
+        Ok(())
+    }
+}
+
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{separator}digest={digest}")
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|error| ErrorKind::Tls {
+        message: format!("cannot read {}: {error}", path.display()),
+        searched: String::new(),
+    })
+}
+
+/// A request body that streams a file (re-opened for each retry).
+fn file_body(path: &Path) -> reqwest::Body {
+    let path = path.to_owned();
+    let stream = futures_util::stream::once(async move { tokio::fs::File::open(path).await })
+        .map(|file| match file {
+            Ok(file) => tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).left_stream(),
+            Err(error) => futures_util::stream::once(async move { Err(error) }).right_stream(),
+        })
+        .flatten();
+    reqwest::Body::wrap_stream(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_are_parsed() {
+        let (scheme, parameters) =
+            parse_challenge(r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull""#).unwrap();
+        assert_eq!(scheme, "bearer");
+        assert_eq!(parameters["realm"], "https://auth.example.com/token");
+        assert_eq!(parameters["service"], "registry.example.com");
+        assert_eq!(parameters["scope"], "repository:a/b:pull");
+        let (scheme, parameters) = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap();
+        assert_eq!(scheme, "basic");
+        assert_eq!(parameters["realm"], "Registry Realm");
+    }
+
+    #[test]
+    fn digest_goes_into_the_upload_url() {
+        let digest = sha256_of(b"x");
+        assert_eq!(
+            with_digest("http://h/v2/r/blobs/uploads/u?_state=s", &digest),
+            format!("http://h/v2/r/blobs/uploads/u?_state=s&digest={digest}")
+        );
+        assert_eq!(
+            with_digest("http://h/u", &digest),
+            format!("http://h/u?digest={digest}")
+        );
+    }
+}
