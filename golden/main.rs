@@ -5,3 +5,4 @@
 mod diagnostics;
 mod fixtures_table;
 mod support;
+mod world_references;

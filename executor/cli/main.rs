@@ -2,6 +2,7 @@
 //! module, and turns its outcome into an exit status from the table in
 //! `exit_status.rs` (the same table the README shows).
 
+mod cache;
 mod demo;
 mod exit_status;
 mod not_built;
@@ -44,7 +45,7 @@ enum Command {
     /// Check deliveries (archives) offline.
     Verify(not_built::Args),
     /// Inspect, verify or prune the content cache.
-    Cache(not_built::Args),
+    Cache(cache::Args),
     /// Delete images from a mirror registry.
     Delete(not_built::Args),
 }
@@ -71,10 +72,7 @@ fn main() -> ExitCode {
         Command::Plan(_) => not_built::report("plan", "Planner and executor"),
         Command::Apply(_) => not_built::report("apply", "Planner and executor"),
         Command::Verify(_) => not_built::report("verify", "Disk workflows"),
-        Command::Cache(_) => not_built::report(
-            "cache",
-            "Registry client, registries.conf and content store",
-        ),
+        Command::Cache(args) => cache::run(args),
         Command::Delete(_) => not_built::report("delete", "a later issue"),
     }
 }

@@ -19,10 +19,12 @@
 //! ```
 
 pub mod blobs;
+pub mod cache;
 pub mod error;
 pub mod index;
 mod migrations;
 
 pub use blobs::{BlobStore, BlobWriter, VerifyReport};
+pub use cache::{Cache, PruneReport};
 pub use error::{Error, Result};
 pub use index::Index;

@@ -107,3 +107,22 @@ fn generate_pem() -> Result<(String, String, String)> {
         server_key.serialize_pem(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_an_authority_and_a_server_certificate() {
+        let directory = tempfile::tempdir().unwrap();
+        let certificates = Certificates::generate(directory.path()).unwrap();
+        assert!(!certificates.ca_certificate_der().unwrap().is_empty());
+        let entries: Vec<_> = fs::read_dir(&certificates.cert_dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(entries, ["ca.crt"]);
+        let key = fs::read_to_string(&certificates.server_key).unwrap();
+        assert!(key.contains("PRIVATE KEY"));
+    }
+}

@@ -6,9 +6,12 @@
 //! Pure data: `content` (the contract), `image_builder`, the generators
 //! `additional_images`, `releases`, `catalogs`, and `standard` (the world).
 //! Side effects: `storage` (publishing into registry storage), `registry`
-//! (processes), `graph_server`, `world` (the whole, built once and shared).
+//! (processes), `graph_server`, `world` (the whole, built once and shared),
+//! `background` (`ferry world up|down`); their helpers `certificates`,
+//! `registries_conf`, `http` (loopback checks) and `error`.
 
 pub mod additional_images;
+pub mod background;
 pub mod catalogs;
 pub mod certificates;
 pub mod content;

@@ -1,8 +1,13 @@
 //! The generated `registries.conf` (containers-registries.conf v2 TOML) that
 //! sends every public host the world uses to the loopback registry by prefix
 //! remapping: `quay.io/x` → `127.0.0.1:PORT/quay.io/x`. Well-known hosts are
-//! mapped even when the content does not use them, so a client following
-//! this file never reaches a real registry.
+//! mapped even when the content does not use them, so pulls that follow
+//! this file never reach a real registry.
+//!
+//! One caveat of containers/image (skopeo 1.9) rather than of this file:
+//! listing tags does not follow prefix remapping, so `skopeo inspect`
+//! without `--raw` or `--no-tags`, and `skopeo list-tags`, still try the
+//! real host (they fail offline). Use `inspect --raw` / `--no-tags`.
 
 use std::collections::BTreeSet;
 

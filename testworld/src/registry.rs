@@ -37,6 +37,22 @@ pub fn registry_program() -> String {
     std::env::var("FERRY_DOCKER_REGISTRY").unwrap_or_else(|_| "docker-registry".to_owned())
 }
 
+/// Fails clearly when the registry program cannot be found.
+pub fn registry_program_check() -> Result<()> {
+    let program = registry_program();
+    let found = Path::new(&program).is_file()
+        || std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|directory| directory.join(&program).is_file())
+        });
+    if found {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "{program} is not installed (install the Debian package docker-registry, or set FERRY_DOCKER_REGISTRY)"
+        )))
+    }
+}
+
 /// How a registry is reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Flavour {
@@ -128,6 +144,22 @@ pub struct RegistrySettings<'a> {
     pub certificates: Option<&'a Certificates>,
     /// Required by the auth flavour.
     pub htpasswd: Option<&'a Path>,
+    /// Sent back in every response as `X-Ferry-Registry`, so readiness
+    /// checks know they reached this process and not another one that took
+    /// the port (see [`new_identity`]).
+    pub identity: &'a str,
+}
+
+/// The header every response of a registry started here carries.
+pub const IDENTITY_HEADER: &str = "X-Ferry-Registry";
+
+/// A fresh identity for one registry process.
+pub fn new_identity(flavour: Flavour) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{}-{nanos}", flavour.name(), std::process::id())
 }
 
 /// A registry configuration (YAML) for `settings`.
@@ -155,6 +187,10 @@ pub fn config_yaml(settings: &RegistrySettings<'_>) -> Result<String> {
     yaml.push_str(&format!(
         "http:\n  addr: 127.0.0.1:{}\n  secret: ferry-test-world-secret\n",
         settings.port
+    ));
+    yaml.push_str(&format!(
+        "  headers:\n    X-Content-Type-Options: [nosniff]\n    {IDENTITY_HEADER}: [{}]\n",
+        serde_json::Value::String(settings.identity.to_owned())
     ));
     if settings.flavour.uses_tls() {
         let certificates = settings.certificates.ok_or_else(|| {
@@ -211,6 +247,7 @@ impl Registry {
     /// Starts a registry of `flavour` serving `storage`, and waits until it
     /// answers `GET /v2/`.
     pub fn start(flavour: Flavour, storage: Storage) -> Result<Registry> {
+        registry_program_check()?;
         let directory = tempfile::Builder::new()
             .prefix(&format!("ferry-registry-{}-", flavour.name()))
             .tempdir()
@@ -249,7 +286,9 @@ impl Registry {
         let mut last_error = None;
         for _attempt in 0..5 {
             let port = free_port()?;
+            let identity = new_identity(flavour);
             let settings = RegistrySettings {
+                identity: &identity,
                 flavour,
                 storage_root: &storage_root,
                 read_only,
@@ -261,9 +300,14 @@ impl Registry {
                 .context(|| format!("writing registry configuration {}", config.display()))?;
             let mut process = Supervised::spawn(&config, &log)?;
             let address = SocketAddr::from(([127, 0, 0, 1], port));
-            match wait_until_ready(flavour, address, certificates.as_ref(), &log, || {
-                process.has_exited()
-            }) {
+            match wait_until_ready(
+                flavour,
+                address,
+                &identity,
+                certificates.as_ref(),
+                &log,
+                || process.has_exited(),
+            ) {
                 Ok(()) => {
                     return Ok(Registry {
                         flavour,
@@ -373,10 +417,12 @@ enum StartError {
     Failed(Error),
 }
 
-/// Polls `GET /v2/` until it answers 200 (401 for the auth flavour).
+/// Polls `GET /v2/` until it answers 200 (401 for the auth flavour) with
+/// this process's identity header.
 fn wait_until_ready(
     flavour: Flavour,
     address: SocketAddr,
+    identity: &str,
     certificates: Option<&Certificates>,
     log: &Path,
     mut has_exited: impl FnMut() -> bool,
@@ -403,6 +449,10 @@ fn wait_until_ready(
             ))));
         }
         match http::get(address, "/v2/", transport, None) {
+            Ok(response) if response.header(IDENTITY_HEADER) != Some(identity) => {
+                // Someone else answers on the port: ours cannot bind it.
+                return Err(StartError::PortTaken);
+            }
             Ok(response) if response.status == expected => return Ok(()),
             Ok(response) => last_answer = format!("status {}", response.status),
             Err(error) => last_answer = error.to_string(),
@@ -511,6 +561,7 @@ pub fn launch_detached(
     flavour: Flavour,
     config: &Path,
     address: SocketAddr,
+    identity: &str,
     certificates: Option<&Certificates>,
     log: &Path,
 ) -> Result<u32> {
@@ -529,7 +580,7 @@ pub fn launch_detached(
         .spawn()
         .context(|| format!("starting {program} for {}", config.display()))?;
     let pid = child.id();
-    let ready = wait_until_ready(flavour, address, certificates, log, || {
+    let ready = wait_until_ready(flavour, address, identity, certificates, log, || {
         matches!(child.try_wait(), Ok(Some(_)) | Err(_))
     });
     match ready {
@@ -548,5 +599,51 @@ pub fn launch_detached(
             let _ = child.wait();
             Err(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_follows_the_flavour_and_storage() {
+        let directory = tempfile::tempdir().unwrap();
+        let certificates = Certificates::generate(directory.path()).unwrap();
+        let htpasswd = directory.path().join("htpasswd");
+        let storage_root = directory.path().join("storage");
+        let settings = |flavour, read_only| RegistrySettings {
+            flavour,
+            storage_root: &storage_root,
+            read_only,
+            port: 5000,
+            certificates: Some(&certificates),
+            htpasswd: Some(&htpasswd),
+            identity: "test",
+        };
+        let plain = config_yaml(&settings(Flavour::PlainHttp, true)).unwrap();
+        assert!(plain.contains("addr: 127.0.0.1:5000"));
+        assert!(plain.contains("X-Ferry-Registry: [\"test\"]"));
+        assert!(plain.contains("readonly:\n      enabled: true"));
+        assert!(plain.contains("uploadpurging:\n      enabled: false"));
+        assert!(!plain.contains("tls:") && !plain.contains("auth:"));
+        let writable = config_yaml(&settings(Flavour::Tls, false)).unwrap();
+        assert!(writable.contains("delete:\n    enabled: true"));
+        assert!(writable.contains("tls:") && !writable.contains("readonly"));
+        let auth = config_yaml(&settings(Flavour::BasicAuthTls, true)).unwrap();
+        assert!(auth.contains("tls:") && auth.contains("htpasswd:"));
+    }
+
+    #[test]
+    fn htpasswd_holds_a_bcrypt_hash_of_the_password() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("htpasswd");
+        let credentials = Credentials::test_credentials();
+        credentials.write_htpasswd(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let (user, hash) = text.trim_end().split_once(':').unwrap();
+        assert_eq!(user, credentials.user);
+        assert!(hash.starts_with("$2a$04$"), "{hash}");
+        assert!(bcrypt::verify(&credentials.password, hash).unwrap());
     }
 }

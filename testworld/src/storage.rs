@@ -252,3 +252,101 @@ pub fn reference_lines(content: &Content) -> Result<Vec<String>> {
     lines.sort();
     Ok(lines)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IMAGE: &str = "application/vnd.oci.image.manifest.v1+json";
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+    fn image(content: &mut Content, name: &str) -> String {
+        let config = content.add_blob(format!("config {name}").into_bytes());
+        let layer = content.add_blob(format!("layer {name}").into_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{IMAGE}","config":{{"digest":"{config}","size":1}},"layers":[{{"digest":"{layer}","size":1}}]}}"#
+        );
+        content.add_manifest(IMAGE, manifest.into_bytes())
+    }
+
+    fn read(path: PathBuf) -> String {
+        fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+    }
+
+    #[test]
+    fn links_blobs_revisions_and_tags_per_repository() {
+        let mut content = Content::default();
+        let child = image(&mut content, "a");
+        let index = content.add_manifest(
+            INDEX,
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{INDEX}","manifests":[{{"digest":"{child}","size":1}}]}}"#
+            )
+            .into_bytes(),
+        );
+        content.place("quay.io", "org/app", &index, &["v1"]);
+        let root = tempfile::tempdir().unwrap();
+        let summary = publish(&content, root.path()).unwrap();
+        assert_eq!(summary.repositories, 1);
+        assert_eq!(summary.tags, 1);
+        let repository = root
+            .path()
+            .join("docker/registry/v2/repositories/quay.io/org/app");
+        let hex = |digest: &str| digest.trim_start_matches("sha256:").to_owned();
+        for manifest in [&index, &child] {
+            let link = repository
+                .join("_manifests/revisions/sha256")
+                .join(hex(manifest))
+                .join("link");
+            assert_eq!(&read(link), manifest);
+            assert!(blob_data_path(root.path(), manifest).unwrap().is_file());
+        }
+        for blob in content.blobs.keys() {
+            let link = repository
+                .join("_layers/sha256")
+                .join(hex(blob))
+                .join("link");
+            assert_eq!(&read(link), blob);
+            assert_eq!(
+                fs::read(blob_data_path(root.path(), blob).unwrap()).unwrap(),
+                content.blobs[blob]
+            );
+        }
+        let tag = repository.join("_manifests/tags/v1");
+        assert_eq!(read(tag.join("current/link")), index);
+        assert_eq!(
+            read(tag.join("index/sha256").join(hex(&index)).join("link")),
+            index
+        );
+        assert_eq!(
+            reference_lines(&content).unwrap(),
+            [
+                format!("quay.io/org/app:v1 {index}"),
+                format!("quay.io/org/app@{child}"),
+                format!("quay.io/org/app@{index}"),
+            ]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_missing_blob_or_a_tag_placed_twice_is_refused() {
+        let mut content = Content::default();
+        let first = image(&mut content, "a");
+        let second = image(&mut content, "b");
+        content.place("quay.io", "org/app", &first, &["v1"]);
+        content.place("quay.io", "org/app", &second, &["v1"]);
+        let error = plan_repositories(&content).unwrap_err();
+        assert!(error.message().contains("placed twice"), "{error}");
+
+        let mut content = Content::default();
+        let digest = image(&mut content, "a");
+        content.blobs.clear();
+        content.place("quay.io", "org/app", &digest, &[]);
+        let error = plan_repositories(&content).unwrap_err();
+        assert!(error.message().contains("is not in the content"), "{error}");
+    }
+}

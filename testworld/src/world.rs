@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 
 use crate::content::Content;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use crate::graph_server::{GraphServer, Graphs};
 use crate::registries_conf;
 use crate::registry::{Credentials, Flavour, Registry, Storage};
@@ -373,15 +373,17 @@ pub fn standard_reference_lines() -> Result<Vec<String>> {
     storage::reference_lines(&standard().content)
 }
 
-/// Fails with a clear message when a required program is missing.
+/// Fails with a clear message when `program` is not on `PATH` (nor an
+/// existing path); `package` names the Debian package that installs it.
 pub fn require_program(program: &str, package: &str) -> Result<()> {
-    let found = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|directory| directory.join(program).is_file())
-    }) || Path::new(program).is_file();
+    let found = Path::new(program).is_file()
+        || std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|directory| directory.join(program).is_file())
+        });
     if found {
         Ok(())
     } else {
-        Err(Error::new(format!(
+        Err(crate::error::Error::new(format!(
             "{program} is not installed (install the Debian package {package})"
         )))
     }

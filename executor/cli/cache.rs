@@ -1,0 +1,131 @@
+//! `ferry cache verify|prune`: look after the content cache.
+//!
+//! The cache folder is `--cache-dir`, else `$FERRY_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ferry_store::Cache;
+
+use crate::exit_status;
+
+/// Arguments of `ferry cache`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: CacheCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum CacheCommand {
+    /// Re-hash every blob in the cache and report corrupt ones.
+    Verify {
+        /// The cache folder.
+        #[arg(long = "cache-dir", env = "FERRY_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Remove corrupt blobs, so the next run fetches them again.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Remove blobs that no recorded image needs.
+    Prune {
+        /// The cache folder.
+        #[arg(long = "cache-dir", env = "FERRY_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// The default cache folder.
+pub fn default_cache_dir() -> PathBuf {
+    let environment = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    environment("XDG_CACHE_HOME")
+        .map(|folder| folder.join("ferry"))
+        .or_else(|| environment("HOME").map(|home| home.join(".cache/ferry")))
+        .unwrap_or_else(|| PathBuf::from(".ferry-cache"))
+}
+
+fn open(cache_dir: Option<PathBuf>) -> Result<Cache, ExitCode> {
+    let folder = cache_dir.unwrap_or_else(default_cache_dir);
+    Cache::open(&folder).map_err(|error| {
+        eprintln!("error: cannot open the cache {}: {error}", folder.display());
+        ExitCode::from(exit_status::ERROR)
+    })
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match args.command {
+        CacheCommand::Verify { cache_dir, remove } => {
+            let cache = match open(cache_dir) {
+                Ok(cache) => cache,
+                Err(code) => return code,
+            };
+            let report = match cache.verify(remove) {
+                Ok(report) => report,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return exit_status::ERROR.into();
+                }
+            };
+            println!(
+                "{}: {} blobs re-hashed ({}), {} corrupt, {} stray files",
+                cache.root().display(),
+                report.checked,
+                mebibytes(report.bytes),
+                report.corrupt.len(),
+                report.strays.len()
+            );
+            for digest in &report.corrupt {
+                let action = if remove { "removed" } else { "corrupt" };
+                println!("  {action}: {digest}");
+            }
+            for path in &report.strays {
+                let action = if remove { "removed" } else { "stray" };
+                println!("  {action}: {}", path.display());
+            }
+            if (report.corrupt.is_empty() && report.strays.is_empty()) || remove {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "hint: `ferry cache verify --remove` deletes them; the next run fetches them again"
+                );
+                exit_status::ERROR.into()
+            }
+        }
+        CacheCommand::Prune { cache_dir, dry_run } => {
+            let cache = match open(cache_dir) {
+                Ok(cache) => cache,
+                Err(code) => return code,
+            };
+            match cache.prune(dry_run) {
+                Ok(report) => {
+                    let verb = if dry_run { "would remove" } else { "removed" };
+                    println!(
+                        "{}: kept {} blobs, {verb} {} ({}), {} temporary files cleaned",
+                        cache.root().display(),
+                        report.kept,
+                        report.removed.len(),
+                        mebibytes(report.freed_bytes),
+                        report.temporary_files
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    exit_status::ERROR.into()
+                }
+            }
+        }
+    }
+}
