@@ -1,12 +1,14 @@
 //! `ferry demo`: ferry's main job on its built-in demo world.
 //!
 //! It starts the test world (real registries on 127.0.0.1 seeded with an
-//! OpenShift-shaped universe), loads `demo/imageset-config.yaml`, checks that
-//! the world serves what the configuration names, and then stops where ferry
-//! stops today: mirroring is not built yet, so it says so and exits 1.
+//! OpenShift-shaped universe), loads `demo/imageset-config.yaml`, resolves
+//! every additional image through the world's registries.conf with ferry's
+//! registry client, and then stops where ferry stops today: planning and
+//! mirroring are not built yet, so it says so and exits 1.
 
 use std::process::ExitCode;
 
+use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
 use ferry_schemas::{ImageSource, load_image_set_configuration, render};
 use ferry_testworld::world::{World, require_program};
 
@@ -62,23 +64,62 @@ pub fn run(_args: &Args) -> ExitCode {
     println!();
     println!("configuration {CONFIG_NAME}: valid");
     let mirror = &loaded.config.mirror;
-    let mut served = 0;
+    // Resolve every additional image for real: through the world's
+    // registries.conf to the loopback registry, with ferry's client.
+    let registries = match RegistriesConf::load(Some(world.registries_conf()), &[]) {
+        Ok(registries) => registries,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return exit_status::ERROR.into();
+        }
+    };
+    let client = RegistryClient::new(ClientOptions {
+        credentials: CredentialStore::from_files(Vec::new()),
+        insecure_hosts: vec![world.registry().host()],
+        ..ClientOptions::default()
+    });
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return exit_status::ERROR.into();
+        }
+    };
+    let mut resolved = 0;
     for image in &mirror.additional_images {
         let ImageSource::Registry(reference) = &image.name else {
             continue;
         };
-        let found = content.placements.iter().any(|placement| {
-            placement.host == reference.registry()
-                && placement.repository == reference.repository()
-                && reference
-                    .tag()
-                    .is_none_or(|tag| placement.tags.iter().any(|t| t == tag))
-        });
-        if found {
-            served += 1;
+        let outcome = match registries.pull_sources(reference) {
+            Ok(sources) => runtime.block_on(async {
+                let mut last = String::from("no source");
+                for source in &sources {
+                    match client.get_manifest(&source.reference).await {
+                        Ok(manifest) => return Ok((source.reference.clone(), manifest)),
+                        Err(error) => last = error.to_string(),
+                    }
+                }
+                Err(last)
+            }),
+            Err(error) => Err(error.to_string()),
+        };
+        match outcome {
+            Ok((source, manifest)) => {
+                resolved += 1;
+                println!("  additional image  {reference}");
+                println!(
+                    "      resolved to   {} ({}, {} bytes) via {}",
+                    manifest.digest,
+                    manifest.media_type,
+                    manifest.bytes.len(),
+                    source.registry()
+                );
+            }
+            Err(error) => println!("  additional image  {reference}: NOT RESOLVED: {error}"),
         }
-        let mark = if found { "served" } else { "MISSING" };
-        println!("  additional image  {reference}  ({mark} by the world)");
     }
     for operator in &mirror.operators {
         println!("  operator catalog  {}", operator.catalog);
@@ -94,12 +135,12 @@ pub fn run(_args: &Args) -> ExitCode {
     }
     println!();
     println!(
-        "{served} of {} additional images are served by the world.",
+        "{resolved} of {} additional images resolved through registries.conf.",
         mirror.additional_images.len()
     );
     eprintln!(
-        "error: mirroring is not built yet: the registry client and store (issue 3), the planner and \
-         executor (issue 4) and the disk workflows (issue 5) come next. Nothing was mirrored."
+        "error: mirroring is not built yet: the planner and executor (issue 4) and the disk \
+         workflows (issue 5) come next. Nothing was mirrored."
     );
     drop(world);
     exit_status::ERROR.into()
