@@ -12,6 +12,9 @@
 //! visible, and a dropped connection resumes with `Range` from the bytes
 //! already written. Nothing holds a whole blob in memory.
 //!
+//! Each registry gets at most `transfers_per_registry` blob transfers in
+//! flight; connections are kept alive and reused per host.
+//!
 //! Retries: connection errors, timeouts, 408, 429 (honouring
 //! `Retry-After`) and 5xx are retried up to `retry_times`, with exponential
 //! backoff and jitter, or a fixed `retry_delay`.
@@ -65,6 +68,8 @@ pub struct ClientOptions {
     /// `certs.d` folders to search for `<host[:port]>/{*.crt,*.cert,*.key}`.
     pub certificate_folders: Vec<PathBuf>,
     pub retry_times: u32,
+    /// Blob transfers in flight at once to or from one registry.
+    pub transfers_per_registry: usize,
     /// A fixed delay between retries; exponential backoff when `None`.
     pub retry_delay: Option<Duration>,
     pub timeout: Duration,
@@ -85,6 +90,7 @@ impl Default for ClientOptions {
             insecure_hosts: Vec::new(),
             certificate_folders,
             retry_times: 5,
+            transfers_per_registry: 6,
             retry_delay: None,
             timeout: Duration::from_secs(600),
         }
@@ -194,6 +200,8 @@ struct Host {
     scheme: &'static str,
     authorization: Authorization,
     searched_folders: String,
+    /// Limits blob transfers in flight with this host.
+    transfers: Arc<tokio::sync::Semaphore>,
 }
 
 /// The registry client.
@@ -202,6 +210,10 @@ pub struct RegistryClient {
     options: Arc<ClientOptions>,
     hosts: Arc<tokio::sync::Mutex<HashMap<String, Arc<Host>>>>,
     tokens: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// One async lock per digest being fetched, so concurrent fetches of a
+    /// digest wait without blocking a runtime thread, and the later ones
+    /// find it in the store.
+    fetching: Arc<Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 type Result<T> = std::result::Result<T, ErrorKind>;
@@ -264,6 +276,7 @@ impl RegistryClient {
             options: Arc::new(options),
             hosts: Arc::default(),
             tokens: Arc::default(),
+            fetching: Arc::default(),
         }
     }
 
@@ -360,6 +373,9 @@ impl RegistryClient {
                         scheme,
                         authorization,
                         searched_folders,
+                        transfers: Arc::new(tokio::sync::Semaphore::new(
+                            self.options.transfers_per_registry.max(1),
+                        )),
                     });
                     hosts.insert(host.to_owned(), state.clone());
                     return Ok(state);
@@ -816,6 +832,20 @@ impl RegistryClient {
         store: &BlobStore,
     ) -> std::result::Result<u64, RegistryError> {
         let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let host = self.host(registry).await.map_err(wrap)?;
+        let _permit = host.transfers.acquire().await.map_err(|_| {
+            wrap(ErrorKind::Protocol(
+                "the client is shutting down".to_owned(),
+            ))
+        })?;
+        let digest_lock = self
+            .fetching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        let _fetching = digest_lock.lock().await;
         let Some(mut writer) = store.begin(digest, size).map_err(|e| wrap(e.into()))? else {
             return Ok(0);
         };
@@ -908,6 +938,12 @@ impl RegistryClient {
         mount_from: Option<&str>,
     ) -> std::result::Result<PushOutcome, RegistryError> {
         let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let host = self.host(registry).await.map_err(wrap)?;
+        let _permit = host.transfers.acquire().await.map_err(|_| {
+            wrap(ErrorKind::Protocol(
+                "the client is shutting down".to_owned(),
+            ))
+        })?;
         if self
             .blob_size(registry, repository, digest)
             .await?
