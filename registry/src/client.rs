@@ -509,7 +509,16 @@ impl RegistryClient {
     ) -> Result<reqwest::Response> {
         let mut attempt = 0;
         loop {
-            let outcome = build().timeout(self.options.timeout).send().await;
+            let request = build().timeout(self.options.timeout);
+            // Log the method and URL only: headers carry credentials and
+            // are never logged.
+            if let Some(built) = request.try_clone().and_then(|r| r.build().ok()) {
+                tracing::trace!(method = %built.method(), url = %built.url(), attempt, "registry request");
+            }
+            let outcome = request.send().await;
+            if let Ok(response) = &outcome {
+                tracing::trace!(status = response.status().as_u16(), url = %response.url(), "registry response");
+            }
             let (error, retry_after) = match outcome {
                 Ok(response) => {
                     let status = response.status().as_u16();

@@ -374,3 +374,112 @@ async fn unknown_manifests_and_tampered_digests_are_named() {
     let digests: BTreeSet<_> = store.list().unwrap().into_iter().collect();
     assert!(digests.is_empty());
 }
+
+/// Captures everything the client logs at trace level.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_appear_in_no_log_error_or_cache_file() {
+    use base64::Engine as _;
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let world = World::start().unwrap();
+    let auth = world.start_registry(Flavour::BasicAuthTls).unwrap();
+    let credentials = auth.credentials().unwrap().clone();
+    let folder = tempfile::tempdir().unwrap();
+    let certs = folder.path().join("certs.d");
+    std::fs::create_dir_all(certs.join(auth.host())).unwrap();
+    std::fs::copy(
+        auth.ca_certificate().unwrap(),
+        certs.join(auth.host()).join("ca.crt"),
+    )
+    .unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials.joined());
+    let auth_file = folder.path().join("auth.json");
+    std::fs::write(
+        &auth_file,
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{encoded}"}}}}}}"#,
+            auth.host()
+        ),
+    )
+    .unwrap();
+    let mut client_options = options();
+    client_options.credentials = CredentialStore::from_files(vec![auth_file]);
+    client_options.certificate_folders = vec![certs];
+    let client = RegistryClient::new(client_options);
+    let cache_folder = folder.path().join("cache");
+    let store = BlobStore::open(&cache_folder).unwrap();
+    let reference: ImageReference = format!("{}/quay.io/ferry-demo/hello:1.0", auth.host())
+        .parse()
+        .unwrap();
+    let manifest = client.get_manifest(&reference).await.unwrap();
+    let (_, blobs) = children(&manifest.bytes);
+    for (digest, size) in &blobs {
+        client
+            .fetch_blob(
+                reference.registry(),
+                reference.repository(),
+                digest,
+                Some(*size),
+                &store,
+            )
+            .await
+            .unwrap();
+    }
+    let missing: ImageReference = format!("{}/quay.io/ferry-demo/absent:1", auth.host())
+        .parse()
+        .unwrap();
+    let error = client.get_manifest(&missing).await.unwrap_err().to_string();
+
+    let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("registry request"),
+        "trace logging is on: {logged}"
+    );
+    for secret in [credentials.password.as_str(), encoded.as_str()] {
+        assert!(!logged.contains(secret), "the log holds a secret");
+        assert!(!error.contains(secret), "an error holds a secret");
+        for entry in walk(&cache_folder) {
+            let bytes = std::fs::read(&entry).unwrap();
+            assert!(
+                !bytes
+                    .windows(secret.len())
+                    .any(|window| window == secret.as_bytes()),
+                "{} holds a secret",
+                entry.display()
+            );
+        }
+    }
+}
+
+fn walk(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
