@@ -667,6 +667,16 @@ impl RegistryClient {
         format!("repository:{repository}:pull,push")
     }
 
+    /// Waits for a free transfer slot of `registry`.
+    async fn transfer_permit(&self, registry: &str) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let host = self.host(registry).await?;
+        host.transfers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ErrorKind::Protocol("the client is shutting down".to_owned()))
+    }
+
     /// HEAD of a manifest: `None` when it does not exist.
     pub async fn head_manifest(
         &self,
@@ -841,12 +851,6 @@ impl RegistryClient {
         store: &BlobStore,
     ) -> std::result::Result<u64, RegistryError> {
         let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
-        let host = self.host(registry).await.map_err(wrap)?;
-        let _permit = host.transfers.acquire().await.map_err(|_| {
-            wrap(ErrorKind::Protocol(
-                "the client is shutting down".to_owned(),
-            ))
-        })?;
         let digest_lock = self
             .fetching
             .lock()
@@ -855,6 +859,7 @@ impl RegistryClient {
             .or_default()
             .clone();
         let _fetching = digest_lock.lock().await;
+        let _permit = self.transfer_permit(registry).await.map_err(wrap)?;
         let Some(mut writer) = store.begin(digest, size).map_err(|e| wrap(e.into()))? else {
             return Ok(0);
         };
@@ -947,12 +952,7 @@ impl RegistryClient {
         mount_from: Option<&str>,
     ) -> std::result::Result<PushOutcome, RegistryError> {
         let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
-        let host = self.host(registry).await.map_err(wrap)?;
-        let _permit = host.transfers.acquire().await.map_err(|_| {
-            wrap(ErrorKind::Protocol(
-                "the client is shutting down".to_owned(),
-            ))
-        })?;
+        let _permit = self.transfer_permit(registry).await.map_err(wrap)?;
         if self
             .blob_size(registry, repository, digest)
             .await?
