@@ -392,14 +392,22 @@ impl std::io::Write for Capture {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_appear_in_no_log_error_or_cache_file() {
     use base64::Engine as _;
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // A global subscriber: scoped ones miss events logged on the
+    // runtime's worker threads.
+    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    let capture = CAPTURE
+        .get_or_init(|| {
+            let capture = Capture::default();
+            let writer = capture.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+            capture
+        })
+        .clone();
 
     let world = World::start().unwrap();
     let auth = world.start_registry(Flavour::BasicAuthTls).unwrap();
