@@ -1,6 +1,23 @@
 //! The ferry planner: resolved content and recorded state in, plan out.
 //!
-//! This crate is pure (no file, network, clock or environment access). It
-//! will own the content-addressed action graph (fetch, verify, pack, push),
-//! the action keys and the diff against state. Nothing is implemented yet:
-//! that is issue "Planner and executor".
+//! This crate is pure: no file, network, clock or environment access. The
+//! path through it:
+//!
+//! 1. [`graph::compile`]: resolved images (every reference pinned to a
+//!    digest, every manifest tree read) become a petgraph DAG of
+//!    [`action::Action`]s, one node per content-addressed key.
+//! 2. [`plan::plan`]: the graph is diffed against a
+//!    [`plan::StateSnapshot`]; every action not recorded as done is planned,
+//!    with its reason, in dependency order.
+//!
+//! What is hashed into a key is tabled in `action.rs`. The resolver that
+//! produces the input, the state that produces the snapshot, and the
+//! executor that runs the plan live elsewhere (issue 4 builds them).
+
+pub mod action;
+pub mod graph;
+pub mod plan;
+
+pub use action::{Action, ActionKey, KEY_VERSION};
+pub use graph::{ActionGraph, Destination, ResolvedImage, ResolvedManifest, compile};
+pub use plan::{ImageChange, Plan, PlannedAction, Reason, StateSnapshot, plan};

@@ -1,0 +1,246 @@
+//! Actions and their keys.
+//!
+//! An action is one unit of work at the destination. Its key is blake3 over
+//! a canonical encoding of everything that determines the work, so two
+//! images that need the same work share one action, and a run skips every
+//! action whose key the state records as done.
+//!
+//! What is hashed into each key (and what is not):
+//!
+//! | action | hashed | not hashed |
+//! |---|---|---|
+//! | upload blob | key version, kind, destination registry and prefix, digest, size | source, image names, tags |
+//! | link blob (mount) | key version, kind, destination repository, digest | source, which repository holds it |
+//! | push manifest | key version, kind, destination repository, digest, media type | tags, source |
+//! | tag | key version, kind, destination repository, tag, digest | source |
+//!
+//! So a retag changes only a tag key, an added image that shares layers
+//! with mirrored ones uploads only its own blobs (the shared ones are linked,
+//! which moves no bytes), and a new destination prefix changes every key.
+
+use std::fmt;
+
+use ferry_schemas::Digest;
+use serde::Serialize;
+
+/// Bumped when the meaning of a key changes; old state then plans again.
+pub const KEY_VERSION: u32 = 1;
+
+/// A content-addressed action key: blake3 of the action's canonical encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActionKey([u8; 32]);
+
+impl ActionKey {
+    /// The key as lower-case hex.
+    pub fn to_hex(self) -> String {
+        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// Parses the hex form.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(text.get(index * 2..index * 2 + 2)?, 16).ok()?;
+        }
+        Some(ActionKey(bytes))
+    }
+}
+
+impl fmt::Display for ActionKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for ActionKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+/// One unit of work at the destination.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    /// Upload a blob's bytes to the destination registry, into `repository`
+    /// (the first repository, in name order, that needs it).
+    UploadBlob {
+        /// `registry[/prefix]` of the destination.
+        destination: String,
+        repository: String,
+        digest: Digest,
+        size: u64,
+        /// Where to read it: `registry/repository` of a source.
+        source: String,
+    },
+    /// Make an uploaded blob part of another repository (a cross-repository
+    /// mount: no bytes move).
+    LinkBlob {
+        repository: String,
+        digest: Digest,
+        size: u64,
+        from_repository: String,
+    },
+    /// Put a manifest into a repository by digest.
+    PushManifest {
+        repository: String,
+        digest: Digest,
+        media_type: String,
+        size: u64,
+        source: String,
+    },
+    /// Point a tag at a manifest.
+    Tag {
+        repository: String,
+        tag: String,
+        digest: Digest,
+    },
+}
+
+impl Action {
+    /// The canonical encoding: one field per line, `name=value`, in a fixed
+    /// order, starting with the key version and the kind.
+    fn canonical(&self) -> String {
+        let mut fields = vec![format!("key-version={KEY_VERSION}")];
+        match self {
+            Action::UploadBlob {
+                destination,
+                digest,
+                size,
+                ..
+            } => {
+                fields.push("kind=upload-blob".to_owned());
+                fields.push(format!("destination={destination}"));
+                fields.push(format!("digest={digest}"));
+                fields.push(format!("size={size}"));
+            }
+            Action::LinkBlob {
+                repository, digest, ..
+            } => {
+                fields.push("kind=link-blob".to_owned());
+                fields.push(format!("repository={repository}"));
+                fields.push(format!("digest={digest}"));
+            }
+            Action::PushManifest {
+                repository,
+                digest,
+                media_type,
+                ..
+            } => {
+                fields.push("kind=push-manifest".to_owned());
+                fields.push(format!("repository={repository}"));
+                fields.push(format!("digest={digest}"));
+                fields.push(format!("media-type={media_type}"));
+            }
+            Action::Tag {
+                repository,
+                tag,
+                digest,
+            } => {
+                fields.push("kind=tag".to_owned());
+                fields.push(format!("repository={repository}"));
+                fields.push(format!("tag={tag}"));
+                fields.push(format!("digest={digest}"));
+            }
+        }
+        let mut text = fields.join("\n");
+        text.push('\n');
+        text
+    }
+
+    /// The action's key.
+    pub fn key(&self) -> ActionKey {
+        ActionKey(*blake3::hash(self.canonical().as_bytes()).as_bytes())
+    }
+
+    /// Bytes this action moves over the network.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Action::UploadBlob { size, .. } | Action::PushManifest { size, .. } => *size,
+            Action::LinkBlob { .. } | Action::Tag { .. } => 0,
+        }
+    }
+
+    /// A short description for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::UploadBlob {
+                repository,
+                digest,
+                size,
+                ..
+            } => format!("upload blob {digest} ({size} bytes) to {repository}"),
+            Action::LinkBlob {
+                repository,
+                digest,
+                from_repository,
+                ..
+            } => format!("link blob {digest} into {repository} (from {from_repository})"),
+            Action::PushManifest {
+                repository, digest, ..
+            } => format!("push manifest {digest} to {repository}"),
+            Action::Tag {
+                repository,
+                tag,
+                digest,
+            } => format!("tag {repository}:{tag} -> {digest}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(n: u8) -> Digest {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_follow_content_not_names() {
+        let upload = |destination: &str, repository: &str, source: &str| Action::UploadBlob {
+            destination: destination.to_owned(),
+            repository: repository.to_owned(),
+            digest: digest(1),
+            size: 10,
+            source: source.to_owned(),
+        };
+        let base = upload("mirror.local/ns", "ns/a", "quay.io/a");
+        assert_eq!(
+            base.key(),
+            upload("mirror.local/ns", "ns/b", "quay.io/b").key()
+        );
+        assert_ne!(
+            base.key(),
+            upload("mirror.local/other", "other/a", "quay.io/a").key()
+        );
+        let tag = |tag: &str, n: u8| Action::Tag {
+            repository: "ns/a".to_owned(),
+            tag: tag.to_owned(),
+            digest: digest(n),
+        };
+        assert_ne!(
+            tag("1.0", 1).key(),
+            tag("1.0", 2).key(),
+            "a moved tag is new work"
+        );
+        assert_ne!(tag("1.0", 1).key(), tag("1.1", 1).key());
+    }
+
+    #[test]
+    fn keys_round_trip_through_hex() {
+        let key = Action::Tag {
+            repository: "r".to_owned(),
+            tag: "t".to_owned(),
+            digest: digest(3),
+        }
+        .key();
+        assert_eq!(ActionKey::from_hex(&key.to_hex()), Some(key));
+        assert_eq!(ActionKey::from_hex("zz"), None);
+    }
+}

@@ -1,0 +1,214 @@
+//! Compiling resolved images into the action graph.
+//!
+//! Input is pure data: every image pinned to a digest with its whole
+//! manifest tree (what the resolver read). Output is a petgraph DAG whose
+//! nodes are [`Action`]s, one per key (identical work is one node), and
+//! whose edges say "must finish before": blobs before the manifests that
+//! name them, child manifests before their index, the top manifest before
+//! its tag.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ferry_schemas::Digest;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::action::{Action, ActionKey};
+
+/// One manifest of a resolved image, with what it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// Child manifests (for an index or list).
+    pub children: Vec<Digest>,
+    /// Config and layers, with sizes (for an image manifest).
+    pub blobs: Vec<(Digest, u64)>,
+}
+
+/// An image pinned to a digest, with where it comes from and goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedImage {
+    /// The name as the configuration wrote it.
+    pub name: String,
+    /// `registry/repository` to read from.
+    pub source: String,
+    /// Repository path at the destination registry.
+    pub destination_repository: String,
+    /// The tag to set at the destination, if any.
+    pub destination_tag: Option<String>,
+    /// The top manifest.
+    pub top: Digest,
+    /// The whole tree: the top manifest and every child.
+    pub manifests: Vec<ResolvedManifest>,
+}
+
+/// Where everything goes: `registry[/prefix]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub registry: String,
+    pub prefix: String,
+}
+
+impl Destination {
+    /// `registry/prefix` (or just the registry).
+    pub fn display(&self) -> String {
+        if self.prefix.is_empty() {
+            self.registry.clone()
+        } else {
+            format!("{}/{}", self.registry, self.prefix)
+        }
+    }
+}
+
+/// The nodes that belong to one image.
+#[derive(Clone, Debug)]
+pub struct ImageNodes {
+    pub name: String,
+    pub destination: String,
+    pub nodes: BTreeSet<NodeIndex>,
+    pub top_manifest: NodeIndex,
+    pub tag: Option<NodeIndex>,
+}
+
+/// The compiled graph.
+#[derive(Clone, Debug)]
+pub struct ActionGraph {
+    pub graph: DiGraph<Action, ()>,
+    pub keys: HashMap<ActionKey, NodeIndex>,
+    pub images: Vec<ImageNodes>,
+}
+
+impl ActionGraph {
+    fn node(&mut self, action: Action) -> NodeIndex {
+        let key = action.key();
+        *self
+            .keys
+            .entry(key)
+            .or_insert_with(|| self.graph.add_node(action))
+    }
+
+    fn edge(&mut self, before: NodeIndex, after: NodeIndex) {
+        if self.graph.find_edge(before, after).is_none() {
+            self.graph.add_edge(before, after, ());
+        }
+    }
+
+    /// The action of a node.
+    pub fn action(&self, node: NodeIndex) -> &Action {
+        &self.graph[node]
+    }
+}
+
+/// Compiles images into the action graph for `destination`.
+pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGraph {
+    // Which destination repositories need each blob; the first (in name
+    // order) receives the upload, the others link to it.
+    let mut repositories_of_blob: BTreeMap<Digest, BTreeSet<&str>> = BTreeMap::new();
+    let mut sizes: BTreeMap<Digest, (u64, &str)> = BTreeMap::new();
+    for image in images {
+        for manifest in &image.manifests {
+            for (digest, size) in &manifest.blobs {
+                repositories_of_blob
+                    .entry(digest.clone())
+                    .or_default()
+                    .insert(&image.destination_repository);
+                sizes
+                    .entry(digest.clone())
+                    .or_insert((*size, &image.source));
+            }
+        }
+    }
+    let mut graph = ActionGraph {
+        graph: DiGraph::new(),
+        keys: HashMap::new(),
+        images: Vec::new(),
+    };
+    // (repository, digest) → the node that makes the blob present there.
+    let mut blob_nodes: BTreeMap<(String, Digest), NodeIndex> = BTreeMap::new();
+    for (digest, repositories) in &repositories_of_blob {
+        let (size, source) = sizes[digest];
+        let mut repositories = repositories.iter();
+        let Some(first) = repositories.next() else {
+            continue;
+        };
+        let upload = graph.node(Action::UploadBlob {
+            destination: destination.display(),
+            repository: (*first).to_owned(),
+            digest: digest.clone(),
+            size,
+            source: source.to_owned(),
+        });
+        blob_nodes.insert(((*first).to_owned(), digest.clone()), upload);
+        for repository in repositories {
+            let link = graph.node(Action::LinkBlob {
+                repository: (*repository).to_owned(),
+                digest: digest.clone(),
+                size,
+                from_repository: (*first).to_owned(),
+            });
+            graph.edge(upload, link);
+            blob_nodes.insert(((*repository).to_owned(), digest.clone()), link);
+        }
+    }
+    for image in images {
+        let repository = &image.destination_repository;
+        let mut nodes = BTreeSet::new();
+        let mut manifest_nodes: BTreeMap<&Digest, NodeIndex> = BTreeMap::new();
+        for manifest in &image.manifests {
+            let node = graph.node(Action::PushManifest {
+                repository: repository.clone(),
+                digest: manifest.digest.clone(),
+                media_type: manifest.media_type.clone(),
+                size: manifest.size,
+                source: image.source.clone(),
+            });
+            manifest_nodes.insert(&manifest.digest, node);
+            nodes.insert(node);
+            for (digest, _) in &manifest.blobs {
+                if let Some(blob) = blob_nodes.get(&(repository.clone(), digest.clone())) {
+                    graph.edge(*blob, node);
+                    nodes.insert(*blob);
+                    // The upload behind a link belongs to the image too.
+                    for upstream in graph
+                        .graph
+                        .neighbors_directed(*blob, petgraph::Direction::Incoming)
+                    {
+                        nodes.insert(upstream);
+                    }
+                }
+            }
+        }
+        for manifest in &image.manifests {
+            let parent = manifest_nodes[&manifest.digest];
+            for child in &manifest.children {
+                if let Some(child_node) = manifest_nodes.get(child) {
+                    graph.edge(*child_node, parent);
+                }
+            }
+        }
+        let top_manifest = manifest_nodes[&image.top];
+        let tag = image.destination_tag.as_ref().map(|tag| {
+            let node = graph.node(Action::Tag {
+                repository: repository.clone(),
+                tag: tag.clone(),
+                digest: image.top.clone(),
+            });
+            graph.edge(top_manifest, node);
+            nodes.insert(node);
+            node
+        });
+        let destination_name = match &image.destination_tag {
+            Some(tag) => format!("{}/{repository}:{tag}", destination.registry),
+            None => format!("{}/{repository}@{}", destination.registry, image.top),
+        };
+        graph.images.push(ImageNodes {
+            name: image.name.clone(),
+            destination: destination_name,
+            nodes,
+            top_manifest,
+            tag,
+        });
+    }
+    graph
+}

@@ -1,0 +1,295 @@
+//! Diffing the action graph against recorded state, and the plan that
+//! comes out: what to do, in which order, and why.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use ferry_schemas::Digest;
+use petgraph::Direction;
+use petgraph::graph::NodeIndex;
+use serde::Serialize;
+
+use crate::action::{Action, ActionKey};
+use crate::graph::ActionGraph;
+
+/// What the state says about a destination (handed in by the store; the
+/// planner reads nothing itself).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateSnapshot {
+    /// Keys of actions that completed.
+    pub done: BTreeSet<ActionKey>,
+    /// Tags recorded at the destination: (repository, tag) → digest.
+    pub tags: BTreeMap<(String, String), Digest>,
+    /// Top manifests found missing at the destination by the check before
+    /// planning: (repository, digest). Their images plan again.
+    pub missing: BTreeSet<(String, Digest)>,
+}
+
+/// Why an action is planned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Reason {
+    /// The blob was never uploaded to this destination.
+    NewBlob,
+    /// The blob is at the destination, but not in this repository yet.
+    NewLink,
+    /// The manifest was never pushed to this repository.
+    NewManifest,
+    /// The tag was never set.
+    NewTag,
+    /// The tag points elsewhere now.
+    TagMoved { from: Digest, to: Digest },
+    /// The state says done, but the destination lacks the image.
+    MissingAtDestination,
+}
+
+impl Reason {
+    pub fn describe(&self) -> String {
+        match self {
+            Reason::NewBlob => "new blob".to_owned(),
+            Reason::NewLink => "new in this repository".to_owned(),
+            Reason::NewManifest => "new manifest".to_owned(),
+            Reason::NewTag => "new tag".to_owned(),
+            Reason::TagMoved { from, to } => format!("tag moved from {from} to {to}"),
+            Reason::MissingAtDestination => "missing at destination".to_owned(),
+        }
+    }
+}
+
+/// One action to run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlannedAction {
+    pub key: ActionKey,
+    pub action: Action,
+    #[serde(flatten)]
+    pub reason: Reason,
+}
+
+/// How an image changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageChange {
+    /// Nothing of it was done before.
+    New,
+    /// Some of its work is left (a moved tag, a missing manifest, new blobs).
+    Changed,
+    /// Nothing to do.
+    Unchanged,
+}
+
+/// The plan's view of one image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImagePlan {
+    pub name: String,
+    pub destination: String,
+    pub change: ImageChange,
+    /// The most telling reason, for the one-line summary.
+    pub reason: Option<String>,
+    pub actions: usize,
+    pub bytes: u64,
+}
+
+/// Totals for the summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub images: usize,
+    pub manifests_to_push: usize,
+    pub manifests_to_skip: usize,
+    pub blobs_to_upload: usize,
+    pub blobs_to_link: usize,
+    pub blobs_to_skip: usize,
+    pub bytes_to_push: u64,
+    pub bytes_to_skip: u64,
+    pub tags_to_set: usize,
+}
+
+/// The plan: actions in dependency order, with reasons.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub actions: Vec<PlannedAction>,
+    pub images: Vec<ImagePlan>,
+    pub totals: Totals,
+}
+
+impl Plan {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+/// Diffs `graph` against `state`.
+pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
+    // Images whose top manifest is missing at the destination: all their
+    // work is planned again, whatever the state says.
+    let mut forced: BTreeSet<NodeIndex> = BTreeSet::new();
+    for image in &graph.images {
+        if let Action::PushManifest {
+            repository, digest, ..
+        } = graph.action(image.top_manifest)
+            && state
+                .missing
+                .contains(&(repository.clone(), digest.clone()))
+        {
+            forced.extend(image.nodes.iter().copied());
+        }
+    }
+    let mut reasons: BTreeMap<NodeIndex, Reason> = BTreeMap::new();
+    let mut totals = Totals {
+        images: graph.images.len(),
+        ..Totals::default()
+    };
+    for node in graph.graph.node_indices() {
+        let action = graph.action(node);
+        let key = action.key();
+        let done = state.done.contains(&key) && !forced.contains(&node);
+        match action {
+            Action::UploadBlob { size, .. } | Action::LinkBlob { size, .. } => {
+                if done {
+                    totals.blobs_to_skip += 1;
+                    // Only an upload would have moved bytes.
+                    if matches!(action, Action::UploadBlob { .. }) {
+                        totals.bytes_to_skip += size;
+                    }
+                } else if matches!(action, Action::UploadBlob { .. }) {
+                    totals.blobs_to_upload += 1;
+                    totals.bytes_to_push += size;
+                } else {
+                    totals.blobs_to_link += 1;
+                }
+            }
+            Action::PushManifest { size, .. } => {
+                if done {
+                    totals.manifests_to_skip += 1;
+                    totals.bytes_to_skip += size;
+                } else {
+                    totals.manifests_to_push += 1;
+                    totals.bytes_to_push += size;
+                }
+            }
+            Action::Tag { .. } => {
+                if !done {
+                    totals.tags_to_set += 1;
+                }
+            }
+        }
+        if done {
+            continue;
+        }
+        let reason = if forced.contains(&node) && state.done.contains(&key) {
+            Reason::MissingAtDestination
+        } else {
+            match action {
+                Action::UploadBlob { .. } => Reason::NewBlob,
+                Action::LinkBlob { .. } => Reason::NewLink,
+                Action::PushManifest { .. } => Reason::NewManifest,
+                Action::Tag {
+                    repository,
+                    tag,
+                    digest,
+                } => match state.tags.get(&(repository.clone(), tag.clone())) {
+                    Some(previous) if previous != digest => Reason::TagMoved {
+                        from: previous.clone(),
+                        to: digest.clone(),
+                    },
+                    _ => Reason::NewTag,
+                },
+            }
+        };
+        reasons.insert(node, reason);
+    }
+
+    // Dependency order, ties broken by key, so the same input always gives
+    // the same plan.
+    let mut waiting: BTreeMap<NodeIndex, usize> = BTreeMap::new();
+    let mut ready = BinaryHeap::new();
+    for node in reasons.keys() {
+        let blockers = graph
+            .graph
+            .neighbors_directed(*node, Direction::Incoming)
+            .filter(|upstream| reasons.contains_key(upstream))
+            .count();
+        if blockers == 0 {
+            ready.push(Reverse((graph.action(*node).key(), *node)));
+        } else {
+            waiting.insert(*node, blockers);
+        }
+    }
+    let mut actions = Vec::new();
+    while let Some(Reverse((key, node))) = ready.pop() {
+        actions.push(PlannedAction {
+            key,
+            action: graph.action(node).clone(),
+            reason: reasons[&node].clone(),
+        });
+        for downstream in graph.graph.neighbors_directed(node, Direction::Outgoing) {
+            if let Some(count) = waiting.get_mut(&downstream) {
+                *count -= 1;
+                if *count == 0 {
+                    waiting.remove(&downstream);
+                    ready.push(Reverse((graph.action(downstream).key(), downstream)));
+                }
+            }
+        }
+    }
+
+    let images = graph
+        .images
+        .iter()
+        .map(|image| {
+            let planned: Vec<&NodeIndex> = image
+                .nodes
+                .iter()
+                .filter(|node| reasons.contains_key(node))
+                .collect();
+            // An image is new when neither its top manifest nor its tag was
+            // ever recorded here.
+            let tag_recorded = image.tag.is_some_and(|tag| match graph.action(tag) {
+                Action::Tag {
+                    repository, tag, ..
+                } => state.tags.contains_key(&(repository.clone(), tag.clone())),
+                _ => false,
+            });
+            let ever_done =
+                tag_recorded || state.done.contains(&graph.action(image.top_manifest).key());
+            let change = match (planned.is_empty(), ever_done) {
+                (true, _) => ImageChange::Unchanged,
+                (false, false) => ImageChange::New,
+                (false, true) => ImageChange::Changed,
+            };
+            let reason = match change {
+                ImageChange::Unchanged => None,
+                ImageChange::New => Some("new image".to_owned()),
+                ImageChange::Changed => {
+                    let tag_reason = image.tag.and_then(|tag| reasons.get(&tag));
+                    let chosen = tag_reason
+                        .filter(|reason| matches!(reason, Reason::TagMoved { .. }))
+                        .or_else(|| {
+                            planned
+                                .iter()
+                                .map(|node| &reasons[node])
+                                .find(|reason| matches!(reason, Reason::MissingAtDestination))
+                        })
+                        .or_else(|| planned.first().map(|node| &reasons[node]));
+                    chosen.map(Reason::describe)
+                }
+            };
+            ImagePlan {
+                name: image.name.clone(),
+                destination: image.destination.clone(),
+                change,
+                reason,
+                actions: planned.len(),
+                bytes: planned
+                    .iter()
+                    .map(|node| graph.action(**node).bytes())
+                    .sum(),
+            }
+        })
+        .collect();
+    Plan {
+        actions,
+        images,
+        totals,
+    }
+}
