@@ -23,8 +23,10 @@ pub mod cache;
 pub mod error;
 pub mod index;
 mod migrations;
+pub mod state;
 
 pub use blobs::{BlobStore, BlobWriter, VerifyReport};
 pub use cache::{Cache, PruneReport};
 pub use error::{Error, Result};
 pub use index::Index;
+pub use state::{DestinationHistory, WorkspaceState};

@@ -36,8 +36,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );",
 ];
 
-/// Brings the database to the newest schema, in one exclusive transaction.
+/// Brings the cache index to the newest schema.
 pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<()> {
+    migrate_with(connection, path, MIGRATIONS)
+}
+
+/// Brings a database to the newest of `migrations`, in one exclusive
+/// transaction.
+pub(crate) fn migrate_with(
+    connection: &mut Connection,
+    path: &Path,
+    migrations: &[&str],
+) -> Result<()> {
     let database = |source| Error::Database {
         path: path.to_owned(),
         source,
@@ -48,7 +58,7 @@ pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<()> {
     let version: u32 = transaction
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(database)?;
-    let known = MIGRATIONS.len() as u32;
+    let known = migrations.len() as u32;
     if version > known {
         return Err(Error::NewerSchema {
             path: path.to_owned(),
@@ -56,7 +66,7 @@ pub(crate) fn migrate(connection: &mut Connection, path: &Path) -> Result<()> {
             known,
         });
     }
-    for migration in &MIGRATIONS[version as usize..] {
+    for migration in &migrations[version as usize..] {
         transaction.execute_batch(migration).map_err(database)?;
     }
     transaction
