@@ -608,6 +608,191 @@ impl RegistryClient {
         unreachable!("the loop returns on its second pass")
     }
 
+    /// The Authorization header for one request (no retry, no refresh).
+    async fn authorization_header(
+        &self,
+        registry: &str,
+        host: &Host,
+        repository: &str,
+        scope: &str,
+    ) -> Result<Option<String>> {
+        Ok(match &host.authorization {
+            Authorization::Anonymous => None,
+            Authorization::Basic(header) => Some(header.clone()),
+            Authorization::Bearer { challenge } => Some(format!(
+                "Bearer {}",
+                self.token(registry, host, challenge, repository, scope, false)
+                    .await?
+            )),
+        })
+    }
+
+    /// Copies a blob from one registry to another without storing it: the
+    /// source's bytes stream into the destination's upload, hashed on the
+    /// way; a wrong digest or size aborts the upload before it completes
+    /// (and the destination checks the digest of a completed upload too).
+    /// The whole copy is retried on retryable failures.
+    #[allow(clippy::too_many_arguments)] // two endpoints and the blob: all needed
+    pub async fn copy_blob(
+        &self,
+        source_registry: &str,
+        source_repository: &str,
+        destination_registry: &str,
+        destination_repository: &str,
+        digest: &Digest,
+        size: u64,
+        mount_from: Option<&str>,
+    ) -> std::result::Result<PushOutcome, RegistryError> {
+        let wrap =
+            |kind| Self::blob_error(destination_registry, destination_repository, digest, kind);
+        if self
+            .blob_size(destination_registry, destination_repository, digest)
+            .await?
+            .is_some()
+        {
+            return Ok(PushOutcome::Present);
+        }
+        if let Some(from) = mount_from {
+            let scope = format!(
+                "{} repository:{from}:pull",
+                Self::push_scope(destination_repository)
+            );
+            let response = self
+                .request(destination_registry, destination_repository, &scope, |http, base| {
+                    http.post(format!("{base}/v2/{destination_repository}/blobs/uploads/?mount={digest}&from={from}"))
+                        .header(CONTENT_LENGTH, "0")
+                })
+                .await
+                .map_err(wrap)?;
+            if response.status() == StatusCode::CREATED {
+                return Ok(PushOutcome::Mounted);
+            }
+        }
+        let _source_permit = self.transfer_permit(source_registry).await.map_err(wrap)?;
+        let _destination_permit = self
+            .transfer_permit(destination_registry)
+            .await
+            .map_err(wrap)?;
+        let mut attempt = 0;
+        loop {
+            match self
+                .copy_blob_once(
+                    source_registry,
+                    source_repository,
+                    destination_registry,
+                    destination_repository,
+                    digest,
+                    size,
+                )
+                .await
+            {
+                Ok(()) => return Ok(PushOutcome::Uploaded),
+                Err(error) if error.retryable() && attempt < self.options.retry_times => {
+                    attempt += 1;
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Err(error) => return Err(wrap(error)),
+            }
+        }
+    }
+
+    async fn copy_blob_once(
+        &self,
+        source_registry: &str,
+        source_repository: &str,
+        destination_registry: &str,
+        destination_repository: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let start = self
+            .request(
+                destination_registry,
+                destination_repository,
+                &Self::push_scope(destination_repository),
+                |http, base| {
+                    http.post(format!("{base}/v2/{destination_repository}/blobs/uploads/"))
+                        .header(CONTENT_LENGTH, "0")
+                },
+            )
+            .await?;
+        if start.status() != StatusCode::ACCEPTED {
+            return Err(Self::status_error(start).await);
+        }
+        let location = Self::upload_location(destination_registry, &start)?;
+        let source = self
+            .request(
+                source_registry,
+                source_repository,
+                &Self::pull_scope(source_repository),
+                |http, base| http.get(format!("{base}/v2/{source_repository}/blobs/{digest}")),
+            )
+            .await?;
+        if !source.status().is_success() {
+            return Err(Self::status_error(source).await);
+        }
+        let expected = digest.clone();
+        let (outcome_sender, outcome_receiver) = tokio::sync::oneshot::channel::<Result<()>>();
+        let mut outcome_sender = Some(outcome_sender);
+        let mut hasher = Some(Sha256::new());
+        let mut received: u64 = 0;
+        let verified = source.bytes_stream().map(move |chunk| -> std::result::Result<Bytes, std::io::Error> {
+            let chunk = chunk.map_err(|error| {
+                if let Some(sender) = outcome_sender.take() {
+                    let _ = sender.send(Err(connection_error(&error)));
+                }
+                std::io::Error::other("the source connection failed")
+            })?;
+            received += chunk.len() as u64;
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&chunk);
+            }
+            let finished = received >= size;
+            if received > size || (finished && hasher.take().map(|h| hex::encode(h.finalize())) != Some(expected.hex().to_owned())) {
+                if let Some(sender) = outcome_sender.take() {
+                    let _ = sender.send(Err(ErrorKind::Protocol(format!(
+                        "the source sent content that does not match {expected} ({received} bytes for {size})"
+                    ))));
+                }
+                return Err(std::io::Error::other("content does not match its digest"));
+            }
+            if finished && let Some(sender) = outcome_sender.take() {
+                let _ = sender.send(Ok(()));
+            }
+            Ok(chunk)
+        });
+        let host = self.host(destination_registry).await?;
+        let authorization = self
+            .authorization_header(
+                destination_registry,
+                &host,
+                destination_repository,
+                &Self::push_scope(destination_repository),
+            )
+            .await?;
+        let mut request = host
+            .http
+            .put(with_digest(&location, digest))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, size)
+            .timeout(self.options.timeout)
+            .body(reqwest::Body::wrap_stream(verified));
+        if let Some(header) = authorization {
+            request = request.header(AUTHORIZATION, header);
+        }
+        let response = request.send().await;
+        // A failure on the source side, or a digest mismatch, explains a
+        // failed PUT better than the PUT's own error.
+        if let Ok(Err(source_error)) = outcome_receiver.await {
+            return Err(source_error);
+        }
+        let response = response.map_err(|error| connection_error(&error))?;
+        if response.status() != StatusCode::CREATED {
+            return Err(Self::status_error(response).await);
+        }
+        Ok(())
+    }
+
     fn error(reference: &ImageReference, kind: ErrorKind) -> RegistryError {
         let target = match (reference.tag(), reference.digest()) {
             (_, Some(digest)) => format!("@{digest}"),

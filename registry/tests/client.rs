@@ -491,3 +491,96 @@ fn walk(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_stream_from_registry_to_registry_without_a_cache() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let mut client_options = options();
+    client_options.insecure_hosts = vec![world.registry().host(), destination.host()];
+    let client = RegistryClient::new(client_options);
+    let source: ImageReference = format!(
+        "{}/registry.redhat.io/ubi9/ubi-minimal:9.4",
+        world.registry().host()
+    )
+    .parse()
+    .unwrap();
+    let index = client.get_manifest(&source).await.unwrap();
+    let (children_digests, _) = children(&index.bytes);
+    let child = client
+        .get_manifest(&source.with_digest(children_digests[0].clone()))
+        .await
+        .unwrap();
+    let (_, blobs) = children(&child.bytes);
+    for (digest, size) in &blobs {
+        let outcome = client
+            .copy_blob(
+                source.registry(),
+                source.repository(),
+                &destination.host(),
+                "copy/one",
+                digest,
+                *size,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome, PushOutcome::Uploaded);
+        assert_eq!(
+            client
+                .blob_size(&destination.host(), "copy/one", digest)
+                .await
+                .unwrap(),
+            Some(*size)
+        );
+    }
+    let (digest, size) = &blobs[0];
+    let again = client
+        .copy_blob(
+            source.registry(),
+            source.repository(),
+            &destination.host(),
+            "copy/one",
+            digest,
+            *size,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, PushOutcome::Present);
+    let mounted = client
+        .copy_blob(
+            source.registry(),
+            source.repository(),
+            &destination.host(),
+            "copy/two",
+            digest,
+            *size,
+            Some("copy/one"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(mounted, PushOutcome::Mounted);
+    // A wrong size is caught and nothing lands.
+    let (digest, size) = &blobs[1];
+    let error = client
+        .copy_blob(
+            source.registry(),
+            source.repository(),
+            &destination.host(),
+            "copy/three",
+            digest,
+            size - 1,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("does not match"), "{error}");
+    assert_eq!(
+        client
+            .blob_size(&destination.host(), "copy/three", digest)
+            .await
+            .unwrap(),
+        None
+    );
+}
