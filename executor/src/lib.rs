@@ -1,5 +1,16 @@
-//! The ferry executor: every side effect of a run (registry traffic, archives,
-//! state updates) happens here, driven by a plan from `ferry-planner`.
+//! The ferry executor: every side effect of a run, driven by a plan from
+//! `ferry-planner`.
 //!
-//! Nothing is implemented yet: that is issue "Planner and executor". The
-//! command line front end lives beside this crate in `executor/cli/`.
+//! 1. `resolve`: the configuration's images pinned to digests through
+//!    registries.conf and the registry client, trees read, blocked images
+//!    dropped, signatures added.
+//! 2. (the planner compiles and diffs; the caller hands over the state)
+//! 3. `run`: the plan executed against the destination, each action
+//!    recorded in the workspace state only after it succeeded.
+//!
+//! `naming` says where each image goes. The command line front end lives
+//! beside this crate in `executor/cli/`.
+
+pub mod naming;
+pub mod resolve;
+pub mod run;
