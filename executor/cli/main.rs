@@ -5,6 +5,7 @@
 mod cache;
 mod demo;
 mod exit_status;
+mod mirror;
 mod not_built;
 mod validate;
 mod world;
@@ -37,9 +38,9 @@ enum Command {
     /// configuration, and mirror it (what is not built yet is said so).
     Demo(demo::Args),
     /// Mirror an image set (mirror-to-mirror, mirror-to-disk, disk-to-mirror).
-    Mirror(not_built::Args),
+    Mirror(mirror::Mirror),
     /// Show what a mirror run would do, without doing it.
-    Plan(not_built::Args),
+    Plan(mirror::PlanCommand),
     /// Execute a saved plan, or plan and apply in one step.
     Apply(not_built::Args),
     /// Check deliveries (archives) offline.
@@ -68,8 +69,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::World(args) => world::run(&args),
         Command::Demo(args) => demo::run(&args),
-        Command::Mirror(_) => not_built::report("mirror", "Planner and executor"),
-        Command::Plan(_) => not_built::report("plan", "Planner and executor"),
+        Command::Mirror(args) => mirror::mirror_command(&args),
+        Command::Plan(args) => mirror::plan_command(&args),
         Command::Apply(_) => not_built::report("apply", "Planner and executor"),
         Command::Verify(_) => not_built::report("verify", "Disk workflows"),
         Command::Cache(args) => cache::run(args),

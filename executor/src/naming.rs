@@ -64,18 +64,47 @@ mod tests {
 
     #[test]
     fn follows_oc_mirror() {
-        let name = additional_image_destination(&reference("registry.redhat.io/ubi9/ubi:latest"), "mirror", None, None, 0);
+        let name = additional_image_destination(
+            &reference("registry.redhat.io/ubi9/ubi:latest"),
+            "mirror",
+            None,
+            None,
+            0,
+        );
         assert_eq!(name.repository, "mirror/ubi9/ubi");
         assert_eq!(name.tag, "latest");
         let hex = "ab".repeat(32);
-        let pinned = additional_image_destination(&reference(&format!("quay.io/a/b@sha256:{hex}")), "", None, None, 0);
+        let pinned = additional_image_destination(
+            &reference(&format!("quay.io/a/b@sha256:{hex}")),
+            "",
+            None,
+            None,
+            0,
+        );
         assert_eq!(pinned.tag, format!("sha256-{hex}"));
         assert_eq!(pinned.repository, "a/b");
-        let both = additional_image_destination(&reference(&format!("quay.io/a/b:v1@sha256:{hex}")), "", None, None, 0);
-        assert_eq!(both.tag, "v1", "tag and digest: pulled by digest, pushed with the tag");
-        let targeted =
-            additional_image_destination(&reference("quay.io/a/b:v1"), "ns", Some("team/app"), Some("stable"), 0);
-        assert_eq!((targeted.repository.as_str(), targeted.tag.as_str()), ("ns/team/app", "stable"));
+        let both = additional_image_destination(
+            &reference(&format!("quay.io/a/b:v1@sha256:{hex}")),
+            "",
+            None,
+            None,
+            0,
+        );
+        assert_eq!(
+            both.tag, "v1",
+            "tag and digest: pulled by digest, pushed with the tag"
+        );
+        let targeted = additional_image_destination(
+            &reference("quay.io/a/b:v1"),
+            "ns",
+            Some("team/app"),
+            Some("stable"),
+            0,
+        );
+        assert_eq!(
+            (targeted.repository.as_str(), targeted.tag.as_str()),
+            ("ns/team/app", "stable")
+        );
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub struct ResolveOptions {
 }
 
 /// The additional images of `mirror`, as requests with their destinations.
-pub fn additional_image_requests(mirror: &Mirror, options: &ResolveOptions) -> (Vec<Request>, Vec<String>) {
+pub fn additional_image_requests(
+    mirror: &Mirror,
+    options: &ResolveOptions,
+) -> (Vec<Request>, Vec<String>) {
     let blocked: Vec<Regex> = mirror
         .blocked_images
         .iter()
@@ -92,16 +95,24 @@ pub fn additional_image_requests(mirror: &Mirror, options: &ResolveOptions) -> (
 }
 
 fn describe(manifest: &Manifest) -> Result<ResolvedManifest, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(&manifest.bytes).map_err(|error| format!("manifest {} is not JSON: {error}", manifest.digest))?;
+    let value: serde_json::Value = serde_json::from_slice(&manifest.bytes)
+        .map_err(|error| format!("manifest {} is not JSON: {error}", manifest.digest))?;
     let descriptor = |item: &serde_json::Value| -> Result<(Digest, u64), String> {
         let digest = item["digest"]
             .as_str()
             .and_then(|text| text.parse().ok())
-            .ok_or_else(|| format!("manifest {} has a descriptor without a valid digest", manifest.digest))?;
-        let size = item["size"]
-            .as_u64()
-            .ok_or_else(|| format!("manifest {} has a descriptor without a size", manifest.digest))?;
+            .ok_or_else(|| {
+                format!(
+                    "manifest {} has a descriptor without a valid digest",
+                    manifest.digest
+                )
+            })?;
+        let size = item["size"].as_u64().ok_or_else(|| {
+            format!(
+                "manifest {} has a descriptor without a size",
+                manifest.digest
+            )
+        })?;
         Ok((digest, size))
     };
     let mut children = Vec::new();
@@ -133,7 +144,9 @@ async fn read_top(
     registries: &RegistriesConf,
     origin: &ImageReference,
 ) -> Result<(ImageReference, Manifest), String> {
-    let sources = registries.pull_sources(origin).map_err(|error| error.to_string())?;
+    let sources = registries
+        .pull_sources(origin)
+        .map_err(|error| error.to_string())?;
     let mut errors = Vec::new();
     for source in sources {
         match client.get_manifest(&source.reference).await {
@@ -215,16 +228,26 @@ pub async fn resolve(
             continue;
         }
         let signature_tag = format!("{}-{}.sig", top_digest.algorithm().name(), top_digest.hex());
-        let Ok(signature_reference) =
-            format!("{}/{}:{signature_tag}", source.registry(), source.repository()).parse::<ImageReference>()
-        else {
+        let Ok(signature_reference) = format!(
+            "{}/{}:{signature_tag}",
+            source.registry(),
+            source.repository()
+        )
+        .parse::<ImageReference>() else {
             continue;
         };
         if let Ok(Some(_)) = client.head_manifest(&signature_reference).await
             && let Ok(signature) = client.get_manifest(&signature_reference).await
         {
             let signature_digest = signature.digest.clone();
-            if let Ok(tree) = read_tree(client, &signature_reference, signature, &mut resolution.manifests).await {
+            if let Ok(tree) = read_tree(
+                client,
+                &signature_reference,
+                signature,
+                &mut resolution.manifests,
+            )
+            .await
+            {
                 resolution.images.push(ResolvedImage {
                     name: format!("{}:{signature_tag}", request.origin.name()),
                     source: source_name,

@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use dependencies::upstream_keys;
 use ferry_planner::{Action, ActionGraph, ActionKey, Plan};
 use ferry_registry::{Manifest, RegistryClient};
 use ferry_schemas::{Digest, ImageReference};
 use ferry_store::WorkspaceState;
-use dependencies::upstream_keys;
 
 /// What happened to one image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,9 +121,19 @@ async fn run_action(
             source,
             ..
         } => {
-            let (source_registry, source_repository) = source.split_once('/').ok_or("a source without repository")?;
+            let (source_registry, source_repository) = source
+                .split_once('/')
+                .ok_or("a source without repository")?;
             client
-                .copy_blob(source_registry, source_repository, registry, repository, digest, *size, None)
+                .copy_blob(
+                    source_registry,
+                    source_repository,
+                    registry,
+                    repository,
+                    digest,
+                    *size,
+                    None,
+                )
                 .await
                 .map(drop)
                 .map_err(|error| error.to_string())
@@ -137,7 +147,15 @@ async fn run_action(
             // A mount; a registry that refuses mounts gets the bytes again
             // from the repository that has them.
             client
-                .copy_blob(registry, from_repository, registry, repository, digest, *size, Some(from_repository))
+                .copy_blob(
+                    registry,
+                    from_repository,
+                    registry,
+                    repository,
+                    digest,
+                    *size,
+                    Some(from_repository),
+                )
                 .await
                 .map(drop)
                 .map_err(|error| error.to_string())
@@ -151,7 +169,10 @@ async fn run_action(
             let target: ImageReference = format!("{registry}/{repository}@{digest}")
                 .parse()
                 .map_err(|error| format!("{error}"))?;
-            client.put_manifest(&target, manifest).await.map_err(|error| error.to_string())
+            client
+                .put_manifest(&target, manifest)
+                .await
+                .map_err(|error| error.to_string())
         }
         Action::Tag {
             repository,
@@ -164,7 +185,10 @@ async fn run_action(
             let target: ImageReference = format!("{registry}/{repository}:{tag}")
                 .parse()
                 .map_err(|error| format!("{error}"))?;
-            client.put_manifest(&target, manifest).await.map_err(|error| error.to_string())
+            client
+                .put_manifest(&target, manifest)
+                .await
+                .map_err(|error| error.to_string())
         }
     }
 }
@@ -192,7 +216,11 @@ pub async fn execute(
         |action| matches!(action, Action::Tag { .. }),
     ];
     for (phase, belongs) in phases.iter().enumerate() {
-        let actions: Vec<_> = plan.actions.iter().filter(|planned| belongs(&planned.action)).collect();
+        let actions: Vec<_> = plan
+            .actions
+            .iter()
+            .filter(|planned| belongs(&planned.action))
+            .collect();
         // Manifests go one by one, in plan order; the rest in parallel.
         let width = if phase == 2 { 1 } else { parallelism.max(1) };
         for batch in actions.chunks(width) {
@@ -205,7 +233,10 @@ pub async fn execute(
                     .find(|before| failed.contains_key(*before))
                     .copied();
                 if let Some(before) = blocked_by {
-                    failed.insert(planned.key, format!("skipped: a step it needs failed ({})", failed[&before]));
+                    failed.insert(
+                        planned.key,
+                        format!("skipped: a step it needs failed ({})", failed[&before]),
+                    );
                     report.skipped += 1;
                     continue;
                 }
@@ -230,8 +261,20 @@ pub async fn execute(
                                 repository,
                                 tag,
                                 digest,
-                            } => state.record_tag(target.destination, &key.to_hex(), repository, tag, digest, now())?,
-                            other => state.record_action(target.destination, &key.to_hex(), kind_name(other), now())?,
+                            } => state.record_tag(
+                                target.destination,
+                                &key.to_hex(),
+                                repository,
+                                tag,
+                                digest,
+                                now(),
+                            )?,
+                            other => state.record_action(
+                                target.destination,
+                                &key.to_hex(),
+                                kind_name(other),
+                                now(),
+                            )?,
                         }
                         report.completed += 1;
                         report.bytes += action.bytes();

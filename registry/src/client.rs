@@ -352,9 +352,22 @@ impl RegistryClient {
             schemes.push("http");
         }
         let mut last_error = None;
+        let fallback = schemes.len() > 1;
         for scheme in schemes {
             let url = format!("{scheme}://{host}/v2/");
-            match self.send_with_retries(|| http.get(&url)).await {
+            // With a plain-HTTP fallback, one HTTPS attempt decides: a
+            // registry that speaks only HTTP fails it at once, and retrying
+            // would only delay the fallback.
+            let attempt = if fallback && scheme == "https" {
+                http.get(&url)
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await
+                    .map_err(|error| connection_error(&error))
+            } else {
+                self.send_with_retries(|| http.get(&url)).await
+            };
+            match attempt {
                 Ok(response) => {
                     let authorization = match response.status() {
                         StatusCode::UNAUTHORIZED => {

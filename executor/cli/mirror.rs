@@ -1,0 +1,594 @@
+//! `ferry mirror` and `ferry plan`: mirror-to-mirror for additional images.
+//!
+//! The flow is the one in ARCHITECTURE.md: load the configuration (refusing
+//! parts ferry does not act on yet), resolve through registries.conf,
+//! compile the action graph, diff it against the workspace state (and, by
+//! default, against the destination: one HEAD per image), then print the
+//! plan (`plan`) or run it (`mirror`). Mirror-to-disk and disk-to-mirror
+//! say they are not built yet.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_executor::resolve::{self, Resolution, ResolveOptions};
+use ferry_executor::run::{self, NoProgress, Target};
+use ferry_planner::{
+    ActionGraph, ActionKey, Destination, ImageChange, Plan, StateSnapshot, compile, plan,
+};
+use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
+use ferry_schemas::{ImageReference, load_image_set_configuration, render};
+use ferry_store::WorkspaceState;
+
+use crate::exit_status;
+
+/// Flags shared by `mirror` and `plan` (oc-mirror's names).
+#[derive(Debug, clap::Args)]
+pub struct MirrorArgs {
+    /// The ImageSetConfiguration.
+    #[arg(short = 'c', long = "config")]
+    config: PathBuf,
+    /// Destination: `docker://REGISTRY[/PREFIX]` (or `file://DIR`, not built yet).
+    destination: String,
+    /// The workspace (mirror-to-mirror): `file://DIR`; state lives in DIR/working-dir.
+    #[arg(long)]
+    workspace: Option<String>,
+    /// Disk-to-mirror source: `file://DIR` (not built yet).
+    #[arg(long)]
+    from: Option<String>,
+    /// Auth file (default: $REGISTRY_AUTH_FILE, then the containers and docker defaults).
+    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    authfile: Option<PathBuf>,
+    /// Verify TLS for sources (false also allows plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    src_tls_verify: bool,
+    /// Verify TLS for the destination (false also allows plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    dest_tls_verify: bool,
+    /// registries.conf to resolve sources with (default: the containers defaults).
+    #[arg(long = "registries-conf")]
+    registries_conf: Option<PathBuf>,
+    /// Images copied at once (1-10).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10))]
+    parallel_images: u32,
+    /// Layers copied at once per image (1-10).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
+    parallel_layers: u32,
+    /// Retries of a failed request.
+    #[arg(long, default_value_t = 5)]
+    retry_times: u32,
+    /// Fixed delay between retries, e.g. `500ms` or `2s` (0: exponential backoff).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    retry_delay: Duration,
+    /// Content cache (mirror-to-mirror streams and does not use it).
+    #[arg(long, env = "FERRY_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// info, debug, trace or error.
+    #[arg(long, default_value = "info", value_parser = ["info", "debug", "trace", "error"])]
+    log_level: String,
+    /// Do not copy cosign signatures (`sha256-<hex>.sig` tags).
+    #[arg(long)]
+    remove_signatures: bool,
+    /// Flatten destination paths to at most this many components (0: keep).
+    #[arg(long, default_value_t = 0)]
+    max_nested_paths: usize,
+    /// Plan from the workspace state alone: skip checking the destination.
+    #[arg(long)]
+    trust_state: bool,
+}
+
+/// `ferry mirror`.
+#[derive(Debug, clap::Args)]
+pub struct Mirror {
+    #[command(flatten)]
+    common: MirrorArgs,
+    /// Write working-dir/dry-run/mapping.txt and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `ferry plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanCommand {
+    #[command(flatten)]
+    common: MirrorArgs,
+    /// text, json or markdown.
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "markdown"])]
+    format: String,
+    /// Also save the plan (JSON) to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |split| text.split_at(split));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 500ms or 2s"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("`{text}`: use ms, s or m")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    exit_status::ERROR.into()
+}
+
+/// Everything prepared before the plan.
+struct Prepared {
+    destination: Destination,
+    workspace: PathBuf,
+    client: RegistryClient,
+    resolution: Resolution,
+    graph: ActionGraph,
+    plan: Plan,
+    state: WorkspaceState,
+}
+
+fn init_logging(level: &str) {
+    let filter = match level {
+        "trace" => "trace",
+        "debug" => "debug",
+        "error" => "error",
+        _ => "warn",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "ferry={filter},ferry_registry={filter},ferry_executor={filter}"
+        )))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Checks the destination and flags the way oc-mirror does, then resolves,
+/// compiles and plans.
+fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
+    init_logging(&arguments.log_level);
+    let destination_text = &arguments.destination;
+    if destination_text.starts_with("file://") {
+        return Err(crate::not_built::report(
+            "mirror to disk (file:// destination)",
+            "Disk workflows",
+        ));
+    }
+    let Some(destination_path) = destination_text.strip_prefix("docker://") else {
+        return Err(error(
+            "destination must have either file:// (mirror to disk) or docker:// (mirror to mirror, disk to mirror) protocol prefixes",
+        ));
+    };
+    if arguments.from.is_some() {
+        if arguments.workspace.is_some() {
+            return Err(error(
+                "when destination is docker://, --from (assumes disk to mirror workflow) and --workspace (assumes mirror to mirror workflow) cannot be used together",
+            ));
+        }
+        return Err(crate::not_built::report(
+            "disk to mirror (--from)",
+            "Disk workflows",
+        ));
+    }
+    let Some(workspace) = &arguments.workspace else {
+        return Err(error(
+            "when destination is docker://, either --from (assumes disk to mirror workflow) or --workspace (assumes mirror to mirror workflow) need to be provided",
+        ));
+    };
+    let Some(workspace_path) = workspace.strip_prefix("file://") else {
+        return Err(error(
+            "when --workspace is used, it must have file:// prefix",
+        ));
+    };
+    let (registry, prefix) = destination_path
+        .split_once('/')
+        .map_or((destination_path, ""), |(registry, prefix)| {
+            (registry, prefix)
+        });
+    let prefix = prefix.trim_end_matches('/');
+    if registry.is_empty() || format!("{registry}/x").parse::<ImageReference>().is_err() {
+        return Err(error(format!(
+            "`{destination_text}` does not name a registry host"
+        )));
+    }
+    if !prefix.is_empty() && !ferry_schemas::reference::is_valid_repository_path(prefix) {
+        return Err(error(format!(
+            "`{prefix}` is not a valid repository path prefix"
+        )));
+    }
+    let destination = Destination {
+        registry: registry.to_owned(),
+        prefix: prefix.to_owned(),
+    };
+    let workspace = {
+        let path = PathBuf::from(workspace_path);
+        if path.ends_with("working-dir") {
+            path
+        } else {
+            path.join("working-dir")
+        }
+    };
+
+    let config_name = arguments.config.display().to_string();
+    let text = std::fs::read_to_string(&arguments.config)
+        .map_err(|cause| error(format!("cannot read {config_name}: {cause}")))?;
+    let loaded = match load_image_set_configuration(&text) {
+        Ok(loaded) => loaded,
+        Err(problems) => {
+            eprint!("{}", render(&config_name, &text, &problems));
+            return Err(exit_status::ERROR.into());
+        }
+    };
+    let refusals = loaded.refusals();
+    if !refusals.is_empty() {
+        eprint!("{}", render(&config_name, &text, &refusals));
+        return Err(error(
+            "the configuration uses parts ferry does not mirror yet; nothing was done",
+        ));
+    }
+
+    let registries = match &arguments.registries_conf {
+        Some(path) => RegistriesConf::load(Some(path), &[]),
+        None => RegistriesConf::load_default(),
+    }
+    .map_err(error)?;
+    let options = ResolveOptions {
+        prefix: destination.prefix.clone(),
+        max_nested_paths: arguments.max_nested_paths,
+        remove_signatures: arguments.remove_signatures,
+    };
+    let (requests, blocked) = resolve::additional_image_requests(&loaded.config.mirror, &options);
+    let mut insecure_hosts: BTreeSet<String> = BTreeSet::new();
+    if !arguments.dest_tls_verify {
+        insecure_hosts.insert(destination.registry.clone());
+    }
+    for request in &requests {
+        for source in registries.pull_sources(&request.origin).unwrap_or_default() {
+            if source.insecure || !arguments.src_tls_verify {
+                insecure_hosts.insert(source.reference.registry().to_owned());
+            }
+        }
+    }
+    let client = RegistryClient::new(ClientOptions {
+        credentials: CredentialStore::discover(arguments.authfile.as_deref()),
+        insecure_hosts: insecure_hosts.into_iter().collect(),
+        retry_times: arguments.retry_times,
+        retry_delay: (!arguments.retry_delay.is_zero()).then_some(arguments.retry_delay),
+        transfers_per_registry: (arguments.parallel_images * arguments.parallel_layers) as usize,
+        ..ClientOptions::default()
+    });
+    let runtime = runtime()?;
+    let mut resolution =
+        runtime.block_on(resolve::resolve(&client, &registries, &requests, &options));
+    resolution.blocked = blocked;
+
+    std::fs::create_dir_all(&workspace).map_err(|cause| {
+        error(format!(
+            "cannot create the workspace {}: {cause}",
+            workspace.display()
+        ))
+    })?;
+    let state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
+    let history = state.history(&destination.display()).map_err(error)?;
+    let mut snapshot = StateSnapshot {
+        done: history
+            .done
+            .iter()
+            .filter_map(|key| ActionKey::from_hex(key))
+            .collect(),
+        tags: history.tags,
+        missing: BTreeSet::new(),
+    };
+    let graph = compile(&resolution.images, &destination);
+    if !arguments.trust_state {
+        // The whole image set is verified at every run: one HEAD per image
+        // whose top manifest the state says is there.
+        runtime.block_on(async {
+            for image in &graph.images {
+                let action = graph.action(image.top_manifest);
+                if !snapshot.done.contains(&action.key()) {
+                    continue;
+                }
+                if let ferry_planner::Action::PushManifest {
+                    repository, digest, ..
+                } = action
+                {
+                    let Ok(reference) = format!("{}/{repository}@{digest}", destination.registry)
+                        .parse::<ImageReference>()
+                    else {
+                        continue;
+                    };
+                    if let Ok(None) = client.head_manifest(&reference).await {
+                        snapshot
+                            .missing
+                            .insert((repository.clone(), digest.clone()));
+                    }
+                }
+            }
+        });
+    }
+    let plan = plan(&graph, &snapshot);
+    Ok(Prepared {
+        destination,
+        workspace,
+        client,
+        resolution,
+        graph,
+        plan,
+        state,
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|cause| error(format!("cannot start the async runtime: {cause}")))
+}
+
+fn mebibytes(bytes: u64) -> String {
+    if bytes < 1024 * 1024 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+/// The plan for people.
+pub fn render_text(plan: &Plan, resolution: &Resolution) -> String {
+    let mut text = String::new();
+    let count = |change: ImageChange| {
+        plan.images
+            .iter()
+            .filter(|image| image.change == change)
+            .count()
+    };
+    let _ = writeln!(
+        text,
+        "Plan: {} images: {} new, {} changed, {} unchanged",
+        plan.images.len(),
+        count(ImageChange::New),
+        count(ImageChange::Changed),
+        count(ImageChange::Unchanged)
+    );
+    for image in &plan.images {
+        let marker = match image.change {
+            ImageChange::New => "+",
+            ImageChange::Changed => "~",
+            ImageChange::Unchanged => continue,
+        };
+        let _ = writeln!(
+            text,
+            "  {marker} {} -> {} ({}; {} actions, {})",
+            image.name,
+            image.destination,
+            image.reason.as_deref().unwrap_or(""),
+            image.actions,
+            mebibytes(image.bytes)
+        );
+    }
+    for failure in &resolution.failures {
+        let _ = writeln!(
+            text,
+            "  ! {}: not resolved: {}",
+            failure.name, failure.message
+        );
+    }
+    for blocked in &resolution.blocked {
+        let _ = writeln!(text, "  - {blocked}: left out by blockedImages");
+    }
+    let totals = &plan.totals;
+    let _ = writeln!(
+        text,
+        "Manifests: {} to push, {} to skip. Blobs: {} to upload, {} to link, {} to skip. Bytes: {} to push, {} skipped. Tags: {} to set.",
+        totals.manifests_to_push,
+        totals.manifests_to_skip,
+        totals.blobs_to_upload,
+        totals.blobs_to_link,
+        totals.blobs_to_skip,
+        mebibytes(totals.bytes_to_push),
+        mebibytes(totals.bytes_to_skip),
+        totals.tags_to_set
+    );
+    if plan.is_empty() && resolution.failures.is_empty() {
+        let _ = writeln!(
+            text,
+            "Nothing to do: the destination has the whole image set."
+        );
+    }
+    text
+}
+
+/// The plan as Markdown (for pull-request comments).
+pub fn render_markdown(plan: &Plan, resolution: &Resolution) -> String {
+    let mut text = String::from(
+        "### ferry plan\n\n| | image | destination | reason | actions | bytes |\n|---|---|---|---|---|---|\n",
+    );
+    for image in &plan.images {
+        let marker = match image.change {
+            ImageChange::New => "+",
+            ImageChange::Changed => "~",
+            ImageChange::Unchanged => "=",
+        };
+        let _ = writeln!(
+            text,
+            "| {marker} | `{}` | `{}` | {} | {} | {} |",
+            image.name,
+            image.destination,
+            image.reason.as_deref().unwrap_or("unchanged"),
+            image.actions,
+            mebibytes(image.bytes)
+        );
+    }
+    for failure in &resolution.failures {
+        let _ = writeln!(
+            text,
+            "| ! | `{}` | | not resolved: {} | | |",
+            failure.name, failure.message
+        );
+    }
+    let totals = &plan.totals;
+    let _ = writeln!(
+        text,
+        "\n**{}** to push, {} skipped; {} manifests, {} blobs uploaded, {} linked, {} tags.",
+        mebibytes(totals.bytes_to_push),
+        mebibytes(totals.bytes_to_skip),
+        totals.manifests_to_push,
+        totals.blobs_to_upload,
+        totals.blobs_to_link,
+        totals.tags_to_set
+    );
+    text
+}
+
+/// The plan as versioned JSON.
+pub fn render_json(plan: &Plan) -> String {
+    let document = serde_json::json!({"version": 1, "plan": plan});
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
+    let prepared = match prepare(&arguments.common) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    let output = match arguments.format.as_str() {
+        "json" => render_json(&prepared.plan),
+        "markdown" => render_markdown(&prepared.plan, &prepared.resolution),
+        _ => render_text(&prepared.plan, &prepared.resolution),
+    };
+    print!("{output}");
+    if let Some(out) = &arguments.out
+        && let Err(cause) = std::fs::write(out, render_json(&prepared.plan))
+    {
+        return error(format!("cannot write {}: {cause}", out.display()));
+    }
+    if !prepared.resolution.failures.is_empty() {
+        return exit_status::ERROR.into();
+    }
+    if arguments.detailed_exitcode && !prepared.plan.is_empty() {
+        return exit_status::PLAN_HAS_CHANGES.into();
+    }
+    ExitCode::SUCCESS
+}
+
+fn timestamp() -> String {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{seconds}")
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), ExitCode> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|cause| error(format!("cannot create {}: {cause}", parent.display())))?;
+    }
+    std::fs::write(path, text)
+        .map_err(|cause| error(format!("cannot write {}: {cause}", path.display())))
+}
+
+pub fn mirror_command(arguments: &Mirror) -> ExitCode {
+    let mut prepared = match prepare(&arguments.common) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    eprint!("{}", render_text(&prepared.plan, &prepared.resolution));
+    if arguments.dry_run {
+        // oc-mirror's mapping.txt: docker://source=docker://destination, one per image.
+        let mut mapping = String::new();
+        for image in &prepared.resolution.images {
+            let destination = prepared
+                .graph
+                .images
+                .iter()
+                .find(|nodes| nodes.name == image.name)
+                .map(|nodes| nodes.destination.clone())
+                .unwrap_or_default();
+            let _ = writeln!(
+                mapping,
+                "docker://{}@{}=docker://{destination}",
+                image.source, image.top
+            );
+        }
+        let path = prepared.workspace.join("dry-run/mapping.txt");
+        if let Err(code) = write_file(&path, &mapping) {
+            return code;
+        }
+        eprintln!("dry run: wrote {}; nothing was copied", path.display());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let destination = prepared.destination.display();
+    let target = Target {
+        destination: &destination,
+        registry: &prepared.destination.registry,
+    };
+    let parallelism =
+        (arguments.common.parallel_images * arguments.common.parallel_layers) as usize;
+    let report = match runtime.block_on(run::execute(
+        &prepared.plan,
+        &prepared.graph,
+        &prepared.resolution.manifests,
+        &prepared.client,
+        &mut prepared.state,
+        &target,
+        parallelism,
+        &NoProgress,
+    )) {
+        Ok(report) => report,
+        Err(cause) => return error(cause),
+    };
+    let mut errors = String::new();
+    for failure in &prepared.resolution.failures {
+        let _ = writeln!(
+            errors,
+            "{}: not resolved: {}",
+            failure.name, failure.message
+        );
+    }
+    for image in report.failed_images() {
+        let _ = writeln!(
+            errors,
+            "{}: {}",
+            image.name,
+            image.error.as_deref().unwrap_or("")
+        );
+    }
+    eprintln!(
+        "Done: {} actions completed, {} failed, {} skipped; {} pushed.",
+        report.completed,
+        report.failed,
+        report.skipped,
+        mebibytes(report.bytes)
+    );
+    if errors.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let path = prepared
+        .workspace
+        .join(format!("logs/mirroring_errors_{}.txt", timestamp()));
+    if let Err(code) = write_file(&path, &errors) {
+        return code;
+    }
+    eprint!("{errors}");
+    eprintln!("errors written to {}", path.display());
+    exit_status::ADDITIONAL_IMAGE_FAILED.into()
+}
