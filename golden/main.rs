@@ -4,5 +4,6 @@
 
 mod diagnostics;
 mod fixtures_table;
+mod plans;
 mod support;
 mod world_references;

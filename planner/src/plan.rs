@@ -118,6 +118,27 @@ impl Plan {
     }
 }
 
+/// Sorts actions that are ready at the same time: uploads, links,
+/// manifests, tags; then by repository, digest and tag.
+fn order_key(action: &Action) -> (u8, String, String, String) {
+    match action {
+        Action::UploadBlob {
+            repository, digest, ..
+        } => (0, repository.clone(), digest.to_string(), String::new()),
+        Action::LinkBlob {
+            repository, digest, ..
+        } => (1, repository.clone(), digest.to_string(), String::new()),
+        Action::PushManifest {
+            repository, digest, ..
+        } => (2, repository.clone(), digest.to_string(), String::new()),
+        Action::Tag {
+            repository,
+            tag,
+            digest,
+        } => (3, repository.clone(), digest.to_string(), tag.clone()),
+    }
+}
+
 /// Diffs `graph` against `state`.
 pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     // Images whose top manifest is missing at the destination: all their
@@ -199,8 +220,9 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
         reasons.insert(node, reason);
     }
 
-    // Dependency order, ties broken by key, so the same input always gives
-    // the same plan.
+    // Dependency order, ties broken by kind, repository and digest (not by
+    // key, which hashes the destination), so the same input always gives
+    // the same plan and plans for two destinations list actions alike.
     let mut waiting: BTreeMap<NodeIndex, usize> = BTreeMap::new();
     let mut ready = BinaryHeap::new();
     for node in reasons.keys() {
@@ -210,15 +232,15 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
             .filter(|upstream| reasons.contains_key(upstream))
             .count();
         if blockers == 0 {
-            ready.push(Reverse((graph.action(*node).key(), *node)));
+            ready.push(Reverse((order_key(graph.action(*node)), *node)));
         } else {
             waiting.insert(*node, blockers);
         }
     }
     let mut actions = Vec::new();
-    while let Some(Reverse((key, node))) = ready.pop() {
+    while let Some(Reverse((_, node))) = ready.pop() {
         actions.push(PlannedAction {
-            key,
+            key: graph.action(node).key(),
             action: graph.action(node).clone(),
             reason: reasons[&node].clone(),
         });
@@ -227,7 +249,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
                 *count -= 1;
                 if *count == 0 {
                     waiting.remove(&downstream);
-                    ready.push(Reverse((graph.action(downstream).key(), downstream)));
+                    ready.push(Reverse((order_key(graph.action(downstream)), downstream)));
                 }
             }
         }

@@ -1,0 +1,212 @@
+//! Plans people read, end to end: `ferry plan` and `ferry mirror` against
+//! the test world and an empty destination registry, the plans compared
+//! with golden files (first run, no-op rerun, one image added, one tag
+//! moved), the mirror checked with skopeo.
+
+use std::process::{Command, Output};
+
+use ferry_testworld::registry::{Flavour, Registry, Storage};
+use ferry_testworld::world::World;
+
+use crate::support::{compare_or_bless, golden_path};
+
+struct Scenario {
+    world: World,
+    destination: Registry,
+    folder: tempfile::TempDir,
+}
+
+impl Scenario {
+    fn start() -> Self {
+        Scenario {
+            world: World::start().unwrap(),
+            destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+            folder: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config(&self, name: &str, images: &str) -> String {
+        let path = self.folder.path().join(name);
+        std::fs::write(
+            &path,
+            format!("kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n{images}"),
+        )
+        .unwrap();
+        path.display().to_string()
+    }
+
+    fn ferry(&self, command: &str, config: &str, extra: &[&str]) -> Output {
+        let workspace = format!("file://{}", self.folder.path().join("workspace").display());
+        let destination = format!("docker://{}/mirror", self.destination.host());
+        let registries_conf = self.world.registries_conf().display().to_string();
+        let mut arguments = vec![
+            command,
+            "-c",
+            config,
+            "--workspace",
+            &workspace,
+            "--registries-conf",
+            &registries_conf,
+            "--dest-tls-verify=false",
+        ];
+        arguments.extend_from_slice(extra);
+        arguments.push(&destination);
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(&arguments)
+            .env(
+                "REGISTRY_AUTH_FILE",
+                self.folder.path().join("no-auth.json"),
+            )
+            .output()
+            .unwrap()
+    }
+
+    /// Output with the run's own addresses and folders replaced. Action
+    /// keys hash the destination (whose port changes every run), so they
+    /// are replaced too.
+    fn redact(&self, bytes: &[u8]) -> String {
+        let text = String::from_utf8_lossy(bytes)
+            .replace(&self.destination.host(), "[DESTINATION]")
+            .replace(&self.world.registry().host(), "[SOURCE]")
+            .replace(&self.folder.path().display().to_string(), "[TEMP]");
+        let key = regex::Regex::new(r#""key": "[0-9a-f]{64}""#).unwrap();
+        key.replace_all(&text, r#""key": "[KEY]""#).into_owned()
+    }
+}
+
+fn check(failures: &mut Vec<String>, name: &str, actual: &str) {
+    if let Some(mismatch) = compare_or_bless(&golden_path(&format!("plans/{name}")), actual) {
+        failures.push(mismatch);
+    }
+}
+
+const UBI: &str = "  - name: registry.redhat.io/ubi9/ubi:latest\n";
+const HELLO: &str = "  - name: quay.io/ferry-demo/hello:1.0\n";
+const SIGNED: &str = "  - name: quay.io/ferry-demo/signed:1.0\n";
+
+#[test]
+fn plans_through_first_run_noop_addition_and_moved_tag() {
+    let scenario = Scenario::start();
+    std::fs::create_dir_all(golden_path("plans")).unwrap();
+    let mut failures = Vec::new();
+
+    // First run: everything is new.
+    let first = scenario.config("first.yaml", &format!("{UBI}{HELLO}"));
+    let plan = scenario.ferry("plan", &first, &["--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "{}",
+        scenario.redact(&plan.stderr)
+    );
+    check(
+        &mut failures,
+        "01-first.txt",
+        &scenario.redact(&plan.stdout),
+    );
+    let json = scenario.ferry("plan", &first, &["--format", "json"]);
+    check(
+        &mut failures,
+        "01-first.json",
+        &scenario.redact(&json.stdout),
+    );
+    let markdown = scenario.ferry("plan", &first, &["--format", "markdown"]);
+    check(
+        &mut failures,
+        "01-first.md",
+        &scenario.redact(&markdown.stdout),
+    );
+    let mirrored = scenario.ferry("mirror", &first, &[]);
+    assert!(
+        mirrored.status.success(),
+        "{}",
+        scenario.redact(&mirrored.stderr)
+    );
+
+    // The mirror holds byte-identical manifests.
+    let source_conf = scenario.world.registries_conf().display().to_string();
+    for (source, mirror) in [
+        (
+            "registry.redhat.io/ubi9/ubi:latest",
+            "mirror/ubi9/ubi:latest",
+        ),
+        (
+            "quay.io/ferry-demo/hello:1.0",
+            "mirror/ferry-demo/hello:1.0",
+        ),
+    ] {
+        let expected = Command::new("skopeo")
+            .args([
+                "--registries-conf",
+                &source_conf,
+                "inspect",
+                "--raw",
+                &format!("docker://{source}"),
+            ])
+            .output()
+            .unwrap();
+        let actual = Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{}/{mirror}", scenario.destination.host()),
+            ])
+            .output()
+            .unwrap();
+        assert!(expected.status.success() && actual.status.success());
+        assert_eq!(expected.stdout, actual.stdout, "{mirror}");
+    }
+
+    // Second run: nothing to do, detailed exit code 0.
+    let noop = scenario.ferry("plan", &first, &["--detailed-exitcode"]);
+    assert_eq!(
+        noop.status.code(),
+        Some(0),
+        "{}",
+        scenario.redact(&noop.stdout)
+    );
+    check(&mut failures, "02-noop.txt", &scenario.redact(&noop.stdout));
+
+    // One image added: only its own blobs are uploaded.
+    let added = scenario.config("added.yaml", &format!("{UBI}{HELLO}{SIGNED}"));
+    let plan = scenario.ferry("plan", &added, &[]);
+    check(
+        &mut failures,
+        "03-added.txt",
+        &scenario.redact(&plan.stdout),
+    );
+    assert!(scenario.ferry("mirror", &added, &[]).status.success());
+
+    // One tag moved: the same destination tag now names another image.
+    let moved = scenario.config(
+        "moved.yaml",
+        &format!("{UBI}{SIGNED}  - name: quay.io/ferry-demo/hello-oci:1.0\n    targetRepo: ferry-demo/hello\n"),
+    );
+    let plan = scenario.ferry("plan", &moved, &["--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2));
+    let text = scenario.redact(&plan.stdout);
+    assert!(text.contains("tag moved from"), "{text}");
+    check(&mut failures, "04-tag-moved.txt", &text);
+
+    // A dry run writes oc-mirror's mapping.txt and changes nothing.
+    let dry = scenario.ferry("mirror", &moved, &["--dry-run"]);
+    assert!(dry.status.success());
+    let mapping = std::fs::read_to_string(
+        scenario
+            .folder
+            .path()
+            .join("workspace/working-dir/dry-run/mapping.txt"),
+    )
+    .unwrap();
+    assert_eq!(mapping.lines().count(), 4, "{mapping}");
+    assert!(
+        mapping
+            .lines()
+            .all(|line| line.starts_with("docker://") && line.contains("=docker://"))
+    );
+    let still = scenario.ferry("plan", &moved, &["--detailed-exitcode"]);
+    assert_eq!(still.status.code(), Some(2), "the dry run changed nothing");
+
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
