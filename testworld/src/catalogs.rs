@@ -1,4 +1,3 @@
-// LEAD NOTE (temporary, 04:23 UTC): the content generators (content, image_builder, additional_images, releases, catalogs, standard) are finished and committed by the lead. Helpers: do not rewrite them; the publisher should consume standard_world() as it is now.
 //! Operator catalog images holding real file-based catalogs.
 //!
 //! The catalogs in `testworld/data/catalogs/` name bundle and related images
