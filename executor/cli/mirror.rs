@@ -502,6 +502,64 @@ fn write_file(path: &Path, text: &str) -> Result<(), ExitCode> {
         .map_err(|cause| error(format!("cannot write {}: {cause}", path.display())))
 }
 
+/// Writes `working-dir/cluster-resources/{idms,itms}-oc-mirror.yaml` for
+/// every image now at the destination (failed ones left out).
+fn write_cluster_resources(
+    prepared: &Prepared,
+    report: &run::RunReport,
+    repository_scope: bool,
+) -> Result<(), ExitCode> {
+    use ferry_executor::cluster_resources::{Category, MirroredImage, generate};
+    let failed: BTreeSet<&str> = report
+        .failed_images()
+        .map(|image| image.name.as_str())
+        .collect();
+    let images: Vec<MirroredImage> = prepared
+        .resolution
+        .images
+        .iter()
+        .filter(|image| !failed.contains(image.name.as_str()))
+        .filter_map(|image| {
+            Some(MirroredImage {
+                origin: image.name.parse().ok()?,
+                destination: format!(
+                    "{}/{}",
+                    prepared.destination.registry, image.destination_repository
+                ),
+                category: Category::Generic,
+            })
+        })
+        .collect();
+    let created_at = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|text| text.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        });
+    let resources = generate(&images, repository_scope, created_at);
+    let folder = prepared.workspace.join("cluster-resources");
+    for (name, content) in [
+        ("idms-oc-mirror.yaml", &resources.image_digest_mirror_sets),
+        ("itms-oc-mirror.yaml", &resources.image_tag_mirror_sets),
+    ] {
+        let path = folder.join(name);
+        match content {
+            Some(text) => {
+                write_file(&path, text)?;
+                eprintln!("wrote {}", path.display());
+            }
+            None => {
+                // The image set no longer needs this file.
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn mirror_command(arguments: &Mirror) -> ExitCode {
     let mut prepared = match prepare(&arguments.common) {
         Ok(prepared) => prepared,
@@ -556,6 +614,11 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
         Ok(report) => report,
         Err(cause) => return error(cause),
     };
+    if let Err(code) =
+        write_cluster_resources(&prepared, &report, arguments.common.max_nested_paths > 0)
+    {
+        return code;
+    }
     let mut errors = String::new();
     for failure in &prepared.resolution.failures {
         let _ = writeln!(

@@ -8,9 +8,11 @@
 //! 3. `run`: the plan executed against the destination, each action
 //!    recorded in the workspace state only after it succeeded.
 //!
-//! `naming` says where each image goes. The command line front end lives
+//! `naming` says where each image goes; `cluster_resources` writes the
+//! IDMS and ITMS for the image set at the destination. The command line front end lives
 //! beside this crate in `executor/cli/`.
 
+pub mod cluster_resources;
 pub mod naming;
 pub mod resolve;
 pub mod run;

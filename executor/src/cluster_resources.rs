@@ -1,0 +1,267 @@
+//! Cluster resources: the ImageDigestMirrorSet and ImageTagMirrorSet that
+//! point a cluster at the mirror, for the whole image set present at the
+//! destination (not only what one run pushed).
+//!
+//! Rules from oc-mirror (notes §4.1): one object per category (`release`,
+//! `operator`, `generic`; additional images are `generic`) named
+//! `idms-<category>-0` / `itms-<category>-0`, in `idms-oc-mirror.yaml` and
+//! `itms-oc-mirror.yaml`. The IDMS lists origins pinned by digest (alone or
+//! with a tag); the ITMS lists origins with a tag. When the destination
+//! path ends with the origin's path, the entry is namespace-scoped (the last
+//! path component dropped on both sides); otherwise it is repository-scoped;
+//! `--max-nested-paths` forces repository scope. Mirrors of one source are
+//! listed once. Unlike oc-mirror, the order is sorted, so the files are the
+//! same for the same image set; `createdAt` comes from `SOURCE_DATE_EPOCH`
+//! when it is set.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use ferry_schemas::ImageReference;
+
+/// An image present at the destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirroredImage {
+    /// The origin as the configuration named it.
+    pub origin: ImageReference,
+    /// `registry/repository` at the destination.
+    pub destination: String,
+    pub category: Category,
+}
+
+/// oc-mirror's categories of images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Category {
+    Release,
+    Operator,
+    Generic,
+}
+
+impl Category {
+    fn name(self) -> &'static str {
+        match self {
+            Category::Release => "release",
+            Category::Operator => "operator",
+            Category::Generic => "generic",
+        }
+    }
+}
+
+/// The two files' contents; `None` when a file would list nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterResources {
+    pub image_digest_mirror_sets: Option<String>,
+    pub image_tag_mirror_sets: Option<String>,
+}
+
+/// `source` → mirrors.
+type Mirrors = BTreeMap<String, BTreeSet<String>>;
+
+/// The (source, mirror) pair of an image, namespace- or repository-scoped.
+fn scope(image: &MirroredImage, repository_scope: bool) -> (String, String) {
+    let origin_path = image.origin.repository();
+    let (destination_registry, destination_path) = image
+        .destination
+        .split_once('/')
+        .unwrap_or((&image.destination, ""));
+    let namespace_scope = !repository_scope
+        && (destination_path == origin_path
+            || destination_path.ends_with(&format!("/{origin_path}")));
+    if !namespace_scope {
+        return (image.origin.name(), image.destination.clone());
+    }
+    let parent = |path: &str| path.rsplit_once('/').map(|(parent, _)| parent.to_owned());
+    let source = match parent(origin_path) {
+        Some(namespace) => format!("{}/{namespace}", image.origin.registry()),
+        None => image.origin.registry().to_owned(),
+    };
+    let mirror = match parent(destination_path) {
+        Some(namespace) => format!("{destination_registry}/{namespace}"),
+        None => destination_registry.to_owned(),
+    };
+    (source, mirror)
+}
+
+/// RFC 3339 (UTC, seconds) of a Unix time.
+pub fn rfc3339(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let second_of_day = seconds.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
+fn document(
+    kind: &str,
+    list_field: &str,
+    prefix: &str,
+    category: Category,
+    mirrors: &Mirrors,
+    created_at: &str,
+) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "---");
+    let _ = writeln!(text, "apiVersion: config.openshift.io/v1");
+    let _ = writeln!(text, "kind: {kind}");
+    let _ = writeln!(text, "metadata:");
+    let _ = writeln!(text, "  annotations:");
+    let _ = writeln!(text, "    createdAt: \"{created_at}\"");
+    let _ = writeln!(text, "    createdBy: ferry");
+    let _ = writeln!(text, "    ferry_version: \"{}\"", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(text, "  name: {prefix}-{}-0", category.name());
+    let _ = writeln!(text, "spec:");
+    let _ = writeln!(text, "  {list_field}:");
+    for (source, targets) in mirrors {
+        let _ = writeln!(text, "  - mirrors:");
+        for target in targets {
+            let _ = writeln!(text, "    - {target}");
+        }
+        let _ = writeln!(text, "    source: {source}");
+    }
+    text
+}
+
+/// Builds both files for `images`.
+pub fn generate(
+    images: &[MirroredImage],
+    repository_scope: bool,
+    created_at_seconds: i64,
+) -> ClusterResources {
+    let mut digest_sets: BTreeMap<Category, Mirrors> = BTreeMap::new();
+    let mut tag_sets: BTreeMap<Category, Mirrors> = BTreeMap::new();
+    for image in images {
+        let (source, mirror) = scope(image, repository_scope);
+        let by_digest = image.origin.digest().is_some();
+        let by_tag = image.origin.tag().is_some() || !by_digest;
+        // Release payloads always go in the IDMS, even by tag (CLID-205).
+        if by_digest || image.category == Category::Release {
+            digest_sets
+                .entry(image.category)
+                .or_default()
+                .entry(source.clone())
+                .or_default()
+                .insert(mirror.clone());
+        }
+        if by_tag {
+            tag_sets
+                .entry(image.category)
+                .or_default()
+                .entry(source)
+                .or_default()
+                .insert(mirror);
+        }
+    }
+    let created_at = rfc3339(created_at_seconds);
+    let render = |sets: &BTreeMap<Category, Mirrors>, kind: &str, field: &str, prefix: &str| {
+        (!sets.is_empty()).then(|| {
+            sets.iter()
+                .map(|(category, mirrors)| {
+                    document(kind, field, prefix, *category, mirrors, &created_at)
+                })
+                .collect::<String>()
+        })
+    };
+    ClusterResources {
+        image_digest_mirror_sets: render(
+            &digest_sets,
+            "ImageDigestMirrorSet",
+            "imageDigestMirrors",
+            "idms",
+        ),
+        image_tag_mirror_sets: render(&tag_sets, "ImageTagMirrorSet", "imageTagMirrors", "itms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(origin: &str, destination: &str) -> MirroredImage {
+        MirroredImage {
+            origin: origin.parse().unwrap(),
+            destination: destination.to_owned(),
+            category: Category::Generic,
+        }
+    }
+
+    #[test]
+    fn dates_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn namespace_and_repository_scopes_follow_oc_mirror() {
+        let hex = "ab".repeat(32);
+        let images = [
+            image(
+                "registry.redhat.io/ubi9/ubi:latest",
+                "mirror.local/ns/ubi9/ubi",
+            ),
+            image(
+                "registry.redhat.io/ubi9/ubi-minimal:9.4",
+                "mirror.local/ns/ubi9/ubi-minimal",
+            ),
+            image(
+                &format!("registry.redhat.io/ubi8-minimal@sha256:{hex}"),
+                "mirror.local/ns/ubi8-minimal",
+            ),
+            image("quay.io/a/b:1", "mirror.local/ns/team/app"),
+        ];
+        let resources = generate(&images, false, 0);
+        let tags = resources.image_tag_mirror_sets.unwrap();
+        assert!(
+            tags.contains(
+                "  - mirrors:\n    - mirror.local/ns/ubi9\n    source: registry.redhat.io/ubi9\n"
+            ),
+            "{tags}"
+        );
+        assert_eq!(
+            tags.matches("source: registry.redhat.io/ubi9\n").count(),
+            1,
+            "one entry per source"
+        );
+        assert!(
+            tags.contains("    - mirror.local/ns/team/app\n    source: quay.io/a/b\n"),
+            "repository scope: {tags}"
+        );
+        assert!(tags.contains("name: itms-generic-0"));
+        let digests = resources.image_digest_mirror_sets.unwrap();
+        assert!(
+            digests.contains("    - mirror.local/ns\n    source: registry.redhat.io\n"),
+            "{digests}"
+        );
+        assert!(
+            !digests.contains("ubi9"),
+            "tag-only origins are not in the IDMS"
+        );
+        let repository_scoped = generate(&images, true, 0).image_tag_mirror_sets.unwrap();
+        assert!(repository_scoped.contains("source: registry.redhat.io/ubi9/ubi\n"));
+    }
+
+    #[test]
+    fn empty_sets_write_nothing() {
+        let resources = generate(&[], false, 0);
+        assert_eq!(resources.image_digest_mirror_sets, None);
+        assert_eq!(resources.image_tag_mirror_sets, None);
+    }
+}
