@@ -4,6 +4,7 @@
 
 mod diagnostics;
 mod fixtures_table;
+mod kill;
 mod plans;
 mod support;
 mod world_references;

@@ -1,0 +1,165 @@
+//! Killing `ferry mirror` with SIGKILL at many points of a run, then
+//! rerunning: each rerun does only what is left, and the destination ends
+//! with the same tag → digest set as a clean run.
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use ferry_testworld::registry::{Flavour, Registry, Storage};
+use ferry_testworld::world::World;
+
+/// Images enough for a run of some length: every release payload and
+/// catalog of the world, mirrored as additional images.
+fn configuration() -> String {
+    let mut images = String::new();
+    for version in [
+        "4.15.10", "4.15.11", "4.15.12", "4.16.0", "4.16.1", "4.16.2",
+    ] {
+        for architecture in ["x86_64", "aarch64", "multi"] {
+            images.push_str(&format!(
+                "  - name: quay.io/openshift-release-dev/ocp-release:{version}-{architecture}\n"
+            ));
+        }
+    }
+    for image in [
+        "registry.redhat.io/redhat/redhat-operator-index:v4.16",
+        "registry.redhat.io/redhat/redhat-operator-index:v4.15",
+        "quay.io/ferry-demo/test-catalog:latest",
+        "registry.redhat.io/ubi9/ubi:latest",
+        "registry.redhat.io/ubi9/ubi-minimal:9.4",
+        "quay.io/ferry-demo/hello:1.0",
+        "quay.io/ferry-demo/hello-oci:1.0",
+        "quay.io/ferry-demo/signed:1.0",
+    ] {
+        images.push_str(&format!("  - name: {image}\n"));
+    }
+    format!(
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n{images}"
+    )
+}
+
+struct Run<'a> {
+    world: &'a World,
+    destination: &'a Registry,
+    folder: &'a std::path::Path,
+}
+
+impl Run<'_> {
+    fn command(&self, subcommand: &str, workspace: &str, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command
+            .arg(subcommand)
+            .args(["-c", &self.folder.join("isc.yaml").display().to_string()])
+            .args([
+                "--workspace",
+                &format!("file://{}", self.folder.join(workspace).display()),
+            ])
+            .args([
+                "--registries-conf",
+                &self.world.registries_conf().display().to_string(),
+            ])
+            .args([
+                "--dest-tls-verify=false",
+                "--parallel-images",
+                "1",
+                "--parallel-layers",
+                "2",
+            ])
+            .args(extra)
+            .arg(format!("docker://{}/{workspace}", self.destination.host()))
+            .env("REGISTRY_AUTH_FILE", self.folder.join("no-auth.json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+
+    /// Every tag at the destination under `prefix`, with its digest.
+    fn tags(&self, prefix: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        let catalog = self.destination.get("/v2/_catalog?n=1000").unwrap();
+        let repositories: serde_json::Value = serde_json::from_slice(&catalog.body).unwrap();
+        for repository in repositories["repositories"].as_array().unwrap() {
+            let repository = repository.as_str().unwrap();
+            if !repository.starts_with(&format!("{prefix}/")) {
+                continue;
+            }
+            let list = self
+                .destination
+                .get(&format!("/v2/{repository}/tags/list"))
+                .unwrap();
+            let tags: serde_json::Value = serde_json::from_slice(&list.body).unwrap();
+            for tag in tags["tags"].as_array().into_iter().flatten() {
+                let tag = tag.as_str().unwrap();
+                let output = Command::new("skopeo")
+                    .args(["inspect", "--raw", "--tls-verify=false"])
+                    .arg(format!(
+                        "docker://{}/{repository}:{tag}",
+                        self.destination.host()
+                    ))
+                    .output()
+                    .unwrap();
+                assert!(output.status.success());
+                let digest = ferry_registry::client::sha256_of(&output.stdout);
+                lines.push(format!("{}:{tag} {digest}", &repository[prefix.len()..]));
+            }
+        }
+        lines.sort();
+        lines
+    }
+}
+
+#[test]
+fn kill_at_twenty_points_and_rerun_to_the_same_result() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("isc.yaml"), configuration()).unwrap();
+    let run = Run {
+        world: &world,
+        destination: &destination,
+        folder: folder.path(),
+    };
+
+    // A clean run, timed.
+    let started = Instant::now();
+    let clean = run.command("mirror", "clean", &[]).status().unwrap();
+    let duration = started.elapsed();
+    assert!(clean.success());
+    let expected = run.tags("clean");
+    assert!(expected.len() > 20, "{expected:?}");
+
+    // The same mirror, killed again and again a short while after it
+    // starts, so each run gets a little further before SIGKILL: the kill
+    // points spread over the whole run. The wait grows a little each time,
+    // so progress is certain even when starting up takes most of it.
+    let mut kills = 0;
+    let mut wait = duration / 25;
+    for _ in 0..200 {
+        let mut child = run.command("mirror", "killed", &[]).spawn().unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        wait = wait * 21 / 20;
+    }
+    eprintln!("{kills} runs killed; a clean run took {duration:?}");
+    assert!(
+        kills >= 20,
+        "only {kills} runs were killed (clean run took {duration:?})"
+    );
+    let finished = run.command("mirror", "killed", &[]).status().unwrap();
+    assert!(finished.success());
+    let noop = run
+        .command("plan", "killed", &["--detailed-exitcode"])
+        .status()
+        .unwrap();
+    assert_eq!(
+        noop.code(),
+        Some(0),
+        "after the final run nothing is left to do"
+    );
+    assert_eq!(run.tags("killed"), expected);
+}
