@@ -263,3 +263,85 @@ fn assert_valid_against_crd(text: &str, schema_name: &str) {
         "the strict schema accepts a misspelt field"
     );
 }
+
+#[test]
+fn saved_plans_apply_exactly_and_stale_ones_are_refused() {
+    let scenario = Scenario::start();
+    let config = scenario.config("apply.yaml", &format!("{UBI}{HELLO}"));
+    let plan_file = scenario.folder.path().join("first.plan.json");
+    let plan_file_text = plan_file.display().to_string();
+    let planned = scenario.ferry("plan", &config, &["--out", &plan_file_text]);
+    assert!(
+        planned.status.success(),
+        "{}",
+        scenario.redact(&planned.stderr)
+    );
+
+    // `ferry apply FILE` reads destination and workspace from the file.
+    let apply = |file: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args([
+                "apply",
+                file,
+                "--dest-tls-verify=false",
+                "--registries-conf",
+            ])
+            .arg(scenario.world.registries_conf())
+            .env(
+                "REGISTRY_AUTH_FILE",
+                scenario.folder.path().join("no-auth.json"),
+            )
+            .output()
+            .unwrap()
+    };
+    let applied = apply(&plan_file_text);
+    assert!(
+        applied.status.success(),
+        "{}",
+        scenario.redact(&applied.stderr)
+    );
+    let noop = scenario.ferry("plan", &config, &["--detailed-exitcode"]);
+    assert_eq!(
+        noop.status.code(),
+        Some(0),
+        "the applied plan left nothing to do"
+    );
+
+    // A plan made before another run changed the state is stale.
+    let added = scenario.config("apply.yaml", &format!("{UBI}{HELLO}{SIGNED}"));
+    let second_file = scenario
+        .folder
+        .path()
+        .join("second.plan.json")
+        .display()
+        .to_string();
+    assert!(
+        scenario
+            .ferry("plan", &added, &["--out", &second_file])
+            .status
+            .success()
+    );
+    assert!(scenario.ferry("mirror", &added, &[]).status.success());
+    let stale = apply(&second_file);
+    assert_eq!(stale.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&stale.stderr);
+    assert!(message.contains("the workspace state changed"), "{message}");
+
+    // So is a plan whose configuration was edited afterwards.
+    let third_file = scenario
+        .folder
+        .path()
+        .join("third.plan.json")
+        .display()
+        .to_string();
+    assert!(
+        scenario
+            .ferry("plan", &added, &["--out", &third_file])
+            .status
+            .success()
+    );
+    scenario.config("apply.yaml", UBI);
+    let edited = apply(&third_file);
+    assert_eq!(edited.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&edited.stderr).contains("changed since the plan was made"));
+}

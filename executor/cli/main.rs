@@ -42,7 +42,7 @@ enum Command {
     /// Show what a mirror run would do, without doing it.
     Plan(mirror::PlanCommand),
     /// Execute a saved plan, or plan and apply in one step.
-    Apply(not_built::Args),
+    Apply(mirror::Apply),
     /// Check deliveries (archives) offline.
     Verify(not_built::Args),
     /// Inspect, verify or prune the content cache.
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Mirror(args) => mirror::mirror_command(&args),
         Command::Plan(args) => mirror::plan_command(&args),
-        Command::Apply(_) => not_built::report("apply", "Planner and executor"),
+        Command::Apply(args) => mirror::apply_command(&args),
         Command::Verify(_) => not_built::report("verify", "Disk workflows"),
         Command::Cache(args) => cache::run(args),
         Command::Delete(_) => not_built::report("delete", "a later issue"),

@@ -25,13 +25,14 @@ use ferry_store::WorkspaceState;
 use crate::exit_status;
 
 /// Flags shared by `mirror` and `plan` (oc-mirror's names).
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct MirrorArgs {
     /// The ImageSetConfiguration.
     #[arg(short = 'c', long = "config")]
-    config: PathBuf,
-    /// Destination: `docker://REGISTRY[/PREFIX]` (or `file://DIR`, not built yet).
-    destination: String,
+    config: Option<PathBuf>,
+    /// Destination: `docker://REGISTRY[/PREFIX]` (or `file://DIR`, not built
+    /// yet). For `apply` without `-c`: the saved plan file.
+    destination: Option<String>,
     /// The workspace (mirror-to-mirror): `file://DIR`; state lives in DIR/working-dir.
     #[arg(long)]
     workspace: Option<String>,
@@ -97,7 +98,7 @@ pub struct PlanCommand {
     /// text, json or markdown.
     #[arg(long, default_value = "text", value_parser = ["text", "json", "markdown"])]
     format: String,
-    /// Also save the plan (JSON) to this file.
+    /// Also save the plan to this file, for `ferry apply FILE`.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
@@ -129,6 +130,9 @@ fn error(message: impl std::fmt::Display) -> ExitCode {
 
 /// Everything prepared before the plan.
 struct Prepared {
+    config_text: String,
+    /// blake3 of what the state recorded for the destination, before this run.
+    state_fingerprint: String,
     destination: Destination,
     workspace: PathBuf,
     client: RegistryClient,
@@ -157,7 +161,12 @@ fn init_logging(level: &str) {
 /// compiles and plans.
 fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
     init_logging(&arguments.log_level);
-    let destination_text = &arguments.destination;
+    let Some(config_path) = &arguments.config else {
+        return Err(error("use the --config flag, it is mandatory"));
+    };
+    let Some(destination_text) = &arguments.destination else {
+        return Err(error("name a destination: docker://REGISTRY[/PREFIX]"));
+    };
     if destination_text.starts_with("file://") {
         return Err(crate::not_built::report(
             "mirror to disk (file:// destination)",
@@ -219,8 +228,8 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
         }
     };
 
-    let config_name = arguments.config.display().to_string();
-    let text = std::fs::read_to_string(&arguments.config)
+    let config_name = config_path.display().to_string();
+    let text = std::fs::read_to_string(config_path)
         .map_err(|cause| error(format!("cannot read {config_name}: {cause}")))?;
     let loaded = match load_image_set_configuration(&text) {
         Ok(loaded) => loaded,
@@ -280,6 +289,17 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
     })?;
     let state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
     let history = state.history(&destination.display()).map_err(error)?;
+    let state_fingerprint = {
+        let mut hasher = blake3::Hasher::new();
+        for key in &history.done {
+            hasher.update(key.as_bytes());
+            hasher.update(b"\n");
+        }
+        for ((repository, tag), digest) in &history.tags {
+            hasher.update(format!("{repository}:{tag}={digest}\n").as_bytes());
+        }
+        hasher.finalize().to_hex().to_string()
+    };
     let mut snapshot = StateSnapshot {
         done: history
             .done
@@ -319,6 +339,8 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
     }
     let plan = plan(&graph, &snapshot);
     Ok(Prepared {
+        config_text: text,
+        state_fingerprint,
         destination,
         workspace,
         client,
@@ -471,10 +493,35 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
         _ => render_text(&prepared.plan, &prepared.resolution),
     };
     print!("{output}");
-    if let Some(out) = &arguments.out
-        && let Err(cause) = std::fs::write(out, render_json(&prepared.plan))
-    {
-        return error(format!("cannot write {}: {cause}", out.display()));
+    if let Some(out) = &arguments.out {
+        let file = PlanFile {
+            version: 1,
+            config: arguments.common.config.clone().unwrap_or_default(),
+            config_text: prepared.config_text.clone(),
+            destination: arguments.common.destination.clone().unwrap_or_default(),
+            workspace: arguments.common.workspace.clone().unwrap_or_default(),
+            state_fingerprint: prepared.state_fingerprint.clone(),
+            images: prepared
+                .resolution
+                .images
+                .iter()
+                .map(|image| PlannedImage {
+                    name: image.name.clone(),
+                    top: image.top.to_string(),
+                })
+                .collect(),
+            action_keys: prepared
+                .plan
+                .actions
+                .iter()
+                .map(|planned| planned.key.to_hex())
+                .collect(),
+            plan: prepared.plan.clone(),
+        };
+        let text = serde_json::to_string_pretty(&file).unwrap_or_default();
+        if let Err(cause) = std::fs::write(out, text + "\n") {
+            return error(format!("cannot write {}: {cause}", out.display()));
+        }
     }
     if !prepared.resolution.failures.is_empty() {
         return exit_status::ERROR.into();
@@ -561,7 +608,7 @@ fn write_cluster_resources(
 }
 
 pub fn mirror_command(arguments: &Mirror) -> ExitCode {
-    let mut prepared = match prepare(&arguments.common) {
+    let prepared = match prepare(&arguments.common) {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
@@ -590,6 +637,11 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
         eprintln!("dry run: wrote {}; nothing was copied", path.display());
         return ExitCode::SUCCESS;
     }
+    run_prepared(prepared, &arguments.common)
+}
+
+/// Runs a prepared plan: the shared end of `mirror` and `apply`.
+fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -599,8 +651,7 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
         destination: &destination,
         registry: &prepared.destination.registry,
     };
-    let parallelism =
-        (arguments.common.parallel_images * arguments.common.parallel_layers) as usize;
+    let parallelism = (arguments.parallel_images * arguments.parallel_layers) as usize;
     let report = match runtime.block_on(run::execute(
         &prepared.plan,
         &prepared.graph,
@@ -614,9 +665,7 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
         Ok(report) => report,
         Err(cause) => return error(cause),
     };
-    if let Err(code) =
-        write_cluster_resources(&prepared, &report, arguments.common.max_nested_paths > 0)
-    {
+    if let Err(code) = write_cluster_resources(&prepared, &report, arguments.max_nested_paths > 0) {
         return code;
     }
     let mut errors = String::new();
@@ -654,4 +703,131 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
     eprint!("{errors}");
     eprintln!("errors written to {}", path.display());
     exit_status::ADDITIONAL_IMAGE_FAILED.into()
+}
+
+/// A saved plan (`ferry plan --out FILE`), applied by `ferry apply FILE`.
+#[derive(serde::Serialize)]
+struct PlanFile {
+    version: u32,
+    config: PathBuf,
+    config_text: String,
+    destination: String,
+    workspace: String,
+    state_fingerprint: String,
+    images: Vec<PlannedImage>,
+    action_keys: Vec<String>,
+    plan: Plan,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PlannedImage {
+    name: String,
+    top: String,
+}
+
+/// What `apply` reads back from a plan file.
+#[derive(serde::Deserialize)]
+struct SavedPlan {
+    version: u32,
+    config: PathBuf,
+    config_text: String,
+    destination: String,
+    workspace: String,
+    state_fingerprint: String,
+    images: Vec<PlannedImage>,
+    action_keys: Vec<String>,
+}
+
+/// `ferry apply`.
+#[derive(Debug, clap::Args)]
+pub struct Apply {
+    #[command(flatten)]
+    common: MirrorArgs,
+}
+
+/// `ferry apply PLANFILE` runs exactly a saved plan, refusing a stale one;
+/// `ferry apply -c FILE DESTINATION` plans and applies in one step.
+pub fn apply_command(arguments: &Apply) -> ExitCode {
+    if arguments.common.config.is_some() {
+        let prepared = match prepare(&arguments.common) {
+            Ok(prepared) => prepared,
+            Err(code) => return code,
+        };
+        eprint!("{}", render_text(&prepared.plan, &prepared.resolution));
+        return run_prepared(prepared, &arguments.common);
+    }
+    let Some(plan_path) = &arguments.common.destination else {
+        return error(
+            "name a plan file (from `ferry plan --out FILE`), or use -c to plan and apply in one step",
+        );
+    };
+    let text = match std::fs::read_to_string(plan_path) {
+        Ok(text) => text,
+        Err(cause) => return error(format!("cannot read the plan {plan_path}: {cause}")),
+    };
+    let saved: SavedPlan = match serde_json::from_str(&text) {
+        Ok(saved) => saved,
+        Err(cause) => return error(format!("{plan_path} is not a ferry plan file: {cause}")),
+    };
+    if saved.version != 1 {
+        return error(format!(
+            "{plan_path} is a version {} plan; this ferry reads version 1",
+            saved.version
+        ));
+    }
+    let current_config = std::fs::read_to_string(&saved.config).unwrap_or_default();
+    if current_config != saved.config_text {
+        return error(format!(
+            "the plan is stale: {} changed since the plan was made; run `ferry plan` again",
+            saved.config.display()
+        ));
+    }
+    let mut common = arguments.common.clone();
+    common.config = Some(saved.config.clone());
+    common.destination = Some(saved.destination.clone());
+    common.workspace = Some(saved.workspace.clone());
+    let prepared = match prepare(&common) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    if prepared.state_fingerprint != saved.state_fingerprint {
+        return error(
+            "the plan is stale: the workspace state changed since the plan was made (another run mirrored to this destination); run `ferry plan` again",
+        );
+    }
+    for image in &saved.images {
+        match prepared
+            .resolution
+            .images
+            .iter()
+            .find(|resolved| resolved.name == image.name)
+        {
+            Some(resolved) if resolved.top.to_string() != image.top => {
+                return error(format!(
+                    "the plan is stale: {} now points to {}, the plan expected {}; run `ferry plan` again",
+                    image.name, resolved.top, image.top
+                ));
+            }
+            None => {
+                return error(format!(
+                    "the plan is stale: {} can no longer be resolved",
+                    image.name
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let keys: Vec<String> = prepared
+        .plan
+        .actions
+        .iter()
+        .map(|planned| planned.key.to_hex())
+        .collect();
+    if keys != saved.action_keys {
+        return error(
+            "the plan is stale: the destination no longer matches what the plan assumed (content went missing); run `ferry plan` again",
+        );
+    }
+    eprint!("{}", render_text(&prepared.plan, &prepared.resolution));
+    run_prepared(prepared, &common)
 }
