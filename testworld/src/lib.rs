@@ -19,6 +19,7 @@ pub mod error;
 pub mod graph_server;
 pub mod http;
 pub mod image_builder;
+pub mod proxy;
 pub mod registries_conf;
 pub mod registry;
 pub mod releases;

@@ -1,0 +1,439 @@
+//! A fault-injecting HTTP/1.1 reverse proxy on 127.0.0.1, in front of one
+//! plain-HTTP registry, for transfer tests: it forwards every request,
+//! records what it saw (method, path, status, `Range`, body bytes sent),
+//! and injects the faults a test arms: a dropped connection mid-blob, error
+//! statuses (with `Retry-After`), a refused monolithic upload, a flipped
+//! byte. `Location` headers that name the registry are rewritten to name
+//! the proxy. It stops when dropped.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// One request the proxy handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// The `Range` header of the request, if any.
+    pub range: Option<String>,
+    /// Body bytes sent to the client.
+    pub bytes_sent: u64,
+}
+
+impl Record {
+    pub fn is_blob_get(&self) -> bool {
+        self.method == "GET" && self.path.contains("/blobs/sha256:")
+    }
+}
+
+/// An armed error answer.
+#[derive(Clone, Debug)]
+pub struct ErrorAnswer {
+    pub method: String,
+    /// Applies to paths containing this text.
+    pub path_contains: String,
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    /// How many matching requests get it.
+    pub times: usize,
+}
+
+/// The faults to inject; change them at any time.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// For each of the next blob GETs, drop the connection after this many
+    /// body bytes.
+    pub drop_blob_gets_after: Vec<u64>,
+    pub errors: Vec<ErrorAnswer>,
+    /// Answer 413 to a monolithic upload (a PUT that carries a body).
+    pub refuse_monolithic_put: bool,
+    /// Flip one byte in the body of the next blob GET.
+    pub flip_byte_in_next_blob_get: bool,
+}
+
+struct Shared {
+    upstream: SocketAddr,
+    address: SocketAddr,
+    faults: Mutex<Faults>,
+    records: Mutex<Vec<Record>>,
+    stopping: AtomicBool,
+}
+
+/// The running proxy.
+pub struct FaultProxy {
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy in front of `upstream` (a plain-HTTP registry).
+    pub fn start(upstream: SocketAddr) -> std::io::Result<FaultProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            upstream,
+            address,
+            faults: Mutex::new(Faults::default()),
+            records: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+        });
+        let accepting = shared.clone();
+        let accept = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accepting.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let connection = accepting.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(&connection, stream);
+                });
+            }
+        });
+        Ok(FaultProxy {
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// `127.0.0.1:PORT` of the proxy.
+    pub fn host(&self) -> String {
+        self.shared.address.to_string()
+    }
+
+    /// Replaces the armed faults.
+    pub fn arm(&self, faults: Faults) {
+        *self
+            .shared
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = faults;
+    }
+
+    /// Everything handled so far.
+    pub fn records(&self) -> Vec<Record> {
+        self.shared
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets the records.
+    pub fn clear(&self) {
+        self.shared
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(self.shared.address);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// A parsed HTTP message head.
+struct Head {
+    start_line: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+fn read_head(reader: &mut impl BufRead) -> std::io::Result<Option<Head>> {
+    let mut start_line = String::new();
+    if reader.read_line(&mut start_line)? == 0 {
+        return Ok(None);
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((key, value)) = line.split_once(':') {
+            headers.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    Ok(Some(Head {
+        start_line: start_line.trim_end().to_owned(),
+        headers,
+    }))
+}
+
+/// Reads a body framed by Content-Length or chunked encoding.
+fn read_body(
+    reader: &mut impl BufRead,
+    head: &Head,
+    until_close: bool,
+) -> std::io::Result<Vec<u8>> {
+    if head
+        .header("transfer-encoding")
+        .is_some_and(|value| value.eq_ignore_ascii_case("chunked"))
+    {
+        let mut body = Vec::new();
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line)?;
+            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+                .map_err(|_| std::io::Error::other("bad chunk size"))?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+        return Ok(body);
+    }
+    if let Some(length) = head
+        .header("content-length")
+        .and_then(|value| value.parse::<usize>().ok())
+    {
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        return Ok(body);
+    }
+    let mut body = Vec::new();
+    if until_close {
+        reader.read_to_end(&mut body)?;
+    }
+    Ok(body)
+}
+
+fn write_response(
+    client: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (key, value) in headers {
+        head.push_str(&format!("{key}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    client.write_all(head.as_bytes())?;
+    client.write_all(body)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        206 => "Partial Content",
+        404 => "Not Found",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        _ => "Status",
+    }
+}
+
+/// Handles one client connection (keep-alive: many requests).
+fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    loop {
+        let Some(request) = read_head(&mut reader)? else {
+            return Ok(());
+        };
+        let body = read_body(&mut reader, &request, false)?;
+        let mut parts = request.start_line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_owned();
+        let path = parts.next().unwrap_or_default().to_owned();
+        let range = request.header("range").map(str::to_owned);
+        let record = |status: u16, bytes_sent: u64| Record {
+            method: method.clone(),
+            path: path.clone(),
+            status,
+            range: range.clone(),
+            bytes_sent,
+        };
+
+        // Armed answers that never reach the registry.
+        let armed = {
+            let mut faults = shared
+                .faults
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut answer = None;
+            if let Some(error) = faults.errors.iter_mut().find(|error| {
+                error.times > 0 && error.method == method && path.contains(&error.path_contains)
+            }) {
+                error.times -= 1;
+                answer = Some((error.status, error.retry_after));
+            } else if faults.refuse_monolithic_put
+                && method == "PUT"
+                && path.contains("/blobs/uploads/")
+                && !body.is_empty()
+            {
+                answer = Some((413, None));
+            }
+            answer
+        };
+        if let Some((status, retry_after)) = armed {
+            let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+            if let Some(seconds) = retry_after {
+                headers.push(("Retry-After".to_owned(), seconds.to_string()));
+            }
+            let body =
+                br#"{"errors":[{"code":"UNAVAILABLE","message":"injected by the fault proxy"}]}"#;
+            write_response(&mut client, status, &headers, body)?;
+            shared
+                .records
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(record(status, body.len() as u64));
+            continue;
+        }
+
+        // Forward to the registry, one connection per request.
+        let mut upstream = TcpStream::connect(shared.upstream)?;
+        let mut forwarded = format!("{} {path} HTTP/1.1\r\n", method);
+        for (key, value) in &request.headers {
+            if [
+                "connection",
+                "content-length",
+                "transfer-encoding",
+                "host",
+                "keep-alive",
+            ]
+            .iter()
+            .any(|hop| key.eq_ignore_ascii_case(hop))
+            {
+                continue;
+            }
+            forwarded.push_str(&format!("{key}: {value}\r\n"));
+        }
+        forwarded.push_str(&format!(
+            "Host: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            shared.upstream,
+            body.len()
+        ));
+        upstream.write_all(forwarded.as_bytes())?;
+        upstream.write_all(&body)?;
+        let mut upstream_reader = BufReader::new(upstream);
+        let Some(response) = read_head(&mut upstream_reader)? else {
+            return Ok(());
+        };
+        let status: u16 = response
+            .start_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(502);
+        let mut response_body = if method == "HEAD" {
+            Vec::new()
+        } else {
+            read_body(&mut upstream_reader, &response, true)?
+        };
+        let upstream_text = shared.upstream.to_string();
+        let headers: Vec<(String, String)> = response
+            .headers
+            .iter()
+            .filter(|(key, _)| {
+                ![
+                    "connection",
+                    "content-length",
+                    "transfer-encoding",
+                    "keep-alive",
+                ]
+                .iter()
+                .any(|hop| key.eq_ignore_ascii_case(hop))
+            })
+            .map(|(key, value)| {
+                if key.eq_ignore_ascii_case("location") {
+                    (
+                        key.clone(),
+                        value.replace(&upstream_text, &shared.address.to_string()),
+                    )
+                } else {
+                    (key.clone(), value.clone())
+                }
+            })
+            .collect();
+
+        let blob_get =
+            method == "GET" && path.contains("/blobs/sha256:") && (status == 200 || status == 206);
+        let (drop_after, flip) = if blob_get {
+            let mut faults = shared
+                .faults
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let drop_after = (!faults.drop_blob_gets_after.is_empty())
+                .then(|| faults.drop_blob_gets_after.remove(0));
+            let flip = std::mem::take(&mut faults.flip_byte_in_next_blob_get);
+            (drop_after, flip)
+        } else {
+            (None, false)
+        };
+        if flip && !response_body.is_empty() {
+            let middle = response_body.len() / 2;
+            response_body[middle] ^= 0x01;
+        }
+        if method == "HEAD" {
+            // HEAD keeps the registry's Content-Length.
+            let length = response.header("content-length").unwrap_or("0").to_owned();
+            let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            for (key, value) in &headers {
+                head.push_str(&format!("{key}: {value}\r\n"));
+            }
+            head.push_str(&format!("Content-Length: {length}\r\n\r\n"));
+            client.write_all(head.as_bytes())?;
+            shared
+                .records
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(record(status, 0));
+            continue;
+        }
+        if let Some(limit) = drop_after {
+            // Promise the whole body, send part of it, hang up.
+            let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            for (key, value) in &headers {
+                head.push_str(&format!("{key}: {value}\r\n"));
+            }
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", response_body.len()));
+            client.write_all(head.as_bytes())?;
+            let sent = (limit as usize).min(response_body.len());
+            client.write_all(&response_body[..sent])?;
+            client.flush()?;
+            shared
+                .records
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(record(status, sent as u64));
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        write_response(&mut client, status, &headers, &response_body)?;
+        shared
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(record(status, response_body.len() as u64));
+    }
+}
