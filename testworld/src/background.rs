@@ -139,6 +139,7 @@ fn start_processes(
                 port,
                 certificates: Some(certificates),
                 htpasswd: Some(htpasswd),
+                token: None,
             };
             fs::write(&config, registry::config_yaml(&settings)?)
                 .context(|| format!("writing {}", config.display()))?;

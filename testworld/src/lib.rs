@@ -25,4 +25,5 @@ pub mod registry;
 pub mod releases;
 pub mod standard;
 pub mod storage;
+pub mod tokens;
 pub mod world;

@@ -144,10 +144,23 @@ pub struct RegistrySettings<'a> {
     pub certificates: Option<&'a Certificates>,
     /// Required by the auth flavour.
     pub htpasswd: Option<&'a Path>,
+    /// Bearer-token authentication (`auth: token:`) instead of htpasswd.
+    pub token: Option<&'a TokenAuthSettings>,
     /// Sent back in every response as `X-Ferry-Registry`, so readiness
     /// checks know they reached this process and not another one that took
     /// the port (see [`new_identity`]).
     pub identity: &'a str,
+}
+
+/// Where a token-authenticated registry sends clients for tokens, and
+/// whose signatures it trusts (distribution's `auth: token:` settings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenAuthSettings {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM certificate(s) whose keys sign the tokens.
+    pub root_certificate_bundle: PathBuf,
 }
 
 /// The header every response of a registry started here carries.
@@ -214,6 +227,15 @@ pub fn config_yaml(settings: &RegistrySettings<'_>) -> Result<String> {
             quoted(htpasswd)?
         ));
     }
+    if let Some(token) = settings.token {
+        yaml.push_str(&format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            serde_json::Value::String(token.realm.clone()),
+            serde_json::Value::String(token.service.clone()),
+            serde_json::Value::String(token.issuer.clone()),
+            quoted(&token.root_certificate_bundle)?
+        ));
+    }
     Ok(yaml)
 }
 
@@ -247,6 +269,20 @@ impl Registry {
     /// Starts a registry of `flavour` serving `storage`, and waits until it
     /// answers `GET /v2/`.
     pub fn start(flavour: Flavour, storage: Storage) -> Result<Registry> {
+        Registry::start_configured(flavour, storage, None)
+    }
+
+    /// Starts a plain-HTTP registry that asks for Bearer tokens from
+    /// `token.realm` and trusts the certificates in `token`'s bundle.
+    pub fn start_with_token_auth(storage: Storage, token: TokenAuthSettings) -> Result<Registry> {
+        Registry::start_configured(Flavour::PlainHttp, storage, Some(token))
+    }
+
+    fn start_configured(
+        flavour: Flavour,
+        storage: Storage,
+        token: Option<TokenAuthSettings>,
+    ) -> Result<Registry> {
         registry_program_check()?;
         let directory = tempfile::Builder::new()
             .prefix(&format!("ferry-registry-{}-", flavour.name()))
@@ -295,6 +331,7 @@ impl Registry {
                 port,
                 certificates: certificates.as_ref(),
                 htpasswd: credentials.as_ref().map(|_| htpasswd.as_path()),
+                token: token.as_ref(),
             };
             fs::write(&config, config_yaml(&settings)?)
                 .context(|| format!("writing registry configuration {}", config.display()))?;
@@ -302,6 +339,7 @@ impl Registry {
             let address = SocketAddr::from(([127, 0, 0, 1], port));
             match wait_until_ready(
                 flavour,
+                token.is_some(),
                 address,
                 &identity,
                 certificates.as_ref(),
@@ -421,13 +459,18 @@ enum StartError {
 /// this process's identity header.
 fn wait_until_ready(
     flavour: Flavour,
+    token_auth: bool,
     address: SocketAddr,
     identity: &str,
     certificates: Option<&Certificates>,
     log: &Path,
     mut has_exited: impl FnMut() -> bool,
 ) -> std::result::Result<(), StartError> {
-    let expected = if flavour.uses_auth() { 401 } else { 200 };
+    let expected = if flavour.uses_auth() || token_auth {
+        401
+    } else {
+        200
+    };
     let transport = match certificates {
         Some(certificates) => Transport::Tls {
             ca_certificate: &certificates.ca_certificate,
@@ -580,7 +623,7 @@ pub fn launch_detached(
         .spawn()
         .context(|| format!("starting {program} for {}", config.display()))?;
     let pid = child.id();
-    let ready = wait_until_ready(flavour, address, identity, certificates, log, || {
+    let ready = wait_until_ready(flavour, false, address, identity, certificates, log, || {
         matches!(child.try_wait(), Ok(Some(_)) | Err(_))
     });
     match ready {
@@ -619,6 +662,7 @@ mod tests {
             port: 5000,
             certificates: Some(&certificates),
             htpasswd: Some(&htpasswd),
+            token: None,
             identity: "test",
         };
         let plain = config_yaml(&settings(Flavour::PlainHttp, true)).unwrap();
