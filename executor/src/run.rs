@@ -74,15 +74,6 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-fn kind_name(action: &Action) -> &'static str {
-    match action {
-        Action::UploadBlob { .. } => "upload-blob",
-        Action::LinkBlob { .. } => "link-blob",
-        Action::PushManifest { .. } => "push-manifest",
-        Action::Tag { .. } => "tag",
-    }
-}
-
 /// Keys of the actions that must finish before each action (only the
 /// planned ones matter).
 mod dependencies {
@@ -190,6 +181,13 @@ async fn run_action(
                 .await
                 .map_err(|error| error.to_string())
         }
+        Action::FetchBlob { .. }
+        | Action::PackBlob { .. }
+        | Action::PackManifest { .. }
+        | Action::RecordImage { .. } => Err(format!(
+            "{} is a disk-delivery action, not one for a registry",
+            action.describe()
+        )),
     }
 }
 
@@ -272,7 +270,7 @@ pub async fn execute(
                             other => state.record_action(
                                 target.destination,
                                 &key.to_hex(),
-                                kind_name(other),
+                                other.kind_name(),
                                 now(),
                             )?,
                         }

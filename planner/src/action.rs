@@ -13,10 +13,17 @@
 //! | link blob (mount) | key version, kind, destination repository, digest | source, which repository holds it |
 //! | push manifest | key version, kind, destination repository, digest, media type | tags, source |
 //! | tag | key version, kind, destination repository, tag, digest | source |
+//! | fetch blob (into the cache) | key version, kind, digest, size | source, image names |
+//! | pack blob (into a delivery) | key version, kind, digest, size | source, image names, archive folder |
+//! | pack manifest | key version, kind, digest, media type | source, tags, archive folder |
+//! | record image (a delivery's index entry) | key version, kind, image name, digest | archive folder |
 //!
 //! So a retag changes only a tag key, an added image that shares layers
 //! with mirrored ones uploads only its own blobs (the shared ones are linked,
 //! which moves no bytes), and a new destination prefix changes every key.
+//! Disk deliveries are the workspace's own history, so their keys name no
+//! folder: a blob shipped in any earlier delivery is never packed again,
+//! and retagging an image already shipped plans only a new index entry.
 
 use std::fmt;
 
@@ -98,6 +105,24 @@ pub enum Action {
         tag: String,
         digest: Digest,
     },
+    /// Fetch a blob into the content cache (mirror-to-disk), verified.
+    FetchBlob {
+        digest: Digest,
+        size: u64,
+        /// Where to read it: `registry/repository` of a source.
+        source: String,
+    },
+    /// Put a cached blob into the next delivery.
+    PackBlob { digest: Digest, size: u64 },
+    /// Put a manifest into the next delivery.
+    PackManifest {
+        digest: Digest,
+        media_type: String,
+        size: u64,
+        source: String,
+    },
+    /// Name an image in the next delivery's index (`name` resolved to `digest`).
+    RecordImage { name: String, digest: Digest },
 }
 
 impl Action {
@@ -145,6 +170,28 @@ impl Action {
                 fields.push(format!("tag={tag}"));
                 fields.push(format!("digest={digest}"));
             }
+            Action::FetchBlob { digest, size, .. } => {
+                fields.push("kind=fetch-blob".to_owned());
+                fields.push(format!("digest={digest}"));
+                fields.push(format!("size={size}"));
+            }
+            Action::PackBlob { digest, size } => {
+                fields.push("kind=pack-blob".to_owned());
+                fields.push(format!("digest={digest}"));
+                fields.push(format!("size={size}"));
+            }
+            Action::PackManifest {
+                digest, media_type, ..
+            } => {
+                fields.push("kind=pack-manifest".to_owned());
+                fields.push(format!("digest={digest}"));
+                fields.push(format!("media-type={media_type}"));
+            }
+            Action::RecordImage { name, digest } => {
+                fields.push("kind=record-image".to_owned());
+                fields.push(format!("name={name}"));
+                fields.push(format!("digest={digest}"));
+            }
         }
         let mut text = fields.join("\n");
         text.push('\n');
@@ -156,11 +203,29 @@ impl Action {
         ActionKey(*blake3::hash(self.canonical().as_bytes()).as_bytes())
     }
 
-    /// Bytes this action moves over the network.
+    /// Bytes this action moves (over the network, or into a delivery).
     pub fn bytes(&self) -> u64 {
         match self {
-            Action::UploadBlob { size, .. } | Action::PushManifest { size, .. } => *size,
-            Action::LinkBlob { .. } | Action::Tag { .. } => 0,
+            Action::UploadBlob { size, .. }
+            | Action::PushManifest { size, .. }
+            | Action::FetchBlob { size, .. }
+            | Action::PackBlob { size, .. }
+            | Action::PackManifest { size, .. } => *size,
+            Action::LinkBlob { .. } | Action::Tag { .. } | Action::RecordImage { .. } => 0,
+        }
+    }
+
+    /// The kind's name, as plans and the state write it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Action::UploadBlob { .. } => "upload-blob",
+            Action::LinkBlob { .. } => "link-blob",
+            Action::PushManifest { .. } => "push-manifest",
+            Action::Tag { .. } => "tag",
+            Action::FetchBlob { .. } => "fetch-blob",
+            Action::PackBlob { .. } => "pack-blob",
+            Action::PackManifest { .. } => "pack-manifest",
+            Action::RecordImage { .. } => "record-image",
         }
     }
 
@@ -187,6 +252,14 @@ impl Action {
                 tag,
                 digest,
             } => format!("tag {repository}:{tag} -> {digest}"),
+            Action::FetchBlob {
+                digest,
+                size,
+                source,
+            } => format!("fetch blob {digest} ({size} bytes) from {source}"),
+            Action::PackBlob { digest, size } => format!("pack blob {digest} ({size} bytes)"),
+            Action::PackManifest { digest, .. } => format!("pack manifest {digest}"),
+            Action::RecordImage { name, digest } => format!("record {name} -> {digest}"),
         }
     }
 }

@@ -212,3 +212,89 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
     }
     graph
 }
+
+/// Compiles images into the action graph of a disk delivery: every blob
+/// fetched into the cache, then packed; every manifest packed after the
+/// blobs and child manifests it names; each image recorded in the
+/// delivery's index after its top manifest. Keys name no folder, so the
+/// workspace's earlier deliveries decide what is new.
+pub fn compile_archive(images: &[ResolvedImage]) -> ActionGraph {
+    let mut graph = ActionGraph {
+        graph: DiGraph::new(),
+        keys: HashMap::new(),
+        images: Vec::new(),
+    };
+    let mut pack_nodes: BTreeMap<Digest, NodeIndex> = BTreeMap::new();
+    let mut fetch_nodes: BTreeMap<Digest, NodeIndex> = BTreeMap::new();
+    // Blobs in digest order, each fetched from the first image naming it.
+    let mut sources: BTreeMap<&Digest, (u64, &str)> = BTreeMap::new();
+    for image in images {
+        for manifest in &image.manifests {
+            for (digest, size) in &manifest.blobs {
+                sources.entry(digest).or_insert((*size, &image.source));
+            }
+        }
+    }
+    for (digest, (size, source)) in sources {
+        let fetch = graph.node(Action::FetchBlob {
+            digest: digest.clone(),
+            size,
+            source: source.to_owned(),
+        });
+        let pack = graph.node(Action::PackBlob {
+            digest: digest.clone(),
+            size,
+        });
+        graph.edge(fetch, pack);
+        fetch_nodes.insert(digest.clone(), fetch);
+        pack_nodes.insert(digest.clone(), pack);
+    }
+    for image in images {
+        let mut nodes = BTreeSet::new();
+        let mut manifest_nodes: BTreeMap<&Digest, NodeIndex> = BTreeMap::new();
+        for manifest in &image.manifests {
+            let node = graph.node(Action::PackManifest {
+                digest: manifest.digest.clone(),
+                media_type: manifest.media_type.clone(),
+                size: manifest.size,
+                source: image.source.clone(),
+            });
+            manifest_nodes.insert(&manifest.digest, node);
+            nodes.insert(node);
+            for (digest, _) in &manifest.blobs {
+                if let Some(pack) = pack_nodes.get(digest) {
+                    graph.edge(*pack, node);
+                    nodes.insert(*pack);
+                    nodes.insert(fetch_nodes[digest]);
+                }
+            }
+        }
+        for manifest in &image.manifests {
+            let parent = manifest_nodes[&manifest.digest];
+            for child in &manifest.children {
+                if let Some(child_node) = manifest_nodes.get(child) {
+                    graph.edge(*child_node, parent);
+                }
+            }
+        }
+        let top_manifest = manifest_nodes[&image.top];
+        let record = graph.node(Action::RecordImage {
+            name: image.name.clone(),
+            digest: image.top.clone(),
+        });
+        graph.edge(top_manifest, record);
+        nodes.insert(record);
+        let place = match &image.destination_tag {
+            Some(tag) => format!("{}:{tag}", image.destination_repository),
+            None => format!("{}@{}", image.destination_repository, image.top),
+        };
+        graph.images.push(ImageNodes {
+            name: image.name.clone(),
+            destination: place,
+            nodes,
+            top_manifest,
+            tag: Some(record),
+        });
+    }
+    graph
+}

@@ -19,5 +19,7 @@ pub mod graph;
 pub mod plan;
 
 pub use action::{Action, ActionKey, KEY_VERSION};
-pub use graph::{ActionGraph, Destination, ResolvedImage, ResolvedManifest, compile};
+pub use graph::{
+    ActionGraph, Destination, ResolvedImage, ResolvedManifest, compile, compile_archive,
+};
 pub use plan::{ImageChange, Plan, PlannedAction, Reason, StateSnapshot, plan};

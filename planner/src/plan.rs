@@ -41,6 +41,10 @@ pub enum Reason {
     TagMoved { from: Digest, to: Digest },
     /// The state says done, but the destination lacks the image.
     MissingAtDestination,
+    /// The blob is needed for the next delivery and the cache lacks it.
+    NotCached,
+    /// No earlier delivery shipped it.
+    NotShipped,
 }
 
 impl Reason {
@@ -52,6 +56,8 @@ impl Reason {
             Reason::NewTag => "new tag".to_owned(),
             Reason::TagMoved { from, to } => format!("tag moved from {from} to {to}"),
             Reason::MissingAtDestination => "missing at destination".to_owned(),
+            Reason::NotCached => "not in the cache".to_owned(),
+            Reason::NotShipped => "not shipped before".to_owned(),
         }
     }
 }
@@ -101,6 +107,24 @@ pub struct Totals {
     pub bytes_to_push: u64,
     pub bytes_to_skip: u64,
     pub tags_to_set: usize,
+    /// Disk deliveries: blobs to fetch into the cache first.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub blobs_to_fetch: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bytes_to_fetch: u64,
+    /// Disk deliveries: what the next delivery holds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub blobs_to_pack: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub manifests_to_pack: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bytes_to_pack: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub images_to_record: usize,
+}
+
+fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// The plan: actions in dependency order, with reasons.
@@ -136,6 +160,26 @@ fn order_key(action: &Action) -> (u8, String, String, String) {
             tag,
             digest,
         } => (3, repository.clone(), digest.to_string(), tag.clone()),
+        Action::FetchBlob { digest, .. } => (0, String::new(), digest.to_string(), String::new()),
+        Action::PackBlob { digest, .. } => (1, String::new(), digest.to_string(), String::new()),
+        Action::PackManifest { digest, .. } => {
+            (2, String::new(), digest.to_string(), String::new())
+        }
+        Action::RecordImage { name, digest } => {
+            (3, name.clone(), digest.to_string(), String::new())
+        }
+    }
+}
+
+/// Whether the state records `action` as done, and for images in a
+/// delivery's index or tags, what it recorded before.
+fn recorded_target<'a>(action: &Action, state: &'a StateSnapshot) -> Option<&'a Digest> {
+    match action {
+        Action::Tag {
+            repository, tag, ..
+        } => state.tags.get(&(repository.clone(), tag.clone())),
+        Action::RecordImage { name, .. } => state.tags.get(&(name.clone(), String::new())),
+        _ => None,
     }
 }
 
@@ -155,6 +199,19 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
             forced.extend(image.nodes.iter().copied());
         }
     }
+    let undone = |node: NodeIndex| {
+        let key = graph.action(node).key();
+        !state.done.contains(&key) || forced.contains(&node)
+    };
+    // A fetch into the cache is work only when what it feeds is planned.
+    let is_planned = |node: NodeIndex| {
+        undone(node)
+            && (!matches!(graph.action(node), Action::FetchBlob { .. })
+                || graph
+                    .graph
+                    .neighbors_directed(node, Direction::Outgoing)
+                    .any(undone))
+    };
     let mut reasons: BTreeMap<NodeIndex, Reason> = BTreeMap::new();
     let mut totals = Totals {
         images: graph.images.len(),
@@ -163,7 +220,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     for node in graph.graph.node_indices() {
         let action = graph.action(node);
         let key = action.key();
-        let done = state.done.contains(&key) && !forced.contains(&node);
+        let done = !is_planned(node);
         match action {
             Action::UploadBlob { size, .. } | Action::LinkBlob { size, .. } => {
                 if done {
@@ -193,6 +250,35 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
                     totals.tags_to_set += 1;
                 }
             }
+            Action::FetchBlob { size, .. } => {
+                if !done {
+                    totals.blobs_to_fetch += 1;
+                    totals.bytes_to_fetch += size;
+                }
+            }
+            Action::PackBlob { size, .. } => {
+                if done {
+                    totals.blobs_to_skip += 1;
+                    totals.bytes_to_skip += size;
+                } else {
+                    totals.blobs_to_pack += 1;
+                    totals.bytes_to_pack += size;
+                }
+            }
+            Action::PackManifest { size, .. } => {
+                if done {
+                    totals.manifests_to_skip += 1;
+                    totals.bytes_to_skip += size;
+                } else {
+                    totals.manifests_to_pack += 1;
+                    totals.bytes_to_pack += size;
+                }
+            }
+            Action::RecordImage { .. } => {
+                if !done {
+                    totals.images_to_record += 1;
+                }
+            }
         }
         if done {
             continue;
@@ -204,17 +290,17 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
                 Action::UploadBlob { .. } => Reason::NewBlob,
                 Action::LinkBlob { .. } => Reason::NewLink,
                 Action::PushManifest { .. } => Reason::NewManifest,
-                Action::Tag {
-                    repository,
-                    tag,
-                    digest,
-                } => match state.tags.get(&(repository.clone(), tag.clone())) {
-                    Some(previous) if previous != digest => Reason::TagMoved {
-                        from: previous.clone(),
-                        to: digest.clone(),
-                    },
-                    _ => Reason::NewTag,
-                },
+                Action::FetchBlob { .. } => Reason::NotCached,
+                Action::PackBlob { .. } | Action::PackManifest { .. } => Reason::NotShipped,
+                Action::Tag { digest, .. } | Action::RecordImage { digest, .. } => {
+                    match recorded_target(action, state) {
+                        Some(previous) if previous != digest => Reason::TagMoved {
+                            from: previous.clone(),
+                            to: digest.clone(),
+                        },
+                        _ => Reason::NewTag,
+                    }
+                }
             }
         };
         reasons.insert(node, reason);
@@ -266,12 +352,9 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
                 .collect();
             // An image is new when neither its top manifest nor its tag was
             // ever recorded here.
-            let tag_recorded = image.tag.is_some_and(|tag| match graph.action(tag) {
-                Action::Tag {
-                    repository, tag, ..
-                } => state.tags.contains_key(&(repository.clone(), tag.clone())),
-                _ => false,
-            });
+            let tag_recorded = image
+                .tag
+                .is_some_and(|tag| recorded_target(graph.action(tag), state).is_some());
             let ever_done =
                 tag_recorded || state.done.contains(&graph.action(image.top_manifest).key());
             let change = match (planned.is_empty(), ever_done) {

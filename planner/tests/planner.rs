@@ -2,7 +2,7 @@
 
 use ferry_planner::{
     Action, Destination, ImageChange, Plan, Reason, ResolvedImage, ResolvedManifest, StateSnapshot,
-    compile, plan,
+    compile, compile_archive, plan,
 };
 use ferry_schemas::Digest;
 
@@ -65,14 +65,18 @@ fn first_plan_does_everything_in_dependency_order() {
     let kinds: Vec<&str> = plan
         .actions
         .iter()
-        .map(|planned| match planned.action {
-            Action::UploadBlob { .. } => "upload",
-            Action::LinkBlob { .. } => "link",
-            Action::PushManifest { .. } => "manifest",
-            Action::Tag { .. } => "tag",
-        })
+        .map(|planned| planned.action.kind_name())
         .collect();
-    assert_eq!(kinds, ["upload", "upload", "upload", "manifest", "tag"]);
+    assert_eq!(
+        kinds,
+        [
+            "upload-blob",
+            "upload-blob",
+            "upload-blob",
+            "push-manifest",
+            "tag"
+        ]
+    );
     assert_eq!(plan.totals.blobs_to_upload, 3);
     assert_eq!(plan.totals.bytes_to_push, 100 + 2000 + 500);
     assert_eq!(plan.images[0].change, ImageChange::New);
@@ -310,4 +314,165 @@ fn plans_are_deterministic() {
         serde_json::to_string(&first).unwrap(),
         serde_json::to_string(&second).unwrap()
     );
+}
+
+/// Records a delivery as the executor does: pack keys as done, each image
+/// recorded under (name, "").
+fn ship(plan: &Plan, state: &mut StateSnapshot) {
+    for planned in &plan.actions {
+        match &planned.action {
+            Action::FetchBlob { .. } => {}
+            Action::RecordImage { name, digest } => {
+                state.done.insert(planned.key);
+                state
+                    .tags
+                    .insert((name.clone(), String::new()), digest.clone());
+            }
+            _ => {
+                state.done.insert(planned.key);
+            }
+        }
+    }
+}
+
+fn kinds(plan: &Plan) -> Vec<&'static str> {
+    plan.actions
+        .iter()
+        .map(|planned| planned.action.kind_name())
+        .collect()
+}
+
+#[test]
+fn a_delivery_fetches_then_packs_each_blob_once() {
+    let images = [
+        image("quay.io/app/a:1", "app/a", "1", &["base", "a-own"]),
+        image("quay.io/app/b:1", "app/b", "1", &["base", "b-own"]),
+    ];
+    let graph = compile_archive(&images);
+    let first = plan(&graph, &StateSnapshot::default());
+    // 5 distinct blobs (2 configs, base, 2 own layers): fetched and packed once each.
+    assert_eq!(first.totals.blobs_to_fetch, 5);
+    assert_eq!(first.totals.blobs_to_pack, 5);
+    assert_eq!(first.totals.bytes_to_pack, 2 * 100 + 3 * 1000 + 2 * 500);
+    assert_eq!(first.totals.manifests_to_pack, 2);
+    assert_eq!(first.totals.images_to_record, 2);
+    // Every pack comes after its fetch; every manifest after its blobs.
+    let position = |wanted: &dyn Fn(&Action) -> bool| {
+        first
+            .actions
+            .iter()
+            .position(|planned| wanted(&planned.action))
+            .unwrap()
+    };
+    let base = digest("base");
+    let fetch_base =
+        position(&|action| matches!(action, Action::FetchBlob { digest, .. } if *digest == base));
+    let pack_base =
+        position(&|action| matches!(action, Action::PackBlob { digest, .. } if *digest == base));
+    let first_manifest = position(&|action| matches!(action, Action::PackManifest { .. }));
+    assert!(fetch_base < pack_base && pack_base < first_manifest);
+    assert_eq!(kinds(&first).last(), Some(&"record-image"));
+}
+
+#[test]
+fn the_next_delivery_holds_only_what_is_new() {
+    let first_images = [image("quay.io/app/a:1", "app/a", "1", &["base", "a-own"])];
+    let mut state = StateSnapshot::default();
+    let first = plan(&compile_archive(&first_images), &state);
+    ship(&first, &mut state);
+    assert!(plan(&compile_archive(&first_images), &state).is_empty());
+
+    // An image sharing the base layer: only its own blobs and manifest.
+    let more = [
+        first_images[0].clone(),
+        image("quay.io/app/b:1", "app/b", "1", &["base", "b-own"]),
+    ];
+    let second = plan(&compile_archive(&more), &state);
+    assert_eq!(second.totals.blobs_to_pack, 2, "config and own layer");
+    assert_eq!(second.totals.bytes_to_pack, 100 + 1000 + 500);
+    assert_eq!(second.totals.blobs_to_skip, 3, "a's config and both layers");
+    let unchanged = &second.images[0];
+    assert_eq!(unchanged.change, ImageChange::Unchanged);
+    assert_eq!(second.images[1].change, ImageChange::New);
+}
+
+#[test]
+fn shipped_blobs_are_not_fetched_again_even_when_the_cache_lost_them() {
+    let images = [image("quay.io/app/a:1", "app/a", "1", &["base"])];
+    let mut state = StateSnapshot::default();
+    let first = plan(&compile_archive(&images), &state);
+    ship(&first, &mut state);
+    // The fetch keys are not in `done` (the cache is empty now): still nothing to do.
+    let again = plan(&compile_archive(&images), &state);
+    assert!(again.is_empty(), "{:?}", kinds(&again));
+    assert_eq!(again.totals.blobs_to_fetch, 0);
+}
+
+#[test]
+fn cached_blobs_are_packed_without_a_fetch() {
+    let images = [image("quay.io/app/a:1", "app/a", "1", &["base"])];
+    let graph = compile_archive(&images);
+    let mut state = StateSnapshot::default();
+    for node in graph.graph.node_indices() {
+        if matches!(graph.action(node), Action::FetchBlob { .. }) {
+            state.done.insert(graph.action(node).key());
+        }
+    }
+    let planned = plan(&graph, &state);
+    assert_eq!(planned.totals.blobs_to_fetch, 0);
+    assert_eq!(planned.totals.blobs_to_pack, 2);
+}
+
+#[test]
+fn retagging_a_shipped_image_packs_no_blob() {
+    let images = [image("quay.io/app/a:1", "app/a", "1", &["base"])];
+    let mut state = StateSnapshot::default();
+    ship(&plan(&compile_archive(&images), &state), &mut state);
+    let mut retagged = images[0].clone();
+    retagged.name = "quay.io/app/a:stable".to_owned();
+    retagged.destination_tag = Some("stable".to_owned());
+    let next = plan(&compile_archive(&[images[0].clone(), retagged]), &state);
+    assert_eq!(kinds(&next), ["record-image"]);
+    assert_eq!(next.totals.bytes_to_pack, 0);
+}
+
+#[test]
+fn a_moved_tag_in_a_delivery_says_from_and_to() {
+    let old = image("quay.io/app/a:1", "app/a", "1", &["base"]);
+    let mut state = StateSnapshot::default();
+    ship(
+        &plan(&compile_archive(std::slice::from_ref(&old)), &state),
+        &mut state,
+    );
+    let moved = image("quay.io/app/a:1", "app/a", "1", &["base", "patch"]);
+    let next = plan(&compile_archive(std::slice::from_ref(&moved)), &state);
+    let record = next
+        .actions
+        .iter()
+        .find(|planned| matches!(planned.action, Action::RecordImage { .. }))
+        .unwrap();
+    assert_eq!(
+        record.reason,
+        Reason::TagMoved {
+            from: old.top.clone(),
+            to: moved.top.clone()
+        }
+    );
+    assert_eq!(next.images[0].change, ImageChange::Changed);
+    assert_eq!(next.totals.blobs_to_pack, 1, "only the new layer");
+}
+
+#[test]
+fn delivery_keys_name_no_folder_or_source() {
+    let a = Action::PackBlob {
+        digest: digest("x"),
+        size: 1,
+    };
+    let fetch = |source: &str| Action::FetchBlob {
+        digest: digest("x"),
+        size: 1,
+        source: source.to_owned(),
+    };
+    assert_eq!(fetch("quay.io/a").key(), fetch("mirror.local/b").key());
+    assert_ne!(a.key(), fetch("quay.io/a").key());
 }

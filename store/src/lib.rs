@@ -20,6 +20,7 @@
 
 pub mod blobs;
 pub mod cache;
+pub mod deliveries;
 pub mod error;
 pub mod index;
 mod migrations;
@@ -27,6 +28,7 @@ pub mod state;
 
 pub use blobs::{BlobStore, BlobWriter, VerifyReport};
 pub use cache::{Cache, PruneReport};
+pub use deliveries::DeliveryRecord;
 pub use error::{Error, Result};
 pub use index::Index;
 pub use state::{DestinationHistory, WorkspaceState};

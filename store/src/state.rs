@@ -40,6 +40,33 @@ const MIGRATIONS: &[&str] = &[
         finished_at INTEGER,
         outcome TEXT
     );",
+    // 2: disk deliveries written by this workspace (mirror-to-disk), what
+    // each shipped, and deliveries applied to destinations (disk-to-mirror).
+    "CREATE TABLE deliveries (
+        number INTEGER PRIMARY KEY,
+        previous INTEGER,
+        first_segment INTEGER NOT NULL,
+        last_segment INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE delivery_keys (
+        delivery INTEGER NOT NULL REFERENCES deliveries (number),
+        key TEXT NOT NULL,
+        PRIMARY KEY (delivery, key)
+    );
+    CREATE TABLE delivery_images (
+        delivery INTEGER NOT NULL REFERENCES deliveries (number),
+        name TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (delivery, name)
+    );
+    CREATE TABLE applied_deliveries (
+        destination TEXT NOT NULL,
+        delivery INTEGER NOT NULL,
+        applied_at INTEGER NOT NULL,
+        PRIMARY KEY (destination, delivery)
+    );",
 ];
 
 /// What the state records for one destination.
@@ -53,8 +80,8 @@ pub struct DestinationHistory {
 
 /// An open workspace state.
 pub struct WorkspaceState {
-    connection: Connection,
-    path: PathBuf,
+    pub(crate) connection: Connection,
+    pub(crate) path: PathBuf,
 }
 
 impl WorkspaceState {
@@ -83,7 +110,7 @@ impl WorkspaceState {
         &self.path
     }
 
-    fn database(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    pub(crate) fn database(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
         move |source| Error::Database {
             path: self.path.clone(),
             source,
