@@ -1,0 +1,258 @@
+//! The metadata files inside segments: their paths, their JSON forms, and
+//! the OCI layout files (`oci-layout`, `index.json`). Pure: bytes in and
+//! out, no I/O.
+
+use std::collections::BTreeMap;
+
+use ferry_schemas::{Digest, DigestAlgorithm};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256, Sha512};
+
+use crate::model::ImageRecord;
+use crate::ref_name::oci_ref_names;
+
+/// The `format` field of every segment table.
+pub const FORMAT_NAME: &str = "ferry-archive";
+/// `oci-layout`, byte for byte.
+pub const OCI_LAYOUT_BYTES: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+/// Annotation in `index.json` carrying the image's full name as configured.
+pub const IMAGE_NAME_ANNOTATION: &str = "io.ferry.image.name";
+/// The OCI annotation skopeo looks images up by.
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+pub const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The largest metadata file (table, config, plan, image list, index)
+/// read into memory; anything larger is refused as damaged.
+pub const MAX_METADATA_BYTES: u64 = 256 * 1024 * 1024;
+
+/// `ferry/deliveries/{delivery:06}`
+pub fn delivery_folder(delivery: u32) -> String {
+    format!("ferry/deliveries/{delivery:06}")
+}
+
+/// The segment table: the first entry of every segment.
+pub fn table_path(delivery: u32, number: u32) -> String {
+    format!("{}/segment-{number:06}.json", delivery_folder(delivery))
+}
+
+pub fn config_path(delivery: u32) -> String {
+    format!("{}/config.yaml", delivery_folder(delivery))
+}
+
+pub fn plan_path(delivery: u32) -> String {
+    format!("{}/plan.json", delivery_folder(delivery))
+}
+
+pub fn images_path(delivery: u32) -> String {
+    format!("{}/images.json", delivery_folder(delivery))
+}
+
+pub const OCI_LAYOUT_PATH: &str = "oci-layout";
+pub const OCI_INDEX_PATH: &str = "index.json";
+
+/// `blobs/<algorithm>/<hex>`: where the OCI layout keeps blobs and manifests.
+pub fn blob_path(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm().name(), digest.hex())
+}
+
+/// What an entry of a segment is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    /// `ferry/deliveries/D/config.yaml`
+    Config,
+    /// `ferry/deliveries/D/plan.json`
+    Plan,
+    /// `ferry/deliveries/D/images.json`
+    Images,
+    /// A manifest under `blobs/`.
+    Manifest,
+    /// A blob under `blobs/`.
+    Blob,
+    /// `oci-layout`
+    OciLayout,
+    /// `index.json`
+    OciIndex,
+}
+
+/// One row of a segment table: an entry that follows the table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableEntry {
+    pub path: String,
+    pub kind: EntryKind,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+/// The first entry of every segment: which delivery it belongs to, where
+/// it stands, and every entry after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentTable {
+    /// Always [`FORMAT_NAME`].
+    pub format: String,
+    pub format_version: u32,
+    pub delivery: u32,
+    pub previous: Option<u32>,
+    /// This segment's own file name and number.
+    pub file_name: String,
+    pub number: u32,
+    /// 1-based position among the delivery's segments.
+    pub position: u32,
+    pub count: u32,
+    /// Every segment file of the delivery, in order.
+    pub segments: Vec<String>,
+    /// The entries after the table, in order.
+    pub entries: Vec<TableEntry>,
+}
+
+impl SegmentTable {
+    /// The table as stored: compact JSON, so its length grows by exactly
+    /// one row plus one comma per entry (the packing relies on it).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a table serializes")
+    }
+}
+
+/// One image in `images.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchivedImage {
+    /// The image as configured.
+    pub name: String,
+    /// The `org.opencontainers.image.ref.name` given to it in `index.json`.
+    pub ref_name: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+impl ArchivedImage {
+    pub fn record(&self) -> ImageRecord {
+        ImageRecord {
+            name: self.name.clone(),
+            digest: self.digest.clone(),
+            media_type: self.media_type.clone(),
+            size: self.size,
+        }
+    }
+}
+
+/// `ferry/deliveries/D/images.json`: the image set as of delivery D.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesFile {
+    pub format_version: u32,
+    pub delivery: u32,
+    pub images: Vec<ArchivedImage>,
+}
+
+impl ImagesFile {
+    /// Images sorted by name, each with its ref name.
+    pub fn new(delivery: u32, images: &[ImageRecord]) -> Self {
+        let refs = oci_ref_names(images.iter().map(|image| image.name.as_str()));
+        let mut archived: Vec<ArchivedImage> = images
+            .iter()
+            .map(|image| ArchivedImage {
+                name: image.name.clone(),
+                ref_name: refs[&image.name].clone(),
+                digest: image.digest.clone(),
+                media_type: image.media_type.clone(),
+                size: image.size,
+            })
+            .collect();
+        archived.sort_by(|a, b| a.name.cmp(&b.name));
+        ImagesFile {
+            format_version: crate::FORMAT_VERSION,
+            delivery,
+            images: archived,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("an image list serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// `index.json` of the OCI layout: one descriptor per image, in the
+    /// order of the list, annotated with its ref name and full name.
+    pub fn oci_index(&self) -> Vec<u8> {
+        let manifests: Vec<Value> = self
+            .images
+            .iter()
+            .map(|image| {
+                let annotations: BTreeMap<&str, &str> = [
+                    (IMAGE_NAME_ANNOTATION, image.name.as_str()),
+                    (REF_NAME_ANNOTATION, image.ref_name.as_str()),
+                ]
+                .into_iter()
+                .collect();
+                json!({
+                    "mediaType": image.media_type,
+                    "digest": image.digest.to_string(),
+                    "size": image.size,
+                    "annotations": annotations,
+                })
+            })
+            .collect();
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX_MEDIA_TYPE,
+            "manifests": manifests,
+        });
+        let mut bytes = serde_json::to_vec_pretty(&index).expect("an index serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// A running hash of either digest algorithm.
+pub enum ContentHasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl ContentHasher {
+    pub fn new(algorithm: DigestAlgorithm) -> Self {
+        match algorithm {
+            DigestAlgorithm::Sha256 => ContentHasher::Sha256(Sha256::new()),
+            DigestAlgorithm::Sha512 => ContentHasher::Sha512(Sha512::new()),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            ContentHasher::Sha256(hasher) => hasher.update(bytes),
+            ContentHasher::Sha512(hasher) => hasher.update(bytes),
+        }
+    }
+
+    pub fn finish(self) -> Digest {
+        let (algorithm, hex) = match self {
+            ContentHasher::Sha256(hasher) => {
+                (DigestAlgorithm::Sha256, hex::encode(hasher.finalize()))
+            }
+            ContentHasher::Sha512(hasher) => {
+                (DigestAlgorithm::Sha512, hex::encode(hasher.finalize()))
+            }
+        };
+        Digest::new(algorithm, &hex).expect("a hash has the right length")
+    }
+}
+
+/// The digest of `bytes` with `algorithm`.
+pub fn digest_of(algorithm: DigestAlgorithm, bytes: &[u8]) -> Digest {
+    let mut hasher = ContentHasher::new(algorithm);
+    hasher.update(bytes);
+    hasher.finish()
+}
+
+/// The sha256 digest of `bytes` (metadata files are named by sha256).
+pub fn sha256_of(bytes: &[u8]) -> Digest {
+    digest_of(DigestAlgorithm::Sha256, bytes)
+}

@@ -1,0 +1,527 @@
+//! Reading a folder of segments from their metadata, with every
+//! structural check that needs no re-hashing of content: each tar header
+//! in canonical form and listed in its segment's table, each segment where
+//! its name says, each delivery complete and consistent, the chain of
+//! deliveries unbroken.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use ferry_schemas::{Digest, DigestAlgorithm};
+
+use crate::error::{ArchiveError, Result, io, segment_error};
+use crate::metadata::{
+    EntryKind, FORMAT_NAME, ImagesFile, MAX_METADATA_BYTES, OCI_INDEX_PATH, OCI_LAYOUT_BYTES,
+    OCI_LAYOUT_PATH, SegmentTable, TableEntry, blob_path, config_path, images_path, plan_path,
+    sha256_of, table_path,
+};
+use crate::model::DeliverySummary;
+use crate::tar_format::{NextHeader, RawEntry, ReadProblem, padded, read_header};
+use crate::{FORMAT_VERSION, segment_file_name, segment_number};
+
+/// One segment file whose structure has been checked.
+#[derive(Clone, Debug)]
+pub struct ScannedSegment {
+    pub file_name: String,
+    pub path: PathBuf,
+    pub length: u64,
+    pub table: SegmentTable,
+    /// The table's own entry (always first).
+    pub table_entry: RawEntry,
+    /// sha256 of the table's bytes as read.
+    pub table_digest: Digest,
+    /// The entries after the table, parallel to `table.entries`.
+    pub entries: Vec<RawEntry>,
+}
+
+/// One delivery whose segments are all present and agree.
+#[derive(Clone, Debug)]
+pub struct ScannedDelivery {
+    pub delivery: u32,
+    pub previous: Option<u32>,
+    /// In position order.
+    pub segments: Vec<ScannedSegment>,
+    pub config_text: String,
+    pub images: ImagesFile,
+}
+
+impl ScannedDelivery {
+    pub fn summary(&self) -> DeliverySummary {
+        let rows = || self.segments.iter().flat_map(|segment| &segment.table.entries);
+        DeliverySummary {
+            delivery: self.delivery,
+            previous: self.previous,
+            segments: self
+                .segments
+                .iter()
+                .map(|segment| segment.file_name.clone())
+                .collect(),
+            config_text: self.config_text.clone(),
+            images: self.images.images.iter().map(|image| image.record()).collect(),
+            blob_count: rows().filter(|row| row.kind == EntryKind::Blob).count(),
+            manifest_count: rows().filter(|row| row.kind == EntryKind::Manifest).count(),
+            bytes: self.segments.iter().map(|segment| segment.length).sum(),
+        }
+    }
+}
+
+/// The segment files of a folder (`mirror_NNNNNN.tar`), by number.
+pub fn list_segment_files(folder: &Path) -> Result<Vec<(u32, String, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(folder).map_err(io("listing", folder))? {
+        let entry = entry.map_err(io("listing", folder))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(number) = segment_number(name) {
+            found.push((number, name.to_owned(), entry.path()));
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        return Err(ArchiveError::NoSegments {
+            folder: folder.to_owned(),
+        });
+    }
+    Ok(found)
+}
+
+/// Checks the structure of every segment in `folder` and groups them into
+/// deliveries, in order.
+pub fn scan_folder(folder: &Path) -> Result<Vec<ScannedDelivery>> {
+    let mut by_delivery: BTreeMap<u32, Vec<ScannedSegment>> = BTreeMap::new();
+    for (number, file_name, path) in list_segment_files(folder)? {
+        let segment = scan_segment(&path, &file_name, number)?;
+        by_delivery
+            .entry(segment.table.delivery)
+            .or_default()
+            .push(segment);
+    }
+    by_delivery
+        .into_iter()
+        .map(|(delivery, segments)| assemble_delivery(folder, delivery, segments))
+        .collect()
+}
+
+/// Refuses a delivery whose predecessor is neither in the folder nor
+/// applied at the destination.
+pub fn check_chain(
+    folder: &Path,
+    deliveries: &[ScannedDelivery],
+    applied: &BTreeSet<u32>,
+) -> Result<()> {
+    let present: BTreeSet<u32> = deliveries.iter().map(|delivery| delivery.delivery).collect();
+    for delivery in deliveries {
+        let Some(previous) = delivery.previous else {
+            continue;
+        };
+        if !present.contains(&previous) && !applied.contains(&previous) {
+            return Err(ArchiveError::Delivery {
+                delivery: delivery.delivery,
+                problem: format!(
+                    "it follows delivery {previous}, which is neither in {} nor applied at the destination; bring the segments of delivery {previous} (or apply it first)",
+                    folder.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn scan_segment(path: &Path, file_name: &str, number: u32) -> Result<ScannedSegment> {
+    let mut file = File::open(path).map_err(io("opening", path))?;
+    let length = file
+        .metadata()
+        .map_err(io("reading the size of", path))?
+        .len();
+    let refused = |entry: Option<&str>, problem: String| segment_error(file_name, entry, problem);
+    let read = |file: &mut File, offset: u64| match read_header(file, offset, length) {
+        Ok(next) => Ok(next),
+        Err(ReadProblem::Io(source)) => Err(io("reading", path)(source)),
+        Err(ReadProblem::Refused(problem)) => Err(segment_error(
+            file_name,
+            problem.entry.as_deref(),
+            problem.problem,
+        )),
+    };
+
+    let NextHeader::Entry(table_entry) = read(&mut file, 0)? else {
+        return Err(refused(
+            None,
+            "the segment is empty (an end-of-archive marker only); copy it again from the source"
+                .to_owned(),
+        ));
+    };
+    let Some((delivery, table_number)) = parse_table_path(&table_entry.path) else {
+        return Err(refused(
+            Some(&table_entry.path),
+            "the first entry is not a segment table (ferry/deliveries/NNNNNN/segment-NNNNNN.json): this file is not a ferry segment".to_owned(),
+        ));
+    };
+    if table_number != number {
+        return Err(refused(
+            Some(&table_entry.path),
+            format!(
+                "this segment was written as {} but is named {file_name}: segments were renamed; give it its name back",
+                segment_file_name(table_number)
+            ),
+        ));
+    }
+    let table_bytes = read_metadata(&mut file, &table_entry, path, file_name)?;
+    let table: SegmentTable = serde_json::from_slice(&table_bytes).map_err(|error| {
+        refused(
+            Some(&table_entry.path),
+            format!("the segment table is unreadable ({error}); copy the segment again from the source"),
+        )
+    })?;
+    check_table(&table, delivery, number, file_name, &table_entry.path)?;
+
+    let mut entries = Vec::with_capacity(table.entries.len());
+    let mut offset = table_entry.data_offset + padded(table_entry.size);
+    loop {
+        match read(&mut file, offset)? {
+            NextHeader::End => break,
+            NextHeader::Entry(entry) => {
+                let Some(row) = table.entries.get(entries.len()) else {
+                    return Err(refused(
+                        Some(&entry.path),
+                        "unknown entry: the segment table does not list it; this segment was altered: copy it again from the source".to_owned(),
+                    ));
+                };
+                if row.path != entry.path || row.size != entry.size {
+                    return Err(refused(
+                        Some(&entry.path),
+                        format!(
+                            "unknown entry ({} bytes) where the segment table lists {} ({} bytes); this segment was altered: copy it again from the source",
+                            entry.size, row.path, row.size
+                        ),
+                    ));
+                }
+                offset = entry.data_offset + padded(entry.size);
+                entries.push(entry);
+            }
+        }
+    }
+    if entries.len() < table.entries.len() {
+        let missing = &table.entries[entries.len()];
+        return Err(refused(
+            Some(&missing.path),
+            format!(
+                "missing: the segment table lists {} entries, the segment holds {}; the segment is truncated or altered: copy it again from the source",
+                table.entries.len(),
+                entries.len()
+            ),
+        ));
+    }
+    Ok(ScannedSegment {
+        file_name: file_name.to_owned(),
+        path: path.to_owned(),
+        length,
+        table,
+        table_digest: sha256_of(&table_bytes),
+        table_entry,
+        entries,
+    })
+}
+
+/// `ferry/deliveries/DDDDDD/segment-NNNNNN.json` → (D, N).
+fn parse_table_path(path: &str) -> Option<(u32, u32)> {
+    let rest = path.strip_prefix("ferry/deliveries/")?;
+    let (delivery, rest) = rest.split_once('/')?;
+    let number = rest.strip_prefix("segment-")?.strip_suffix(".json")?;
+    Some((parse_six_digits(delivery)?, parse_six_digits(number)?))
+}
+
+fn parse_six_digits(text: &str) -> Option<u32> {
+    if text.len() == 6 && text.bytes().all(|byte| byte.is_ascii_digit()) {
+        text.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Reads a metadata entry into memory (bounded).
+fn read_metadata(file: &mut File, entry: &RawEntry, path: &Path, file_name: &str) -> Result<Vec<u8>> {
+    if entry.size > MAX_METADATA_BYTES {
+        return Err(segment_error(
+            file_name,
+            Some(&entry.path),
+            format!(
+                "{} bytes is larger than any metadata file ferry writes; this segment was altered",
+                entry.size
+            ),
+        ));
+    }
+    file.seek(SeekFrom::Start(entry.data_offset))
+        .map_err(io("reading", path))?;
+    let mut bytes = vec![0; entry.size as usize];
+    file.read_exact(&mut bytes).map_err(io("reading", path))?;
+    Ok(bytes)
+}
+
+/// The table agrees with itself and with the file's name and position.
+fn check_table(
+    table: &SegmentTable,
+    delivery: u32,
+    number: u32,
+    file_name: &str,
+    table_path_found: &str,
+) -> Result<()> {
+    let refused = |problem: String| segment_error(file_name, Some(table_path_found), problem);
+    if table.format != FORMAT_NAME {
+        return Err(refused(format!("format `{}` is not {FORMAT_NAME}", table.format)));
+    }
+    if table.format_version != FORMAT_VERSION {
+        return Err(refused(format!(
+            "format version {} is not {FORMAT_VERSION}; use the ferry that wrote it",
+            table.format_version
+        )));
+    }
+    if table.delivery != delivery || table.number != number || table.file_name != file_name {
+        return Err(refused(format!(
+            "the table says delivery {}, segment {} ({}), the file is {file_name} in delivery {delivery}: segments were renamed or altered; give each its name back",
+            table.delivery, table.number, table.file_name
+        )));
+    }
+    if table.count == 0
+        || table.position == 0
+        || table.position > table.count
+        || table.segments.len() != table.count as usize
+        || table.segments[table.position as usize - 1] != file_name
+    {
+        return Err(refused(format!(
+            "the table places this file at position {} of {} among {:?}; segments were renamed or altered",
+            table.position, table.count, table.segments
+        )));
+    }
+    if table.previous.is_some_and(|previous| previous == 0 || previous >= delivery) {
+        return Err(refused(format!(
+            "delivery {delivery} cannot follow delivery {:?}",
+            table.previous
+        )));
+    }
+    let names: BTreeSet<&String> = table.segments.iter().collect();
+    if names.len() != table.segments.len()
+        || table.segments.iter().any(|name| segment_number(name).is_none())
+    {
+        return Err(refused(format!(
+            "the delivery's segment list {:?} is malformed",
+            table.segments
+        )));
+    }
+    let first = table.position == 1;
+    let mut seen_kinds: BTreeMap<EntryKind, usize> = BTreeMap::new();
+    let mut seen_digests: BTreeSet<&Digest> = BTreeSet::new();
+    for row in &table.entries {
+        *seen_kinds.entry(row.kind).or_default() += 1;
+        let row_refused =
+            |problem: String| segment_error(file_name, Some(&row.path), problem);
+        let expected_path = expected_path(row, delivery);
+        if row.path != expected_path {
+            return Err(row_refused(format!(
+                "listed as {:?} with digest {}, so it belongs at {expected_path}",
+                row.kind, row.digest
+            )));
+        }
+        let metadata = !matches!(row.kind, EntryKind::Blob | EntryKind::Manifest);
+        if metadata && row.digest.algorithm() != DigestAlgorithm::Sha256 {
+            return Err(row_refused("metadata is named by sha256".to_owned()));
+        }
+        if row.kind == EntryKind::Manifest && row.media_type.is_none() {
+            return Err(row_refused("a manifest without a media type".to_owned()));
+        }
+        if row.kind != EntryKind::Manifest && row.media_type.is_some() {
+            return Err(row_refused("only manifests carry a media type".to_owned()));
+        }
+        if !metadata && !seen_digests.insert(&row.digest) {
+            return Err(row_refused(
+                "listed twice; each blob appears once in a delivery".to_owned(),
+            ));
+        }
+    }
+    for (kind, wanted) in [
+        (EntryKind::Config, 1),
+        (EntryKind::Plan, 1),
+        (EntryKind::Images, usize::from(first)),
+        (EntryKind::OciLayout, usize::from(first)),
+        (EntryKind::OciIndex, usize::from(first)),
+    ] {
+        let found = seen_kinds.get(&kind).copied().unwrap_or(0);
+        if found != wanted {
+            return Err(refused(format!(
+                "the table lists {found} entries of kind {kind:?}, segment {} of {} has {wanted}",
+                table.position, table.count
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn expected_path(row: &TableEntry, delivery: u32) -> String {
+    match row.kind {
+        EntryKind::Config => config_path(delivery),
+        EntryKind::Plan => plan_path(delivery),
+        EntryKind::Images => images_path(delivery),
+        EntryKind::OciLayout => OCI_LAYOUT_PATH.to_owned(),
+        EntryKind::OciIndex => OCI_INDEX_PATH.to_owned(),
+        EntryKind::Blob | EntryKind::Manifest => blob_path(&row.digest),
+    }
+}
+
+/// Groups the segments of one delivery, checks they are all present and
+/// agree, and reads its configuration and image list.
+fn assemble_delivery(
+    folder: &Path,
+    delivery: u32,
+    mut segments: Vec<ScannedSegment>,
+) -> Result<ScannedDelivery> {
+    segments.sort_by_key(|segment| segment.table.position);
+    let reference = segments[0].table.clone();
+    let metadata_digest = |table: &SegmentTable, kind: EntryKind| {
+        table
+            .entries
+            .iter()
+            .find(|row| row.kind == kind)
+            .map(|row| row.digest.clone())
+    };
+    for segment in &segments[1..] {
+        let table = &segment.table;
+        let disagreement = if table.previous != reference.previous {
+            Some("previous delivery")
+        } else if table.segments != reference.segments {
+            Some("list of segments")
+        } else if metadata_digest(table, EntryKind::Config)
+            != metadata_digest(&reference, EntryKind::Config)
+        {
+            Some("configuration")
+        } else if metadata_digest(table, EntryKind::Plan)
+            != metadata_digest(&reference, EntryKind::Plan)
+        {
+            Some("plan")
+        } else {
+            None
+        };
+        if let Some(what) = disagreement {
+            return Err(segment_error(
+                &segment.file_name,
+                Some(&table_path(delivery, segment.table.number)),
+                format!(
+                    "its {what} differs from that of {} although both say delivery {delivery}; one of them was altered or comes from another ferry workspace",
+                    segments[0].file_name
+                ),
+            ));
+        }
+    }
+    for (index, name) in reference.segments.iter().enumerate() {
+        let present = segments.iter().filter(|segment| &segment.file_name == name).count();
+        if present == 0 {
+            return Err(ArchiveError::Delivery {
+                delivery,
+                problem: format!(
+                    "segment {name} ({} of {}) is missing from {}; copy it from the source",
+                    index + 1,
+                    reference.count,
+                    folder.display()
+                ),
+            });
+        }
+    }
+    let mut digests = BTreeSet::new();
+    for segment in &segments {
+        for row in &segment.table.entries {
+            if matches!(row.kind, EntryKind::Blob | EntryKind::Manifest) && !digests.insert(&row.digest) {
+                return Err(segment_error(
+                    &segment.file_name,
+                    Some(&row.path),
+                    format!("also in another segment of delivery {delivery}; each blob appears once in a delivery"),
+                ));
+            }
+        }
+    }
+
+    let first = &segments[0];
+    let config_bytes = read_listed(first, EntryKind::Config)?;
+    let config_text = String::from_utf8(config_bytes).map_err(|_| {
+        segment_error(
+            &first.file_name,
+            Some(&config_path(delivery)),
+            "the configuration is not UTF-8",
+        )
+    })?;
+    let images_bytes = read_listed(first, EntryKind::Images)?;
+    let images: ImagesFile = serde_json::from_slice(&images_bytes).map_err(|error| {
+        segment_error(
+            &first.file_name,
+            Some(&images_path(delivery)),
+            format!("the image list is unreadable ({error})"),
+        )
+    })?;
+    if images.delivery != delivery {
+        return Err(segment_error(
+            &first.file_name,
+            Some(&images_path(delivery)),
+            format!("the image list says delivery {}", images.delivery),
+        ));
+    }
+    let index_row = first
+        .table
+        .entries
+        .iter()
+        .find(|row| row.kind == EntryKind::OciIndex)
+        .map(|row| row.digest.clone());
+    if index_row != Some(sha256_of(&images.oci_index())) {
+        return Err(segment_error(
+            &first.file_name,
+            Some(OCI_INDEX_PATH),
+            "index.json does not match the image list; this segment was altered: copy it again from the source",
+        ));
+    }
+    let layout_row = first
+        .table
+        .entries
+        .iter()
+        .find(|row| row.kind == EntryKind::OciLayout)
+        .map(|row| row.digest.clone());
+    if layout_row != Some(sha256_of(OCI_LAYOUT_BYTES)) {
+        return Err(segment_error(
+            &first.file_name,
+            Some(OCI_LAYOUT_PATH),
+            "oci-layout is not {\"imageLayoutVersion\":\"1.0.0\"}",
+        ));
+    }
+    Ok(ScannedDelivery {
+        delivery,
+        previous: reference.previous,
+        segments,
+        config_text,
+        images,
+    })
+}
+
+/// Reads the metadata entry of `kind` from a segment and checks its digest.
+fn read_listed(segment: &ScannedSegment, kind: EntryKind) -> Result<Vec<u8>> {
+    let (row, entry) = segment
+        .table
+        .entries
+        .iter()
+        .zip(&segment.entries)
+        .find(|(row, _)| row.kind == kind)
+        .ok_or_else(|| {
+            segment_error(&segment.file_name, None, format!("no {kind:?} entry"))
+        })?;
+    let mut file = File::open(&segment.path).map_err(io("opening", &segment.path))?;
+    let bytes = read_metadata(&mut file, entry, &segment.path, &segment.file_name)?;
+    let actual = sha256_of(&bytes);
+    if actual != row.digest {
+        return Err(segment_error(
+            &segment.file_name,
+            Some(&row.path),
+            format!(
+                "content does not match the segment table (expected {}, got {actual}); copy the segment again from the source",
+                row.digest
+            ),
+        ));
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,236 @@
+//! Re-hashing every byte of a folder's segments, and importing deliveries
+//! into the blob store on the same pass.
+//!
+//! Both start with the structural pass of [`crate::read`] over every
+//! segment of every delivery, so nothing is imported from a folder whose
+//! structure is broken. The content pass then streams each entry once:
+//! hashed against the digest its table lists, padding checked to be zero,
+//! and (when importing) fed to a [`ferry_store::BlobWriter`], which checks
+//! digest and size again before anything becomes visible in the store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use ferry_store::{BlobStore, BlobWriter};
+
+use crate::error::{ArchiveError, Result, io, segment_error};
+use crate::metadata::{ContentHasher, EntryKind, TableEntry};
+use crate::model::{ImportReport, VerifyReport};
+use crate::read::{ScannedDelivery, ScannedSegment, check_chain, scan_folder};
+use crate::tar_format::{RawEntry, padded};
+
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Re-hashes every byte of every delivery in the folder. `applied`:
+/// deliveries the destination already has (their absence from the folder
+/// is then not an error).
+pub fn verify_folder(folder: &Path, applied: &BTreeSet<u32>) -> Result<VerifyReport> {
+    let deliveries = scan_folder(folder)?;
+    check_chain(folder, &deliveries, applied)?;
+    let mut totals = Totals::default();
+    for delivery in &deliveries {
+        for segment in &delivery.segments {
+            stream_segment(segment, &mut totals, |_| Ok(None))?;
+        }
+    }
+    Ok(VerifyReport {
+        deliveries: deliveries.iter().map(ScannedDelivery::summary).collect(),
+        bytes_checked: totals.bytes_checked,
+        entries_checked: totals.entries_checked,
+    })
+}
+
+/// Verifies, then imports the deliveries not in `applied` into `blobs`
+/// (manifests too, by digest), in order.
+pub fn import_folder(
+    folder: &Path,
+    applied: &BTreeSet<u32>,
+    blobs: &BlobStore,
+) -> Result<ImportReport> {
+    let deliveries = scan_folder(folder)?;
+    check_chain(folder, &deliveries, applied)?;
+    let mut totals = Totals::default();
+    let mut imported = Vec::new();
+    let mut manifest_media_types = BTreeMap::new();
+    for delivery in deliveries.iter().filter(|delivery| !applied.contains(&delivery.delivery)) {
+        for segment in &delivery.segments {
+            stream_segment(segment, &mut totals, |row| {
+                if !matches!(row.kind, EntryKind::Blob | EntryKind::Manifest) {
+                    return Ok(None);
+                }
+                blobs
+                    .begin(&row.digest, Some(row.size))
+                    .map_err(|source| ArchiveError::Store {
+                        context: format!("{}: entry {}", segment.file_name, row.path),
+                        source,
+                    })
+            })?;
+            for row in &segment.table.entries {
+                if let (EntryKind::Manifest, Some(media_type)) = (row.kind, &row.media_type) {
+                    manifest_media_types.insert(row.digest.clone(), media_type.clone());
+                }
+            }
+        }
+        imported.push(delivery.summary());
+    }
+    let images = deliveries
+        .last()
+        .map(|newest| newest.images.images.iter().map(|image| image.record()).collect())
+        .unwrap_or_default();
+    Ok(ImportReport {
+        deliveries: imported,
+        images,
+        manifest_media_types,
+        blobs_imported: totals.stored,
+        bytes_imported: totals.bytes_stored,
+    })
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    bytes_checked: u64,
+    entries_checked: usize,
+    stored: usize,
+    bytes_stored: u64,
+}
+
+/// Streams every entry of one segment, in file order, hashing each and
+/// checking the padding; `sink` may return a writer to store the entry.
+fn stream_segment(
+    segment: &ScannedSegment,
+    totals: &mut Totals,
+    mut sink: impl FnMut(&TableEntry) -> Result<Option<BlobWriter>>,
+) -> Result<()> {
+    let file = File::open(&segment.path).map_err(io("opening", &segment.path))?;
+    let mut reader = Positioned {
+        inner: BufReader::with_capacity(READ_BUFFER, file),
+        position: 0,
+    };
+    let mut buffer = vec![0u8; READ_BUFFER];
+    // The table itself was read in the structural pass; hashing it again
+    // catches a change between the two passes.
+    let table_row = TableEntry {
+        path: segment.table_entry.path.clone(),
+        kind: EntryKind::Config,
+        digest: segment.table_digest.clone(),
+        size: segment.table_entry.size,
+        media_type: None,
+    };
+    check_entry(
+        segment,
+        &mut reader,
+        &mut buffer,
+        &table_row,
+        &segment.table_entry,
+        None,
+    )?;
+    totals.entries_checked += 1;
+    for (row, entry) in segment.table.entries.iter().zip(&segment.entries) {
+        let writer = sink(row)?;
+        let storing = writer.is_some();
+        check_entry(segment, &mut reader, &mut buffer, row, entry, writer)?;
+        totals.entries_checked += 1;
+        totals.bytes_checked += row.size;
+        if storing {
+            totals.stored += 1;
+            totals.bytes_stored += row.size;
+        }
+    }
+    Ok(())
+}
+
+/// A buffered reader that knows its offset, so moving forward within the
+/// buffer does not drop it.
+struct Positioned {
+    inner: BufReader<File>,
+    position: u64,
+}
+
+impl Positioned {
+    fn move_to(&mut self, offset: u64, segment: &ScannedSegment) -> Result<()> {
+        let delta = offset as i64 - self.position as i64;
+        self.inner
+            .seek_relative(delta)
+            .map_err(io("reading", &segment.path))?;
+        self.position = offset;
+        Ok(())
+    }
+
+    fn read(&mut self, buffer: &mut [u8], segment: &ScannedSegment) -> Result<usize> {
+        let count = self
+            .inner
+            .read(buffer)
+            .map_err(io("reading", &segment.path))?;
+        self.position += count as u64;
+        Ok(count)
+    }
+}
+
+fn check_entry(
+    segment: &ScannedSegment,
+    reader: &mut Positioned,
+    buffer: &mut [u8],
+    row: &TableEntry,
+    entry: &RawEntry,
+    mut writer: Option<BlobWriter>,
+) -> Result<()> {
+    let refused = |problem: String| segment_error(&segment.file_name, Some(&entry.path), problem);
+    reader.move_to(entry.data_offset, segment)?;
+    let mut hasher = ContentHasher::new(row.digest.algorithm());
+    let mut remaining = entry.size;
+    while remaining > 0 {
+        let want = remaining.min(buffer.len() as u64) as usize;
+        let count = reader.read(&mut buffer[..want], segment)?;
+        if count == 0 {
+            return Err(refused(format!(
+                "the segment ends {remaining} bytes into this entry (truncated); copy it again from the source"
+            )));
+        }
+        hasher.update(&buffer[..count]);
+        if let Some(writer) = writer.as_mut() {
+            writer
+                .write_chunk(&buffer[..count])
+                .map_err(|source| ArchiveError::Store {
+                    context: format!("{}: entry {}", segment.file_name, entry.path),
+                    source,
+                })?;
+        }
+        remaining -= count as u64;
+    }
+    let actual = hasher.finish();
+    if actual != row.digest {
+        // Dropping the writer removes its temporary file: nothing stored.
+        return Err(refused(format!(
+            "content does not match its name: expected {}, got {actual}; the segment is damaged or altered (nothing of this entry was stored): copy it again from the source",
+            row.digest
+        )));
+    }
+    let padding = (padded(entry.size) - entry.size) as usize;
+    let mut zeros = [0u8; 512];
+    let mut read = 0;
+    while read < padding {
+        let count = reader.read(&mut zeros[read..padding], segment)?;
+        if count == 0 {
+            return Err(refused(
+                "the segment ends inside this entry's padding (truncated); copy it again from the source"
+                    .to_owned(),
+            ));
+        }
+        read += count;
+    }
+    if zeros[..padding].iter().any(|byte| *byte != 0) {
+        return Err(refused(
+            "the padding after this entry is not zero; the segment is damaged or altered: copy it again from the source"
+                .to_owned(),
+        ));
+    }
+    if let Some(writer) = writer {
+        writer.commit().map_err(|source| ArchiveError::Store {
+            context: format!("{}: entry {}", segment.file_name, entry.path),
+            source,
+        })?;
+    }
+    Ok(())
+}
