@@ -3,6 +3,7 @@
 //! output, then review the diff (see `golden/README.md`).
 
 mod diagnostics;
+mod disk;
 mod fixtures_table;
 mod kill;
 mod plans;

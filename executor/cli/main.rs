@@ -4,6 +4,7 @@
 
 mod cache;
 mod demo;
+mod disk;
 mod exit_status;
 mod mirror;
 mod not_built;
@@ -44,7 +45,7 @@ enum Command {
     /// Execute a saved plan, or plan and apply in one step.
     Apply(mirror::Apply),
     /// Check deliveries (archives) offline.
-    Verify(not_built::Args),
+    Verify(disk::VerifyArgs),
     /// Inspect, verify or prune the content cache.
     Cache(cache::Args),
     /// Delete images from a mirror registry.
@@ -72,7 +73,7 @@ fn main() -> ExitCode {
         Command::Mirror(args) => mirror::mirror_command(&args),
         Command::Plan(args) => mirror::plan_command(&args),
         Command::Apply(args) => mirror::apply_command(&args),
-        Command::Verify(_) => not_built::report("verify", "Disk workflows"),
+        Command::Verify(args) => disk::verify_command(&args),
         Command::Cache(args) => cache::run(args),
         Command::Delete(_) => not_built::report("delete", "a later issue"),
     }

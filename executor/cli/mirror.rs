@@ -29,65 +29,102 @@ use crate::exit_status;
 pub struct MirrorArgs {
     /// The ImageSetConfiguration.
     #[arg(short = 'c', long = "config")]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Destination: `docker://REGISTRY[/PREFIX]` (or `file://DIR`, not built
     /// yet). For `apply` without `-c`: the saved plan file.
-    destination: Option<String>,
+    pub(crate) destination: Option<String>,
     /// The workspace (mirror-to-mirror): `file://DIR`; state lives in DIR/working-dir.
     #[arg(long)]
-    workspace: Option<String>,
+    pub(crate) workspace: Option<String>,
     /// Disk-to-mirror source: `file://DIR` (not built yet).
     #[arg(long)]
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Auth file (default: $REGISTRY_AUTH_FILE, then the containers and docker defaults).
     #[arg(long, env = "REGISTRY_AUTH_FILE")]
-    authfile: Option<PathBuf>,
+    pub(crate) authfile: Option<PathBuf>,
     /// Verify TLS for sources (false also allows plain HTTP).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    src_tls_verify: bool,
+    pub(crate) src_tls_verify: bool,
     /// Verify TLS for the destination (false also allows plain HTTP).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    dest_tls_verify: bool,
+    pub(crate) dest_tls_verify: bool,
     /// registries.conf to resolve sources with (default: the containers defaults).
     #[arg(long = "registries-conf")]
-    registries_conf: Option<PathBuf>,
+    pub(crate) registries_conf: Option<PathBuf>,
     /// Images copied at once (1-10).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10))]
-    parallel_images: u32,
+    pub(crate) parallel_images: u32,
     /// Layers copied at once per image (1-10).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
-    parallel_layers: u32,
+    pub(crate) parallel_layers: u32,
     /// Retries of a failed request.
     #[arg(long, default_value_t = 5)]
-    retry_times: u32,
+    pub(crate) retry_times: u32,
     /// Fixed delay between retries, e.g. `500ms` or `2s` (0: exponential backoff).
     #[arg(long, default_value = "0", value_parser = parse_duration)]
-    retry_delay: Duration,
+    pub(crate) retry_delay: Duration,
     /// Content cache (mirror-to-mirror streams and does not use it).
     #[arg(long, env = "FERRY_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// info, debug, trace or error.
     #[arg(long, default_value = "info", value_parser = ["info", "debug", "trace", "error"])]
-    log_level: String,
+    pub(crate) log_level: String,
     /// Do not copy cosign signatures (`sha256-<hex>.sig` tags).
     #[arg(long)]
-    remove_signatures: bool,
+    pub(crate) remove_signatures: bool,
     /// Flatten destination paths to at most this many components (0: keep).
     #[arg(long, default_value_t = 0)]
-    max_nested_paths: usize,
+    pub(crate) max_nested_paths: usize,
     /// Plan from the workspace state alone: skip checking the destination.
     #[arg(long)]
-    trust_state: bool,
+    pub(crate) trust_state: bool,
+    /// Mirror-to-disk: pack everything new since this date (YYYY-MM-DD),
+    /// as if no delivery had been made from that day on.
+    #[arg(long, value_parser = parse_since)]
+    pub(crate) since: Option<i64>,
+    /// Mirror-to-disk: fail instead of giving a blob larger than the segment
+    /// size a segment of its own.
+    #[arg(long)]
+    pub(crate) strict_archive: bool,
+    /// Mirror-to-disk: largest segment file in bytes (default: the
+    /// configuration's archiveSize in GiB, else 500 GiB).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_segment_bytes: Option<u64>,
+}
+
+/// `YYYY-MM-DD` as seconds since the epoch at midnight UTC.
+fn parse_since(text: &str) -> Result<i64, String> {
+    let invalid = || format!("`{text}` is not a date such as 2025-03-31");
+    let mut parts = text.trim().splitn(3, '-');
+    let mut number = || -> Result<i64, String> {
+        parts
+            .next()
+            .and_then(|part| part.parse::<i64>().ok())
+            .ok_or_else(invalid)
+    };
+    let (year, month, day) = (number()?, number()?, number()?);
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return Err(invalid());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm): no date crate
+    // is needed for one conversion.
+    let shifted_year = if month <= 2 { year - 1 } else { year };
+    let era = shifted_year.div_euclid(400);
+    let year_of_era = shifted_year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Ok(days * 86_400)
 }
 
 /// `ferry mirror`.
 #[derive(Debug, clap::Args)]
 pub struct Mirror {
     #[command(flatten)]
-    common: MirrorArgs,
+    pub(crate) common: MirrorArgs,
     /// Write working-dir/dry-run/mapping.txt and change nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 /// `ferry plan`.
@@ -123,7 +160,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-fn error(message: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn error(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     exit_status::ERROR.into()
 }
@@ -140,9 +177,76 @@ struct Prepared {
     graph: ActionGraph,
     plan: Plan,
     state: WorkspaceState,
+    /// Disk-to-mirror: the cache the deliveries were imported into.
+    local: Option<LocalSource>,
 }
 
-fn init_logging(level: &str) {
+/// Where a run's content comes from, resolved.
+pub(crate) struct Sourced {
+    pub workspace: PathBuf,
+    pub client: RegistryClient,
+    pub resolution: Resolution,
+    pub local: Option<LocalSource>,
+}
+
+/// Disk-to-mirror: blobs come from the cache, verified on import.
+pub(crate) struct LocalSource {
+    pub blobs: ferry_store::BlobStore,
+    /// Deliveries whose content this run completes at the destination.
+    pub deliveries: Vec<u32>,
+}
+
+/// Mirror-to-mirror: the workspace named by `--workspace`, sources
+/// resolved through registries.conf.
+fn from_registries(
+    arguments: &MirrorArgs,
+    destination: &Destination,
+    config: &ferry_schemas::ImageSetConfiguration,
+) -> Result<Sourced, ExitCode> {
+    let Some(workspace) = &arguments.workspace else {
+        return Err(error(
+            "when destination is docker://, either --from (assumes disk to mirror workflow) or --workspace (assumes mirror to mirror workflow) need to be provided",
+        ));
+    };
+    let Some(workspace_path) = workspace.strip_prefix("file://") else {
+        return Err(error(
+            "when --workspace is used, it must have file:// prefix",
+        ));
+    };
+    let workspace = working_dir(workspace_path);
+    let registries = load_registries(arguments)?;
+    let options = resolve_options(arguments, &destination.prefix);
+    let (requests, blocked) = resolve::additional_image_requests(&config.mirror, &options);
+    let client = source_client(
+        arguments,
+        &registries,
+        &requests,
+        (!arguments.dest_tls_verify).then_some(destination.registry.as_str()),
+    );
+    let runtime = runtime()?;
+    let mut resolution =
+        runtime.block_on(resolve::resolve(&client, &registries, &requests, &options));
+    resolution.blocked = blocked;
+    Ok(Sourced {
+        workspace,
+        client,
+        resolution,
+        local: None,
+    })
+}
+
+/// `DIR/working-dir` for a workspace or disk folder `DIR` (or `DIR`
+/// itself when it is already a working-dir).
+pub(crate) fn working_dir(path: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    if path.ends_with("working-dir") {
+        path
+    } else {
+        path.join("working-dir")
+    }
+}
+
+pub(crate) fn init_logging(level: &str) {
     let filter = match level {
         "trace" => "trace",
         "debug" => "debug",
@@ -157,48 +261,11 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-/// Checks the destination and flags the way oc-mirror does, then resolves,
-/// compiles and plans.
-fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
-    init_logging(&arguments.log_level);
-    let Some(config_path) = &arguments.config else {
-        return Err(error("use the --config flag, it is mandatory"));
-    };
-    let Some(destination_text) = &arguments.destination else {
-        return Err(error("name a destination: docker://REGISTRY[/PREFIX]"));
-    };
-    if destination_text.starts_with("file://") {
-        return Err(crate::not_built::report(
-            "mirror to disk (file:// destination)",
-            "Disk workflows",
-        ));
-    }
-    let Some(destination_path) = destination_text.strip_prefix("docker://") else {
-        return Err(error(
-            "destination must have either file:// (mirror to disk) or docker:// (mirror to mirror, disk to mirror) protocol prefixes",
-        ));
-    };
-    if arguments.from.is_some() {
-        if arguments.workspace.is_some() {
-            return Err(error(
-                "when destination is docker://, --from (assumes disk to mirror workflow) and --workspace (assumes mirror to mirror workflow) cannot be used together",
-            ));
-        }
-        return Err(crate::not_built::report(
-            "disk to mirror (--from)",
-            "Disk workflows",
-        ));
-    }
-    let Some(workspace) = &arguments.workspace else {
-        return Err(error(
-            "when destination is docker://, either --from (assumes disk to mirror workflow) or --workspace (assumes mirror to mirror workflow) need to be provided",
-        ));
-    };
-    let Some(workspace_path) = workspace.strip_prefix("file://") else {
-        return Err(error(
-            "when --workspace is used, it must have file:// prefix",
-        ));
-    };
+/// `registry[/prefix]` of a `docker://` destination, checked.
+pub(crate) fn parse_destination(
+    destination_text: &str,
+    destination_path: &str,
+) -> Result<Destination, ExitCode> {
     let (registry, prefix) = destination_path
         .split_once('/')
         .map_or((destination_path, ""), |(registry, prefix)| {
@@ -215,19 +282,23 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
             "`{prefix}` is not a valid repository path prefix"
         )));
     }
-    let destination = Destination {
+    Ok(Destination {
         registry: registry.to_owned(),
         prefix: prefix.to_owned(),
-    };
-    let workspace = {
-        let path = PathBuf::from(workspace_path);
-        if path.ends_with("working-dir") {
-            path
-        } else {
-            path.join("working-dir")
-        }
-    };
+    })
+}
 
+/// Reads and checks the configuration, refusing parts ferry does not
+/// mirror yet. Returns its text and the loaded model.
+pub(crate) fn load_config(
+    config_path: &Path,
+) -> Result<
+    (
+        String,
+        ferry_schemas::Loaded<ferry_schemas::ImageSetConfiguration>,
+    ),
+    ExitCode,
+> {
     let config_name = config_path.display().to_string();
     let text = std::fs::read_to_string(config_path)
         .map_err(|cause| error(format!("cannot read {config_name}: {cause}")))?;
@@ -246,40 +317,93 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
         ));
     }
 
-    let registries = match &arguments.registries_conf {
+    Ok((text, loaded))
+}
+
+/// registries.conf from `--registries-conf`, else the containers defaults.
+pub(crate) fn load_registries(arguments: &MirrorArgs) -> Result<RegistriesConf, ExitCode> {
+    match &arguments.registries_conf {
         Some(path) => RegistriesConf::load(Some(path), &[]),
         None => RegistriesConf::load_default(),
     }
-    .map_err(error)?;
-    let options = ResolveOptions {
-        prefix: destination.prefix.clone(),
+    .map_err(error)
+}
+
+pub(crate) fn resolve_options(arguments: &MirrorArgs, prefix: &str) -> ResolveOptions {
+    ResolveOptions {
+        prefix: prefix.to_owned(),
         max_nested_paths: arguments.max_nested_paths,
         remove_signatures: arguments.remove_signatures,
-    };
-    let (requests, blocked) = resolve::additional_image_requests(&loaded.config.mirror, &options);
-    let mut insecure_hosts: BTreeSet<String> = BTreeSet::new();
-    if !arguments.dest_tls_verify {
-        insecure_hosts.insert(destination.registry.clone());
     }
-    for request in &requests {
+}
+
+/// The registry client for a run: plain HTTP allowed where registries.conf
+/// says `insecure`, where TLS verification is off, and for
+/// `insecure_destination`.
+pub(crate) fn source_client(
+    arguments: &MirrorArgs,
+    registries: &RegistriesConf,
+    requests: &[resolve::Request],
+    insecure_destination: Option<&str>,
+) -> RegistryClient {
+    let mut insecure_hosts: BTreeSet<String> = BTreeSet::new();
+    if let Some(host) = insecure_destination {
+        insecure_hosts.insert(host.to_owned());
+    }
+    for request in requests {
         for source in registries.pull_sources(&request.origin).unwrap_or_default() {
             if source.insecure || !arguments.src_tls_verify {
                 insecure_hosts.insert(source.reference.registry().to_owned());
             }
         }
     }
-    let client = RegistryClient::new(ClientOptions {
+    RegistryClient::new(ClientOptions {
         credentials: CredentialStore::discover(arguments.authfile.as_deref()),
         insecure_hosts: insecure_hosts.into_iter().collect(),
         retry_times: arguments.retry_times,
         retry_delay: (!arguments.retry_delay.is_zero()).then_some(arguments.retry_delay),
         transfers_per_registry: (arguments.parallel_images * arguments.parallel_layers) as usize,
         ..ClientOptions::default()
-    });
-    let runtime = runtime()?;
-    let mut resolution =
-        runtime.block_on(resolve::resolve(&client, &registries, &requests, &options));
-    resolution.blocked = blocked;
+    })
+}
+
+/// Checks the destination and flags the way oc-mirror does, then resolves,
+/// compiles and plans.
+fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
+    init_logging(&arguments.log_level);
+    let Some(config_path) = &arguments.config else {
+        return Err(error("use the --config flag, it is mandatory"));
+    };
+    let Some(destination_text) = &arguments.destination else {
+        return Err(error("name a destination: docker://REGISTRY[/PREFIX]"));
+    };
+    if destination_text.starts_with("file://") {
+        return Err(error(
+            "a file:// destination is mirror-to-disk: use `ferry mirror` or `ferry plan` with it",
+        ));
+    }
+    let Some(destination_path) = destination_text.strip_prefix("docker://") else {
+        return Err(error(
+            "destination must have either file:// (mirror to disk) or docker:// (mirror to mirror, disk to mirror) protocol prefixes",
+        ));
+    };
+    if arguments.from.is_some() && arguments.workspace.is_some() {
+        return Err(error(
+            "when destination is docker://, --from (assumes disk to mirror workflow) and --workspace (assumes mirror to mirror workflow) cannot be used together",
+        ));
+    }
+    let destination = parse_destination(destination_text, destination_path)?;
+    let (text, loaded) = load_config(config_path)?;
+    let sourced = match &arguments.from {
+        Some(from) => crate::disk::from_deliveries(arguments, from, &destination, &loaded.config)?,
+        None => from_registries(arguments, &destination, &loaded.config)?,
+    };
+    let Sourced {
+        workspace,
+        client,
+        resolution,
+        local,
+    } = sourced;
 
     std::fs::create_dir_all(&workspace).map_err(|cause| {
         error(format!(
@@ -313,7 +437,7 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
     if !arguments.trust_state {
         // The whole image set is verified at every run: one HEAD per image
         // whose top manifest the state says is there.
-        runtime.block_on(async {
+        runtime()?.block_on(async {
             for image in &graph.images {
                 let action = graph.action(image.top_manifest);
                 if !snapshot.done.contains(&action.key()) {
@@ -348,10 +472,11 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
         graph,
         plan,
         state,
+        local,
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -359,7 +484,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         .map_err(|cause| error(format!("cannot start the async runtime: {cause}")))
 }
 
-fn mebibytes(bytes: u64) -> String {
+pub(crate) fn mebibytes(bytes: u64) -> String {
     if bytes < 1024 * 1024 {
         format!("{:.1} KiB", bytes as f64 / 1024.0)
     } else {
@@ -367,23 +492,9 @@ fn mebibytes(bytes: u64) -> String {
     }
 }
 
-/// The plan for people.
-pub fn render_text(plan: &Plan, resolution: &Resolution) -> String {
-    let mut text = String::new();
-    let count = |change: ImageChange| {
-        plan.images
-            .iter()
-            .filter(|image| image.change == change)
-            .count()
-    };
-    let _ = writeln!(
-        text,
-        "Plan: {} images: {} new, {} changed, {} unchanged",
-        plan.images.len(),
-        count(ImageChange::New),
-        count(ImageChange::Changed),
-        count(ImageChange::Unchanged)
-    );
+/// One line per new or changed image, then what was not resolved or was
+/// left out.
+pub(crate) fn render_image_lines(plan: &Plan, resolution: &Resolution, text: &mut String) {
     for image in &plan.images {
         let marker = match image.change {
             ImageChange::New => "+",
@@ -410,6 +521,26 @@ pub fn render_text(plan: &Plan, resolution: &Resolution) -> String {
     for blocked in &resolution.blocked {
         let _ = writeln!(text, "  - {blocked}: left out by blockedImages");
     }
+}
+
+/// The plan for people.
+pub fn render_text(plan: &Plan, resolution: &Resolution) -> String {
+    let mut text = String::new();
+    let count = |change: ImageChange| {
+        plan.images
+            .iter()
+            .filter(|image| image.change == change)
+            .count()
+    };
+    let _ = writeln!(
+        text,
+        "Plan: {} images: {} new, {} changed, {} unchanged",
+        plan.images.len(),
+        count(ImageChange::New),
+        count(ImageChange::Changed),
+        count(ImageChange::Unchanged)
+    );
+    render_image_lines(plan, resolution, &mut text);
     let totals = &plan.totals;
     let _ = writeln!(
         text,
@@ -483,6 +614,17 @@ pub fn render_json(plan: &Plan) -> String {
 }
 
 pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
+    if let Some(folder) = disk_destination(&arguments.common) {
+        return crate::disk::mirror_to_disk(
+            &arguments.common,
+            folder,
+            &crate::disk::Mode::Plan {
+                format: arguments.format.clone(),
+                out: arguments.out.clone(),
+                detailed_exitcode: arguments.detailed_exitcode,
+            },
+        );
+    }
     let prepared = match prepare(&arguments.common) {
         Ok(prepared) => prepared,
         Err(code) => return code,
@@ -532,7 +674,14 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn timestamp() -> String {
+pub(crate) fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn timestamp() -> String {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -540,7 +689,7 @@ fn timestamp() -> String {
     format!("{seconds}")
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), ExitCode> {
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), ExitCode> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|cause| error(format!("cannot create {}: {cause}", parent.display())))?;
@@ -607,7 +756,21 @@ fn write_cluster_resources(
     Ok(())
 }
 
+/// The folder of a `file://` destination (mirror-to-disk).
+fn disk_destination(arguments: &MirrorArgs) -> Option<&str> {
+    arguments.destination.as_deref()?.strip_prefix("file://")
+}
+
 pub fn mirror_command(arguments: &Mirror) -> ExitCode {
+    if let Some(folder) = disk_destination(&arguments.common) {
+        return crate::disk::mirror_to_disk(
+            &arguments.common,
+            folder,
+            &crate::disk::Mode::Mirror {
+                dry_run: arguments.dry_run,
+            },
+        );
+    }
     let prepared = match prepare(&arguments.common) {
         Ok(prepared) => prepared,
         Err(code) => return code,
@@ -650,6 +813,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
     let target = Target {
         destination: &destination,
         registry: &prepared.destination.registry,
+        local_blobs: prepared.local.as_ref().map(|local| local.blobs.clone()),
     };
     let parallelism = (arguments.parallel_images * arguments.parallel_layers) as usize;
     let report = match runtime.block_on(run::execute(
@@ -692,6 +856,18 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         mebibytes(report.bytes)
     );
     if errors.is_empty() {
+        if let Some(local) = &prepared.local {
+            // Every image reached the destination: the deliveries are applied.
+            for delivery in &local.deliveries {
+                if let Err(cause) =
+                    prepared
+                        .state
+                        .record_applied_delivery(&destination, *delivery, now_seconds())
+                {
+                    return error(cause);
+                }
+            }
+        }
         return ExitCode::SUCCESS;
     }
     let path = prepared
@@ -749,6 +925,13 @@ pub struct Apply {
 /// `ferry apply -c FILE DESTINATION` plans and applies in one step.
 pub fn apply_command(arguments: &Apply) -> ExitCode {
     if arguments.common.config.is_some() {
+        if let Some(folder) = disk_destination(&arguments.common) {
+            return crate::disk::mirror_to_disk(
+                &arguments.common,
+                folder,
+                &crate::disk::Mode::Mirror { dry_run: false },
+            );
+        }
         let prepared = match prepare(&arguments.common) {
             Ok(prepared) => prepared,
             Err(code) => return code,

@@ -8,11 +8,15 @@
 //! 3. `run`: the plan executed against the destination, each action
 //!    recorded in the workspace state only after it succeeded.
 //!
+//! `disk`: the disk workflows' side effects (fetching a delivery's blobs
+//! into the cache, what a delivery holds, resolving from deliveries).
+//!
 //! `naming` says where each image goes; `cluster_resources` writes the
 //! IDMS and ITMS for the image set at the destination. The command line front end lives
 //! beside this crate in `executor/cli/`.
 
 pub mod cluster_resources;
+pub mod disk;
 pub mod naming;
 pub mod resolve;
 pub mod run;

@@ -94,7 +94,8 @@ pub fn additional_image_requests(
     (requests, left_out)
 }
 
-fn describe(manifest: &Manifest) -> Result<ResolvedManifest, String> {
+/// What a manifest names: child manifests, or config and layers.
+pub fn describe(manifest: &Manifest) -> Result<ResolvedManifest, String> {
     let value: serde_json::Value = serde_json::from_slice(&manifest.bytes)
         .map_err(|error| format!("manifest {} is not JSON: {error}", manifest.digest))?;
     let descriptor = |item: &serde_json::Value| -> Result<(Digest, u64), String> {

@@ -21,7 +21,7 @@ use dependencies::upstream_keys;
 use ferry_planner::{Action, ActionGraph, ActionKey, Plan};
 use ferry_registry::{Manifest, RegistryClient};
 use ferry_schemas::{Digest, ImageReference};
-use ferry_store::WorkspaceState;
+use ferry_store::{BlobStore, WorkspaceState};
 
 /// What happened to one image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +65,9 @@ pub struct Target<'a> {
     pub destination: &'a str,
     /// The destination registry host.
     pub registry: &'a str,
+    /// Disk-to-mirror: blobs are read from this cache (where the
+    /// deliveries were imported, verified), not from a source registry.
+    pub local_blobs: Option<BlobStore>,
 }
 
 fn now() -> i64 {
@@ -103,8 +106,24 @@ async fn run_action(
     registry: &str,
     action: &Action,
     manifests: &BTreeMap<Digest, Manifest>,
+    local_blobs: Option<&BlobStore>,
 ) -> Result<(), String> {
     match action {
+        Action::UploadBlob {
+            repository,
+            digest,
+            size,
+            ..
+        } if local_blobs.is_some() => {
+            let path = local_blobs
+                .map(|blobs| blobs.path(digest))
+                .unwrap_or_default();
+            client
+                .push_blob(registry, repository, digest, *size, &path, None)
+                .await
+                .map(drop)
+                .map_err(|error| error.to_string())
+        }
         Action::UploadBlob {
             repository,
             digest,
@@ -243,8 +262,16 @@ pub async fn execute(
                 let action = planned.action.clone();
                 let key = planned.key;
                 let registry = target.registry.to_owned();
+                let local_blobs = target.local_blobs.clone();
                 tasks.spawn(async move {
-                    let outcome = run_action(&client, &registry, &action, &manifests).await;
+                    let outcome = run_action(
+                        &client,
+                        &registry,
+                        &action,
+                        &manifests,
+                        local_blobs.as_ref(),
+                    )
+                    .await;
                     (key, action, outcome)
                 });
             }

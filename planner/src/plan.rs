@@ -385,9 +385,13 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
                 change,
                 reason,
                 actions: planned.len(),
+                // What reaches the destination or the delivery (a fetch
+                // into the cache only feeds a pack).
                 bytes: planned
                     .iter()
-                    .map(|node| graph.action(**node).bytes())
+                    .map(|node| graph.action(**node))
+                    .filter(|action| !matches!(action, Action::FetchBlob { .. }))
+                    .map(Action::bytes)
                     .sum(),
             }
         })

@@ -1,0 +1,690 @@
+//! The disk workflows on the command line.
+//!
+//! - Mirror-to-disk (`ferry mirror|plan -c isc.yaml file://DIR`): resolve
+//!   through registries.conf, compile the delivery graph (fetch, pack,
+//!   record), diff it against the workspace's earlier deliveries
+//!   (`DIR/working-dir/state.db`) and the cache, then fetch what the cache
+//!   lacks and write the next delivery as `mirror_NNNNNN.tar` segments in
+//!   DIR. The delivery is recorded only after every segment is in place.
+//! - Disk-to-mirror (`ferry mirror -c isc.yaml --from file://DIR
+//!   docker://REG`): [`from_deliveries`] verifies and imports the
+//!   deliveries into the cache and resolves the configuration's images from
+//!   them, with no network but the destination; the rest is the
+//!   mirror-to-mirror path (plan against the destination, push, cluster
+//!   resources).
+//! - `ferry verify file://DIR`: re-hashes every byte of every delivery.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use ferry_archive::DeliveryLayout;
+use ferry_executor::disk::{self, DeliveryContents, DeliverySettings};
+use ferry_executor::resolve::{self, Resolution};
+use ferry_planner::{
+    Action, ActionGraph, ActionKey, Destination, Plan, StateSnapshot, compile_archive, plan,
+};
+use ferry_registry::{RegistriesConf, RegistryClient};
+use ferry_schemas::ImageSetConfiguration;
+use ferry_store::{Cache, DeliveryRecord, WorkspaceState};
+
+use crate::exit_status;
+use crate::mirror::{
+    LocalSource, MirrorArgs, Sourced, error, init_logging, load_config, load_registries, mebibytes,
+    now_seconds, render_image_lines, resolve_options, runtime, source_client, timestamp,
+    working_dir, write_file,
+};
+
+/// oc-mirror's default `archiveSize`, in GiB.
+const DEFAULT_ARCHIVE_GIB: u64 = 500;
+
+/// What a mirror-to-disk command does after planning.
+pub enum Mode {
+    Plan {
+        format: String,
+        out: Option<PathBuf>,
+        detailed_exitcode: bool,
+    },
+    Mirror {
+        dry_run: bool,
+    },
+}
+
+fn cache_folder(arguments: &MirrorArgs) -> PathBuf {
+    arguments
+        .cache_dir
+        .clone()
+        .unwrap_or_else(crate::cache::default_cache_dir)
+}
+
+/// Everything prepared before a delivery is written.
+struct DiskPlan {
+    config_text: String,
+    folder: PathBuf,
+    workspace: PathBuf,
+    client: RegistryClient,
+    resolution: Resolution,
+    cache: Cache,
+    state: WorkspaceState,
+    graph: ActionGraph,
+    plan: Plan,
+    settings: DeliverySettings,
+}
+
+fn prepare(arguments: &MirrorArgs, folder: &str) -> Result<DiskPlan, ExitCode> {
+    init_logging(&arguments.log_level);
+    let Some(config_path) = &arguments.config else {
+        return Err(error("use the --config flag, it is mandatory"));
+    };
+    if arguments.from.is_some() || arguments.workspace.is_some() {
+        return Err(error(
+            "when destination is file://, mirrorToDisk workflow is assumed, and the --workspace or --from flags cannot be used: the workspace is DIR/working-dir",
+        ));
+    }
+    if folder.is_empty() {
+        return Err(error("name a folder: file://DIR"));
+    }
+    let folder = PathBuf::from(folder);
+    let workspace = working_dir(&folder.to_string_lossy());
+    std::fs::create_dir_all(&workspace)
+        .map_err(|cause| error(format!("cannot create {}: {cause}", workspace.display())))?;
+    let (config_text, loaded) = load_config(config_path)?;
+    let registries = load_registries(arguments)?;
+    let options = resolve_options(arguments, "");
+    let (requests, blocked) = resolve::additional_image_requests(&loaded.config.mirror, &options);
+    let client = source_client(arguments, &registries, &requests, None);
+    let mut resolution =
+        runtime()?.block_on(resolve::resolve(&client, &registries, &requests, &options));
+    resolution.blocked = blocked;
+
+    let cache_path = cache_folder(arguments);
+    let cache = Cache::open(&cache_path).map_err(|cause| {
+        error(format!(
+            "cannot open the cache {}: {cause}",
+            cache_path.display()
+        ))
+    })?;
+    let state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
+    let deliveries = state.deliveries().map_err(error)?;
+    let graph = compile_archive(&resolution.images);
+    let mut snapshot = StateSnapshot {
+        done: state
+            .shipped_keys(arguments.since)
+            .map_err(error)?
+            .iter()
+            .filter_map(|key| ActionKey::from_hex(key))
+            .collect(),
+        tags: state
+            .delivered_images()
+            .map_err(error)?
+            .into_iter()
+            .map(|(name, digest)| ((name, String::new()), digest))
+            .collect(),
+        missing: BTreeSet::new(),
+    };
+    // A blob the cache holds needs no fetch.
+    for node in graph.graph.node_indices() {
+        if let Action::FetchBlob { digest, .. } = graph.action(node)
+            && cache.blobs().contains(digest)
+        {
+            snapshot.done.insert(graph.action(node).key());
+        }
+    }
+    let plan = plan(&graph, &snapshot);
+    let max_segment_bytes = arguments.max_segment_bytes.unwrap_or_else(|| {
+        let gibibytes = loaded
+            .config
+            .archive_size
+            .filter(|size| *size > 0)
+            .unwrap_or(DEFAULT_ARCHIVE_GIB);
+        gibibytes.saturating_mul(1 << 30)
+    });
+    let settings = DeliverySettings {
+        delivery: deliveries.last().map_or(1, |last| last.number + 1),
+        previous: state.baseline_delivery(arguments.since).map_err(error)?,
+        first_segment: deliveries
+            .iter()
+            .map(|delivery| delivery.last_segment + 1)
+            .max()
+            .unwrap_or(1),
+        max_segment_bytes,
+        strict: arguments.strict_archive,
+    };
+    Ok(DiskPlan {
+        config_text,
+        folder,
+        workspace,
+        client,
+        resolution,
+        cache,
+        state,
+        graph,
+        plan,
+        settings,
+    })
+}
+
+/// The plan as the delivery carries it: no source hosts (they differ by
+/// site and say nothing about the content), so the same content and
+/// history give the same bytes.
+fn embedded_plan(plan: &Plan, settings: &DeliverySettings) -> String {
+    fn strip_sources(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("source");
+                map.values_mut().for_each(strip_sources);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip_sources),
+            _ => {}
+        }
+    }
+    let mut document = serde_json::json!({
+        "version": 1,
+        "delivery": settings.delivery,
+        "previous": settings.previous,
+        "plan": plan,
+    });
+    strip_sources(&mut document);
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn contents(prepared: &DiskPlan, left_out: &BTreeSet<String>) -> DeliveryContents {
+    disk::delivery_contents(
+        &prepared.plan,
+        &prepared.graph,
+        &prepared.resolution,
+        left_out,
+        &prepared.settings,
+        &prepared.config_text,
+        &embedded_plan(&prepared.plan, &prepared.settings),
+    )
+}
+
+fn describe_delivery(settings: &DeliverySettings, layout: &DeliveryLayout) -> String {
+    let after = match settings.previous {
+        Some(previous) => format!("after delivery {previous}"),
+        None => "the first".to_owned(),
+    };
+    let segments: Vec<String> = layout
+        .segments
+        .iter()
+        .map(|segment| format!("{} ({})", segment.file_name, mebibytes(segment.bytes)))
+        .collect();
+    format!(
+        "Delivery {} ({after}): {} in {} segment{}: {}",
+        settings.delivery,
+        mebibytes(layout.total_bytes),
+        layout.segments.len(),
+        if layout.segments.len() == 1 { "" } else { "s" },
+        segments.join(", ")
+    )
+}
+
+fn render_text(prepared: &DiskPlan, layout: Option<&DeliveryLayout>) -> String {
+    let plan = &prepared.plan;
+    let totals = &plan.totals;
+    let mut text = String::new();
+    let changed = plan
+        .images
+        .iter()
+        .filter(|image| image.change != ferry_planner::ImageChange::Unchanged)
+        .count();
+    let _ = writeln!(
+        text,
+        "Plan: {} images for the next delivery: {changed} new or changed, {} already shipped",
+        plan.images.len(),
+        plan.images.len() - changed
+    );
+    render_image_lines(plan, &prepared.resolution, &mut text);
+    let _ = writeln!(
+        text,
+        "Cache: {} blobs to fetch ({}). Pack: {} blobs, {} manifests, {} image records ({}). Shipped before: {} blobs, {} manifests ({}).",
+        totals.blobs_to_fetch,
+        mebibytes(totals.bytes_to_fetch),
+        totals.blobs_to_pack,
+        totals.manifests_to_pack,
+        totals.images_to_record,
+        mebibytes(totals.bytes_to_pack),
+        totals.blobs_to_skip,
+        totals.manifests_to_skip,
+        mebibytes(totals.bytes_to_skip),
+    );
+    match layout {
+        _ if plan.is_empty() => {
+            let _ = writeln!(
+                text,
+                "Nothing to deliver: every blob, manifest and image of the image set was shipped in an earlier delivery."
+            );
+        }
+        Some(layout) => {
+            let _ = writeln!(text, "{}", describe_delivery(&prepared.settings, layout));
+            for warning in &layout.warnings {
+                let _ = writeln!(text, "warning: {warning}");
+            }
+        }
+        None => {}
+    }
+    text
+}
+
+fn render_markdown(prepared: &DiskPlan, layout: Option<&DeliveryLayout>) -> String {
+    let mut text = String::from(
+        "### ferry plan (mirror to disk)\n\n| | image | place in the delivery | reason | actions | bytes |\n|---|---|---|---|---|---|\n",
+    );
+    for image in &prepared.plan.images {
+        let marker = match image.change {
+            ferry_planner::ImageChange::New => "+",
+            ferry_planner::ImageChange::Changed => "~",
+            ferry_planner::ImageChange::Unchanged => "=",
+        };
+        let _ = writeln!(
+            text,
+            "| {marker} | `{}` | `{}` | {} | {} | {} |",
+            image.name,
+            image.destination,
+            image.reason.as_deref().unwrap_or("shipped before"),
+            image.actions,
+            mebibytes(image.bytes)
+        );
+    }
+    for failure in &prepared.resolution.failures {
+        let _ = writeln!(
+            text,
+            "| ! | `{}` | | not resolved: {} | | |",
+            failure.name, failure.message
+        );
+    }
+    let _ = writeln!(text);
+    match layout {
+        _ if prepared.plan.is_empty() => {
+            let _ = writeln!(text, "**Nothing to deliver.**");
+        }
+        Some(layout) => {
+            let _ = writeln!(
+                text,
+                "**{}**",
+                describe_delivery(&prepared.settings, layout)
+            );
+        }
+        None => {}
+    }
+    text
+}
+
+fn render_json(prepared: &DiskPlan, layout: Option<&DeliveryLayout>) -> String {
+    let delivery = layout.filter(|_| !prepared.plan.is_empty()).map(|layout| {
+        serde_json::json!({
+            "number": prepared.settings.delivery,
+            "previous": prepared.settings.previous,
+            "bytes": layout.total_bytes,
+            "segments": layout.segments.iter().map(|segment| serde_json::json!({
+                "file": segment.file_name,
+                "bytes": segment.bytes,
+                "entries": segment.entries,
+            })).collect::<Vec<_>>(),
+            "warnings": layout.warnings,
+        })
+    });
+    let document = serde_json::json!({
+        "version": 1,
+        "plan": prepared.plan,
+        "delivery": delivery,
+    });
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// `ferry plan|mirror|apply ... file://DIR`.
+pub fn mirror_to_disk(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> ExitCode {
+    let mut prepared = match prepare(arguments, folder) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    let planned = contents(&prepared, &BTreeSet::new());
+    let layout = match ferry_archive::layout(&planned.input) {
+        Ok(layout) => layout,
+        Err(cause) => return error(cause),
+    };
+    match mode {
+        Mode::Plan {
+            format,
+            out,
+            detailed_exitcode,
+        } => {
+            let output = match format.as_str() {
+                "json" => render_json(&prepared, Some(&layout)),
+                "markdown" => render_markdown(&prepared, Some(&layout)),
+                _ => render_text(&prepared, Some(&layout)),
+            };
+            print!("{output}");
+            if out.is_some() {
+                return error(
+                    "saved plans (--out) are built for mirror-to-mirror only; for mirror-to-disk run `ferry mirror` (nothing was saved)",
+                );
+            }
+            if !prepared.resolution.failures.is_empty() {
+                return exit_status::ERROR.into();
+            }
+            if *detailed_exitcode && !prepared.plan.is_empty() {
+                return exit_status::PLAN_HAS_CHANGES.into();
+            }
+            ExitCode::SUCCESS
+        }
+        Mode::Mirror { dry_run: true } => {
+            eprint!("{}", render_text(&prepared, Some(&layout)));
+            dry_run(&prepared)
+        }
+        Mode::Mirror { dry_run: false } => {
+            eprint!("{}", render_text(&prepared, Some(&layout)));
+            write_delivery(arguments, &mut prepared)
+        }
+    }
+}
+
+/// oc-mirror's `mapping.txt` (every image, `source=place in the archive`)
+/// and `missing.txt` (the images the cache does not hold whole yet).
+fn dry_run(prepared: &DiskPlan) -> ExitCode {
+    let mut mapping = String::new();
+    let mut missing = String::new();
+    for (image, nodes) in prepared
+        .resolution
+        .images
+        .iter()
+        .zip(&prepared.graph.images)
+    {
+        let line = format!(
+            "docker://{}@{}=file://{}/{}\n",
+            image.source,
+            image.top,
+            prepared.folder.display(),
+            nodes.destination
+        );
+        let cached = nodes
+            .nodes
+            .iter()
+            .all(|node| match prepared.graph.action(*node) {
+                Action::FetchBlob { digest, .. } => prepared.cache.blobs().contains(digest),
+                _ => true,
+            });
+        if !cached {
+            missing.push_str(&line);
+        }
+        mapping.push_str(&line);
+    }
+    let folder = prepared.workspace.join("dry-run");
+    let _ = std::fs::remove_dir_all(&folder);
+    for (name, text) in [("mapping.txt", &mapping), ("missing.txt", &missing)] {
+        if let Err(code) = write_file(&folder.join(name), text) {
+            return code;
+        }
+    }
+    eprintln!(
+        "dry run: wrote {} and {} ({} of {} images not wholly in the cache); nothing was fetched or written",
+        folder.join("mapping.txt").display(),
+        folder.join("missing.txt").display(),
+        missing.lines().count(),
+        mapping.lines().count()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Removes segment files that no recorded delivery wrote: what a run that
+/// was killed after renaming some of its segments left behind.
+fn remove_unrecorded_segments(folder: &Path, first_unrecorded: u32) -> Result<(), ExitCode> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if ferry_archive::segment_number(&name).is_some_and(|number| number >= first_unrecorded) {
+            std::fs::remove_file(entry.path()).map_err(|cause| {
+                error(format!("cannot remove {}: {cause}", entry.path().display()))
+            })?;
+            eprintln!("removed {name}: an interrupted run left it and no delivery records it");
+        }
+    }
+    Ok(())
+}
+
+fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
+    if let Err(code) = remove_unrecorded_segments(&prepared.folder, prepared.settings.first_segment)
+    {
+        return code;
+    }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let parallelism = (arguments.parallel_images * arguments.parallel_layers) as usize;
+    let fetched = runtime.block_on(disk::fetch_blobs(
+        &prepared.plan,
+        &prepared.client,
+        prepared.cache.blobs(),
+        parallelism,
+    ));
+    if fetched.fetched > 0 {
+        eprintln!(
+            "fetched {} blobs ({}) into {}",
+            fetched.fetched,
+            mebibytes(fetched.bytes),
+            prepared.cache.root().display()
+        );
+    }
+    let failed = disk::failed_images(&prepared.graph, &fetched.failed);
+    let left_out: BTreeSet<String> = failed.keys().cloned().collect();
+    if let Err(cause) =
+        disk::cache_manifests(&mut prepared.cache, &prepared.resolution, now_seconds())
+    {
+        return error(format!("cannot store manifests in the cache: {cause}"));
+    }
+    let delivery = contents(prepared, &left_out);
+    let mut written = None;
+    if delivery.keys.is_empty() {
+        eprintln!("Nothing to deliver: no delivery was written.");
+    } else {
+        let layout = match ferry_archive::write_delivery(
+            &delivery.input,
+            prepared.cache.blobs(),
+            &prepared.folder,
+        ) {
+            Ok(layout) => layout,
+            Err(cause) => return error(format!("{cause}; no delivery was recorded")),
+        };
+        let record = DeliveryRecord {
+            number: prepared.settings.delivery,
+            previous: prepared.settings.previous,
+            first_segment: prepared.settings.first_segment,
+            last_segment: layout
+                .segments
+                .last()
+                .map_or(prepared.settings.first_segment, |segment| segment.number),
+            bytes: layout.total_bytes,
+            created_at: now_seconds(),
+        };
+        if let Err(cause) =
+            prepared
+                .state
+                .record_delivery(&record, &delivery.keys, &delivery.images)
+        {
+            return error(cause);
+        }
+        for warning in &layout.warnings {
+            eprintln!("warning: {warning}");
+        }
+        eprintln!(
+            "{}\nwritten to {}",
+            describe_delivery(&prepared.settings, &layout),
+            prepared.folder.display()
+        );
+        written = Some(layout);
+    }
+
+    let mut errors = String::new();
+    for failure in &prepared.resolution.failures {
+        let _ = writeln!(
+            errors,
+            "{}: not resolved: {}",
+            failure.name, failure.message
+        );
+    }
+    for (name, reason) in &failed {
+        let _ = writeln!(errors, "{name}: left out of the delivery: {reason}");
+    }
+    if written.is_some() {
+        eprintln!(
+            "carry the new segment files across; on the disconnected side run: ferry mirror -c {} --from file://DIR docker://REGISTRY",
+            arguments
+                .config
+                .as_deref()
+                .unwrap_or(Path::new("isc.yaml"))
+                .display()
+        );
+    }
+    if errors.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let path = prepared
+        .workspace
+        .join(format!("logs/mirroring_errors_{}.txt", timestamp()));
+    if let Err(code) = write_file(&path, &errors) {
+        return code;
+    }
+    eprint!("{errors}");
+    eprintln!("errors written to {}", path.display());
+    exit_status::ADDITIONAL_IMAGE_FAILED.into()
+}
+
+/// Disk-to-mirror: verifies and imports the deliveries in `from` into the
+/// cache, then resolves the configuration's images from them.
+pub fn from_deliveries(
+    arguments: &MirrorArgs,
+    from: &str,
+    destination: &Destination,
+    config: &ImageSetConfiguration,
+) -> Result<Sourced, ExitCode> {
+    let Some(folder) = from.strip_prefix("file://") else {
+        return Err(error("when --from is used, it must have file:// prefix"));
+    };
+    let folder = PathBuf::from(folder);
+    if !folder.is_dir() {
+        return Err(error(format!("{} is not a folder", folder.display())));
+    }
+    let workspace = working_dir(&folder.to_string_lossy());
+    std::fs::create_dir_all(&workspace)
+        .map_err(|cause| error(format!("cannot create {}: {cause}", workspace.display())))?;
+    let applied = WorkspaceState::open(workspace.join("state.db"))
+        .and_then(|state| state.applied_deliveries(&destination.display()))
+        .map_err(error)?;
+    let cache_path = cache_folder(arguments);
+    let cache = Cache::open(&cache_path).map_err(|cause| {
+        error(format!(
+            "cannot open the cache {}: {cause}",
+            cache_path.display()
+        ))
+    })?;
+    let report = ferry_archive::import_folder(&folder, &applied, cache.blobs())
+        .map_err(|cause| error(format!("{cause}\nnothing was pushed")))?;
+    if report.deliveries.is_empty() && report.images.is_empty() {
+        return Err(error(format!(
+            "no tar archives matching \"mirror_[0-9]{{6}}\\.tar\" found in \"{}\"",
+            folder.display()
+        )));
+    }
+    if !report.deliveries.is_empty() {
+        let numbers: Vec<String> = report
+            .deliveries
+            .iter()
+            .map(|delivery| delivery.delivery.to_string())
+            .collect();
+        eprintln!(
+            "verified and imported deliveries {} ({} blobs, {}) into {}",
+            numbers.join(", "),
+            report.blobs_imported,
+            mebibytes(report.bytes_imported),
+            cache.root().display()
+        );
+    }
+    let options = resolve_options(arguments, &destination.prefix);
+    let (requests, blocked) = resolve::additional_image_requests(&config.mirror, &options);
+    let mut resolution = disk::resolve_from_deliveries(
+        &requests,
+        &report.images,
+        &report.manifest_media_types,
+        cache.blobs(),
+        arguments.remove_signatures,
+    );
+    resolution.blocked = blocked;
+    let client = source_client(
+        arguments,
+        &RegistriesConf::default(),
+        &[],
+        (!arguments.dest_tls_verify).then_some(destination.registry.as_str()),
+    );
+    Ok(Sourced {
+        workspace,
+        client,
+        resolution,
+        local: Some(LocalSource {
+            blobs: cache.blobs().clone(),
+            deliveries: report
+                .deliveries
+                .iter()
+                .map(|delivery| delivery.delivery)
+                .collect(),
+        }),
+    })
+}
+
+/// `ferry verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The folder with the deliveries: `file://DIR`.
+    folder: String,
+}
+
+/// `ferry verify file://DIR`: re-hashes every byte of every delivery.
+pub fn verify_command(arguments: &VerifyArgs) -> ExitCode {
+    let Some(folder) = arguments.folder.strip_prefix("file://") else {
+        return error("name the folder as file://DIR");
+    };
+    let folder = PathBuf::from(folder);
+    // Deliveries this workspace wrote earlier may have been carried across
+    // already; their absence is not an error.
+    let state_path = working_dir(&folder.to_string_lossy()).join("state.db");
+    let known: BTreeSet<u32> = if state_path.is_file() {
+        WorkspaceState::open(&state_path)
+            .and_then(|state| state.deliveries())
+            .map(|deliveries| deliveries.iter().map(|delivery| delivery.number).collect())
+            .unwrap_or_default()
+    } else {
+        BTreeSet::new()
+    };
+    match ferry_archive::verify_folder(&folder, &known) {
+        Ok(report) => {
+            for delivery in &report.deliveries {
+                println!(
+                    "delivery {}: {} ({} blobs, {} manifests, {} images, {})",
+                    delivery.delivery,
+                    delivery.segments.join(", "),
+                    delivery.blob_count,
+                    delivery.manifest_count,
+                    delivery.images.len(),
+                    mebibytes(delivery.bytes)
+                );
+            }
+            println!(
+                "{}: {} deliveries verified: {} entries, {} re-hashed",
+                folder.display(),
+                report.deliveries.len(),
+                report.entries_checked,
+                mebibytes(report.bytes_checked)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(cause) => error(format!("{}: {cause}", folder.display())),
+    }
+}

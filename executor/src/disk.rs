@@ -1,0 +1,376 @@
+//! The side effects of the disk workflows, around the delivery format of
+//! `ferry-archive`.
+//!
+//! - Mirror-to-disk: [`fetch_blobs`] brings the planned blobs into the
+//!   content cache (verified, atomic, concurrent); [`cache_manifests`]
+//!   stores the resolved manifests there and indexes the image set so
+//!   `ferry cache prune` keeps it; [`delivery_contents`] turns the plan into
+//!   what the next delivery holds, leaving out whole every image that
+//!   failed.
+//! - Disk-to-mirror: [`resolve_from_deliveries`] pins the configuration's
+//!   images to what the deliveries recorded, reading every manifest from
+//!   the cache the deliveries were imported into, with no network.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use ferry_archive::{BlobEntry, DeliveryInput, ImageRecord, ManifestEntry};
+use ferry_planner::{Action, ActionGraph, Plan, ResolvedImage};
+use ferry_registry::{Manifest, RegistryClient};
+use ferry_schemas::Digest;
+use ferry_store::{BlobStore, Cache};
+use futures_util::StreamExt;
+
+use crate::resolve::{Failure, Request, Resolution, describe};
+
+/// The source name disk-to-mirror images carry: their blobs are read from
+/// the cache, not from a registry.
+pub const DELIVERY_SOURCE: &str = "delivery";
+
+/// What fetching into the cache did.
+#[derive(Clone, Debug, Default)]
+pub struct FetchOutcome {
+    pub fetched: usize,
+    pub bytes: u64,
+    /// Blobs that could not be fetched, with the reason.
+    pub failed: BTreeMap<Digest, String>,
+}
+
+/// Fetches every planned blob into the cache, `parallelism` at a time;
+/// each is verified against its digest and size while it streams in.
+pub async fn fetch_blobs(
+    plan: &Plan,
+    client: &RegistryClient,
+    blobs: &BlobStore,
+    parallelism: usize,
+) -> FetchOutcome {
+    let fetches: Vec<(&Digest, u64, &str)> = plan
+        .actions
+        .iter()
+        .filter_map(|planned| match &planned.action {
+            Action::FetchBlob {
+                digest,
+                size,
+                source,
+            } => Some((digest, *size, source.as_str())),
+            _ => None,
+        })
+        .collect();
+    let results: Vec<(Digest, u64, Result<u64, String>)> = futures_util::stream::iter(fetches)
+        .map(|(digest, size, source)| async move {
+            let outcome = match source.split_once('/') {
+                Some((registry, repository)) => client
+                    .fetch_blob(registry, repository, digest, Some(size), blobs)
+                    .await
+                    .map_err(|error| error.to_string()),
+                None => Err(format!("{source} names no repository")),
+            };
+            (digest.clone(), size, outcome)
+        })
+        .buffer_unordered(parallelism.max(1))
+        .collect()
+        .await;
+    let mut outcome = FetchOutcome::default();
+    for (digest, size, result) in results {
+        match result {
+            Ok(_) => {
+                outcome.fetched += 1;
+                outcome.bytes += size;
+            }
+            Err(message) => {
+                outcome.failed.insert(digest, message);
+            }
+        }
+    }
+    outcome
+}
+
+/// Images (by name) that need a blob in `failed`, with the first reason.
+pub fn failed_images(
+    graph: &ActionGraph,
+    failed: &BTreeMap<Digest, String>,
+) -> BTreeMap<String, String> {
+    let mut images = BTreeMap::new();
+    for image in &graph.images {
+        let reason = image
+            .nodes
+            .iter()
+            .find_map(|node| match graph.action(*node) {
+                Action::FetchBlob { digest, .. } => failed
+                    .get(digest)
+                    .map(|message| format!("blob {digest}: {message}")),
+                _ => None,
+            });
+        if let Some(reason) = reason {
+            images.insert(image.name.clone(), reason);
+        }
+    }
+    images
+}
+
+/// Stores every resolved manifest in the cache (content-addressed, like
+/// blobs) and indexes the image set, so that pruning keeps what the
+/// workspace's images need. Returns the first problem, if any.
+pub fn cache_manifests(cache: &mut Cache, resolution: &Resolution, now: i64) -> Result<(), String> {
+    for manifest in resolution.manifests.values() {
+        cache
+            .blobs()
+            .write(
+                &manifest.digest,
+                Some(manifest.bytes.len() as u64),
+                manifest.bytes.as_ref(),
+            )
+            .map_err(|error| error.to_string())?;
+    }
+    for image in &resolution.images {
+        for manifest in &image.manifests {
+            let mut named: Vec<Digest> = manifest.children.clone();
+            named.extend(manifest.blobs.iter().map(|(digest, _)| digest.clone()));
+            cache
+                .index_mut()
+                .record_manifest(
+                    &manifest.digest,
+                    &manifest.media_type,
+                    manifest.size,
+                    &named,
+                )
+                .map_err(|error| error.to_string())?;
+        }
+        cache
+            .index()
+            .record_resolution(&image.name, &image.top, now)
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}
+
+/// Where a delivery goes and how it is cut.
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    pub delivery: u32,
+    pub previous: Option<u32>,
+    pub first_segment: u32,
+    pub max_segment_bytes: u64,
+    pub strict: bool,
+}
+
+/// What the next delivery holds, and what to record once it is written.
+#[derive(Clone, Debug)]
+pub struct DeliveryContents {
+    pub input: DeliveryInput,
+    /// Keys of the planned pack and record actions it carries out.
+    pub keys: Vec<String>,
+    /// Every image its index names, with its digest.
+    pub images: Vec<(String, Digest)>,
+}
+
+/// The delivery a plan makes, leaving out whole every image in `left_out`
+/// (a blob or manifest it shares with an image that is in stays in).
+pub fn delivery_contents(
+    plan: &Plan,
+    graph: &ActionGraph,
+    resolution: &Resolution,
+    left_out: &BTreeSet<String>,
+    settings: &DeliverySettings,
+    config_text: &str,
+    plan_json: &str,
+) -> DeliveryContents {
+    let included_nodes: BTreeSet<_> = graph
+        .images
+        .iter()
+        .filter(|image| !left_out.contains(&image.name))
+        .flat_map(|image| image.nodes.iter().copied())
+        .collect();
+    let mut blobs = Vec::new();
+    let mut manifests = Vec::new();
+    let mut keys = Vec::new();
+    for planned in &plan.actions {
+        let Some(node) = graph.keys.get(&planned.key) else {
+            continue;
+        };
+        if !included_nodes.contains(node) {
+            continue;
+        }
+        match &planned.action {
+            Action::PackBlob { digest, size } => {
+                blobs.push(BlobEntry {
+                    digest: digest.clone(),
+                    size: *size,
+                });
+            }
+            Action::PackManifest {
+                digest, media_type, ..
+            } => {
+                let Some(manifest) = resolution.manifests.get(digest) else {
+                    continue;
+                };
+                manifests.push(ManifestEntry {
+                    digest: digest.clone(),
+                    media_type: media_type.clone(),
+                    bytes: manifest.bytes.to_vec(),
+                });
+            }
+            Action::RecordImage { .. } => {}
+            _ => continue,
+        }
+        keys.push(planned.key.to_hex());
+    }
+    let mut records = Vec::new();
+    let mut images = Vec::new();
+    for image in &resolution.images {
+        if left_out.contains(&image.name) {
+            continue;
+        }
+        let Some(top) = resolution.manifests.get(&image.top) else {
+            continue;
+        };
+        records.push(ImageRecord {
+            name: image.name.clone(),
+            digest: image.top.clone(),
+            media_type: top.media_type.clone(),
+            size: top.bytes.len() as u64,
+        });
+        images.push((image.name.clone(), image.top.clone()));
+    }
+    DeliveryContents {
+        input: DeliveryInput {
+            delivery: settings.delivery,
+            previous: settings.previous,
+            first_segment: settings.first_segment,
+            max_segment_bytes: settings.max_segment_bytes,
+            strict: settings.strict,
+            config_text: config_text.to_owned(),
+            plan_json: plan_json.to_owned(),
+            images: records,
+            manifests,
+            blobs,
+        },
+        keys,
+        images,
+    }
+}
+
+/// Reads a manifest the deliveries put into the cache.
+fn cached_manifest(
+    blobs: &BlobStore,
+    digest: &Digest,
+    media_type: &str,
+) -> Result<Manifest, String> {
+    let bytes = std::fs::read(blobs.path(digest))
+        .map_err(|_| format!("manifest {digest} is neither in the deliveries nor in the cache"))?;
+    Ok(Manifest {
+        media_type: media_type.to_owned(),
+        digest: digest.clone(),
+        bytes: Bytes::from(bytes),
+    })
+}
+
+/// Media types of the children an index names, from its descriptors.
+fn child_media_types(manifest: &Manifest) -> BTreeMap<Digest, String> {
+    let value: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+    value["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            Some((
+                entry["digest"].as_str()?.parse().ok()?,
+                entry["mediaType"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Reads the tree below `top` from the cache.
+fn cached_tree(
+    blobs: &BlobStore,
+    top: &ImageRecord,
+    media_types: &BTreeMap<Digest, String>,
+    manifests: &mut BTreeMap<Digest, Manifest>,
+) -> Result<Vec<ferry_planner::ResolvedManifest>, String> {
+    let mut tree = Vec::new();
+    let mut queue = vec![cached_manifest(blobs, &top.digest, &top.media_type)?];
+    while let Some(manifest) = queue.pop() {
+        let resolved = describe(&manifest)?;
+        let named_types = child_media_types(&manifest);
+        for child in &resolved.children {
+            let media_type = named_types
+                .get(child)
+                .or_else(|| media_types.get(child))
+                .cloned()
+                .unwrap_or_default();
+            queue.push(cached_manifest(blobs, child, &media_type)?);
+        }
+        manifests.insert(manifest.digest.clone(), manifest);
+        tree.push(resolved);
+    }
+    Ok(tree)
+}
+
+/// Pins each request to the digest the newest delivery recorded for it
+/// and reads its tree from the cache; adds each image's cosign signature
+/// when a delivery carried it (unless `remove_signatures`).
+pub fn resolve_from_deliveries(
+    requests: &[Request],
+    records: &[ImageRecord],
+    media_types: &BTreeMap<Digest, String>,
+    blobs: &BlobStore,
+    remove_signatures: bool,
+) -> Resolution {
+    let by_name: BTreeMap<&str, &ImageRecord> = records
+        .iter()
+        .map(|record| (record.name.as_str(), record))
+        .collect();
+    let mut resolution = Resolution::default();
+    for request in requests {
+        let Some(record) = by_name.get(request.name.as_str()) else {
+            resolution.failures.push(Failure {
+                name: request.name.clone(),
+                message: "no delivery carries this image: add it to the configuration of the \
+                          mirror-to-disk side, run it, and bring the new delivery"
+                    .to_owned(),
+            });
+            continue;
+        };
+        let tree = match cached_tree(blobs, record, media_types, &mut resolution.manifests) {
+            Ok(tree) => tree,
+            Err(message) => {
+                resolution.failures.push(Failure {
+                    name: request.name.clone(),
+                    message,
+                });
+                continue;
+            }
+        };
+        resolution.images.push(ResolvedImage {
+            name: request.name.clone(),
+            source: DELIVERY_SOURCE.to_owned(),
+            destination_repository: request.destination_repository.clone(),
+            destination_tag: Some(request.destination_tag.clone()),
+            top: record.digest.clone(),
+            manifests: tree,
+        });
+        if remove_signatures {
+            continue;
+        }
+        let signature_tag = format!(
+            "{}-{}.sig",
+            record.digest.algorithm().name(),
+            record.digest.hex()
+        );
+        let signature_name = format!("{}:{signature_tag}", request.origin.name());
+        if let Some(signature) = by_name.get(signature_name.as_str())
+            && let Ok(tree) = cached_tree(blobs, signature, media_types, &mut resolution.manifests)
+        {
+            resolution.images.push(ResolvedImage {
+                name: signature_name,
+                source: DELIVERY_SOURCE.to_owned(),
+                destination_repository: request.destination_repository.clone(),
+                destination_tag: Some(signature_tag),
+                top: signature.digest.clone(),
+                manifests: tree,
+            });
+        }
+    }
+    resolution
+}

@@ -1,0 +1,442 @@
+//! The disk workflows end to end against the test world: mirror-to-disk,
+//! then disk-to-mirror into a fresh registry with every source registry
+//! stopped, checked with skopeo; an added image makes a delivery of only
+//! its new blobs; reproducible archives; tampered, truncated and
+//! out-of-chain deliveries refused before anything is pushed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ferry_testworld::registry::{Flavour, Registry, Storage};
+use ferry_testworld::world::World;
+use sha2::Digest as _;
+
+use crate::support::{compare_or_bless, golden_path};
+
+const UBI: &str = "  - name: registry.redhat.io/ubi9/ubi:latest\n";
+const HELLO: &str = "  - name: quay.io/ferry-demo/hello:1.0\n";
+const SIGNED: &str = "  - name: quay.io/ferry-demo/signed:1.0\n";
+
+/// A temporary folder for configurations, deliveries and caches.
+struct Site {
+    folder: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Self {
+        Site {
+            folder: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.folder.path().join(relative)
+    }
+
+    fn config(&self, name: &str, images: &str) -> String {
+        let path = self.path(name);
+        std::fs::write(
+            &path,
+            format!("kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n{images}"),
+        )
+        .unwrap();
+        path.display().to_string()
+    }
+
+    /// Runs ferry with `arguments`, the cache in `cache` and no credentials.
+    fn ferry(&self, cache: &str, arguments: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(arguments)
+            .env("FERRY_CACHE_DIR", self.path(cache))
+            .env("REGISTRY_AUTH_FILE", self.path("no-auth.json"))
+            .env("SOURCE_DATE_EPOCH", "1764028800")
+            .output()
+            .unwrap()
+    }
+
+    /// `ferry <command> -c CONFIG --registries-conf WORLD file://DIR`.
+    fn mirror_to_disk(
+        &self,
+        world: &World,
+        command: &str,
+        config: &str,
+        folder: &str,
+        extra: &[&str],
+    ) -> Output {
+        let registries = world.registries_conf().display().to_string();
+        let target = format!("file://{}", self.path(folder).display());
+        let mut arguments = vec![command, "-c", config, "--registries-conf", &registries];
+        arguments.extend_from_slice(extra);
+        arguments.push(&target);
+        self.ferry("cache", &arguments)
+    }
+
+    /// `ferry mirror -c CONFIG --from file://DIR docker://DESTINATION/mirror`.
+    fn disk_to_mirror(
+        &self,
+        config: &str,
+        folder: &str,
+        destination: &Registry,
+        cache: &str,
+    ) -> Output {
+        let from = format!("file://{}", self.path(folder).display());
+        let target = format!("docker://{}/mirror", destination.host());
+        self.ferry(
+            cache,
+            &[
+                "mirror",
+                "-c",
+                config,
+                "--from",
+                &from,
+                "--dest-tls-verify=false",
+                &target,
+            ],
+        )
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn skopeo_raw(arguments: &[&str]) -> Option<Vec<u8>> {
+    let output = Command::new("skopeo").args(arguments).output().unwrap();
+    output.status.success().then_some(output.stdout)
+}
+
+/// The source manifests of `images` (name → raw bytes), read through the
+/// world's registries.conf.
+fn source_manifests(world: &World, images: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let registries = world.registries_conf().display().to_string();
+    images
+        .iter()
+        .map(|image| {
+            let raw = skopeo_raw(&[
+                "--registries-conf",
+                &registries,
+                "inspect",
+                "--raw",
+                &format!("docker://{image}"),
+            ])
+            .unwrap_or_else(|| panic!("skopeo reads {image} at the source"));
+            ((*image).to_owned(), raw)
+        })
+        .collect()
+}
+
+/// The mirror holds each image byte for byte, and skopeo can copy it.
+fn assert_mirrored(destination: &Registry, expected: &[(String, Vec<u8>)]) {
+    for (image, raw) in expected {
+        let path = image.split_once('/').unwrap().1;
+        let reference = format!("docker://{}/mirror/{path}", destination.host());
+        let actual = skopeo_raw(&["inspect", "--raw", "--tls-verify=false", &reference]);
+        assert_eq!(actual.as_ref(), Some(raw), "{reference}");
+    }
+    let (image, _) = &expected[0];
+    let copy = tempfile::tempdir().unwrap();
+    let path = image.split_once('/').unwrap().1;
+    let status = Command::new("skopeo")
+        .args(["copy", "--all", "--src-tls-verify=false"])
+        .arg(format!("docker://{}/mirror/{path}", destination.host()))
+        .arg(format!("dir:{}", copy.path().display()))
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+}
+
+fn segments(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().to_string_lossy().to_string();
+            ferry_archive::segment_number(&name).map(|_| name)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Blob digests a segment carries (`blobs/sha256/<hex>` entries).
+fn blobs_in(segment: &Path) -> BTreeSet<String> {
+    let mut archive = tar::Archive::new(std::fs::File::open(segment).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .filter_map(|entry| {
+            let path = entry.unwrap().path().unwrap().to_string_lossy().to_string();
+            path.strip_prefix("blobs/sha256/").map(str::to_owned)
+        })
+        .collect()
+}
+
+fn sha256_file(path: &Path) -> String {
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn deliveries_cross_the_gap_incrementally_with_sources_stopped() {
+    let site = Site::new();
+    let first = site.config("first.yaml", &format!("{UBI}{HELLO}"));
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+
+    // Connected side, first delivery.
+    let world = World::start().unwrap();
+    let expected_first = source_manifests(
+        &world,
+        &[
+            "registry.redhat.io/ubi9/ubi:latest",
+            "quay.io/ferry-demo/hello:1.0",
+        ],
+    );
+    let plan = site.mirror_to_disk(&world, "plan", &first, "disk", &["--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    if let Some(mismatch) = compare_or_bless(&golden_path("disk/01-first-plan.txt"), &plan_text) {
+        panic!("{mismatch}");
+    }
+    let mirrored = site.mirror_to_disk(&world, "mirror", &first, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    assert_eq!(segments(&site.path("disk")), ["mirror_000001.tar"]);
+    let noop = site.mirror_to_disk(&world, "plan", &first, "disk", &["--detailed-exitcode"]);
+    assert_eq!(noop.status.code(), Some(0), "{}", text(&noop));
+    assert!(
+        text(&noop).contains("Nothing to deliver"),
+        "{}",
+        text(&noop)
+    );
+    let verified = site.ferry(
+        "cache",
+        &["verify", &format!("file://{}", site.path("disk").display())],
+    );
+    assert!(verified.status.success(), "{}", text(&verified));
+    drop(world);
+
+    // Disconnected side: every source registry is stopped.
+    let applied = site.disk_to_mirror(&first, "disk", &destination, "enclave-cache");
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert_mirrored(&destination, &expected_first);
+    let resources = site.path("disk/working-dir/cluster-resources/itms-oc-mirror.yaml");
+    let itms = std::fs::read_to_string(&resources).unwrap();
+    assert!(itms.contains("source: registry.redhat.io/ubi9\n"), "{itms}");
+    let again = site.disk_to_mirror(&first, "disk", &destination, "enclave-cache");
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
+
+    // Connected side again: one image added; the new delivery carries only
+    // blobs the first one did not.
+    let world = World::start().unwrap();
+    let expected_second = source_manifests(&world, &["quay.io/ferry-demo/signed:1.0"]);
+    let second = site.config("second.yaml", &format!("{UBI}{HELLO}{SIGNED}"));
+    let mirrored = site.mirror_to_disk(&world, "mirror", &second, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    assert_eq!(
+        segments(&site.path("disk")),
+        ["mirror_000001.tar", "mirror_000002.tar"]
+    );
+    let shipped_first = blobs_in(&site.path("disk/mirror_000001.tar"));
+    let shipped_second = blobs_in(&site.path("disk/mirror_000002.tar"));
+    assert!(!shipped_second.is_empty());
+    assert!(
+        shipped_first.is_disjoint(&shipped_second),
+        "the second delivery repeats blobs: {:?}",
+        shipped_first
+            .intersection(&shipped_second)
+            .collect::<Vec<_>>()
+    );
+    // --since a day before everything: the whole image set again.
+    let since = site.mirror_to_disk(&world, "plan", &second, "disk", &["--since", "2000-01-01"]);
+    assert!(
+        text(&since).contains("Shipped before: 0 blobs"),
+        "{}",
+        text(&since)
+    );
+    drop(world);
+
+    // A folder holding only the second delivery, for a destination that
+    // never got the first: refused before anything is pushed, naming it.
+    std::fs::create_dir_all(site.path("only-second")).unwrap();
+    std::fs::copy(
+        site.path("disk/mirror_000002.tar"),
+        site.path("only-second/mirror_000002.tar"),
+    )
+    .unwrap();
+    let fresh = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let refused = site.disk_to_mirror(&second, "only-second", &fresh, "fresh-cache");
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains("delivery 1"), "{}", text(&refused));
+    assert!(
+        skopeo_raw(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/mirror/ferry-demo/signed:1.0", fresh.host()),
+        ])
+        .is_none(),
+        "nothing was pushed"
+    );
+
+    // The second delivery completes the mirror.
+    let applied = site.disk_to_mirror(&second, "disk", &destination, "enclave-cache");
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert_mirrored(&destination, &expected_first);
+    assert_mirrored(&destination, &expected_second);
+}
+
+#[test]
+fn archives_are_reproducible_and_tampering_is_refused() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", &format!("{UBI}{HELLO}{SIGNED}"));
+    let world = World::start().unwrap();
+
+    // Two builds under different caches, temporary folders, umasks and
+    // parallelism give the same bytes.
+    let build = |folder: &str, cache: &str, umask: &str, parallel: &str| {
+        let registries = world.registries_conf().display().to_string();
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_ferry"))
+            .args(["mirror", "-c", &config, "--registries-conf", &registries])
+            .args([
+                "--parallel-images",
+                parallel,
+                "--max-segment-bytes",
+                "60000",
+            ])
+            .arg(format!("file://{}", site.path(folder).display()))
+            .env("FERRY_CACHE_DIR", site.path(cache))
+            .env("TMPDIR", site.path(&format!("{folder}-tmp")))
+            .env("REGISTRY_AUTH_FILE", site.path("no-auth.json"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        segments(&site.path(folder))
+            .iter()
+            .map(|name| (name.clone(), sha256_file(&site.path(folder).join(name))))
+            .collect::<Vec<_>>()
+    };
+    std::fs::create_dir_all(site.path("one-tmp")).unwrap();
+    std::fs::create_dir_all(site.path("two-tmp")).unwrap();
+    let one = build("one", "cache-one", "022", "1");
+    let two = build("two", "cache-two", "077", "8");
+    assert!(
+        one.len() > 1,
+        "a small segment size gives several segments: {one:?}"
+    );
+    assert_eq!(one, two);
+    drop(world);
+
+    // The multi-segment delivery goes to a registry.
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let applied = site.disk_to_mirror(&config, "one", &destination, "enclave-cache");
+    assert!(applied.status.success(), "{}", text(&applied));
+
+    // A flipped byte in a blob: `ferry verify` and disk-to-mirror refuse it.
+    let tampered = site.path("tampered");
+    std::fs::create_dir_all(&tampered).unwrap();
+    for name in segments(&site.path("two")) {
+        std::fs::copy(site.path("two").join(&name), tampered.join(&name)).unwrap();
+    }
+    let victim = tampered.join(&segments(&tampered)[0]);
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let position = find_blob_content(&victim);
+    bytes[position] ^= 0x01;
+    std::fs::write(&victim, bytes).unwrap();
+    let verify = site.ferry(
+        "cache",
+        &["verify", &format!("file://{}", tampered.display())],
+    );
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+    assert!(text(&verify).contains("mirror_"), "{}", text(&verify));
+    let fresh = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let refused = site.disk_to_mirror(&config, "tampered", &fresh, "tampered-cache");
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("nothing was pushed"),
+        "{}",
+        text(&refused)
+    );
+
+    // A truncated segment likewise.
+    let truncated = site.path("truncated");
+    std::fs::create_dir_all(&truncated).unwrap();
+    for name in segments(&site.path("two")) {
+        std::fs::copy(site.path("two").join(&name), truncated.join(&name)).unwrap();
+    }
+    let last = truncated.join(segments(&truncated).last().unwrap());
+    let length = std::fs::metadata(&last).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(length / 2)
+        .unwrap();
+    let verify = site.ferry(
+        "cache",
+        &["verify", &format!("file://{}", truncated.display())],
+    );
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+}
+
+/// The offset of the first byte of the first blob's content in a segment.
+fn find_blob_content(segment: &Path) -> usize {
+    let mut archive = tar::Archive::new(std::fs::File::open(segment).unwrap());
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().to_string();
+        if path.starts_with("blobs/sha256/") && entry.size() > 0 {
+            return entry.raw_file_position() as usize;
+        }
+    }
+    panic!("no blob in {}", segment.display());
+}
+
+#[test]
+fn dry_run_lists_mapping_and_what_the_cache_lacks() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", &format!("{UBI}{HELLO}"));
+    let world = World::start().unwrap();
+    let dry = site.mirror_to_disk(&world, "mirror", &config, "disk", &["--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    let folder = site.path("disk/working-dir/dry-run");
+    let mapping = std::fs::read_to_string(folder.join("mapping.txt")).unwrap();
+    let missing = std::fs::read_to_string(folder.join("missing.txt")).unwrap();
+    assert_eq!(mapping.lines().count(), 2, "{mapping}");
+    assert_eq!(missing, mapping, "an empty cache lacks every image");
+    assert!(
+        mapping
+            .lines()
+            .all(|line| line.starts_with("docker://") && line.contains("=file://"))
+    );
+    assert!(
+        segments(&site.path("disk")).is_empty(),
+        "a dry run writes no delivery"
+    );
+    assert!(
+        !site.path("cache/blobs/sha256").exists()
+            || std::fs::read_dir(site.path("cache/blobs/sha256"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+
+    // After a real run the cache holds everything.
+    assert!(
+        site.mirror_to_disk(&world, "mirror", &config, "disk", &[])
+            .status
+            .success()
+    );
+    assert!(
+        site.mirror_to_disk(&world, "mirror", &config, "disk", &["--dry-run"])
+            .status
+            .success()
+    );
+    let missing = std::fs::read_to_string(folder.join("missing.txt")).unwrap();
+    assert_eq!(missing, "");
+}
