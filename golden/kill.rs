@@ -163,3 +163,120 @@ fn kill_at_twenty_points_and_rerun_to_the_same_result() {
     );
     assert_eq!(run.tags("killed"), expected);
 }
+
+/// `ferry mirror` to disk (or, with `from`, disk-to-mirror into
+/// `destination/<prefix>`), quiet.
+fn disk_command(
+    run: &Run<'_>,
+    folder: &str,
+    cache: &str,
+    from: Option<&str>,
+    extra: &[&str],
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command
+        .arg("mirror")
+        .args(["-c", &run.folder.join("isc.yaml").display().to_string()])
+        .args([
+            "--registries-conf",
+            &run.world.registries_conf().display().to_string(),
+        ])
+        .args(["--parallel-images", "1", "--parallel-layers", "2"])
+        .args(extra)
+        .env("FERRY_CACHE_DIR", run.folder.join(cache))
+        .env("REGISTRY_AUTH_FILE", run.folder.join("no-auth.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match from {
+        Some(prefix) => command
+            .arg(format!(
+                "--from=file://{}",
+                run.folder.join(folder).display()
+            ))
+            .arg("--dest-tls-verify=false")
+            .arg(format!("docker://{}/{prefix}", run.destination.host())),
+        None => command.arg(format!("file://{}", run.folder.join(folder).display())),
+    };
+    command
+}
+
+#[test]
+fn kill_mirror_to_disk_at_twenty_points_and_rerun_to_the_same_delivery() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("isc.yaml"), configuration()).unwrap();
+    let run = Run {
+        world: &world,
+        destination: &destination,
+        folder: folder.path(),
+    };
+    // Small segments, so the kills also land between segment writes.
+    let segments = ["--max-segment-bytes", "200000"];
+
+    let started = Instant::now();
+    let clean = disk_command(&run, "clean", "clean-cache", None, &segments)
+        .status()
+        .unwrap();
+    let duration = started.elapsed();
+    assert!(clean.success());
+
+    let mut kills = 0;
+    let mut wait = duration / 25;
+    for _ in 0..200 {
+        let mut child = disk_command(&run, "killed", "killed-cache", None, &segments)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        wait = wait * 21 / 20;
+    }
+    eprintln!("{kills} mirror-to-disk runs killed; a clean run took {duration:?}");
+    assert!(kills >= 20, "only {kills} runs were killed ({duration:?})");
+    let finished = disk_command(&run, "killed", "killed-cache", None, &segments)
+        .status()
+        .unwrap();
+    assert!(finished.success());
+
+    // Whatever the kills left, the folder verifies, and the cache too.
+    for (folder, cache) in [("killed", "killed-cache"), ("clean", "clean-cache")] {
+        let verify = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("verify")
+            .arg(format!("file://{}", run.folder.join(folder).display()))
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+        let cache_check = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["cache", "verify", "--cache-dir"])
+            .arg(run.folder.join(cache))
+            .output()
+            .unwrap();
+        assert!(cache_check.status.success());
+    }
+    // The killed workspace's deliveries carry the same image set as the
+    // clean one's: both land at the destination with the same tags.
+    for prefix in ["clean", "killed"] {
+        let applied = disk_command(
+            &run,
+            prefix,
+            &format!("{prefix}-enclave"),
+            Some(prefix),
+            &[],
+        )
+        .status()
+        .unwrap();
+        assert!(applied.success(), "disk-to-mirror of {prefix}");
+    }
+    let expected = run.tags("clean");
+    assert!(expected.len() > 20, "{expected:?}");
+    assert_eq!(run.tags("killed"), expected);
+}
