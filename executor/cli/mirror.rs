@@ -651,7 +651,10 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         destination: &destination,
         registry: &prepared.destination.registry,
     };
-    let parallelism = (arguments.parallel_images * arguments.parallel_layers) as usize;
+    let limits = run::Limits {
+        blobs: (arguments.parallel_images * arguments.parallel_layers) as usize,
+        manifests: arguments.parallel_images as usize,
+    };
     let report = match runtime.block_on(run::execute(
         &prepared.plan,
         &prepared.graph,
@@ -659,7 +662,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         &prepared.client,
         &mut prepared.state,
         &target,
-        parallelism,
+        limits,
         &NoProgress,
     )) {
         Ok(report) => report,
