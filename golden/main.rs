@@ -6,5 +6,6 @@ mod diagnostics;
 mod fixtures_table;
 mod kill;
 mod plans;
+mod progress;
 mod support;
 mod world_references;

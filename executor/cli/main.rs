@@ -5,8 +5,10 @@
 mod cache;
 mod demo;
 mod exit_status;
+mod logging;
 mod mirror;
 mod not_built;
+mod progress;
 mod validate;
 mod world;
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_executor::resolve::{self, Resolution, ResolveOptions};
-use ferry_executor::run::{self, NoProgress, Target};
+use ferry_executor::run::{self, Target};
 use ferry_planner::{
     ActionGraph, ActionKey, Destination, ImageChange, Plan, StateSnapshot, compile, plan,
 };
@@ -23,6 +23,15 @@ use ferry_schemas::{ImageReference, load_image_set_configuration, render};
 use ferry_store::WorkspaceState;
 
 use crate::exit_status;
+use crate::logging;
+use crate::progress::{Mode, RunProgress};
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
 
 /// Flags shared by `mirror` and `plan` (oc-mirror's names).
 #[derive(Clone, Debug, clap::Args)]
@@ -78,6 +87,10 @@ pub struct MirrorArgs {
     /// Plan from the workspace state alone: skip checking the destination.
     #[arg(long)]
     trust_state: bool,
+    /// Set by `mirror` and `apply` (not a flag): the command whose run log
+    /// goes to working-dir/logs/.
+    #[arg(skip)]
+    run_log: Option<&'static str>,
 }
 
 /// `ferry mirror`.
@@ -140,27 +153,13 @@ struct Prepared {
     graph: ActionGraph,
     plan: Plan,
     state: WorkspaceState,
-}
-
-fn init_logging(level: &str) {
-    let filter = match level {
-        "trace" => "trace",
-        "debug" => "debug",
-        "error" => "error",
-        _ => "warn",
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "ferry={filter},ferry_registry={filter},ferry_executor={filter}"
-        )))
-        .with_writer(std::io::stderr)
-        .try_init();
+    /// The run log (`mirror` and `apply`).
+    log_file: Option<PathBuf>,
 }
 
 /// Checks the destination and flags the way oc-mirror does, then resolves,
 /// compiles and plans.
 fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
-    init_logging(&arguments.log_level);
     let Some(config_path) = &arguments.config else {
         return Err(error("use the --config flag, it is mandatory"));
     };
@@ -227,6 +226,16 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
             path.join("working-dir")
         }
     };
+    let logs_folder = arguments.run_log.map(|_| workspace.join("logs"));
+    let log_file = logging::init(&arguments.log_level, logs_folder.as_deref()).map_err(error)?;
+    if let Some(command) = arguments.run_log {
+        tracing::info!(
+            "ferry {} {command}: configuration {}, destination {destination_text}, workspace {}",
+            env!("CARGO_PKG_VERSION"),
+            config_path.display(),
+            workspace.display()
+        );
+    }
 
     let config_name = config_path.display().to_string();
     let text = std::fs::read_to_string(config_path)
@@ -348,6 +357,7 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
         graph,
         plan,
         state,
+        log_file,
     })
 }
 
@@ -532,14 +542,6 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn timestamp() -> String {
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{seconds}")
-}
-
 fn write_file(path: &Path, text: &str) -> Result<(), ExitCode> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
@@ -608,7 +610,9 @@ fn write_cluster_resources(
 }
 
 pub fn mirror_command(arguments: &Mirror) -> ExitCode {
-    let prepared = match prepare(&arguments.common) {
+    let mut common = arguments.common.clone();
+    common.run_log = Some("mirror");
+    let prepared = match prepare(&common) {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
@@ -637,7 +641,7 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
         eprintln!("dry run: wrote {}; nothing was copied", path.display());
         return ExitCode::SUCCESS;
     }
-    run_prepared(prepared, &arguments.common)
+    run_prepared(prepared, &common)
 }
 
 /// Runs a prepared plan: the shared end of `mirror` and `apply`.
@@ -655,7 +659,12 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         blobs: (arguments.parallel_images * arguments.parallel_layers) as usize,
         manifests: arguments.parallel_images as usize,
     };
-    let report = match runtime.block_on(run::execute(
+    let run_id = match prepared.state.begin_run(&destination, unix_now()) {
+        Ok(id) => id,
+        Err(cause) => return error(cause),
+    };
+    let progress = RunProgress::start(&prepared.plan, Mode::choose(&arguments.log_level));
+    let executed = runtime.block_on(run::execute(
         &prepared.plan,
         &prepared.graph,
         &prepared.resolution.manifests,
@@ -663,11 +672,30 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         &mut prepared.state,
         &target,
         limits,
-        &NoProgress,
-    )) {
+        &progress,
+    ));
+    progress.finish();
+    drop(progress);
+    let report = match executed {
         Ok(report) => report,
         Err(cause) => return error(cause),
     };
+    tracing::info!(
+        completed = report.completed,
+        failed = report.failed,
+        skipped = report.skipped,
+        bytes = report.bytes,
+        "run finished"
+    );
+    let outcome = if report.failed + report.skipped == 0 && prepared.resolution.failures.is_empty()
+    {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    if let Err(cause) = prepared.state.finish_run(run_id, outcome, unix_now()) {
+        return error(cause);
+    }
     if let Err(code) = write_cluster_resources(&prepared, &report, arguments.max_nested_paths > 0) {
         return code;
     }
@@ -680,6 +708,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         );
     }
     for image in report.failed_images() {
+        tracing::info!(image = %image.name, error = image.error.as_deref().unwrap_or(""), "image failed");
         let _ = writeln!(
             errors,
             "{}: {}",
@@ -694,12 +723,18 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         report.skipped,
         mebibytes(report.bytes)
     );
+    if let Some(log_file) = &prepared.log_file
+        && arguments.log_level != "error"
+    {
+        eprintln!("log written to {}", log_file.display());
+    }
     if errors.is_empty() {
         return ExitCode::SUCCESS;
     }
-    let path = prepared
-        .workspace
-        .join(format!("logs/mirroring_errors_{}.txt", timestamp()));
+    let path = prepared.workspace.join(format!(
+        "logs/mirroring_errors_{}.txt",
+        logging::timestamp()
+    ));
     if let Err(code) = write_file(&path, &errors) {
         return code;
     }
@@ -751,13 +786,15 @@ pub struct Apply {
 /// `ferry apply PLANFILE` runs exactly a saved plan, refusing a stale one;
 /// `ferry apply -c FILE DESTINATION` plans and applies in one step.
 pub fn apply_command(arguments: &Apply) -> ExitCode {
+    let mut arguments_with_log = arguments.common.clone();
+    arguments_with_log.run_log = Some("apply");
     if arguments.common.config.is_some() {
-        let prepared = match prepare(&arguments.common) {
+        let prepared = match prepare(&arguments_with_log) {
             Ok(prepared) => prepared,
             Err(code) => return code,
         };
         eprint!("{}", render_text(&prepared.plan, &prepared.resolution));
-        return run_prepared(prepared, &arguments.common);
+        return run_prepared(prepared, &arguments_with_log);
     }
     let Some(plan_path) = &arguments.common.destination else {
         return error(
@@ -785,7 +822,7 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
             saved.config.display()
         ));
     }
-    let mut common = arguments.common.clone();
+    let mut common = arguments_with_log;
     common.config = Some(saved.config.clone());
     common.destination = Some(saved.destination.clone());
     common.workspace = Some(saved.workspace.clone());

@@ -308,6 +308,12 @@ pub async fn execute(
     let mut running_blobs = 0;
     let mut running_manifests = 0;
     let mut running = FuturesUnordered::new();
+    tracing::info!(
+        actions = plan.actions.len(),
+        blob_limit,
+        manifest_limit,
+        "running the plan"
+    );
     let mut tick = tokio::time::interval(PROGRESS_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -391,6 +397,7 @@ pub async fn execute(
                 if matches!(action, Action::UploadBlob { .. }) && action.bytes() > reported {
                     progress.bytes_moved(action, action.bytes() - reported);
                 }
+                tracing::debug!(action = %action.describe(), "action done");
                 report.completed += 1;
                 report.bytes += action.bytes();
                 progress.action_finished(action, Outcome::Succeeded);

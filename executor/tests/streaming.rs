@@ -113,15 +113,14 @@ async fn a_held_blob_does_not_hold_back_another_image() {
             .key
             .to_hex()
     };
-    let minimal_tag = key_of(&|action| {
-        matches!(action, Action::Tag { repository, .. } if repository == "mirror/ubi9/ubi-minimal")
-    });
+    let minimal_tag = key_of(
+        &|action| matches!(action, Action::Tag { repository, .. } if repository == "mirror/ubi9/ubi-minimal"),
+    );
     let hello_tag = key_of(
         &|action| matches!(action, Action::Tag { repository, .. } if repository == "mirror/ferry-demo/hello"),
     );
-    let held_upload = key_of(
-        &|action| matches!(action, Action::UploadBlob { digest, .. } if *digest == held),
-    );
+    let held_upload =
+        key_of(&|action| matches!(action, Action::UploadBlob { digest, .. } if *digest == held));
 
     let folder = tempfile::tempdir().unwrap();
     let state_path = folder.path().join("state.db");
