@@ -10,7 +10,7 @@ use ferry_testworld::world::World;
 
 /// Images enough for a run of some length: every release payload and
 /// catalog of the world, mirrored as additional images.
-fn configuration() -> String {
+pub(crate) fn configuration() -> String {
     let mut images = String::new();
     for version in [
         "4.15.10", "4.15.11", "4.15.12", "4.16.0", "4.16.1", "4.16.2",

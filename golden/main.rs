@@ -7,5 +7,6 @@ mod disk;
 mod fixtures_table;
 mod kill;
 mod plans;
+mod progress;
 mod support;
 mod world_references;

@@ -30,10 +30,10 @@ use ferry_schemas::ImageSetConfiguration;
 use ferry_store::{Cache, DeliveryRecord, WorkspaceState};
 
 use crate::exit_status;
+use crate::logging;
 use crate::mirror::{
-    LocalSource, MirrorArgs, Sourced, error, init_logging, load_config, load_registries, mebibytes,
-    now_seconds, render_image_lines, resolve_options, runtime, source_client, timestamp,
-    working_dir, write_file,
+    LocalSource, MirrorArgs, Sourced, error, load_config, load_registries, mebibytes,
+    render_image_lines, resolve_options, runtime, source_client, unix_now, working_dir, write_file,
 };
 
 /// oc-mirror's default `archiveSize`, in GiB.
@@ -72,8 +72,7 @@ struct DiskPlan {
     settings: DeliverySettings,
 }
 
-fn prepare(arguments: &MirrorArgs, folder: &str) -> Result<DiskPlan, ExitCode> {
-    init_logging(&arguments.log_level);
+fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan, ExitCode> {
     let Some(config_path) = &arguments.config else {
         return Err(error("use the --config flag, it is mandatory"));
     };
@@ -89,6 +88,16 @@ fn prepare(arguments: &MirrorArgs, folder: &str) -> Result<DiskPlan, ExitCode> {
     let workspace = working_dir(&folder.to_string_lossy());
     std::fs::create_dir_all(&workspace)
         .map_err(|cause| error(format!("cannot create {}: {cause}", workspace.display())))?;
+    // A run that writes a delivery keeps its log in working-dir/logs/.
+    let logs_folder =
+        matches!(mode, Mode::Mirror { dry_run: false }).then(|| workspace.join("logs"));
+    logging::init(&arguments.log_level, logs_folder.as_deref()).map_err(error)?;
+    tracing::info!(
+        "ferry {} mirror to disk: configuration {}, folder {}",
+        env!("CARGO_PKG_VERSION"),
+        config_path.display(),
+        folder.display()
+    );
     let (config_text, loaded) = load_config(config_path)?;
     let registries = load_registries(arguments)?;
     let options = resolve_options(arguments, "");
@@ -340,7 +349,7 @@ fn render_json(prepared: &DiskPlan, layout: Option<&DeliveryLayout>) -> String {
 
 /// `ferry plan|mirror|apply ... file://DIR`.
 pub fn mirror_to_disk(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> ExitCode {
-    let mut prepared = match prepare(arguments, folder) {
+    let mut prepared = match prepare(arguments, folder, mode) {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
@@ -476,8 +485,7 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
     }
     let failed = disk::failed_images(&prepared.graph, &fetched.failed);
     let left_out: BTreeSet<String> = failed.keys().cloned().collect();
-    if let Err(cause) =
-        disk::cache_manifests(&mut prepared.cache, &prepared.resolution, now_seconds())
+    if let Err(cause) = disk::cache_manifests(&mut prepared.cache, &prepared.resolution, unix_now())
     {
         return error(format!("cannot store manifests in the cache: {cause}"));
     }
@@ -503,7 +511,7 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
                 .last()
                 .map_or(prepared.settings.first_segment, |segment| segment.number),
             bytes: layout.total_bytes,
-            created_at: now_seconds(),
+            created_at: unix_now(),
         };
         if let Err(cause) =
             prepared
@@ -547,9 +555,10 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
     if errors.is_empty() {
         return ExitCode::SUCCESS;
     }
-    let path = prepared
-        .workspace
-        .join(format!("logs/mirroring_errors_{}.txt", timestamp()));
+    let path = prepared.workspace.join(format!(
+        "logs/mirroring_errors_{}.txt",
+        logging::timestamp()
+    ));
     if let Err(code) = write_file(&path, &errors) {
         return code;
     }

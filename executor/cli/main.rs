@@ -6,8 +6,10 @@ mod cache;
 mod demo;
 mod disk;
 mod exit_status;
+mod logging;
 mod mirror;
 mod not_built;
+mod progress;
 mod validate;
 mod world;
 

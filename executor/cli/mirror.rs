@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_executor::resolve::{self, Resolution, ResolveOptions};
-use ferry_executor::run::{self, NoProgress, Target};
+use ferry_executor::run::{self, Target};
 use ferry_planner::{
     ActionGraph, ActionKey, Destination, ImageChange, Plan, StateSnapshot, compile, plan,
 };
@@ -23,6 +23,15 @@ use ferry_schemas::{ImageReference, load_image_set_configuration, render};
 use ferry_store::WorkspaceState;
 
 use crate::exit_status;
+use crate::logging;
+use crate::progress::{Mode, RunProgress};
+
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
 
 /// Flags shared by `mirror` and `plan` (oc-mirror's names).
 #[derive(Clone, Debug, clap::Args)]
@@ -78,6 +87,10 @@ pub struct MirrorArgs {
     /// Plan from the workspace state alone: skip checking the destination.
     #[arg(long)]
     pub(crate) trust_state: bool,
+    /// Set by `mirror` and `apply` (not a flag): the command whose run log
+    /// goes to working-dir/logs/.
+    #[arg(skip)]
+    pub(crate) run_log: Option<&'static str>,
     /// Mirror-to-disk: pack everything new since this date (YYYY-MM-DD),
     /// as if no delivery had been made from that day on.
     #[arg(long, value_parser = parse_since)]
@@ -179,6 +192,8 @@ struct Prepared {
     state: WorkspaceState,
     /// Disk-to-mirror: the cache the deliveries were imported into.
     local: Option<LocalSource>,
+    /// The run log (`mirror` and `apply`).
+    log_file: Option<PathBuf>,
 }
 
 /// Where a run's content comes from, resolved.
@@ -244,21 +259,6 @@ pub(crate) fn working_dir(path: &str) -> PathBuf {
     } else {
         path.join("working-dir")
     }
-}
-
-pub(crate) fn init_logging(level: &str) {
-    let filter = match level {
-        "trace" => "trace",
-        "debug" => "debug",
-        "error" => "error",
-        _ => "warn",
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "ferry={filter},ferry_registry={filter},ferry_executor={filter}"
-        )))
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// `registry[/prefix]` of a `docker://` destination, checked.
@@ -370,7 +370,23 @@ pub(crate) fn source_client(
 /// Checks the destination and flags the way oc-mirror does, then resolves,
 /// compiles and plans.
 fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
-    init_logging(&arguments.log_level);
+    // `mirror` and `apply` log to the workspace (mirror-to-mirror) or the
+    // disk folder's working-dir (disk-to-mirror).
+    let logs_folder = arguments
+        .run_log
+        .and_then(|_| arguments.from.as_deref().or(arguments.workspace.as_deref()))
+        .and_then(|folder| folder.strip_prefix("file://"))
+        .map(|folder| working_dir(folder).join("logs"));
+    let log_file = logging::init(&arguments.log_level, logs_folder.as_deref()).map_err(error)?;
+    if let (Some(command), Some(config), Some(destination)) =
+        (arguments.run_log, &arguments.config, &arguments.destination)
+    {
+        tracing::info!(
+            "ferry {} {command}: configuration {}, destination {destination}",
+            env!("CARGO_PKG_VERSION"),
+            config.display(),
+        );
+    }
     let Some(config_path) = &arguments.config else {
         return Err(error("use the --config flag, it is mandatory"));
     };
@@ -473,6 +489,7 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
         plan,
         state,
         local,
+        log_file,
     })
 }
 
@@ -674,21 +691,6 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub(crate) fn now_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-pub(crate) fn timestamp() -> String {
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{seconds}")
-}
-
 pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), ExitCode> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
@@ -771,7 +773,9 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
             },
         );
     }
-    let prepared = match prepare(&arguments.common) {
+    let mut common = arguments.common.clone();
+    common.run_log = Some("mirror");
+    let prepared = match prepare(&common) {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
@@ -800,7 +804,7 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
         eprintln!("dry run: wrote {}; nothing was copied", path.display());
         return ExitCode::SUCCESS;
     }
-    run_prepared(prepared, &arguments.common)
+    run_prepared(prepared, &common)
 }
 
 /// Runs a prepared plan: the shared end of `mirror` and `apply`.
@@ -815,20 +819,47 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         registry: &prepared.destination.registry,
         local_blobs: prepared.local.as_ref().map(|local| local.blobs.clone()),
     };
-    let parallelism = (arguments.parallel_images * arguments.parallel_layers) as usize;
-    let report = match runtime.block_on(run::execute(
+    let limits = run::Limits {
+        blobs: (arguments.parallel_images * arguments.parallel_layers) as usize,
+        manifests: arguments.parallel_images as usize,
+    };
+    let run_id = match prepared.state.begin_run(&destination, unix_now()) {
+        Ok(id) => id,
+        Err(cause) => return error(cause),
+    };
+    let progress = RunProgress::start(&prepared.plan, Mode::choose(&arguments.log_level));
+    let executed = runtime.block_on(run::execute(
         &prepared.plan,
         &prepared.graph,
         &prepared.resolution.manifests,
         &prepared.client,
         &mut prepared.state,
         &target,
-        parallelism,
-        &NoProgress,
-    )) {
+        limits,
+        &progress,
+    ));
+    progress.finish();
+    drop(progress);
+    let report = match executed {
         Ok(report) => report,
         Err(cause) => return error(cause),
     };
+    tracing::info!(
+        completed = report.completed,
+        failed = report.failed,
+        skipped = report.skipped,
+        bytes = report.bytes,
+        "run finished"
+    );
+    let outcome = if report.failed + report.skipped == 0 && prepared.resolution.failures.is_empty()
+    {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    if let Err(cause) = prepared.state.finish_run(run_id, outcome, unix_now()) {
+        return error(cause);
+    }
     if let Err(code) = write_cluster_resources(&prepared, &report, arguments.max_nested_paths > 0) {
         return code;
     }
@@ -841,6 +872,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         );
     }
     for image in report.failed_images() {
+        tracing::info!(image = %image.name, error = image.error.as_deref().unwrap_or(""), "image failed");
         let _ = writeln!(
             errors,
             "{}: {}",
@@ -855,6 +887,11 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         report.skipped,
         mebibytes(report.bytes)
     );
+    if let Some(log_file) = &prepared.log_file
+        && arguments.log_level != "error"
+    {
+        eprintln!("log written to {}", log_file.display());
+    }
     if errors.is_empty() {
         if let Some(local) = &prepared.local {
             // Every image reached the destination: the deliveries are applied.
@@ -862,7 +899,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
                 if let Err(cause) =
                     prepared
                         .state
-                        .record_applied_delivery(&destination, *delivery, now_seconds())
+                        .record_applied_delivery(&destination, *delivery, unix_now())
                 {
                     return error(cause);
                 }
@@ -870,9 +907,10 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let path = prepared
-        .workspace
-        .join(format!("logs/mirroring_errors_{}.txt", timestamp()));
+    let path = prepared.workspace.join(format!(
+        "logs/mirroring_errors_{}.txt",
+        logging::timestamp()
+    ));
     if let Err(code) = write_file(&path, &errors) {
         return code;
     }
@@ -924,6 +962,8 @@ pub struct Apply {
 /// `ferry apply PLANFILE` runs exactly a saved plan, refusing a stale one;
 /// `ferry apply -c FILE DESTINATION` plans and applies in one step.
 pub fn apply_command(arguments: &Apply) -> ExitCode {
+    let mut arguments_with_log = arguments.common.clone();
+    arguments_with_log.run_log = Some("apply");
     if arguments.common.config.is_some() {
         if let Some(folder) = disk_destination(&arguments.common) {
             return crate::disk::mirror_to_disk(
@@ -932,12 +972,12 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
                 &crate::disk::Mode::Mirror { dry_run: false },
             );
         }
-        let prepared = match prepare(&arguments.common) {
+        let prepared = match prepare(&arguments_with_log) {
             Ok(prepared) => prepared,
             Err(code) => return code,
         };
         eprint!("{}", render_text(&prepared.plan, &prepared.resolution));
-        return run_prepared(prepared, &arguments.common);
+        return run_prepared(prepared, &arguments_with_log);
     }
     let Some(plan_path) = &arguments.common.destination else {
         return error(
@@ -965,7 +1005,7 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
             saved.config.display()
         ));
     }
-    let mut common = arguments.common.clone();
+    let mut common = arguments_with_log;
     common.config = Some(saved.config.clone());
     common.destination = Some(saved.destination.clone());
     common.workspace = Some(saved.workspace.clone());

@@ -1,21 +1,27 @@
 //! Running a plan against the destination registry (mirror-to-mirror).
 //!
-//! 1. Blob uploads run concurrently (bounded by `parallelism` and the
-//!    client's per-registry limit), streaming each blob from its source to
-//!    the destination, verified on the way.
-//! 2. Links (cross-repository mounts) run concurrently.
-//! 3. Manifests are pushed in plan order (children before their index).
-//! 4. Tags are set last.
+//! The plan's actions run as a stream, driven by the graph's edges: an
+//! action starts as soon as every planned action upstream of it has
+//! finished, so a slow blob holds back only the manifests that name it,
+//! never another image. Concurrency is bounded per class: blob transfers
+//! (uploads and links) by [`Limits::blobs`], manifest pushes and tags by
+//! [`Limits::manifests`] (and the client bounds transfers per registry).
+//! Among ready actions, the plan's order decides who goes first.
 //!
 //! Each action is recorded in the workspace state right after it succeeds
 //! and never before, so a kill at any point leaves the state naming only
-//! finished work. An action whose prerequisite failed is skipped; an image
-//! fails when any of its actions failed or was skipped, and the others go
-//! on.
+//! finished work. An action whose prerequisite failed is skipped, with the
+//! failure as its reason; an image fails when any of its actions failed or
+//! was skipped, and the others go on.
+//!
+//! Bytes are reported to [`Progress`] while blobs stream (read from the
+//! client's per-transfer counters a few times a second), not only when a
+//! blob is done.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dependencies::upstream_keys;
 use ferry_planner::{Action, ActionGraph, ActionKey, Plan};
@@ -47,16 +53,40 @@ impl RunReport {
     }
 }
 
+/// How an action ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    /// Not run: an action it needs failed.
+    Skipped,
+}
+
 /// Progress reports for whoever draws them; the executor never prints.
 pub trait Progress: Send + Sync {
-    fn action_finished(&self, action: &Action, succeeded: bool);
+    /// An action starts running.
+    fn action_started(&self, _action: &Action) {}
+    /// More bytes of a blob reached the destination (each byte is
+    /// reported once, even when a transfer is retried).
+    fn bytes_moved(&self, _action: &Action, _bytes: u64) {}
+    /// An action ended.
+    fn action_finished(&self, action: &Action, outcome: Outcome);
 }
 
 /// A progress sink that ignores everything.
 pub struct NoProgress;
 
 impl Progress for NoProgress {
-    fn action_finished(&self, _: &Action, _: bool) {}
+    fn action_finished(&self, _: &Action, _: Outcome) {}
+}
+
+/// Concurrency bounds of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Blob uploads and links in flight at once.
+    pub blobs: usize,
+    /// Manifest pushes and tags in flight at once.
+    pub manifests: usize,
 }
 
 /// Where the run goes.
@@ -100,12 +130,13 @@ mod dependencies {
     }
 }
 
-/// Runs one action.
+/// Runs one action; `streamed` follows the bytes of a blob upload.
 async fn run_action(
     client: &RegistryClient,
     registry: &str,
     action: &Action,
     manifests: &BTreeMap<Digest, Manifest>,
+    streamed: &Arc<AtomicU64>,
     local_blobs: Option<&BlobStore>,
 ) -> Result<(), String> {
     match action {
@@ -135,7 +166,7 @@ async fn run_action(
                 .split_once('/')
                 .ok_or("a source without repository")?;
             client
-                .copy_blob(
+                .copy_blob_counting(
                     source_registry,
                     source_repository,
                     registry,
@@ -143,6 +174,7 @@ async fn run_action(
                     digest,
                     *size,
                     None,
+                    streamed,
                 )
                 .await
                 .map(drop)
@@ -210,6 +242,49 @@ async fn run_action(
     }
 }
 
+/// The scheduler's view of the plan: for each planned action (by its
+/// index in the plan), how many planned actions it still waits for and
+/// which planned actions wait for it.
+struct Schedule {
+    waiting_for: Vec<usize>,
+    downstream: Vec<Vec<usize>>,
+}
+
+impl Schedule {
+    fn new(plan: &Plan, graph: &ActionGraph) -> Self {
+        let index_of: BTreeMap<ActionKey, usize> = plan
+            .actions
+            .iter()
+            .enumerate()
+            .map(|(index, planned)| (planned.key, index))
+            .collect();
+        let upstream = upstream_keys(graph);
+        let mut waiting_for = vec![0; plan.actions.len()];
+        let mut downstream = vec![Vec::new(); plan.actions.len()];
+        for (index, planned) in plan.actions.iter().enumerate() {
+            // Upstream actions outside the plan are done already.
+            for before in upstream.get(&planned.key).into_iter().flatten() {
+                if let Some(&before_index) = index_of.get(before) {
+                    waiting_for[index] += 1;
+                    downstream[before_index].push(index);
+                }
+            }
+        }
+        Schedule {
+            waiting_for,
+            downstream,
+        }
+    }
+}
+
+/// Which bound an action counts against.
+fn is_blob_transfer(action: &Action) -> bool {
+    matches!(action, Action::UploadBlob { .. } | Action::LinkBlob { .. })
+}
+
+/// How often byte counters are read for progress reports.
+const PROGRESS_TICK: Duration = Duration::from_millis(200);
+
 /// Runs `plan` (made from `graph`) against `target`.
 #[allow(clippy::too_many_arguments)] // the plan, its graph and where to run it
 pub async fn execute(
@@ -219,98 +294,168 @@ pub async fn execute(
     client: &RegistryClient,
     state: &mut WorkspaceState,
     target: &Target<'_>,
-    parallelism: usize,
+    limits: Limits,
     progress: &dyn Progress,
 ) -> Result<RunReport, ferry_store::Error> {
-    let upstream = upstream_keys(graph);
+    use futures_util::StreamExt as _;
+    use futures_util::stream::FuturesUnordered;
+
+    let Schedule {
+        mut waiting_for,
+        downstream,
+    } = Schedule::new(plan, graph);
+    let blob_limit = limits.blobs.max(1);
+    let manifest_limit = limits.manifests.max(1);
+    // Ready actions by plan index: the plan's order breaks ties.
+    let mut ready_blobs: BTreeSet<usize> = BTreeSet::new();
+    let mut ready_manifests: BTreeSet<usize> = BTreeSet::new();
+    for (index, planned) in plan.actions.iter().enumerate() {
+        if waiting_for[index] == 0 {
+            if is_blob_transfer(&planned.action) {
+                ready_blobs.insert(index);
+            } else {
+                ready_manifests.insert(index);
+            }
+        }
+    }
     let mut failed: BTreeMap<ActionKey, String> = BTreeMap::new();
     let mut report = RunReport::default();
-    let manifests = Arc::new(manifests.clone());
-    let phases: [fn(&Action) -> bool; 4] = [
-        |action| matches!(action, Action::UploadBlob { .. }),
-        |action| matches!(action, Action::LinkBlob { .. }),
-        |action| matches!(action, Action::PushManifest { .. }),
-        |action| matches!(action, Action::Tag { .. }),
-    ];
-    for (phase, belongs) in phases.iter().enumerate() {
-        let actions: Vec<_> = plan
-            .actions
-            .iter()
-            .filter(|planned| belongs(&planned.action))
-            .collect();
-        // Manifests go one by one, in plan order; the rest in parallel.
-        let width = if phase == 2 { 1 } else { parallelism.max(1) };
-        for batch in actions.chunks(width) {
-            let mut tasks = tokio::task::JoinSet::new();
-            for planned in batch {
-                let blocked_by = upstream
-                    .get(&planned.key)
-                    .into_iter()
-                    .flatten()
-                    .find(|before| failed.contains_key(*before))
-                    .copied();
-                if let Some(before) = blocked_by {
-                    failed.insert(
-                        planned.key,
-                        format!("skipped: a step it needs failed ({})", failed[&before]),
-                    );
-                    report.skipped += 1;
-                    continue;
+    // Byte counters of running uploads, and what was reported of each.
+    let mut counters: BTreeMap<usize, (Arc<AtomicU64>, u64)> = BTreeMap::new();
+    let mut running_blobs = 0;
+    let mut running_manifests = 0;
+    let mut running = FuturesUnordered::new();
+    tracing::info!(
+        actions = plan.actions.len(),
+        blob_limit,
+        manifest_limit,
+        "running the plan"
+    );
+    let mut tick = tokio::time::interval(PROGRESS_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let report_bytes = |counters: &mut BTreeMap<usize, (Arc<AtomicU64>, u64)>| {
+        for (index, (counter, reported)) in counters.iter_mut() {
+            let now = counter.load(Ordering::Relaxed);
+            if now > *reported {
+                progress.bytes_moved(&plan.actions[*index].action, now - *reported);
+                *reported = now;
+            }
+        }
+    };
+
+    loop {
+        // Start whatever is ready, within the bounds.
+        for (ready, running_count, limit) in [
+            (&mut ready_blobs, &mut running_blobs, blob_limit),
+            (&mut ready_manifests, &mut running_manifests, manifest_limit),
+        ] {
+            while *running_count < limit {
+                let Some(index) = ready.pop_first() else {
+                    break;
+                };
+                *running_count += 1;
+                let action = &plan.actions[index].action;
+                let streamed = Arc::new(AtomicU64::new(0));
+                if matches!(action, Action::UploadBlob { .. }) {
+                    counters.insert(index, (streamed.clone(), 0));
                 }
-                let client = client.clone();
-                let manifests = manifests.clone();
-                let action = planned.action.clone();
-                let key = planned.key;
-                let registry = target.registry.to_owned();
-                let local_blobs = target.local_blobs.clone();
-                tasks.spawn(async move {
-                    let outcome = run_action(
-                        &client,
-                        &registry,
-                        &action,
-                        &manifests,
-                        local_blobs.as_ref(),
-                    )
-                    .await;
-                    (key, action, outcome)
+                progress.action_started(action);
+                let registry = target.registry;
+                let local_blobs = target.local_blobs.as_ref();
+                running.push(async move {
+                    let outcome =
+                        run_action(client, registry, action, manifests, &streamed, local_blobs)
+                            .await;
+                    (index, outcome)
                 });
             }
-            while let Some(joined) = tasks.join_next().await {
-                let Ok((key, action, outcome)) = joined else {
-                    continue;
-                };
-                match outcome {
-                    Ok(()) => {
-                        match &action {
-                            Action::Tag {
-                                repository,
-                                tag,
-                                digest,
-                            } => state.record_tag(
-                                target.destination,
-                                &key.to_hex(),
-                                repository,
-                                tag,
-                                digest,
-                                now(),
-                            )?,
-                            other => state.record_action(
-                                target.destination,
-                                &key.to_hex(),
-                                other.kind_name(),
-                                now(),
-                            )?,
+        }
+        if running.is_empty() {
+            break;
+        }
+        let (index, outcome) = tokio::select! {
+            finished = running.next() => match finished {
+                Some(finished) => finished,
+                None => break,
+            },
+            _ = tick.tick() => {
+                report_bytes(&mut counters);
+                continue;
+            }
+        };
+        let planned = &plan.actions[index];
+        let action = &planned.action;
+        if is_blob_transfer(action) {
+            running_blobs -= 1;
+        } else {
+            running_manifests -= 1;
+        }
+        let reported = counters.remove(&index).map_or(0, |(_, reported)| reported);
+        match outcome {
+            Ok(()) => {
+                match action {
+                    Action::Tag {
+                        repository,
+                        tag,
+                        digest,
+                    } => state.record_tag(
+                        target.destination,
+                        &planned.key.to_hex(),
+                        repository,
+                        tag,
+                        digest,
+                        now(),
+                    )?,
+                    other => state.record_action(
+                        target.destination,
+                        &planned.key.to_hex(),
+                        other.kind_name(),
+                        now(),
+                    )?,
+                }
+                if matches!(action, Action::UploadBlob { .. }) && action.bytes() > reported {
+                    progress.bytes_moved(action, action.bytes() - reported);
+                }
+                tracing::debug!(action = %action.describe(), "action done");
+                report.completed += 1;
+                report.bytes += action.bytes();
+                progress.action_finished(action, Outcome::Succeeded);
+                for &after in &downstream[index] {
+                    if failed.contains_key(&plan.actions[after].key) {
+                        continue;
+                    }
+                    waiting_for[after] -= 1;
+                    if waiting_for[after] == 0 {
+                        if is_blob_transfer(&plan.actions[after].action) {
+                            ready_blobs.insert(after);
+                        } else {
+                            ready_manifests.insert(after);
                         }
-                        report.completed += 1;
-                        report.bytes += action.bytes();
-                        progress.action_finished(&action, true);
                     }
-                    Err(message) => {
-                        tracing::debug!(action = %action.describe(), %message, "action failed");
-                        failed.insert(key, format!("{}: {message}", action.describe()));
-                        report.failed += 1;
-                        progress.action_finished(&action, false);
+                }
+            }
+            Err(message) => {
+                tracing::debug!(action = %action.describe(), %message, "action failed");
+                let cause = format!("{}: {message}", action.describe());
+                failed.insert(planned.key, cause.clone());
+                report.failed += 1;
+                progress.action_finished(action, Outcome::Failed);
+                // Everything downstream is skipped, with this failure as
+                // its reason; none of it ever becomes ready.
+                let mut stack = downstream[index].clone();
+                while let Some(after) = stack.pop() {
+                    let skipped = &plan.actions[after];
+                    if failed.contains_key(&skipped.key) {
+                        continue;
                     }
+                    failed.insert(
+                        skipped.key,
+                        format!("skipped: a step it needs failed ({cause})"),
+                    );
+                    report.skipped += 1;
+                    progress.action_finished(&skipped.action, Outcome::Skipped);
+                    stack.extend(downstream[after].iter().copied());
                 }
             }
         }

@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -656,6 +657,35 @@ impl RegistryClient {
         size: u64,
         mount_from: Option<&str>,
     ) -> std::result::Result<PushOutcome, RegistryError> {
+        self.copy_blob_counting(
+            source_registry,
+            source_repository,
+            destination_registry,
+            destination_repository,
+            digest,
+            size,
+            mount_from,
+            &Arc::new(AtomicU64::new(0)),
+        )
+        .await
+    }
+
+    /// [`Self::copy_blob`], keeping `streamed` at the number of bytes the
+    /// current attempt has passed from source to destination so far (back
+    /// to 0 when a retry starts over), for progress reports while a large
+    /// blob moves.
+    #[allow(clippy::too_many_arguments)] // two endpoints, the blob and its counter
+    pub async fn copy_blob_counting(
+        &self,
+        source_registry: &str,
+        source_repository: &str,
+        destination_registry: &str,
+        destination_repository: &str,
+        digest: &Digest,
+        size: u64,
+        mount_from: Option<&str>,
+        streamed: &Arc<AtomicU64>,
+    ) -> std::result::Result<PushOutcome, RegistryError> {
         let wrap =
             |kind| Self::blob_error(destination_registry, destination_repository, digest, kind);
         if self
@@ -696,6 +726,7 @@ impl RegistryClient {
                     destination_repository,
                     digest,
                     size,
+                    streamed,
                 )
                 .await
             {
@@ -709,6 +740,7 @@ impl RegistryClient {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // as copy_blob_counting
     async fn copy_blob_once(
         &self,
         source_registry: &str,
@@ -717,7 +749,10 @@ impl RegistryClient {
         destination_repository: &str,
         digest: &Digest,
         size: u64,
+        streamed: &Arc<AtomicU64>,
     ) -> Result<()> {
+        streamed.store(0, Ordering::Relaxed);
+        let counter = streamed.clone();
         let start = self
             .request(
                 destination_registry,
@@ -757,6 +792,7 @@ impl RegistryClient {
                 std::io::Error::other("the source connection failed")
             })?;
             received += chunk.len() as u64;
+            counter.store(received.min(size), Ordering::Relaxed);
             if let Some(hasher) = hasher.as_mut() {
                 hasher.update(&chunk);
             }

@@ -3,7 +3,7 @@
 //! records what it saw (method, path, status, `Range`, body bytes sent),
 //! and injects the faults a test arms: a dropped connection mid-blob, error
 //! statuses (with `Retry-After`), a refused monolithic upload, a flipped
-//! byte. `Location` headers that name the registry are rewritten to name
+//! byte, a blob download held half-way until the test releases it. `Location` headers that name the registry are rewritten to name
 //! the proxy. It stops when dropped.
 
 use std::io::{BufRead, BufReader, Write};
@@ -54,6 +54,10 @@ pub struct Faults {
     pub refuse_monolithic_put: bool,
     /// Flip one byte in the body of the next blob GET.
     pub flip_byte_in_next_blob_get: bool,
+    /// Hold the next blob GET whose path contains this text: send half of
+    /// the body, then wait for [`FaultProxy::release`] (at most two
+    /// minutes) before sending the rest.
+    pub hold_blob_get_containing: Option<String>,
 }
 
 struct Shared {
@@ -62,6 +66,10 @@ struct Shared {
     faults: Mutex<Faults>,
     records: Mutex<Vec<Record>>,
     stopping: AtomicBool,
+    /// A held blob GET is waiting half-way.
+    holding: AtomicBool,
+    /// The test released the held GET.
+    released: AtomicBool,
 }
 
 /// The running proxy.
@@ -81,6 +89,8 @@ impl FaultProxy {
             faults: Mutex::new(Faults::default()),
             records: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
+            holding: AtomicBool::new(false),
+            released: AtomicBool::new(false),
         });
         let accepting = shared.clone();
         let accept = std::thread::spawn(move || {
@@ -122,6 +132,16 @@ impl FaultProxy {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether a held blob GET is waiting half-way now.
+    pub fn holding(&self) -> bool {
+        self.shared.holding.load(Ordering::SeqCst)
+    }
+
+    /// Lets a held blob GET send the rest of its body.
+    pub fn release(&self) {
+        self.shared.released.store(true, Ordering::SeqCst);
     }
 
     /// Forgets the records.
@@ -378,7 +398,7 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
 
         let blob_get =
             method == "GET" && path.contains("/blobs/sha256:") && (status == 200 || status == 206);
-        let (drop_after, flip) = if blob_get {
+        let (drop_after, flip, hold) = if blob_get {
             let mut faults = shared
                 .faults
                 .lock()
@@ -386,9 +406,16 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
             let drop_after = (!faults.drop_blob_gets_after.is_empty())
                 .then(|| faults.drop_blob_gets_after.remove(0));
             let flip = std::mem::take(&mut faults.flip_byte_in_next_blob_get);
-            (drop_after, flip)
+            let hold = faults
+                .hold_blob_get_containing
+                .as_ref()
+                .is_some_and(|text| path.contains(text.as_str()));
+            if hold {
+                faults.hold_blob_get_containing = None;
+            }
+            (drop_after, flip, hold)
         } else {
-            (None, false)
+            (None, false, false)
         };
         if flip && !response_body.is_empty() {
             let middle = response_body.len() / 2;
@@ -428,6 +455,32 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
                 .push(record(status, sent as u64));
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
+        }
+        if hold {
+            // Promise the whole body, send half, wait for the release.
+            let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            for (key, value) in &headers {
+                head.push_str(&format!("{key}: {value}\r\n"));
+            }
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", response_body.len()));
+            client.write_all(head.as_bytes())?;
+            let half = response_body.len() / 2;
+            client.write_all(&response_body[..half])?;
+            client.flush()?;
+            shared.holding.store(true, Ordering::SeqCst);
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while !shared.released.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            shared.holding.store(false, Ordering::SeqCst);
+            client.write_all(&response_body[half..])?;
+            client.flush()?;
+            shared
+                .records
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(record(status, response_body.len() as u64));
+            continue;
         }
         write_response(&mut client, status, &headers, &response_body)?;
         shared
