@@ -23,8 +23,8 @@ use ferry_schemas::Digest;
 use crate::error::{ArchiveError, Result};
 use crate::metadata::{
     EntryKind, FORMAT_NAME, ImagesFile, OCI_INDEX_PATH, OCI_LAYOUT_BYTES, OCI_LAYOUT_PATH,
-    SegmentTable, TableEntry, blob_path, config_path, digest_of, images_path, plan_path,
-    sha256_of, table_path,
+    SegmentTable, TableEntry, blob_path, config_path, digest_of, images_path, plan_path, sha256_of,
+    table_path,
 };
 use crate::model::{DeliveryInput, DeliveryLayout, SegmentLayout};
 use crate::tar_format::{END_OF_ARCHIVE, entry_len, header_len, padded};
@@ -144,7 +144,11 @@ impl Open {
             ..Open::default()
         };
         let fixed = parts.common.iter().chain(if first {
-            parts.first_head.iter().chain(parts.first_tail.iter()).collect::<Vec<_>>()
+            parts
+                .first_head
+                .iter()
+                .chain(parts.first_tail.iter())
+                .collect::<Vec<_>>()
         } else {
             Vec::new()
         });
@@ -220,7 +224,11 @@ pub fn pack(input: &DeliveryInput) -> Result<Packing> {
         if first {
             items.extend(parts.first_head.iter().cloned());
         }
-        items.extend(content.iter().map(|position| parts.content[*position].clone()));
+        items.extend(
+            content
+                .iter()
+                .map(|position| parts.content[*position].clone()),
+        );
         if first {
             items.extend(parts.first_tail.iter().cloned());
         }
@@ -238,8 +246,10 @@ pub fn pack(input: &DeliveryInput) -> Result<Packing> {
             entries: items.iter().map(|item| item.row.clone()).collect(),
         };
         let table_bytes = table.to_bytes();
-        let bytes = entry_len(&table_path(input.delivery, number), table_bytes.len() as u64)
-            + items.iter().map(|item| item.tar_len).sum::<u64>()
+        let bytes = entry_len(
+            &table_path(input.delivery, number),
+            table_bytes.len() as u64,
+        ) + items.iter().map(|item| item.tar_len).sum::<u64>()
             + END_OF_ARCHIVE;
         segments.push(PlannedSegment {
             file_name: names[index].clone(),
@@ -317,7 +327,8 @@ fn oversize_warnings(
 
 /// Fills segments in order; returns the content items of each segment.
 fn assign(parts: &Parts, max: u64, table_header: u64, table_base: u64) -> Vec<Vec<usize>> {
-    let fits = |open: &Open, item: &Item| open.size_with(Some(item), table_header, table_base) <= max;
+    let fits =
+        |open: &Open, item: &Item| open.size_with(Some(item), table_header, table_base) <= max;
     let mut segments = Vec::new();
     let mut open = Open::fresh(parts, true);
     for (index, item) in parts.content.iter().enumerate() {
@@ -383,13 +394,19 @@ fn parts(input: &DeliveryInput) -> Result<Parts> {
     {
         return Err(invalid(
             input,
-            format!("the previous delivery must be between 1 and {}, not {previous}", input.delivery - 1),
+            format!(
+                "the previous delivery must be between 1 and {}, not {previous}",
+                input.delivery - 1
+            ),
         ));
     }
     if input.first_segment == 0 || input.first_segment > MAX_SEGMENT_NUMBER {
         return Err(invalid(
             input,
-            format!("segment numbers run from 1 to {MAX_SEGMENT_NUMBER}, not {}", input.first_segment),
+            format!(
+                "segment numbers run from 1 to {MAX_SEGMENT_NUMBER}, not {}",
+                input.first_segment
+            ),
         ));
     }
     if input.max_segment_bytes == 0 {
@@ -401,7 +418,10 @@ fn parts(input: &DeliveryInput) -> Result<Parts> {
             return Err(invalid(input, "an image has an empty name"));
         }
         if !names.insert(image.name.as_str()) {
-            return Err(invalid(input, format!("the image {} is listed twice", image.name)));
+            return Err(invalid(
+                input,
+                format!("the image {} is listed twice", image.name),
+            ));
         }
     }
 
@@ -487,7 +507,11 @@ fn parts(input: &DeliveryInput) -> Result<Parts> {
                 EntryKind::OciLayout,
                 OCI_LAYOUT_BYTES.to_vec(),
             ),
-            Item::inline(OCI_INDEX_PATH.to_owned(), EntryKind::OciIndex, images.oci_index()),
+            Item::inline(
+                OCI_INDEX_PATH.to_owned(),
+                EntryKind::OciIndex,
+                images.oci_index(),
+            ),
         ],
     })
 }
@@ -582,7 +606,11 @@ mod tests {
             .collect();
         assert_eq!(own.len(), 1);
         assert_eq!(
-            own[0].items.iter().filter(|item| item.row.kind == EntryKind::Blob).count(),
+            own[0]
+                .items
+                .iter()
+                .filter(|item| item.row.kind == EntryKind::Blob)
+                .count(),
             1
         );
         assert_eq!(packing.warnings.len(), 1);
@@ -593,7 +621,10 @@ mod tests {
         input.strict = true;
         let error = pack(&input).unwrap_err().to_string();
         assert!(error.contains(&large.to_string()), "{error}");
-        assert!(error.contains(&format!("needs a segment of {} bytes", own[0].bytes)), "{error}");
+        assert!(
+            error.contains(&format!("needs a segment of {} bytes", own[0].bytes)),
+            "{error}"
+        );
     }
 
     #[test]

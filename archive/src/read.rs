@@ -49,7 +49,11 @@ pub struct ScannedDelivery {
 
 impl ScannedDelivery {
     pub fn summary(&self) -> DeliverySummary {
-        let rows = || self.segments.iter().flat_map(|segment| &segment.table.entries);
+        let rows = || {
+            self.segments
+                .iter()
+                .flat_map(|segment| &segment.table.entries)
+        };
         DeliverySummary {
             delivery: self.delivery,
             previous: self.previous,
@@ -59,7 +63,12 @@ impl ScannedDelivery {
                 .map(|segment| segment.file_name.clone())
                 .collect(),
             config_text: self.config_text.clone(),
-            images: self.images.images.iter().map(|image| image.record()).collect(),
+            images: self
+                .images
+                .images
+                .iter()
+                .map(|image| image.record())
+                .collect(),
             blob_count: rows().filter(|row| row.kind == EntryKind::Blob).count(),
             manifest_count: rows().filter(|row| row.kind == EntryKind::Manifest).count(),
             bytes: self.segments.iter().map(|segment| segment.length).sum(),
@@ -111,7 +120,10 @@ pub fn check_chain(
     deliveries: &[ScannedDelivery],
     applied: &BTreeSet<u32>,
 ) -> Result<()> {
-    let present: BTreeSet<u32> = deliveries.iter().map(|delivery| delivery.delivery).collect();
+    let present: BTreeSet<u32> = deliveries
+        .iter()
+        .map(|delivery| delivery.delivery)
+        .collect();
     for delivery in deliveries {
         let Some(previous) = delivery.previous else {
             continue;
@@ -172,7 +184,9 @@ fn scan_segment(path: &Path, file_name: &str, number: u32) -> Result<ScannedSegm
     let table: SegmentTable = serde_json::from_slice(&table_bytes).map_err(|error| {
         refused(
             Some(&table_entry.path),
-            format!("the segment table is unreadable ({error}); copy the segment again from the source"),
+            format!(
+                "the segment table is unreadable ({error}); copy the segment again from the source"
+            ),
         )
     })?;
     check_table(&table, delivery, number, file_name, &table_entry.path)?;
@@ -242,7 +256,12 @@ fn parse_six_digits(text: &str) -> Option<u32> {
 }
 
 /// Reads a metadata entry into memory (bounded).
-fn read_metadata(file: &mut File, entry: &RawEntry, path: &Path, file_name: &str) -> Result<Vec<u8>> {
+fn read_metadata(
+    file: &mut File,
+    entry: &RawEntry,
+    path: &Path,
+    file_name: &str,
+) -> Result<Vec<u8>> {
     if entry.size > MAX_METADATA_BYTES {
         return Err(segment_error(
             file_name,
@@ -270,7 +289,10 @@ fn check_table(
 ) -> Result<()> {
     let refused = |problem: String| segment_error(file_name, Some(table_path_found), problem);
     if table.format != FORMAT_NAME {
-        return Err(refused(format!("format `{}` is not {FORMAT_NAME}", table.format)));
+        return Err(refused(format!(
+            "format `{}` is not {FORMAT_NAME}",
+            table.format
+        )));
     }
     if table.format_version != FORMAT_VERSION {
         return Err(refused(format!(
@@ -295,7 +317,10 @@ fn check_table(
             table.position, table.count, table.segments
         )));
     }
-    if table.previous.is_some_and(|previous| previous == 0 || previous >= delivery) {
+    if table
+        .previous
+        .is_some_and(|previous| previous == 0 || previous >= delivery)
+    {
         return Err(refused(format!(
             "delivery {delivery} cannot follow delivery {:?}",
             table.previous
@@ -303,7 +328,10 @@ fn check_table(
     }
     let names: BTreeSet<&String> = table.segments.iter().collect();
     if names.len() != table.segments.len()
-        || table.segments.iter().any(|name| segment_number(name).is_none())
+        || table
+            .segments
+            .iter()
+            .any(|name| segment_number(name).is_none())
     {
         return Err(refused(format!(
             "the delivery's segment list {:?} is malformed",
@@ -315,8 +343,7 @@ fn check_table(
     let mut seen_digests: BTreeSet<&Digest> = BTreeSet::new();
     for row in &table.entries {
         *seen_kinds.entry(row.kind).or_default() += 1;
-        let row_refused =
-            |problem: String| segment_error(file_name, Some(&row.path), problem);
+        let row_refused = |problem: String| segment_error(file_name, Some(&row.path), problem);
         let expected_path = expected_path(row, delivery);
         if row.path != expected_path {
             return Err(row_refused(format!(
@@ -414,7 +441,10 @@ fn assemble_delivery(
         }
     }
     for (index, name) in reference.segments.iter().enumerate() {
-        let present = segments.iter().filter(|segment| &segment.file_name == name).count();
+        let present = segments
+            .iter()
+            .filter(|segment| &segment.file_name == name)
+            .count();
         if present == 0 {
             return Err(ArchiveError::Delivery {
                 delivery,
@@ -430,11 +460,15 @@ fn assemble_delivery(
     let mut digests = BTreeSet::new();
     for segment in &segments {
         for row in &segment.table.entries {
-            if matches!(row.kind, EntryKind::Blob | EntryKind::Manifest) && !digests.insert(&row.digest) {
+            if matches!(row.kind, EntryKind::Blob | EntryKind::Manifest)
+                && !digests.insert(&row.digest)
+            {
                 return Err(segment_error(
                     &segment.file_name,
                     Some(&row.path),
-                    format!("also in another segment of delivery {delivery}; each blob appears once in a delivery"),
+                    format!(
+                        "also in another segment of delivery {delivery}; each blob appears once in a delivery"
+                    ),
                 ));
             }
         }
@@ -507,9 +541,7 @@ fn read_listed(segment: &ScannedSegment, kind: EntryKind) -> Result<Vec<u8>> {
         .iter()
         .zip(&segment.entries)
         .find(|(row, _)| row.kind == kind)
-        .ok_or_else(|| {
-            segment_error(&segment.file_name, None, format!("no {kind:?} entry"))
-        })?;
+        .ok_or_else(|| segment_error(&segment.file_name, None, format!("no {kind:?} entry")))?;
     let mut file = File::open(&segment.path).map_err(io("opening", &segment.path))?;
     let bytes = read_metadata(&mut file, entry, &segment.path, &segment.file_name)?;
     let actual = sha256_of(&bytes);

@@ -72,7 +72,10 @@ pub fn canonical_header(path: &str, size: u64) -> Vec<u8> {
             long.set_cksum();
             bytes.extend_from_slice(long.as_bytes());
             bytes.extend_from_slice(name);
-            bytes.resize(bytes.len() + (padded(name.len() as u64 + 1) as usize - name.len()), 0);
+            bytes.resize(
+                bytes.len() + (padded(name.len() as u64 + 1) as usize - name.len()),
+                0,
+            );
         }
         let mut header = base_header(size, EntryType::Regular);
         let field = name.len().min(NAME_FIELD);
@@ -173,7 +176,10 @@ pub fn read_header<R: Read + Seek>(
                 )));
             }
             let name = read_exact_at(reader, offset + BLOCK, size, file_len)?;
-            let end = name.iter().position(|byte| *byte == 0).unwrap_or(name.len());
+            let end = name
+                .iter()
+                .position(|byte| *byte == 0)
+                .unwrap_or(name.len());
             let path = decode_path(&name[..end], offset)?;
             let next = offset + BLOCK + padded(size);
             let block = read_block(reader, next, file_len)?;
@@ -247,17 +253,15 @@ fn read_exact_at<R: Read + Seek>(
             ),
         )));
     }
-    reader.seek(SeekFrom::Start(offset)).map_err(ReadProblem::Io)?;
+    reader
+        .seek(SeekFrom::Start(offset))
+        .map_err(ReadProblem::Io)?;
     let mut bytes = vec![0; length as usize];
     reader.read_exact(&mut bytes).map_err(ReadProblem::Io)?;
     Ok(bytes)
 }
 
-fn check_checksum(
-    header: &Header,
-    offset: u64,
-    path: Option<&str>,
-) -> Result<(), ReadProblem> {
+fn check_checksum(header: &Header, offset: u64, path: Option<&str>) -> Result<(), ReadProblem> {
     let stored = header.cksum().ok();
     let computed: u32 = header
         .as_bytes()
@@ -325,7 +329,12 @@ fn check_entry_type(header: &Header, path: &str) -> Result<(), ReadProblem> {
 /// Refuses paths that could land outside the folder a segment is unpacked
 /// into, or that are not in ferry's plain form.
 fn check_path(path: &str) -> Result<(), ReadProblem> {
-    let refuse = |problem: &str| Err(ReadProblem::Refused(HeaderProblem::new(Some(path), problem.to_owned())));
+    let refuse = |problem: &str| {
+        Err(ReadProblem::Refused(HeaderProblem::new(
+            Some(path),
+            problem.to_owned(),
+        )))
+    };
     if path.starts_with('/') || path.starts_with('\\') || path.as_bytes().get(1) == Some(&b':') {
         return refuse(
             "refused: an absolute path would write outside the target folder; this segment was altered or not written by ferry",
@@ -369,7 +378,10 @@ mod tests {
     fn the_tar_crate_reads_canonical_entries_back() {
         let long = "blobs/sha512/".to_owned() + &"b".repeat(128);
         let mut archive = Vec::new();
-        for (path, content) in [("oci-layout", &b"abc"[..]), (long.as_str(), &b"0123456789"[..])] {
+        for (path, content) in [
+            ("oci-layout", &b"abc"[..]),
+            (long.as_str(), &b"0123456789"[..]),
+        ] {
             archive.extend(canonical_header(path, content.len() as u64));
             archive.extend_from_slice(content);
             archive.resize(padded(archive.len() as u64) as usize, 0);
@@ -404,11 +416,17 @@ mod tests {
         let NextHeader::Entry(first) = read_header(&mut cursor, 0, length).ok().unwrap() else {
             panic!("an entry")
         };
-        assert_eq!((first.path.as_str(), first.size, first.data_offset), ("oci-layout", 3, 512));
+        assert_eq!(
+            (first.path.as_str(), first.size, first.data_offset),
+            ("oci-layout", 3, 512)
+        );
         let NextHeader::Entry(second) = read_header(&mut cursor, 1024, length).ok().unwrap() else {
             panic!("an entry")
         };
-        assert_eq!((second.path, second.size, second.data_offset), (long, 10, 1024 + 1536));
+        assert_eq!(
+            (second.path, second.size, second.data_offset),
+            (long, 10, 1024 + 1536)
+        );
         assert!(matches!(
             read_header(&mut cursor, 1024 + 1536 + 512, length),
             Ok(NextHeader::End)

@@ -54,7 +54,10 @@ pub fn import_folder(
     let mut totals = Totals::default();
     let mut imported = Vec::new();
     let mut manifest_media_types = BTreeMap::new();
-    for delivery in deliveries.iter().filter(|delivery| !applied.contains(&delivery.delivery)) {
+    for delivery in deliveries
+        .iter()
+        .filter(|delivery| !applied.contains(&delivery.delivery))
+    {
         for segment in &delivery.segments {
             stream_segment(segment, &mut totals, |row| {
                 if !matches!(row.kind, EntryKind::Blob | EntryKind::Manifest) {
@@ -77,7 +80,14 @@ pub fn import_folder(
     }
     let images = deliveries
         .last()
-        .map(|newest| newest.images.images.iter().map(|image| image.record()).collect())
+        .map(|newest| {
+            newest
+                .images
+                .images
+                .iter()
+                .map(|image| image.record())
+                .collect()
+        })
         .unwrap_or_default();
     Ok(ImportReport {
         deliveries: imported,

@@ -152,7 +152,10 @@ fn write_segment(
         .into_inner()
         .map_err(|error| io("writing", path)(error.into_error()))?;
     file.sync_all().map_err(io("syncing", path))?;
-    let length = file.metadata().map_err(io("reading the size of", path))?.len();
+    let length = file
+        .metadata()
+        .map_err(io("reading the size of", path))?
+        .len();
     if length != segment.bytes {
         return Err(ArchiveError::Io {
             action: "checking the size of",
@@ -184,10 +187,12 @@ fn write_padding(writer: &mut impl Write, size: u64, path: &Path) -> Result<()> 
 /// Streams one blob from the store into the segment, hashing it on the way.
 fn write_blob(writer: &mut impl Write, item: &Item, blobs: &BlobStore, path: &Path) -> Result<()> {
     let digest = &item.row.digest;
-    let mut source = blobs.open_blob(digest).map_err(|source| ArchiveError::Store {
-        context: format!("reading {digest} for {}", path.display()),
-        source,
-    })?;
+    let mut source = blobs
+        .open_blob(digest)
+        .map_err(|source| ArchiveError::Store {
+            context: format!("reading {digest} for {}", path.display()),
+            source,
+        })?;
     writer
         .write_all(&canonical_header(&item.row.path, item.row.size))
         .map_err(io("writing", path))?;

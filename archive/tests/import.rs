@@ -36,7 +36,11 @@ fn two_deliveries() -> TwoDeliveries {
         _folder: folder,
         output,
         inputs: [first, second],
-        first_segments: written.segments.iter().map(|s| s.file_name.clone()).collect(),
+        first_segments: written
+            .segments
+            .iter()
+            .map(|s| s.file_name.clone())
+            .collect(),
     }
 }
 
@@ -52,7 +56,11 @@ fn import_stores_every_blob_and_manifest_in_order() {
     let (_destination, store) = fresh_store();
     let report = import_folder(&setup.output, &BTreeSet::new(), &store).unwrap();
     assert_eq!(
-        report.deliveries.iter().map(|d| d.delivery).collect::<Vec<_>>(),
+        report
+            .deliveries
+            .iter()
+            .map(|d| d.delivery)
+            .collect::<Vec<_>>(),
         [1, 2]
     );
     let mut expected_bytes = 0;
@@ -65,8 +73,14 @@ fn import_stores_every_blob_and_manifest_in_order() {
             count += 1;
         }
         for manifest in &input.manifests {
-            assert_eq!(fs::read(store.path(&manifest.digest)).unwrap(), manifest.bytes);
-            assert_eq!(report.manifest_media_types[&manifest.digest], manifest.media_type);
+            assert_eq!(
+                fs::read(store.path(&manifest.digest)).unwrap(),
+                manifest.bytes
+            );
+            assert_eq!(
+                report.manifest_media_types[&manifest.digest],
+                manifest.media_type
+            );
             expected_bytes += manifest.bytes.len() as u64;
             count += 1;
         }
@@ -75,7 +89,10 @@ fn import_stores_every_blob_and_manifest_in_order() {
     assert_eq!(report.bytes_imported, expected_bytes);
     let mut newest = setup.inputs[1].images.clone();
     newest.sort_by(|a, b| a.name.cmp(&b.name));
-    assert_eq!(report.images, newest, "the image set of the newest delivery");
+    assert_eq!(
+        report.images, newest,
+        "the image set of the newest delivery"
+    );
 
     // Again: everything is present, nothing new is written.
     let again = import_folder(&setup.output, &BTreeSet::new(), &store).unwrap();
@@ -90,7 +107,10 @@ fn applied_deliveries_are_skipped_even_when_absent() {
     }
     let (_destination, store) = fresh_store();
     let error = import_folder(&setup.output, &BTreeSet::new(), &store).unwrap_err();
-    assert!(matches!(error, ArchiveError::Delivery { delivery: 2, .. }), "{error}");
+    assert!(
+        matches!(error, ArchiveError::Delivery { delivery: 2, .. }),
+        "{error}"
+    );
     assert!(store.list().unwrap().is_empty(), "nothing stored");
 
     let report = import_folder(&setup.output, &BTreeSet::from([1]), &store).unwrap();
@@ -134,8 +154,9 @@ fn a_tampered_entry_is_never_stored() {
         })
         .last()
         .unwrap();
-    let digest: ferry_schemas::Digest =
-        format!("sha256:{}", path.rsplit('/').next().unwrap()).parse().unwrap();
+    let digest: ferry_schemas::Digest = format!("sha256:{}", path.rsplit('/').next().unwrap())
+        .parse()
+        .unwrap();
     let mut file = OpenOptions::new().write(true).open(&segment).unwrap();
     file.seek(SeekFrom::Start(offset + 7)).unwrap();
     file.write_all(b"tampered").unwrap();
@@ -149,7 +170,9 @@ fn a_tampered_entry_is_never_stored() {
     assert!(message.contains("does not match"), "{message}");
     assert!(!store.contains(&digest), "the tampered blob is not stored");
     assert_eq!(
-        fs::read_dir(destination.path().join("tmp")).unwrap().count(),
+        fs::read_dir(destination.path().join("tmp"))
+            .unwrap()
+            .count(),
         0,
         "no temporary file left"
     );

@@ -28,8 +28,14 @@ fn input(store: &BlobStore, reversed: bool) -> DeliveryInput {
     }
     let mut blob_entries = add_blobs(store, &contents);
     let mut manifests = vec![
-        manifest("application/vnd.oci.image.manifest.v1+json", b"{\"a\":1}".to_vec()),
-        manifest("application/vnd.oci.image.index.v1+json", b"{\"b\":2}".to_vec()),
+        manifest(
+            "application/vnd.oci.image.manifest.v1+json",
+            b"{\"a\":1}".to_vec(),
+        ),
+        manifest(
+            "application/vnd.oci.image.index.v1+json",
+            b"{\"b\":2}".to_vec(),
+        ),
     ];
     let mut images = vec![
         common::image("quay.io/ferry-demo/app:1.0", &manifests[0]),
@@ -69,8 +75,11 @@ fn helper_build_in_child_process() {
     // Blob files readable by their owner only: permissions of the source
     // must not leak into the archive.
     for blob in &input.blobs {
-        std::fs::set_permissions(store.path(&blob.digest), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
+        std::fs::set_permissions(
+            store.path(&blob.digest),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
     }
     write_delivery(&input, &store, Path::new(&output)).unwrap();
 }
@@ -106,7 +115,11 @@ fn two_builds_under_different_conditions_are_byte_identical() {
     assert_eq!(first_files, second_files);
     assert_eq!(
         first_files,
-        layout.segments.iter().map(|segment| segment.file_name.clone()).collect::<Vec<_>>()
+        layout
+            .segments
+            .iter()
+            .map(|segment| segment.file_name.clone())
+            .collect::<Vec<_>>()
     );
     for name in &first_files {
         assert_eq!(
@@ -147,10 +160,19 @@ fn entries_carry_no_owner_time_or_host_and_fixed_modes() {
             // Metadata: no local path, no host name.
             let mut text = String::new();
             std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
-            assert!(!text.contains(&cache_path), "{name}: {entry_path} names the cache folder");
-            assert!(!text.contains("/tmp"), "{name}: {entry_path} names a local path");
+            assert!(
+                !text.contains(&cache_path),
+                "{name}: {entry_path} names the cache folder"
+            );
+            assert!(
+                !text.contains("/tmp"),
+                "{name}: {entry_path} names a local path"
+            );
             if !host.trim().is_empty() {
-                assert!(!text.contains(host.trim()), "{name}: {entry_path} names the host");
+                assert!(
+                    !text.contains(host.trim()),
+                    "{name}: {entry_path} names the host"
+                );
             }
         }
     }

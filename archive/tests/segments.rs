@@ -69,10 +69,17 @@ fn segments_respect_the_limit_fill_in_order_and_match_the_layout() {
         assert_eq!(found[2].0, "ferry/deliveries/000002/plan.json");
         if position == 0 {
             assert_eq!(found[3].0, "ferry/deliveries/000002/images.json");
-            let tail: Vec<&str> = found[found.len() - 2..].iter().map(|(p, _)| p.as_str()).collect();
+            let tail: Vec<&str> = found[found.len() - 2..]
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .collect();
             assert_eq!(tail, ["oci-layout", "index.json"]);
         } else {
-            assert!(found.iter().all(|(path, _)| path != "index.json" && path != "oci-layout"));
+            assert!(
+                found
+                    .iter()
+                    .all(|(path, _)| path != "index.json" && path != "oci-layout")
+            );
         }
         let blobs_here: Vec<(String, u64)> = found
             .into_iter()
@@ -85,7 +92,11 @@ fn segments_respect_the_limit_fill_in_order_and_match_the_layout() {
     let mut sorted = blob_order.clone();
     sorted.sort();
     assert_eq!(blob_order, sorted);
-    assert_eq!(blob_order.len(), entries_in.len() + 1, "blobs plus one manifest");
+    assert_eq!(
+        blob_order.len(),
+        entries_in.len() + 1,
+        "blobs plus one manifest"
+    );
     // An entry starts a new segment only when it would not fit.
     for window in sizes_of_segments.windows(2) {
         let (size, _) = &window[0];
@@ -118,7 +129,10 @@ fn an_oversize_blob_gets_its_own_segment_and_a_warning() {
         .unwrap();
     let own_entries = entries(&folder.path().join("out").join(&own.file_name));
     assert_eq!(
-        own_entries.iter().filter(|(path, _)| path.starts_with("blobs/")).count(),
+        own_entries
+            .iter()
+            .filter(|(path, _)| path.starts_with("blobs/"))
+            .count(),
         1,
         "alone in its segment: {own_entries:?}"
     );
@@ -126,7 +140,10 @@ fn an_oversize_blob_gets_its_own_segment_and_a_warning() {
     assert!(warning.contains(&big.digest.to_string()), "{warning}");
     assert!(warning.contains("600000 bytes"), "{warning}");
     assert!(warning.contains(&own.file_name), "{warning}");
-    assert!(warning.contains(&format!("at least {} bytes", own.bytes)), "{warning}");
+    assert!(
+        warning.contains(&format!("at least {} bytes", own.bytes)),
+        "{warning}"
+    );
     for segment in &written.segments {
         if segment.file_name != own.file_name {
             assert!(segment.bytes <= 200_000);
@@ -139,7 +156,10 @@ fn an_oversize_blob_gets_its_own_segment_and_a_warning() {
     assert!(matches!(error, ArchiveError::Oversize { .. }), "{error}");
     let message = error.to_string();
     assert!(message.contains(&big.digest.to_string()), "{message}");
-    assert!(message.contains(&format!("needs a segment of {} bytes", own.bytes)), "{message}");
+    assert!(
+        message.contains(&format!("needs a segment of {} bytes", own.bytes)),
+        "{message}"
+    );
     let elsewhere = folder.path().join("strict");
     assert!(write_delivery(&strict, &store, &elsewhere).is_err());
     assert!(!elsewhere.exists() || segment_files(&elsewhere).is_empty());
@@ -147,7 +167,9 @@ fn an_oversize_blob_gets_its_own_segment_and_a_warning() {
 
 #[test]
 fn archive_bytes_stay_within_one_percent_and_64_kib_of_the_content() {
-    let sizes: Vec<usize> = (0..20).map(|index| (1 << 20) + index * 157_000 + 13).collect();
+    let sizes: Vec<usize> = (0..20)
+        .map(|index| (1 << 20) + index * 157_000 + 13)
+        .collect();
     let contents = blobs("overhead", 20, &sizes);
     let unique: u64 = contents.iter().map(|blob| blob.len() as u64).sum();
     let (folder, store, entries_in) = store_with(&contents);
@@ -179,9 +201,15 @@ fn an_existing_segment_is_never_overwritten() {
     fs::write(output.join("mirror_000003.tar"), b"someone else's").unwrap();
     let input = delivery(1, 3, 1 << 20, entries_in);
     let error = write_delivery(&input, &store, &output).unwrap_err();
-    assert!(matches!(error, ArchiveError::SegmentExists { .. }), "{error}");
+    assert!(
+        matches!(error, ArchiveError::SegmentExists { .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains("mirror_000003.tar"), "{error}");
-    assert_eq!(fs::read(output.join("mirror_000003.tar")).unwrap(), b"someone else's");
+    assert_eq!(
+        fs::read(output.join("mirror_000003.tar")).unwrap(),
+        b"someone else's"
+    );
     let names: Vec<String> = fs::read_dir(&output)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
@@ -225,7 +253,10 @@ fn a_missing_or_corrupt_cache_blob_fails_before_anything_is_published() {
     });
     let output = folder.path().join("missing");
     let error = write_delivery(&missing, &store, &output).unwrap_err();
-    assert!(error.to_string().contains("not in the blob store"), "{error}");
+    assert!(
+        error.to_string().contains("not in the blob store"),
+        "{error}"
+    );
     assert!(fs::read_dir(&output).unwrap().next().is_none());
 
     // Corrupt (same size, other bytes): found while streaming, nothing left.
@@ -282,8 +313,18 @@ fn read_folder_summarises_each_delivery() {
 fn deliveries_unpacked_into_one_folder_collide_only_on_index_json() {
     let (folder, store, entries_in) = store_with(&blobs("collide", 10, &[50_000]));
     let output = folder.path().join("out");
-    write_delivery(&delivery(1, 1, 150_000, entries_in[..5].to_vec()), &store, &output).unwrap();
-    write_delivery(&delivery(2, 4, 150_000, entries_in[5..].to_vec()), &store, &output).unwrap();
+    write_delivery(
+        &delivery(1, 1, 150_000, entries_in[..5].to_vec()),
+        &store,
+        &output,
+    )
+    .unwrap();
+    write_delivery(
+        &delivery(2, 4, 150_000, entries_in[5..].to_vec()),
+        &store,
+        &output,
+    )
+    .unwrap();
     let mut seen: std::collections::BTreeMap<String, Vec<Vec<u8>>> = Default::default();
     for file in segment_files(&output) {
         let mut archive = tar::Archive::new(fs::File::open(output.join(&file)).unwrap());
@@ -306,4 +347,41 @@ fn deliveries_unpacked_into_one_folder_collide_only_on_index_json() {
     assert_eq!(differing, ["index.json"]);
     assert!(seen.contains_key("ferry/deliveries/000001/config.yaml"));
     assert!(seen.contains_key("ferry/deliveries/000002/config.yaml"));
+}
+
+#[test]
+fn sha512_blobs_use_long_names_and_round_trip() {
+    use sha2::Digest as _;
+    let (folder, store, mut entries_in) = store_with(&blobs("sha512", 3, &[5_000]));
+    let bytes = common::random_bytes("a sha512 blob", 70_000);
+    let digest: ferry_schemas::Digest =
+        format!("sha512:{}", hex::encode(sha2::Sha512::digest(&bytes)))
+            .parse()
+            .unwrap();
+    store.write(&digest, None, bytes.as_slice()).unwrap();
+    entries_in.push(ferry_archive::BlobEntry {
+        digest: digest.clone(),
+        size: bytes.len() as u64,
+    });
+    let input = delivery(1, 1, 1 << 20, entries_in);
+    let output = folder.path().join("out");
+    let written = write_delivery(&input, &store, &output).unwrap();
+    assert_eq!(written, layout(&input).unwrap());
+    let file = output.join("mirror_000001.tar");
+    assert_eq!(
+        fs::metadata(&file).unwrap().len(),
+        written.segments[0].bytes
+    );
+    let path = format!("blobs/sha512/{}", digest.hex());
+    assert!(path.len() > 100);
+    assert!(
+        entries(&file)
+            .iter()
+            .any(|(found, size)| *found == path && *size == 70_000)
+    );
+    ferry_archive::verify_folder(&output, &Default::default()).unwrap();
+    let destination = tempfile::tempdir().unwrap();
+    let imported = ferry_store::BlobStore::open(destination.path()).unwrap();
+    ferry_archive::import_folder(&output, &Default::default(), &imported).unwrap();
+    assert_eq!(fs::read(imported.path(&digest)).unwrap(), bytes);
 }

@@ -17,9 +17,7 @@ use ferry_archive::{
 };
 use ferry_store::BlobStore;
 use ferry_testworld::content::Content;
-use ferry_testworld::image_builder::{
-    Format, LayerFiles, add_image, add_index, add_layer,
-};
+use ferry_testworld::image_builder::{Format, LayerFiles, add_image, add_index, add_layer};
 use ferry_testworld::registry::{Flavour, Registry, Storage};
 
 use common::{add_blobs, image};
@@ -213,9 +211,17 @@ fn index_json_lists_every_image_with_its_full_name_and_true_media_type() {
         );
     }
     // Every blob and manifest is in blobs/sha256.
-    for digest in world.content.blobs.keys().chain(world.content.manifests.keys()) {
+    for digest in world
+        .content
+        .blobs
+        .keys()
+        .chain(world.content.manifests.keys())
+    {
         let hex = digest.strip_prefix("sha256:").unwrap();
-        assert!(unpacked.path().join("blobs/sha256").join(hex).is_file(), "{digest}");
+        assert!(
+            unpacked.path().join("blobs/sha256").join(hex).is_file(),
+            "{digest}"
+        );
     }
 }
 
@@ -245,9 +251,17 @@ fn skopeo_copies_a_single_image_and_an_index_into_a_registry_with_their_digests(
             &reference_in(&segment, name),
             &destination,
         ]);
-        let record = packed.records.iter().find(|record| record.name == name).unwrap();
+        let record = packed
+            .records
+            .iter()
+            .find(|record| record.name == name)
+            .unwrap();
         let raw = skopeo_ok(&["inspect", "--raw", "--tls-verify=false", &destination]);
-        assert_eq!(raw, packed.manifests[&record.digest.to_string()].bytes, "{name}");
+        assert_eq!(
+            raw,
+            packed.manifests[&record.digest.to_string()].bytes,
+            "{name}"
+        );
     }
     // The index's children arrived too, byte for byte, by digest.
     let index: serde_json::Value = serde_json::from_slice(
@@ -283,8 +297,7 @@ fn segments_unpacked_into_one_folder_form_one_layout() {
     let unpacked = tempfile::tempdir().unwrap();
     let mut seen: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for file in &files {
-        let mut archive =
-            tar::Archive::new(std::fs::File::open(packed.output.join(file)).unwrap());
+        let mut archive = tar::Archive::new(std::fs::File::open(packed.output.join(file)).unwrap());
         for entry in archive.entries().unwrap() {
             let mut entry = entry.unwrap();
             let path = entry.path().unwrap().to_string_lossy().into_owned();

@@ -28,7 +28,11 @@ fn fixture() -> Fixture {
     let written = write_delivery(&input, &store, &output).unwrap();
     assert!(written.segments.len() >= 3, "{written:?}");
     let content_bytes = input.blobs.iter().map(|blob| blob.size).sum::<u64>()
-        + input.manifests.iter().map(|m| m.bytes.len() as u64).sum::<u64>();
+        + input
+            .manifests
+            .iter()
+            .map(|m| m.bytes.len() as u64)
+            .sum::<u64>();
     Fixture {
         _folder: folder,
         output,
@@ -75,7 +79,10 @@ fn an_intact_folder_verifies_every_byte() {
     let fixture = fixture();
     let report = verify_folder(&fixture.output, &BTreeSet::new()).unwrap();
     assert_eq!(report.deliveries.len(), 1);
-    assert!(report.bytes_checked > fixture.content_bytes, "metadata counted too");
+    assert!(
+        report.bytes_checked > fixture.content_bytes,
+        "metadata counted too"
+    );
     let files = segment_files(&fixture.output);
     let entry_count: usize = files
         .iter()
@@ -118,7 +125,13 @@ fn two_blobs_of_equal_size_swapped_are_refused() {
                 .into_iter()
                 .filter(|(path, _, size)| path.starts_with("blobs/") && *size == 40_000)
                 .collect();
-            (blobs.len() >= 2).then(|| (fixture.output.join(&file), blobs[0].clone(), blobs[1].clone()))
+            (blobs.len() >= 2).then(|| {
+                (
+                    fixture.output.join(&file),
+                    blobs[0].clone(),
+                    blobs[1].clone(),
+                )
+            })
         })
         .expect("a segment with two 40000-byte blobs");
     let bytes = fs::read(&segment).unwrap();
@@ -128,7 +141,10 @@ fn two_blobs_of_equal_size_swapped_are_refused() {
     write_at(&segment, second.1, &a);
     let message = refused(&fixture.output);
     let name = segment.file_name().unwrap().to_string_lossy().into_owned();
-    assert_names(&message, &[&name, &first.0, "content does not match its name"]);
+    assert_names(
+        &message,
+        &[&name, &first.0, "content does not match its name"],
+    );
 }
 
 #[test]
@@ -155,7 +171,10 @@ fn bytes_appended_after_the_end_are_refused() {
     let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
     file.write_all(&[0u8; 512]).unwrap();
     let message = refused(&fixture.output);
-    assert_names(&message, &["mirror_000001.tar", "after the end of the archive"]);
+    assert_names(
+        &message,
+        &["mirror_000001.tar", "after the end of the archive"],
+    );
 }
 
 #[test]
@@ -167,15 +186,29 @@ fn renamed_and_reordered_segments_are_refused() {
     )
     .unwrap();
     let message = refused(&fixture.output);
-    assert_names(&message, &["mirror_000009.tar", "written as mirror_000002.tar", "renamed"]);
+    assert_names(
+        &message,
+        &[
+            "mirror_000009.tar",
+            "written as mirror_000002.tar",
+            "renamed",
+        ],
+    );
 
     let fixture = self::fixture();
     let folder = &fixture.output;
     fs::rename(folder.join("mirror_000002.tar"), folder.join("swap")).unwrap();
-    fs::rename(folder.join("mirror_000003.tar"), folder.join("mirror_000002.tar")).unwrap();
+    fs::rename(
+        folder.join("mirror_000003.tar"),
+        folder.join("mirror_000002.tar"),
+    )
+    .unwrap();
     fs::rename(folder.join("swap"), folder.join("mirror_000003.tar")).unwrap();
     let message = refused(folder);
-    assert_names(&message, &["mirror_000002.tar", "written as mirror_000003.tar"]);
+    assert_names(
+        &message,
+        &["mirror_000002.tar", "written as mirror_000003.tar"],
+    );
 }
 
 #[test]
@@ -184,7 +217,10 @@ fn a_missing_segment_is_refused() {
     let count = segment_files(&fixture.output).len();
     fs::remove_file(fixture.output.join("mirror_000002.tar")).unwrap();
     let error = verify_folder(&fixture.output, &BTreeSet::new()).unwrap_err();
-    assert!(matches!(error, ArchiveError::Delivery { delivery: 1, .. }), "{error}");
+    assert!(
+        matches!(error, ArchiveError::Delivery { delivery: 1, .. }),
+        "{error}"
+    );
     assert_names(
         &error.to_string(),
         &["mirror_000002.tar", &format!("2 of {count}"), "missing"],
@@ -236,8 +272,16 @@ fn escaping_paths_and_links_are_refused_in_crafted_and_altered_segments() {
         ("../evil", tar::EntryType::Regular, "`..`"),
         ("blobs/../../evil", tar::EntryType::Regular, "`..`"),
         ("/etc/evil", tar::EntryType::Regular, "absolute path"),
-        ("blobs/link", tar::EntryType::Symlink, "a symbolic link to `/etc/passwd`"),
-        ("blobs/hard", tar::EntryType::Link, "hard link to `/etc/passwd`"),
+        (
+            "blobs/link",
+            tar::EntryType::Symlink,
+            "a symbolic link to `/etc/passwd`",
+        ),
+        (
+            "blobs/hard",
+            tar::EntryType::Link,
+            "hard link to `/etc/passwd`",
+        ),
         ("blobs/device", tar::EntryType::Char, "character device"),
     ];
     for (path, entry_type, problem) in cases {
@@ -306,7 +350,10 @@ fn a_damaged_header_or_table_is_refused() {
     let position = text.find("\"size\":40000").expect("a 40000-byte row");
     write_at(&segment, offset + position as u64 + 8, b"5");
     let message = refused(&fixture.output);
-    assert_names(&message, &["mirror_000002.tar", "where the segment table lists"]);
+    assert_names(
+        &message,
+        &["mirror_000002.tar", "where the segment table lists"],
+    );
     assert!(table.starts_with("ferry/deliveries/000001/segment-"));
 }
 
@@ -314,14 +361,26 @@ fn a_damaged_header_or_table_is_refused() {
 fn deliveries_form_a_chain() {
     let (folder, store, entries) = store_with(&blobs("chain", 8, &[30_000]));
     let output = folder.path().join("out");
-    let first = write_delivery(&delivery(1, 1, 80_000, entries[..4].to_vec()), &store, &output)
-        .unwrap();
+    let first = write_delivery(
+        &delivery(1, 1, 80_000, entries[..4].to_vec()),
+        &store,
+        &output,
+    )
+    .unwrap();
     let next_number = first.segments.last().unwrap().number + 1;
-    write_delivery(&delivery(2, next_number, 80_000, entries[4..].to_vec()), &store, &output)
-        .unwrap();
+    write_delivery(
+        &delivery(2, next_number, 80_000, entries[4..].to_vec()),
+        &store,
+        &output,
+    )
+    .unwrap();
     let report = verify_folder(&output, &BTreeSet::new()).unwrap();
     assert_eq!(
-        report.deliveries.iter().map(|d| (d.delivery, d.previous)).collect::<Vec<_>>(),
+        report
+            .deliveries
+            .iter()
+            .map(|d| (d.delivery, d.previous))
+            .collect::<Vec<_>>(),
         [(1, None), (2, Some(1))]
     );
 
@@ -329,8 +388,14 @@ fn deliveries_form_a_chain() {
         fs::remove_file(output.join(&segment.file_name)).unwrap();
     }
     let error = verify_folder(&output, &BTreeSet::new()).unwrap_err();
-    assert!(matches!(error, ArchiveError::Delivery { delivery: 2, .. }), "{error}");
-    assert_names(&error.to_string(), &["delivery 2", "follows delivery 1", "neither"]);
+    assert!(
+        matches!(error, ArchiveError::Delivery { delivery: 2, .. }),
+        "{error}"
+    );
+    assert_names(
+        &error.to_string(),
+        &["delivery 2", "follows delivery 1", "neither"],
+    );
     let report = verify_folder(&output, &BTreeSet::from([1])).unwrap();
     assert_eq!(report.deliveries.len(), 1);
     assert_eq!(report.deliveries[0].delivery, 2);
