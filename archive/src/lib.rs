@@ -1,5 +1,160 @@
-//! ferry's disk delivery format (specification below is filled in with the
-//! format; see the module docs of `layout`, `tar_format`, `metadata`).
+//! ferry's disk delivery format: how `ferry mirror ... file://DIR` writes
+//! a delivery, and how `--from file://DIR` and `ferry verify` read it back.
+//! This comment is the format's specification (version [`FORMAT_VERSION`]).
+//!
+//! # Deliveries and segment files
+//!
+//! A *delivery* is what one mirror-to-disk run writes: the blobs and
+//! manifests the destination does not have yet, plus metadata. It is one
+//! or more *segment files* named `mirror_NNNNNN.tar` (oc-mirror's pattern:
+//! `mirror_` + exactly six digits + `.tar`; see [`segment_file_name`]).
+//! Deliveries are numbered 1, 2, 3, ... and each names the one before it,
+//! so they form a chain. Segment numbers continue across deliveries: if
+//! delivery 1 is `mirror_000001.tar` to `mirror_000003.tar`, delivery 2
+//! starts at `mirror_000004.tar`. Segments are uncompressed tar files.
+//!
+//! # The tar dialect
+//!
+//! Every entry is a regular file with a GNU tar header: mode 0644, uid and
+//! gid 0, empty user and group names, mtime 0, no device numbers, no PAX
+//! headers, no directories, links or devices. A path longer than 100 bytes
+//! (only `blobs/sha512/<128 hex>`) is preceded by a GNU long-name entry
+//! (`././@LongLink`, type `L`, mode 0644, holding the path and a NUL).
+//! Content is padded with zeros to 512-byte blocks; the file ends with two
+//! zero blocks and nothing after them. A segment's size is therefore known
+//! exactly in advance ([`layout`]).
+//!
+//! # Entries of a segment, in order
+//!
+//! `DDDDDD` is the delivery number, `NNNNNN` the segment's file number,
+//! both six digits.
+//!
+//! 1. `ferry/deliveries/DDDDDD/segment-NNNNNN.json`: the segment table
+//!    (below). Always first, so reading a folder's metadata reads the
+//!    first few blocks of each file and seeks past content.
+//! 2. `ferry/deliveries/DDDDDD/config.yaml`: the ImageSetConfiguration the
+//!    delivery was made from, as given. In every segment.
+//! 3. `ferry/deliveries/DDDDDD/plan.json`: the plan, as the caller gave it
+//!    (no timestamps, no local paths). In every segment.
+//! 4. First segment of the delivery only: `ferry/deliveries/DDDDDD/images.json`.
+//! 5. Content: `blobs/<algorithm>/<hex>` for every manifest and blob this
+//!    delivery ships, each digest once per delivery, in digest order
+//!    (algorithm name, then hex) across the delivery's segments. Manifests
+//!    and blobs share the folder, as in an OCI image layout.
+//! 6. First segment only: `oci-layout` (`{"imageLayoutVersion":"1.0.0"}`)
+//!    and `index.json`.
+//!
+//! # The segment table (`segment-NNNNNN.json`)
+//!
+//! Compact JSON (no whitespace), fields in this order, unknown fields
+//! refused:
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `format` | always `"ferry-archive"` |
+//! | `format_version` | `1` |
+//! | `delivery` | this delivery's number |
+//! | `previous` | the delivery before it, or `null` for the first |
+//! | `file_name` | this segment's own file name, e.g. `"mirror_000004.tar"` |
+//! | `number` | its file number, e.g. `4` |
+//! | `position` | its place in the delivery, 1-based |
+//! | `count` | how many segments the delivery has |
+//! | `segments` | the file names of all the delivery's segments, in order |
+//! | `entries` | one row per entry after the table, in file order |
+//!
+//! Each row: `path`, `kind` (`config`, `plan`, `images`, `manifest`,
+//! `blob`, `oci-layout`, `oci-index`), `digest` (`sha256:<hex>`; metadata
+//! files are named by sha256, content by its own digest), `size` in bytes,
+//! and for manifests `media_type`. A content row's path is always
+//! `blobs/<algorithm>/<hex>` of its digest.
+//!
+//! # `images.json`
+//!
+//! Pretty JSON: `{"format_version": 1, "delivery": D, "images": [...]}`,
+//! one object per image of the image set as of this delivery (all of
+//! them, including images whose blobs shipped in earlier deliveries),
+//! sorted by name: `name` (as configured, e.g. `quay.io/x/y:1.0` or
+//! `quay.io/x/y@sha256:...`), `ref_name` (its name in `index.json`),
+//! `digest`, `media_type` and `size` of its top manifest.
+//!
+//! # `index.json` and the OCI image layout
+//!
+//! An OCI image index (`schemaVersion` 2, `mediaType`
+//! `application/vnd.oci.image.index.v1+json`) with one descriptor per image
+//! of `images.json`, in the same order: `mediaType`, `digest` and `size` of
+//! the top manifest, and two annotations: `io.ferry.image.name` (the full
+//! configured name) and `org.opencontainers.image.ref.name` (the ref name).
+//! It is regenerated from `images.json` when reading and must match.
+//!
+//! A single-segment delivery that holds all blobs of its images is a valid
+//! OCI image layout, and several segments of one delivery unpacked into one
+//! folder form one layout. skopeo reads it:
+//! `skopeo copy --all oci-archive:DIR/mirror_000001.tar:REF docker://...`
+//! or, unpacked, `oci:FOLDER:REF`.
+//!
+//! The ref name is the configured name when skopeo accepts it, which is
+//! the usual case, tags and digests included (`quay.io/x/y:1.0`,
+//! `localhost:5000/a/b:v1`, `quay.io/x/y@sha256:<hex>`); see
+//! [`oci_ref_name`] for the grammar (containers/image
+//! `oci/internal/oci_util.go`) and the mapping of the few names it refuses
+//! (runs of separators such as `__` or `---`). containers/image splits
+//! `oci-archive:PATH:REF` at the first colon, so the PATH part must not
+//! contain one.
+//!
+//! Known limit of skopeo 1.9.3 (found by experiment, matching
+//! `getManifestDescriptor` in containers/image): when looking an image up
+//! by ref name, it skips descriptors whose media type is not the OCI
+//! manifest or OCI index type, so images in Docker schema 2 format
+//! (`application/vnd.docker.distribution.manifest.v2+json`, manifest
+//! lists) are listed in `index.json` with their true media type (their
+//! digests must not change) but skopeo 1.9 cannot select them by name.
+//! ferry's own import does not depend on `index.json`.
+//!
+//! # Unpacking several segments into one folder
+//!
+//! Everything ferry-specific lives under `ferry/deliveries/DDDDDD/`, and
+//! the table's name carries the segment number, so files of different
+//! segments never collide unless they are identical (`config.yaml` and
+//! `plan.json` repeat in every segment of a delivery; a blob shipped again
+//! in a later delivery has the same bytes). The one exception is
+//! `index.json`: each delivery writes the image set as of that delivery.
+//! Unpacked in delivery order, the newest one remains, and the blobs of
+//! all deliveries together complete its layout.
+//!
+//! # How a delivery is split
+//!
+//! See the `layout` module: content entries are filled into segments in
+//! digest order; an entry that would push a segment past
+//! `max_segment_bytes` (the file's size, tar overhead and metadata
+//! included) starts the next one. An entry too large for any segment gets
+//! a segment of its own and a warning naming it, its size and the segment
+//! size it needs; in strict mode that is an error instead.
+//!
+//! # Writing
+//!
+//! Each segment is written as `.mirror_NNNNNN.tar.partial` in the target
+//! folder, blobs streamed from the blob store and re-hashed on the way,
+//! synced, and checked against its planned size. When all are complete,
+//! each gets its final name without overwriting anything and the folder is
+//! synced. An existing `mirror_NNNNNN.tar` is never overwritten (an error
+//! names it); partial files of an interrupted earlier write are removed.
+//!
+//! # Reading and checking
+//!
+//! Only files named `mirror_NNNNNN.tar` are read; other files are ignored.
+//! The structural pass ([`read_folder`]) reads every header and table:
+//! each header must be canonical (any link, device, directory, absolute
+//! path or `..` is refused by name); each entry must be the one its table
+//! lists, with its size; the table must name this very file (so renamed or
+//! reordered segments are caught); every segment the delivery lists must
+//! be present and all must agree on the delivery's previous delivery,
+//! segment list, configuration and plan; no digest may appear twice in a
+//! delivery. [`verify_folder`] and [`import_folder`] also check the chain
+//! (each delivery's predecessor is in the folder or already applied) and
+//! then re-hash every byte of every entry against its table row and check
+//! that padding is zero. [`import_folder`] stores blobs and manifests into
+//! the blob store as they stream, and only after the structural pass over
+//! the whole folder succeeded.
 
 mod error;
 mod layout;

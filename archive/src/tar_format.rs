@@ -127,7 +127,8 @@ pub enum NextHeader {
     End,
 }
 
-const ALTERED: &str = "ferry writes regular files only; this segment was altered or not written by ferry: copy it again from the source";
+const ALTERED: &str =
+    "this segment was altered or not written by ferry: copy it again from the source";
 
 /// Reads the header at `offset` of a file `file_len` bytes long.
 pub fn read_header<R: Read + Seek>(
@@ -320,7 +321,7 @@ fn check_entry_type(header: &Header, path: &str) -> Result<(), ReadProblem> {
     Err(ReadProblem::Refused(HeaderProblem::new(
         Some(path),
         format!(
-            "refused: it is {what}, which could write outside the target folder or is not content; {ALTERED}"
+            "refused: {what} (ferry writes regular files only; anything else could write outside the target folder); this segment was altered or not written by ferry: copy it again from the source"
         ),
     )))
 }
