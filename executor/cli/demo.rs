@@ -1,15 +1,19 @@
 //! `ferry demo`: ferry's main job on its built-in demo world.
 //!
 //! It starts the test world (real registries on 127.0.0.1 seeded with an
-//! OpenShift-shaped universe), loads `demo/imageset-config.yaml`, resolves
-//! every additional image through the world's registries.conf with ferry's
-//! registry client, and then stops where ferry stops today: planning and
-//! mirroring are not built yet, so it says so and exits 1.
+//! OpenShift-shaped universe) and two empty registries (a connected mirror
+//! and a disconnected enclave), then runs ferry's own commands as a user
+//! would, printing each command line first: plan and mirror-to-mirror,
+//! the no-op rerun, mirror-to-disk, `ferry verify`, and — with every source
+//! registry stopped — disk-to-mirror into the enclave. At the end skopeo
+//! (when installed) checks that the enclave holds every image byte for
+//! byte. It exits 0 only when every step did what it should.
 
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 
-use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
 use ferry_schemas::{ImageSource, load_image_set_configuration, render};
+use ferry_testworld::registry::{Flavour, Registry, Storage};
 use ferry_testworld::world::{World, require_program};
 
 use crate::exit_status;
@@ -19,41 +23,68 @@ const CONFIG_TEXT: &str = include_str!("../../demo/imageset-config.yaml");
 
 /// Arguments of `ferry demo`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Keep the demo's files (workspace, deliveries, cache) in this folder
+    /// instead of a temporary one that is removed at the end.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
 
-pub fn run(_args: &Args) -> ExitCode {
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    exit_status::ERROR.into()
+}
+
+/// Runs this ferry binary with `arguments` and the cache `folder/<cache>`,
+/// showing the command line and its output; returns its exit code.
+fn ferry(folder: &Path, cache: &str, arguments: &[String]) -> Result<i32, String> {
+    let shown: Vec<String> = arguments
+        .iter()
+        .map(|argument| argument.replace(&folder.display().to_string(), "$DEMO"))
+        .collect();
+    println!("\n$ ferry {}", shown.join(" "));
+    let program = std::env::current_exe().map_err(|error| error.to_string())?;
+    let status = Command::new(program)
+        .args(arguments)
+        .env("FERRY_CACHE_DIR", folder.join(cache))
+        // The demo needs no credentials; never read the user's.
+        .env("REGISTRY_AUTH_FILE", folder.join("no-credentials.json"))
+        .status()
+        .map_err(|error| format!("cannot run ferry: {error}"))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+fn expect(
+    folder: &Path,
+    cache: &str,
+    arguments: &[String],
+    wanted: i32,
+    step: &str,
+) -> Result<(), String> {
+    let code = ferry(folder, cache, arguments)?;
+    if code == wanted {
+        Ok(())
+    } else {
+        Err(format!("{step}: ferry exited {code}, expected {wanted}"))
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+/// The raw manifest of `reference` by skopeo, if it can read it.
+fn skopeo_raw(arguments: &[&str]) -> Option<Vec<u8>> {
+    let output = Command::new("skopeo").args(arguments).output().ok()?;
+    output.status.success().then_some(output.stdout)
+}
+
+pub fn run(arguments: &Args) -> ExitCode {
     if let Err(error) = require_program("docker-registry", "docker-registry") {
         eprintln!("error: {error}");
         eprintln!("hint: run `bash .ci/install` first");
         return exit_status::ERROR.into();
     }
-    eprintln!(
-        "ferry demo: starting the test world (real docker-registry processes on 127.0.0.1)..."
-    );
-    let world = match World::start() {
-        Ok(world) => world,
-        Err(error) => {
-            eprintln!("error: the test world did not start: {error}");
-            return exit_status::ERROR.into();
-        }
-    };
-    let content = world.content();
-    let blob_bytes: usize = content.blobs.values().map(Vec::len).sum();
-    println!("test world");
-    println!(
-        "  registry:         {} (read-only, plain HTTP)",
-        world.registry().address()
-    );
-    println!("  registries.conf:  {}", world.registries_conf().display());
-    println!("  update graph:     {}", world.graph_url());
-    println!(
-        "  content:          {} tagged or pinned images, {} manifests, {} blobs ({:.1} MiB)",
-        content.placements.len(),
-        content.manifests.len(),
-        content.blobs.len(),
-        blob_bytes as f64 / (1024.0 * 1024.0)
-    );
-
     let loaded = match load_image_set_configuration(CONFIG_TEXT) {
         Ok(loaded) => loaded,
         Err(problems) => {
@@ -61,87 +92,165 @@ pub fn run(_args: &Args) -> ExitCode {
             return exit_status::ERROR.into();
         }
     };
-    println!();
-    println!("configuration {CONFIG_NAME}: valid");
-    let mirror = &loaded.config.mirror;
-    // Resolve every additional image for real: through the world's
-    // registries.conf to the loopback registry, with ferry's client.
-    let registries = match RegistriesConf::load(Some(world.registries_conf()), &[]) {
-        Ok(registries) => registries,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return exit_status::ERROR.into();
-        }
+    let temporary;
+    let folder = match &arguments.dir {
+        Some(folder) => folder.clone(),
+        None => match tempfile::Builder::new().prefix("ferry-demo-").tempdir() {
+            Ok(folder) => {
+                temporary = folder;
+                temporary.path().to_path_buf()
+            }
+            Err(error) => return fail(format!("cannot create a temporary folder: {error}")),
+        },
     };
-    let client = RegistryClient::new(ClientOptions {
-        credentials: CredentialStore::from_files(Vec::new()),
-        insecure_hosts: vec![world.registry().host()],
-        ..ClientOptions::default()
-    });
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    if let Err(error) = std::fs::create_dir_all(&folder)
+        .and_then(|()| std::fs::write(folder.join("imageset-config.yaml"), CONFIG_TEXT))
     {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return exit_status::ERROR.into();
+        return fail(format!("cannot write into {}: {error}", folder.display()));
+    }
+    println!(
+        "ferry demo: starting the test world (real docker-registry processes on 127.0.0.1)..."
+    );
+    let world = match World::start() {
+        Ok(world) => world,
+        Err(error) => return fail(format!("the test world did not start: {error}")),
+    };
+    let registries = |flavour| Registry::start(flavour, Storage::Empty);
+    let (mirror, enclave) = match (
+        registries(Flavour::PlainHttp),
+        registries(Flavour::PlainHttp),
+    ) {
+        (Ok(mirror), Ok(enclave)) => (mirror, enclave),
+        (Err(error), _) | (_, Err(error)) => {
+            return fail(format!("an empty registry did not start: {error}"));
         }
     };
-    let mut resolved = 0;
-    for image in &mirror.additional_images {
-        let ImageSource::Registry(reference) = &image.name else {
+    let content = world.content();
+    let blob_bytes: usize = content.blobs.values().map(Vec::len).sum();
+    println!(
+        "  source registry   {} (serves quay.io/... and registry.redhat.io/... through {})",
+        world.registry().address(),
+        world.registries_conf().display()
+    );
+    println!(
+        "  world content     {} tagged or pinned images, {} manifests, {} blobs ({:.1} MiB)",
+        content.placements.len(),
+        content.manifests.len(),
+        content.blobs.len(),
+        blob_bytes as f64 / (1024.0 * 1024.0)
+    );
+    println!("  connected mirror  {} (empty)", mirror.host());
+    println!(
+        "  enclave registry  {} (empty, disconnected side)",
+        enclave.host()
+    );
+    println!("  files             {} ($DEMO below)", folder.display());
+    println!("\n{CONFIG_NAME}:\n{CONFIG_TEXT}");
+
+    let config = folder.join("imageset-config.yaml").display().to_string();
+    let registries_conf = world.registries_conf().display().to_string();
+    let workspace = format!("file://{}", folder.join("workspace").display());
+    let disk = format!("file://{}", folder.join("disk").display());
+    let mirror_destination = format!("docker://{}/demo", mirror.host());
+    let enclave_destination = format!("docker://{}/demo", enclave.host());
+    let source_flags = ["-c", &config, "--registries-conf", &registries_conf];
+    let to_mirror = |command: &str, extra: &[&str]| {
+        let mut arguments = strings(&[command]);
+        arguments.extend(strings(&source_flags));
+        arguments.extend(strings(&[
+            "--workspace",
+            &workspace,
+            "--dest-tls-verify=false",
+        ]));
+        arguments.extend(strings(extra));
+        arguments.push(mirror_destination.clone());
+        arguments
+    };
+    let to_disk = |command: &str| {
+        let mut arguments = strings(&[command]);
+        arguments.extend(strings(&source_flags));
+        arguments.push(disk.clone());
+        arguments
+    };
+
+    let steps = || -> Result<(), String> {
+        println!("\n== 1. mirror to mirror: plan, apply, and the rerun that has nothing to do");
+        expect(
+            &folder,
+            "cache",
+            &to_mirror("plan", &["--detailed-exitcode"]),
+            2,
+            "plan",
+        )?;
+        expect(&folder, "cache", &to_mirror("mirror", &[]), 0, "mirror")?;
+        expect(
+            &folder,
+            "cache",
+            &to_mirror("plan", &["--detailed-exitcode"]),
+            0,
+            "no-op plan",
+        )?;
+
+        println!("\n== 2. mirror to disk: the first delivery, verified before it travels");
+        expect(&folder, "cache", &to_disk("mirror"), 0, "mirror to disk")?;
+        expect(&folder, "cache", &strings(&["verify", &disk]), 0, "verify")?;
+        Ok(())
+    };
+    if let Err(message) = steps() {
+        return fail(message);
+    }
+
+    // Remember what the sources serve, then stop them: the enclave sees
+    // only the delivery.
+    let expected: Vec<(String, Option<Vec<u8>>)> = loaded
+        .config
+        .mirror
+        .additional_images
+        .iter()
+        .filter_map(|image| match &image.name {
+            ImageSource::Registry(reference) => Some(reference.to_string()),
+            _ => None,
+        })
+        .map(|name| {
+            let raw = skopeo_raw(&[
+                "--registries-conf",
+                &registries_conf,
+                "inspect",
+                "--raw",
+                &format!("docker://{name}"),
+            ]);
+            (name, raw)
+        })
+        .collect();
+    drop(world);
+    println!("\n== 3. disk to mirror, with every source registry stopped and a cache of its own");
+    let mut arguments = strings(&["mirror", "-c", &config, "--from", &disk]);
+    arguments.extend(strings(&["--dest-tls-verify=false", &enclave_destination]));
+    if let Err(message) = expect(&folder, "enclave-cache", &arguments, 0, "disk to mirror") {
+        return fail(message);
+    }
+
+    println!("\n== 4. the enclave registry, checked with skopeo");
+    let mut checked = 0;
+    for (name, raw) in &expected {
+        let Some(raw) = raw else {
+            println!("  {name}: skopeo is not installed or could not read the source; not checked");
             continue;
         };
-        let outcome = match registries.pull_sources(reference) {
-            Ok(sources) => runtime.block_on(async {
-                let mut last = String::from("no source");
-                for source in &sources {
-                    match client.get_manifest(&source.reference).await {
-                        Ok(manifest) => return Ok((source.reference.clone(), manifest)),
-                        Err(error) => last = error.to_string(),
-                    }
-                }
-                Err(last)
-            }),
-            Err(error) => Err(error.to_string()),
-        };
-        match outcome {
-            Ok((source, manifest)) => {
-                resolved += 1;
-                println!("  additional image  {reference}");
-                println!(
-                    "      resolved to   {} ({}, {} bytes) via {}",
-                    manifest.digest,
-                    manifest.media_type,
-                    manifest.bytes.len(),
-                    source.registry()
-                );
+        let path = name.split_once('/').map_or(name.as_str(), |(_, path)| path);
+        let reference = format!("docker://{}/demo/{path}", enclave.host());
+        match skopeo_raw(&["inspect", "--raw", "--tls-verify=false", &reference]) {
+            Some(actual) if actual == *raw => {
+                checked += 1;
+                println!("  {reference}: byte-identical to {name}");
             }
-            Err(error) => println!("  additional image  {reference}: NOT RESOLVED: {error}"),
+            _ => return fail(format!("{reference} does not hold {name} byte for byte")),
         }
     }
-    for operator in &mirror.operators {
-        println!("  operator catalog  {}", operator.catalog);
-    }
-    if let Some(platform) = &mirror.platform {
-        for channel in &platform.channels {
-            println!("  release channel   {}", channel.name);
-        }
-    }
-    let refusals = loaded.refusals();
-    if !refusals.is_empty() {
-        eprint!("{}", render(CONFIG_NAME, CONFIG_TEXT, &loaded.warnings()));
-    }
-    println!();
     println!(
-        "{resolved} of {} additional images resolved through registries.conf.",
-        mirror.additional_images.len()
+        "\nferry demo: done. {checked} of {} images checked in the enclave; cluster resources in {}",
+        expected.len(),
+        folder.join("disk/working-dir/cluster-resources").display()
     );
-    eprintln!(
-        "error: mirroring is not built yet: the planner and executor (issue 4) and the disk \
-         workflows (issue 5) come next. Nothing was mirrored."
-    );
-    drop(world);
-    exit_status::ERROR.into()
+    ExitCode::SUCCESS
 }

@@ -610,7 +610,7 @@ pub fn from_deliveries(
             .map(|delivery| delivery.delivery.to_string())
             .collect();
         eprintln!(
-            "verified and imported deliveries {} ({} blobs, {}) into {}",
+            "verified deliveries {}: {} blobs and manifests ({}) new to the cache {}",
             numbers.join(", "),
             report.blobs_imported,
             mebibytes(report.bytes_imported),

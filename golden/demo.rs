@@ -1,0 +1,33 @@
+//! The README's first command: `ferry demo` runs ferry's main job on the
+//! built-in world (mirror to mirror, mirror to disk, verify, disk to mirror
+//! with the sources stopped) and checks the enclave with skopeo.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_runs_every_workflow_and_checks_the_enclave() {
+    let folder = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["demo", "--dir"])
+        .arg(folder.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("5 of 5 images checked in the enclave"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Nothing to do: the destination has the whole image set."),
+        "the rerun plans nothing: {stdout}"
+    );
+    assert!(folder.path().join("disk/mirror_000001.tar").is_file());
+    assert!(
+        folder
+            .path()
+            .join("disk/working-dir/cluster-resources/itms-oc-mirror.yaml")
+            .is_file()
+    );
+}
