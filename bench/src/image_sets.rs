@@ -236,8 +236,8 @@ pub fn large() -> ImageSet {
 
 /// `count` small images (a few KiB each: a shared 4 KiB base layer, an own
 /// 2 KiB layer, a config) in repositories of `tags_per_repository` tags,
-/// under `namespace`.
-pub fn small(namespace: &str, count: usize, tags_per_repository: usize) -> ImageSet {
+/// under `namespace`; `name` is for output.
+pub fn small(name: &str, namespace: &str, count: usize, tags_per_repository: usize) -> ImageSet {
     let tags_per_repository = tags_per_repository.max(1);
     let mut content = Content::default();
     let base = random_layer(
@@ -274,7 +274,7 @@ pub fn small(namespace: &str, count: usize, tags_per_repository: usize) -> Image
             digest: image.manifest.digest,
         });
     }
-    finish(namespace, namespace, content, images)
+    finish(name, namespace, content, images)
 }
 
 #[cfg(test)]
@@ -283,8 +283,8 @@ mod tests {
 
     #[test]
     fn small_sets_are_deterministic_and_distinct() {
-        let first = small("ferry-bench-test", 25, 10);
-        let again = small("ferry-bench-test", 25, 10);
+        let first = small("test", "ferry-bench-test", 25, 10);
+        let again = small("test", "ferry-bench-test", 25, 10);
         assert_eq!(first.images, again.images);
         assert_eq!(first.images.len(), 25);
         let digests: std::collections::BTreeSet<&str> = first
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn samples_spread_over_the_set() {
-        let set = small("ferry-bench-sample", 100, 10);
+        let set = small("sample", "ferry-bench-sample", 100, 10);
         let sample = set.sample(5);
         let numbers: Vec<&str> = sample
             .iter()

@@ -60,6 +60,17 @@ pub fn destination() -> Result<Registry> {
     Registry::start(Flavour::PlainHttp, Storage::Empty)
 }
 
+/// A line saying how busy the machine was when a benchmark started (the
+/// timings are wall-clock; other work on the machine slows both tools).
+pub fn machine_note() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("machine: {cores} cores, load average {load} when the benchmark started")
+}
+
 /// Exit status of a benchmark: 0 when it ran to the end (goals missed or
 /// not: the `goals:` lines say which), 1 with the error otherwise.
 pub fn finish(result: Result<()>) -> ExitCode {

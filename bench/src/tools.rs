@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn the_sync_file_lists_every_tag_under_its_source_repository() {
-        let set = image_sets::small("ferry-bench-yaml", 3, 2);
+        let set = image_sets::small("yaml", "ferry-bench-yaml", 3, 2);
         let yaml = skopeo_sync_yaml(&set, "127.0.0.1:5000");
         assert_eq!(
             yaml,
@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn ferry_gets_a_configuration_of_the_set_and_a_remapping_to_the_source() {
         let folder = tempfile::tempdir().unwrap();
-        let set = image_sets::small("ferry-bench-config", 2, 5);
+        let set = image_sets::small("config", "ferry-bench-config", 2, 5);
         let job = FerryJob::new(
             PathBuf::from("/opt/ferry"),
             folder.path(),
