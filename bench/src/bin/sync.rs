@@ -1,0 +1,287 @@
+//! Sync benchmark (issue 4): two generated image sets mirrored between two
+//! loopback `docker-registry` instances by `ferry mirror` (the release
+//! binary, a fresh workspace) and by `skopeo sync --src yaml` (a fresh
+//! destination), in the same run, then the no-op rerun of each tool on the
+//! same data.
+//!
+//! - `large`: 60 images in 20 repositories sharing three 40 MiB base layers,
+//!   each with its own 3 MiB layer (300 MiB of distinct blobs); goal: ferry
+//!   at least 3x faster than skopeo sync.
+//! - `small`: 1,000 images of a few KiB sharing a base layer; goal: 10x.
+//! - Both: ferry's default no-op rerun (it checks the destination) at most
+//!   a tenth of skopeo sync's no-op rerun.
+//!
+//! ferry reaches the source through a generated `registries.conf`
+//! (`quay.io` → the loopback registry); skopeo sync cannot remap source
+//! names, so its YAML names the loopback registry directly. The content is
+//! the same. After ferry's first run every image of the large set and a
+//! sample of the small one are checked at the destination with
+//! `skopeo inspect --raw` against the source's manifest bytes (a sample of
+//! skopeo's copies too); the no-op reruns must say there was nothing to do.
+//!
+//! `sync` runs both sets; `sync large` or `sync small` runs one.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use ferry_bench::image_sets::{self, ImageSet, SetImage};
+use ferry_bench::measure::{Logs, Run};
+use ferry_bench::report::{self, Goal};
+use ferry_bench::tools::{self, FerryJob};
+use ferry_testworld::error::{Context, Error, Result};
+
+const SETS: [&str; 2] = ["large", "small"];
+const SMALL_IMAGES: usize = 1000;
+/// Images of the small set checked at ferry's destination.
+const SMALL_SAMPLE: usize = 50;
+/// Images checked at skopeo's destination (it is the reference, not under test).
+const SKOPEO_SAMPLE: usize = 10;
+/// No-op reruns are timed this many times each (median shown).
+const NOOP_ROUNDS: usize = 3;
+/// ferry's default no-op rerun must take at most this share of skopeo's.
+const NOOP_SHARE: f64 = 0.1;
+
+fn main() -> ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(unknown) = arguments
+        .iter()
+        .find(|argument| !SETS.contains(&argument.as_str()))
+    {
+        eprintln!("unknown image set '{unknown}'; usage: sync [large] [small]");
+        return ExitCode::from(2);
+    }
+    let chosen: Vec<&str> = if arguments.is_empty() {
+        SETS.to_vec()
+    } else {
+        SETS.iter()
+            .copied()
+            .filter(|set| arguments.iter().any(|argument| argument == set))
+            .collect()
+    };
+    ferry_bench::finish(run(&chosen))
+}
+
+/// What one set measured.
+struct Measured {
+    name: String,
+    images: usize,
+    repositories: usize,
+    unique_blob_bytes: u64,
+    ferry_first: Run,
+    ferry_noop: Run,
+    skopeo_first: Run,
+    skopeo_noop: Run,
+    /// `ferry plan` on another fresh workspace: the resolve and plan share
+    /// of a first run.
+    ferry_plan_only: Run,
+    verified: usize,
+    speedup_goal: f64,
+}
+
+fn run(chosen: &[&str]) -> Result<()> {
+    ferry_bench::preflight()?;
+    let machine = ferry_bench::machine_note();
+    let folder = tempfile::Builder::new()
+        .prefix("ferry-bench-sync-")
+        .tempdir()
+        .context(|| "creating a temporary folder".to_owned())?;
+    let logs = Logs::new(&folder.path().join("logs"))?;
+    for name in chosen {
+        let (set, speedup_goal, sample) = match *name {
+            "large" => (image_sets::large(), 3.0, None),
+            _ => (
+                image_sets::small("small", "ferry-bench-small", SMALL_IMAGES, 20),
+                10.0,
+                Some(SMALL_SAMPLE),
+            ),
+        };
+        let measured = bench_set(set, speedup_goal, sample, &logs, folder.path())?;
+        print_report(&measured, &machine);
+    }
+    Ok(())
+}
+
+fn bench_set(
+    mut set: ImageSet,
+    speedup_goal: f64,
+    ferry_sample: Option<usize>,
+    logs: &Logs,
+    folder: &Path,
+) -> Result<Measured> {
+    let name = set.name.clone();
+    let images = set.images.len();
+    let repositories = set.tags_by_repository().len();
+    let unique_blob_bytes = set.unique_blob_bytes;
+    let source = ferry_bench::serve(&mut set)?;
+    let ferry_destination = ferry_bench::destination()?;
+    let skopeo_destination = ferry_bench::destination()?;
+    let set_folder = folder.join(&name);
+    let job = FerryJob::new(
+        tools::ferry_binary()?,
+        &set_folder,
+        &set,
+        &source.host(),
+        &ferry_destination.host(),
+    )?;
+    let yaml = set_folder.join("skopeo-sync.yaml");
+    std::fs::write(&yaml, tools::skopeo_sync_yaml(&set, &source.host()))
+        .context(|| format!("writing {}", yaml.display()))?;
+    // skopeo sync puts each repository at DESTINATION/<last component>:
+    // with the namespace as destination, names match ferry's.
+    let skopeo_target = format!("{}/{}", skopeo_destination.host(), set.namespace);
+
+    eprintln!("{name}: ferry mirror ({images} images)...");
+    let ferry_first = logs.run(
+        &format!("{name}-ferry-mirror"),
+        &mut job.command("mirror", "workspace", &[]),
+    )?;
+    let checked: Vec<&SetImage> = match ferry_sample {
+        None => set.images.iter().collect(),
+        Some(count) => set.sample(count),
+    };
+    let verified =
+        tools::verify_destination("ferry mirror", &set, &ferry_destination.host(), &checked)?;
+    eprintln!("{name}: ferry mirror no-op rerun ({NOOP_ROUNDS} times)...");
+    let mut ferry_noops = Vec::new();
+    for round in 1..=NOOP_ROUNDS {
+        let noop = logs.run(
+            &format!("{name}-ferry-mirror-noop-{round}"),
+            &mut job.command("mirror", "workspace", &[]),
+        )?;
+        tools::require_nothing_to_do(
+            "ferry's no-op rerun",
+            &format!("{}{}", noop.stdout, noop.stderr),
+        )?;
+        ferry_noops.push(noop);
+    }
+    let ferry_noop = median(ferry_noops)?;
+
+    eprintln!("{name}: skopeo sync ({images} images)...");
+    let skopeo_first = logs.run(
+        &format!("{name}-skopeo-sync"),
+        &mut tools::skopeo_sync(&yaml, &skopeo_target),
+    )?;
+    tools::verify_destination(
+        "skopeo sync",
+        &set,
+        &skopeo_destination.host(),
+        &set.sample(SKOPEO_SAMPLE),
+    )?;
+    eprintln!("{name}: skopeo sync no-op rerun ({NOOP_ROUNDS} times)...");
+    let mut skopeo_noops = Vec::new();
+    for round in 1..=NOOP_ROUNDS {
+        skopeo_noops.push(logs.run(
+            &format!("{name}-skopeo-sync-noop-{round}"),
+            &mut tools::skopeo_sync(&yaml, &skopeo_target),
+        )?);
+    }
+    let skopeo_noop = median(skopeo_noops)?;
+    eprintln!("{name}: ferry plan on a fresh workspace (how long resolving and planning take)...");
+    let plan_only = FerryJob::new(
+        tools::ferry_binary()?,
+        &set_folder.join("plan-only"),
+        &set,
+        &source.host(),
+        &skopeo_destination.host(),
+    )?;
+    let ferry_plan_only = logs.run(
+        &format!("{name}-ferry-plan-only"),
+        &mut plan_only.command("plan", "workspace", &[]),
+    )?;
+    Ok(Measured {
+        name,
+        images,
+        repositories,
+        unique_blob_bytes,
+        ferry_first,
+        ferry_noop,
+        skopeo_first,
+        skopeo_noop,
+        ferry_plan_only,
+        verified,
+        speedup_goal,
+    })
+}
+
+fn median(runs: Vec<Run>) -> Result<Run> {
+    Run::summarise(runs).ok_or_else(|| Error::new("no runs"))
+}
+
+fn print_report(measured: &Measured, machine: &str) {
+    let Measured {
+        name,
+        images,
+        repositories,
+        unique_blob_bytes,
+        ferry_first,
+        ferry_noop,
+        skopeo_first,
+        skopeo_noop,
+        ferry_plan_only,
+        verified,
+        speedup_goal,
+    } = measured;
+    println!(
+        "sync {name}: {images} images in {repositories} repositories, {:.1} MiB of distinct blobs, registry to registry on 127.0.0.1 (ferry: {verified} images checked byte for byte at the destination)",
+        *unique_blob_bytes as f64 / 1048576.0
+    );
+    println!("{machine}");
+    let row = |what: &str, ferry: &Run, skopeo: &Run| {
+        vec![
+            what.to_owned(),
+            report::seconds(ferry.seconds),
+            report::seconds(skopeo.seconds),
+            report::times(skopeo.seconds, ferry.seconds),
+            format!("{:.3}", ferry.seconds / skopeo.seconds),
+        ]
+    };
+    print!(
+        "{}",
+        report::table(
+            &[
+                "run",
+                "ferry mirror s",
+                "skopeo sync s",
+                "skopeo/ferry",
+                "ferry/skopeo",
+            ],
+            &[
+                row("first run (fresh destination)", ferry_first, skopeo_first),
+                row(
+                    &format!("no-op rerun (median of {NOOP_ROUNDS})"),
+                    ferry_noop,
+                    skopeo_noop
+                ),
+            ],
+        )
+    );
+    println!(
+        "of ferry's first run, resolving and planning alone take {:.2} s (`ferry plan` on another fresh workspace; the rest is copying and recording)",
+        ferry_plan_only.seconds
+    );
+    let speedup = skopeo_first.seconds / ferry_first.seconds;
+    println!(
+        "{}",
+        Goal::new(
+            format!("{name}: ferry mirror at least {speedup_goal:.0}x faster than skopeo sync"),
+            format!("{speedup:.2}x"),
+            speedup >= *speedup_goal
+        )
+        .line()
+    );
+    let share = ferry_noop.seconds / skopeo_noop.seconds;
+    println!(
+        "{}",
+        Goal::new(
+            format!(
+                "{name}: ferry's default no-op rerun at most {NOOP_SHARE} of skopeo sync's no-op"
+            ),
+            format!(
+                "{share:.3}: {:.2} s vs {:.2} s",
+                ferry_noop.seconds, skopeo_noop.seconds
+            ),
+            share <= NOOP_SHARE
+        )
+        .line()
+    );
+}
