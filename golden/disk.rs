@@ -440,3 +440,40 @@ fn dry_run_lists_mapping_and_what_the_cache_lacks() {
     let missing = std::fs::read_to_string(folder.join("missing.txt")).unwrap();
     assert_eq!(missing, "");
 }
+
+#[test]
+fn saved_disk_plans_apply_exactly_and_stale_ones_are_refused() {
+    let site = Site::new();
+    let world = World::start().unwrap();
+    let config = site.config("isc.yaml", &format!("{UBI}{HELLO}"));
+    let plan_file = site.path("delivery.plan.json").display().to_string();
+    let planned = site.mirror_to_disk(&world, "plan", &config, "disk", &["--out", &plan_file]);
+    assert!(planned.status.success(), "{}", text(&planned));
+    let apply = |file: &str| {
+        let registries = world.registries_conf().display().to_string();
+        site.ferry("cache", &["apply", file, "--registries-conf", &registries])
+    };
+    let applied = apply(&plan_file);
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert_eq!(segments(&site.path("disk")), ["mirror_000001.tar"]);
+
+    // A plan made before another delivery was written is stale.
+    let added = site.config("isc.yaml", &format!("{UBI}{HELLO}{SIGNED}"));
+    let second_file = site.path("second.plan.json").display().to_string();
+    let planned = site.mirror_to_disk(&world, "plan", &added, "disk", &["--out", &second_file]);
+    assert!(planned.status.success(), "{}", text(&planned));
+    let mirrored = site.mirror_to_disk(&world, "mirror", &added, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    let stale = apply(&second_file);
+    assert_eq!(stale.status.code(), Some(1), "{}", text(&stale));
+    assert!(
+        text(&stale).contains("deliveries changed"),
+        "{}",
+        text(&stale)
+    );
+    assert_eq!(
+        segments(&site.path("disk")).len(),
+        2,
+        "nothing more was written"
+    );
+}

@@ -32,8 +32,9 @@ use ferry_store::{Cache, DeliveryRecord, WorkspaceState};
 use crate::exit_status;
 use crate::logging;
 use crate::mirror::{
-    LocalSource, MirrorArgs, Sourced, error, load_config, load_registries, mebibytes,
-    render_image_lines, resolve_options, runtime, source_client, unix_now, working_dir, write_file,
+    LocalSource, MirrorArgs, PlanFile, PlannedImage, SavedPlan, Sourced, error, load_config,
+    load_registries, mebibytes, render_image_lines, resolve_options, runtime, source_client,
+    stale_image, unix_now, working_dir, write_file,
 };
 
 /// oc-mirror's default `archiveSize`, in GiB.
@@ -70,6 +71,8 @@ struct DiskPlan {
     graph: ActionGraph,
     plan: Plan,
     settings: DeliverySettings,
+    /// blake3 of the delivery history the plan was made against.
+    state_fingerprint: String,
 }
 
 fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan, ExitCode> {
@@ -141,6 +144,24 @@ fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan
         }
     }
     let plan = plan(&graph, &snapshot);
+    let state_fingerprint = {
+        let mut hasher = blake3::Hasher::new();
+        for delivery in &deliveries {
+            hasher.update(format!("{delivery:?}\n").as_bytes());
+        }
+        // What was shipped, not what the cache holds (another workspace
+        // sharing the cache changes that without changing the plan).
+        let mut shipped: Vec<String> = state
+            .shipped_keys(arguments.since)
+            .map_err(error)?
+            .into_iter()
+            .collect();
+        shipped.sort();
+        for key in shipped {
+            hasher.update(key.as_bytes());
+        }
+        hasher.finalize().to_hex().to_string()
+    };
     let max_segment_bytes = arguments.max_segment_bytes.unwrap_or_else(|| {
         let gibibytes = loaded
             .config
@@ -171,6 +192,7 @@ fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan
         graph,
         plan,
         settings,
+        state_fingerprint,
     })
 }
 
@@ -370,10 +392,10 @@ pub fn mirror_to_disk(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Exit
                 _ => render_text(&prepared, Some(&layout)),
             };
             print!("{output}");
-            if out.is_some() {
-                return error(
-                    "saved plans (--out) are built for mirror-to-mirror only; for mirror-to-disk run `ferry mirror` (nothing was saved)",
-                );
+            if let Some(out) = out
+                && let Err(code) = save_plan(arguments, &prepared, out)
+            {
+                return code;
             }
             if !prepared.resolution.failures.is_empty() {
                 return exit_status::ERROR.into();
@@ -392,6 +414,73 @@ pub fn mirror_to_disk(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Exit
             write_delivery(arguments, &mut prepared)
         }
     }
+}
+
+/// What a saved plan must match: the pack and record keys (a fetch depends
+/// on the cache, not on what the delivery holds).
+fn delivery_keys(plan: &Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter(|planned| !matches!(planned.action, Action::FetchBlob { .. }))
+        .map(|planned| planned.key.to_hex())
+        .collect()
+}
+
+/// `ferry plan --out FILE file://DIR`: the plan file `ferry apply` runs.
+fn save_plan(arguments: &MirrorArgs, prepared: &DiskPlan, out: &Path) -> Result<(), ExitCode> {
+    let file = PlanFile {
+        version: 1,
+        config: arguments.config.clone().unwrap_or_default(),
+        config_text: prepared.config_text.clone(),
+        destination: format!("file://{}", prepared.folder.display()),
+        workspace: String::new(),
+        state_fingerprint: prepared.state_fingerprint.clone(),
+        images: prepared
+            .resolution
+            .images
+            .iter()
+            .map(|image| PlannedImage {
+                name: image.name.clone(),
+                top: image.top.to_string(),
+            })
+            .collect(),
+        action_keys: delivery_keys(&prepared.plan),
+        plan: prepared.plan.clone(),
+    };
+    let text = serde_json::to_string_pretty(&file).unwrap_or_default();
+    write_file(out, &(text + "\n"))
+}
+
+/// `ferry apply PLANFILE` for a mirror-to-disk plan: writes exactly the
+/// delivery the plan showed, or refuses a stale plan naming the cause.
+pub fn apply_saved(saved: &SavedPlan, arguments: &MirrorArgs) -> ExitCode {
+    let Some(folder) = saved.destination.strip_prefix("file://") else {
+        return error("the plan names no file:// folder");
+    };
+    let mut arguments = arguments.clone();
+    arguments.config = Some(saved.config.clone());
+    arguments.destination = Some(saved.destination.clone());
+    arguments.workspace = None;
+    let mode = Mode::Mirror { dry_run: false };
+    let mut prepared = match prepare(&arguments, folder, &mode) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    if prepared.state_fingerprint != saved.state_fingerprint {
+        return error(
+            "the plan is stale: the workspace's deliveries changed since the plan was made (another delivery was written); run `ferry plan` again",
+        );
+    }
+    if let Some(stale) = stale_image(&saved.images, &prepared.resolution) {
+        return error(stale);
+    }
+    if delivery_keys(&prepared.plan) != saved.action_keys {
+        return error(
+            "the plan is stale: the delivery would no longer hold what the plan showed; run `ferry plan` again",
+        );
+    }
+    eprint!("{}", render_text(&prepared, None));
+    write_delivery(&arguments, &mut prepared)
 }
 
 /// oc-mirror's `mapping.txt` (every image, `source=place in the archive`)

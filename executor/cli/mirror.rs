@@ -921,35 +921,61 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
 
 /// A saved plan (`ferry plan --out FILE`), applied by `ferry apply FILE`.
 #[derive(serde::Serialize)]
-struct PlanFile {
-    version: u32,
-    config: PathBuf,
-    config_text: String,
-    destination: String,
-    workspace: String,
-    state_fingerprint: String,
-    images: Vec<PlannedImage>,
-    action_keys: Vec<String>,
-    plan: Plan,
+pub(crate) struct PlanFile {
+    pub(crate) version: u32,
+    pub(crate) config: PathBuf,
+    pub(crate) config_text: String,
+    pub(crate) destination: String,
+    pub(crate) workspace: String,
+    pub(crate) state_fingerprint: String,
+    pub(crate) images: Vec<PlannedImage>,
+    pub(crate) action_keys: Vec<String>,
+    pub(crate) plan: Plan,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct PlannedImage {
-    name: String,
-    top: String,
+pub(crate) struct PlannedImage {
+    pub(crate) name: String,
+    pub(crate) top: String,
 }
 
 /// What `apply` reads back from a plan file.
 #[derive(serde::Deserialize)]
-struct SavedPlan {
-    version: u32,
-    config: PathBuf,
-    config_text: String,
-    destination: String,
-    workspace: String,
-    state_fingerprint: String,
-    images: Vec<PlannedImage>,
-    action_keys: Vec<String>,
+pub(crate) struct SavedPlan {
+    pub(crate) version: u32,
+    pub(crate) config: PathBuf,
+    pub(crate) config_text: String,
+    pub(crate) destination: String,
+    pub(crate) workspace: String,
+    pub(crate) state_fingerprint: String,
+    pub(crate) images: Vec<PlannedImage>,
+    pub(crate) action_keys: Vec<String>,
+}
+
+/// Why a saved plan's images no longer match what resolving gives now.
+pub(crate) fn stale_image(saved: &[PlannedImage], resolution: &Resolution) -> Option<String> {
+    for image in saved {
+        match resolution
+            .images
+            .iter()
+            .find(|resolved| resolved.name == image.name)
+        {
+            Some(resolved) if resolved.top.to_string() != image.top => {
+                return Some(format!(
+                    "the plan is stale: {} now points to {}, the plan expected {}; run `ferry plan` again",
+                    image.name, resolved.top, image.top
+                ));
+            }
+            None => {
+                return Some(format!(
+                    "the plan is stale: {} can no longer be resolved",
+                    image.name
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    None
 }
 
 /// `ferry apply`.
@@ -1005,6 +1031,9 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
             saved.config.display()
         ));
     }
+    if saved.destination.starts_with("file://") {
+        return crate::disk::apply_saved(&saved, &arguments_with_log);
+    }
     let mut common = arguments_with_log;
     common.config = Some(saved.config.clone());
     common.destination = Some(saved.destination.clone());
@@ -1018,27 +1047,8 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
             "the plan is stale: the workspace state changed since the plan was made (another run mirrored to this destination); run `ferry plan` again",
         );
     }
-    for image in &saved.images {
-        match prepared
-            .resolution
-            .images
-            .iter()
-            .find(|resolved| resolved.name == image.name)
-        {
-            Some(resolved) if resolved.top.to_string() != image.top => {
-                return error(format!(
-                    "the plan is stale: {} now points to {}, the plan expected {}; run `ferry plan` again",
-                    image.name, resolved.top, image.top
-                ));
-            }
-            None => {
-                return error(format!(
-                    "the plan is stale: {} can no longer be resolved",
-                    image.name
-                ));
-            }
-            Some(_) => {}
-        }
+    if let Some(stale) = stale_image(&saved.images, &prepared.resolution) {
+        return error(stale);
     }
     let keys: Vec<String> = prepared
         .plan
