@@ -1,6 +1,6 @@
-//! ferry's benchmarks against skopeo (issues 3 and 4), run by `bench/run`
+//! ferry's benchmarks against skopeo (issues 3, 4 and 5), run by `bench/run`
 //! and never by CI. Each benchmark is a binary (`transfer`, `sync`,
-//! `noop10k`) that generates its images deterministically, serves them
+//! `noop10k`, `disk`) that generates its images deterministically, serves them
 //! from a loopback `docker-registry`, runs ferry's release binary and
 //! skopeo on the same content in the same run, checks the copies, and
 //! prints a table and one `goals:` line per goal.

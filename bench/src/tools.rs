@@ -80,6 +80,16 @@ impl FerryJob {
         })
     }
 
+    /// The configuration file listing the set's images.
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
+    /// The `registries.conf` sending `quay.io` to the loopback source.
+    pub fn registries_conf(&self) -> &Path {
+        &self.registries_conf
+    }
+
     /// `ferry <subcommand> -c CONFIG --workspace file://FOLDER/<workspace>
     /// --registries-conf FILE --dest-tls-verify=false [extra] docker://DESTINATION`,
     /// with no credentials and a content cache of its own.
