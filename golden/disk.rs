@@ -477,3 +477,48 @@ fn saved_disk_plans_apply_exactly_and_stale_ones_are_refused() {
         "nothing more was written"
     );
 }
+
+#[test]
+fn a_failing_image_is_left_out_whole_and_named() {
+    let site = Site::new();
+    let world = World::start().unwrap();
+    let missing = "  - name: quay.io/ferry-demo/no-such-image:1.0\n";
+    let config = site.config("isc.yaml", &format!("{HELLO}{missing}"));
+    let mirrored = site.mirror_to_disk(&world, "mirror", &config, "disk", &[]);
+    assert_eq!(mirrored.status.code(), Some(8), "{}", text(&mirrored));
+    assert!(text(&mirrored).contains("quay.io/ferry-demo/no-such-image:1.0"));
+    let logs: Vec<String> = std::fs::read_dir(site.path("disk/working-dir/logs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| name.starts_with("mirroring_errors_"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let log = std::fs::read_to_string(site.path("disk/working-dir/logs").join(&logs[0])).unwrap();
+    assert!(log.contains("no-such-image"), "{log}");
+    // The other image was delivered.
+    assert_eq!(segments(&site.path("disk")), ["mirror_000001.tar"]);
+    drop(world);
+
+    // On the disconnected side, an image the configuration names that no
+    // delivery carries is named, and the rest lands.
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let applied = site.disk_to_mirror(&config, "disk", &destination, "enclave-cache");
+    assert_eq!(applied.status.code(), Some(8), "{}", text(&applied));
+    assert!(
+        text(&applied).contains("no-such-image:1.0: not resolved: no delivery carries this image"),
+        "{}",
+        text(&applied)
+    );
+    assert!(
+        skopeo_raw(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!(
+                "docker://{}/mirror/ferry-demo/hello:1.0",
+                destination.host()
+            ),
+        ])
+        .is_some()
+    );
+}
