@@ -5,6 +5,7 @@
 mod diagnostics;
 mod fixtures_table;
 mod kill;
+mod plan_schema;
 mod plans;
 mod progress;
 mod support;

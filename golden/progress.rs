@@ -95,16 +95,14 @@ fn plain_progress_lines_and_a_run_log() {
         "{text}"
     );
     assert!(text.contains("run finished"), "{text}");
-    assert!(
-        stderr.contains(&format!(
+    assert!(stderr.contains(&format!(
             "log written to {}",
             folder
                 .path()
                 .join("lines/working-dir/logs")
                 .join(name)
                 .display()
-        ))
-    );
+        )));
 
     // --log-level error: no progress lines, no chatter, and the run log
     // holds errors only (none here).

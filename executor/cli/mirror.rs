@@ -486,7 +486,7 @@ pub fn render_markdown(plan: &Plan, resolution: &Resolution) -> String {
 
 /// The plan as versioned JSON.
 pub fn render_json(plan: &Plan) -> String {
-    let document = serde_json::json!({"version": 1, "plan": plan});
+    let document = ferry_planner::PlanDocument::new(plan.clone());
     let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
     text.push('\n');
     text

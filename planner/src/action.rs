@@ -55,6 +55,30 @@ impl fmt::Display for ActionKey {
     }
 }
 
+impl schemars::JsonSchema for ActionKey {
+    fn schema_name() -> String {
+        "ActionKey".to_owned()
+    }
+
+    fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
+        schemars::schema::SchemaObject {
+            instance_type: Some(schemars::schema::InstanceType::String.into()),
+            metadata: Some(Box::new(schemars::schema::Metadata {
+                description: Some(
+                    "blake3 of the action's canonical encoding, lower-case hex".to_owned(),
+                ),
+                ..Default::default()
+            })),
+            string: Some(Box::new(schemars::schema::StringValidation {
+                pattern: Some("^[0-9a-f]{64}$".to_owned()),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+        .into()
+    }
+}
+
 impl Serialize for ActionKey {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.to_hex())
@@ -62,7 +86,7 @@ impl Serialize for ActionKey {
 }
 
 /// One unit of work at the destination.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Action {
     /// Upload a blob's bytes to the destination registry, into `repository`

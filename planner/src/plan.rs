@@ -26,7 +26,7 @@ pub struct StateSnapshot {
 }
 
 /// Why an action is planned.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum Reason {
     /// The blob was never uploaded to this destination.
@@ -57,7 +57,7 @@ impl Reason {
 }
 
 /// One action to run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PlannedAction {
     pub key: ActionKey,
     pub action: Action,
@@ -66,7 +66,7 @@ pub struct PlannedAction {
 }
 
 /// How an image changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageChange {
     /// Nothing of it was done before.
@@ -78,7 +78,7 @@ pub enum ImageChange {
 }
 
 /// The plan's view of one image.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ImagePlan {
     pub name: String,
     pub destination: String,
@@ -90,7 +90,7 @@ pub struct ImagePlan {
 }
 
 /// Totals for the summary.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Totals {
     pub images: usize,
     pub manifests_to_push: usize,
@@ -104,7 +104,7 @@ pub struct Totals {
 }
 
 /// The plan: actions in dependency order, with reasons.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub actions: Vec<PlannedAction>,
     pub images: Vec<ImagePlan>,
