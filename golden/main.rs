@@ -8,5 +8,6 @@ mod kill;
 mod plan_schema;
 mod plans;
 mod progress;
+mod refresh;
 mod support;
 mod world_references;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferry_executor::resolve::{self, Resolution, ResolveOptions};
+use ferry_executor::resolve::{self, Recorded, Resolution, ResolveOptions};
 use ferry_executor::run::{self, Target};
 use ferry_planner::{
     ActionGraph, ActionKey, Destination, ImageChange, Plan, StateSnapshot, compile, plan,
@@ -264,6 +264,8 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
         prefix: destination.prefix.clone(),
         max_nested_paths: arguments.max_nested_paths,
         remove_signatures: arguments.remove_signatures,
+        trust_state: arguments.trust_state,
+        concurrency: 32,
     };
     let (requests, blocked) = resolve::additional_image_requests(&loaded.config.mirror, &options);
     let mut insecure_hosts: BTreeSet<String> = BTreeSet::new();
@@ -286,17 +288,37 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
         ..ClientOptions::default()
     });
     let runtime = runtime()?;
-    let mut resolution =
-        runtime.block_on(resolve::resolve(&client, &registries, &requests, &options));
-    resolution.blocked = blocked;
-
     std::fs::create_dir_all(&workspace).map_err(|cause| {
         error(format!(
             "cannot create the workspace {}: {cause}",
             workspace.display()
         ))
     })?;
-    let state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
+    let mut state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
+    let recorded = Recorded::load(&state, &requests).map_err(error)?;
+    let mut resolution = runtime.block_on(resolve::resolve_with(
+        &client,
+        &registries,
+        &requests,
+        &options,
+        &recorded,
+    ));
+    resolution.blocked = blocked;
+    tracing::info!(
+        images = requests.len(),
+        reused = resolution.reused,
+        changed = resolution.records.len(),
+        "resolved"
+    );
+    if !resolution.records.is_empty() {
+        state
+            .record_resolutions(
+                &resolution.records,
+                &resolve::manifests_to_record(&resolution, &recorded),
+                unix_now(),
+            )
+            .map_err(error)?;
+    }
     let history = state.history(&destination.display()).map_err(error)?;
     let state_fingerprint = {
         let mut hasher = blake3::Hasher::new();
@@ -321,30 +343,41 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
     let graph = compile(&resolution.images, &destination);
     if !arguments.trust_state {
         // The whole image set is verified at every run: one HEAD per image
-        // whose top manifest the state says is there.
-        runtime.block_on(async {
-            for image in &graph.images {
-                let action = graph.action(image.top_manifest);
-                if !snapshot.done.contains(&action.key()) {
-                    continue;
-                }
-                if let ferry_planner::Action::PushManifest {
+        // whose top manifest the state says is there, 32 at a time.
+        let checks: Vec<(String, ferry_schemas::Digest)> = graph
+            .images
+            .iter()
+            .map(|image| graph.action(image.top_manifest))
+            .filter(|action| snapshot.done.contains(&action.key()))
+            .filter_map(|action| match action {
+                ferry_planner::Action::PushManifest {
                     repository, digest, ..
-                } = action
-                {
-                    let Ok(reference) = format!("{}/{repository}@{digest}", destination.registry)
-                        .parse::<ImageReference>()
-                    else {
-                        continue;
-                    };
-                    if let Ok(None) = client.head_manifest(&reference).await {
-                        snapshot
-                            .missing
-                            .insert((repository.clone(), digest.clone()));
+                } => Some((repository.clone(), digest.clone())),
+                _ => None,
+            })
+            .collect();
+        let missing: Vec<(String, ferry_schemas::Digest)> = runtime.block_on(async {
+            use futures_util::StreamExt as _;
+            futures_util::stream::iter(checks)
+                .map(|(repository, digest)| {
+                    let client = &client;
+                    let registry = &destination.registry;
+                    async move {
+                        let reference = format!("{registry}/{repository}@{digest}")
+                            .parse::<ImageReference>()
+                            .ok()?;
+                        match client.head_manifest(&reference).await {
+                            Ok(None) => Some((repository, digest)),
+                            _ => None,
+                        }
                     }
-                }
-            }
+                })
+                .buffer_unordered(32)
+                .filter_map(|found| async move { found })
+                .collect()
+                .await
         });
+        snapshot.missing.extend(missing);
     }
     let plan = plan(&graph, &snapshot);
     Ok(Prepared {

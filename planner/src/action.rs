@@ -11,6 +11,11 @@
 //! |---|---|---|
 //! | upload blob | key version, kind, destination registry and prefix, digest, size | source, image names, tags |
 //! | link blob (mount) | key version, kind, destination repository, digest | source, which repository holds it |
+//!
+//! A link key means "this repository has the blob". The executor records
+//! the link key of an upload's own repository together with the upload, so
+//! when a later image set makes another repository the upload's target, a
+//! blob uploaded before is linked (mounted) there, not uploaded again.
 //! | push manifest | key version, kind, destination repository, digest, media type | tags, source |
 //! | tag | key version, kind, destination repository, tag, digest | source |
 //!
@@ -100,13 +105,17 @@ pub enum Action {
         /// Where to read it: `registry/repository` of a source.
         source: String,
     },
-    /// Make an uploaded blob part of another repository (a cross-repository
-    /// mount: no bytes move).
+    /// Make a blob already at the destination part of a repository (a
+    /// cross-repository mount from `from_repository`: no bytes move; when
+    /// the registry refuses the mount, the bytes come from `source`).
     LinkBlob {
         repository: String,
         digest: Digest,
         size: u64,
         from_repository: String,
+        /// Where to read it if the mount is refused: `registry/repository`
+        /// of a source.
+        source: String,
     },
     /// Put a manifest into a repository by digest.
     PushManifest {
@@ -178,6 +187,28 @@ impl Action {
     /// The action's key.
     pub fn key(&self) -> ActionKey {
         ActionKey(*blake3::hash(self.canonical().as_bytes()).as_bytes())
+    }
+
+    /// The link an upload makes true as it runs: the blob is then in the
+    /// upload's own repository. The executor records its key with the
+    /// upload's, so later plans know which repository holds the blob.
+    pub fn implied_link(&self) -> Option<Action> {
+        match self {
+            Action::UploadBlob {
+                repository,
+                digest,
+                size,
+                source,
+                ..
+            } => Some(Action::LinkBlob {
+                repository: repository.clone(),
+                digest: digest.clone(),
+                size: *size,
+                from_repository: repository.clone(),
+                source: source.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// Bytes this action moves over the network.

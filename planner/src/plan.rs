@@ -160,10 +160,42 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
         images: graph.images.len(),
         ..Totals::default()
     };
+    let is_done =
+        |node: NodeIndex| state.done.contains(&graph.action(node).key()) && !forced.contains(&node);
+    // Repositories known to have each blob (their link is recorded), for
+    // choosing where to mount from.
+    let mut holders: BTreeMap<&Digest, BTreeSet<&str>> = BTreeMap::new();
+    for node in graph.graph.node_indices() {
+        if let Action::LinkBlob {
+            repository, digest, ..
+        } = graph.action(node)
+            && is_done(node)
+        {
+            holders.entry(digest).or_default().insert(repository);
+        }
+    }
     for node in graph.graph.node_indices() {
         let action = graph.action(node);
         let key = action.key();
-        let done = state.done.contains(&key) && !forced.contains(&node);
+        let done = is_done(node);
+        // The link into an upload's own repository: left out when the
+        // upload runs (the upload puts the blob there), and counted only
+        // when it is planned on its own.
+        if let Action::LinkBlob {
+            repository,
+            from_repository,
+            ..
+        } = action
+            && repository == from_repository
+        {
+            let upload_runs = graph
+                .graph
+                .neighbors_directed(node, Direction::Incoming)
+                .any(|upload| !is_done(upload));
+            if done || upload_runs {
+                continue;
+            }
+        }
         match action {
             Action::UploadBlob { size, .. } | Action::LinkBlob { size, .. } => {
                 if done {
@@ -239,9 +271,28 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     }
     let mut actions = Vec::new();
     while let Some(Reverse((_, node))) = ready.pop() {
+        let mut action = graph.action(node).clone();
+        // A link whose upload was done in an earlier run mounts from a
+        // repository known to have the blob.
+        if let Action::LinkBlob {
+            repository,
+            digest,
+            from_repository,
+            ..
+        } = &mut action
+            && graph
+                .graph
+                .neighbors_directed(node, Direction::Incoming)
+                .all(is_done)
+            && let Some(holder) = holders
+                .get(&*digest)
+                .and_then(|found| found.iter().find(|holder| **holder != repository.as_str()))
+        {
+            *from_repository = (*holder).to_owned();
+        }
         actions.push(PlannedAction {
             key: graph.action(node).key(),
-            action: graph.action(node).clone(),
+            action,
             reason: reasons[&node].clone(),
         });
         for downstream in graph.graph.neighbors_directed(node, Direction::Outgoing) {

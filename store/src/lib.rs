@@ -29,4 +29,4 @@ pub use blobs::{BlobStore, BlobWriter, VerifyReport};
 pub use cache::{Cache, PruneReport};
 pub use error::{Error, Result};
 pub use index::Index;
-pub use state::{DestinationHistory, WorkspaceState};
+pub use state::{DestinationHistory, RecordedManifest, RecordedResolution, WorkspaceState};
