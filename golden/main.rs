@@ -10,4 +10,5 @@ mod plans;
 mod progress;
 mod refresh;
 mod support;
+mod verify;
 mod world_references;

@@ -84,9 +84,14 @@ pub struct MirrorArgs {
     /// Flatten destination paths to at most this many components (0: keep).
     #[arg(long, default_value_t = 0)]
     max_nested_paths: usize,
-    /// Plan from the workspace state alone: skip checking the destination.
-    #[arg(long)]
+    /// Plan from the workspace state alone: no request to sources for images
+    /// resolved before, and no check of the destination.
+    #[arg(long, conflicts_with = "verify")]
     trust_state: bool,
+    /// Also check every blob of every image at the destination (one HEAD
+    /// each) and put back any that is missing.
+    #[arg(long)]
+    verify: bool,
     /// Set by `mirror` and `apply` (not a flag): the command whose run log
     /// goes to working-dir/logs/.
     #[arg(skip)]
@@ -339,6 +344,7 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
             .collect(),
         tags: history.tags,
         missing: BTreeSet::new(),
+        missing_blobs: BTreeSet::new(),
     };
     let graph = compile(&resolution.images, &destination);
     if !arguments.trust_state {
@@ -379,6 +385,18 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
         });
         snapshot.missing.extend(missing);
     }
+    if arguments.verify {
+        snapshot.missing_blobs = runtime.block_on(missing_blobs(
+            &client,
+            &destination.registry,
+            &graph,
+            &snapshot,
+        ));
+        tracing::info!(
+            missing = snapshot.missing_blobs.len(),
+            "checked every blob at the destination"
+        );
+    }
     let plan = plan(&graph, &snapshot);
     Ok(Prepared {
         config_text: text,
@@ -392,6 +410,44 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
         state,
         log_file,
     })
+}
+
+/// `--verify`: one HEAD per (repository, blob) the state says is at the
+/// destination, 32 at a time; the pairs the destination lacks.
+async fn missing_blobs(
+    client: &RegistryClient,
+    registry: &str,
+    graph: &ActionGraph,
+    snapshot: &StateSnapshot,
+) -> BTreeSet<(String, ferry_schemas::Digest)> {
+    use futures_util::StreamExt as _;
+    let mut pairs: BTreeSet<(String, ferry_schemas::Digest)> = BTreeSet::new();
+    for node in graph.graph.node_indices() {
+        let action = graph.action(node);
+        let recorded = snapshot.done.contains(&action.key());
+        match action {
+            ferry_planner::Action::LinkBlob {
+                repository, digest, ..
+            }
+            | ferry_planner::Action::UploadBlob {
+                repository, digest, ..
+            } if recorded => {
+                pairs.insert((repository.clone(), digest.clone()));
+            }
+            _ => {}
+        }
+    }
+    futures_util::stream::iter(pairs)
+        .map(|(repository, digest)| async move {
+            match client.blob_size(registry, &repository, &digest).await {
+                Ok(None) => Some((repository, digest)),
+                _ => None,
+            }
+        })
+        .buffer_unordered(32)
+        .filter_map(|found| async move { found })
+        .collect()
+        .await
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {

@@ -23,6 +23,10 @@ pub struct StateSnapshot {
     /// Top manifests found missing at the destination by the check before
     /// planning: (repository, digest). Their images plan again.
     pub missing: BTreeSet<(String, Digest)>,
+    /// Blobs found missing in a repository at the destination by
+    /// `--verify`: (repository, digest). Each is put back (uploaded when
+    /// the upload's own repository lacks it, else linked).
+    pub missing_blobs: BTreeSet<(String, Digest)>,
 }
 
 /// Why an action is planned.
@@ -41,6 +45,9 @@ pub enum Reason {
     TagMoved { from: Digest, to: Digest },
     /// The state says done, but the destination lacks the image.
     MissingAtDestination,
+    /// The state says done, but the destination lacks this blob in this
+    /// repository (found by `--verify`).
+    MissingBlobAtDestination,
 }
 
 impl Reason {
@@ -52,6 +59,7 @@ impl Reason {
             Reason::NewTag => "new tag".to_owned(),
             Reason::TagMoved { from, to } => format!("tag moved from {from} to {to}"),
             Reason::MissingAtDestination => "missing at destination".to_owned(),
+            Reason::MissingBlobAtDestination => "blob missing at destination".to_owned(),
         }
     }
 }
@@ -160,8 +168,24 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
         images: graph.images.len(),
         ..Totals::default()
     };
-    let is_done =
-        |node: NodeIndex| state.done.contains(&graph.action(node).key()) && !forced.contains(&node);
+    // A blob `--verify` found missing in a repository: the upload into
+    // that repository, or the link into it, is not done any more.
+    let blob_missing = |node: NodeIndex| match graph.action(node) {
+        Action::UploadBlob {
+            repository, digest, ..
+        }
+        | Action::LinkBlob {
+            repository, digest, ..
+        } => state
+            .missing_blobs
+            .contains(&(repository.clone(), digest.clone())),
+        Action::PushManifest { .. } | Action::Tag { .. } => false,
+    };
+    let is_done = |node: NodeIndex| {
+        state.done.contains(&graph.action(node).key())
+            && !forced.contains(&node)
+            && !blob_missing(node)
+    };
     // Repositories known to have each blob (their link is recorded), for
     // choosing where to mount from.
     let mut holders: BTreeMap<&Digest, BTreeSet<&str>> = BTreeMap::new();
@@ -231,6 +255,8 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
         }
         let reason = if forced.contains(&node) && state.done.contains(&key) {
             Reason::MissingAtDestination
+        } else if blob_missing(node) && state.done.contains(&key) {
+            Reason::MissingBlobAtDestination
         } else {
             match action {
                 Action::UploadBlob { .. } => Reason::NewBlob,
@@ -338,10 +364,12 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
                     let chosen = tag_reason
                         .filter(|reason| matches!(reason, Reason::TagMoved { .. }))
                         .or_else(|| {
-                            planned
-                                .iter()
-                                .map(|node| &reasons[node])
-                                .find(|reason| matches!(reason, Reason::MissingAtDestination))
+                            planned.iter().map(|node| &reasons[node]).find(|reason| {
+                                matches!(
+                                    reason,
+                                    Reason::MissingAtDestination | Reason::MissingBlobAtDestination
+                                )
+                            })
                         })
                         .or_else(|| planned.first().map(|node| &reasons[node]));
                     chosen.map(Reason::describe)
