@@ -134,6 +134,16 @@ fn default_plans_head_each_tag_and_trust_state_needs_no_source() {
     assert_eq!(manifest_requests.len(), 3 + 4, "{manifest_requests:#?}");
     assert!(proxy.records().iter().all(|record| !record.is_blob_get()));
 
+    // A plan saved now goes stale when the tag moves.
+    let saved = folder.path().join("before.plan.json");
+    let planned = setup.ferry(
+        "plan",
+        "isc.yaml",
+        "ws",
+        &["--out", &saved.display().to_string()],
+    );
+    assert!(planned.status.success(), "{}", text(&planned.stderr));
+
     // Move a source tag: the default plan finds it; --trust-state trusts
     // the record and does not look.
     let moved = Command::new("skopeo")
@@ -168,6 +178,22 @@ fn default_plans_head_each_tag_and_trust_state_needs_no_source() {
         plan_text.contains(&format!("~ {host}/src/ferry-demo/hello:1.0"))
             && plan_text.contains("tag moved from"),
         "{plan_text}"
+    );
+    let stale = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("apply")
+        .arg(&saved)
+        .args(["--registries-conf", &setup.registries_conf])
+        .args(["--dest-tls-verify=false", "--src-tls-verify=false"])
+        .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+        .output()
+        .unwrap();
+    assert_eq!(stale.status.code(), Some(1));
+    let message = text(&stale.stderr);
+    assert!(
+        message.contains(&format!(
+            "the plan is stale: {host}/src/ferry-demo/hello:1.0 now points to"
+        )),
+        "{message}"
     );
     let applied = setup.ferry("mirror", "isc.yaml", "ws", &[]);
     assert!(applied.status.success(), "{}", text(&applied.stderr));
