@@ -200,6 +200,19 @@ fn deliveries_cross_the_gap_incrementally_with_sources_stopped() {
     if let Some(mismatch) = compare_or_bless(&golden_path("disk/01-first-plan.txt"), &plan_text) {
         panic!("{mismatch}");
     }
+    // The JSON plan (checked against schemas/plan.schema.json by the
+    // plan_schema test) says what the delivery holds.
+    let json = site.mirror_to_disk(&world, "plan", &first, "disk", &["--format", "json"]);
+    let json_text =
+        String::from_utf8_lossy(&json.stdout).replace(&world.registry().host(), "[SOURCE]");
+    let document: serde_json::Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(
+        document["delivery"]["segments"][0]["file"],
+        "mirror_000001.tar"
+    );
+    if let Some(mismatch) = compare_or_bless(&golden_path("plans/05-disk-first.json"), &json_text) {
+        panic!("{mismatch}");
+    }
     let mirrored = site.mirror_to_disk(&world, "mirror", &first, "disk", &[]);
     assert!(mirrored.status.success(), "{}", text(&mirrored));
     assert_eq!(segments(&site.path("disk")), ["mirror_000001.tar"]);

@@ -134,6 +134,7 @@ fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan
             .map(|(name, digest)| ((name, String::new()), digest))
             .collect(),
         missing: BTreeSet::new(),
+        missing_blobs: BTreeSet::new(),
     };
     // A blob the cache holds needs no fetch.
     for node in graph.graph.node_indices() {
@@ -346,24 +347,25 @@ fn render_markdown(prepared: &DiskPlan, layout: Option<&DeliveryLayout>) -> Stri
 }
 
 fn render_json(prepared: &DiskPlan, layout: Option<&DeliveryLayout>) -> String {
-    let delivery = layout.filter(|_| !prepared.plan.is_empty()).map(|layout| {
-        serde_json::json!({
-            "number": prepared.settings.delivery,
-            "previous": prepared.settings.previous,
-            "bytes": layout.total_bytes,
-            "segments": layout.segments.iter().map(|segment| serde_json::json!({
-                "file": segment.file_name,
-                "bytes": segment.bytes,
-                "entries": segment.entries,
-            })).collect::<Vec<_>>(),
-            "warnings": layout.warnings,
-        })
-    });
-    let document = serde_json::json!({
-        "version": 1,
-        "plan": prepared.plan,
-        "delivery": delivery,
-    });
+    let mut document = ferry_planner::PlanDocument::new(prepared.plan.clone());
+    document.delivery =
+        layout
+            .filter(|_| !prepared.plan.is_empty())
+            .map(|layout| ferry_planner::PlannedDelivery {
+                number: prepared.settings.delivery,
+                previous: prepared.settings.previous,
+                bytes: layout.total_bytes,
+                segments: layout
+                    .segments
+                    .iter()
+                    .map(|segment| ferry_planner::PlannedSegment {
+                        file: segment.file_name.clone(),
+                        bytes: segment.bytes,
+                        entries: segment.entries,
+                    })
+                    .collect(),
+                warnings: layout.warnings.clone(),
+            });
     let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
     text.push('\n');
     text

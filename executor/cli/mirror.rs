@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferry_executor::resolve::{self, Resolution, ResolveOptions};
+use ferry_executor::resolve::{self, Recorded, Resolution, ResolveOptions};
 use ferry_executor::run::{self, Target};
 use ferry_planner::{
     ActionGraph, ActionKey, Destination, ImageChange, Plan, StateSnapshot, compile, plan,
@@ -84,9 +84,14 @@ pub struct MirrorArgs {
     /// Flatten destination paths to at most this many components (0: keep).
     #[arg(long, default_value_t = 0)]
     pub(crate) max_nested_paths: usize,
-    /// Plan from the workspace state alone: skip checking the destination.
-    #[arg(long)]
+    /// Plan from the workspace state alone: no request to sources for images
+    /// resolved before, and no check of the destination.
+    #[arg(long, conflicts_with = "verify")]
     pub(crate) trust_state: bool,
+    /// Also check every blob of every image at the destination (one HEAD
+    /// each) and put back any that is missing.
+    #[arg(long)]
+    pub(crate) verify: bool,
     /// Set by `mirror` and `apply` (not a flag): the command whose run log
     /// goes to working-dir/logs/.
     #[arg(skip)]
@@ -239,9 +244,39 @@ fn from_registries(
         (!arguments.dest_tls_verify).then_some(destination.registry.as_str()),
     );
     let runtime = runtime()?;
-    let mut resolution =
-        runtime.block_on(resolve::resolve(&client, &registries, &requests, &options));
+    std::fs::create_dir_all(&workspace).map_err(|cause| {
+        error(format!(
+            "cannot create the workspace {}: {cause}",
+            workspace.display()
+        ))
+    })?;
+    // What earlier runs resolved: reused when a tag still points to the
+    // same digest, or (with --trust-state) without asking the source.
+    let mut state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
+    let recorded = Recorded::load(&state, &requests).map_err(error)?;
+    let mut resolution = runtime.block_on(resolve::resolve_with(
+        &client,
+        &registries,
+        &requests,
+        &options,
+        &recorded,
+    ));
     resolution.blocked = blocked;
+    tracing::info!(
+        images = requests.len(),
+        reused = resolution.reused,
+        changed = resolution.records.len(),
+        "resolved"
+    );
+    if !resolution.records.is_empty() {
+        state
+            .record_resolutions(
+                &resolution.records,
+                &resolve::manifests_to_record(&resolution, &recorded),
+                unix_now(),
+            )
+            .map_err(error)?;
+    }
     Ok(Sourced {
         workspace,
         client,
@@ -334,6 +369,8 @@ pub(crate) fn resolve_options(arguments: &MirrorArgs, prefix: &str) -> ResolveOp
         prefix: prefix.to_owned(),
         max_nested_paths: arguments.max_nested_paths,
         remove_signatures: arguments.remove_signatures,
+        trust_state: arguments.trust_state,
+        concurrency: 32,
     }
 }
 
@@ -448,34 +485,59 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
             .collect(),
         tags: history.tags,
         missing: BTreeSet::new(),
+        missing_blobs: BTreeSet::new(),
     };
     let graph = compile(&resolution.images, &destination);
+    let runtime = runtime()?;
     if !arguments.trust_state {
         // The whole image set is verified at every run: one HEAD per image
-        // whose top manifest the state says is there.
-        runtime()?.block_on(async {
-            for image in &graph.images {
-                let action = graph.action(image.top_manifest);
-                if !snapshot.done.contains(&action.key()) {
-                    continue;
-                }
-                if let ferry_planner::Action::PushManifest {
+        // whose top manifest the state says is there, 32 at a time.
+        let checks: Vec<(String, ferry_schemas::Digest)> = graph
+            .images
+            .iter()
+            .map(|image| graph.action(image.top_manifest))
+            .filter(|action| snapshot.done.contains(&action.key()))
+            .filter_map(|action| match action {
+                ferry_planner::Action::PushManifest {
                     repository, digest, ..
-                } = action
-                {
-                    let Ok(reference) = format!("{}/{repository}@{digest}", destination.registry)
-                        .parse::<ImageReference>()
-                    else {
-                        continue;
-                    };
-                    if let Ok(None) = client.head_manifest(&reference).await {
-                        snapshot
-                            .missing
-                            .insert((repository.clone(), digest.clone()));
+                } => Some((repository.clone(), digest.clone())),
+                _ => None,
+            })
+            .collect();
+        let missing: Vec<(String, ferry_schemas::Digest)> = runtime.block_on(async {
+            use futures_util::StreamExt as _;
+            futures_util::stream::iter(checks)
+                .map(|(repository, digest)| {
+                    let client = &client;
+                    let registry = &destination.registry;
+                    async move {
+                        let reference = format!("{registry}/{repository}@{digest}")
+                            .parse::<ImageReference>()
+                            .ok()?;
+                        match client.head_manifest(&reference).await {
+                            Ok(None) => Some((repository, digest)),
+                            _ => None,
+                        }
                     }
-                }
-            }
+                })
+                .buffer_unordered(32)
+                .filter_map(|found| async move { found })
+                .collect()
+                .await
         });
+        snapshot.missing.extend(missing);
+    }
+    if arguments.verify {
+        snapshot.missing_blobs = runtime.block_on(missing_blobs(
+            &client,
+            &destination.registry,
+            &graph,
+            &snapshot,
+        ));
+        tracing::info!(
+            missing = snapshot.missing_blobs.len(),
+            "checked every blob at the destination"
+        );
     }
     let plan = plan(&graph, &snapshot);
     Ok(Prepared {
@@ -491,6 +553,44 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
         local,
         log_file,
     })
+}
+
+/// `--verify`: one HEAD per (repository, blob) the state says is at the
+/// destination, 32 at a time; the pairs the destination lacks.
+async fn missing_blobs(
+    client: &RegistryClient,
+    registry: &str,
+    graph: &ActionGraph,
+    snapshot: &StateSnapshot,
+) -> BTreeSet<(String, ferry_schemas::Digest)> {
+    use futures_util::StreamExt as _;
+    let mut pairs: BTreeSet<(String, ferry_schemas::Digest)> = BTreeSet::new();
+    for node in graph.graph.node_indices() {
+        let action = graph.action(node);
+        let recorded = snapshot.done.contains(&action.key());
+        match action {
+            ferry_planner::Action::LinkBlob {
+                repository, digest, ..
+            }
+            | ferry_planner::Action::UploadBlob {
+                repository, digest, ..
+            } if recorded => {
+                pairs.insert((repository.clone(), digest.clone()));
+            }
+            _ => {}
+        }
+    }
+    futures_util::stream::iter(pairs)
+        .map(|(repository, digest)| async move {
+            match client.blob_size(registry, &repository, &digest).await {
+                Ok(None) => Some((repository, digest)),
+                _ => None,
+            }
+        })
+        .buffer_unordered(32)
+        .filter_map(|found| async move { found })
+        .collect()
+        .await
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -624,7 +724,7 @@ pub fn render_markdown(plan: &Plan, resolution: &Resolution) -> String {
 
 /// The plan as versioned JSON.
 pub fn render_json(plan: &Plan) -> String {
-    let document = serde_json::json!({"version": 1, "plan": plan});
+    let document = ferry_planner::PlanDocument::new(plan.clone());
     let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
     text.push('\n');
     text

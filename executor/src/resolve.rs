@@ -5,6 +5,15 @@
 //! Sources go through `registries.conf` (mirrors in order, then the primary
 //! location), as containers/image does. Manifests are kept with their exact
 //! bytes, so the executor pushes what was read.
+//!
+//! What was resolved before ([`Recorded`], from the workspace state) makes
+//! a rerun cheap: by default one HEAD per tag (the image's and its
+//! signature's) finds the current digest, and a tree already recorded for
+//! that digest is reused instead of read again (manifests are content
+//! addressed); a digest-pinned image needs no request at all. With
+//! `trust_state`, an image resolved before is taken from the record with
+//! no network at all. Images run concurrently (bounded by
+//! [`ResolveOptions::concurrency`]), results in request order.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +21,8 @@ use ferry_planner::{ResolvedImage, ResolvedManifest};
 use ferry_registry::{Manifest, RegistriesConf, RegistryClient};
 use ferry_schemas::config::Mirror;
 use ferry_schemas::{Digest, ImageReference, ImageSource};
+use ferry_store::{RecordedManifest, RecordedResolution, WorkspaceState};
+use futures_util::StreamExt as _;
 use regex::Regex;
 
 use crate::naming::additional_image_destination;
@@ -41,6 +52,11 @@ pub struct Resolution {
     pub failures: Vec<Failure>,
     /// Images left out by `blockedImages`.
     pub blocked: Vec<String>,
+    /// What to record in the state: each resolved request (new or changed
+    /// only).
+    pub records: Vec<RecordedResolution>,
+    /// Requests answered from the record without reading a tree again.
+    pub reused: usize,
 }
 
 /// Options of resolving.
@@ -50,6 +66,94 @@ pub struct ResolveOptions {
     pub prefix: String,
     pub max_nested_paths: usize,
     pub remove_signatures: bool,
+    /// Use recorded resolutions without asking the sources.
+    pub trust_state: bool,
+    /// Images resolved at once (0: 32).
+    pub concurrency: usize,
+}
+
+/// What the workspace state recorded of earlier resolutions, for the
+/// requests at hand.
+#[derive(Clone, Debug, Default)]
+pub struct Recorded {
+    pub images: BTreeMap<String, RecordedResolution>,
+    /// Recorded manifests of the recorded trees, by digest.
+    pub manifests: BTreeMap<Digest, Manifest>,
+}
+
+impl Recorded {
+    /// Loads the records of `requests` (and their signatures) with the
+    /// manifests of their trees.
+    pub fn load(state: &WorkspaceState, requests: &[Request]) -> ferry_store::Result<Recorded> {
+        let mut all = state.resolutions()?;
+        let mut recorded = Recorded::default();
+        for request in requests {
+            let Some(image) = all.remove(&request.name) else {
+                continue;
+            };
+            let mut queue: Vec<Digest> = vec![image.top.clone()];
+            queue.extend(image.signature.iter().cloned());
+            while let Some(digest) = queue.pop() {
+                if recorded.manifests.contains_key(&digest) {
+                    continue;
+                }
+                let Some(manifest) = state.manifest(&digest)? else {
+                    continue;
+                };
+                let manifest = Manifest {
+                    digest: manifest.digest,
+                    media_type: manifest.media_type,
+                    bytes: manifest.content.into(),
+                };
+                if let Ok(described) = describe(&manifest) {
+                    queue.extend(described.children);
+                }
+                recorded.manifests.insert(digest, manifest);
+            }
+            recorded.images.insert(request.name.clone(), image);
+        }
+        Ok(recorded)
+    }
+
+    /// The tree below `top`, when every manifest of it is recorded.
+    fn tree(&self, top: &Digest) -> Option<Vec<ResolvedManifest>> {
+        let mut tree = Vec::new();
+        let mut queue = vec![top.clone()];
+        while let Some(digest) = queue.pop() {
+            let described = describe(self.manifests.get(&digest)?).ok()?;
+            queue.extend(described.children.iter().cloned());
+            tree.push(described);
+        }
+        Some(tree)
+    }
+
+    /// The manifests of the tree below `top` (all recorded).
+    fn tree_manifests(&self, top: &Digest, into: &mut BTreeMap<Digest, Manifest>) {
+        let mut queue = vec![top.clone()];
+        while let Some(digest) = queue.pop() {
+            let Some(manifest) = self.manifests.get(&digest) else {
+                continue;
+            };
+            if let Ok(described) = describe(manifest) {
+                queue.extend(described.children);
+            }
+            into.insert(digest, manifest.clone());
+        }
+    }
+}
+
+/// Manifests to record: those read over the network this time.
+pub fn manifests_to_record(resolution: &Resolution, recorded: &Recorded) -> Vec<RecordedManifest> {
+    resolution
+        .manifests
+        .values()
+        .filter(|manifest| !recorded.manifests.contains_key(&manifest.digest))
+        .map(|manifest| RecordedManifest {
+            digest: manifest.digest.clone(),
+            media_type: manifest.media_type.clone(),
+            content: manifest.bytes.to_vec(),
+        })
+        .collect()
 }
 
 /// The additional images of `mirror`, as requests with their destinations.
@@ -139,6 +243,28 @@ pub fn describe(manifest: &Manifest) -> Result<ResolvedManifest, String> {
     })
 }
 
+/// Finds where `origin` is read from and its current top digest: a HEAD
+/// per source in order, the first that answers wins. `None` digest when
+/// the registry sent none (the caller then reads the manifest).
+async fn head_top(
+    client: &RegistryClient,
+    registries: &RegistriesConf,
+    origin: &ImageReference,
+) -> Result<(ImageReference, Option<Digest>), String> {
+    let sources = registries
+        .pull_sources(origin)
+        .map_err(|error| error.to_string())?;
+    let mut errors = Vec::new();
+    for source in sources {
+        match client.head_manifest(&source.reference).await {
+            Ok(Some(head)) => return Ok((source.reference, head.digest)),
+            Ok(None) => errors.push(format!("{}: manifest unknown", source.reference)),
+            Err(error) => errors.push(error.to_string()),
+        }
+    }
+    Err(errors.join("; "))
+}
+
 /// Reads `reference`'s top manifest from the first source that has it.
 async fn read_top(
     client: &RegistryClient,
@@ -158,11 +284,13 @@ async fn read_top(
     Err(errors.join("; "))
 }
 
-/// Reads a whole tree below a top manifest.
+/// Reads a whole tree below a top manifest; children already known
+/// (recorded, or read earlier) are not read again.
 async fn read_tree(
     client: &RegistryClient,
     source: &ImageReference,
     top: Manifest,
+    known: &BTreeMap<Digest, Manifest>,
     manifests: &mut BTreeMap<Digest, Manifest>,
 ) -> Result<Vec<ResolvedManifest>, String> {
     let mut tree = Vec::new();
@@ -170,8 +298,8 @@ async fn read_tree(
     while let Some(manifest) = queue.pop() {
         let resolved = describe(&manifest)?;
         for child in &resolved.children {
-            let child_manifest = match manifests.get(child) {
-                Some(known) => known.clone(),
+            let child_manifest = match manifests.get(child).or_else(|| known.get(child)) {
+                Some(found) => found.clone(),
                 None => client
                     .get_manifest(&source.with_digest(child.clone()))
                     .await
@@ -185,80 +313,262 @@ async fn read_tree(
     Ok(tree)
 }
 
-/// Resolves requests: pins each to a digest and reads its tree; adds each
-/// image's cosign signature (`sha256-<hex>.sig`) when the source has one.
+/// The tree below `top`: from the record when every manifest of it is
+/// recorded, else read from `source`.
+async fn tree_of(
+    client: &RegistryClient,
+    source: &ImageReference,
+    top: &Digest,
+    recorded: &Recorded,
+    manifests: &mut BTreeMap<Digest, Manifest>,
+) -> Result<(Vec<ResolvedManifest>, bool), String> {
+    if let Some(tree) = recorded.tree(top) {
+        recorded.tree_manifests(top, manifests);
+        return Ok((tree, true));
+    }
+    let manifest = client
+        .get_manifest(&source.with_digest(top.clone()))
+        .await
+        .map_err(|error| error.to_string())?;
+    let tree = read_tree(client, source, manifest, &recorded.manifests, manifests).await?;
+    Ok((tree, false))
+}
+
+/// What resolving one request produced.
+#[derive(Default)]
+struct Resolved {
+    images: Vec<ResolvedImage>,
+    manifests: BTreeMap<Digest, Manifest>,
+    failure: Option<Failure>,
+    record: Option<RecordedResolution>,
+    reused: bool,
+}
+
+fn source_reference(source: &str, digest: &Digest) -> Option<ImageReference> {
+    format!("{source}@{digest}").parse().ok()
+}
+
+/// The image (and its signature) from the record alone, when the record
+/// has everything `options` asks for.
+fn from_record(
+    request: &Request,
+    recorded: &Recorded,
+    options: &ResolveOptions,
+) -> Option<Resolved> {
+    let record = recorded.images.get(&request.name)?;
+    if !options.remove_signatures && !record.signature_checked {
+        return None;
+    }
+    let mut resolved = Resolved {
+        reused: true,
+        ..Resolved::default()
+    };
+    resolved.images.push(ResolvedImage {
+        name: request.name.clone(),
+        source: record.source.clone(),
+        destination_repository: request.destination_repository.clone(),
+        destination_tag: Some(request.destination_tag.clone()),
+        top: record.top.clone(),
+        manifests: recorded.tree(&record.top)?,
+    });
+    recorded.tree_manifests(&record.top, &mut resolved.manifests);
+    if !options.remove_signatures
+        && let Some(signature) = &record.signature
+    {
+        let tag = signature_tag(&record.top);
+        resolved.images.push(ResolvedImage {
+            name: format!("{}:{tag}", request.origin.name()),
+            source: record.source.clone(),
+            destination_repository: request.destination_repository.clone(),
+            destination_tag: Some(tag),
+            top: signature.clone(),
+            manifests: recorded.tree(signature)?,
+        });
+        recorded.tree_manifests(signature, &mut resolved.manifests);
+    }
+    Some(resolved)
+}
+
+/// cosign's signature tag of an image: `sha256-<hex>.sig`.
+fn signature_tag(top: &Digest) -> String {
+    format!("{}-{}.sig", top.algorithm().name(), top.hex())
+}
+
+/// Resolves one request (see the module comment for what it asks whom).
+async fn resolve_one(
+    client: &RegistryClient,
+    registries: &RegistriesConf,
+    request: &Request,
+    options: &ResolveOptions,
+    recorded: &Recorded,
+) -> Resolved {
+    let record = recorded.images.get(&request.name);
+    if options.trust_state
+        && let Some(resolved) = from_record(request, recorded, options)
+    {
+        return resolved;
+    }
+    let failed = |message: String| Resolved {
+        failure: Some(Failure {
+            name: request.name.clone(),
+            message,
+        }),
+        ..Resolved::default()
+    };
+    let mut resolved = Resolved::default();
+    // Where to read, and the top digest.
+    let (source, top_digest, top_tree) = match (request.origin.digest(), record) {
+        // Pinned and recorded: the digest cannot have moved.
+        (Some(digest), Some(record)) if recorded.tree(digest).is_some() => {
+            let Some(source) = source_reference(&record.source, digest) else {
+                return failed(format!(
+                    "the recorded source {} is not a reference",
+                    record.source
+                ));
+            };
+            (source, digest.clone(), None)
+        }
+        // One HEAD finds the digest; its tree comes from the record when
+        // recorded, else is read by digest.
+        _ => match head_top(client, registries, &request.origin).await {
+            Ok((source, Some(digest))) => (source, digest, None),
+            Ok((_, None)) | Err(_) => match read_top(client, registries, &request.origin).await {
+                Ok((source, top)) => (source, top.digest.clone(), Some(top)),
+                Err(message) => return failed(message),
+            },
+        },
+    };
+    let (tree, reused) = match top_tree {
+        Some(top) => match read_tree(
+            client,
+            &source,
+            top,
+            &recorded.manifests,
+            &mut resolved.manifests,
+        )
+        .await
+        {
+            Ok(tree) => (tree, false),
+            Err(message) => return failed(message),
+        },
+        None => match tree_of(
+            client,
+            &source,
+            &top_digest,
+            recorded,
+            &mut resolved.manifests,
+        )
+        .await
+        {
+            Ok(found) => found,
+            Err(message) => return failed(message),
+        },
+    };
+    resolved.reused = reused;
+    let source_name = format!("{}/{}", source.registry(), source.repository());
+    resolved.images.push(ResolvedImage {
+        name: request.name.clone(),
+        source: source_name.clone(),
+        destination_repository: request.destination_repository.clone(),
+        destination_tag: Some(request.destination_tag.clone()),
+        top: top_digest.clone(),
+        manifests: tree,
+    });
+    let mut signature = None;
+    if !options.remove_signatures {
+        let tag = signature_tag(&top_digest);
+        if let Ok(signature_reference) = format!("{source_name}:{tag}").parse::<ImageReference>()
+            && let Ok(Some(head)) = client.head_manifest(&signature_reference).await
+        {
+            let found = match head.digest {
+                Some(digest) => tree_of(
+                    client,
+                    &signature_reference,
+                    &digest,
+                    recorded,
+                    &mut resolved.manifests,
+                )
+                .await
+                .map(|(tree, _)| (digest, tree)),
+                None => match client.get_manifest(&signature_reference).await {
+                    Ok(top) => {
+                        let digest = top.digest.clone();
+                        read_tree(
+                            client,
+                            &signature_reference,
+                            top,
+                            &recorded.manifests,
+                            &mut resolved.manifests,
+                        )
+                        .await
+                        .map(|tree| (digest, tree))
+                    }
+                    Err(error) => Err(error.to_string()),
+                },
+            };
+            if let Ok((digest, tree)) = found {
+                resolved.images.push(ResolvedImage {
+                    name: format!("{}:{tag}", request.origin.name()),
+                    source: source_name.clone(),
+                    destination_repository: request.destination_repository.clone(),
+                    destination_tag: Some(tag),
+                    top: digest.clone(),
+                    manifests: tree,
+                });
+                signature = Some(digest);
+            }
+        }
+    }
+    let new_record = RecordedResolution {
+        name: request.name.clone(),
+        source: source_name,
+        top: top_digest,
+        signature,
+        signature_checked: !options.remove_signatures,
+    };
+    if record != Some(&new_record) {
+        resolved.record = Some(new_record);
+    }
+    resolved
+}
+
+/// Resolves requests without any record: every tree read from its source.
 pub async fn resolve(
     client: &RegistryClient,
     registries: &RegistriesConf,
     requests: &[Request],
     options: &ResolveOptions,
 ) -> Resolution {
+    resolve_with(client, registries, requests, options, &Recorded::default()).await
+}
+
+/// Resolves requests, using what `recorded` says was resolved before: pins
+/// each to a digest, reads (or reuses) its tree, adds its cosign signature
+/// (`sha256-<hex>.sig`) when the source has one.
+pub async fn resolve_with(
+    client: &RegistryClient,
+    registries: &RegistriesConf,
+    requests: &[Request],
+    options: &ResolveOptions,
+    recorded: &Recorded,
+) -> Resolution {
+    let concurrency = if options.concurrency == 0 {
+        32
+    } else {
+        options.concurrency
+    };
+    let results: Vec<Resolved> = futures_util::stream::iter(requests)
+        .map(|request| resolve_one(client, registries, request, options, recorded))
+        .buffered(concurrency)
+        .collect()
+        .await;
     let mut resolution = Resolution::default();
-    for request in requests {
-        let (source, top) = match read_top(client, registries, &request.origin).await {
-            Ok(found) => found,
-            Err(message) => {
-                resolution.failures.push(Failure {
-                    name: request.name.clone(),
-                    message,
-                });
-                continue;
-            }
-        };
-        let top_digest = top.digest.clone();
-        let tree = match read_tree(client, &source, top, &mut resolution.manifests).await {
-            Ok(tree) => tree,
-            Err(message) => {
-                resolution.failures.push(Failure {
-                    name: request.name.clone(),
-                    message,
-                });
-                continue;
-            }
-        };
-        let source_name = format!("{}/{}", source.registry(), source.repository());
-        resolution.images.push(ResolvedImage {
-            name: request.name.clone(),
-            source: source_name.clone(),
-            destination_repository: request.destination_repository.clone(),
-            destination_tag: Some(request.destination_tag.clone()),
-            top: top_digest.clone(),
-            manifests: tree,
-        });
-        if options.remove_signatures {
-            continue;
-        }
-        let signature_tag = format!("{}-{}.sig", top_digest.algorithm().name(), top_digest.hex());
-        let Ok(signature_reference) = format!(
-            "{}/{}:{signature_tag}",
-            source.registry(),
-            source.repository()
-        )
-        .parse::<ImageReference>() else {
-            continue;
-        };
-        if let Ok(Some(_)) = client.head_manifest(&signature_reference).await
-            && let Ok(signature) = client.get_manifest(&signature_reference).await
-        {
-            let signature_digest = signature.digest.clone();
-            if let Ok(tree) = read_tree(
-                client,
-                &signature_reference,
-                signature,
-                &mut resolution.manifests,
-            )
-            .await
-            {
-                resolution.images.push(ResolvedImage {
-                    name: format!("{}:{signature_tag}", request.origin.name()),
-                    source: source_name,
-                    destination_repository: request.destination_repository.clone(),
-                    destination_tag: Some(signature_tag),
-                    top: signature_digest,
-                    manifests: tree,
-                });
-            }
-        }
+    for result in results {
+        resolution.images.extend(result.images);
+        resolution.manifests.extend(result.manifests);
+        resolution.failures.extend(result.failure);
+        resolution.records.extend(result.record);
+        resolution.reused += usize::from(result.reused);
     }
     resolution
 }

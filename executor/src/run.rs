@@ -5,7 +5,8 @@
 //! finished, so a slow blob holds back only the manifests that name it,
 //! never another image. Concurrency is bounded per class: blob transfers
 //! (uploads and links) by [`Limits::blobs`], manifest pushes and tags by
-//! [`Limits::manifests`] (and the client bounds transfers per registry).
+//! [`Limits::manifests`], one at a time per repository (and the client
+//! bounds transfers per registry).
 //! Among ready actions, the plan's order decides who goes first.
 //!
 //! Each action is recorded in the workspace state right after it succeeds
@@ -185,18 +186,43 @@ async fn run_action(
             digest,
             size,
             from_repository,
-        } => {
-            // A mount; a registry that refuses mounts gets the bytes again
-            // from the repository that has them.
+            ..
+        } if local_blobs.is_some() => {
+            // Disk-to-mirror: mount, or upload the verified cached copy.
+            let path = local_blobs
+                .map(|blobs| blobs.path(digest))
+                .unwrap_or_default();
+            let mount_from = (from_repository != repository).then_some(from_repository.as_str());
             client
-                .copy_blob(
-                    registry,
-                    from_repository,
+                .push_blob(registry, repository, digest, *size, &path, mount_from)
+                .await
+                .map(drop)
+                .map_err(|error| error.to_string())
+        }
+        Action::LinkBlob {
+            repository,
+            digest,
+            size,
+            from_repository,
+            source,
+        } => {
+            // A mount; when the registry refuses it (or the blob's own
+            // repository is the one to fill), the bytes come from the
+            // source. A repository that has the blob already costs a HEAD.
+            let (source_registry, source_repository) = source
+                .split_once('/')
+                .ok_or("a source without repository")?;
+            let mount_from = (from_repository != repository).then_some(from_repository.as_str());
+            client
+                .copy_blob_counting(
+                    source_registry,
+                    source_repository,
                     registry,
                     repository,
                     digest,
                     *size,
-                    Some(from_repository),
+                    mount_from,
+                    streamed,
                 )
                 .await
                 .map(drop)
@@ -282,6 +308,16 @@ fn is_blob_transfer(action: &Action) -> bool {
     matches!(action, Action::UploadBlob { .. } | Action::LinkBlob { .. })
 }
 
+/// The repository a manifest push or tag writes to.
+fn manifest_repository(action: &Action) -> Option<&str> {
+    match action {
+        Action::PushManifest { repository, .. } | Action::Tag { repository, .. } => {
+            Some(repository)
+        }
+        _ => None,
+    }
+}
+
 /// How often byte counters are read for progress reports.
 const PROGRESS_TICK: Duration = Duration::from_millis(200);
 
@@ -323,6 +359,7 @@ pub async fn execute(
     // Byte counters of running uploads, and what was reported of each.
     let mut counters: BTreeMap<usize, (Arc<AtomicU64>, u64)> = BTreeMap::new();
     let mut running_blobs = 0;
+    let mut busy_repositories: BTreeSet<&str> = BTreeSet::new();
     let mut running_manifests = 0;
     let mut running = FuturesUnordered::new();
     tracing::info!(
@@ -345,19 +382,31 @@ pub async fn execute(
     };
 
     loop {
-        // Start whatever is ready, within the bounds.
+        // Start whatever is ready, within the bounds. Manifest writes go
+        // one at a time per repository: a registry that stores manifests
+        // as files (distribution) may see a half-written child manifest
+        // when a tag re-puts it while an index that names it is checked.
         for (ready, running_count, limit) in [
             (&mut ready_blobs, &mut running_blobs, blob_limit),
             (&mut ready_manifests, &mut running_manifests, manifest_limit),
         ] {
             while *running_count < limit {
-                let Some(index) = ready.pop_first() else {
+                let Some(index) = ready.iter().copied().find(|index| {
+                    match manifest_repository(&plan.actions[*index].action) {
+                        Some(repository) => !busy_repositories.contains(repository),
+                        None => true,
+                    }
+                }) else {
                     break;
                 };
+                ready.remove(&index);
                 *running_count += 1;
                 let action = &plan.actions[index].action;
+                if let Some(repository) = manifest_repository(action) {
+                    busy_repositories.insert(repository);
+                }
                 let streamed = Arc::new(AtomicU64::new(0));
-                if matches!(action, Action::UploadBlob { .. }) {
+                if is_blob_transfer(action) {
                     counters.insert(index, (streamed.clone(), 0));
                 }
                 progress.action_started(action);
@@ -391,6 +440,9 @@ pub async fn execute(
         } else {
             running_manifests -= 1;
         }
+        if let Some(repository) = manifest_repository(action) {
+            busy_repositories.remove(repository);
+        }
         let reported = counters.remove(&index).map_or(0, |(_, reported)| reported);
         match outcome {
             Ok(()) => {
@@ -414,7 +466,18 @@ pub async fn execute(
                         now(),
                     )?,
                 }
+                // An upload puts the blob into its repository: record that
+                // repository's link too, so later plans know who has it.
+                if let Some(own_link) = action.implied_link() {
+                    state.record_action(
+                        target.destination,
+                        &own_link.key().to_hex(),
+                        own_link.kind_name(),
+                        now(),
+                    )?;
+                }
                 if matches!(action, Action::UploadBlob { .. }) && action.bytes() > reported {
+                    // (A link that had to copy reported its bytes as they moved.)
                     progress.bytes_moved(action, action.bytes() - reported);
                 }
                 tracing::debug!(action = %action.describe(), "action done");

@@ -11,6 +11,11 @@
 //! |---|---|---|
 //! | upload blob | key version, kind, destination registry and prefix, digest, size | source, image names, tags |
 //! | link blob (mount) | key version, kind, destination repository, digest | source, which repository holds it |
+//!
+//! A link key means "this repository has the blob". The executor records
+//! the link key of an upload's own repository together with the upload, so
+//! when a later image set makes another repository the upload's target, a
+//! blob uploaded before is linked (mounted) there, not uploaded again.
 //! | push manifest | key version, kind, destination repository, digest, media type | tags, source |
 //! | tag | key version, kind, destination repository, tag, digest | source |
 //! | fetch blob (into the cache) | key version, kind, digest, size | source, image names |
@@ -62,6 +67,30 @@ impl fmt::Display for ActionKey {
     }
 }
 
+impl schemars::JsonSchema for ActionKey {
+    fn schema_name() -> String {
+        "ActionKey".to_owned()
+    }
+
+    fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
+        schemars::schema::SchemaObject {
+            instance_type: Some(schemars::schema::InstanceType::String.into()),
+            metadata: Some(Box::new(schemars::schema::Metadata {
+                description: Some(
+                    "blake3 of the action's canonical encoding, lower-case hex".to_owned(),
+                ),
+                ..Default::default()
+            })),
+            string: Some(Box::new(schemars::schema::StringValidation {
+                pattern: Some("^[0-9a-f]{64}$".to_owned()),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+        .into()
+    }
+}
+
 impl Serialize for ActionKey {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.to_hex())
@@ -69,7 +98,7 @@ impl Serialize for ActionKey {
 }
 
 /// One unit of work at the destination.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Action {
     /// Upload a blob's bytes to the destination registry, into `repository`
@@ -83,13 +112,17 @@ pub enum Action {
         /// Where to read it: `registry/repository` of a source.
         source: String,
     },
-    /// Make an uploaded blob part of another repository (a cross-repository
-    /// mount: no bytes move).
+    /// Make a blob already at the destination part of a repository (a
+    /// cross-repository mount from `from_repository`: no bytes move; when
+    /// the registry refuses the mount, the bytes come from `source`).
     LinkBlob {
         repository: String,
         digest: Digest,
         size: u64,
         from_repository: String,
+        /// Where to read it if the mount is refused: `registry/repository`
+        /// of a source.
+        source: String,
     },
     /// Put a manifest into a repository by digest.
     PushManifest {
@@ -201,6 +234,28 @@ impl Action {
     /// The action's key.
     pub fn key(&self) -> ActionKey {
         ActionKey(*blake3::hash(self.canonical().as_bytes()).as_bytes())
+    }
+
+    /// The link an upload makes true as it runs: the blob is then in the
+    /// upload's own repository. The executor records its key with the
+    /// upload's, so later plans know which repository holds the blob.
+    pub fn implied_link(&self) -> Option<Action> {
+        match self {
+            Action::UploadBlob {
+                repository,
+                digest,
+                size,
+                source,
+                ..
+            } => Some(Action::LinkBlob {
+                repository: repository.clone(),
+                digest: digest.clone(),
+                size: *size,
+                from_repository: repository.clone(),
+                source: source.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// Bytes this action moves (over the network, or into a delivery).

@@ -124,12 +124,16 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
         keys: HashMap::new(),
         images: Vec::new(),
     };
-    // (repository, digest) → the node that makes the blob present there.
-    let mut blob_nodes: BTreeMap<(String, Digest), NodeIndex> = BTreeMap::new();
+    // (repository, digest) → the link node that makes the blob present
+    // there, and the upload behind it. Every repository that needs a blob
+    // has a link node, the upload's own repository too: the upload makes
+    // the blob present at the destination, the link in one repository. The
+    // planner leaves out the link into the upload's own repository when
+    // the upload itself is planned (the upload puts the blob there).
+    let mut blob_nodes: BTreeMap<(String, Digest), (NodeIndex, NodeIndex)> = BTreeMap::new();
     for (digest, repositories) in &repositories_of_blob {
         let (size, source) = sizes[digest];
-        let mut repositories = repositories.iter();
-        let Some(first) = repositories.next() else {
+        let Some(first) = repositories.iter().next() else {
             continue;
         };
         let upload = graph.node(Action::UploadBlob {
@@ -139,16 +143,16 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
             size,
             source: source.to_owned(),
         });
-        blob_nodes.insert(((*first).to_owned(), digest.clone()), upload);
         for repository in repositories {
             let link = graph.node(Action::LinkBlob {
                 repository: (*repository).to_owned(),
                 digest: digest.clone(),
                 size,
                 from_repository: (*first).to_owned(),
+                source: source.to_owned(),
             });
             graph.edge(upload, link);
-            blob_nodes.insert(((*repository).to_owned(), digest.clone()), link);
+            blob_nodes.insert(((*repository).to_owned(), digest.clone()), (link, upload));
         }
     }
     for image in images {
@@ -166,16 +170,14 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
             manifest_nodes.insert(&manifest.digest, node);
             nodes.insert(node);
             for (digest, _) in &manifest.blobs {
-                if let Some(blob) = blob_nodes.get(&(repository.clone(), digest.clone())) {
-                    graph.edge(*blob, node);
-                    nodes.insert(*blob);
-                    // The upload behind a link belongs to the image too.
-                    for upstream in graph
-                        .graph
-                        .neighbors_directed(*blob, petgraph::Direction::Incoming)
-                    {
-                        nodes.insert(upstream);
-                    }
+                if let Some((link, upload)) = blob_nodes.get(&(repository.clone(), digest.clone()))
+                {
+                    // The upload comes first even when the link into its
+                    // own repository is left out of the plan.
+                    graph.edge(*link, node);
+                    graph.edge(*upload, node);
+                    nodes.insert(*link);
+                    nodes.insert(*upload);
                 }
             }
         }

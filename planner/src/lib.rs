@@ -10,15 +10,21 @@
 //!    [`plan::StateSnapshot`]; every action not recorded as done is planned,
 //!    with its reason, in dependency order.
 //!
+//! [`document`] is the versioned JSON form of a plan and its JSON Schema.
+//!
 //! What is hashed into a key is tabled in `action.rs`. The resolver that
 //! produces the input, the state that produces the snapshot, and the
 //! executor that runs the plan live elsewhere (issue 4 builds them).
 
 pub mod action;
+pub mod document;
 pub mod graph;
 pub mod plan;
 
 pub use action::{Action, ActionKey, KEY_VERSION};
+pub use document::{
+    PLAN_DOCUMENT_VERSION, PlanDocument, PlannedDelivery, PlannedSegment, plan_schema,
+};
 pub use graph::{
     ActionGraph, Destination, ResolvedImage, ResolvedManifest, compile, compile_archive,
 };

@@ -23,10 +23,14 @@ pub struct StateSnapshot {
     /// Top manifests found missing at the destination by the check before
     /// planning: (repository, digest). Their images plan again.
     pub missing: BTreeSet<(String, Digest)>,
+    /// Blobs found missing in a repository at the destination by
+    /// `--verify`: (repository, digest). Each is put back (uploaded when
+    /// the upload's own repository lacks it, else linked).
+    pub missing_blobs: BTreeSet<(String, Digest)>,
 }
 
 /// Why an action is planned.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum Reason {
     /// The blob was never uploaded to this destination.
@@ -41,6 +45,9 @@ pub enum Reason {
     TagMoved { from: Digest, to: Digest },
     /// The state says done, but the destination lacks the image.
     MissingAtDestination,
+    /// The state says done, but the destination lacks this blob in this
+    /// repository (found by `--verify`).
+    MissingBlobAtDestination,
     /// The blob is needed for the next delivery and the cache lacks it.
     NotCached,
     /// No earlier delivery shipped it.
@@ -56,6 +63,7 @@ impl Reason {
             Reason::NewTag => "new tag".to_owned(),
             Reason::TagMoved { from, to } => format!("tag moved from {from} to {to}"),
             Reason::MissingAtDestination => "missing at destination".to_owned(),
+            Reason::MissingBlobAtDestination => "blob missing at destination".to_owned(),
             Reason::NotCached => "not in the cache".to_owned(),
             Reason::NotShipped => "not shipped before".to_owned(),
         }
@@ -63,7 +71,7 @@ impl Reason {
 }
 
 /// One action to run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PlannedAction {
     pub key: ActionKey,
     pub action: Action,
@@ -72,7 +80,7 @@ pub struct PlannedAction {
 }
 
 /// How an image changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageChange {
     /// Nothing of it was done before.
@@ -84,7 +92,7 @@ pub enum ImageChange {
 }
 
 /// The plan's view of one image.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ImagePlan {
     pub name: String,
     pub destination: String,
@@ -96,7 +104,7 @@ pub struct ImagePlan {
 }
 
 /// Totals for the summary.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Totals {
     pub images: usize,
     pub manifests_to_push: usize,
@@ -108,18 +116,18 @@ pub struct Totals {
     pub bytes_to_skip: u64,
     pub tags_to_set: usize,
     /// Disk deliveries: blobs to fetch into the cache first.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", default)]
     pub blobs_to_fetch: usize,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", default)]
     pub bytes_to_fetch: u64,
     /// Disk deliveries: what the next delivery holds.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", default)]
     pub blobs_to_pack: usize,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", default)]
     pub manifests_to_pack: usize,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", default)]
     pub bytes_to_pack: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", default)]
     pub images_to_record: usize,
 }
 
@@ -128,7 +136,7 @@ fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
 }
 
 /// The plan: actions in dependency order, with reasons.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub actions: Vec<PlannedAction>,
     pub images: Vec<ImagePlan>,
@@ -171,8 +179,8 @@ fn order_key(action: &Action) -> (u8, String, String, String) {
     }
 }
 
-/// Whether the state records `action` as done, and for images in a
-/// delivery's index or tags, what it recorded before.
+/// What the state recorded before for a tag, or for an image in a
+/// delivery's index.
 fn recorded_target<'a>(action: &Action, state: &'a StateSnapshot) -> Option<&'a Digest> {
     match action {
         Action::Tag {
@@ -199,28 +207,72 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
             forced.extend(image.nodes.iter().copied());
         }
     }
-    let undone = |node: NodeIndex| {
-        let key = graph.action(node).key();
-        !state.done.contains(&key) || forced.contains(&node)
-    };
-    // A fetch into the cache is work only when what it feeds is planned.
-    let is_planned = |node: NodeIndex| {
-        undone(node)
-            && (!matches!(graph.action(node), Action::FetchBlob { .. })
-                || graph
-                    .graph
-                    .neighbors_directed(node, Direction::Outgoing)
-                    .any(undone))
-    };
     let mut reasons: BTreeMap<NodeIndex, Reason> = BTreeMap::new();
     let mut totals = Totals {
         images: graph.images.len(),
         ..Totals::default()
     };
+    // A blob `--verify` found missing in a repository: the upload into
+    // that repository, or the link into it, is not done any more.
+    let blob_missing = |node: NodeIndex| match graph.action(node) {
+        Action::UploadBlob {
+            repository, digest, ..
+        }
+        | Action::LinkBlob {
+            repository, digest, ..
+        } => state
+            .missing_blobs
+            .contains(&(repository.clone(), digest.clone())),
+        _ => false,
+    };
+    let is_done = |node: NodeIndex| {
+        state.done.contains(&graph.action(node).key())
+            && !forced.contains(&node)
+            && !blob_missing(node)
+    };
+    // A fetch into the cache is work only when the pack it feeds is.
+    let is_planned = |node: NodeIndex| {
+        !is_done(node)
+            && (!matches!(graph.action(node), Action::FetchBlob { .. })
+                || graph
+                    .graph
+                    .neighbors_directed(node, Direction::Outgoing)
+                    .any(|pack| !is_done(pack)))
+    };
+    // Repositories known to have each blob (their link is recorded), for
+    // choosing where to mount from.
+    let mut holders: BTreeMap<&Digest, BTreeSet<&str>> = BTreeMap::new();
+    for node in graph.graph.node_indices() {
+        if let Action::LinkBlob {
+            repository, digest, ..
+        } = graph.action(node)
+            && is_done(node)
+        {
+            holders.entry(digest).or_default().insert(repository);
+        }
+    }
     for node in graph.graph.node_indices() {
         let action = graph.action(node);
         let key = action.key();
         let done = !is_planned(node);
+        // The link into an upload's own repository: left out when the
+        // upload runs (the upload puts the blob there), and counted only
+        // when it is planned on its own.
+        if let Action::LinkBlob {
+            repository,
+            from_repository,
+            ..
+        } = action
+            && repository == from_repository
+        {
+            let upload_runs = graph
+                .graph
+                .neighbors_directed(node, Direction::Incoming)
+                .any(|upload| !is_done(upload));
+            if done || upload_runs {
+                continue;
+            }
+        }
         match action {
             Action::UploadBlob { size, .. } | Action::LinkBlob { size, .. } => {
                 if done {
@@ -285,6 +337,8 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
         }
         let reason = if forced.contains(&node) && state.done.contains(&key) {
             Reason::MissingAtDestination
+        } else if blob_missing(node) && state.done.contains(&key) {
+            Reason::MissingBlobAtDestination
         } else {
             match action {
                 Action::UploadBlob { .. } => Reason::NewBlob,
@@ -325,9 +379,28 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     }
     let mut actions = Vec::new();
     while let Some(Reverse((_, node))) = ready.pop() {
+        let mut action = graph.action(node).clone();
+        // A link whose upload was done in an earlier run mounts from a
+        // repository known to have the blob.
+        if let Action::LinkBlob {
+            repository,
+            digest,
+            from_repository,
+            ..
+        } = &mut action
+            && graph
+                .graph
+                .neighbors_directed(node, Direction::Incoming)
+                .all(is_done)
+            && let Some(holder) = holders
+                .get(&*digest)
+                .and_then(|found| found.iter().find(|holder| **holder != repository.as_str()))
+        {
+            *from_repository = (*holder).to_owned();
+        }
         actions.push(PlannedAction {
             key: graph.action(node).key(),
-            action: graph.action(node).clone(),
+            action,
             reason: reasons[&node].clone(),
         });
         for downstream in graph.graph.neighbors_directed(node, Direction::Outgoing) {
@@ -370,10 +443,12 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
                     let chosen = tag_reason
                         .filter(|reason| matches!(reason, Reason::TagMoved { .. }))
                         .or_else(|| {
-                            planned
-                                .iter()
-                                .map(|node| &reasons[node])
-                                .find(|reason| matches!(reason, Reason::MissingAtDestination))
+                            planned.iter().map(|node| &reasons[node]).find(|reason| {
+                                matches!(
+                                    reason,
+                                    Reason::MissingAtDestination | Reason::MissingBlobAtDestination
+                                )
+                            })
                         })
                         .or_else(|| planned.first().map(|node| &reasons[node]));
                     chosen.map(Reason::describe)

@@ -44,6 +44,9 @@ fn destination() -> Destination {
 fn apply(plan: &Plan, state: &mut StateSnapshot) {
     for planned in &plan.actions {
         state.done.insert(planned.key);
+        state
+            .done
+            .extend(planned.action.implied_link().map(|link| link.key()));
         if let Action::Tag {
             repository,
             tag,
@@ -237,8 +240,8 @@ fn identical_work_is_one_node() {
     let graph = compile(&[one, latest], &destination());
     assert_eq!(
         graph.graph.node_count(),
-        2 + 1 + 2,
-        "2 blobs, 1 manifest, 2 tags"
+        2 * 2 + 1 + 2,
+        "2 blobs (an upload and the link into their repository each), 1 manifest, 2 tags"
     );
 }
 
@@ -314,6 +317,67 @@ fn plans_are_deterministic() {
         serde_json::to_string(&first).unwrap(),
         serde_json::to_string(&second).unwrap()
     );
+}
+
+#[test]
+fn a_blob_uploaded_before_is_linked_into_a_repository_that_now_comes_first() {
+    // b's repository gets the upload of the shared base; later an image in
+    // a repository that sorts first needs it too: the upload is done, so
+    // the base is linked (mounted) there from b's repository, not uploaded,
+    // and its manifest waits for that link.
+    let b = image("quay.io/app/b:1", "app/b", "1", &["base", "b-own"]);
+    let mut state = StateSnapshot::default();
+    apply(
+        &plan(&compile(std::slice::from_ref(&b), &destination()), &state),
+        &mut state,
+    );
+    let a = image("quay.io/app/a:1", "app/a", "1", &["base", "a-own"]);
+    let graph = compile(&[a, b], &destination());
+    let plan = plan(&graph, &state);
+    let base_actions: Vec<&Action> = plan
+        .actions
+        .iter()
+        .map(|planned| &planned.action)
+        .filter(|action| match action {
+            Action::UploadBlob { digest, .. } | Action::LinkBlob { digest, .. } => {
+                *digest == digest_of("base")
+            }
+            _ => false,
+        })
+        .collect();
+    assert_eq!(base_actions.len(), 1, "{base_actions:#?}");
+    assert!(
+        matches!(base_actions[0], Action::LinkBlob { repository, from_repository, .. }
+            if repository == "mirror/app/a" && from_repository == "mirror/app/b"),
+        "{base_actions:#?}"
+    );
+    let link_position = plan
+        .actions
+        .iter()
+        .position(|planned| std::ptr::eq(&planned.action, base_actions[0]))
+        .unwrap();
+    let manifest_position = plan
+        .actions
+        .iter()
+        .position(|planned| {
+            matches!(&planned.action, Action::PushManifest { repository, .. } if repository == "mirror/app/a")
+        })
+        .unwrap();
+    assert!(link_position < manifest_position);
+    assert_eq!(plan.totals.blobs_to_upload, 2, "a's own layer and config");
+    apply(&plan, &mut state);
+    assert!(
+        super_plan_is_empty(&graph, &state),
+        "after it ran, nothing is left"
+    );
+}
+
+fn digest_of(name: &str) -> Digest {
+    digest(name)
+}
+
+fn super_plan_is_empty(graph: &ferry_planner::ActionGraph, state: &StateSnapshot) -> bool {
+    ferry_planner::plan(graph, state).is_empty()
 }
 
 /// Records a delivery as the executor does: pack keys as done, each image

@@ -1,5 +1,9 @@
 //! A workspace's own history (`working-dir/state.db`): which actions
-//! completed for which destination, which tags were set, and each run.
+//! completed for which destination, which tags were set, each run, and
+//! what each image resolved to (its top digest, its cosign signature, and
+//! every manifest of their trees with exact bytes, stored once per digest)
+//! so a rerun re-reads only trees that changed and `--trust-state` plans
+//! with no network at all.
 //!
 //! **Consistency.** An action is recorded only after it succeeded, one small
 //! transaction each, so a crash or kill at any moment leaves the state
@@ -40,7 +44,22 @@ const MIGRATIONS: &[&str] = &[
         finished_at INTEGER,
         outcome TEXT
     );",
-    // 2: disk deliveries written by this workspace (mirror-to-disk), what
+    // 2: resolutions: image → source and top digest (and its signature's),
+    // manifests by digest with their exact bytes.
+    "CREATE TABLE resolved_images (
+        name TEXT PRIMARY KEY NOT NULL,
+        source TEXT NOT NULL,
+        top TEXT NOT NULL,
+        signature TEXT,
+        signature_checked INTEGER NOT NULL,
+        resolved_at INTEGER NOT NULL
+    );
+    CREATE TABLE resolved_manifests (
+        digest TEXT PRIMARY KEY NOT NULL,
+        media_type TEXT NOT NULL,
+        content BLOB NOT NULL
+    );",
+    // 3: disk deliveries written by this workspace (mirror-to-disk), what
     // each shipped, and deliveries applied to destinations (disk-to-mirror).
     "CREATE TABLE deliveries (
         number INTEGER PRIMARY KEY,
@@ -68,6 +87,27 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (destination, delivery)
     );",
 ];
+
+/// What an image (as the configuration names it) resolved to last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedResolution {
+    pub name: String,
+    /// `registry/repository` it was read from.
+    pub source: String,
+    pub top: Digest,
+    /// Top digest of its cosign signature tag, when it had one.
+    pub signature: Option<Digest>,
+    /// Whether the signature tag was looked up (not with `--remove-signatures`).
+    pub signature_checked: bool,
+}
+
+/// A manifest as recorded: digest, media type, exact bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
 
 /// What the state records for one destination.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -210,6 +250,122 @@ impl WorkspaceState {
         Ok(())
     }
 
+    /// Every recorded resolution, by image name.
+    pub fn resolutions(&self) -> Result<BTreeMap<String, RecordedResolution>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT name, source, top, signature, signature_checked FROM resolved_images")
+            .map_err(self.database())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, bool>(4)?,
+                ))
+            })
+            .map_err(self.database())?;
+        let mut resolutions = BTreeMap::new();
+        for row in rows {
+            let (name, source, top, signature, signature_checked) = row.map_err(self.database())?;
+            // A row that does not parse is as good as absent: resolve again.
+            let Ok(top) = top.parse() else { continue };
+            let signature = match signature.map(|text| text.parse::<Digest>()) {
+                Some(Ok(digest)) => Some(digest),
+                Some(Err(_)) => continue,
+                None => None,
+            };
+            resolutions.insert(
+                name.clone(),
+                RecordedResolution {
+                    name,
+                    source,
+                    top,
+                    signature,
+                    signature_checked,
+                },
+            );
+        }
+        Ok(resolutions)
+    }
+
+    /// The recorded manifest with `digest`, if any.
+    pub fn manifest(&self, digest: &Digest) -> Result<Option<RecordedManifest>> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT media_type, content FROM resolved_manifests WHERE digest = ?1")
+            .map_err(self.database())?;
+        let mut rows = statement
+            .query(params![digest.to_string()])
+            .map_err(self.database())?;
+        let Some(row) = rows.next().map_err(self.database())? else {
+            return Ok(None);
+        };
+        Ok(Some(RecordedManifest {
+            digest: digest.clone(),
+            media_type: row.get(0).map_err(self.database())?,
+            content: row.get(1).map_err(self.database())?,
+        }))
+    }
+
+    /// Records resolutions and the manifests of their trees, in one
+    /// transaction (a manifest already recorded is kept: same digest, same
+    /// bytes).
+    pub fn record_resolutions(
+        &mut self,
+        resolutions: &[RecordedResolution],
+        manifests: &[RecordedManifest],
+        now: i64,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let database = |source| Error::Database {
+            path: path.clone(),
+            source,
+        };
+        let transaction = self.connection.transaction().map_err(database)?;
+        {
+            let mut insert_manifest = transaction
+                .prepare(
+                    "INSERT INTO resolved_manifests (digest, media_type, content) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(database)?;
+            for manifest in manifests {
+                insert_manifest
+                    .execute(params![
+                        manifest.digest.to_string(),
+                        manifest.media_type,
+                        manifest.content
+                    ])
+                    .map_err(database)?;
+            }
+            let mut insert_image = transaction
+                .prepare(
+                    "INSERT INTO resolved_images (name, source, top, signature, signature_checked, resolved_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (name) DO UPDATE SET source = excluded.source, top = excluded.top,
+                       signature = excluded.signature, signature_checked = excluded.signature_checked,
+                       resolved_at = excluded.resolved_at",
+                )
+                .map_err(database)?;
+            for resolution in resolutions {
+                insert_image
+                    .execute(params![
+                        resolution.name,
+                        resolution.source,
+                        resolution.top.to_string(),
+                        resolution.signature.as_ref().map(Digest::to_string),
+                        resolution.signature_checked,
+                        now
+                    ])
+                    .map_err(database)?;
+            }
+        }
+        transaction.commit().map_err(database)
+    }
+
     /// Starts a run; returns its id.
     pub fn begin_run(&self, destination: &str, now: i64) -> Result<i64> {
         self.connection
@@ -267,5 +423,68 @@ mod tests {
         assert_eq!(state.history("reg/b").unwrap().done.len(), 1);
         state.forget_actions("reg/a", &["k1".to_owned()]).unwrap();
         assert_eq!(state.history("reg/a").unwrap().done.len(), 1);
+    }
+
+    #[test]
+    fn a_version_one_state_migrates_and_keeps_its_history() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("state.db");
+        // A state written by a ferry that knew only the first migration.
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            crate::migrations::migrate_with(&mut connection, &path, &MIGRATIONS[..1]).unwrap();
+            connection
+                .execute(
+                    "INSERT INTO actions (destination, key, kind, done_at) VALUES ('reg/a', 'k1', 'tag', 1)",
+                    [],
+                )
+                .unwrap();
+        }
+        let mut state = WorkspaceState::open(&path).unwrap();
+        let version: u32 = state
+            .connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+        assert!(state.history("reg/a").unwrap().done.contains("k1"));
+        assert!(state.resolutions().unwrap().is_empty());
+
+        let digest = |n: u8| -> Digest {
+            format!("sha256:{}", format!("{n:02x}").repeat(32))
+                .parse()
+                .unwrap()
+        };
+        let manifest = RecordedManifest {
+            digest: digest(1),
+            media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
+            content: b"{\"schemaVersion\":2}".to_vec(),
+        };
+        let resolution = RecordedResolution {
+            name: "quay.io/a/b:1".to_owned(),
+            source: "mirror.local/a/b".to_owned(),
+            top: digest(1),
+            signature: None,
+            signature_checked: true,
+        };
+        state
+            .record_resolutions(
+                std::slice::from_ref(&resolution),
+                &[manifest.clone(), manifest.clone()],
+                5,
+            )
+            .unwrap();
+        let moved = RecordedResolution {
+            top: digest(2),
+            signature: Some(digest(3)),
+            ..resolution.clone()
+        };
+        state
+            .record_resolutions(std::slice::from_ref(&moved), &[], 6)
+            .unwrap();
+        drop(state);
+        let state = WorkspaceState::open(&path).unwrap();
+        assert_eq!(state.resolutions().unwrap()["quay.io/a/b:1"], moved);
+        assert_eq!(state.manifest(&digest(1)).unwrap(), Some(manifest));
+        assert_eq!(state.manifest(&digest(2)).unwrap(), None);
     }
 }

@@ -1,0 +1,73 @@
+//! The plan as a versioned JSON document (`ferry plan --format json`):
+//! `{"version": 1, "plan": ...}`, and its JSON Schema, generated from the
+//! types and committed as `schemas/plan.schema.json` (a golden test fails
+//! when the committed file is stale; `FERRY_BLESS=1` rewrites it).
+//!
+//! The version changes when a field changes meaning or goes away; added
+//! fields keep it.
+
+use serde::Serialize;
+
+use crate::plan::Plan;
+
+/// The version this ferry writes.
+pub const PLAN_DOCUMENT_VERSION: u32 = 1;
+
+/// `ferry plan --format json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(title = "ferry plan (ferry plan --format json)")]
+pub struct PlanDocument {
+    /// Format version of this document: 1.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// The plan: actions in dependency order with their reasons, the
+    /// per-image summary and totals.
+    pub plan: Plan,
+    /// Mirror-to-disk: the delivery the plan writes (absent when there is
+    /// nothing to deliver, and for plans to a registry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<PlannedDelivery>,
+}
+
+/// The next delivery of a mirror-to-disk plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct PlannedDelivery {
+    /// Its number (1, 2, ...).
+    pub number: u32,
+    /// The delivery whose content it assumes at the destination.
+    pub previous: Option<u32>,
+    /// Bytes of all its segment files.
+    pub bytes: u64,
+    pub segments: Vec<PlannedSegment>,
+    /// Blobs larger than a segment, each given one of its own.
+    pub warnings: Vec<String>,
+}
+
+/// One segment file of a planned delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct PlannedSegment {
+    /// `mirror_NNNNNN.tar`.
+    pub file: String,
+    pub bytes: u64,
+    pub entries: usize,
+}
+
+impl PlanDocument {
+    pub fn new(plan: Plan) -> Self {
+        PlanDocument {
+            version: PLAN_DOCUMENT_VERSION,
+            plan,
+            delivery: None,
+        }
+    }
+}
+
+/// The JSON Schema of [`PlanDocument`], pretty-printed with a final newline.
+pub fn plan_schema() -> String {
+    let schema = schemars::r#gen::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<PlanDocument>();
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
