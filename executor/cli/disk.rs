@@ -33,8 +33,8 @@ use crate::exit_status;
 use crate::logging;
 use crate::mirror::{
     LocalSource, MirrorArgs, PlanFile, PlannedImage, SavedPlan, Sourced, error, load_config,
-    load_registries, mebibytes, render_image_lines, resolve_options, runtime, source_client,
-    stale_image, unix_now, working_dir, write_file,
+    load_registries, mebibytes, render_image_lines, report_failures, resolve_options, runtime,
+    source_client, stale_image, unix_now, working_dir, write_file,
 };
 
 /// oc-mirror's default `archiveSize`, in GiB.
@@ -646,16 +646,7 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
     if errors.is_empty() {
         return ExitCode::SUCCESS;
     }
-    let path = prepared.workspace.join(format!(
-        "logs/mirroring_errors_{}.txt",
-        logging::timestamp()
-    ));
-    if let Err(code) = write_file(&path, &errors) {
-        return code;
-    }
-    eprint!("{errors}");
-    eprintln!("errors written to {}", path.display());
-    exit_status::ADDITIONAL_IMAGE_FAILED.into()
+    report_failures(&prepared.workspace, &errors)
 }
 
 /// Disk-to-mirror: verifies and imports the deliveries in `from` into the

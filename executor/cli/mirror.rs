@@ -1007,11 +1007,18 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let path = prepared.workspace.join(format!(
+    report_failures(&prepared.workspace, &errors)
+}
+
+/// Writes `errors` (one line per image) to
+/// `working-dir/logs/mirroring_errors_<time>.txt`, shows them, and returns
+/// the exit status of failed additional images.
+pub(crate) fn report_failures(workspace: &Path, errors: &str) -> ExitCode {
+    let path = workspace.join(format!(
         "logs/mirroring_errors_{}.txt",
         logging::timestamp()
     ));
-    if let Err(code) = write_file(&path, &errors) {
+    if let Err(code) = write_file(&path, errors) {
         return code;
     }
     eprint!("{errors}");
