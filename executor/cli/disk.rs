@@ -32,8 +32,8 @@ use ferry_store::{Cache, DeliveryRecord, WorkspaceState};
 use crate::exit_status;
 use crate::logging;
 use crate::mirror::{
-    LocalSource, MirrorArgs, PlanFile, PlannedImage, SavedPlan, Sourced, error, load_config,
-    load_registries, mebibytes, render_image_lines, report_failures, resolve_options, runtime,
+    LocalSource, MirrorArgs, PlanFile, SavedPlan, Sourced, error, load_config, load_registries,
+    mebibytes, planned_images, render_image_lines, report_failures, resolve_options, runtime,
     source_client, stale_image, unix_now, working_dir, write_file,
 };
 
@@ -437,15 +437,7 @@ fn save_plan(arguments: &MirrorArgs, prepared: &DiskPlan, out: &Path) -> Result<
         destination: format!("file://{}", prepared.folder.display()),
         workspace: String::new(),
         state_fingerprint: prepared.state_fingerprint.clone(),
-        images: prepared
-            .resolution
-            .images
-            .iter()
-            .map(|image| PlannedImage {
-                name: image.name.clone(),
-                top: image.top.to_string(),
-            })
-            .collect(),
+        images: planned_images(&prepared.resolution),
         action_keys: delivery_keys(&prepared.plan),
         plan: prepared.plan.clone(),
     };

@@ -760,15 +760,7 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
             destination: arguments.common.destination.clone().unwrap_or_default(),
             workspace: arguments.common.workspace.clone().unwrap_or_default(),
             state_fingerprint: prepared.state_fingerprint.clone(),
-            images: prepared
-                .resolution
-                .images
-                .iter()
-                .map(|image| PlannedImage {
-                    name: image.name.clone(),
-                    top: image.top.to_string(),
-                })
-                .collect(),
+            images: planned_images(&prepared.resolution),
             action_keys: prepared
                 .plan
                 .actions
@@ -1057,6 +1049,18 @@ pub(crate) struct SavedPlan {
     pub(crate) state_fingerprint: String,
     pub(crate) images: Vec<PlannedImage>,
     pub(crate) action_keys: Vec<String>,
+}
+
+/// Each resolved image with its top digest, as a plan file records them.
+pub(crate) fn planned_images(resolution: &Resolution) -> Vec<PlannedImage> {
+    resolution
+        .images
+        .iter()
+        .map(|image| PlannedImage {
+            name: image.name.clone(),
+            top: image.top.to_string(),
+        })
+        .collect()
 }
 
 /// Why a saved plan's images no longer match what resolving gives now.

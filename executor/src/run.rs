@@ -146,12 +146,26 @@ async fn run_action(
             digest,
             size,
             ..
+        }
+        | Action::LinkBlob {
+            repository,
+            digest,
+            size,
+            ..
         } if local_blobs.is_some() => {
+            // Disk-to-mirror: the verified cached copy is uploaded, or a
+            // link mounts it from the repository that has it.
             let path = local_blobs
                 .map(|blobs| blobs.path(digest))
                 .unwrap_or_default();
+            let mount_from = match action {
+                Action::LinkBlob {
+                    from_repository, ..
+                } if from_repository != repository => Some(from_repository.as_str()),
+                _ => None,
+            };
             client
-                .push_blob(registry, repository, digest, *size, &path, None)
+                .push_blob(registry, repository, digest, *size, &path, mount_from)
                 .await
                 .map(drop)
                 .map_err(|error| error.to_string())
@@ -177,24 +191,6 @@ async fn run_action(
                     None,
                     streamed,
                 )
-                .await
-                .map(drop)
-                .map_err(|error| error.to_string())
-        }
-        Action::LinkBlob {
-            repository,
-            digest,
-            size,
-            from_repository,
-            ..
-        } if local_blobs.is_some() => {
-            // Disk-to-mirror: mount, or upload the verified cached copy.
-            let path = local_blobs
-                .map(|blobs| blobs.path(digest))
-                .unwrap_or_default();
-            let mount_from = (from_repository != repository).then_some(from_repository.as_str());
-            client
-                .push_blob(registry, repository, digest, *size, &path, mount_from)
                 .await
                 .map(drop)
                 .map_err(|error| error.to_string())
