@@ -20,6 +20,7 @@
 //! Goal: ferry's default no-op at most a tenth of skopeo sync's no-op.
 //! Every ferry run must say there was nothing to do.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -64,19 +65,21 @@ fn skopeo_deadline() -> Result<Duration> {
 fn run() -> Result<()> {
     ferry_bench::preflight()?;
     let deadline = skopeo_deadline()?;
+    let folder = ferry_bench::scratch_folder("noop10k")?;
+    let result = measure_noops(folder.path(), deadline);
+    ferry_bench::keep_on_failure(folder, result)
+}
+
+fn measure_noops(folder: &Path, deadline: Duration) -> Result<()> {
     let machine = ferry_bench::machine_note();
-    let folder = tempfile::Builder::new()
-        .prefix("ferry-bench-noop10k-")
-        .tempdir()
-        .context(|| "creating a temporary folder".to_owned())?;
-    let logs = Logs::new(&folder.path().join("logs"))?;
+    let logs = Logs::new(&folder.join("logs"))?;
     let mut set = image_sets::small("10k", "ferry-bench-10k", IMAGES, TAGS_PER_REPOSITORY);
     let repositories = set.tags_by_repository().len();
     let source = ferry_bench::serve(&mut set)?;
     let destination = ferry_bench::destination()?;
     let job = FerryJob::new(
         tools::ferry_binary()?,
-        &folder.path().join("ferry"),
+        &folder.join("ferry"),
         &set,
         &source.host(),
         &destination.host(),
@@ -130,7 +133,7 @@ fn run() -> Result<()> {
         "skopeo sync no-op over the same {IMAGES} images (stopped after {} s)...",
         deadline.as_secs()
     );
-    let yaml = folder.path().join("skopeo-sync.yaml");
+    let yaml = folder.join("skopeo-sync.yaml");
     std::fs::write(&yaml, tools::skopeo_sync_yaml(&set, &source.host()))
         .context(|| format!("writing {}", yaml.display()))?;
     let repositories_before = tools::repository_count(destination.storage_root())?;

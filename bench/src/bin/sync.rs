@@ -85,12 +85,14 @@ struct Measured {
 
 fn run(chosen: &[&str]) -> Result<()> {
     ferry_bench::preflight()?;
+    let folder = ferry_bench::scratch_folder("sync")?;
+    let result = run_sets(chosen, folder.path());
+    ferry_bench::keep_on_failure(folder, result)
+}
+
+fn run_sets(chosen: &[&str], folder: &Path) -> Result<()> {
     let machine = ferry_bench::machine_note();
-    let folder = tempfile::Builder::new()
-        .prefix("ferry-bench-sync-")
-        .tempdir()
-        .context(|| "creating a temporary folder".to_owned())?;
-    let logs = Logs::new(&folder.path().join("logs"))?;
+    let logs = Logs::new(&folder.join("logs"))?;
     for name in chosen {
         let (set, speedup_goal, sample) = match *name {
             "large" => (image_sets::large(), 3.0, None),
@@ -100,7 +102,7 @@ fn run(chosen: &[&str]) -> Result<()> {
                 Some(SMALL_SAMPLE),
             ),
         };
-        let measured = bench_set(set, speedup_goal, sample, &logs, folder.path())?;
+        let measured = bench_set(set, speedup_goal, sample, &logs, folder)?;
         print_report(&measured, &machine);
     }
     Ok(())
