@@ -91,9 +91,9 @@ fn run(chosen: &[&str]) -> Result<()> {
 }
 
 fn run_sets(chosen: &[&str], folder: &Path) -> Result<()> {
-    let machine = ferry_bench::machine_note();
     let logs = Logs::new(&folder.join("logs"))?;
     for name in chosen {
+        let machine = ferry_bench::machine_note();
         let (set, speedup_goal, sample) = match *name {
             "large" => (image_sets::large(), 3.0, None),
             _ => (
