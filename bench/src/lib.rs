@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ferry_testworld::error::Result;
+use ferry_testworld::error::{Context, Error, Result};
 use ferry_testworld::registry::{Flavour, Registry, Storage, registry_program_check};
 use ferry_testworld::world::require_program;
 
@@ -26,8 +26,9 @@ pub mod tools;
 pub fn preflight() -> Result<()> {
     registry_program_check()?;
     require_program("skopeo", "skopeo")?;
-    tools::ferry_binary()?;
+    let ferry = tools::ferry_binary()?;
     measure::gnu_time()?;
+    eprintln!("ferry binary: {}", ferry.display());
     Ok(())
 }
 
@@ -53,6 +54,30 @@ pub fn serve(set: &mut image_sets::ImageSet) -> Result<Registry> {
         started.elapsed().as_secs_f64()
     );
     Registry::start(Flavour::PlainHttp, Storage::Shared(storage.root))
+}
+
+/// A temporary folder for one benchmark's configurations, workspaces and
+/// logs.
+pub fn scratch_folder(benchmark: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("ferry-bench-{benchmark}-"))
+        .tempdir()
+        .context(|| "creating a temporary folder".to_owned())
+}
+
+/// Removes the folder when the benchmark succeeded; keeps it (and says
+/// where) when it failed, so the logs of the failed run can be read.
+pub fn keep_on_failure<T>(folder: tempfile::TempDir, result: Result<T>) -> Result<T> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(error) => {
+            let path = folder.keep();
+            Err(Error::new(format!(
+                "{error}\n(logs, configurations and workspaces of this run are kept in {})",
+                path.display()
+            )))
+        }
+    }
 }
 
 /// A fresh, empty, writable destination registry.

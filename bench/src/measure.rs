@@ -59,6 +59,29 @@ impl Run {
     }
 }
 
+/// Runs `once` up to `rounds` times, stopping early once a round took
+/// longer than `quick` (a slow run needs no median to be read, and the
+/// whole benchmark should stay short); returns the summary
+/// ([`Run::summarise`]) and how many rounds ran.
+pub fn repeat_while_quick(
+    rounds: usize,
+    quick: Duration,
+    mut once: impl FnMut(usize) -> Result<Run>,
+) -> Result<(Run, usize)> {
+    let mut runs = Vec::new();
+    for round in 1..=rounds.max(1) {
+        let run = once(round)?;
+        let slow = run.seconds > quick.as_secs_f64();
+        runs.push(run);
+        if slow {
+            break;
+        }
+    }
+    let count = runs.len();
+    let summary = Run::summarise(runs).ok_or_else(|| Error::new("no runs"))?;
+    Ok((summary, count))
+}
+
 /// Where the runs of one benchmark keep their output.
 #[derive(Debug)]
 pub struct Logs {
@@ -260,6 +283,32 @@ mod tests {
         assert_eq!(summary.stdout, "2");
         assert_eq!(summary.peak_kib, Some(30));
         assert!(Run::summarise(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn repeats_stop_after_a_slow_round() {
+        let mut durations = vec![0.5, 7.0, 0.1].into_iter();
+        let (summary, count) = repeat_while_quick(3, Duration::from_secs(5), |_| {
+            Ok(Run {
+                seconds: durations.next().unwrap(),
+                peak_kib: None,
+                stdout: String::new(),
+                stderr: String::new(),
+            })
+        })
+        .unwrap();
+        assert_eq!(count, 2);
+        assert_eq!(summary.seconds, 7.0);
+        let (_, count) = repeat_while_quick(3, Duration::from_secs(5), |round| {
+            Ok(Run {
+                seconds: round as f64 / 10.0,
+                peak_kib: None,
+                stdout: String::new(),
+                stderr: String::new(),
+            })
+        })
+        .unwrap();
+        assert_eq!(count, 3);
     }
 
     #[test]

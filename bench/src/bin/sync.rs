@@ -23,12 +23,13 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use ferry_bench::image_sets::{self, ImageSet, SetImage};
-use ferry_bench::measure::{Logs, Run};
+use ferry_bench::measure::{Logs, Run, repeat_while_quick};
 use ferry_bench::report::{self, Goal};
 use ferry_bench::tools::{self, FerryJob};
-use ferry_testworld::error::{Context, Error, Result};
+use ferry_testworld::error::{Context, Result};
 
 const SETS: [&str; 2] = ["large", "small"];
 const SMALL_IMAGES: usize = 1000;
@@ -36,8 +37,10 @@ const SMALL_IMAGES: usize = 1000;
 const SMALL_SAMPLE: usize = 50;
 /// Images checked at skopeo's destination (it is the reference, not under test).
 const SKOPEO_SAMPLE: usize = 10;
-/// No-op reruns are timed this many times each (median shown).
+/// No-op reruns are timed up to this many times each (median shown),
+/// fewer when a run is slower than [`QUICK`].
 const NOOP_ROUNDS: usize = 3;
+const QUICK: Duration = Duration::from_secs(5);
 /// ferry's default no-op rerun must take at most this share of skopeo's.
 const NOOP_SHARE: f64 = 0.1;
 
@@ -71,6 +74,8 @@ struct Measured {
     ferry_noop: Run,
     skopeo_first: Run,
     skopeo_noop: Run,
+    /// How many no-op rounds ran (ferry, skopeo).
+    noop_rounds: (usize, usize),
     /// `ferry plan` on another fresh workspace: the resolve and plan share
     /// of a first run.
     ferry_plan_only: Run,
@@ -80,13 +85,15 @@ struct Measured {
 
 fn run(chosen: &[&str]) -> Result<()> {
     ferry_bench::preflight()?;
-    let machine = ferry_bench::machine_note();
-    let folder = tempfile::Builder::new()
-        .prefix("ferry-bench-sync-")
-        .tempdir()
-        .context(|| "creating a temporary folder".to_owned())?;
-    let logs = Logs::new(&folder.path().join("logs"))?;
+    let folder = ferry_bench::scratch_folder("sync")?;
+    let result = run_sets(chosen, folder.path());
+    ferry_bench::keep_on_failure(folder, result)
+}
+
+fn run_sets(chosen: &[&str], folder: &Path) -> Result<()> {
+    let logs = Logs::new(&folder.join("logs"))?;
     for name in chosen {
+        let machine = ferry_bench::machine_note();
         let (set, speedup_goal, sample) = match *name {
             "large" => (image_sets::large(), 3.0, None),
             _ => (
@@ -95,7 +102,7 @@ fn run(chosen: &[&str]) -> Result<()> {
                 Some(SMALL_SAMPLE),
             ),
         };
-        let measured = bench_set(set, speedup_goal, sample, &logs, folder.path())?;
+        let measured = bench_set(set, speedup_goal, sample, &logs, folder)?;
         print_report(&measured, &machine);
     }
     Ok(())
@@ -141,9 +148,8 @@ fn bench_set(
     };
     let verified =
         tools::verify_destination("ferry mirror", &set, &ferry_destination.host(), &checked)?;
-    eprintln!("{name}: ferry mirror no-op rerun ({NOOP_ROUNDS} times)...");
-    let mut ferry_noops = Vec::new();
-    for round in 1..=NOOP_ROUNDS {
+    eprintln!("{name}: ferry mirror no-op rerun (up to {NOOP_ROUNDS} times)...");
+    let (ferry_noop, ferry_noop_rounds) = repeat_while_quick(NOOP_ROUNDS, QUICK, |round| {
         let noop = logs.run(
             &format!("{name}-ferry-mirror-noop-{round}"),
             &mut job.command("mirror", "workspace", &[]),
@@ -152,9 +158,8 @@ fn bench_set(
             "ferry's no-op rerun",
             &format!("{}{}", noop.stdout, noop.stderr),
         )?;
-        ferry_noops.push(noop);
-    }
-    let ferry_noop = median(ferry_noops)?;
+        Ok(noop)
+    })?;
 
     eprintln!("{name}: skopeo sync ({images} images)...");
     let skopeo_first = logs.run(
@@ -167,15 +172,13 @@ fn bench_set(
         &skopeo_destination.host(),
         &set.sample(SKOPEO_SAMPLE),
     )?;
-    eprintln!("{name}: skopeo sync no-op rerun ({NOOP_ROUNDS} times)...");
-    let mut skopeo_noops = Vec::new();
-    for round in 1..=NOOP_ROUNDS {
-        skopeo_noops.push(logs.run(
+    eprintln!("{name}: skopeo sync no-op rerun (up to {NOOP_ROUNDS} times)...");
+    let (skopeo_noop, skopeo_noop_rounds) = repeat_while_quick(NOOP_ROUNDS, QUICK, |round| {
+        logs.run(
             &format!("{name}-skopeo-sync-noop-{round}"),
             &mut tools::skopeo_sync(&yaml, &skopeo_target),
-        )?);
-    }
-    let skopeo_noop = median(skopeo_noops)?;
+        )
+    })?;
     eprintln!("{name}: ferry plan on a fresh workspace (how long resolving and planning take)...");
     let plan_only = FerryJob::new(
         tools::ferry_binary()?,
@@ -197,14 +200,11 @@ fn bench_set(
         ferry_noop,
         skopeo_first,
         skopeo_noop,
+        noop_rounds: (ferry_noop_rounds, skopeo_noop_rounds),
         ferry_plan_only,
         verified,
         speedup_goal,
     })
-}
-
-fn median(runs: Vec<Run>) -> Result<Run> {
-    Run::summarise(runs).ok_or_else(|| Error::new("no runs"))
 }
 
 fn print_report(measured: &Measured, machine: &str) {
@@ -217,6 +217,7 @@ fn print_report(measured: &Measured, machine: &str) {
         ferry_noop,
         skopeo_first,
         skopeo_noop,
+        noop_rounds,
         ferry_plan_only,
         verified,
         speedup_goal,
@@ -248,7 +249,14 @@ fn print_report(measured: &Measured, machine: &str) {
             &[
                 row("first run (fresh destination)", ferry_first, skopeo_first),
                 row(
-                    &format!("no-op rerun (median of {NOOP_ROUNDS})"),
+                    &if noop_rounds.0 == noop_rounds.1 {
+                        format!("no-op rerun (median of {})", noop_rounds.0)
+                    } else {
+                        format!(
+                            "no-op rerun (medians of {} and {} runs)",
+                            noop_rounds.0, noop_rounds.1
+                        )
+                    },
                     ferry_noop,
                     skopeo_noop
                 ),

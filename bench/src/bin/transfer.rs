@@ -12,6 +12,7 @@
 //! skopeo's and never above 100 MiB. Every copy is checked byte for byte
 //! (manifest bytes; the registry refuses a manifest whose blobs are missing).
 
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -124,6 +125,12 @@ fn verify(tool: &str, set: &ImageSet, host: &str, image: &SetImage) -> Result<()
 
 fn run() -> Result<()> {
     ferry_bench::preflight()?;
+    let folder = ferry_bench::scratch_folder("transfer")?;
+    let result = measure_copies(folder.path());
+    ferry_bench::keep_on_failure(folder, result)
+}
+
+fn measure_copies(folder: &Path) -> Result<()> {
     let started = Instant::now();
     let mut set = image_sets::single_large_layer(LAYER_MEBIBYTES);
     eprintln!(
@@ -132,11 +139,7 @@ fn run() -> Result<()> {
     );
     let image = set.images[0].clone();
     let source = ferry_bench::serve(&mut set)?;
-    let folder = tempfile::Builder::new()
-        .prefix("ferry-bench-transfer-")
-        .tempdir()
-        .context(|| "creating a temporary folder".to_owned())?;
-    let logs = Logs::new(&folder.path().join("logs"))?;
+    let logs = Logs::new(&folder.join("logs"))?;
     let layer_bytes = (LAYER_MEBIBYTES * 1024 * 1024) as f64;
 
     let source_reference = |image: &SetImage| {
@@ -177,7 +180,7 @@ fn run() -> Result<()> {
         let mirror_destination = ferry_bench::destination()?;
         let job = FerryJob::new(
             tools::ferry_binary()?,
-            &folder.path().join(format!("mirror-{round}")),
+            &folder.join(format!("mirror-{round}")),
             &set,
             &source.host(),
             &mirror_destination.host(),

@@ -1,0 +1,239 @@
+//! No-op benchmark over 10,000 recorded images (issue 4).
+//!
+//! Setup: 10,000 small generated images (500 repositories of 20 tags,
+//! sharing a base layer) listed as `additionalImages`, mirrored once by
+//! `ferry mirror` into a fresh registry and workspace (timed and printed,
+//! not a goal; a sample checked byte for byte with `skopeo inspect --raw`).
+//!
+//! Then, on that workspace:
+//! - `ferry plan --trust-state` (median of 3, or of fewer when a run takes
+//!   over 5 s; goal: under 1 s),
+//! - the default `ferry plan` (it checks the destination: one HEAD per image),
+//! - the default `ferry mirror` no-op rerun,
+//! - `skopeo sync` no-op over the same 10,000 images and the same
+//!   destination (skopeo sync names each repository
+//!   `DESTINATION/<last component>`, so with the namespace as destination
+//!   its names are exactly ferry's; the run must add no repository).
+//!   Stopped after `FERRY_BENCH_SKOPEO_DEADLINE` seconds (default 300),
+//!   and then reported as skipped.
+//!
+//! Goal: ferry's default no-op at most a tenth of skopeo sync's no-op.
+//! Every ferry run must say there was nothing to do.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ferry_bench::image_sets;
+use ferry_bench::measure::{Logs, Run, repeat_while_quick};
+use ferry_bench::report::{self, Goal};
+use ferry_bench::tools::{self, FerryJob};
+use ferry_testworld::error::{Context, Error, Result};
+
+const IMAGES: usize = 10_000;
+const TAGS_PER_REPOSITORY: usize = 20;
+const SAMPLE: usize = 50;
+/// `--trust-state` plans are timed up to this many times (median shown),
+/// fewer when a run is slower than [`QUICK`].
+const TRUST_STATE_ROUNDS: usize = 3;
+const QUICK: Duration = Duration::from_secs(5);
+const TRUST_STATE_GOAL_SECONDS: f64 = 1.0;
+const NOOP_SHARE: f64 = 0.1;
+const DEFAULT_SKOPEO_DEADLINE_SECONDS: u64 = 300;
+
+fn main() -> ExitCode {
+    if std::env::args().len() > 1 {
+        eprintln!(
+            "usage: noop10k (no arguments; FERRY_BENCH_SKOPEO_DEADLINE=SECONDS bounds skopeo sync)"
+        );
+        return ExitCode::from(2);
+    }
+    ferry_bench::finish(run())
+}
+
+fn skopeo_deadline() -> Result<Duration> {
+    match std::env::var("FERRY_BENCH_SKOPEO_DEADLINE") {
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .context(|| format!("FERRY_BENCH_SKOPEO_DEADLINE={text:?} is not a number of seconds")),
+        Err(_) => Ok(Duration::from_secs(DEFAULT_SKOPEO_DEADLINE_SECONDS)),
+    }
+}
+
+fn run() -> Result<()> {
+    ferry_bench::preflight()?;
+    let deadline = skopeo_deadline()?;
+    let folder = ferry_bench::scratch_folder("noop10k")?;
+    let result = measure_noops(folder.path(), deadline);
+    ferry_bench::keep_on_failure(folder, result)
+}
+
+fn measure_noops(folder: &Path, deadline: Duration) -> Result<()> {
+    let machine = ferry_bench::machine_note();
+    let logs = Logs::new(&folder.join("logs"))?;
+    let mut set = image_sets::small("10k", "ferry-bench-10k", IMAGES, TAGS_PER_REPOSITORY);
+    let repositories = set.tags_by_repository().len();
+    let source = ferry_bench::serve(&mut set)?;
+    let destination = ferry_bench::destination()?;
+    let job = FerryJob::new(
+        tools::ferry_binary()?,
+        &folder.join("ferry"),
+        &set,
+        &source.host(),
+        &destination.host(),
+    )?;
+    let nothing_to_do = |label: &str, run: &Run| {
+        tools::require_nothing_to_do(label, &format!("{}{}", run.stdout, run.stderr))
+    };
+
+    eprintln!("setup: ferry mirror of {IMAGES} images into a fresh workspace...");
+    let setup = logs.run(
+        "setup-ferry-mirror",
+        &mut job.command("mirror", "workspace", &[]),
+    )?;
+    let checked = tools::verify_destination(
+        "ferry mirror",
+        &set,
+        &destination.host(),
+        &set.sample(SAMPLE),
+    )?;
+    eprintln!(
+        "setup took {:.1} s; {checked} images checked",
+        setup.seconds
+    );
+
+    eprintln!("ferry plan --trust-state (up to {TRUST_STATE_ROUNDS} times)...");
+    let (trust_state, trust_state_rounds) =
+        repeat_while_quick(TRUST_STATE_ROUNDS, QUICK, |round| {
+            let run = logs.run(
+                &format!("ferry-plan-trust-state-{round}"),
+                &mut job.command("plan", "workspace", &["--trust-state"]),
+            )?;
+            nothing_to_do("ferry plan --trust-state", &run)?;
+            Ok(run)
+        })?;
+
+    eprintln!("ferry plan (default: checks the destination)...");
+    let default_plan = logs.run(
+        "ferry-plan-default",
+        &mut job.command("plan", "workspace", &[]),
+    )?;
+    nothing_to_do("ferry plan", &default_plan)?;
+
+    eprintln!("ferry mirror no-op rerun...");
+    let mirror_noop = logs.run(
+        "ferry-mirror-noop",
+        &mut job.command("mirror", "workspace", &[]),
+    )?;
+    nothing_to_do("ferry mirror (rerun)", &mirror_noop)?;
+
+    eprintln!(
+        "skopeo sync no-op over the same {IMAGES} images (stopped after {} s)...",
+        deadline.as_secs()
+    );
+    let yaml = folder.join("skopeo-sync.yaml");
+    std::fs::write(&yaml, tools::skopeo_sync_yaml(&set, &source.host()))
+        .context(|| format!("writing {}", yaml.display()))?;
+    let repositories_before = tools::repository_count(destination.storage_root())?;
+    let skopeo = logs.run_with_deadline(
+        "skopeo-sync-noop",
+        &mut tools::skopeo_sync(&yaml, &format!("{}/{}", destination.host(), set.namespace)),
+        Some(deadline),
+    )?;
+    let repositories_after = tools::repository_count(destination.storage_root())?;
+    if repositories_after != repositories_before {
+        return Err(Error::new(format!(
+            "skopeo sync was meant to find ferry's repositories but created others ({repositories_before} before, {repositories_after} after): its no-op time would not be a no-op"
+        )));
+    }
+
+    println!(
+        "noop10k: {IMAGES} images in {repositories} repositories recorded in a workspace; setup (ferry mirror into a fresh registry) took {:.1} s, {checked} images checked byte for byte",
+        setup.seconds
+    );
+    println!("{machine}");
+    let skopeo_cell = match &skopeo {
+        Some(run) => report::seconds(run.seconds),
+        None => format!("skipped (over {} s)", deadline.as_secs()),
+    };
+    let ratio = |run: &Run| match &skopeo {
+        Some(skopeo) => format!("{:.3}", run.seconds / skopeo.seconds),
+        None => "n/a".to_owned(),
+    };
+    print!(
+        "{}",
+        report::table(
+            &["no-op run", "seconds", "ferry/skopeo"],
+            &[
+                vec![
+                    format!("ferry plan --trust-state (median of {trust_state_rounds})"),
+                    report::seconds(trust_state.seconds),
+                    ratio(&trust_state),
+                ],
+                vec![
+                    "ferry plan (default, checks the destination)".to_owned(),
+                    report::seconds(default_plan.seconds),
+                    ratio(&default_plan),
+                ],
+                vec![
+                    "ferry mirror (default rerun)".to_owned(),
+                    report::seconds(mirror_noop.seconds),
+                    ratio(&mirror_noop),
+                ],
+                vec!["skopeo sync".to_owned(), skopeo_cell, String::new()],
+            ],
+        )
+    );
+    if skopeo.is_none() {
+        println!(
+            "skopeo sync no-op skipped: it did not finish within {} s and was stopped (FERRY_BENCH_SKOPEO_DEADLINE raises the limit)",
+            deadline.as_secs()
+        );
+    }
+    println!(
+        "{}",
+        Goal::new(
+            format!("ferry plan --trust-state over {IMAGES} images under {TRUST_STATE_GOAL_SECONDS:.0} s"),
+            format!("{:.2} s", trust_state.seconds),
+            trust_state.seconds < TRUST_STATE_GOAL_SECONDS
+        )
+        .line()
+    );
+    for (what, run) in [
+        ("ferry plan (default)", &default_plan),
+        ("ferry mirror no-op rerun", &mirror_noop),
+    ] {
+        let goal = format!("{what} at most {NOOP_SHARE} of skopeo sync's no-op");
+        let line = match &skopeo {
+            Some(skopeo) => {
+                let share = run.seconds / skopeo.seconds;
+                Goal::new(
+                    goal,
+                    format!(
+                        "{share:.3}: {:.2} s vs {:.2} s",
+                        run.seconds, skopeo.seconds
+                    ),
+                    share <= NOOP_SHARE,
+                )
+            }
+            None => {
+                // skopeo took longer than the deadline: the share is below
+                // this bound, which settles the goal only when it is low enough.
+                let bound = run.seconds / deadline.as_secs_f64();
+                Goal::new(
+                    goal,
+                    format!(
+                        "below {bound:.3}: {:.2} s vs skopeo sync over {} s",
+                        run.seconds,
+                        deadline.as_secs()
+                    ),
+                    bound <= NOOP_SHARE,
+                )
+            }
+        };
+        println!("{}", line.line());
+    }
+    Ok(())
+}
