@@ -79,6 +79,9 @@ pub struct Recorded {
     pub images: BTreeMap<String, RecordedResolution>,
     /// Recorded manifests of the recorded trees, by digest.
     pub manifests: BTreeMap<Digest, Manifest>,
+    /// What each manifest of `manifests` names (those that parse), read
+    /// once at load rather than parsed again for every tree walk.
+    described: BTreeMap<Digest, ResolvedManifest>,
 }
 
 impl Recorded {
@@ -106,7 +109,8 @@ impl Recorded {
                     bytes: manifest.content.into(),
                 };
                 if let Ok(described) = describe(&manifest) {
-                    queue.extend(described.children);
+                    queue.extend(described.children.iter().cloned());
+                    recorded.described.insert(digest.clone(), described);
                 }
                 recorded.manifests.insert(digest, manifest);
             }
@@ -120,9 +124,9 @@ impl Recorded {
         let mut tree = Vec::new();
         let mut queue = vec![top.clone()];
         while let Some(digest) = queue.pop() {
-            let described = describe(self.manifests.get(&digest)?).ok()?;
+            let described = self.described.get(&digest)?;
             queue.extend(described.children.iter().cloned());
-            tree.push(described);
+            tree.push(described.clone());
         }
         Some(tree)
     }
@@ -134,8 +138,8 @@ impl Recorded {
             let Some(manifest) = self.manifests.get(&digest) else {
                 continue;
             };
-            if let Ok(described) = describe(manifest) {
-                queue.extend(described.children);
+            if let Some(described) = self.described.get(&digest) {
+                queue.extend(described.children.iter().cloned());
             }
             into.insert(digest, manifest.clone());
         }
