@@ -6,8 +6,9 @@
 //! location), as containers/image does. Manifests are kept with their exact
 //! bytes, so the executor pushes what was read.
 //!
-//! What was resolved before ([`Recorded`], from the workspace state) makes
-//! a rerun cheap: by default one HEAD per tag (the image's and its
+//! An image never resolved before is read with one GET by tag (digest and
+//! top manifest at once). What was resolved before ([`Recorded`], from the
+//! workspace state) makes a rerun cheap: by default one HEAD per tag (the image's and its
 //! signature's) finds the current digest, and a tree already recorded for
 //! that digest is reused instead of read again (manifests are content
 //! addressed); a digest-pinned image needs no request at all. With
@@ -517,6 +518,13 @@ async fn resolve_one(
             };
             (source, digest.clone(), None)
         }
+        // A tag never resolved before: its manifest is needed anyway, so
+        // one GET by tag gives the digest and the top manifest together
+        // (a HEAD first would only add a request).
+        (None, None) => match read_top(client, registries, &request.origin).await {
+            Ok((source, top)) => (source, top.digest.clone(), Some(top)),
+            Err(message) => return failed(message),
+        },
         // One HEAD finds the digest; its tree comes from the record when
         // recorded, else is read by digest.
         _ => match head_top(client, registries, &request.origin).await {
