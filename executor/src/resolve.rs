@@ -6,16 +6,24 @@
 //! location), as containers/image does. Manifests are kept with their exact
 //! bytes, so the executor pushes what was read.
 //!
-//! What was resolved before ([`Recorded`], from the workspace state) makes
-//! a rerun cheap: by default one HEAD per tag (the image's and its
+//! An image never resolved before is read with one GET by tag (digest and
+//! top manifest at once). What was resolved before ([`Recorded`], from the
+//! workspace state) makes a rerun cheap: by default one HEAD per tag (the image's and its
 //! signature's) finds the current digest, and a tree already recorded for
 //! that digest is reused instead of read again (manifests are content
 //! addressed); a digest-pinned image needs no request at all. With
 //! `trust_state`, an image resolved before is taken from the record with
 //! no network at all. Images run concurrently (bounded by
 //! [`ResolveOptions::concurrency`]), results in request order.
+//!
+//! Signature tags are looked up through the source repository's tag list
+//! when several requested images share that repository ([`TagLists`]: one
+//! listing instead of one HEAD per image, most of which find nothing); a
+//! signature tag the list names is then read as before, and a repository
+//! whose tags cannot be listed falls back to one HEAD per image.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use ferry_planner::{ResolvedImage, ResolvedManifest};
 use ferry_registry::{Manifest, RegistriesConf, RegistryClient};
@@ -79,6 +87,9 @@ pub struct Recorded {
     pub images: BTreeMap<String, RecordedResolution>,
     /// Recorded manifests of the recorded trees, by digest.
     pub manifests: BTreeMap<Digest, Manifest>,
+    /// What each manifest of `manifests` names (those that parse), read
+    /// once at load rather than parsed again for every tree walk.
+    described: BTreeMap<Digest, ResolvedManifest>,
 }
 
 impl Recorded {
@@ -106,7 +117,8 @@ impl Recorded {
                     bytes: manifest.content.into(),
                 };
                 if let Ok(described) = describe(&manifest) {
-                    queue.extend(described.children);
+                    queue.extend(described.children.iter().cloned());
+                    recorded.described.insert(digest.clone(), described);
                 }
                 recorded.manifests.insert(digest, manifest);
             }
@@ -120,9 +132,9 @@ impl Recorded {
         let mut tree = Vec::new();
         let mut queue = vec![top.clone()];
         while let Some(digest) = queue.pop() {
-            let described = describe(self.manifests.get(&digest)?).ok()?;
+            let described = self.described.get(&digest)?;
             queue.extend(described.children.iter().cloned());
-            tree.push(described);
+            tree.push(described.clone());
         }
         Some(tree)
     }
@@ -134,8 +146,8 @@ impl Recorded {
             let Some(manifest) = self.manifests.get(&digest) else {
                 continue;
             };
-            if let Ok(described) = describe(manifest) {
-                queue.extend(described.children);
+            if let Some(described) = self.described.get(&digest) {
+                queue.extend(described.children.iter().cloned());
             }
             into.insert(digest, manifest.clone());
         }
@@ -334,6 +346,83 @@ async fn tree_of(
     Ok((tree, false))
 }
 
+/// A repository's tags once listed (`None`: not listable), shared by
+/// whoever waits for the listing.
+type TagListing = Arc<tokio::sync::OnceCell<Option<BTreeSet<String>>>>;
+
+/// Tag lists of source repositories, each listed at most once per run and
+/// shared by the images resolving concurrently from it.
+#[derive(Default)]
+struct TagLists {
+    /// `registry/repository` (as the configuration names it) → requests.
+    requested: HashMap<String, usize>,
+    /// `registry/repository` read from → its tags (`None`: not listable).
+    listed: Mutex<HashMap<String, TagListing>>,
+}
+
+/// Fewer requested images per repository than this: one HEAD each for the
+/// signature tag (a list can be long, and costs as much as a HEAD).
+const LIST_TAGS_FROM: usize = 2;
+
+impl TagLists {
+    fn new(requests: &[Request]) -> Self {
+        let mut requested: HashMap<String, usize> = HashMap::new();
+        for request in requests {
+            *requested
+                .entry(origin_repository(&request.origin))
+                .or_default() += 1;
+        }
+        TagLists {
+            requested,
+            listed: Mutex::default(),
+        }
+    }
+
+    /// Whether `tag` may exist in `source_name` (read from for `origin`):
+    /// false only when the repository's tag list was read and lacks it.
+    async fn may_have(
+        &self,
+        client: &RegistryClient,
+        origin: &ImageReference,
+        source: &ImageReference,
+        tag: &str,
+    ) -> bool {
+        let wanted = self
+            .requested
+            .get(&origin_repository(origin))
+            .copied()
+            .unwrap_or(0);
+        if wanted < LIST_TAGS_FROM {
+            return true;
+        }
+        let source_name = origin_repository(source);
+        let cell = self
+            .listed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(source_name)
+            .or_default()
+            .clone();
+        let tags = cell
+            .get_or_init(|| async {
+                match client
+                    .list_tags(source.registry(), source.repository())
+                    .await
+                {
+                    Ok(Some(tags)) => Some(tags.into_iter().collect()),
+                    Ok(None) | Err(_) => None,
+                }
+            })
+            .await;
+        tags.as_ref().is_none_or(|tags| tags.contains(tag))
+    }
+}
+
+/// `registry/repository` of a reference.
+fn origin_repository(reference: &ImageReference) -> String {
+    format!("{}/{}", reference.registry(), reference.repository())
+}
+
 /// What resolving one request produced.
 #[derive(Default)]
 struct Resolved {
@@ -401,6 +490,7 @@ async fn resolve_one(
     request: &Request,
     options: &ResolveOptions,
     recorded: &Recorded,
+    tag_lists: &TagLists,
 ) -> Resolved {
     let record = recorded.images.get(&request.name);
     if options.trust_state
@@ -428,6 +518,13 @@ async fn resolve_one(
             };
             (source, digest.clone(), None)
         }
+        // A tag never resolved before: its manifest is needed anyway, so
+        // one GET by tag gives the digest and the top manifest together
+        // (a HEAD first would only add a request).
+        (None, None) => match read_top(client, registries, &request.origin).await {
+            Ok((source, top)) => (source, top.digest.clone(), Some(top)),
+            Err(message) => return failed(message),
+        },
         // One HEAD finds the digest; its tree comes from the record when
         // recorded, else is read by digest.
         _ => match head_top(client, registries, &request.origin).await {
@@ -478,6 +575,9 @@ async fn resolve_one(
     if !options.remove_signatures {
         let tag = signature_tag(&top_digest);
         if let Ok(signature_reference) = format!("{source_name}:{tag}").parse::<ImageReference>()
+            && tag_lists
+                .may_have(client, &request.origin, &source, &tag)
+                .await
             && let Ok(Some(head)) = client.head_manifest(&signature_reference).await
         {
             let found = match head.digest {
@@ -557,8 +657,10 @@ pub async fn resolve_with(
     } else {
         options.concurrency
     };
+    let tag_lists = TagLists::new(requests);
+    let tag_lists = &tag_lists;
     let results: Vec<Resolved> = futures_util::stream::iter(requests)
-        .map(|request| resolve_one(client, registries, request, options, recorded))
+        .map(|request| resolve_one(client, registries, request, options, recorded, tag_lists))
         .buffered(concurrency)
         .collect()
         .await;

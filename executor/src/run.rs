@@ -9,9 +9,12 @@
 //! bounds transfers per registry).
 //! Among ready actions, the plan's order decides who goes first.
 //!
-//! Each action is recorded in the workspace state right after it succeeds
-//! and never before, so a kill at any point leaves the state naming only
-//! finished work. An action whose prerequisite failed is skipped, with the
+//! Each action is recorded in the workspace state after it succeeds and
+//! never before, so a kill at any point leaves the state naming only
+//! finished work. Records are written in small batches ([`Recorder`]: every
+//! [`RECORD_BATCH`] actions or [`RECORD_INTERVAL`], one transaction and one
+//! sync each, not one per action); a kill loses at most the last batch,
+//! whose actions the rerun plans again and finds done at the destination. An action whose prerequisite failed is skipped, with the
 //! failure as its reason; an image fails when any of its actions failed or
 //! was skipped, and the others go on.
 //!
@@ -22,13 +25,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dependencies::upstream_keys;
 use ferry_planner::{Action, ActionGraph, ActionKey, Plan};
 use ferry_registry::{Manifest, RegistryClient};
 use ferry_schemas::{Digest, ImageReference};
-use ferry_store::{BlobStore, WorkspaceState};
+use ferry_store::{BlobStore, FinishedAction, WorkspaceState};
 
 /// What happened to one image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,17 +120,95 @@ mod dependencies {
     use petgraph::Direction;
 
     pub fn upstream_keys(graph: &ActionGraph) -> BTreeMap<ActionKey, BTreeSet<ActionKey>> {
+        let keys = graph.node_keys();
         let mut upstream: BTreeMap<ActionKey, BTreeSet<ActionKey>> = BTreeMap::new();
         for node in graph.graph.node_indices() {
-            let key = graph.action(node).key();
             let before = graph
                 .graph
                 .neighbors_directed(node, Direction::Incoming)
-                .map(|upstream| graph.action(upstream).key())
+                .map(|upstream| keys[upstream.index()])
                 .collect();
-            upstream.insert(key, before);
+            upstream.insert(keys[node.index()], before);
         }
         upstream
+    }
+}
+
+/// Finished actions written to the state at most this many at a time.
+const RECORD_BATCH: usize = 256;
+/// A finished action waits at most about this long to be written (the
+/// scheduler's progress tick bounds the wait when nothing else finishes).
+const RECORD_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Finished actions on their way into the workspace state, in the order
+/// they finished (an action's upstream always in the same or an earlier
+/// batch), written in batches.
+struct Recorder<'a> {
+    state: &'a mut WorkspaceState,
+    destination: &'a str,
+    pending: Vec<FinishedAction>,
+    oldest: Option<Instant>,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(state: &'a mut WorkspaceState, destination: &'a str) -> Self {
+        Recorder {
+            state,
+            destination,
+            pending: Vec::new(),
+            oldest: None,
+        }
+    }
+
+    /// Queues the records of an action that succeeded: its own, and for
+    /// an upload the link into its own repository.
+    fn finished(&mut self, planned: &ferry_planner::PlannedAction) {
+        if self.pending.is_empty() {
+            self.oldest = Some(Instant::now());
+        }
+        let key = planned.key.to_hex();
+        self.pending.push(match &planned.action {
+            Action::Tag {
+                repository,
+                tag,
+                digest,
+            } => FinishedAction::Tag {
+                key,
+                repository: repository.clone(),
+                tag: tag.clone(),
+                digest: digest.clone(),
+            },
+            other => FinishedAction::Action {
+                key,
+                kind: other.kind_name().to_owned(),
+            },
+        });
+        // An upload puts the blob into its repository: record that
+        // repository's link too, so later plans know who has it.
+        if let Some(own_link) = planned.action.implied_link() {
+            self.pending.push(FinishedAction::Action {
+                key: own_link.key().to_hex(),
+                kind: own_link.kind_name().to_owned(),
+            });
+        }
+    }
+
+    /// Writes the queued records when the batch is full or old enough.
+    fn write_when_due(&mut self) -> Result<(), ferry_store::Error> {
+        let due = self.pending.len() >= RECORD_BATCH
+            || self
+                .oldest
+                .is_some_and(|oldest| oldest.elapsed() >= RECORD_INTERVAL);
+        if due { self.write() } else { Ok(()) }
+    }
+
+    /// Writes every queued record, in one transaction.
+    fn write(&mut self) -> Result<(), ferry_store::Error> {
+        self.state
+            .record_finished(self.destination, &self.pending, now())?;
+        self.pending.clear();
+        self.oldest = None;
+        Ok(())
     }
 }
 
@@ -364,6 +445,7 @@ pub async fn execute(
         manifest_limit,
         "running the plan"
     );
+    let mut recorder = Recorder::new(state, target.destination);
     let mut tick = tokio::time::interval(PROGRESS_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -426,6 +508,7 @@ pub async fn execute(
             },
             _ = tick.tick() => {
                 report_bytes(&mut counters);
+                recorder.write_when_due()?;
                 continue;
             }
         };
@@ -442,36 +525,8 @@ pub async fn execute(
         let reported = counters.remove(&index).map_or(0, |(_, reported)| reported);
         match outcome {
             Ok(()) => {
-                match action {
-                    Action::Tag {
-                        repository,
-                        tag,
-                        digest,
-                    } => state.record_tag(
-                        target.destination,
-                        &planned.key.to_hex(),
-                        repository,
-                        tag,
-                        digest,
-                        now(),
-                    )?,
-                    other => state.record_action(
-                        target.destination,
-                        &planned.key.to_hex(),
-                        other.kind_name(),
-                        now(),
-                    )?,
-                }
-                // An upload puts the blob into its repository: record that
-                // repository's link too, so later plans know who has it.
-                if let Some(own_link) = action.implied_link() {
-                    state.record_action(
-                        target.destination,
-                        &own_link.key().to_hex(),
-                        own_link.kind_name(),
-                        now(),
-                    )?;
-                }
+                recorder.finished(planned);
+                recorder.write_when_due()?;
                 if matches!(action, Action::UploadBlob { .. }) && action.bytes() > reported {
                     // (A link that had to copy reported its bytes as they moved.)
                     progress.bytes_moved(action, action.bytes() - reported);
@@ -519,11 +574,13 @@ pub async fn execute(
             }
         }
     }
+    recorder.write()?;
+    let keys = graph.node_keys();
     for image in &graph.images {
         let error = image
             .nodes
             .iter()
-            .map(|node| graph.action(*node).key())
+            .map(|node| keys[node.index()])
             .find_map(|key| failed.get(&key).cloned());
         report.images.push(ImageOutcome {
             name: image.name.clone(),

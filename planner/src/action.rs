@@ -43,6 +43,10 @@ pub const KEY_VERSION: u32 = 1;
 pub struct ActionKey([u8; 32]);
 
 impl ActionKey {
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        ActionKey(bytes)
+    }
+
     /// The key as lower-case hex.
     pub fn to_hex(self) -> String {
         self.0.iter().map(|byte| format!("{byte:02x}")).collect()

@@ -7,7 +7,7 @@
 //! name them, child manifests before their index, the top manifest before
 //! its tag.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ferry_schemas::Digest;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -80,23 +80,57 @@ pub struct ActionGraph {
 }
 
 impl ActionGraph {
-    fn node(&mut self, action: Action) -> NodeIndex {
-        let key = action.key();
-        *self
-            .keys
-            .entry(key)
-            .or_insert_with(|| self.graph.add_node(action))
-    }
-
-    fn edge(&mut self, before: NodeIndex, after: NodeIndex) {
-        if self.graph.find_edge(before, after).is_none() {
-            self.graph.add_edge(before, after, ());
-        }
-    }
-
     /// The action of a node.
     pub fn action(&self, node: NodeIndex) -> &Action {
         &self.graph[node]
+    }
+
+    /// Every node's key, by node index: read from [`ActionGraph::keys`]
+    /// rather than hashed again (a key costs an encoding and a blake3 hash;
+    /// plans and runs look keys up many times per node).
+    pub fn node_keys(&self) -> Vec<ActionKey> {
+        let mut keys = vec![ActionKey::from_bytes([0; 32]); self.graph.node_count()];
+        for (key, node) in &self.keys {
+            keys[node.index()] = *key;
+        }
+        keys
+    }
+}
+
+/// An [`ActionGraph`] being built: adds each node once per key and each
+/// edge once. Edges are deduplicated through a set, not by searching the
+/// node's edges: a base layer's upload feeds the manifest of every image,
+/// and a search per edge would make compiling quadratic in images.
+struct Builder {
+    graph: ActionGraph,
+    edges: HashSet<(NodeIndex, NodeIndex)>,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Builder {
+            graph: ActionGraph {
+                graph: DiGraph::new(),
+                keys: HashMap::new(),
+                images: Vec::new(),
+            },
+            edges: HashSet::new(),
+        }
+    }
+
+    fn node(&mut self, action: Action) -> NodeIndex {
+        let key = action.key();
+        let graph = &mut self.graph;
+        *graph
+            .keys
+            .entry(key)
+            .or_insert_with(|| graph.graph.add_node(action))
+    }
+
+    fn edge(&mut self, before: NodeIndex, after: NodeIndex) {
+        if self.edges.insert((before, after)) {
+            self.graph.graph.add_edge(before, after, ());
+        }
     }
 }
 
@@ -119,11 +153,7 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
             }
         }
     }
-    let mut graph = ActionGraph {
-        graph: DiGraph::new(),
-        keys: HashMap::new(),
-        images: Vec::new(),
-    };
+    let mut graph = Builder::new();
     // (repository, digest) → the link node that makes the blob present
     // there, and the upload behind it. Every repository that needs a blob
     // has a link node, the upload's own repository too: the upload makes
@@ -204,7 +234,7 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
             Some(tag) => format!("{}/{repository}:{tag}", destination.registry),
             None => format!("{}/{repository}@{}", destination.registry, image.top),
         };
-        graph.images.push(ImageNodes {
+        graph.graph.images.push(ImageNodes {
             name: image.name.clone(),
             destination: destination_name,
             nodes,
@@ -212,7 +242,7 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
             tag,
         });
     }
-    graph
+    graph.graph
 }
 
 /// Compiles images into the action graph of a disk delivery: every blob
@@ -221,11 +251,7 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
 /// delivery's index after its top manifest. Keys name no folder, so the
 /// workspace's earlier deliveries decide what is new.
 pub fn compile_archive(images: &[ResolvedImage]) -> ActionGraph {
-    let mut graph = ActionGraph {
-        graph: DiGraph::new(),
-        keys: HashMap::new(),
-        images: Vec::new(),
-    };
+    let mut graph = Builder::new();
     let mut pack_nodes: BTreeMap<Digest, NodeIndex> = BTreeMap::new();
     let mut fetch_nodes: BTreeMap<Digest, NodeIndex> = BTreeMap::new();
     // Blobs in digest order, each fetched from the first image naming it.
@@ -290,7 +316,7 @@ pub fn compile_archive(images: &[ResolvedImage]) -> ActionGraph {
             Some(tag) => format!("{}:{tag}", image.destination_repository),
             None => format!("{}@{}", image.destination_repository, image.top),
         };
-        graph.images.push(ImageNodes {
+        graph.graph.images.push(ImageNodes {
             name: image.name.clone(),
             destination: place,
             nodes,
@@ -298,5 +324,5 @@ pub fn compile_archive(images: &[ResolvedImage]) -> ActionGraph {
             tag: Some(record),
         });
     }
-    graph
+    graph.graph
 }

@@ -193,6 +193,7 @@ fn recorded_target<'a>(action: &Action, state: &'a StateSnapshot) -> Option<&'a 
 
 /// Diffs `graph` against `state`.
 pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
+    let keys = graph.node_keys();
     // Images whose top manifest is missing at the destination: all their
     // work is planned again, whatever the state says.
     let mut forced: BTreeSet<NodeIndex> = BTreeSet::new();
@@ -226,9 +227,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
         _ => false,
     };
     let is_done = |node: NodeIndex| {
-        state.done.contains(&graph.action(node).key())
-            && !forced.contains(&node)
-            && !blob_missing(node)
+        state.done.contains(&keys[node.index()]) && !forced.contains(&node) && !blob_missing(node)
     };
     // A fetch into the cache is work only when the pack it feeds is.
     let is_planned = |node: NodeIndex| {
@@ -253,7 +252,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     }
     for node in graph.graph.node_indices() {
         let action = graph.action(node);
-        let key = action.key();
+        let key = keys[node.index()];
         let done = !is_planned(node);
         // The link into an upload's own repository: left out when the
         // upload runs (the upload puts the blob there), and counted only
@@ -399,7 +398,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
             *from_repository = (*holder).to_owned();
         }
         actions.push(PlannedAction {
-            key: graph.action(node).key(),
+            key: keys[node.index()],
             action,
             reason: reasons[&node].clone(),
         });
@@ -428,8 +427,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
             let tag_recorded = image
                 .tag
                 .is_some_and(|tag| recorded_target(graph.action(tag), state).is_some());
-            let ever_done =
-                tag_recorded || state.done.contains(&graph.action(image.top_manifest).key());
+            let ever_done = tag_recorded || state.done.contains(&keys[image.top_manifest.index()]);
             let change = match (planned.is_empty(), ever_done) {
                 (true, _) => ImageChange::Unchanged,
                 (false, false) => ImageChange::New,

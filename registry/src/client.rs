@@ -266,6 +266,23 @@ fn parse_challenge(header: &str) -> Option<(String, HashMap<String, String>)> {
 }
 
 /// The digest of bytes, sha256.
+/// Pages of a tag list [`RegistryClient::list_tags`] follows at most.
+pub const TAG_LIST_PAGES: usize = 100;
+
+/// The path (with query) of a `Link: <...>; rel="next"` header, as the
+/// distribution spec pages tag lists (written by hand: one header form, not
+/// worth a crate). Only a path on the same registry is followed.
+fn next_page_path(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, parameters) = link.split_once(';')?;
+        let is_next = parameters
+            .split(';')
+            .any(|parameter| parameter.replace([' ', '"'], "") == "rel=next");
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        (is_next && target.starts_with("/v2/")).then(|| target.to_owned())
+    })
+}
+
 pub fn sha256_of(bytes: &[u8]) -> Digest {
     Digest::new(DigestAlgorithm::Sha256, &hex::encode(Sha256::digest(bytes)))
         .expect("a sha256 hash")
@@ -1040,6 +1057,63 @@ impl RegistryClient {
         Ok(())
     }
 
+    /// Every tag of a repository (`GET /v2/<name>/tags/list`, following
+    /// the `Link` header's next pages, at most [`TAG_LIST_PAGES`] of them).
+    /// `None` when the repository does not exist.
+    pub async fn list_tags(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> std::result::Result<Option<Vec<String>>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let failed = |kind| RegistryError {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            target: " (tag list)".to_owned(),
+            kind,
+        };
+        let mut tags = Vec::new();
+        let mut path = format!("/v2/{repository}/tags/list");
+        for _ in 0..TAG_LIST_PAGES {
+            let response = self
+                .request(
+                    registry,
+                    repository,
+                    &Self::pull_scope(repository),
+                    |http, base| http.get(format!("{base}{path}")),
+                )
+                .await
+                .map_err(failed)?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !response.status().is_success() {
+                return Err(failed(Self::status_error(response).await));
+            }
+            let next = response
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|value| value.to_str().ok())
+                .and_then(next_page_path);
+            let page: TagList = response
+                .json()
+                .await
+                .map_err(|error| failed(ErrorKind::Protocol(format!("tag list: {error}"))))?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(next) => path = next,
+                None => return Ok(Some(tags)),
+            }
+        }
+        Err(failed(ErrorKind::Protocol(format!(
+            "tag list longer than {TAG_LIST_PAGES} pages"
+        ))))
+    }
+
     /// Whether a blob exists in a repository; its size when it does.
     pub async fn blob_size(
         &self,
@@ -1393,6 +1467,34 @@ mod tests {
         let (scheme, parameters) = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap();
         assert_eq!(scheme, "basic");
         assert_eq!(parameters["realm"], "Registry Realm");
+    }
+
+    #[test]
+    fn tag_list_pages_follow_the_next_link_on_the_same_registry() {
+        assert_eq!(
+            next_page_path(r#"</v2/a/b/tags/list?last=v9&n=10>; rel="next""#).as_deref(),
+            Some("/v2/a/b/tags/list?last=v9&n=10")
+        );
+        assert_eq!(
+            next_page_path(
+                r#"</v2/x/tags/list?n=1>; rel="prev", </v2/x/tags/list?last=b&n=1>; rel=next"#
+            )
+            .as_deref(),
+            Some("/v2/x/tags/list?last=b&n=1"),
+            "an unquoted rel is accepted too"
+        );
+        assert_eq!(
+            next_page_path(
+                r#"</v2/x/tags/list?n=1>; rel="prev", </v2/x/tags/list?last=b&n=1>; rel="next""#
+            )
+            .as_deref(),
+            Some("/v2/x/tags/list?last=b&n=1")
+        );
+        assert_eq!(
+            next_page_path(r#"<https://elsewhere.example/v2/a/tags/list>; rel="next""#),
+            None
+        );
+        assert_eq!(next_page_path(""), None);
     }
 
     #[test]

@@ -584,3 +584,42 @@ async fn blobs_stream_from_registry_to_registry_without_a_cache() {
         None
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_are_listed_as_skopeo_lists_them() {
+    let world = World::start().unwrap();
+    let mut client_options = options();
+    client_options.insecure_hosts = vec![world.registry().host()];
+    let client = RegistryClient::new(client_options);
+    let host = world.registry().host();
+    let repository = "quay.io/ferry-demo/hello";
+    let listed = skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{host}/{repository}"),
+    ]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let expected: BTreeSet<String> = listed["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tag| tag.as_str().unwrap().to_owned())
+        .collect();
+    assert!(expected.contains("1.0"), "{expected:?}");
+    let tags: BTreeSet<String> = client
+        .list_tags(&host, repository)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(tags, expected);
+    assert_eq!(
+        client
+            .list_tags(&host, "quay.io/ferry-demo/no-such-repository")
+            .await
+            .unwrap(),
+        None
+    );
+}

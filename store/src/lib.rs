@@ -31,4 +31,6 @@ pub use cache::{Cache, PruneReport};
 pub use deliveries::DeliveryRecord;
 pub use error::{Error, Result};
 pub use index::Index;
-pub use state::{DestinationHistory, RecordedManifest, RecordedResolution, WorkspaceState};
+pub use state::{
+    DestinationHistory, FinishedAction, RecordedManifest, RecordedResolution, WorkspaceState,
+};

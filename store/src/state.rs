@@ -5,9 +5,12 @@
 //! so a rerun re-reads only trees that changed and `--trust-state` plans
 //! with no network at all.
 //!
-//! **Consistency.** An action is recorded only after it succeeded, one small
-//! transaction each, so a crash or kill at any moment leaves the state
-//! naming only work that is really done; a rerun plans the rest.
+//! **Consistency.** An action is recorded only after it succeeded, so a
+//! crash or kill at any moment leaves the state naming only work that is
+//! really done; a rerun plans the rest. Finished actions may be recorded
+//! in small batches ([`WorkspaceState::record_finished`], one transaction
+//! and one sync per batch): a kill then loses at most the batch not yet
+//! written, whose actions the rerun finds done at the destination.
 //! **Locking.** SQLite WAL; one ferry run per workspace at a time (a second
 //! writer waits up to 30 seconds). **Compatibility.** Forward-only
 //! migrations, separate from the cache index's.
@@ -116,6 +119,20 @@ pub struct DestinationHistory {
     pub done: BTreeSet<String>,
     /// (repository, tag) → digest.
     pub tags: BTreeMap<(String, String), Digest>,
+}
+
+/// An action that finished, as the state records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinishedAction {
+    /// Any action but a tag: its hex key and kind.
+    Action { key: String, kind: String },
+    /// A tag set at the destination: recorded with its action.
+    Tag {
+        key: String,
+        repository: String,
+        tag: String,
+        digest: Digest,
+    },
 }
 
 /// An open workspace state.
@@ -234,6 +251,63 @@ impl WorkspaceState {
                 params![destination, repository, tag, digest.to_string()],
             )
             .map_err(database)?;
+        transaction.commit().map_err(database)
+    }
+
+    /// Records finished actions for `destination` in one transaction (one
+    /// sync for the whole batch instead of one per action); all of them or,
+    /// after a crash, none.
+    pub fn record_finished(
+        &mut self,
+        destination: &str,
+        finished: &[FinishedAction],
+        now: i64,
+    ) -> Result<()> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let database = |source| Error::Database {
+            path: path.clone(),
+            source,
+        };
+        let transaction = self.connection.transaction().map_err(database)?;
+        {
+            let mut insert_action = transaction
+                .prepare(
+                    "INSERT INTO actions (destination, key, kind, done_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(database)?;
+            let mut insert_tag = transaction
+                .prepare(
+                    "INSERT INTO tags (destination, repository, tag, digest) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (destination, repository, tag) DO UPDATE SET digest = excluded.digest",
+                )
+                .map_err(database)?;
+            for action in finished {
+                match action {
+                    FinishedAction::Action { key, kind } => {
+                        insert_action
+                            .execute(params![destination, key, kind, now])
+                            .map_err(database)?;
+                    }
+                    FinishedAction::Tag {
+                        key,
+                        repository,
+                        tag,
+                        digest,
+                    } => {
+                        insert_action
+                            .execute(params![destination, key, "tag", now])
+                            .map_err(database)?;
+                        insert_tag
+                            .execute(params![destination, repository, tag, digest.to_string()])
+                            .map_err(database)?;
+                    }
+                }
+            }
+        }
         transaction.commit().map_err(database)
     }
 
@@ -423,6 +497,59 @@ mod tests {
         assert_eq!(state.history("reg/b").unwrap().done.len(), 1);
         state.forget_actions("reg/a", &["k1".to_owned()]).unwrap();
         assert_eq!(state.history("reg/a").unwrap().done.len(), 1);
+    }
+
+    #[test]
+    fn finished_actions_are_recorded_in_one_batch() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("state.db");
+        let first: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        let second: Digest = format!("sha256:{}", "cd".repeat(32)).parse().unwrap();
+        let tag = |key: &str, digest: &Digest| FinishedAction::Tag {
+            key: key.to_owned(),
+            repository: "a/app".to_owned(),
+            tag: "1.0".to_owned(),
+            digest: digest.clone(),
+        };
+        {
+            let mut state = WorkspaceState::open(&path).unwrap();
+            state.record_finished("reg/a", &[], 1).unwrap();
+            state
+                .record_finished(
+                    "reg/a",
+                    &[
+                        FinishedAction::Action {
+                            key: "k1".to_owned(),
+                            kind: "upload-blob".to_owned(),
+                        },
+                        tag("k2", &first),
+                    ],
+                    2,
+                )
+                .unwrap();
+            // Recording again is harmless; a moved tag keeps its new digest.
+            state
+                .record_finished("reg/a", &[tag("k2", &first), tag("k3", &second)], 3)
+                .unwrap();
+        }
+        let state = WorkspaceState::open(&path).unwrap();
+        let history = state.history("reg/a").unwrap();
+        assert_eq!(
+            history.done,
+            ["k1", "k2", "k3"].iter().map(|k| (*k).to_owned()).collect()
+        );
+        assert_eq!(
+            history.tags[&("a/app".to_owned(), "1.0".to_owned())],
+            second
+        );
+        let kind: String = state
+            .connection
+            .query_row("SELECT kind FROM actions WHERE key = 'k3'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(kind, "tag");
+        assert!(state.history("reg/b").unwrap().done.is_empty());
     }
 
     #[test]
