@@ -132,6 +132,22 @@ impl Builder {
             self.graph.graph.add_edge(before, after, ());
         }
     }
+
+    /// Edges from each child manifest of `image` to the index naming it.
+    fn children_before_parents(
+        &mut self,
+        image: &ResolvedImage,
+        manifest_nodes: &BTreeMap<&Digest, NodeIndex>,
+    ) {
+        for manifest in &image.manifests {
+            let parent = manifest_nodes[&manifest.digest];
+            for child in &manifest.children {
+                if let Some(child_node) = manifest_nodes.get(child) {
+                    self.edge(*child_node, parent);
+                }
+            }
+        }
+    }
 }
 
 /// Compiles images into the action graph for `destination`.
@@ -211,14 +227,7 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
                 }
             }
         }
-        for manifest in &image.manifests {
-            let parent = manifest_nodes[&manifest.digest];
-            for child in &manifest.children {
-                if let Some(child_node) = manifest_nodes.get(child) {
-                    graph.edge(*child_node, parent);
-                }
-            }
-        }
+        graph.children_before_parents(image, &manifest_nodes);
         let top_manifest = manifest_nodes[&image.top];
         let tag = image.destination_tag.as_ref().map(|tag| {
             let node = graph.node(Action::Tag {
@@ -297,14 +306,7 @@ pub fn compile_archive(images: &[ResolvedImage]) -> ActionGraph {
                 }
             }
         }
-        for manifest in &image.manifests {
-            let parent = manifest_nodes[&manifest.digest];
-            for child in &manifest.children {
-                if let Some(child_node) = manifest_nodes.get(child) {
-                    graph.edge(*child_node, parent);
-                }
-            }
-        }
+        graph.children_before_parents(image, &manifest_nodes);
         let top_manifest = manifest_nodes[&image.top];
         let record = graph.node(Action::RecordImage {
             name: image.name.clone(),
