@@ -32,9 +32,9 @@ use ferry_store::{Cache, DeliveryRecord, WorkspaceState};
 use crate::exit_status;
 use crate::logging;
 use crate::mirror::{
-    LocalSource, MirrorArgs, PlanFile, SavedPlan, Sourced, error, load_config, load_registries,
-    mebibytes, planned_images, render_image_lines, report_failures, resolve_options, runtime,
-    source_client, stale_image, unix_now, working_dir, write_file,
+    LocalSource, MirrorArgs, PlanFile, SavedPlan, Sourced, Staleness, error, load_config,
+    load_registries, mebibytes, planned_images, render_image_lines, report_failures,
+    resolve_options, runtime, source_client, stale_plan, unix_now, working_dir, write_file,
 };
 
 /// oc-mirror's default `archiveSize`, in GiB.
@@ -119,11 +119,10 @@ fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan
     })?;
     let state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
     let deliveries = state.deliveries().map_err(error)?;
+    let shipped = state.shipped_keys(arguments.since).map_err(error)?;
     let graph = compile_archive(&resolution.images);
     let mut snapshot = StateSnapshot {
-        done: state
-            .shipped_keys(arguments.since)
-            .map_err(error)?
+        done: shipped
             .iter()
             .filter_map(|key| ActionKey::from_hex(key))
             .collect(),
@@ -150,15 +149,10 @@ fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan
         for delivery in &deliveries {
             hasher.update(format!("{delivery:?}\n").as_bytes());
         }
-        // What was shipped, not what the cache holds (another workspace
-        // sharing the cache changes that without changing the plan).
-        let mut shipped: Vec<String> = state
-            .shipped_keys(arguments.since)
-            .map_err(error)?
-            .into_iter()
-            .collect();
-        shipped.sort();
-        for key in shipped {
+        // What was shipped (a sorted set), not what the cache holds:
+        // another workspace sharing the cache changes that without
+        // changing the plan.
+        for key in &shipped {
             hasher.update(key.as_bytes());
         }
         hasher.finalize().to_hex().to_string()
@@ -460,18 +454,17 @@ pub fn apply_saved(saved: &SavedPlan, arguments: &MirrorArgs) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    if prepared.state_fingerprint != saved.state_fingerprint {
-        return error(
-            "the plan is stale: the workspace's deliveries changed since the plan was made (another delivery was written); run `ferry plan` again",
-        );
-    }
-    if let Some(stale) = stale_image(&saved.images, &prepared.resolution) {
+    if let Some(stale) = stale_plan(
+        saved,
+        &prepared.state_fingerprint,
+        &prepared.resolution,
+        &delivery_keys(&prepared.plan),
+        Staleness {
+            state: "the workspace's deliveries changed since the plan was made (another delivery was written)",
+            actions: "the delivery would no longer hold what the plan showed",
+        },
+    ) {
         return error(stale);
-    }
-    if delivery_keys(&prepared.plan) != saved.action_keys {
-        return error(
-            "the plan is stale: the delivery would no longer hold what the plan showed; run `ferry plan` again",
-        );
     }
     eprint!("{}", render_text(&prepared, None));
     write_delivery(&arguments, &mut prepared)

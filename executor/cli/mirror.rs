@@ -504,27 +504,17 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
                 _ => None,
             })
             .collect();
-        let missing: Vec<(String, ferry_schemas::Digest)> = runtime.block_on(async {
-            use futures_util::StreamExt as _;
-            futures_util::stream::iter(checks)
-                .map(|(repository, digest)| {
-                    let client = &client;
-                    let registry = &destination.registry;
-                    async move {
-                        let reference = format!("{registry}/{repository}@{digest}")
-                            .parse::<ImageReference>()
-                            .ok()?;
-                        match client.head_manifest(&reference).await {
-                            Ok(None) => Some((repository, digest)),
-                            _ => None,
-                        }
-                    }
-                })
-                .buffer_unordered(32)
-                .filter_map(|found| async move { found })
-                .collect()
-                .await
-        });
+        let registry = &destination.registry;
+        let missing = runtime.block_on(absent_at_destination(checks, |(repository, digest)| {
+            let reference = format!("{registry}/{repository}@{digest}").parse::<ImageReference>();
+            let client = &client;
+            async move {
+                match reference {
+                    Ok(reference) => matches!(client.head_manifest(&reference).await, Ok(None)),
+                    Err(_) => false,
+                }
+            }
+        }));
         snapshot.missing.extend(missing);
     }
     if arguments.verify {
@@ -555,6 +545,28 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
     })
 }
 
+/// Runs `absent` on every item, 32 at a time, and keeps the items it says
+/// the destination lacks (an error counts as present: the run finds out).
+async fn absent_at_destination<T, Check, Answer>(
+    items: impl IntoIterator<Item = T>,
+    absent: Check,
+) -> Vec<T>
+where
+    Check: Fn(&T) -> Answer,
+    Answer: std::future::Future<Output = bool>,
+{
+    use futures_util::StreamExt as _;
+    futures_util::stream::iter(items)
+        .map(|item| {
+            let answer = absent(&item);
+            async move { answer.await.then_some(item) }
+        })
+        .buffer_unordered(32)
+        .filter_map(|found| async move { found })
+        .collect()
+        .await
+}
+
 /// `--verify`: one HEAD per (repository, blob) the state says is at the
 /// destination, 32 at a time; the pairs the destination lacks.
 async fn missing_blobs(
@@ -563,7 +575,6 @@ async fn missing_blobs(
     graph: &ActionGraph,
     snapshot: &StateSnapshot,
 ) -> BTreeSet<(String, ferry_schemas::Digest)> {
-    use futures_util::StreamExt as _;
     let mut pairs: BTreeSet<(String, ferry_schemas::Digest)> = BTreeSet::new();
     for node in graph.graph.node_indices() {
         let action = graph.action(node);
@@ -580,17 +591,18 @@ async fn missing_blobs(
             _ => {}
         }
     }
-    futures_util::stream::iter(pairs)
-        .map(|(repository, digest)| async move {
-            match client.blob_size(registry, &repository, &digest).await {
-                Ok(None) => Some((repository, digest)),
-                _ => None,
-            }
-        })
-        .buffer_unordered(32)
-        .filter_map(|found| async move { found })
-        .collect()
-        .await
+    absent_at_destination(pairs, |(repository, digest)| {
+        let (repository, digest) = (repository.clone(), digest.clone());
+        async move {
+            matches!(
+                client.blob_size(registry, &repository, &digest).await,
+                Ok(None)
+            )
+        }
+    })
+    .await
+    .into_iter()
+    .collect()
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -1063,8 +1075,41 @@ pub(crate) fn planned_images(resolution: &Resolution) -> Vec<PlannedImage> {
         .collect()
 }
 
+/// What to say when a saved plan's state or actions no longer match.
+pub(crate) struct Staleness {
+    pub state: &'static str,
+    pub actions: &'static str,
+}
+
+/// Why a saved plan is stale, checked in this order: the state it was made
+/// against changed, an image resolves elsewhere now, or the actions the
+/// plan would run differ.
+pub(crate) fn stale_plan(
+    saved: &SavedPlan,
+    state_fingerprint: &str,
+    resolution: &Resolution,
+    action_keys: &[String],
+    messages: Staleness,
+) -> Option<String> {
+    if state_fingerprint != saved.state_fingerprint {
+        return Some(format!(
+            "the plan is stale: {}; run `ferry plan` again",
+            messages.state
+        ));
+    }
+    if let Some(stale) = stale_image(&saved.images, resolution) {
+        return Some(stale);
+    }
+    (action_keys != saved.action_keys).then(|| {
+        format!(
+            "the plan is stale: {}; run `ferry plan` again",
+            messages.actions
+        )
+    })
+}
+
 /// Why a saved plan's images no longer match what resolving gives now.
-pub(crate) fn stale_image(saved: &[PlannedImage], resolution: &Resolution) -> Option<String> {
+fn stale_image(saved: &[PlannedImage], resolution: &Resolution) -> Option<String> {
     for image in saved {
         match resolution
             .images
@@ -1153,24 +1198,23 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    if prepared.state_fingerprint != saved.state_fingerprint {
-        return error(
-            "the plan is stale: the workspace state changed since the plan was made (another run mirrored to this destination); run `ferry plan` again",
-        );
-    }
-    if let Some(stale) = stale_image(&saved.images, &prepared.resolution) {
-        return error(stale);
-    }
     let keys: Vec<String> = prepared
         .plan
         .actions
         .iter()
         .map(|planned| planned.key.to_hex())
         .collect();
-    if keys != saved.action_keys {
-        return error(
-            "the plan is stale: the destination no longer matches what the plan assumed (content went missing); run `ferry plan` again",
-        );
+    if let Some(stale) = stale_plan(
+        &saved,
+        &prepared.state_fingerprint,
+        &prepared.resolution,
+        &keys,
+        Staleness {
+            state: "the workspace state changed since the plan was made (another run mirrored to this destination)",
+            actions: "the destination no longer matches what the plan assumed (content went missing)",
+        },
+    ) {
+        return error(stale);
     }
     eprint!("{}", render_text(&prepared.plan, &prepared.resolution));
     run_prepared(prepared, &common)

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use ferry_schemas::Digest;
 use rusqlite::{OptionalExtension, params};
 
-use crate::error::{Error, Result};
-use crate::state::WorkspaceState;
+use crate::error::Result;
+use crate::state::{WorkspaceState, database_error};
 
 /// One delivery written by this workspace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,11 +115,7 @@ impl WorkspaceState {
         keys: &[String],
         images: &[(String, Digest)],
     ) -> Result<()> {
-        let path = self.path.clone();
-        let database = move |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
+        let database = database_error(self.path.clone());
         let transaction = self.connection.transaction().map_err(&database)?;
         transaction
             .execute(

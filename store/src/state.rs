@@ -135,6 +135,15 @@ pub enum FinishedAction {
     },
 }
 
+/// Maps SQLite errors to [`Error::Database`] naming `path`; for code that
+/// holds a transaction, and so cannot borrow `self` for [`WorkspaceState::database`].
+pub(crate) fn database_error(path: PathBuf) -> impl Fn(rusqlite::Error) -> Error {
+    move |source| Error::Database {
+        path: path.clone(),
+        source,
+    }
+}
+
 /// An open workspace state.
 pub struct WorkspaceState {
     pub(crate) connection: Connection,
@@ -149,16 +158,16 @@ impl WorkspaceState {
             path: path.clone(),
             source,
         };
-        let mut connection = Connection::open(&path).map_err(database)?;
+        let mut connection = Connection::open(&path).map_err(&database)?;
         connection
             .busy_timeout(Duration::from_secs(30))
-            .map_err(database)?;
+            .map_err(&database)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
-            .map_err(database)?;
+            .map_err(&database)?;
         connection
             .pragma_update(None, "synchronous", "FULL")
-            .map_err(database)?;
+            .map_err(&database)?;
         crate::migrations::migrate_with(&mut connection, &path, MIGRATIONS)?;
         Ok(WorkspaceState { connection, path })
     }
@@ -209,51 +218,6 @@ impl WorkspaceState {
         Ok(history)
     }
 
-    /// Records that an action completed.
-    pub fn record_action(&self, destination: &str, key: &str, kind: &str, now: i64) -> Result<()> {
-        self.connection
-            .execute(
-                "INSERT INTO actions (destination, key, kind, done_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO NOTHING",
-                params![destination, key, kind, now],
-            )
-            .map(drop)
-            .map_err(self.database())
-    }
-
-    /// Records a tag set at the destination (with its action, atomically).
-    pub fn record_tag(
-        &mut self,
-        destination: &str,
-        key: &str,
-        repository: &str,
-        tag: &str,
-        digest: &Digest,
-        now: i64,
-    ) -> Result<()> {
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
-        let transaction = self.connection.transaction().map_err(database)?;
-        transaction
-            .execute(
-                "INSERT INTO actions (destination, key, kind, done_at) VALUES (?1, ?2, 'tag', ?3)
-                 ON CONFLICT DO NOTHING",
-                params![destination, key, now],
-            )
-            .map_err(database)?;
-        transaction
-            .execute(
-                "INSERT INTO tags (destination, repository, tag, digest) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (destination, repository, tag) DO UPDATE SET digest = excluded.digest",
-                params![destination, repository, tag, digest.to_string()],
-            )
-            .map_err(database)?;
-        transaction.commit().map_err(database)
-    }
-
     /// Records finished actions for `destination` in one transaction (one
     /// sync for the whole batch instead of one per action); all of them or,
     /// after a crash, none.
@@ -266,31 +230,27 @@ impl WorkspaceState {
         if finished.is_empty() {
             return Ok(());
         }
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
-        let transaction = self.connection.transaction().map_err(database)?;
+        let database = database_error(self.path.clone());
+        let transaction = self.connection.transaction().map_err(&database)?;
         {
             let mut insert_action = transaction
                 .prepare(
                     "INSERT INTO actions (destination, key, kind, done_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT DO NOTHING",
                 )
-                .map_err(database)?;
+                .map_err(&database)?;
             let mut insert_tag = transaction
                 .prepare(
                     "INSERT INTO tags (destination, repository, tag, digest) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (destination, repository, tag) DO UPDATE SET digest = excluded.digest",
                 )
-                .map_err(database)?;
+                .map_err(&database)?;
             for action in finished {
                 match action {
                     FinishedAction::Action { key, kind } => {
                         insert_action
                             .execute(params![destination, key, kind, now])
-                            .map_err(database)?;
+                            .map_err(&database)?;
                     }
                     FinishedAction::Tag {
                         key,
@@ -300,15 +260,15 @@ impl WorkspaceState {
                     } => {
                         insert_action
                             .execute(params![destination, key, "tag", now])
-                            .map_err(database)?;
+                            .map_err(&database)?;
                         insert_tag
                             .execute(params![destination, repository, tag, digest.to_string()])
-                            .map_err(database)?;
+                            .map_err(&database)?;
                     }
                 }
             }
         }
-        transaction.commit().map_err(database)
+        transaction.commit().map_err(&database)
     }
 
     /// Forgets completed actions (used when the destination lost content).
@@ -393,19 +353,15 @@ impl WorkspaceState {
         manifests: &[RecordedManifest],
         now: i64,
     ) -> Result<()> {
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
-        let transaction = self.connection.transaction().map_err(database)?;
+        let database = database_error(self.path.clone());
+        let transaction = self.connection.transaction().map_err(&database)?;
         {
             let mut insert_manifest = transaction
                 .prepare(
                     "INSERT INTO resolved_manifests (digest, media_type, content) VALUES (?1, ?2, ?3)
                      ON CONFLICT DO NOTHING",
                 )
-                .map_err(database)?;
+                .map_err(&database)?;
             for manifest in manifests {
                 insert_manifest
                     .execute(params![
@@ -413,7 +369,7 @@ impl WorkspaceState {
                         manifest.media_type,
                         manifest.content
                     ])
-                    .map_err(database)?;
+                    .map_err(&database)?;
             }
             let mut insert_image = transaction
                 .prepare(
@@ -423,7 +379,7 @@ impl WorkspaceState {
                        signature = excluded.signature, signature_checked = excluded.signature_checked,
                        resolved_at = excluded.resolved_at",
                 )
-                .map_err(database)?;
+                .map_err(&database)?;
             for resolution in resolutions {
                 insert_image
                     .execute(params![
@@ -434,10 +390,10 @@ impl WorkspaceState {
                         resolution.signature_checked,
                         now
                     ])
-                    .map_err(database)?;
+                    .map_err(&database)?;
             }
         }
-        transaction.commit().map_err(database)
+        transaction.commit().map_err(&database)
     }
 
     /// Starts a run; returns its id.
@@ -474,15 +430,20 @@ mod tests {
         let digest: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
         {
             let mut state = WorkspaceState::open(&path).unwrap();
+            let upload = |key: &str| FinishedAction::Action {
+                key: key.to_owned(),
+                kind: "upload-blob".to_owned(),
+            };
+            let tag = FinishedAction::Tag {
+                key: "k2".to_owned(),
+                repository: "a/app".to_owned(),
+                tag: "1.0".to_owned(),
+                digest: digest.clone(),
+            };
             state
-                .record_action("reg/a", "k1", "upload-blob", 1)
+                .record_finished("reg/a", &[upload("k1"), tag], 1)
                 .unwrap();
-            state
-                .record_tag("reg/a", "k2", "a/app", "1.0", &digest, 2)
-                .unwrap();
-            state
-                .record_action("reg/b", "k3", "upload-blob", 3)
-                .unwrap();
+            state.record_finished("reg/b", &[upload("k3")], 3).unwrap();
         }
         let state = WorkspaceState::open(&path).unwrap();
         let history = state.history("reg/a").unwrap();
