@@ -292,6 +292,16 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
             range: range.clone(),
             bytes_sent,
         };
+        // A request is recorded before its answer goes out: a client that
+        // has its answer must find the record (recording after the write
+        // raced a test reading the records at once).
+        let remember = |record: Record| {
+            shared
+                .records
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(record);
+        };
 
         // Armed answers that never reach the registry.
         let armed = {
@@ -321,12 +331,8 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
             }
             let body =
                 br#"{"errors":[{"code":"UNAVAILABLE","message":"injected by the fault proxy"}]}"#;
+            remember(record(status, body.len() as u64));
             write_response(&mut client, status, &headers, body)?;
-            shared
-                .records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(record(status, body.len() as u64));
             continue;
         }
 
@@ -429,12 +435,8 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
                 head.push_str(&format!("{key}: {value}\r\n"));
             }
             head.push_str(&format!("Content-Length: {length}\r\n\r\n"));
+            remember(record(status, 0));
             client.write_all(head.as_bytes())?;
-            shared
-                .records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(record(status, 0));
             continue;
         }
         if let Some(limit) = drop_after {
@@ -446,13 +448,9 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
             head.push_str(&format!("Content-Length: {}\r\n\r\n", response_body.len()));
             client.write_all(head.as_bytes())?;
             let sent = (limit as usize).min(response_body.len());
+            remember(record(status, sent as u64));
             client.write_all(&response_body[..sent])?;
             client.flush()?;
-            shared
-                .records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(record(status, sent as u64));
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
         }
@@ -473,20 +471,12 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
                 std::thread::sleep(Duration::from_millis(10));
             }
             shared.holding.store(false, Ordering::SeqCst);
+            remember(record(status, response_body.len() as u64));
             client.write_all(&response_body[half..])?;
             client.flush()?;
-            shared
-                .records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(record(status, response_body.len() as u64));
             continue;
         }
+        remember(record(status, response_body.len() as u64));
         write_response(&mut client, status, &headers, &response_body)?;
-        shared
-            .records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(record(status, response_body.len() as u64));
     }
 }
