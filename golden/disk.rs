@@ -294,9 +294,22 @@ fn deliveries_cross_the_gap_incrementally_with_sources_stopped() {
         "nothing was pushed"
     );
 
-    // The second delivery completes the mirror.
-    let applied = site.disk_to_mirror(&second, "disk", &destination, "enclave-cache");
+    // The second delivery completes the mirror, even on a disconnected
+    // side whose cache was wiped and that no longer keeps the first
+    // delivery's segment: the images the first delivery brought are read
+    // back from the destination.
+    std::fs::rename(
+        site.path("disk/mirror_000001.tar"),
+        site.path("mirror_000001.tar.carried-before"),
+    )
+    .unwrap();
+    let applied = site.disk_to_mirror(&second, "disk", &destination, "wiped-enclave-cache");
     assert!(applied.status.success(), "{}", text(&applied));
+    assert!(
+        text(&applied).contains("read from the destination"),
+        "{}",
+        text(&applied)
+    );
     assert_mirrored(&destination, &expected_first);
     assert_mirrored(&destination, &expected_second);
 }

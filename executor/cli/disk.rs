@@ -686,6 +686,29 @@ pub fn from_deliveries(
     }
     let options = resolve_options(arguments, &destination.prefix);
     let (requests, blocked) = resolve::additional_image_requests(&config.mirror, &options);
+    let client = || {
+        source_client(
+            arguments,
+            &RegistriesConf::default(),
+            &[],
+            (!arguments.dest_tls_verify).then_some(destination.registry.as_str()),
+        )
+    };
+    // A client of its own: its pooled connections end with this runtime.
+    let recovered = crate::mirror::runtime()?.block_on(disk::recover_from_destination(
+        &client(),
+        &destination.registry,
+        &requests,
+        &report.images,
+        cache.blobs(),
+        arguments.remove_signatures,
+    ));
+    if recovered > 0 {
+        eprintln!(
+            "{recovered} manifests of images an earlier delivery brought were missing from the cache {}: read from the destination",
+            cache.root().display()
+        );
+    }
     let mut resolution = disk::resolve_from_deliveries(
         &requests,
         &report.images,
@@ -694,15 +717,9 @@ pub fn from_deliveries(
         arguments.remove_signatures,
     );
     resolution.blocked = blocked;
-    let client = source_client(
-        arguments,
-        &RegistriesConf::default(),
-        &[],
-        (!arguments.dest_tls_verify).then_some(destination.registry.as_str()),
-    );
     Ok(Sourced {
         workspace,
-        client,
+        client: client(),
         resolution,
         local: Some(LocalSource {
             blobs: cache.blobs().clone(),

@@ -9,7 +9,9 @@
 //!   failed.
 //! - Disk-to-mirror: [`resolve_from_deliveries`] pins the configuration's
 //!   images to what the deliveries recorded, reading every manifest from
-//!   the cache the deliveries were imported into, with no network.
+//!   the cache the deliveries were imported into, with no network;
+//!   [`recover_from_destination`] first reads back from the destination
+//!   the manifests an earlier delivery brought there that the cache lost.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -307,6 +309,75 @@ fn cached_tree(
     Ok(tree)
 }
 
+/// The name a delivery records an image's cosign signature under, and the
+/// signature's tag (`sha256-<hex>.sig`).
+fn signature_of(request: &Request, top: &Digest) -> (String, String) {
+    let tag = format!("{}-{}.sig", top.algorithm().name(), top.hex());
+    (format!("{}:{tag}", request.origin.name()), tag)
+}
+
+/// Reads back from the destination the manifests that an earlier delivery
+/// brought there but that the cache no longer holds (the disconnected
+/// side's cache is new or was wiped, and the old segments are gone), each
+/// checked against its digest and stored in the cache, so that
+/// [`resolve_from_deliveries`] finds every tree. Only manifests: a blob is
+/// never needed again for content the destination already has. Returns
+/// how many were read; what the destination cannot give is left for
+/// [`resolve_from_deliveries`] to report, image by image.
+pub async fn recover_from_destination(
+    client: &RegistryClient,
+    registry: &str,
+    requests: &[Request],
+    records: &[ImageRecord],
+    blobs: &BlobStore,
+    remove_signatures: bool,
+) -> usize {
+    let by_name: BTreeMap<&str, &ImageRecord> = records
+        .iter()
+        .map(|record| (record.name.as_str(), record))
+        .collect();
+    let mut recovered = 0;
+    for request in requests {
+        let Some(record) = by_name.get(request.name.as_str()) else {
+            continue;
+        };
+        let mut queue = vec![(record.digest.clone(), record.media_type.clone())];
+        if !remove_signatures
+            && let Some(signature) = by_name.get(signature_of(request, &record.digest).0.as_str())
+        {
+            queue.push((signature.digest.clone(), signature.media_type.clone()));
+        }
+        while let Some((digest, media_type)) = queue.pop() {
+            let manifest = match cached_manifest(blobs, &digest, &media_type) {
+                Ok(manifest) => manifest,
+                Err(_) => {
+                    let reference =
+                        format!("{registry}/{}@{digest}", request.destination_repository);
+                    let Ok(reference) = reference.parse::<ferry_schemas::ImageReference>() else {
+                        continue;
+                    };
+                    // The client checks the bytes against the digest, and
+                    // the cache checks them again.
+                    let Ok(manifest) = client.get_manifest(&reference).await else {
+                        continue;
+                    };
+                    let size = manifest.bytes.len() as u64;
+                    if blobs
+                        .write(&digest, Some(size), manifest.bytes.as_ref())
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    recovered += 1;
+                    manifest
+                }
+            };
+            queue.extend(child_media_types(&manifest));
+        }
+    }
+    recovered
+}
+
 /// Pins each request to the digest the newest delivery recorded for it
 /// and reads its tree from the cache; adds each image's cosign signature
 /// when a delivery carried it (unless `remove_signatures`).
@@ -353,12 +424,7 @@ pub fn resolve_from_deliveries(
         if remove_signatures {
             continue;
         }
-        let signature_tag = format!(
-            "{}-{}.sig",
-            record.digest.algorithm().name(),
-            record.digest.hex()
-        );
-        let signature_name = format!("{}:{signature_tag}", request.origin.name());
+        let (signature_name, signature_tag) = signature_of(request, &record.digest);
         if let Some(signature) = by_name.get(signature_name.as_str())
             && let Ok(tree) = cached_tree(blobs, signature, media_types, &mut resolution.manifests)
         {
