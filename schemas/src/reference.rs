@@ -8,24 +8,17 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::LazyLock;
-
-use regex::Regex;
 
 use crate::digest::{Digest, DigestError};
 
-/// One path component: lower-case alphanumerics joined by `.`, `_`, `__` or
-/// runs of `-`.
-const PATH_COMPONENT: &str = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+// The three grammars below (path component, host, tag) are checked by hand
+// rather than with regular expressions: compiling the tag's regex
+// (`[\w][\w.-]{0,127}`, a Unicode class repeated 127 times) peaked at about
+// 17 MiB of heap, more than everything else a registry-to-registry copy of a
+// 256 MiB layer allocates. A test checks them against the regexes.
 
-static PATH_COMPONENT_REGEX: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&format!("^{PATH_COMPONENT}$")).expect("static regex"));
-static HOST_REGEX: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$")
-        .expect("static regex")
-});
-static TAG_REGEX: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[\w][\w.-]{0,127}$").expect("static regex"));
+/// The longest tag the docker grammar allows.
+const TAG_MAXIMUM_LENGTH: usize = 128;
 
 /// Why a string is not an image reference.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -73,9 +66,50 @@ impl ReferenceError {
     }
 }
 
-/// Checks one repository path component.
+/// Checks one repository path component: lower-case alphanumerics joined by
+/// `.`, `_`, `__` or runs of `-` (`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`).
 pub fn is_valid_path_component(text: &str) -> bool {
-    PATH_COMPONENT_REGEX.is_match(text)
+    let alphanumeric = |byte: u8| byte.is_ascii_lowercase() || byte.is_ascii_digit();
+    let bytes = text.as_bytes();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    if !alphanumeric(first) || !alphanumeric(last) {
+        return false;
+    }
+    // Every run of separators between two alphanumeric runs must be one of
+    // `.`, `_`, `__` or dashes only.
+    bytes
+        .split(|&byte| alphanumeric(byte))
+        .filter(|separator| !separator.is_empty())
+        .all(|separator| {
+            matches!(separator, b"." | b"_" | b"__") || separator.iter().all(|&byte| byte == b'-')
+        })
+}
+
+/// Checks a registry host: DNS labels of ASCII letters, digits and inner
+/// `-`, joined by `.`, with an optional `:port`.
+fn is_valid_host(text: &str) -> bool {
+    let (name, port) = match text.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (text, None),
+    };
+    let valid_label = |label: &str| {
+        let bytes = label.as_bytes();
+        match (bytes.first(), bytes.last()) {
+            (Some(&first), Some(&last)) => {
+                first.is_ascii_alphanumeric()
+                    && last.is_ascii_alphanumeric()
+                    && bytes
+                        .iter()
+                        .all(|&byte| byte.is_ascii_alphanumeric() || byte == b'-')
+            }
+            _ => false,
+        }
+    };
+    let valid_port =
+        |port: &str| !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit());
+    name.split('.').all(valid_label) && port.is_none_or(valid_port)
 }
 
 /// Checks a repository path: one or more components separated by `/`
@@ -85,9 +119,22 @@ pub fn is_valid_repository_path(text: &str) -> bool {
     !text.is_empty() && text.split('/').all(is_valid_path_component)
 }
 
-/// Checks a tag.
+/// Checks a tag: ASCII letters, digits, `_`, `.` and `-`, at most 128, not
+/// starting with `.` or `-` (the docker grammar's `[\w][\w.-]{0,127}`, where
+/// `\w` is ASCII).
 pub fn is_valid_tag(text: &str) -> bool {
-    TAG_REGEX.is_match(text)
+    let word = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_';
+    let bytes = text.as_bytes();
+    match bytes.first() {
+        Some(&first) => {
+            word(first)
+                && bytes.len() <= TAG_MAXIMUM_LENGTH
+                && bytes
+                    .iter()
+                    .all(|&byte| word(byte) || byte == b'.' || byte == b'-')
+        }
+        None => false,
+    }
 }
 
 /// A reference to an image in a registry: host, repository, and a tag, a
@@ -197,7 +244,7 @@ impl FromStr for ImageReference {
         if !looks_like_host {
             return Err(ReferenceError::MissingRegistry(text.to_owned()));
         }
-        if !HOST_REGEX.is_match(first) {
+        if !is_valid_host(first) {
             return Err(ReferenceError::InvalidHost(first.to_owned()));
         }
         if rest.is_empty() {
@@ -412,6 +459,45 @@ mod tests {
             "dir:/tmp/x".parse::<ImageSource>(),
             Err(ReferenceError::UnsupportedTransport(_))
         ));
+    }
+
+    /// Every string up to `length` characters over `alphabet`.
+    fn every_string(alphabet: &[char], length: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut previous = vec![String::new()];
+        for _ in 0..length {
+            let next: Vec<String> = previous
+                .iter()
+                .flat_map(|prefix| alphabet.iter().map(move |c| format!("{prefix}{c}")))
+                .collect();
+            all.extend(next.iter().cloned());
+            previous = next;
+        }
+        all
+    }
+
+    #[test]
+    fn hand_written_grammars_match_the_docker_regexes() {
+        let component = regex::Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").unwrap();
+        let host = regex::Regex::new(r"^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$").unwrap();
+        let tag = regex::Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").unwrap();
+        for text in every_string(&['a', 'Z', '0', '.', '_', '-', ':', 'é', '/'], 5) {
+            assert_eq!(
+                is_valid_path_component(&text),
+                component.is_match(&text),
+                "{text:?}"
+            );
+            assert_eq!(is_valid_host(&text), host.is_match(&text), "{text:?}");
+            assert_eq!(is_valid_tag(&text), tag.is_match(&text), "{text:?}");
+        }
+        for length in [127, 128, 129] {
+            let text = "v".repeat(length);
+            assert_eq!(is_valid_tag(&text), tag.is_match(&text), "{length}");
+        }
+        assert!(!is_valid_tag("väter"));
+        assert!(is_valid_host("registry.example.com:5000"));
+        assert!(!is_valid_host("registry.example.com:"));
+        assert!(!is_valid_host("-registry.example.com"));
     }
 
     #[test]
