@@ -98,6 +98,15 @@ impl BlobStore {
         })
     }
 
+    /// The cache at `root`, for reading only (`ferry plan`): creates
+    /// nothing, and a missing folder reads as an empty cache.
+    pub fn read_only(root: impl Into<PathBuf>) -> Self {
+        BlobStore {
+            root: root.into(),
+            in_flight: Arc::default(),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -408,6 +417,20 @@ mod tests {
             "present: no work"
         );
         assert_eq!(store.list().unwrap(), vec![id]);
+    }
+
+    #[test]
+    fn a_read_only_store_reads_and_creates_nothing() {
+        let folder = tempfile::tempdir().unwrap();
+        let missing = BlobStore::read_only(folder.path().join("no-cache"));
+        let id = digest(b"present");
+        assert!(!missing.contains(&id));
+        assert!(!folder.path().join("no-cache").exists(), "nothing created");
+        let store = BlobStore::open(folder.path().join("cache")).unwrap();
+        store.write(&id, None, &b"present"[..]).unwrap();
+        let reader = BlobStore::read_only(folder.path().join("cache"));
+        assert_eq!(reader.size(&id), Some(7));
+        assert_eq!(fs::read(reader.path(&id)).unwrap(), b"present");
     }
 
     #[test]

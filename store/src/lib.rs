@@ -26,7 +26,7 @@ pub mod index;
 mod migrations;
 pub mod state;
 
-pub use blobs::{BlobStore, BlobWriter, VerifyReport};
+pub use blobs::{BlobStore, BlobWriter, VerifyReport, digest_of};
 pub use cache::{Cache, PruneReport};
 pub use deliveries::DeliveryRecord;
 pub use error::{Error, Result};
