@@ -154,7 +154,8 @@
 //! then re-hash every byte of every entry against its table row and check
 //! that padding is zero. [`import_folder`] stores blobs and manifests into
 //! the blob store as they stream, and only after the structural pass over
-//! the whole folder succeeded.
+//! the whole folder succeeded; [`preview_import`] makes the same checks,
+//! stores nothing and hands back the manifests' bytes.
 
 mod error;
 mod layout;
@@ -176,7 +177,7 @@ pub use model::{
     ManifestEntry, SegmentLayout, VerifyReport,
 };
 pub use ref_name::{is_valid_ref_name, oci_ref_name, oci_ref_names};
-pub use verify::{import_folder, verify_folder};
+pub use verify::{import_folder, preview_import, verify_folder};
 pub use write::{partial_file_name, write_delivery};
 
 /// The version of the format this crate writes and reads.

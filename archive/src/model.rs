@@ -109,18 +109,22 @@ pub struct VerifyReport {
     pub entries_checked: usize,
 }
 
-/// What [`crate::import_folder`] did.
+/// What [`crate::import_folder`] did, or what [`crate::preview_import`]
+/// checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportReport {
-    /// Deliveries imported, in order.
+    /// Deliveries imported (or checked by a preview), in order.
     pub deliveries: Vec<DeliverySummary>,
     /// Every image record of the newest delivery in the folder (the image
     /// set as of that delivery).
     pub images: Vec<ImageRecord>,
-    /// Media type of every manifest imported, by digest (the bytes are in
-    /// the blob store).
+    /// Media type of every manifest of those deliveries, by digest.
     pub manifest_media_types: BTreeMap<Digest, String>,
-    /// Blobs and manifests newly written to the blob store.
+    /// A preview's manifests, verified, by digest: their bytes. Empty after
+    /// an import (the bytes are then in the blob store).
+    pub manifests: BTreeMap<Digest, Vec<u8>>,
+    /// Blobs and manifests newly written to the blob store (none for a
+    /// preview).
     pub blobs_imported: usize,
     /// Bytes newly written to the blob store.
     pub bytes_imported: u64,

@@ -1,18 +1,22 @@
 //! Re-hashing every byte of a folder's segments, and importing deliveries
-//! into the blob store on the same pass.
+//! into the blob store on the same pass (or, for a preview, keeping their
+//! manifests in memory and storing nothing).
 //!
-//! Both start with the structural pass of [`crate::read`] over every
+//! All start with the structural pass of [`crate::read`] over every
 //! segment of every delivery, so nothing is imported from a folder whose
 //! structure is broken. The content pass then streams each entry once:
 //! hashed against the digest its table lists, padding checked to be zero,
 //! and (when importing) fed to a [`ferry_store::BlobWriter`], which checks
-//! digest and size again before anything becomes visible in the store.
+//! digest and size again before anything becomes visible in the store, or
+//! (when previewing) collected in memory and handed back only once its
+//! digest matched.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
+use ferry_schemas::Digest;
 use ferry_store::{BlobStore, BlobWriter};
 
 use crate::error::{ArchiveError, Result, io, segment_error};
@@ -49,27 +53,52 @@ pub fn import_folder(
     applied: &BTreeSet<u32>,
     blobs: &BlobStore,
 ) -> Result<ImportReport> {
+    pending_pass(folder, applied, |segment, row| {
+        if !matches!(row.kind, EntryKind::Blob | EntryKind::Manifest) {
+            return Ok(None);
+        }
+        blobs
+            .begin(&row.digest, Some(row.size))
+            .map(|writer| writer.map(|writer| Keep::Store(Box::new(writer))))
+            .map_err(|source| ArchiveError::Store {
+                context: format!("{}: entry {}", segment.file_name, row.path),
+                source,
+            })
+    })
+}
+
+/// Checks the deliveries not in `applied` exactly as [`import_folder`]
+/// does (structure, chain, every byte re-hashed) but stores nothing: the
+/// report's `manifests` holds the bytes of their manifests (small; blobs
+/// are only hashed), and nothing is counted as imported.
+pub fn preview_import(folder: &Path, applied: &BTreeSet<u32>) -> Result<ImportReport> {
+    pending_pass(folder, applied, |_, row| {
+        Ok((row.kind == EntryKind::Manifest).then(|| Keep::Memory(Vec::new())))
+    })
+}
+
+/// The pass [`import_folder`] and [`preview_import`] share: the structural
+/// pass and chain check over the whole folder, then the content pass over
+/// each delivery not in `applied`, in order, where `keep` says what
+/// becomes of each entry.
+fn pending_pass(
+    folder: &Path,
+    applied: &BTreeSet<u32>,
+    mut keep: impl FnMut(&ScannedSegment, &TableEntry) -> Result<Option<Keep>>,
+) -> Result<ImportReport> {
     let deliveries = scan_folder(folder)?;
     check_chain(folder, &deliveries, applied)?;
     let mut totals = Totals::default();
     let mut imported = Vec::new();
     let mut manifest_media_types = BTreeMap::new();
+    let mut manifests = BTreeMap::new();
     for delivery in deliveries
         .iter()
         .filter(|delivery| !applied.contains(&delivery.delivery))
     {
         for segment in &delivery.segments {
-            stream_segment(segment, &mut totals, |row| {
-                if !matches!(row.kind, EntryKind::Blob | EntryKind::Manifest) {
-                    return Ok(None);
-                }
-                blobs
-                    .begin(&row.digest, Some(row.size))
-                    .map_err(|source| ArchiveError::Store {
-                        context: format!("{}: entry {}", segment.file_name, row.path),
-                        source,
-                    })
-            })?;
+            let kept = stream_segment(segment, &mut totals, |row| keep(segment, row))?;
+            manifests.extend(kept);
             for row in &segment.table.entries {
                 if let (EntryKind::Manifest, Some(media_type)) = (row.kind, &row.media_type) {
                     manifest_media_types.insert(row.digest.clone(), media_type.clone());
@@ -93,9 +122,18 @@ pub fn import_folder(
         deliveries: imported,
         images,
         manifest_media_types,
+        manifests,
         blobs_imported: totals.stored,
         bytes_imported: totals.bytes_stored,
     })
+}
+
+/// Where the content pass puts an entry it re-hashes.
+enum Keep {
+    /// Into the blob store, which checks digest and size again.
+    Store(Box<BlobWriter>),
+    /// Into memory, handed back once its digest matched.
+    Memory(Vec<u8>),
 }
 
 #[derive(Debug, Default)]
@@ -107,12 +145,13 @@ struct Totals {
 }
 
 /// Streams every entry of one segment, in file order, hashing each and
-/// checking the padding; `sink` may return a writer to store the entry.
+/// checking the padding; `sink` says where an entry goes besides the
+/// hash. Returns the entries kept in memory, by digest.
 fn stream_segment(
     segment: &ScannedSegment,
     totals: &mut Totals,
-    mut sink: impl FnMut(&TableEntry) -> Result<Option<BlobWriter>>,
-) -> Result<()> {
+    mut sink: impl FnMut(&TableEntry) -> Result<Option<Keep>>,
+) -> Result<Vec<(Digest, Vec<u8>)>> {
     let file = File::open(&segment.path).map_err(io("opening", &segment.path))?;
     let mut reader = Positioned {
         inner: BufReader::with_capacity(READ_BUFFER, file),
@@ -137,10 +176,13 @@ fn stream_segment(
         None,
     )?;
     totals.entries_checked += 1;
+    let mut kept = Vec::new();
     for (row, entry) in segment.table.entries.iter().zip(&segment.entries) {
-        let writer = sink(row)?;
-        let storing = writer.is_some();
-        check_entry(segment, &mut reader, &mut buffer, row, entry, writer)?;
+        let keep = sink(row)?;
+        let storing = matches!(keep, Some(Keep::Store(_)));
+        if let Some(bytes) = check_entry(segment, &mut reader, &mut buffer, row, entry, keep)? {
+            kept.push((row.digest.clone(), bytes));
+        }
         totals.entries_checked += 1;
         totals.bytes_checked += row.size;
         if storing {
@@ -148,7 +190,7 @@ fn stream_segment(
             totals.bytes_stored += row.size;
         }
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// A buffered reader that knows its offset, so moving forward within the
@@ -184,8 +226,8 @@ fn check_entry(
     buffer: &mut [u8],
     row: &TableEntry,
     entry: &RawEntry,
-    mut writer: Option<BlobWriter>,
-) -> Result<()> {
+    mut keep: Option<Keep>,
+) -> Result<Option<Vec<u8>>> {
     let refused = |problem: String| segment_error(&segment.file_name, Some(&entry.path), problem);
     reader.move_to(entry.data_offset, segment)?;
     let mut hasher = ContentHasher::new(row.digest.algorithm());
@@ -199,19 +241,24 @@ fn check_entry(
             )));
         }
         hasher.update(&buffer[..count]);
-        if let Some(writer) = writer.as_mut() {
-            writer
-                .write_chunk(&buffer[..count])
-                .map_err(|source| ArchiveError::Store {
-                    context: format!("{}: entry {}", segment.file_name, entry.path),
-                    source,
-                })?;
+        match keep.as_mut() {
+            Some(Keep::Store(writer)) => {
+                writer
+                    .write_chunk(&buffer[..count])
+                    .map_err(|source| ArchiveError::Store {
+                        context: format!("{}: entry {}", segment.file_name, entry.path),
+                        source,
+                    })?;
+            }
+            Some(Keep::Memory(bytes)) => bytes.extend_from_slice(&buffer[..count]),
+            None => {}
         }
         remaining -= count as u64;
     }
     let actual = hasher.finish();
     if actual != row.digest {
-        // Dropping the writer removes its temporary file: nothing stored.
+        // Dropping the writer removes its temporary file: nothing stored
+        // (and bytes kept in memory are dropped).
         return Err(refused(format!(
             "content does not match its name: expected {}, got {actual}; the segment is damaged or altered (nothing of this entry was stored): copy it again from the source",
             row.digest
@@ -236,11 +283,15 @@ fn check_entry(
                 .to_owned(),
         ));
     }
-    if let Some(writer) = writer {
-        writer.commit().map_err(|source| ArchiveError::Store {
-            context: format!("{}: entry {}", segment.file_name, entry.path),
-            source,
-        })?;
+    match keep {
+        Some(Keep::Store(writer)) => {
+            writer.commit().map_err(|source| ArchiveError::Store {
+                context: format!("{}: entry {}", segment.file_name, entry.path),
+                source,
+            })?;
+            Ok(None)
+        }
+        Some(Keep::Memory(bytes)) => Ok(Some(bytes)),
+        None => Ok(None),
     }
-    Ok(())
 }

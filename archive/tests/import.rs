@@ -1,6 +1,7 @@
 //! `import_folder` stores every blob and manifest of the deliveries not yet
 //! applied, verified; stores nothing from a delivery whose structure is
-//! broken, and never a tampered entry.
+//! broken, and never a tampered entry. `preview_import` makes the same
+//! checks, stores nothing and hands back the manifests.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 
-use ferry_archive::{ArchiveError, import_folder, write_delivery};
+use ferry_archive::{ArchiveError, import_folder, preview_import, write_delivery};
 use ferry_store::BlobStore;
 
 use common::{blobs, delivery, segment_files, store_with};
@@ -180,4 +181,63 @@ fn a_tampered_entry_is_never_stored() {
     for blob in &setup.inputs[1].blobs {
         assert!(!store.contains(&blob.digest));
     }
+}
+
+#[test]
+fn a_preview_checks_the_same_and_hands_back_manifests_only() {
+    let setup = two_deliveries();
+    let preview = preview_import(&setup.output, &BTreeSet::from([1])).unwrap();
+    assert_eq!(
+        preview
+            .deliveries
+            .iter()
+            .map(|d| d.delivery)
+            .collect::<Vec<_>>(),
+        [2]
+    );
+    let expected: std::collections::BTreeMap<_, _> = setup.inputs[1]
+        .manifests
+        .iter()
+        .map(|manifest| (manifest.digest.clone(), manifest.bytes.clone()))
+        .collect();
+    assert_eq!(preview.manifests, expected);
+    assert_eq!((preview.blobs_imported, preview.bytes_imported), (0, 0));
+
+    // Apart from the manifests' bytes and what was stored, the report is
+    // the import's.
+    let (_destination, store) = fresh_store();
+    let mut imported = import_folder(&setup.output, &BTreeSet::from([1]), &store).unwrap();
+    assert!(imported.manifests.is_empty());
+    imported.manifests = preview.manifests.clone();
+    imported.blobs_imported = 0;
+    imported.bytes_imported = 0;
+    assert_eq!(imported, preview);
+
+    // A tampered entry is refused as by the import.
+    let segment = setup.output.join(&setup.first_segments[0]);
+    let mut archive = tar::Archive::new(fs::File::open(&segment).unwrap());
+    let offset = archive
+        .entries()
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.path().unwrap().starts_with("blobs/"))
+        .map(|entry| entry.raw_file_position())
+        .last()
+        .unwrap();
+    let mut file = OpenOptions::new().write(true).open(&segment).unwrap();
+    file.seek(SeekFrom::Start(offset + 7)).unwrap();
+    file.write_all(b"tampered").unwrap();
+    drop(file);
+    let error = preview_import(&setup.output, &BTreeSet::new()).unwrap_err();
+    assert!(error.to_string().contains("does not match"), "{error}");
+
+    // So is a delivery whose predecessor is neither there nor applied.
+    for name in &setup.first_segments {
+        fs::remove_file(setup.output.join(name)).unwrap();
+    }
+    let error = preview_import(&setup.output, &BTreeSet::new()).unwrap_err();
+    assert!(
+        matches!(error, ArchiveError::Delivery { delivery: 2, .. }),
+        "{error}"
+    );
 }
