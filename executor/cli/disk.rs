@@ -430,6 +430,7 @@ fn save_plan(arguments: &MirrorArgs, prepared: &DiskPlan, out: &Path) -> Result<
         config_text: prepared.config_text.clone(),
         destination: format!("file://{}", prepared.folder.display()),
         workspace: String::new(),
+        from: String::new(),
         state_fingerprint: prepared.state_fingerprint.clone(),
         images: planned_images(&prepared.resolution),
         action_keys: delivery_keys(&prepared.plan),

@@ -771,6 +771,7 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
             config_text: prepared.config_text.clone(),
             destination: arguments.common.destination.clone().unwrap_or_default(),
             workspace: arguments.common.workspace.clone().unwrap_or_default(),
+            from: arguments.common.from.clone().unwrap_or_default(),
             state_fingerprint: prepared.state_fingerprint.clone(),
             images: planned_images(&prepared.resolution),
             action_keys: prepared
@@ -1038,6 +1039,8 @@ pub(crate) struct PlanFile {
     pub(crate) config_text: String,
     pub(crate) destination: String,
     pub(crate) workspace: String,
+    /// Disk-to-mirror: the `--from` folder (empty otherwise).
+    pub(crate) from: String,
     pub(crate) state_fingerprint: String,
     pub(crate) images: Vec<PlannedImage>,
     pub(crate) action_keys: Vec<String>,
@@ -1058,6 +1061,9 @@ pub(crate) struct SavedPlan {
     pub(crate) config_text: String,
     pub(crate) destination: String,
     pub(crate) workspace: String,
+    /// Absent from plans made before disk-to-mirror plans were saved.
+    #[serde(default)]
+    pub(crate) from: String,
     pub(crate) state_fingerprint: String,
     pub(crate) images: Vec<PlannedImage>,
     pub(crate) action_keys: Vec<String>,
@@ -1193,7 +1199,9 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
     let mut common = arguments_with_log;
     common.config = Some(saved.config.clone());
     common.destination = Some(saved.destination.clone());
-    common.workspace = Some(saved.workspace.clone());
+    // Disk-to-mirror: the deliveries are verified and imported now.
+    common.workspace = (!saved.workspace.is_empty()).then(|| saved.workspace.clone());
+    common.from = (!saved.from.is_empty()).then(|| saved.from.clone());
     let prepared = match prepare(&common) {
         Ok(prepared) => prepared,
         Err(code) => return code,
