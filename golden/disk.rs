@@ -2,11 +2,13 @@
 //! then disk-to-mirror into a fresh registry with every source registry
 //! stopped, checked with skopeo; an added image makes a delivery of only
 //! its new blobs; reproducible archives; tampered, truncated and
-//! out-of-chain deliveries refused before anything is pushed.
+//! out-of-chain deliveries refused before anything is pushed; `ferry plan
+//! --from` verifies the deliveries and leaves the cache as it was.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::SystemTime;
 
 use ferry_testworld::registry::{Flavour, Registry, Storage};
 use ferry_testworld::world::World;
@@ -80,20 +82,33 @@ impl Site {
         destination: &Registry,
         cache: &str,
     ) -> Output {
+        self.run_disk_to_mirror("mirror", config, folder, destination, cache, &[])
+    }
+
+    /// `ferry <command> -c CONFIG --from file://DIR [EXTRA]
+    /// docker://DESTINATION/mirror`.
+    fn run_disk_to_mirror(
+        &self,
+        command: &str,
+        config: &str,
+        folder: &str,
+        destination: &Registry,
+        cache: &str,
+        extra: &[&str],
+    ) -> Output {
         let from = format!("file://{}", self.path(folder).display());
         let target = format!("docker://{}/mirror", destination.host());
-        self.ferry(
-            cache,
-            &[
-                "mirror",
-                "-c",
-                config,
-                "--from",
-                &from,
-                "--dest-tls-verify=false",
-                &target,
-            ],
-        )
+        let mut arguments = vec![
+            command,
+            "-c",
+            config,
+            "--from",
+            &from,
+            "--dest-tls-verify=false",
+        ];
+        arguments.extend_from_slice(extra);
+        arguments.push(&target);
+        self.ferry(cache, &arguments)
     }
 }
 
@@ -177,6 +192,33 @@ fn blobs_in(segment: &Path) -> BTreeSet<String> {
 
 fn sha256_file(path: &Path) -> String {
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// Every file and folder under `folder` with its modification time and,
+/// for a file, its bytes' hash (empty when `folder` does not exist).
+fn snapshot(folder: &Path) -> BTreeMap<PathBuf, (Option<String>, SystemTime)> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let metadata = std::fs::symlink_metadata(&path).unwrap();
+            let hash = metadata.is_file().then(|| sha256_file(&path));
+            if metadata.is_dir() {
+                pending.push(path.clone());
+            }
+            found.insert(path, (hash, metadata.modified().unwrap()));
+        }
+    }
+    found
+}
+
+/// How many blobs (and manifests) a cache folder holds.
+fn cached_blobs(cache: &Path) -> usize {
+    std::fs::read_dir(cache.join("blobs/sha256")).map_or(0, Iterator::count)
 }
 
 #[test]
@@ -303,6 +345,25 @@ fn deliveries_cross_the_gap_incrementally_with_sources_stopped() {
         site.path("mirror_000001.tar.carried-before"),
     )
     .unwrap();
+    // Planning that reads them back too, and keeps them in memory.
+    let planned = site.run_disk_to_mirror(
+        "plan",
+        &second,
+        "disk",
+        &destination,
+        "wiped-enclave-cache",
+        &[],
+    );
+    assert!(planned.status.success(), "{}", text(&planned));
+    assert!(
+        text(&planned).contains("read from the destination (kept in memory, not stored)"),
+        "{}",
+        text(&planned)
+    );
+    assert!(
+        !site.path("wiped-enclave-cache").exists(),
+        "a plan creates no cache"
+    );
     let applied = site.disk_to_mirror(&second, "disk", &destination, "wiped-enclave-cache");
     assert!(applied.status.success(), "{}", text(&applied));
     assert!(
@@ -310,8 +371,121 @@ fn deliveries_cross_the_gap_incrementally_with_sources_stopped() {
         "{}",
         text(&applied)
     );
+    assert!(
+        text(&applied).contains(&*String::from_utf8_lossy(&planned.stdout)),
+        "the run carries out the plan: {}",
+        text(&applied)
+    );
     assert_mirrored(&destination, &expected_first);
     assert_mirrored(&destination, &expected_second);
+}
+
+#[test]
+fn planning_from_deliveries_verifies_them_and_changes_no_cache() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", &format!("{UBI}{HELLO}{SIGNED}"));
+    let world = World::start().unwrap();
+    let expected = source_manifests(
+        &world,
+        &[
+            "registry.redhat.io/ubi9/ubi:latest",
+            "quay.io/ferry-demo/hello:1.0",
+            "quay.io/ferry-demo/signed:1.0",
+        ],
+    );
+    let mirrored = site.mirror_to_disk(&world, "mirror", &config, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    drop(world);
+
+    // Every output format, a saved plan and the detailed exit code, with a
+    // cache folder that does not exist yet: the deliveries are verified,
+    // and no cache folder appears.
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let plan = |destination: &Registry, cache: &str, extra: &[&str]| {
+        site.run_disk_to_mirror("plan", &config, "disk", destination, cache, extra)
+    };
+    let plan_file = site.path("from.plan.json").display().to_string();
+    let planned = plan(
+        &destination,
+        "enclave-cache",
+        &["--detailed-exitcode", "--out", &plan_file],
+    );
+    assert_eq!(planned.status.code(), Some(2), "{}", text(&planned));
+    assert!(
+        text(&planned).contains("verified deliveries 1: nothing imported"),
+        "{}",
+        text(&planned)
+    );
+    let json = plan(&destination, "enclave-cache", &["--format", "json"]);
+    assert!(json.status.success(), "{}", text(&json));
+    let markdown = plan(&destination, "enclave-cache", &["--format", "markdown"]);
+    assert!(markdown.status.success(), "{}", text(&markdown));
+    assert!(
+        !site.path("enclave-cache").exists(),
+        "the plans created {:?}",
+        snapshot(&site.path("enclave-cache"))
+    );
+
+    // `ferry mirror --from` then imports and carries out exactly that plan.
+    let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let planned_keys: BTreeSet<String> = document["plan"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|action| action["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!planned_keys.is_empty());
+    let applied = site.disk_to_mirror(&config, "disk", &destination, "enclave-cache");
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert!(
+        text(&applied).contains(&*String::from_utf8_lossy(&planned.stdout)),
+        "the run's plan is the one shown: {}",
+        text(&applied)
+    );
+    assert!(
+        text(&applied).contains(&format!(
+            "Done: {} actions completed, 0 failed, 0 skipped",
+            planned_keys.len()
+        )),
+        "{}",
+        text(&applied)
+    );
+    let state = ferry_store::WorkspaceState::open(site.path("disk/working-dir/state.db")).unwrap();
+    let done = state
+        .history(&format!("{}/mirror", destination.host()))
+        .unwrap()
+        .done;
+    assert!(
+        planned_keys.is_subset(&done),
+        "planned but not carried out: {:?}",
+        planned_keys.difference(&done).collect::<Vec<_>>()
+    );
+    assert!(
+        cached_blobs(&site.path("enclave-cache")) > 0,
+        "mirror imports"
+    );
+    assert_mirrored(&destination, &expected);
+
+    // A cache that exists is left exactly as it was by a plan for another
+    // registry.
+    let second = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let before = snapshot(&site.path("enclave-cache"));
+    let replanned = plan(&second, "enclave-cache", &["--detailed-exitcode"]);
+    assert_eq!(replanned.status.code(), Some(2), "{}", text(&replanned));
+    assert_eq!(snapshot(&site.path("enclave-cache")), before);
+
+    // A saved plan imports when it is applied, not when it is made.
+    let second_file = site.path("second.plan.json").display().to_string();
+    let saved = plan(&second, "apply-cache", &["--out", &second_file]);
+    assert!(saved.status.success(), "{}", text(&saved));
+    assert!(!site.path("apply-cache").exists());
+    let applied = site.ferry(
+        "apply-cache",
+        &["apply", &second_file, "--dest-tls-verify=false"],
+    );
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert!(cached_blobs(&site.path("apply-cache")) > 0, "apply imports");
+    assert_mirrored(&second, &expected);
 }
 
 #[test]

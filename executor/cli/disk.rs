@@ -11,7 +11,9 @@
 //!   deliveries into the cache and resolves the configuration's images from
 //!   them, with no network but the destination; the rest is the
 //!   mirror-to-mirror path (plan against the destination, push, cluster
-//!   resources).
+//!   resources). `ferry plan --from` verifies the same way and imports
+//!   nothing: the deliveries' manifests are read into memory and the cache
+//!   is only read.
 //! - `ferry verify file://DIR`: re-hashes every byte of every delivery.
 
 use std::collections::BTreeSet;
@@ -20,20 +22,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ferry_archive::DeliveryLayout;
-use ferry_executor::disk::{self, DeliveryContents, DeliverySettings};
+use ferry_executor::disk::{self, DeliveredManifests, DeliveryContents, DeliverySettings};
 use ferry_executor::resolve::{self, Resolution};
 use ferry_planner::{
     Action, ActionGraph, ActionKey, Destination, Plan, StateSnapshot, compile_archive, plan,
 };
 use ferry_registry::{RegistriesConf, RegistryClient};
 use ferry_schemas::ImageSetConfiguration;
-use ferry_store::{Cache, DeliveryRecord, WorkspaceState};
+use ferry_store::{BlobStore, Cache, DeliveryRecord, WorkspaceState};
 
 use crate::exit_status;
 use crate::logging;
 use crate::mirror::{
-    LocalSource, MirrorArgs, PlanFile, SavedPlan, Sourced, Staleness, error, load_config,
-    load_registries, mebibytes, planned_images, render_image_lines, report_failures,
+    Deliveries, LocalSource, MirrorArgs, PlanFile, SavedPlan, Sourced, Staleness, error,
+    load_config, load_registries, mebibytes, planned_images, render_image_lines, report_failures,
     resolve_options, runtime, source_client, stale_plan, unix_now, working_dir, write_file,
 };
 
@@ -635,13 +637,16 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
     report_failures(&prepared.workspace, &errors)
 }
 
-/// Disk-to-mirror: verifies and imports the deliveries in `from` into the
-/// cache, then resolves the configuration's images from them.
+/// Disk-to-mirror: verifies the deliveries in `from` and imports them into
+/// the cache (or, for `Deliveries::Verify`, keeps their manifests in
+/// memory and writes nothing to the cache), then resolves the
+/// configuration's images from them.
 pub fn from_deliveries(
     arguments: &MirrorArgs,
     from: &str,
     destination: &Destination,
     config: &ImageSetConfiguration,
+    deliveries: Deliveries,
 ) -> Result<Sourced, ExitCode> {
     let Some(folder) = from.strip_prefix("file://") else {
         return Err(error("when --from is used, it must have file:// prefix"));
@@ -657,14 +662,25 @@ pub fn from_deliveries(
         .and_then(|state| state.applied_deliveries(&destination.display()))
         .map_err(error)?;
     let cache_path = cache_folder(arguments);
-    let cache = Cache::open(&cache_path).map_err(|cause| {
-        error(format!(
-            "cannot open the cache {}: {cause}",
-            cache_path.display()
-        ))
-    })?;
-    let report = ferry_archive::import_folder(&folder, &applied, cache.blobs())
-        .map_err(|cause| error(format!("{cause}\nnothing was pushed")))?;
+    let refused =
+        |cause: ferry_archive::ArchiveError| error(format!("{cause}\nnothing was pushed"));
+    let (mut report, blobs) = match deliveries {
+        Deliveries::Import => {
+            let cache = Cache::open(&cache_path).map_err(|cause| {
+                error(format!(
+                    "cannot open the cache {}: {cause}",
+                    cache_path.display()
+                ))
+            })?;
+            let report =
+                ferry_archive::import_folder(&folder, &applied, cache.blobs()).map_err(refused)?;
+            (report, cache.blobs().clone())
+        }
+        Deliveries::Verify => (
+            ferry_archive::preview_import(&folder, &applied).map_err(refused)?,
+            BlobStore::read_only(&cache_path),
+        ),
+    };
     if report.deliveries.is_empty() && report.images.is_empty() {
         return Err(error(format!(
             "no tar archives matching \"mirror_[0-9]{{6}}\\.tar\" found in \"{}\"",
@@ -677,14 +693,27 @@ pub fn from_deliveries(
             .iter()
             .map(|delivery| delivery.delivery.to_string())
             .collect();
-        eprintln!(
-            "verified deliveries {}: {} blobs and manifests ({}) new to the cache {}",
-            numbers.join(", "),
-            report.blobs_imported,
-            mebibytes(report.bytes_imported),
-            cache.root().display()
-        );
+        match deliveries {
+            Deliveries::Import => eprintln!(
+                "verified deliveries {}: {} blobs and manifests ({}) new to the cache {}",
+                numbers.join(", "),
+                report.blobs_imported,
+                mebibytes(report.bytes_imported),
+                blobs.root().display()
+            ),
+            Deliveries::Verify => eprintln!(
+                "verified deliveries {}: nothing imported, the cache {} is left as it is",
+                numbers.join(", "),
+                blobs.root().display()
+            ),
+        }
     }
+    let mut delivered = match deliveries {
+        Deliveries::Import => DeliveredManifests::imported(blobs.clone()),
+        Deliveries::Verify => {
+            DeliveredManifests::held(std::mem::take(&mut report.manifests), blobs.clone())
+        }
+    };
     let options = resolve_options(arguments, &destination.prefix);
     let (requests, blocked) = resolve::additional_image_requests(&config.mirror, &options);
     let client = || {
@@ -701,20 +730,24 @@ pub fn from_deliveries(
         &destination.registry,
         &requests,
         &report.images,
-        cache.blobs(),
+        &mut delivered,
         arguments.remove_signatures,
     ));
     if recovered > 0 {
         eprintln!(
-            "{recovered} manifests of images an earlier delivery brought were missing from the cache {}: read from the destination",
-            cache.root().display()
+            "{recovered} manifests of images an earlier delivery brought were missing from the cache {}: read from the destination{}",
+            blobs.root().display(),
+            match deliveries {
+                Deliveries::Import => "",
+                Deliveries::Verify => " (kept in memory, not stored)",
+            }
         );
     }
     let mut resolution = disk::resolve_from_deliveries(
         &requests,
         &report.images,
         &report.manifest_media_types,
-        cache.blobs(),
+        &delivered,
         arguments.remove_signatures,
     );
     resolution.blocked = blocked;
@@ -723,7 +756,7 @@ pub fn from_deliveries(
         client: client(),
         resolution,
         local: Some(LocalSource {
-            blobs: cache.blobs().clone(),
+            blobs,
             deliveries: report
                 .deliveries
                 .iter()

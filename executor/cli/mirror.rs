@@ -209,6 +209,16 @@ pub(crate) struct Sourced {
     pub local: Option<LocalSource>,
 }
 
+/// What disk-to-mirror does with the deliveries before resolving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Deliveries {
+    /// `plan` and `mirror --dry-run`: verify them and read their manifests
+    /// into memory; the cache is only read.
+    Verify,
+    /// `mirror` and `apply`: verify them and import them into the cache.
+    Import,
+}
+
 /// Disk-to-mirror: blobs come from the cache, verified on import.
 pub(crate) struct LocalSource {
     pub blobs: ferry_store::BlobStore,
@@ -405,8 +415,8 @@ pub(crate) fn source_client(
 }
 
 /// Checks the destination and flags the way oc-mirror does, then resolves,
-/// compiles and plans.
-fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
+/// compiles and plans. `deliveries`: whether disk-to-mirror imports.
+fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, ExitCode> {
     // `mirror` and `apply` log to the workspace (mirror-to-mirror) or the
     // disk folder's working-dir (disk-to-mirror).
     let logs_folder = arguments
@@ -448,7 +458,9 @@ fn prepare(arguments: &MirrorArgs) -> Result<Prepared, ExitCode> {
     let destination = parse_destination(destination_text, destination_path)?;
     let (text, loaded) = load_config(config_path)?;
     let sourced = match &arguments.from {
-        Some(from) => crate::disk::from_deliveries(arguments, from, &destination, &loaded.config)?,
+        Some(from) => {
+            crate::disk::from_deliveries(arguments, from, &destination, &loaded.config, deliveries)?
+        }
         None => from_registries(arguments, &destination, &loaded.config)?,
     };
     let Sourced {
@@ -754,7 +766,7 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
             },
         );
     }
-    let prepared = match prepare(&arguments.common) {
+    let prepared = match prepare(&arguments.common, Deliveries::Verify) {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
@@ -880,7 +892,12 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
     }
     let mut common = arguments.common.clone();
     common.run_log = Some("mirror");
-    let prepared = match prepare(&common) {
+    let deliveries = if arguments.dry_run {
+        Deliveries::Verify
+    } else {
+        Deliveries::Import
+    };
+    let prepared = match prepare(&common, deliveries) {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
@@ -1160,7 +1177,7 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
                 &crate::disk::Mode::Mirror { dry_run: false },
             );
         }
-        let prepared = match prepare(&arguments_with_log) {
+        let prepared = match prepare(&arguments_with_log, Deliveries::Import) {
             Ok(prepared) => prepared,
             Err(code) => return code,
         };
@@ -1202,7 +1219,7 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
     // Disk-to-mirror: the deliveries are verified and imported now.
     common.workspace = (!saved.workspace.is_empty()).then(|| saved.workspace.clone());
     common.from = (!saved.from.is_empty()).then(|| saved.from.clone());
-    let prepared = match prepare(&common) {
+    let prepared = match prepare(&common, Deliveries::Import) {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };

@@ -8,10 +8,13 @@
 //!   what the next delivery holds, leaving out whole every image that
 //!   failed.
 //! - Disk-to-mirror: [`resolve_from_deliveries`] pins the configuration's
-//!   images to what the deliveries recorded, reading every manifest from
-//!   the cache the deliveries were imported into, with no network;
-//!   [`recover_from_destination`] first reads back from the destination
-//!   the manifests an earlier delivery brought there that the cache lost.
+//!   images to what the deliveries recorded, reading every manifest
+//!   through [`DeliveredManifests`] (the cache the deliveries were
+//!   imported into; for a plan, which writes nothing, the verified
+//!   deliveries' manifests held in memory, then the cache read-only), with
+//!   no network; [`recover_from_destination`] first reads back from the
+//!   destination the manifests an earlier delivery brought there that
+//!   neither holds.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +23,7 @@ use ferry_archive::{BlobEntry, DeliveryInput, ImageRecord, ManifestEntry};
 use ferry_planner::{Action, ActionGraph, Plan, ResolvedImage};
 use ferry_registry::{Manifest, RegistryClient};
 use ferry_schemas::Digest;
-use ferry_store::{BlobStore, Cache};
+use ferry_store::{BlobStore, Cache, digest_of};
 use futures_util::StreamExt;
 
 use crate::resolve::{Failure, Request, Resolution, describe};
@@ -252,19 +255,73 @@ pub fn delivery_contents(
     }
 }
 
-/// Reads a manifest the deliveries put into the cache.
-fn cached_manifest(
-    blobs: &BlobStore,
-    digest: &Digest,
-    media_type: &str,
-) -> Result<Manifest, String> {
-    let bytes = std::fs::read(blobs.path(digest))
-        .map_err(|_| format!("manifest {digest} is neither in the deliveries nor in the cache"))?;
-    Ok(Manifest {
-        media_type: media_type.to_owned(),
-        digest: digest.clone(),
-        bytes: Bytes::from(bytes),
-    })
+/// Where disk-to-mirror reads manifests from: bytes held in memory first,
+/// then the cache.
+pub struct DeliveredManifests {
+    held: BTreeMap<Digest, Bytes>,
+    cache: BlobStore,
+    /// Whether manifests read back from the destination are stored in the
+    /// cache (`mirror`, `apply`) or only held (`plan`).
+    store_recovered: bool,
+}
+
+impl DeliveredManifests {
+    /// The deliveries were imported into `cache`: manifests are read from
+    /// there, and those read back from the destination are stored there.
+    pub fn imported(cache: BlobStore) -> Self {
+        DeliveredManifests {
+            held: BTreeMap::new(),
+            cache,
+            store_recovered: true,
+        }
+    }
+
+    /// Nothing may be written: `held` are the manifests of the deliveries
+    /// that were verified without being imported, `cache` is only read, and
+    /// what is read back from the destination is held too.
+    pub fn held(held: BTreeMap<Digest, Vec<u8>>, cache: BlobStore) -> Self {
+        DeliveredManifests {
+            held: held
+                .into_iter()
+                .map(|(digest, bytes)| (digest, Bytes::from(bytes)))
+                .collect(),
+            cache,
+            store_recovered: false,
+        }
+    }
+
+    /// A manifest the deliveries brought (or the destination gave back).
+    fn read(&self, digest: &Digest, media_type: &str) -> Result<Manifest, String> {
+        let bytes = match self.held.get(digest) {
+            Some(bytes) => bytes.clone(),
+            None => Bytes::from(std::fs::read(self.cache.path(digest)).map_err(|_| {
+                format!("manifest {digest} is neither in the deliveries nor in the cache")
+            })?),
+        };
+        Ok(Manifest {
+            media_type: media_type.to_owned(),
+            digest: digest.clone(),
+            bytes,
+        })
+    }
+
+    /// Keeps a manifest read back from the destination once its bytes match
+    /// its digest: in the cache, or in memory. Returns whether it was kept.
+    fn keep(&mut self, manifest: &Manifest) -> bool {
+        if self.store_recovered {
+            let size = manifest.bytes.len() as u64;
+            return self
+                .cache
+                .write(&manifest.digest, Some(size), manifest.bytes.as_ref())
+                .is_ok();
+        }
+        if digest_of(manifest.digest.algorithm(), &manifest.bytes) != manifest.digest {
+            return false;
+        }
+        self.held
+            .insert(manifest.digest.clone(), manifest.bytes.clone());
+        true
+    }
 }
 
 /// Media types of the children an index names, from its descriptors.
@@ -283,15 +340,15 @@ fn child_media_types(manifest: &Manifest) -> BTreeMap<Digest, String> {
         .collect()
 }
 
-/// Reads the tree below `top` from the cache.
-fn cached_tree(
-    blobs: &BlobStore,
+/// Reads the tree below `top` from what the deliveries brought.
+fn delivered_tree(
+    delivered: &DeliveredManifests,
     top: &ImageRecord,
     media_types: &BTreeMap<Digest, String>,
     manifests: &mut BTreeMap<Digest, Manifest>,
 ) -> Result<Vec<ferry_planner::ResolvedManifest>, String> {
     let mut tree = Vec::new();
-    let mut queue = vec![cached_manifest(blobs, &top.digest, &top.media_type)?];
+    let mut queue = vec![delivered.read(&top.digest, &top.media_type)?];
     while let Some(manifest) = queue.pop() {
         let resolved = describe(&manifest)?;
         let named_types = child_media_types(&manifest);
@@ -301,7 +358,7 @@ fn cached_tree(
                 .or_else(|| media_types.get(child))
                 .cloned()
                 .unwrap_or_default();
-            queue.push(cached_manifest(blobs, child, &media_type)?);
+            queue.push(delivered.read(child, &media_type)?);
         }
         manifests.insert(manifest.digest.clone(), manifest);
         tree.push(resolved);
@@ -317,19 +374,19 @@ fn signature_of(request: &Request, top: &Digest) -> (String, String) {
 }
 
 /// Reads back from the destination the manifests that an earlier delivery
-/// brought there but that the cache no longer holds (the disconnected
+/// brought there but that `delivered` does not hold (the disconnected
 /// side's cache is new or was wiped, and the old segments are gone), each
-/// checked against its digest and stored in the cache, so that
-/// [`resolve_from_deliveries`] finds every tree. Only manifests: a blob is
-/// never needed again for content the destination already has. Returns
-/// how many were read; what the destination cannot give is left for
-/// [`resolve_from_deliveries`] to report, image by image.
+/// checked against its digest and kept (see [`DeliveredManifests::keep`]),
+/// so that [`resolve_from_deliveries`] finds every tree. Only manifests: a
+/// blob is never needed again for content the destination already has.
+/// Returns how many were read; what the destination cannot give is left
+/// for [`resolve_from_deliveries`] to report, image by image.
 pub async fn recover_from_destination(
     client: &RegistryClient,
     registry: &str,
     requests: &[Request],
     records: &[ImageRecord],
-    blobs: &BlobStore,
+    delivered: &mut DeliveredManifests,
     remove_signatures: bool,
 ) -> usize {
     let by_name: BTreeMap<&str, &ImageRecord> = records
@@ -348,7 +405,7 @@ pub async fn recover_from_destination(
             queue.push((signature.digest.clone(), signature.media_type.clone()));
         }
         while let Some((digest, media_type)) = queue.pop() {
-            let manifest = match cached_manifest(blobs, &digest, &media_type) {
+            let manifest = match delivered.read(&digest, &media_type) {
                 Ok(manifest) => manifest,
                 Err(_) => {
                     let reference =
@@ -357,15 +414,15 @@ pub async fn recover_from_destination(
                         continue;
                     };
                     // The client checks the bytes against the digest, and
-                    // the cache checks them again.
-                    let Ok(manifest) = client.get_manifest(&reference).await else {
+                    // keeping them checks again.
+                    let Ok(fetched) = client.get_manifest(&reference).await else {
                         continue;
                     };
-                    let size = manifest.bytes.len() as u64;
-                    if blobs
-                        .write(&digest, Some(size), manifest.bytes.as_ref())
-                        .is_err()
-                    {
+                    let manifest = Manifest {
+                        digest: digest.clone(),
+                        ..fetched
+                    };
+                    if !delivered.keep(&manifest) {
                         continue;
                     }
                     recovered += 1;
@@ -379,13 +436,13 @@ pub async fn recover_from_destination(
 }
 
 /// Pins each request to the digest the newest delivery recorded for it
-/// and reads its tree from the cache; adds each image's cosign signature
+/// and reads its tree from `delivered`; adds each image's cosign signature
 /// when a delivery carried it (unless `remove_signatures`).
 pub fn resolve_from_deliveries(
     requests: &[Request],
     records: &[ImageRecord],
     media_types: &BTreeMap<Digest, String>,
-    blobs: &BlobStore,
+    delivered: &DeliveredManifests,
     remove_signatures: bool,
 ) -> Resolution {
     let by_name: BTreeMap<&str, &ImageRecord> = records
@@ -403,7 +460,7 @@ pub fn resolve_from_deliveries(
             });
             continue;
         };
-        let tree = match cached_tree(blobs, record, media_types, &mut resolution.manifests) {
+        let tree = match delivered_tree(delivered, record, media_types, &mut resolution.manifests) {
             Ok(tree) => tree,
             Err(message) => {
                 resolution.failures.push(Failure {
@@ -426,7 +483,8 @@ pub fn resolve_from_deliveries(
         }
         let (signature_name, signature_tag) = signature_of(request, &record.digest);
         if let Some(signature) = by_name.get(signature_name.as_str())
-            && let Ok(tree) = cached_tree(blobs, signature, media_types, &mut resolution.manifests)
+            && let Ok(tree) =
+                delivered_tree(delivered, signature, media_types, &mut resolution.manifests)
         {
             resolution.images.push(ResolvedImage {
                 name: signature_name,
