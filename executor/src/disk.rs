@@ -376,9 +376,10 @@ fn signature_of(request: &Request, top: &Digest) -> (String, String) {
 /// Reads back from the destination the manifests that an earlier delivery
 /// brought there but that `delivered` does not hold (the disconnected
 /// side's cache is new or was wiped, and the old segments are gone), each
-/// checked against its digest and kept (see [`DeliveredManifests::keep`]),
-/// so that [`resolve_from_deliveries`] finds every tree. Only manifests: a
-/// blob is never needed again for content the destination already has.
+/// checked against its digest and kept (in the cache, or in memory for a
+/// plan), so that [`resolve_from_deliveries`] finds every tree. Only
+/// manifests: a blob is never needed again for content the destination
+/// already has.
 /// Returns how many were read; what the destination cannot give is left
 /// for [`resolve_from_deliveries`] to report, image by image.
 pub async fn recover_from_destination(
