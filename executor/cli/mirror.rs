@@ -1,11 +1,13 @@
-//! `ferry mirror` and `ferry plan`: mirror-to-mirror for additional images.
+//! `ferry mirror`, `ferry plan` and `ferry apply` for additional images:
+//! mirror-to-mirror, disk-to-mirror (`--from`, its sources being the
+//! deliveries `disk.rs` reads) and saved plans; a `file://` destination is
+//! handed to `disk.rs` (mirror-to-disk).
 //!
 //! The flow is the one in ARCHITECTURE.md: load the configuration (refusing
-//! parts ferry does not act on yet), resolve through registries.conf,
-//! compile the action graph, diff it against the workspace state (and, by
-//! default, against the destination: one HEAD per image), then print the
-//! plan (`plan`) or run it (`mirror`). Mirror-to-disk and disk-to-mirror
-//! say they are not built yet.
+//! parts ferry does not act on yet), resolve through registries.conf or
+//! from the deliveries, compile the action graph, diff it against the
+//! workspace state (and, by default, against the destination: one HEAD per
+//! image), then print the plan (`plan`) or run it (`mirror`, `apply`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
