@@ -704,6 +704,7 @@ pub fn from_deliveries(
         workspace,
         client,
         resolution,
+        checked: Default::default(),
         local: Some(LocalSource {
             blobs: cache.blobs().clone(),
             deliveries: report
