@@ -269,8 +269,8 @@ fn from_registries(
     // as pushed while the sources are asked for their tags: the same HEADs
     // the check before planning needs (see `prepare`), with both registries
     // busy at once instead of one after the other.
-    let to_check = if arguments.trust_state {
-        Vec::new()
+    let to_check: BTreeSet<(String, Digest)> = if arguments.trust_state {
+        BTreeSet::new()
     } else {
         let history = state.history(&destination.display()).map_err(error)?;
         recorded_tops_pushed(&requests, &recorded, &history.done, &options)
@@ -284,7 +284,7 @@ fn from_registries(
         )
     });
     let checked = Checked {
-        asked: to_check.into_iter().collect(),
+        asked: to_check,
         absent: absent.into_iter().collect(),
     };
     resolution.blocked = blocked;
@@ -321,8 +321,8 @@ fn recorded_tops_pushed(
     recorded: &Recorded,
     done: &BTreeSet<String>,
     options: &ResolveOptions,
-) -> Vec<(String, Digest)> {
-    let mut tops = Vec::new();
+) -> BTreeSet<(String, Digest)> {
+    let mut tops = BTreeSet::new();
     for request in requests {
         let Some(record) = recorded.images.get(&request.name) else {
             continue;
@@ -343,7 +343,7 @@ fn recorded_tops_pushed(
                 source: record.source.clone(),
             };
             if done.contains(&push.key().to_hex()) {
-                tops.push((request.destination_repository.clone(), digest.clone()));
+                tops.insert((request.destination_repository.clone(), digest.clone()));
             }
         }
     }
