@@ -755,6 +755,7 @@ pub fn from_deliveries(
         workspace,
         client: client(),
         resolution,
+        checked: Default::default(),
         local: Some(LocalSource {
             blobs,
             deliveries: report

@@ -21,7 +21,7 @@ use ferry_planner::{
     ActionGraph, ActionKey, Destination, ImageChange, Plan, StateSnapshot, compile, plan,
 };
 use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
-use ferry_schemas::{ImageReference, load_image_set_configuration, render};
+use ferry_schemas::{Digest, ImageReference, load_image_set_configuration, render};
 use ferry_store::WorkspaceState;
 
 use crate::exit_status;
@@ -209,6 +209,17 @@ pub(crate) struct Sourced {
     pub client: RegistryClient,
     pub resolution: Resolution,
     pub local: Option<LocalSource>,
+    /// Top manifests already looked for at the destination (while the
+    /// sources were asked), and those it lacks.
+    pub checked: Checked,
+}
+
+/// Destination checks answered before planning: (repository, digest) of
+/// top manifests asked for, and the ones the destination lacks.
+#[derive(Default)]
+pub(crate) struct Checked {
+    pub asked: BTreeSet<(String, Digest)>,
+    pub absent: BTreeSet<(String, Digest)>,
 }
 
 /// What disk-to-mirror does with the deliveries before resolving.
@@ -266,13 +277,28 @@ fn from_registries(
     // same digest, or (with --trust-state) without asking the source.
     let mut state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
     let recorded = Recorded::load(&state, &requests).map_err(error)?;
-    let mut resolution = runtime.block_on(resolve::resolve_with(
-        &client,
-        &registries,
-        &requests,
-        &options,
-        &recorded,
-    ));
+    // The destination is asked about the top manifests the state records
+    // as pushed while the sources are asked for their tags: the same HEADs
+    // the check before planning needs (see `prepare`), with both registries
+    // busy at once instead of one after the other.
+    let to_check: BTreeSet<(String, Digest)> = if arguments.trust_state {
+        BTreeSet::new()
+    } else {
+        let history = state.history(&destination.display()).map_err(error)?;
+        recorded_tops_pushed(&requests, &recorded, &history.done, &options)
+    };
+    let (mut resolution, absent) = runtime.block_on(async {
+        futures_util::join!(
+            resolve::resolve_with(&client, &registries, &requests, &options, &recorded),
+            absent_at_destination(to_check.iter().cloned(), |pair| {
+                manifest_absent(&client, &destination.registry, pair)
+            })
+        )
+    });
+    let checked = Checked {
+        asked: to_check,
+        absent: absent.into_iter().collect(),
+    };
     resolution.blocked = blocked;
     tracing::info!(
         images = requests.len(),
@@ -294,7 +320,62 @@ fn from_registries(
         client,
         resolution,
         local: None,
+        checked,
     })
+}
+
+/// (destination repository, digest) of each recorded top manifest (an
+/// image's and, unless signatures are removed, its signature's) whose push
+/// the state records as done at this destination: what the check before
+/// planning asks about when the sources still name the recorded digests.
+fn recorded_tops_pushed(
+    requests: &[resolve::Request],
+    recorded: &Recorded,
+    done: &BTreeSet<String>,
+    options: &ResolveOptions,
+) -> BTreeSet<(String, Digest)> {
+    let mut tops = BTreeSet::new();
+    for request in requests {
+        let Some(record) = recorded.images.get(&request.name) else {
+            continue;
+        };
+        let signature = record
+            .signature
+            .as_ref()
+            .filter(|_| !options.remove_signatures);
+        for digest in std::iter::once(&record.top).chain(signature) {
+            let Some(manifest) = recorded.manifests.get(digest) else {
+                continue;
+            };
+            let push = ferry_planner::Action::PushManifest {
+                repository: request.destination_repository.clone(),
+                digest: digest.clone(),
+                media_type: manifest.media_type.clone(),
+                size: manifest.bytes.len() as u64,
+                source: record.source.clone(),
+            };
+            if done.contains(&push.key().to_hex()) {
+                tops.insert((request.destination_repository.clone(), digest.clone()));
+            }
+        }
+    }
+    tops
+}
+
+/// Whether the destination lacks a manifest (one HEAD; an error counts as
+/// present: the run finds out).
+fn manifest_absent<'a>(
+    client: &'a RegistryClient,
+    registry: &str,
+    (repository, digest): &(String, Digest),
+) -> impl std::future::Future<Output = bool> + use<'a> {
+    let reference = format!("{registry}/{repository}@{digest}").parse::<ImageReference>();
+    async move {
+        match reference {
+            Ok(reference) => matches!(client.head_manifest(&reference).await, Ok(None)),
+            Err(_) => false,
+        }
+    }
 }
 
 /// `DIR/working-dir` for a workspace or disk folder `DIR` (or `DIR`
@@ -470,6 +551,7 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         client,
         resolution,
         local,
+        checked,
     } = sourced;
 
     std::fs::create_dir_all(&workspace).map_err(|cause| {
@@ -505,7 +587,8 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
     let runtime = runtime()?;
     if !arguments.trust_state {
         // The whole image set is verified at every run: one HEAD per image
-        // whose top manifest the state says is there, 32 at a time.
+        // whose top manifest the state says is there, 32 at a time (most
+        // of them asked already while the sources were, see `Checked`).
         let checks: Vec<(String, ferry_schemas::Digest)> = graph
             .images
             .iter()
@@ -518,16 +601,17 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
                 _ => None,
             })
             .collect();
+        let (answered, to_ask): (Vec<_>, Vec<_>) = checks
+            .into_iter()
+            .partition(|pair| checked.asked.contains(pair));
+        snapshot.missing.extend(
+            answered
+                .into_iter()
+                .filter(|pair| checked.absent.contains(pair)),
+        );
         let registry = &destination.registry;
-        let missing = runtime.block_on(absent_at_destination(checks, |(repository, digest)| {
-            let reference = format!("{registry}/{repository}@{digest}").parse::<ImageReference>();
-            let client = &client;
-            async move {
-                match reference {
-                    Ok(reference) => matches!(client.head_manifest(&reference).await, Ok(None)),
-                    Err(_) => false,
-                }
-            }
+        let missing = runtime.block_on(absent_at_destination(to_ask, |pair| {
+            manifest_absent(&client, registry, pair)
         }));
         snapshot.missing.extend(missing);
     }

@@ -171,15 +171,15 @@ impl RunProgress {
                 let thread = std::thread::spawn(move || {
                     let (lock, wake) = &*signal;
                     let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    loop {
+                    // The flag is checked before every wait: a run that
+                    // ends before this thread first takes the lock (a plan
+                    // with nothing to do) must not wait out an interval.
+                    while !*stopped {
                         let (guard, timeout) = wake
                             .wait_timeout(stopped, interval)
                             .unwrap_or_else(|e| e.into_inner());
                         stopped = guard;
-                        if *stopped {
-                            return;
-                        }
-                        if timeout.timed_out() {
+                        if !*stopped && timeout.timed_out() {
                             eprintln!("{}", tally.line(started.elapsed()));
                         }
                     }

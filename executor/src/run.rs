@@ -5,9 +5,14 @@
 //! finished, so a slow blob holds back only the manifests that name it,
 //! never another image. Concurrency is bounded per class: blob transfers
 //! (uploads and links) by [`Limits::blobs`], manifest pushes and tags by
-//! [`Limits::manifests`], one at a time per repository (and the client
-//! bounds transfers per registry).
-//! Among ready actions, the plan's order decides who goes first.
+//! [`Limits::manifests`] (and the client bounds transfers per registry).
+//! Manifest writes in one repository run concurrently unless they touch
+//! the same manifest or tag, or one is an index ([`ManifestWrite`]).
+//! Among ready actions, links go before uploads (a link moves no bytes and
+//! frees the manifests waiting for it), then the plan's order decides. A
+//! manifest push whose only follower is its tag is done by one PUT by tag
+//! (the registry keeps the manifest under its digest too), and both
+//! actions are recorded when it succeeds.
 //!
 //! Each action is recorded in the workspace state after it succeeds and
 //! never before, so a kill at any point leaves the state naming only
@@ -385,11 +390,113 @@ fn is_blob_transfer(action: &Action) -> bool {
     matches!(action, Action::UploadBlob { .. } | Action::LinkBlob { .. })
 }
 
-/// The repository a manifest push or tag writes to.
-fn manifest_repository(action: &Action) -> Option<&str> {
+/// Which of the ready actions of a class start first (lower first, then
+/// the plan's order): a link moves no bytes and frees the manifests that
+/// wait for it, so links go before uploads; otherwise the manifests of
+/// every repository but the upload's own wait until all uploads are done.
+fn start_rank(action: &Action) -> u8 {
     match action {
-        Action::PushManifest { repository, .. } | Action::Tag { repository, .. } => {
-            Some(repository)
+        Action::LinkBlob { .. } => 0,
+        Action::UploadBlob { .. } => 1,
+        _ => 0,
+    }
+}
+
+/// What a manifest write (a push, a tag, or a push done by its tag's
+/// request) touches in its repository. A registry that stores manifests as
+/// files (distribution) rewrites a manifest's link files on every PUT of
+/// it, and a reader in between may find them half-written: so two writes
+/// of one manifest, or of one tag, never run at once, and a write of an
+/// index (which the registry checks against its children) or of a manifest
+/// of unknown type has its repository to itself. Image manifests with
+/// different digests and tags are written concurrently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ManifestWrite<'a> {
+    repository: &'a str,
+    digest: &'a Digest,
+    tag: Option<&'a str>,
+    /// An index (or unknown): nothing else in the repository meanwhile.
+    whole_repository: bool,
+}
+
+impl<'a> ManifestWrite<'a> {
+    fn of(action: &'a Action, manifests: &BTreeMap<Digest, Manifest>) -> Option<Self> {
+        let (repository, digest, tag, media_type) = match action {
+            Action::PushManifest {
+                repository,
+                digest,
+                media_type,
+                ..
+            } => (repository, digest, None, Some(media_type.as_str())),
+            Action::Tag {
+                repository,
+                tag,
+                digest,
+            } => (
+                repository,
+                digest,
+                Some(tag.as_str()),
+                manifests
+                    .get(digest)
+                    .map(|manifest| manifest.media_type.as_str()),
+            ),
+            _ => return None,
+        };
+        Some(ManifestWrite {
+            repository,
+            digest,
+            tag,
+            whole_repository: !media_type.is_some_and(is_image_manifest),
+        })
+    }
+
+    /// Whether this write may run while `other` runs.
+    fn compatible_with(&self, other: &ManifestWrite<'_>) -> bool {
+        self.repository != other.repository
+            || !(self.whole_repository
+                || other.whole_repository
+                || self.digest == other.digest
+                || (self.tag.is_some() && self.tag == other.tag))
+    }
+}
+
+/// Whether a media type is a single image's manifest (not an index).
+fn is_image_manifest(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/vnd.oci.image.manifest.v1+json"
+            | "application/vnd.docker.distribution.manifest.v2+json"
+    )
+}
+
+/// The tag a manifest push can set in the same request: the push's only
+/// planned follower is that tag, of the same repository and manifest, and
+/// the tag waits for nothing else. The manifest is then PUT by tag, once:
+/// a registry keeps a manifest pushed by tag under its digest too, so the
+/// one request does both actions. A manifest something else waits for (an
+/// index naming it, a second tag) is pushed by digest as planned.
+fn tag_set_by_push(
+    plan: &Plan,
+    downstream: &[Vec<usize>],
+    waiting_for: &[usize],
+    index: usize,
+) -> Option<usize> {
+    let Action::PushManifest {
+        repository, digest, ..
+    } = &plan.actions[index].action
+    else {
+        return None;
+    };
+    let [after] = downstream[index].as_slice() else {
+        return None;
+    };
+    match &plan.actions[*after].action {
+        Action::Tag {
+            repository: tag_repository,
+            digest: tag_digest,
+            ..
+        } if tag_repository == repository && tag_digest == digest && waiting_for[*after] == 1 => {
+            Some(*after)
         }
         _ => None,
     }
@@ -419,15 +526,16 @@ pub async fn execute(
     } = Schedule::new(plan, graph);
     let blob_limit = limits.blobs.max(1);
     let manifest_limit = limits.manifests.max(1);
-    // Ready actions by plan index: the plan's order breaks ties.
-    let mut ready_blobs: BTreeSet<usize> = BTreeSet::new();
-    let mut ready_manifests: BTreeSet<usize> = BTreeSet::new();
+    // Ready actions by (rank, plan index): links before uploads, then
+    // the plan's order.
+    let mut ready_blobs: BTreeSet<(u8, usize)> = BTreeSet::new();
+    let mut ready_manifests: BTreeSet<(u8, usize)> = BTreeSet::new();
     for (index, planned) in plan.actions.iter().enumerate() {
         if waiting_for[index] == 0 {
             if is_blob_transfer(&planned.action) {
-                ready_blobs.insert(index);
+                ready_blobs.insert((start_rank(&planned.action), index));
             } else {
-                ready_manifests.insert(index);
+                ready_manifests.insert((start_rank(&planned.action), index));
             }
         }
     }
@@ -436,8 +544,11 @@ pub async fn execute(
     // Byte counters of running uploads, and what was reported of each.
     let mut counters: BTreeMap<usize, (Arc<AtomicU64>, u64)> = BTreeMap::new();
     let mut running_blobs = 0;
-    let mut busy_repositories: BTreeSet<&str> = BTreeSet::new();
+    // Manifest writes running, by plan index (see `ManifestWrite`).
+    let mut writing: BTreeMap<usize, ManifestWrite<'_>> = BTreeMap::new();
     let mut running_manifests = 0;
+    // Manifest pushes running as a PUT by tag → the tag they set.
+    let mut fused: BTreeMap<usize, usize> = BTreeMap::new();
     let mut running = FuturesUnordered::new();
     tracing::info!(
         actions = plan.actions.len(),
@@ -460,39 +571,51 @@ pub async fn execute(
     };
 
     loop {
-        // Start whatever is ready, within the bounds. Manifest writes go
-        // one at a time per repository: a registry that stores manifests
-        // as files (distribution) may see a half-written child manifest
-        // when a tag re-puts it while an index that names it is checked.
+        // Start whatever is ready, within the bounds. A manifest write
+        // waits while a write it conflicts with runs (see `ManifestWrite`).
         for (ready, running_count, limit) in [
             (&mut ready_blobs, &mut running_blobs, blob_limit),
             (&mut ready_manifests, &mut running_manifests, manifest_limit),
         ] {
             while *running_count < limit {
-                let Some(index) = ready.iter().copied().find(|index| {
-                    match manifest_repository(&plan.actions[*index].action) {
-                        Some(repository) => !busy_repositories.contains(repository),
-                        None => true,
-                    }
-                }) else {
+                // A push whose only follower is its tag is done by the
+                // tag's request (one PUT by tag instead of two PUTs).
+                let request_of = |index: usize| {
+                    let fused_tag = tag_set_by_push(plan, &downstream, &waiting_for, index);
+                    let request = &plan.actions[fused_tag.unwrap_or(index)].action;
+                    (fused_tag, request, ManifestWrite::of(request, manifests))
+                };
+                let Some((rank, index, (fused_tag, request, write))) =
+                    ready.iter().find_map(|&(rank, index)| {
+                        let (fused_tag, request, write) = request_of(index);
+                        let free = write.is_none_or(|write| {
+                            writing.values().all(|other| write.compatible_with(other))
+                        });
+                        free.then_some((rank, index, (fused_tag, request, write)))
+                    })
+                else {
                     break;
                 };
-                ready.remove(&index);
+                ready.remove(&(rank, index));
                 *running_count += 1;
                 let action = &plan.actions[index].action;
-                if let Some(repository) = manifest_repository(action) {
-                    busy_repositories.insert(repository);
+                if let Some(write) = write {
+                    writing.insert(index, write);
                 }
                 let streamed = Arc::new(AtomicU64::new(0));
                 if is_blob_transfer(action) {
                     counters.insert(index, (streamed.clone(), 0));
                 }
                 progress.action_started(action);
+                if let Some(tag) = fused_tag {
+                    fused.insert(index, tag);
+                    progress.action_started(&plan.actions[tag].action);
+                }
                 let registry = target.registry;
                 let local_blobs = target.local_blobs.as_ref();
                 running.push(async move {
                     let outcome =
-                        run_action(client, registry, action, manifests, &streamed, local_blobs)
+                        run_action(client, registry, request, manifests, &streamed, local_blobs)
                             .await;
                     (index, outcome)
                 });
@@ -519,32 +642,37 @@ pub async fn execute(
         } else {
             running_manifests -= 1;
         }
-        if let Some(repository) = manifest_repository(action) {
-            busy_repositories.remove(repository);
-        }
+        writing.remove(&index);
         let reported = counters.remove(&index).map_or(0, |(_, reported)| reported);
+        let tag_set = fused.remove(&index);
         match outcome {
             Ok(()) => {
-                recorder.finished(planned);
-                recorder.write_when_due()?;
-                if matches!(action, Action::UploadBlob { .. }) && action.bytes() > reported {
-                    // (A link that had to copy reported its bytes as they moved.)
-                    progress.bytes_moved(action, action.bytes() - reported);
-                }
-                tracing::debug!(action = %action.describe(), "action done");
-                report.completed += 1;
-                report.bytes += action.bytes();
-                progress.action_finished(action, Outcome::Succeeded);
-                for &after in &downstream[index] {
-                    if failed.contains_key(&plan.actions[after].key) {
-                        continue;
+                // The action, then the tag its request set (if any): each
+                // recorded, reported and releasing what waits for it.
+                for done in std::iter::once(index).chain(tag_set) {
+                    let action = &plan.actions[done].action;
+                    recorder.finished(&plan.actions[done]);
+                    recorder.write_when_due()?;
+                    if matches!(action, Action::UploadBlob { .. }) && action.bytes() > reported {
+                        // (A link that had to copy reported its bytes as they moved.)
+                        progress.bytes_moved(action, action.bytes() - reported);
                     }
-                    waiting_for[after] -= 1;
-                    if waiting_for[after] == 0 {
-                        if is_blob_transfer(&plan.actions[after].action) {
-                            ready_blobs.insert(after);
-                        } else {
-                            ready_manifests.insert(after);
+                    tracing::debug!(action = %action.describe(), "action done");
+                    report.completed += 1;
+                    report.bytes += action.bytes();
+                    progress.action_finished(action, Outcome::Succeeded);
+                    for &after in &downstream[done] {
+                        if failed.contains_key(&plan.actions[after].key) {
+                            continue;
+                        }
+                        waiting_for[after] -= 1;
+                        if waiting_for[after] == 0 && Some(after) != tag_set {
+                            let action = &plan.actions[after].action;
+                            if is_blob_transfer(action) {
+                                ready_blobs.insert((start_rank(action), after));
+                            } else {
+                                ready_manifests.insert((start_rank(action), after));
+                            }
                         }
                     }
                 }

@@ -55,6 +55,8 @@ const SCHEMA1_MEDIA_TYPES: [&str; 2] = [
 const CHUNKED_UPLOAD_THRESHOLD: u64 = 512 * 1024 * 1024;
 /// Size of one chunk of a chunked upload.
 const UPLOAD_CHUNK: usize = 16 * 1024 * 1024;
+/// Default of [`ClientOptions::ask_before_upload_from`].
+pub const ASK_BEFORE_UPLOAD_FROM: u64 = 1024 * 1024;
 
 /// How a client behaves.
 #[derive(Clone, Debug)]
@@ -74,6 +76,12 @@ pub struct ClientOptions {
     /// A fixed delay between retries; exponential backoff when `None`.
     pub retry_delay: Option<Duration>,
     pub timeout: Duration,
+    /// Blobs of at least this many bytes are uploaded only after a HEAD
+    /// says the destination lacks them; smaller ones are uploaded without
+    /// asking (sending a blob the registry has costs about what the HEAD
+    /// would, and the registry checks the digest of every upload). 0: ask
+    /// before every upload.
+    pub ask_before_upload_from: u64,
 }
 
 impl Default for ClientOptions {
@@ -94,6 +102,7 @@ impl Default for ClientOptions {
             transfers_per_registry: 6,
             retry_delay: None,
             timeout: Duration::from_secs(600),
+            ask_before_upload_from: ASK_BEFORE_UPLOAD_FROM,
         }
     }
 }
@@ -172,9 +181,12 @@ pub struct ManifestHead {
 /// How a blob got to the destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PushOutcome {
-    /// It was there already.
+    /// A HEAD found it there already (asked only before uploading a blob
+    /// of at least [`ClientOptions::ask_before_upload_from`] bytes).
     Present,
-    /// Mounted from another repository of the same registry.
+    /// Mounted from another repository of the same registry: the registry
+    /// answered the mount with 201, which it also does when the
+    /// repository had the blob already.
     Mounted,
     /// Uploaded in one PUT.
     Uploaded,
@@ -663,6 +675,11 @@ impl RegistryClient {
     /// way; a wrong digest or size aborts the upload before it completes
     /// (and the destination checks the digest of a completed upload too).
     /// The whole copy is retried on retryable failures.
+    ///
+    /// With `mount_from`, a mount is tried first (no HEAD: a mount of a
+    /// blob the repository has answers 201 too). Before an upload, a HEAD
+    /// asks whether the destination has the blob only when it is at least
+    /// [`ClientOptions::ask_before_upload_from`] bytes.
     #[allow(clippy::too_many_arguments)] // two endpoints and the blob: all needed
     pub async fn copy_blob(
         &self,
@@ -705,28 +722,29 @@ impl RegistryClient {
     ) -> std::result::Result<PushOutcome, RegistryError> {
         let wrap =
             |kind| Self::blob_error(destination_registry, destination_repository, digest, kind);
-        if self
-            .blob_size(destination_registry, destination_repository, digest)
-            .await?
-            .is_some()
+        // A mount goes first, without a HEAD: the registry answers 201
+        // when the repository has the blob already, too. When it opens an
+        // upload session instead, the copy uses that session.
+        let mut session = None;
+        if let Some(from) = mount_from {
+            match self
+                .mount(destination_registry, destination_repository, digest, from)
+                .await
+            {
+                Ok(None) => return Ok(PushOutcome::Mounted),
+                Ok(Some(location)) => session = Some(location),
+                Err(error) => {
+                    tracing::debug!(%error, "mount refused; copying the blob instead");
+                }
+            }
+        }
+        if size >= self.options.ask_before_upload_from
+            && self
+                .blob_size(destination_registry, destination_repository, digest)
+                .await?
+                .is_some()
         {
             return Ok(PushOutcome::Present);
-        }
-        if let Some(from) = mount_from {
-            let scope = format!(
-                "{} repository:{from}:pull",
-                Self::push_scope(destination_repository)
-            );
-            let response = self
-                .request(destination_registry, destination_repository, &scope, |http, base| {
-                    http.post(format!("{base}/v2/{destination_repository}/blobs/uploads/?mount={digest}&from={from}"))
-                        .header(CONTENT_LENGTH, "0")
-                })
-                .await
-                .map_err(wrap)?;
-            if response.status() == StatusCode::CREATED {
-                return Ok(PushOutcome::Mounted);
-            }
         }
         let _source_permit = self.transfer_permit(source_registry).await.map_err(wrap)?;
         let _destination_permit = self
@@ -743,6 +761,7 @@ impl RegistryClient {
                     destination_repository,
                     digest,
                     size,
+                    session.take(),
                     streamed,
                 )
                 .await
@@ -757,6 +776,8 @@ impl RegistryClient {
         }
     }
 
+    /// One attempt of a copy, into the upload `session` when one is open
+    /// already, else into a new one.
     #[allow(clippy::too_many_arguments)] // as copy_blob_counting
     async fn copy_blob_once(
         &self,
@@ -766,25 +787,18 @@ impl RegistryClient {
         destination_repository: &str,
         digest: &Digest,
         size: u64,
+        session: Option<String>,
         streamed: &Arc<AtomicU64>,
     ) -> Result<()> {
         streamed.store(0, Ordering::Relaxed);
         let counter = streamed.clone();
-        let start = self
-            .request(
-                destination_registry,
-                destination_repository,
-                &Self::push_scope(destination_repository),
-                |http, base| {
-                    http.post(format!("{base}/v2/{destination_repository}/blobs/uploads/"))
-                        .header(CONTENT_LENGTH, "0")
-                },
-            )
-            .await?;
-        if start.status() != StatusCode::ACCEPTED {
-            return Err(Self::status_error(start).await);
-        }
-        let location = Self::upload_location(destination_registry, &start)?;
+        let location = match session {
+            Some(location) => location,
+            None => {
+                self.start_upload(destination_registry, destination_repository)
+                    .await?
+            }
+        };
         let source = self
             .request(
                 source_registry,
@@ -836,9 +850,11 @@ impl RegistryClient {
                 &Self::push_scope(destination_repository),
             )
             .await?;
+        let url = with_digest(&location, digest);
+        tracing::trace!(method = "PUT", %url, "registry request");
         let mut request = host
             .http
-            .put(with_digest(&location, digest))
+            .put(&url)
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, size)
             .timeout(self.options.timeout)
@@ -1247,9 +1263,12 @@ impl RegistryClient {
         Ok(received)
     }
 
-    /// Pushes a blob from a file: present → nothing; `mount_from` (another
-    /// repository of the same registry) → a mount; otherwise an upload, in
-    /// one PUT, or in chunks for large blobs or when the PUT is refused.
+    /// Pushes a blob from a file: `mount_from` (another repository of the
+    /// same registry) → a mount; a blob of at least
+    /// [`ClientOptions::ask_before_upload_from`] bytes that a HEAD finds
+    /// present → nothing; otherwise an upload (into the session a refused
+    /// mount opened, if any), in one PUT, or in chunks for large blobs or
+    /// when the PUT is refused.
     pub async fn push_blob(
         &self,
         registry: &str,
@@ -1261,36 +1280,30 @@ impl RegistryClient {
     ) -> std::result::Result<PushOutcome, RegistryError> {
         let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
         let _permit = self.transfer_permit(registry).await.map_err(wrap)?;
-        if self
-            .blob_size(registry, repository, digest)
-            .await?
-            .is_some()
+        // A mount goes first, without a HEAD: the registry answers 201
+        // when the repository has the blob already, too.
+        let session = match mount_from {
+            Some(from) => match self.mount(registry, repository, digest, from).await? {
+                None => return Ok(PushOutcome::Mounted),
+                Some(location) => Some(location),
+            },
+            None => None,
+        };
+        if size >= self.options.ask_before_upload_from
+            && self
+                .blob_size(registry, repository, digest)
+                .await?
+                .is_some()
         {
             return Ok(PushOutcome::Present);
         }
-        let scope = match mount_from {
-            Some(from) => format!("{} repository:{from}:pull", Self::push_scope(repository)),
-            None => Self::push_scope(repository),
+        let location = match session {
+            Some(location) => location,
+            None => self
+                .start_upload(registry, repository)
+                .await
+                .map_err(wrap)?,
         };
-        let response = self
-            .request(registry, repository, &scope, |http, base| {
-                let url = match mount_from {
-                    Some(from) => {
-                        format!("{base}/v2/{repository}/blobs/uploads/?mount={digest}&from={from}")
-                    }
-                    None => format!("{base}/v2/{repository}/blobs/uploads/"),
-                };
-                http.post(url).header(CONTENT_LENGTH, "0")
-            })
-            .await
-            .map_err(wrap)?;
-        if response.status() == StatusCode::CREATED && mount_from.is_some() {
-            return Ok(PushOutcome::Mounted);
-        }
-        if response.status() != StatusCode::ACCEPTED {
-            return Err(wrap(Self::status_error(response).await));
-        }
-        let location = Self::upload_location(registry, &response).map_err(wrap)?;
         if size < CHUNKED_UPLOAD_THRESHOLD {
             let path = file.to_owned();
             let monolithic = self
@@ -1314,22 +1327,10 @@ impl RegistryClient {
                 return Err(wrap(Self::status_error(monolithic).await));
             }
             // Refused: start a fresh session and send chunks.
-            let restart = self
-                .request(
-                    registry,
-                    repository,
-                    &Self::push_scope(repository),
-                    |http, base| {
-                        http.post(format!("{base}/v2/{repository}/blobs/uploads/"))
-                            .header(CONTENT_LENGTH, "0")
-                    },
-                )
+            let location = self
+                .start_upload(registry, repository)
                 .await
                 .map_err(wrap)?;
-            if restart.status() != StatusCode::ACCEPTED {
-                return Err(wrap(Self::status_error(restart).await));
-            }
-            let location = Self::upload_location(registry, &restart).map_err(wrap)?;
             self.upload_chunks(registry, repository, digest, size, file, location)
                 .await?;
             return Ok(PushOutcome::UploadedInChunks);
@@ -1337,6 +1338,57 @@ impl RegistryClient {
         self.upload_chunks(registry, repository, digest, size, file, location)
             .await?;
         Ok(PushOutcome::UploadedInChunks)
+    }
+
+    /// Opens an upload session (`POST .../blobs/uploads/`): its location.
+    async fn start_upload(&self, registry: &str, repository: &str) -> Result<String> {
+        let response = self
+            .request(
+                registry,
+                repository,
+                &Self::push_scope(repository),
+                |http, base| {
+                    http.post(format!("{base}/v2/{repository}/blobs/uploads/"))
+                        .header(CONTENT_LENGTH, "0")
+                },
+            )
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(Self::status_error(response).await);
+        }
+        Self::upload_location(registry, &response)
+    }
+
+    /// A cross-repository mount (`POST .../blobs/uploads/?mount=&from=`):
+    /// `None` when the registry mounted the blob (201, also when the
+    /// repository had it already), else the upload session it opened
+    /// instead (202: `from` lacks the blob, or the registry does not
+    /// mount), for the upload that follows.
+    async fn mount(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+        from: &str,
+    ) -> std::result::Result<Option<String>, RegistryError> {
+        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let scope = format!("{} repository:{from}:pull", Self::push_scope(repository));
+        let response = self
+            .request(registry, repository, &scope, |http, base| {
+                http.post(format!(
+                    "{base}/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"
+                ))
+                .header(CONTENT_LENGTH, "0")
+            })
+            .await
+            .map_err(wrap)?;
+        match response.status() {
+            StatusCode::CREATED => Ok(None),
+            StatusCode::ACCEPTED => Self::upload_location(registry, &response)
+                .map(Some)
+                .map_err(wrap),
+            _ => Err(wrap(Self::status_error(response).await)),
+        }
     }
 
     fn upload_location(registry: &str, response: &reqwest::Response) -> Result<String> {

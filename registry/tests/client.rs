@@ -202,7 +202,19 @@ async fn a_second_repository_gets_a_mount() {
         .await
         .unwrap();
     assert_eq!(first, PushOutcome::Uploaded);
+    // A small blob is sent again without asking first (the registry
+    // checks it and keeps one copy); a client that asks finds it there.
+    assert!(size < ferry_registry::client::ASK_BEFORE_UPLOAD_FROM);
     let again = client
+        .push_blob(&destination.host(), "team/one", &digest, size, &path, None)
+        .await
+        .unwrap();
+    assert_eq!(again, PushOutcome::Uploaded);
+    let mut asking_options = options();
+    asking_options.insecure_hosts = vec![world.registry().host(), destination.host()];
+    asking_options.ask_before_upload_from = 0;
+    let asking = RegistryClient::new(asking_options);
+    let again = asking
         .push_blob(&destination.host(), "team/one", &digest, size, &path, None)
         .await
         .unwrap();
@@ -535,7 +547,11 @@ async fn blobs_stream_from_registry_to_registry_without_a_cache() {
         );
     }
     let (digest, size) = &blobs[0];
-    let again = client
+    let mut asking_options = options();
+    asking_options.insecure_hosts = vec![world.registry().host(), destination.host()];
+    asking_options.ask_before_upload_from = 0;
+    let asking = RegistryClient::new(asking_options);
+    let again = asking
         .copy_blob(
             source.registry(),
             source.repository(),

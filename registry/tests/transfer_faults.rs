@@ -1,8 +1,9 @@
 //! Transfers under faults, through the test world's fault proxy: resumes
 //! send `Range` and refetch little, errors are retried, a refused
 //! monolithic upload falls back to chunks, a second repository gets a
-//! mount, concurrent fetches of one digest fetch once, and a flipped byte
-//! never reaches the store.
+//! mount, concurrent fetches of one digest fetch once, a flipped byte
+//! never reaches the store, and a copy asks the destination only what it
+//! needs (no HEAD before a mount or a small upload).
 
 use std::time::Duration;
 
@@ -311,4 +312,106 @@ async fn a_flipped_byte_is_caught_and_never_stored() {
         std::fs::read_dir(cache.path().join("tmp")).unwrap().count(),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_ask_the_destination_only_what_they_need() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let proxy = FaultProxy::start(destination.address()).unwrap();
+    let client = client_for(&[world.registry().host(), proxy.host()]);
+    let (reference, digest, size) = largest_blob(&client, &world.registry().host()).await;
+    assert!(size < ferry_registry::client::ASK_BEFORE_UPLOAD_FROM);
+    let copy = |client: &RegistryClient, repository: &'static str, from: Option<&'static str>| {
+        let (client, reference, digest, destination) = (
+            client.clone(),
+            reference.clone(),
+            digest.clone(),
+            proxy.host(),
+        );
+        async move {
+            client
+                .copy_blob(
+                    reference.registry(),
+                    reference.repository(),
+                    &destination,
+                    repository,
+                    &digest,
+                    size,
+                    from,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // The requests the proxy saw, but the client's first `/v2/` ping; the
+    // proxy records a request after answering it, so wait until `count`
+    // are in (or a second has passed).
+    let requests = |proxy: &FaultProxy, count: usize| -> Vec<String> {
+        let seen = || -> Vec<_> {
+            proxy
+                .records()
+                .into_iter()
+                .filter(|record| record.path != "/v2/")
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while seen().len() < count && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen()
+            .iter()
+            .map(|record| {
+                let path = record.path.split('?').next().unwrap_or_default();
+                let kind = if record.path.contains("mount=") {
+                    " (mount)"
+                } else if path.ends_with("/blobs/uploads/") {
+                    " (start)"
+                } else {
+                    ""
+                };
+                format!("{} {}{kind}", record.method, record.status)
+            })
+            .collect()
+    };
+
+    // A small blob is uploaded without a HEAD first: one POST, one PUT.
+    proxy.clear();
+    assert_eq!(copy(&client, "team/one", None).await, PushOutcome::Uploaded);
+    assert_eq!(requests(&proxy, 2), ["POST 202 (start)", "PUT 201"]);
+
+    // A mount is asked directly (201 also when the blob is there).
+    proxy.clear();
+    let mounted = copy(&client, "team/two", Some("team/one")).await;
+    assert_eq!(mounted, PushOutcome::Mounted);
+    assert_eq!(requests(&proxy, 1), ["POST 201 (mount)"]);
+
+    // A refused mount (the other repository lacks the blob): the session
+    // the registry opened instead takes the upload.
+    proxy.clear();
+    let copied = copy(&client, "team/three", Some("team/none")).await;
+    assert_eq!(copied, PushOutcome::Uploaded);
+    assert_eq!(requests(&proxy, 2), ["POST 202 (mount)", "PUT 201"]);
+
+    // A client that asks before uploads of this size finds it present.
+    let asking = RegistryClient::new(ClientOptions {
+        credentials: CredentialStore::from_files(Vec::new()),
+        certificate_folders: Vec::new(),
+        insecure_hosts: vec![world.registry().host(), proxy.host()],
+        ask_before_upload_from: 1,
+        ..ClientOptions::default()
+    });
+    proxy.clear();
+    assert_eq!(copy(&asking, "team/one", None).await, PushOutcome::Present);
+    assert_eq!(requests(&proxy, 1), ["HEAD 200"]);
+    for repository in ["team/one", "team/two", "team/three"] {
+        assert_eq!(
+            client
+                .blob_size(&proxy.host(), repository, &digest)
+                .await
+                .unwrap(),
+            Some(size),
+            "{repository}"
+        );
+    }
 }
