@@ -722,3 +722,36 @@ fn a_failing_image_is_left_out_whole_and_named() {
         .is_some()
     );
 }
+
+#[test]
+fn a_blob_only_a_wiped_cache_had_is_named_with_what_to_do() {
+    // The second delivery's image shares a layer with the first's, so the
+    // layer travelled only in the first delivery; the disconnected side
+    // then lost its cache and the first segment, and the layer must now go
+    // into a repository that never had it.
+    let site = Site::new();
+    let first = site.config("first.yaml", HELLO);
+    let second = site.config("second.yaml", SIGNED);
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let world = World::start().unwrap();
+    let mirrored = site.mirror_to_disk(&world, "mirror", &first, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    let applied = site.disk_to_mirror(&first, "disk", &destination, "enclave-cache");
+    assert!(applied.status.success(), "{}", text(&applied));
+    let mirrored = site.mirror_to_disk(&world, "mirror", &second, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    drop(world);
+
+    std::fs::remove_file(site.path("disk/mirror_000001.tar")).unwrap();
+    let applied = site.disk_to_mirror(&second, "disk", &destination, "wiped-enclave-cache");
+    let output = text(&applied);
+    if applied.status.success() {
+        // Nothing needed the lost layer: the test world's images changed.
+        panic!("the signed image shares no layer with hello any more:\n{output}");
+    }
+    assert_eq!(applied.status.code(), Some(8), "{output}");
+    assert!(
+        output.contains("is not in the cache") && output.contains("bring the delivery again"),
+        "{output}"
+    );
+}

@@ -115,8 +115,8 @@ pub struct VerifyReport {
 pub struct ImportReport {
     /// Deliveries imported (or checked by a preview), in order.
     pub deliveries: Vec<DeliverySummary>,
-    /// Every image record of the newest delivery in the folder (the image
-    /// set as of that delivery).
+    /// Every image record the folder's deliveries hold, by name (sorted),
+    /// each as the newest delivery that names it recorded it.
     pub images: Vec<ImageRecord>,
     /// Media type of every manifest of those deliveries, by digest.
     pub manifest_media_types: BTreeMap<Digest, String>,

@@ -107,17 +107,16 @@ fn pending_pass(
         }
         imported.push(delivery.summary());
     }
-    let images = deliveries
-        .last()
-        .map(|newest| {
-            newest
-                .images
-                .images
-                .iter()
-                .map(|image| image.record())
-                .collect()
-        })
-        .unwrap_or_default();
+    // The image set as of the newest delivery, plus images only older
+    // deliveries in the folder name (each name as its newest delivery
+    // recorded it): what a delivery carried stays addressable.
+    let mut by_name = BTreeMap::new();
+    for delivery in &deliveries {
+        for image in &delivery.images.images {
+            by_name.insert(image.name.clone(), image.record());
+        }
+    }
+    let images = by_name.into_values().collect();
     Ok(ImportReport {
         deliveries: imported,
         images,

@@ -254,7 +254,22 @@ async fn run_action(
                 .push_blob(registry, repository, digest, *size, &path, mount_from)
                 .await
                 .map(drop)
-                .map_err(|error| error.to_string())
+                .map_err(|error| {
+                    if path.is_file() {
+                        error.to_string()
+                    } else {
+                        // An earlier delivery brought the blob and the
+                        // cache no longer holds it: nothing here can send it.
+                        format!(
+                            "{error}\nblob {digest} is not in the cache {}: an earlier delivery \
+                             brought it; run with the cache that imported that delivery, or bring \
+                             the delivery again",
+                            local_blobs
+                                .map(|blobs| blobs.root().display().to_string())
+                                .unwrap_or_default()
+                        )
+                    }
+                })
         }
         Action::UploadBlob {
             repository,
