@@ -12,5 +12,6 @@ mod plans;
 mod progress;
 mod refresh;
 mod support;
+mod unreachable;
 mod verify;
 mod world_references;

@@ -1031,6 +1031,20 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         blobs: (arguments.parallel_images * arguments.parallel_layers) as usize,
         manifests: arguments.parallel_images as usize,
     };
+    // A destination that cannot be reached fails the run here, once,
+    // instead of failing every action after its own retries.
+    if !prepared.plan.actions.is_empty()
+        && let Err(cause) = runtime.block_on(
+            prepared
+                .client
+                .check_reachable(&prepared.destination.registry),
+        )
+    {
+        return error(format!(
+            "cannot reach the destination {}: {}\nnothing was pushed",
+            prepared.destination.registry, cause.kind
+        ));
+    }
     let run_id = match prepared.state.begin_run(&destination, unix_now()) {
         Ok(id) => id,
         Err(cause) => return error(cause),

@@ -58,6 +58,10 @@ const UPLOAD_CHUNK: usize = 16 * 1024 * 1024;
 /// Default of [`ClientOptions::ask_before_upload_from`].
 pub const ASK_BEFORE_UPLOAD_FROM: u64 = 1024 * 1024;
 
+/// How long a host that could not be reached (its ping failed after every
+/// retry) is taken as unreachable before it is tried again.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(10);
+
 /// How a client behaves.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -152,6 +156,19 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// A copy of a connection or TLS failure (the kinds a failed ping
+    /// remembers); any other kind becomes its message.
+    fn copy(&self) -> ErrorKind {
+        match self {
+            ErrorKind::Connection(message) => ErrorKind::Connection(message.clone()),
+            ErrorKind::Tls { message, searched } => ErrorKind::Tls {
+                message: message.clone(),
+                searched: searched.clone(),
+            },
+            other => ErrorKind::Protocol(other.to_string()),
+        }
+    }
+
     /// Whether retrying may help.
     fn retryable(&self) -> bool {
         match self {
@@ -222,6 +239,10 @@ struct Host {
 pub struct RegistryClient {
     options: Arc<ClientOptions>,
     hosts: Arc<tokio::sync::Mutex<HashMap<String, Arc<Host>>>>,
+    /// Hosts whose ping failed to connect (after its retries), when, and
+    /// why: for [`UNREACHABLE_FOR`] every request to them fails at once
+    /// instead of each retrying the ping on its own.
+    unreachable: Arc<Mutex<HashMap<String, (std::time::Instant, ErrorKind)>>>,
     tokens: Arc<Mutex<HashMap<(String, String), String>>>,
     /// One async lock per digest being fetched, so concurrent fetches of a
     /// digest wait without blocking a runtime thread, and the later ones
@@ -305,6 +326,7 @@ impl RegistryClient {
         RegistryClient {
             options: Arc::new(options),
             hosts: Arc::default(),
+            unreachable: Arc::default(),
             tokens: Arc::default(),
             fetching: Arc::default(),
         }
@@ -376,6 +398,53 @@ impl RegistryClient {
         if let Some(existing) = hosts.get(host) {
             return Ok(existing.clone());
         }
+        if let Some(reason) = self.recently_unreachable(host) {
+            return Err(reason);
+        }
+        let pinged = self.ping(host).await;
+        match &pinged {
+            Ok(state) => {
+                hosts.insert(host.to_owned(), state.clone());
+            }
+            Err(kind @ (ErrorKind::Connection(_) | ErrorKind::Tls { .. })) => {
+                self.unreachable
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(host.to_owned(), (std::time::Instant::now(), kind.copy()));
+            }
+            Err(_) => {}
+        }
+        pinged
+    }
+
+    /// Why `host` could not be reached, when its last ping failed less
+    /// than [`UNREACHABLE_FOR`] ago.
+    fn recently_unreachable(&self, host: &str) -> Option<ErrorKind> {
+        let unreachable = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (when, reason) = unreachable.get(host)?;
+        (when.elapsed() < UNREACHABLE_FOR).then(|| reason.copy())
+    }
+
+    /// Reaches `host` (its `/v2/`, with the configured retries) and learns
+    /// how it authenticates; later requests reuse what it learnt. Lets a
+    /// run find out at once that its destination cannot be reached.
+    pub async fn check_reachable(&self, host: &str) -> std::result::Result<(), RegistryError> {
+        self.host(host)
+            .await
+            .map(drop)
+            .map_err(|kind| RegistryError {
+                registry: host.to_owned(),
+                repository: String::new(),
+                target: String::new(),
+                kind,
+            })
+    }
+
+    /// Pings `/v2/` of `host`: its scheme and the authentication it asks for.
+    async fn ping(&self, host: &str) -> Result<Arc<Host>> {
         let (http, searched_folders) = self.build_http(host)?;
         let mut schemes = vec!["https"];
         if self.insecure(host) {
@@ -420,7 +489,6 @@ impl RegistryClient {
                             self.options.transfers_per_registry.max(1),
                         )),
                     });
-                    hosts.insert(host.to_owned(), state.clone());
                     return Ok(state);
                 }
                 Err(error) => last_error = Some(error),
