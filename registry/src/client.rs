@@ -806,11 +806,9 @@ impl RegistryClient {
                 }
             }
         }
-        if size >= self.options.ask_before_upload_from
-            && self
-                .blob_size(destination_registry, destination_repository, digest)
-                .await?
-                .is_some()
+        if self
+            .present_before_upload(destination_registry, destination_repository, digest, size)
+            .await?
         {
             return Ok(PushOutcome::Present);
         }
@@ -842,6 +840,24 @@ impl RegistryClient {
                 Err(error) => return Err(wrap(error)),
             }
         }
+    }
+
+    /// Whether a blob about to be uploaded is at the destination already:
+    /// asked with a HEAD only for blobs of at least
+    /// [`ClientOptions::ask_before_upload_from`] bytes (a smaller one is
+    /// sent without asking).
+    async fn present_before_upload(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> std::result::Result<bool, RegistryError> {
+        Ok(size >= self.options.ask_before_upload_from
+            && self
+                .blob_size(registry, repository, digest)
+                .await?
+                .is_some())
     }
 
     /// One attempt of a copy, into the upload `session` when one is open
@@ -1357,11 +1373,9 @@ impl RegistryClient {
             },
             None => None,
         };
-        if size >= self.options.ask_before_upload_from
-            && self
-                .blob_size(registry, repository, digest)
-                .await?
-                .is_some()
+        if self
+            .present_before_upload(registry, repository, digest, size)
+            .await?
         {
             return Ok(PushOutcome::Present);
         }
