@@ -1,9 +1,10 @@
-//! Killing `ferry mirror` with SIGKILL at many points of a run, then
-//! rerunning: each rerun does only what is left, and the destination ends
-//! with the same tag → digest set as a clean run.
+//! Killing `ferry mirror` with SIGKILL at many points of a run (mirror to
+//! mirror, mirror to disk, disk to mirror), then rerunning: each rerun
+//! does only what is left, and the destination ends with the same tag →
+//! digest set as a clean run.
 
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferry_testworld::registry::{Flavour, Registry, Storage};
 use ferry_testworld::world::World;
@@ -108,6 +109,28 @@ impl Run<'_> {
     }
 }
 
+/// Starts `command` again and again and kills each run with SIGKILL a
+/// while after it starts, until one finishes first; returns how many were
+/// killed. The first wait is a 25th of `clean_run` and each one grows a
+/// little, so the kill points spread over the whole run and progress is
+/// certain even when starting up takes most of a wait.
+fn kill_repeatedly(clean_run: Duration, mut command: impl FnMut() -> Command) -> usize {
+    let mut kills = 0;
+    let mut wait = clean_run / 25;
+    for _ in 0..200 {
+        let mut child = command().spawn().unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        wait = wait * 21 / 20;
+    }
+    kills
+}
+
 #[test]
 fn kill_at_twenty_points_and_rerun_to_the_same_result() {
     let world = World::start().unwrap();
@@ -128,23 +151,8 @@ fn kill_at_twenty_points_and_rerun_to_the_same_result() {
     let expected = run.tags("clean");
     assert!(expected.len() > 20, "{expected:?}");
 
-    // The same mirror, killed again and again a short while after it
-    // starts, so each run gets a little further before SIGKILL: the kill
-    // points spread over the whole run. The wait grows a little each time,
-    // so progress is certain even when starting up takes most of it.
-    let mut kills = 0;
-    let mut wait = duration / 25;
-    for _ in 0..200 {
-        let mut child = run.command("mirror", "killed", &[]).spawn().unwrap();
-        std::thread::sleep(wait);
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        kills += 1;
-        wait = wait * 21 / 20;
-    }
+    // The same mirror, killed again and again, each run a little further.
+    let kills = kill_repeatedly(duration, || run.command("mirror", "killed", &[]));
     eprintln!("{kills} runs killed; a clean run took {duration:?}");
     assert!(
         kills >= 20,
@@ -221,21 +229,9 @@ fn kill_mirror_to_disk_at_twenty_points_and_rerun_to_the_same_delivery() {
     let duration = started.elapsed();
     assert!(clean.success());
 
-    let mut kills = 0;
-    let mut wait = duration / 25;
-    for _ in 0..200 {
-        let mut child = disk_command(&run, "killed", "killed-cache", None, &segments)
-            .spawn()
-            .unwrap();
-        std::thread::sleep(wait);
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        kills += 1;
-        wait = wait * 21 / 20;
-    }
+    let kills = kill_repeatedly(duration, || {
+        disk_command(&run, "killed", "killed-cache", None, &segments)
+    });
     eprintln!("{kills} mirror-to-disk runs killed; a clean run took {duration:?}");
     assert!(kills >= 20, "only {kills} runs were killed ({duration:?})");
     let finished = disk_command(&run, "killed", "killed-cache", None, &segments)
@@ -276,6 +272,73 @@ fn kill_mirror_to_disk_at_twenty_points_and_rerun_to_the_same_delivery() {
         .unwrap();
         assert!(applied.success(), "disk-to-mirror of {prefix}");
     }
+    let expected = run.tags("clean");
+    assert!(expected.len() > 20, "{expected:?}");
+    assert_eq!(run.tags("killed"), expected);
+}
+
+#[test]
+fn kill_disk_to_mirror_at_twenty_points_and_rerun_to_the_same_result() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("isc.yaml"), configuration()).unwrap();
+    let run = Run {
+        world: &world,
+        destination: &destination,
+        folder: folder.path(),
+    };
+    let written = disk_command(&run, "disk", "cache", None, &[])
+        .status()
+        .unwrap();
+    assert!(written.success());
+
+    // A clean disk-to-mirror, timed, then the same one killed again and
+    // again (into another prefix, with a cache of its own): kills land in
+    // the import into the cache and in the pushes.
+    let started = Instant::now();
+    let clean = disk_command(&run, "disk", "clean-enclave", Some("clean"), &[])
+        .status()
+        .unwrap();
+    let duration = started.elapsed();
+    assert!(clean.success());
+    let kills = kill_repeatedly(duration, || {
+        disk_command(&run, "disk", "killed-enclave", Some("killed"), &[])
+    });
+    eprintln!("{kills} disk-to-mirror runs killed; a clean run took {duration:?}");
+    assert!(kills >= 20, "only {kills} runs were killed ({duration:?})");
+    let finished = disk_command(&run, "disk", "killed-enclave", Some("killed"), &[])
+        .status()
+        .unwrap();
+    assert!(finished.success());
+
+    // Nothing is left to do, the cache the kills hit verifies, and the
+    // destination holds what the clean run put there.
+    let noop = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("plan")
+        .args(["-c", &run.folder.join("isc.yaml").display().to_string()])
+        .arg(format!(
+            "--from=file://{}",
+            run.folder.join("disk").display()
+        ))
+        .args(["--dest-tls-verify=false", "--detailed-exitcode"])
+        .arg(format!("docker://{}/killed", destination.host()))
+        .env("FERRY_CACHE_DIR", run.folder.join("killed-enclave"))
+        .env("REGISTRY_AUTH_FILE", run.folder.join("no-auth.json"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        noop.status.code(),
+        Some(0),
+        "after the final run nothing is left to do:\n{}",
+        String::from_utf8_lossy(&noop.stderr)
+    );
+    let cache_check = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["cache", "verify", "--cache-dir"])
+        .arg(run.folder.join("killed-enclave"))
+        .output()
+        .unwrap();
+    assert!(cache_check.status.success());
     let expected = run.tags("clean");
     assert!(expected.len() > 20, "{expected:?}");
     assert_eq!(run.tags("killed"), expected);
