@@ -1,6 +1,8 @@
 //! A destination that cannot be reached fails a run at once, before any
 //! action starts, naming the destination; nothing is recorded, so the
-//! next run against a reachable destination plans everything.
+//! next run against a reachable destination plans everything. A default
+//! plan that cannot reach the destination to check the image set fails
+//! too, instead of planning nothing to do.
 
 use std::process::{Command, Output};
 
@@ -66,4 +68,28 @@ fn an_unreachable_destination_fails_the_run_before_any_action() {
     let stderr = String::from_utf8_lossy(&mirrored.stderr).into_owned();
     assert!(mirrored.status.success(), "{stderr}");
     assert!(stderr.contains("1 new"), "{stderr}");
+
+    // Once the destination is gone, a default plan cannot confirm that the
+    // image set is still there: it says so instead of planning nothing to
+    // do; `--trust-state` plans from the state alone.
+    let gone = format!("docker://{}/mirror", destination.host());
+    drop(destination);
+    let planned = ferry(
+        "plan",
+        &gone,
+        &["--retry-times", "1", "--detailed-exitcode"],
+    );
+    let stderr = String::from_utf8_lossy(&planned.stderr).into_owned();
+    assert_eq!(planned.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the destination") && stderr.contains("--trust-state"),
+        "{stderr}"
+    );
+    let trusted = ferry("plan", &gone, &["--trust-state", "--detailed-exitcode"]);
+    assert_eq!(
+        trusted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
 }

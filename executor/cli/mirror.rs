@@ -290,11 +290,20 @@ fn from_registries(
     let (mut resolution, absent) = runtime.block_on(async {
         futures_util::join!(
             resolve::resolve_with(&client, &registries, &requests, &options, &recorded),
-            absent_at_destination(to_check.iter().cloned(), |pair| {
-                manifest_absent(&client, &destination.registry, pair)
-            })
+            async {
+                if !to_check.is_empty() {
+                    reachable_destination(&client, &destination.registry).await?;
+                }
+                Ok::<_, ExitCode>(
+                    absent_at_destination(to_check.iter().cloned(), |pair| {
+                        manifest_absent(&client, &destination.registry, pair)
+                    })
+                    .await,
+                )
+            }
         )
     });
+    let absent: Vec<_> = absent?;
     let checked = Checked {
         asked: to_check,
         absent: absent.into_iter().collect(),
@@ -610,9 +619,15 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
                 .filter(|pair| checked.absent.contains(pair)),
         );
         let registry = &destination.registry;
-        let missing = runtime.block_on(absent_at_destination(to_ask, |pair| {
-            manifest_absent(&client, registry, pair)
-        }));
+        let missing = runtime.block_on(async {
+            if !to_ask.is_empty() {
+                reachable_destination(&client, registry).await?;
+            }
+            Ok::<_, ExitCode>(
+                absent_at_destination(to_ask, |pair| manifest_absent(&client, registry, pair))
+                    .await,
+            )
+        })?;
         snapshot.missing.extend(missing);
     }
     if arguments.verify {
@@ -640,6 +655,19 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         state,
         local,
         log_file,
+    })
+}
+
+/// Reaches the destination before it is asked whether the image set is
+/// still there: a check that fails counts as present (see
+/// [`absent_at_destination`]), so an unreachable destination would
+/// otherwise make a plan with nothing to do.
+async fn reachable_destination(client: &RegistryClient, registry: &str) -> Result<(), ExitCode> {
+    client.check_reachable(registry).await.map_err(|cause| {
+        error(format!(
+            "cannot reach the destination {registry} to check that the image set is still there: {}\nto plan from the workspace state alone, without asking the destination, use --trust-state",
+            cause.kind
+        ))
     })
 }
 
