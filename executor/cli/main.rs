@@ -37,8 +37,9 @@ enum Command {
     /// Start or stop ferry's demo world: real registries on 127.0.0.1 seeded
     /// with an OpenShift-shaped universe.
     World(world::Args),
-    /// Run ferry's main job on the demo world: start it, load the demo
-    /// configuration, and mirror it (what is not built yet is said so).
+    /// Run ferry's main job on the demo world: plan and mirror registry to
+    /// registry, to disk, verify, and disk to registry with the sources
+    /// stopped, each result checked with skopeo.
     Demo(demo::Args),
     /// Mirror an image set (mirror-to-mirror, mirror-to-disk, disk-to-mirror).
     Mirror(mirror::Mirror),
@@ -77,6 +78,6 @@ fn main() -> ExitCode {
         Command::Apply(args) => mirror::apply_command(&args),
         Command::Verify(args) => disk::verify_command(&args),
         Command::Cache(args) => cache::run(args),
-        Command::Delete(_) => not_built::report("delete", "a later issue"),
+        Command::Delete(_) => not_built::report("delete", "no issue yet"),
     }
 }

@@ -1,5 +1,5 @@
 //! Subcommands that are not built yet. They accept any arguments, say plainly
-//! that they are not built and which issue builds them, and exit 1, so no
+//! that they are not built and what will build them, and exit 1, so no
 //! script mistakes them for a success.
 
 use std::process::ExitCode;
@@ -13,10 +13,9 @@ pub struct Args {
     rest: Vec<String>,
 }
 
-/// Prints that `command` is not built yet and returns exit status 1.
-pub fn report(command: &str, issue: &str) -> ExitCode {
-    eprintln!(
-        "error: `ferry {command}` is not built yet (it arrives with the issue \"{issue}\"); nothing was done"
-    );
+/// Prints that `command` is not built yet (`planned`: what will build it)
+/// and returns exit status 1.
+pub fn report(command: &str, planned: &str) -> ExitCode {
+    eprintln!("error: `ferry {command}` is not built yet ({planned}); nothing was done");
     exit_status::ERROR.into()
 }
