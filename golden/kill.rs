@@ -39,6 +39,34 @@ pub(crate) fn configuration() -> String {
     )
 }
 
+/// What every kill test starts from: the world, an empty destination
+/// registry, and a folder holding the configuration.
+struct Site {
+    world: World,
+    destination: Registry,
+    folder: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Self {
+        let site = Site {
+            world: World::start().unwrap(),
+            destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+            folder: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(site.folder.path().join("isc.yaml"), configuration()).unwrap();
+        site
+    }
+
+    fn run(&self) -> Run<'_> {
+        Run {
+            world: &self.world,
+            destination: &self.destination,
+            folder: self.folder.path(),
+        }
+    }
+}
+
 struct Run<'a> {
     world: &'a World,
     destination: &'a Registry,
@@ -133,15 +161,8 @@ fn kill_repeatedly(clean_run: Duration, mut command: impl FnMut() -> Command) ->
 
 #[test]
 fn kill_at_twenty_points_and_rerun_to_the_same_result() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(folder.path().join("isc.yaml"), configuration()).unwrap();
-    let run = Run {
-        world: &world,
-        destination: &destination,
-        folder: folder.path(),
-    };
+    let site = Site::new();
+    let run = site.run();
 
     // A clean run, timed.
     let started = Instant::now();
@@ -210,15 +231,8 @@ fn disk_command(
 
 #[test]
 fn kill_mirror_to_disk_at_twenty_points_and_rerun_to_the_same_delivery() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(folder.path().join("isc.yaml"), configuration()).unwrap();
-    let run = Run {
-        world: &world,
-        destination: &destination,
-        folder: folder.path(),
-    };
+    let site = Site::new();
+    let run = site.run();
     // Small segments, so the kills also land between segment writes.
     let segments = ["--max-segment-bytes", "200000"];
 
@@ -279,15 +293,8 @@ fn kill_mirror_to_disk_at_twenty_points_and_rerun_to_the_same_delivery() {
 
 #[test]
 fn kill_disk_to_mirror_at_twenty_points_and_rerun_to_the_same_result() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(folder.path().join("isc.yaml"), configuration()).unwrap();
-    let run = Run {
-        world: &world,
-        destination: &destination,
-        folder: folder.path(),
-    };
+    let site = Site::new();
+    let run = site.run();
     let written = disk_command(&run, "disk", "cache", None, &[])
         .status()
         .unwrap();
@@ -322,7 +329,7 @@ fn kill_disk_to_mirror_at_twenty_points_and_rerun_to_the_same_result() {
             run.folder.join("disk").display()
         ))
         .args(["--dest-tls-verify=false", "--detailed-exitcode"])
-        .arg(format!("docker://{}/killed", destination.host()))
+        .arg(format!("docker://{}/killed", run.destination.host()))
         .env("FERRY_CACHE_DIR", run.folder.join("killed-enclave"))
         .env("REGISTRY_AUTH_FILE", run.folder.join("no-auth.json"))
         .output()
