@@ -366,6 +366,14 @@ fn delivered_tree(
     Ok(tree)
 }
 
+/// The deliveries' image records by the name the configuration gives.
+fn records_by_name(records: &[ImageRecord]) -> BTreeMap<&str, &ImageRecord> {
+    records
+        .iter()
+        .map(|record| (record.name.as_str(), record))
+        .collect()
+}
+
 /// The name a delivery records an image's cosign signature under, and the
 /// signature's tag (`sha256-<hex>.sig`).
 fn signature_of(request: &Request, top: &Digest) -> (String, String) {
@@ -390,10 +398,7 @@ pub async fn recover_from_destination(
     delivered: &mut DeliveredManifests,
     remove_signatures: bool,
 ) -> usize {
-    let by_name: BTreeMap<&str, &ImageRecord> = records
-        .iter()
-        .map(|record| (record.name.as_str(), record))
-        .collect();
+    let by_name = records_by_name(records);
     let mut recovered = 0;
     for request in requests {
         let Some(record) = by_name.get(request.name.as_str()) else {
@@ -446,10 +451,7 @@ pub fn resolve_from_deliveries(
     delivered: &DeliveredManifests,
     remove_signatures: bool,
 ) -> Resolution {
-    let by_name: BTreeMap<&str, &ImageRecord> = records
-        .iter()
-        .map(|record| (record.name.as_str(), record))
-        .collect();
+    let by_name = records_by_name(records);
     let mut resolution = Resolution::default();
     for request in requests {
         let Some(record) = by_name.get(request.name.as_str()) else {
