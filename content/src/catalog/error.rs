@@ -78,3 +78,88 @@ impl LoadError {
         }
     }
 }
+
+/// Why a catalog cannot be filtered by a `mirror.operators` entry. Each
+/// names the package, and the channel and bundles where there are ones.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error(
+        "package {package:?} specifies a version range, while its channel {channel:?} equally specifies one: package and channel version ranges are exclusive"
+    )]
+    RangesOnBothLevels { package: String, channel: String },
+    #[error("package {package:?}: full: true cannot be mixed with a version range")]
+    FullWithRange { package: String },
+    #[error("package {package:?}: full: true cannot be mixed with filtering by bundle selection")]
+    FullWithBundles { package: String },
+    #[error(
+        "package {package:?}: filtering by version range cannot be mixed with filtering by bundle selection"
+    )]
+    BundlesWithRange { package: String },
+    #[error("package {package:?}: bundle {bundle:?} is not in the catalog")]
+    BundleNotFound { package: String, bundle: String },
+    #[error("package {package:?}: bundle {bundle:?} has no olm.package property")]
+    BundleWithoutVersion { package: String, bundle: String },
+    #[error(
+        "package {package:?}: bundle {bundle:?} has version {version:?}, which is not semver: {reason}"
+    )]
+    InvalidBundleVersion {
+        package: String,
+        bundle: String,
+        version: String,
+        reason: String,
+    },
+    #[error(
+        "invalid default channel configuration for package {package:?}: specified default channel override {channel:?} does not exist in the filtered output"
+    )]
+    DefaultChannelOverrideMissing { package: String, channel: String },
+    #[error(
+        "invalid default channel configuration for package {package:?}: the default channel {channel:?} was filtered out, a new default channel must be configured for this package"
+    )]
+    DefaultChannelFilteredOut { package: String, channel: String },
+    #[error(
+        "package {package:?} channel {channel:?} unable to filter head of channel: multiple channel heads found: [{}]",
+        heads.join(" ")
+    )]
+    MultipleHeads {
+        package: String,
+        channel: String,
+        heads: Vec<String>,
+        /// The configuration that gives this channel one head, when one can
+        /// be computed.
+        fix: Option<Box<crate::catalog::fix::HeadsFix>>,
+    },
+    #[error("package {package:?} channel {channel:?}: {reason}")]
+    InvalidChannel {
+        package: String,
+        channel: String,
+        reason: crate::catalog::graph::GraphError,
+    },
+    #[error(
+        "package {package:?} channel {channel:?}: filtering on the selected bundles [{}] leads to an invalid channel: {reason}",
+        bundles.join(" ")
+    )]
+    SelectedBundlesBreakChannel {
+        package: String,
+        channel: String,
+        bundles: Vec<String>,
+        reason: crate::catalog::graph::GraphError,
+    },
+    /// `selection` says what emptied it: `version range ">=2.0.0"` or
+    /// `bundles [a b]`.
+    #[error(
+        "package {package:?} channel {channel:?} has {selection} that results in an empty channel"
+    )]
+    EmptyChannel {
+        package: String,
+        channel: String,
+        selection: String,
+    },
+    #[error(
+        "package {package:?} channel {channel:?}: error finding specific bundle: specific version {version} not found in bundles"
+    )]
+    VersionNotFound {
+        package: String,
+        channel: String,
+        version: String,
+    },
+}

@@ -16,10 +16,16 @@
 //! - `error`: load and filter errors.
 
 pub mod error;
+pub mod filter;
+pub mod fix;
+pub mod graph;
 pub mod model;
 pub mod version;
+pub mod write;
 
-pub use error::LoadError;
+pub use error::{FilterError, LoadError};
+pub use filter::{Filtered, KeptBundle, KeptChannel, KeptPackage, filter};
+pub use fix::HeadsFix;
 pub use model::{
     Api, Bundle, Catalog, CatalogFile, Channel, ChannelEntry, Deprecation, Other, Package,
     PackageRequirement,

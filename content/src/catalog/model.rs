@@ -123,8 +123,9 @@ pub struct PackageRequirement {
 #[derive(Clone, Debug)]
 pub struct Deprecation {
     pub package: String,
-    /// The schema and name each entry's `reference` points to (the name is
-    /// empty for a package reference).
+    /// The schema and name each entry's `reference` points to, in the
+    /// object's order (the name is empty for a package reference; both are
+    /// empty for an entry without a reference).
     pub entries: Vec<(String, String)>,
     pub(crate) span: Span,
 }
@@ -418,8 +419,12 @@ fn add_object(file: &mut ParsedFile, object: RawObject, span: Span) -> Result<()
                 .entries
                 .unwrap_or_default()
                 .into_iter()
-                .filter_map(|entry| entry.reference)
-                .map(|reference| (reference.schema, reference.name))
+                .map(|entry| {
+                    entry
+                        .reference
+                        .map(|reference| (reference.schema, reference.name))
+                        .unwrap_or_default()
+                })
                 .collect();
             file.deprecations.push(Deprecation {
                 package,
