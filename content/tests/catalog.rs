@@ -445,3 +445,293 @@ fn test_operator_catalog_channels_without_bundles() {
         .unwrap();
     assert_eq!(threescale_211.1, ["3scale-operator.v0.8.4-0.1655690146.p"]);
 }
+
+/// A small catalog written for the error cases: package `multi` whose
+/// `stable` channel has the given entries (name, replaces), and a `fast`
+/// channel with one valid head.
+fn multi_catalog(stable: &[(&str, Option<&str>)]) -> Catalog {
+    let mut text = String::from(
+        "{\"schema\":\"olm.package\",\"name\":\"multi\",\"defaultChannel\":\"stable\"}\n",
+    );
+    let entries: Vec<serde_json::Value> = stable
+        .iter()
+        .map(|(name, replaces)| match replaces {
+            Some(replaces) => serde_json::json!({"name": name, "replaces": replaces}),
+            None => serde_json::json!({"name": name}),
+        })
+        .collect();
+    text.push_str(
+        &serde_json::json!({"schema": "olm.channel", "package": "multi", "name": "stable", "entries": entries})
+            .to_string(),
+    );
+    text.push_str("\n{\"schema\":\"olm.channel\",\"package\":\"multi\",\"name\":\"fast\",\"entries\":[{\"name\":\"multi.v1.0.0\"}]}\n");
+    let mut names: Vec<&str> = stable.iter().map(|(name, _)| *name).collect();
+    names.push("multi.v1.0.0");
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let version = name.trim_start_matches("multi.v");
+        text.push_str(
+            &serde_json::json!({
+                "schema": "olm.bundle", "name": name, "package": "multi",
+                "image": format!("registry.example.com/multi/bundle:{version}"),
+                "properties": [{"type": "olm.package", "value": {"packageName": "multi", "version": version}}],
+            })
+            .to_string(),
+        );
+        text.push('\n');
+    }
+    Catalog::load(vec![CatalogFile::new(
+        "multi/catalog.json",
+        text.into_bytes(),
+    )])
+    .unwrap()
+}
+
+#[test]
+fn multiple_heads_come_with_the_lines_that_fix_them() {
+    let catalog = multi_catalog(&[
+        ("multi.v1.0.0", None),
+        ("multi.v1.1.0", Some("multi.v1.0.0")),
+        ("multi.v2.0.0", None),
+    ]);
+    let error = catalog::filter(&catalog, &operator("")).unwrap_err();
+    let FilterError::MultipleHeads {
+        package,
+        channel,
+        heads,
+        fix,
+    } = &error
+    else {
+        panic!("{error}");
+    };
+    assert_eq!((package.as_str(), channel.as_str()), ("multi", "stable"));
+    assert_eq!(heads, &["multi.v1.1.0", "multi.v2.0.0"]);
+    assert!(
+        error
+            .to_string()
+            .contains("multiple channel heads found: [multi.v1.1.0 multi.v2.0.0]")
+    );
+    let fix = fix.as_ref().expect("a fix");
+    assert_eq!(
+        (fix.bundle.as_str(), fix.version.as_str()),
+        ("multi.v2.0.0", "2.0.0")
+    );
+    assert_eq!(
+        fix.yaml,
+        "- name: multi\n  channels:\n  - name: fast\n  - name: stable\n    minVersion: 2.0.0\n    maxVersion: 2.0.0\n"
+    );
+    // Writing the lines into the configuration gives one head.
+    let fixed = operator(&format!("packages:\n{}", fix.yaml));
+    let filtered = catalog::filter(&catalog, &fixed).unwrap();
+    let kept: Vec<&str> = filtered.bundles.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(kept, ["multi.v1.0.0", "multi.v2.0.0"]);
+
+    // A range does not help: oc-mirror checks the whole channel first.
+    let ranged = operator("packages:\n- name: multi\n  minVersion: 1.1.0");
+    assert!(matches!(
+        catalog::filter(&catalog, &ranged),
+        Err(FilterError::MultipleHeads { .. })
+    ));
+}
+
+#[test]
+fn broken_channel_graphs_name_package_channel_and_bundles() {
+    let cycle = multi_catalog(&[
+        ("multi.v3.0.0", Some("multi.v1.0.0")),
+        ("multi.v1.0.0", Some("multi.v2.0.0")),
+        ("multi.v2.0.0", Some("multi.v1.0.0")),
+    ]);
+    let message = catalog::filter(&cycle, &operator(""))
+        .unwrap_err()
+        .to_string();
+    for part in [
+        "\"multi\"",
+        "\"stable\"",
+        "cycle",
+        "multi.v1.0.0 multi.v2.0.0",
+    ] {
+        assert!(message.contains(part), "{message}");
+    }
+    let no_head = multi_catalog(&[
+        ("multi.v1.0.0", Some("multi.v2.0.0")),
+        ("multi.v2.0.0", Some("multi.v1.0.0")),
+    ]);
+    let message = catalog::filter(&no_head, &operator(""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("\"stable\": no channel heads found"),
+        "{message}"
+    );
+    // A non-default channel a range empties is left out, with a warning.
+    let fine = multi_catalog(&[
+        ("multi.v1.0.0", None),
+        ("multi.v2.0.0", Some("multi.v1.0.0")),
+    ]);
+    let filtered = catalog::filter(
+        &fine,
+        &operator("packages:\n- name: multi\n  minVersion: 2.0.0"),
+    )
+    .unwrap();
+    let channels: Vec<&str> = filtered.packages[0]
+        .channels
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(channels, ["stable"]);
+    assert!(
+        filtered.warnings.iter().any(|w| w.contains("\"fast\"")),
+        "{:?}",
+        filtered.warnings
+    );
+}
+
+#[test]
+fn images_of_kept_bundles() {
+    let catalog = load_file(
+        "openshift+oc-mirror/tests/unit/testdata/working-dir-fake/hold-operator/redhat-operator-index/v4.14/configs/node-observability-operator/catalog.json",
+    );
+    let filtered = catalog::filter(&catalog, &operator("")).unwrap();
+    let images = catalog::bundle_images(&catalog, &filtered).unwrap();
+    let bundle = &catalog.bundles[0];
+    assert_eq!(filtered.bundles.len(), 1);
+    assert!(images[0].is_bundle_image);
+    assert_eq!(images[0].reference.to_string(), bundle.image);
+    // The bundle image also appears among the related images: listed once.
+    let mut expected: Vec<String> = vec![bundle.image.clone()];
+    for related in &bundle.related_images {
+        if !expected.contains(related) {
+            expected.push(related.clone());
+        }
+    }
+    let listed: Vec<String> = images
+        .iter()
+        .map(|image| image.reference.to_string())
+        .collect();
+    assert_eq!(listed, expected);
+    assert!(
+        images
+            .iter()
+            .all(|image| image.bundle == bundle.name && image.package == bundle.package)
+    );
+
+    // A related image with neither tag nor digest fails, naming the bundle.
+    let invalid = load_dir(&fixtures().join(
+        "openshift+oc-mirror/tests/integration/image-builders/operator/catalogs/test-catalog-invalid-images",
+    ));
+    let filtered = catalog::filter(
+        &invalid,
+        &operator("packages:\n- name: foo\n  channels:\n  - name: beta"),
+    )
+    .unwrap();
+    let error = catalog::bundle_images(&invalid, &filtered).unwrap_err();
+    assert_eq!(error.package, "foo");
+    assert_eq!(error.bundle, "foo.v0.9.9-invalid-related-image");
+    assert_eq!(error.image, "registry.example.com/foo/operand-missing-tag");
+}
+
+#[test]
+fn missing_dependencies_come_with_lines_that_add_them() {
+    let catalog = load_file(&format!("{INDEX_DECLCFGS}/latest/index.yaml"));
+    let filtered = catalog::filter(&catalog, &operator("packages:\n- name: foo")).unwrap();
+    let missing = catalog::missing_dependencies(&catalog, &filtered);
+    // foo.v0.3.1 requires bar <0.2.0 and the API test.bar/v1alpha1 Bar.
+    let requirements: Vec<&catalog::Requirement> = missing.iter().map(|m| &m.requirement).collect();
+    assert_eq!(
+        requirements,
+        [
+            &catalog::Requirement::Package {
+                package: "bar".to_owned(),
+                version_range: "<0.2.0".to_owned()
+            },
+            &catalog::Requirement::Api(catalog::Api {
+                group: "test.bar".to_owned(),
+                version: "v1alpha1".to_owned(),
+                kind: "Bar".to_owned()
+            }),
+        ]
+    );
+    assert!(missing.iter().all(|m| m.bundle == "foo.v0.3.1"));
+    assert_eq!(
+        missing[0].suggestion.as_deref(),
+        Some(
+            "- name: bar\n  defaultChannel: alpha\n  channels:\n  - name: alpha\n    minVersion: 0.1.0\n    maxVersion: 0.1.0\n"
+        )
+    );
+    // With the suggested lines added, nothing is missing.
+    let fixed = operator(&format!(
+        "packages:\n- name: foo\n{}",
+        missing[0].suggestion.as_ref().unwrap()
+    ));
+    let filtered = catalog::filter(&catalog, &fixed).unwrap();
+    assert_eq!(catalog::missing_dependencies(&catalog, &filtered), []);
+
+    // Heads of the whole catalog: bar.v1.0.0 provides the API but not a
+    // version below 0.2.0.
+    let heads = catalog::filter(&catalog, &operator("")).unwrap();
+    let missing = catalog::missing_dependencies(&catalog, &heads);
+    assert_eq!(missing.len(), 1);
+    assert!(
+        missing[0]
+            .to_string()
+            .contains("requires package \"bar\" <0.2.0"),
+        "{}",
+        missing[0]
+    );
+}
+
+#[test]
+fn listing_packages_channels_versions_and_bundles() {
+    use catalog::listing;
+    let jaeger = jaeger();
+    assert_eq!(
+        listing::packages(&jaeger),
+        [listing::PackageRow {
+            name: "jaeger-product".to_owned(),
+            default_channel: "stable".to_owned()
+        }]
+    );
+    let channels = listing::channels(&jaeger, "jaeger-product");
+    assert_eq!(channels.len(), 1);
+    assert_eq!(channels[0].head.as_deref(), Ok("jaeger-operator.v1.51.0-1"));
+    assert_eq!(
+        listing::versions(&jaeger, "jaeger-product", "stable"),
+        [
+            "1.30.2",
+            "1.34.1-5",
+            "1.42.0-5",
+            "1.42.0-5+0.1687199951.p",
+            "1.47.1-5",
+            "1.51.0-1"
+        ]
+    );
+
+    let latest = test_catalog_latest();
+    let filtered = catalog::filter(&latest, &operator("")).unwrap();
+    let rows = listing::bundle_rows("oci:///tmp/catalog", &latest, &filtered);
+    let json = serde_json::to_value(&rows).unwrap();
+    assert_eq!(
+        json[2],
+        serde_json::json!({
+            "catalog": "oci:///tmp/catalog",
+            "package": "foo",
+            "bundle": "foo.v0.3.1",
+            "version": "0.3.1",
+            "channels": ["beta"],
+            "image": "quay.io/oc-mirror/oc-mirror-dev:foo-bundle-v0.3.1",
+        })
+    );
+    assert_eq!(rows.len(), 3);
+    let multi = multi_catalog(&[("multi.v1.0.0", None), ("multi.v2.0.0", None)]);
+    let channels = listing::channels(&multi, "multi");
+    assert_eq!(channels[0].head.as_deref(), Ok("multi.v1.0.0"));
+    assert!(
+        channels[1]
+            .head
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("multiple channel heads")
+    );
+}

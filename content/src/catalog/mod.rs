@@ -15,17 +15,22 @@
 //! - `listing`: what `list operators` and `list bundles` show.
 //! - `error`: load and filter errors.
 
+pub mod dependencies;
 pub mod error;
 pub mod filter;
 pub mod fix;
 pub mod graph;
+pub mod images;
+pub mod listing;
 pub mod model;
 pub mod version;
 pub mod write;
 
+pub use dependencies::{MissingDependency, Requirement, missing_dependencies};
 pub use error::{FilterError, LoadError};
 pub use filter::{Filtered, KeptBundle, KeptChannel, KeptPackage, filter};
 pub use fix::HeadsFix;
+pub use images::{BundleImage, ImageError, bundle_images, distinct_references};
 pub use model::{
     Api, Bundle, Catalog, CatalogFile, Channel, ChannelEntry, Deprecation, Other, Package,
     PackageRequirement,
