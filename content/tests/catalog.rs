@@ -444,6 +444,9 @@ fn test_operator_catalog_channels_without_bundles() {
         .find(|(name, _)| *name == "threescale-2.11")
         .unwrap();
     assert_eq!(threescale_211.1, ["3scale-operator.v0.8.4-0.1655690146.p"]);
+    // Notes §6.2: channels threescale-2.11 and threescale-mas keep these two.
+    let threescale_mas = channels.iter().find(|(name, _)| *name == "threescale-mas").unwrap();
+    assert_eq!(threescale_mas.1, ["3scale-operator.v0.11.0-mas"]);
 }
 
 /// A small catalog written for the error cases: package `multi` whose

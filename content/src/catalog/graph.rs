@@ -132,9 +132,8 @@ impl<'c> ChannelGraph<'c> {
         }
         // Incoming edges counted once per source node.
         let mut incoming = vec![0usize; nodes.len()];
-        for (source, node) in nodes.iter().enumerate() {
+        for node in &nodes {
             for target in Self::targets(node) {
-                let _ = source;
                 incoming[target] += 1;
             }
         }

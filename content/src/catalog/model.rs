@@ -292,8 +292,6 @@ struct RawRelatedImage {
 
 #[derive(Deserialize)]
 struct PackageProperty {
-    #[serde(rename = "packageName")]
-    package_name: String,
     version: String,
 }
 
@@ -453,7 +451,6 @@ fn read_property(bundle: &mut Bundle, property: &RawProperty) -> Result<(), serd
             if bundle.version.is_none() {
                 bundle.version = Some(package.version);
             }
-            let _ = package.package_name;
         }
         "olm.package.required" => {
             let required: PackageRequiredProperty = serde_json::from_str(value.get())?;
