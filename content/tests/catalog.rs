@@ -445,7 +445,10 @@ fn test_operator_catalog_channels_without_bundles() {
         .unwrap();
     assert_eq!(threescale_211.1, ["3scale-operator.v0.8.4-0.1655690146.p"]);
     // Notes §6.2: channels threescale-2.11 and threescale-mas keep these two.
-    let threescale_mas = channels.iter().find(|(name, _)| *name == "threescale-mas").unwrap();
+    let threescale_mas = channels
+        .iter()
+        .find(|(name, _)| *name == "threescale-mas")
+        .unwrap();
     assert_eq!(threescale_mas.1, ["3scale-operator.v0.11.0-mas"]);
 }
 

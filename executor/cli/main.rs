@@ -6,6 +6,7 @@ mod cache;
 mod demo;
 mod disk;
 mod exit_status;
+mod list;
 mod logging;
 mod mirror;
 mod not_built;
@@ -53,6 +54,9 @@ enum Command {
     Cache(cache::Args),
     /// Delete images from a mirror registry.
     Delete(not_built::Args),
+    /// List what catalogs and configurations hold, without mirroring.
+    #[command(subcommand_required = true)]
+    List(list::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,5 +83,6 @@ fn main() -> ExitCode {
         Command::Verify(args) => disk::verify_command(&args),
         Command::Cache(args) => cache::run(args),
         Command::Delete(_) => not_built::report("delete", "no issue yet"),
+        Command::List(args) => list::run(&args),
     }
 }
