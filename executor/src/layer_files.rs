@@ -65,7 +65,7 @@ pub fn read_labelled_folder(layout: &Path, label: &str) -> Result<FolderFiles, L
             source,
         })?,
     )?;
-    let mut descriptor = first_manifest(&index)
+    let mut descriptor = amd64_or_first(&index)
         .ok_or_else(|| layout_error("index.json lists no manifest".to_owned()))?;
     // Follow nested indexes down to one image manifest.
     let manifest = loop {
@@ -109,10 +109,6 @@ pub fn read_labelled_folder(layout: &Path, label: &str) -> Result<FolderFiles, L
         .map(|(name, bytes)| (name[prefix.len()..].to_owned(), bytes))
         .collect();
     Ok(FolderFiles { folder, files })
-}
-
-fn first_manifest(index: &Value) -> Option<Value> {
-    index.get("manifests")?.as_array()?.first().cloned()
 }
 
 fn amd64_or_first(index: &Value) -> Option<Value> {
@@ -421,6 +417,23 @@ mod tests {
                 ("kept/catalog.json", &b"kept"[..])
             ]
         );
+    }
+
+    #[test]
+    fn platforms_listed_in_index_json_itself_pick_amd64() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path());
+        // Replace index.json by the nested index (arm64 listed first).
+        let top: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+        let nested = top["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        let nested = std::fs::read(dir.path().join("blobs/sha256").join(nested)).unwrap();
+        std::fs::write(dir.path().join("index.json"), nested).unwrap();
+        let read = read_labelled_folder(dir.path(), CATALOG_CONFIGS_LABEL).unwrap();
+        assert_eq!(read.files.len(), 2);
     }
 
     #[test]
