@@ -266,25 +266,17 @@ impl<'c> ChannelGraph<'c> {
 mod tests {
     use super::*;
 
-    fn graph_of(
-        entries: &[(&'static str, Option<&'static str>, &[&str])],
-    ) -> Result<Vec<String>, GraphError> {
-        let owned: Vec<(&'static str, Option<&'static str>, Vec<String>)> = entries
+    /// The head of the graph of `entries` (name, replaces, skips).
+    fn graph_of(entries: &[(&str, Option<&str>, &[&str])]) -> Result<Vec<String>, GraphError> {
+        let skips: Vec<Vec<String>> = entries
             .iter()
-            .map(|(name, replaces, skips)| {
-                (
-                    *name,
-                    *replaces,
-                    skips.iter().map(|skip| (*skip).to_owned()).collect(),
-                )
-            })
+            .map(|(_, _, skips)| skips.iter().map(|skip| (*skip).to_owned()).collect())
             .collect();
-        let leaked: &'static [(&'static str, Option<&'static str>, Vec<String>)] =
-            Box::leak(owned.into_boxed_slice());
         ChannelGraph::from_entries(
-            leaked
+            entries
                 .iter()
-                .map(|(name, replaces, skips)| (*name, *replaces, skips.as_slice())),
+                .zip(&skips)
+                .map(|((name, replaces, _), skips)| (*name, *replaces, skips.as_slice())),
         )
         .map(|graph| vec![graph.head().to_owned()])
     }
