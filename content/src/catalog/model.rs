@@ -151,10 +151,10 @@ impl Catalog {
             .map(|file| {
                 let lower = file.path.to_ascii_lowercase();
                 if lower.ends_with(".json") {
-                    parse_json_file(file.path, file.bytes).map(Some)
+                    parse_json_file(file.path, file.bytes, None).map(Some)
                 } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
-                    let json = yaml_to_json(&file.path, &file.bytes)?;
-                    parse_json_file(file.path, json).map(Some)
+                    let (json, documents) = yaml_to_json(&file.path, &file.bytes)?;
+                    parse_json_file(file.path, json, Some(&documents)).map(Some)
                 } else {
                     Ok(None)
                 }
@@ -303,7 +303,27 @@ struct PackageRequiredProperty {
     version_range: String,
 }
 
-fn parse_json_file(path: String, json: Vec<u8>) -> Result<ParsedFile, LoadError> {
+/// Parses a JSON stream. For a YAML file converted by [`yaml_to_json`],
+/// `documents` gives the YAML document number of each line, so errors name
+/// the document instead of a line of the converted text.
+fn parse_json_file(
+    path: String,
+    json: Vec<u8>,
+    documents: Option<&[usize]>,
+) -> Result<ParsedFile, LoadError> {
+    let in_source = |error: LoadError| match (documents, error.line) {
+        (Some(documents), Some(line)) => LoadError {
+            line: None,
+            column: None,
+            message: format!(
+                "document {}: {}",
+                documents.get(line - 1).copied().unwrap_or(line),
+                error.message
+            ),
+            ..error
+        },
+        _ => error,
+    };
     let mut file = ParsedFile {
         text: Text { json: Vec::new() },
         packages: Vec::new(),
@@ -316,7 +336,7 @@ fn parse_json_file(path: String, json: Vec<u8>) -> Result<ParsedFile, LoadError>
         let mut stream = serde_json::Deserializer::from_slice(&json).into_iter::<RawObject>();
         let mut position = 0;
         while let Some(next) = stream.next() {
-            let object = next.map_err(|error| LoadError::json(&path, &error))?;
+            let object = next.map_err(|error| in_source(LoadError::json(&path, &error)))?;
             let end = stream.byte_offset();
             let start = position
                 + json[position..end]
@@ -338,7 +358,7 @@ fn parse_json_file(path: String, json: Vec<u8>) -> Result<ParsedFile, LoadError>
                 end,
             };
             add_object(&mut file, object, span)
-                .map_err(|message| LoadError::at(&path, &json, start, message))?;
+                .map_err(|message| in_source(LoadError::at(&path, &json, start, message)))?;
         }
     }
     file.text = Text { json };
@@ -470,10 +490,12 @@ fn read_property(bundle: &mut Bundle, property: &RawProperty) -> Result<(), serd
     Ok(())
 }
 
-/// Converts a YAML stream into a JSON stream, one line per document. Empty
-/// documents (a leading `---`) are skipped.
-fn yaml_to_json(path: &str, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+/// Converts a YAML stream into a JSON stream, one line per document, and
+/// the document number (from 1) of each line. Empty documents (a leading
+/// `---`) are skipped.
+fn yaml_to_json(path: &str, bytes: &[u8]) -> Result<(Vec<u8>, Vec<usize>), LoadError> {
     let mut json = Vec::with_capacity(bytes.len());
+    let mut documents = Vec::new();
     for (number, document) in serde_yaml::Deserializer::from_slice(bytes).enumerate() {
         let value = serde_json::Value::deserialize(document)
             .map_err(|error| LoadError::yaml(path, number + 1, &error))?;
@@ -483,8 +505,9 @@ fn yaml_to_json(path: &str, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
         serde_json::to_writer(&mut json, &value)
             .map_err(|error| LoadError::yaml_document(path, number + 1, error.to_string()))?;
         json.push(b'\n');
+        documents.push(number + 1);
     }
-    Ok(json)
+    Ok((json, documents))
 }
 
 #[cfg(test)]
@@ -541,6 +564,16 @@ mod tests {
             Catalog::load(vec![CatalogFile::new("baz.yaml", bad_yaml.to_vec())]).unwrap_err();
         assert_eq!(error.path, "baz.yaml");
         assert!(error.line.is_some(), "{error}");
+
+        let yaml_without_name =
+            b"---\nschema: olm.package\nname: foo\n---\nschema: olm.channel\npackage: foo\n";
+        let error = Catalog::load(vec![CatalogFile::new(
+            "foo.yaml",
+            yaml_without_name.to_vec(),
+        )])
+        .unwrap_err();
+        assert_eq!((error.path.as_str(), error.line), ("foo.yaml", None));
+        assert!(error.message.starts_with("document 2: "), "{error}");
 
         let bad_property = b"{\"schema\":\"olm.bundle\",\"name\":\"b\",\"package\":\"p\",\"properties\":[{\"type\":\"olm.package\",\"value\":{\"version\":1}}]}";
         let error =
