@@ -460,6 +460,7 @@ pub fn resolve_from_deliveries(
                 message: "no delivery carries this image: add it to the configuration of the \
                           mirror-to-disk side, run it, and bring the new delivery"
                     .to_owned(),
+                category: request.category,
             });
             continue;
         };
@@ -469,6 +470,7 @@ pub fn resolve_from_deliveries(
                 resolution.failures.push(Failure {
                     name: request.name.clone(),
                     message,
+                    category: request.category,
                 });
                 continue;
             }
@@ -480,6 +482,7 @@ pub fn resolve_from_deliveries(
             destination_tag: Some(request.destination_tag.clone()),
             top: record.digest.clone(),
             manifests: tree,
+            category: request.category,
         });
         if remove_signatures {
             continue;
@@ -496,6 +499,7 @@ pub fn resolve_from_deliveries(
                 destination_tag: Some(signature_tag),
                 top: signature.digest.clone(),
                 manifests: tree,
+                category: request.category,
             });
         }
     }

@@ -20,3 +20,4 @@ pub mod disk;
 pub mod naming;
 pub mod resolve;
 pub mod run;
+pub mod workflow;

@@ -17,11 +17,13 @@
 //! executor that runs the plan live elsewhere (issue 4 builds them).
 
 pub mod action;
+pub mod category;
 pub mod document;
 pub mod graph;
 pub mod plan;
 
 pub use action::{Action, ActionKey, KEY_VERSION};
+pub use category::{Category, exit_bits};
 pub use document::{
     PLAN_DOCUMENT_VERSION, PlanDocument, PlannedDelivery, PlannedSegment, plan_schema,
 };
