@@ -95,6 +95,10 @@ pub struct MirrorArgs {
     /// goes to working-dir/logs/.
     #[arg(skip)]
     pub(crate) run_log: Option<&'static str>,
+    /// Set by `apply PLANFILE` (not a flag): the configuration's text as the
+    /// plan recorded it, used instead of reading `config`.
+    #[arg(skip)]
+    pub(crate) config_text: Option<String>,
     /// Mirror-to-disk: pack everything new since this date (YYYY-MM-DD),
     /// as if no delivery had been made from that day on.
     #[arg(long, value_parser = parse_since)]
@@ -310,9 +314,24 @@ pub(crate) fn load_config(
     ),
     ExitCode,
 > {
-    let config_name = config_path.display().to_string();
     let text = std::fs::read_to_string(config_path)
-        .map_err(|cause| error(format!("cannot read {config_name}: {cause}")))?;
+        .map_err(|cause| error(format!("cannot read {}: {cause}", config_path.display())))?;
+    check_config(config_path, text)
+}
+
+/// Checks the configuration `text` (read from `config_path`), refusing
+/// parts ferry does not mirror yet.
+fn check_config(
+    config_path: &Path,
+    text: String,
+) -> Result<
+    (
+        String,
+        ferry_schemas::Loaded<ferry_schemas::ImageSetConfiguration>,
+    ),
+    ExitCode,
+> {
+    let config_name = config_path.display().to_string();
     let loaded = match load_image_set_configuration(&text) {
         Ok(loaded) => loaded,
         Err(problems) => {
@@ -399,7 +418,10 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         ));
     }
     let destination = parse_destination(destination_text, destination_path)?;
-    let (text, loaded) = load_config(config_path)?;
+    let (text, loaded) = match &arguments.config_text {
+        Some(text) => check_config(config_path, text.clone())?,
+        None => load_config(config_path)?,
+    };
     let sourced = match &arguments.from {
         Some(from) => {
             crate::disk::from_deliveries(arguments, from, &destination, &loaded.config, deliveries)?
@@ -549,12 +571,194 @@ pub fn render_markdown(plan: &Plan, resolution: &Resolution) -> String {
     text
 }
 
-/// The plan as versioned JSON.
-pub fn render_json(plan: &Plan) -> String {
-    let document = ferry_planner::PlanDocument::new(plan.clone());
-    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+/// The plan as versioned JSON (what `--format json` prints and `--out`
+/// saves).
+pub fn render_json(document: &ferry_planner::PlanDocument) -> String {
+    let mut text = serde_json::to_string_pretty(document).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// `path` made absolute (against the current folder), for a plan that may
+/// be applied from another folder.
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// A `file://DIR` made absolute; other locations as they are.
+fn absolute_location(location: &str) -> String {
+    match location.strip_prefix("file://") {
+        Some(folder) => format!("file://{}", absolute(Path::new(folder))),
+        None => location.to_owned(),
+    }
+}
+
+/// What `ferry apply` needs to run a plan made with `arguments` exactly,
+/// from any folder.
+pub(crate) fn run_settings(arguments: &MirrorArgs) -> ferry_planner::RunSettings {
+    ferry_planner::RunSettings {
+        source_tls_verify: arguments.src_tls_verify,
+        destination_tls_verify: arguments.dest_tls_verify,
+        registries_conf: arguments.registries_conf.as_deref().map(absolute),
+        authfile: arguments.authfile.as_deref().map(absolute),
+        cache_dir: arguments.cache_dir.as_deref().map(absolute),
+        parallel_images: arguments.parallel_images,
+        parallel_layers: arguments.parallel_layers,
+        retry_times: arguments.retry_times,
+        retry_delay_milliseconds: arguments.retry_delay.as_millis() as u64,
+        max_nested_paths: arguments.max_nested_paths,
+        remove_signatures: arguments.remove_signatures,
+        trust_state: arguments.trust_state,
+        verify: arguments.verify,
+        since: arguments.since,
+        strict_archive: arguments.strict_archive,
+        max_segment_bytes: arguments.max_segment_bytes,
+    }
+}
+
+/// The plan document of a plan to a registry, with what `apply` runs it
+/// from.
+fn plan_document(arguments: &MirrorArgs, prepared: &Prepared) -> ferry_planner::PlanDocument {
+    let mut document = ferry_planner::PlanDocument::new(prepared.planned.plan.clone());
+    document.apply = Some(ferry_planner::ApplyInputs {
+        configuration: ferry_planner::SavedConfiguration {
+            path: arguments
+                .config
+                .as_deref()
+                .map(absolute)
+                .unwrap_or_default(),
+            text: prepared.config_text.clone(),
+        },
+        destination: arguments.destination.clone().unwrap_or_default(),
+        workspace: arguments.workspace.as_deref().map(absolute_location),
+        from: arguments.from.as_deref().map(absolute_location),
+        settings: run_settings(arguments),
+        state_fingerprint: prepared.planned.state_fingerprint.clone(),
+        images: saved_images(&prepared.planned.resolution),
+        action_keys: prepared
+            .planned
+            .plan
+            .actions
+            .iter()
+            .map(|planned| planned.key.to_hex())
+            .collect(),
+    });
+    document
+}
+
+/// Each resolved image with its top digest, as a plan document records them.
+fn saved_images(resolution: &Resolution) -> Vec<ferry_planner::PlannedImage> {
+    resolution
+        .images
+        .iter()
+        .map(|image| ferry_planner::PlannedImage {
+            name: image.name.clone(),
+            top: image.top.to_string(),
+        })
+        .collect()
+}
+
+/// The flags of a plan made with `settings`, for `apply` to plan again
+/// exactly as the plan was made (`log_level` stays the apply's own).
+fn arguments_of(apply: &ferry_planner::ApplyInputs, log_level: &str) -> MirrorArgs {
+    let settings = &apply.settings;
+    MirrorArgs {
+        config: Some(PathBuf::from(&apply.configuration.path)),
+        destination: Some(apply.destination.clone()),
+        workspace: apply.workspace.clone(),
+        from: apply.from.clone(),
+        authfile: settings.authfile.as_ref().map(PathBuf::from),
+        src_tls_verify: settings.source_tls_verify,
+        dest_tls_verify: settings.destination_tls_verify,
+        registries_conf: settings.registries_conf.as_ref().map(PathBuf::from),
+        parallel_images: settings.parallel_images,
+        parallel_layers: settings.parallel_layers,
+        retry_times: settings.retry_times,
+        retry_delay: Duration::from_millis(settings.retry_delay_milliseconds),
+        cache_dir: settings.cache_dir.as_ref().map(PathBuf::from),
+        log_level: log_level.to_owned(),
+        remove_signatures: settings.remove_signatures,
+        max_nested_paths: settings.max_nested_paths,
+        trust_state: settings.trust_state,
+        verify: settings.verify,
+        run_log: Some("apply"),
+        config_text: Some(apply.configuration.text.clone()),
+        since: settings.since,
+        strict_archive: settings.strict_archive,
+        max_segment_bytes: settings.max_segment_bytes,
+    }
+}
+
+/// Runs a version 2 plan document to a registry exactly, or refuses it
+/// naming why it is stale.
+fn apply_document(apply: &ferry_planner::ApplyInputs, log_level: &str) -> ExitCode {
+    let common = arguments_of(apply, log_level);
+    if std::fs::read_to_string(&apply.configuration.path)
+        .is_ok_and(|text| text != apply.configuration.text)
+    {
+        eprintln!(
+            "note: {} changed since the plan was made; the plan is applied as it was made, from its own copy of the configuration",
+            apply.configuration.path
+        );
+    }
+    let prepared = match prepare(&common, Deliveries::Import) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    let keys: Vec<String> = prepared
+        .planned
+        .plan
+        .actions
+        .iter()
+        .map(|planned| planned.key.to_hex())
+        .collect();
+    let images = saved_images(&prepared.planned.resolution);
+    let current = ferry_planner::saved::Current {
+        state_fingerprint: &prepared.planned.state_fingerprint,
+        images: &images,
+        action_keys: &keys,
+    };
+    if let Some(stale) = ferry_planner::staleness(apply, &current) {
+        return error(stale_message(
+            &stale,
+            Staleness {
+                state: "the workspace state changed since the plan was made (another run mirrored to this destination)",
+                actions: "the destination no longer matches what the plan assumed (content went missing)",
+            },
+        ));
+    }
+    eprint!(
+        "{}",
+        render_text(&prepared.planned.plan, &prepared.planned.resolution)
+    );
+    run_prepared(prepared, &common)
+}
+
+/// The message of a stale plan.
+pub(crate) fn stale_message(stale: &ferry_planner::Stale, messages: Staleness) -> String {
+    match stale {
+        ferry_planner::Stale::State => format!(
+            "the plan is stale: {}; run `ferry plan` again",
+            messages.state
+        ),
+        ferry_planner::Stale::ImageMoved {
+            name,
+            now,
+            expected,
+        } => format!(
+            "the plan is stale: {name} now points to {now}, the plan expected {expected}; run `ferry plan` again"
+        ),
+        ferry_planner::Stale::ImageGone { name } => {
+            format!("the plan is stale: {name} can no longer be resolved; run `ferry plan` again")
+        }
+        ferry_planner::Stale::Actions => format!(
+            "the plan is stale: {}; run `ferry plan` again",
+            messages.actions
+        ),
+    }
 }
 
 pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
@@ -576,35 +780,17 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
+    let document = plan_document(&arguments.common, &prepared);
     let output = match arguments.format.as_str() {
-        "json" => render_json(&prepared.planned.plan),
+        "json" => render_json(&document),
         "markdown" => render_markdown(&prepared.planned.plan, &prepared.planned.resolution),
         _ => render_text(&prepared.planned.plan, &prepared.planned.resolution),
     };
     print!("{output}");
-    if let Some(out) = &arguments.out {
-        let file = PlanFile {
-            version: 1,
-            config: arguments.common.config.clone().unwrap_or_default(),
-            config_text: prepared.config_text.clone(),
-            destination: arguments.common.destination.clone().unwrap_or_default(),
-            workspace: arguments.common.workspace.clone().unwrap_or_default(),
-            from: arguments.common.from.clone().unwrap_or_default(),
-            state_fingerprint: prepared.planned.state_fingerprint.clone(),
-            images: planned_images(&prepared.planned.resolution),
-            action_keys: prepared
-                .planned
-                .plan
-                .actions
-                .iter()
-                .map(|planned| planned.key.to_hex())
-                .collect(),
-            plan: prepared.planned.plan.clone(),
-        };
-        let text = serde_json::to_string_pretty(&file).unwrap_or_default();
-        if let Err(cause) = std::fs::write(out, text + "\n") {
-            return error(format!("cannot write {}: {cause}", out.display()));
-        }
+    if let Some(out) = &arguments.out
+        && let Err(code) = write_file(out, &render_json(&document))
+    {
+        return code;
     }
     if !prepared.planned.resolution.failures.is_empty() {
         return exit_status::ERROR.into();
@@ -881,7 +1067,6 @@ pub(crate) struct PlannedImage {
 /// What `apply` reads back from a plan file.
 #[derive(serde::Deserialize)]
 pub(crate) struct SavedPlan {
-    pub(crate) version: u32,
     pub(crate) config: PathBuf,
     pub(crate) config_text: String,
     pub(crate) destination: String,
@@ -1007,16 +1192,36 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
         Ok(text) => text,
         Err(cause) => return error(format!("cannot read the plan {plan_path}: {cause}")),
     };
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u32,
+        #[serde(default)]
+        apply: Option<ferry_planner::ApplyInputs>,
+    }
+    let versioned: Versioned = match serde_json::from_str(&text) {
+        Ok(versioned) => versioned,
+        Err(cause) => return error(format!("{plan_path} is not a ferry plan: {cause}")),
+    };
+    if versioned.version == ferry_planner::PLAN_DOCUMENT_VERSION {
+        let Some(apply) = &versioned.apply else {
+            return error(format!(
+                "{plan_path} is a plan without what `ferry apply` needs (its `apply` section); save one with `ferry plan --out FILE` or `--format json`"
+            ));
+        };
+        return apply_document(apply, &arguments.common.log_level);
+    }
+    // Version 1 plan files (mirror-to-disk still writes them).
     let saved: SavedPlan = match serde_json::from_str(&text) {
-        Ok(saved) => saved,
+        Ok(saved) if versioned.version == 1 => saved,
+        Ok(_) => {
+            return error(format!(
+                "{plan_path} is a version {} plan; this ferry reads versions 1 and {}",
+                versioned.version,
+                ferry_planner::PLAN_DOCUMENT_VERSION
+            ));
+        }
         Err(cause) => return error(format!("{plan_path} is not a ferry plan file: {cause}")),
     };
-    if saved.version != 1 {
-        return error(format!(
-            "{plan_path} is a version {} plan; this ferry reads version 1",
-            saved.version
-        ));
-    }
     let current_config = std::fs::read_to_string(&saved.config).unwrap_or_default();
     if current_config != saved.config_text {
         return error(format!(

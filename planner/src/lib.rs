@@ -21,6 +21,7 @@ pub mod category;
 pub mod document;
 pub mod graph;
 pub mod plan;
+pub mod saved;
 
 pub use action::{Action, ActionKey, KEY_VERSION};
 pub use category::{Category, exit_bits};
@@ -31,3 +32,4 @@ pub use graph::{
     ActionGraph, Destination, ResolvedImage, ResolvedManifest, compile, compile_archive,
 };
 pub use plan::{ImageChange, Plan, PlannedAction, Reason, StateSnapshot, plan};
+pub use saved::{ApplyInputs, PlannedImage, RunSettings, SavedConfiguration, Stale, staleness};
