@@ -216,6 +216,8 @@ struct Prepared {
     planned: Planned,
     /// The run log (`mirror` and `apply`).
     log_file: Option<PathBuf>,
+    /// One run per workspace: held until the run ends.
+    _run_lock: Option<ferry_store::RunLock>,
 }
 
 /// What disk-to-mirror does with the deliveries before resolving.
@@ -379,6 +381,7 @@ pub(crate) fn source_client(
 /// Checks the destination and flags the way oc-mirror does, then resolves,
 /// compiles and plans. `deliveries`: whether disk-to-mirror imports.
 fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, ExitCode> {
+    let run_lock = crate::disk::hold_workspace_of(arguments)?;
     // `mirror` and `apply` log to the workspace (mirror-to-mirror) or the
     // disk folder's working-dir (disk-to-mirror).
     let logs_folder = arguments
@@ -439,6 +442,7 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         config_text: text,
         planned,
         log_file,
+        _run_lock: run_lock,
     })
 }
 
