@@ -140,7 +140,7 @@ fn refuse_filesystem_root(folder: &Path) -> Result<(), ExitCode> {
     });
     if folder.has_root() && root {
         return Err(error(format!(
-            "file://{} names the filesystem root, which cannot be a delivery folder (ferry would write {}working-dir there); name a folder of its own, e.g. file:///srv/ferry",
+            "file://{} names the filesystem root, which cannot hold deliveries or a workspace (ferry would write {}working-dir there); name a folder of its own, e.g. file:///srv/ferry",
             folder.display(),
             folder.display()
         )));
