@@ -216,7 +216,7 @@ fn recorded_tops_pushed(
                 digest: digest.clone(),
                 media_type: manifest.media_type.clone(),
                 size: manifest.bytes.len() as u64,
-                source: record.source.clone(),
+                source: ferry_planner::Source::Registry(record.source.clone()),
             };
             if done.contains(&push.key().to_hex()) {
                 tops.insert((request.destination_repository.clone(), digest.clone()));
