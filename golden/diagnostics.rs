@@ -58,3 +58,42 @@ fn three_problems_give_three_snippets() {
         "{rendered}"
     );
 }
+
+/// Peak resident memory of this process (Linux `VmHWM`), in KiB. nextest
+/// runs each test in a process of its own, so the peak is this test's.
+fn peak_resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[test]
+fn the_alias_bomb_is_refused_fast_without_growing_memory() {
+    let path = golden_path("diagnostics/39-alias-bomb.yaml");
+    let text = std::fs::read_to_string(&path).expect("case exists");
+    let before = peak_resident_kib().expect("Linux /proc/self/status");
+    let started = std::time::Instant::now();
+    let problems = load_any_configuration(&text).expect_err("rejected");
+    let elapsed = started.elapsed();
+    let grown = peak_resident_kib().expect("Linux /proc/self/status") - before;
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].message.contains("alias"), "{problems:#?}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(2),
+        "took {elapsed:?}"
+    );
+    // Expanded, the file is 9^9 (387 million) scalars: tens of GiB.
+    assert!(grown < 64 * 1024, "peak memory grew by {grown} KiB");
+}
+
+#[test]
+fn text_after_a_nul_byte_is_not_ignored() {
+    let path = golden_path("diagnostics/40-nul-byte.yaml");
+    let text = std::fs::read_to_string(&path).expect("case exists");
+    let problems = load_any_configuration(&text).expect_err("rejected");
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].message.contains("NUL"), "{problems:#?}");
+    assert_eq!(problems[0].line_and_column(&text), (5, 45));
+}
