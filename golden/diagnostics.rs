@@ -97,3 +97,38 @@ fn text_after_a_nul_byte_is_not_ignored() {
     assert!(problems[0].message.contains("NUL"), "{problems:#?}");
     assert_eq!(problems[0].line_and_column(&text), (5, 45));
 }
+
+/// `--registries-conf` naming a missing file stops the run before it does
+/// anything (issue 14, defect 5): ignoring it would pull from the public
+/// hosts the file was meant to redirect away from.
+#[test]
+fn a_missing_registries_conf_named_on_the_command_line_is_an_error() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let config = folder.path().join("isc.yaml");
+    std::fs::write(
+        &config,
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: 127.0.0.1:1/team/app:1.0\n",
+    )
+    .expect("write the configuration");
+    let missing = folder.path().join("enclave-registries.conf");
+    let workspace = folder.path().join("workspace");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("plan")
+        .arg("-c")
+        .arg(&config)
+        .arg("--registries-conf")
+        .arg(&missing)
+        .arg("--workspace")
+        .arg(format!("file://{}", workspace.display()))
+        .arg("--dest-tls-verify=false")
+        .arg("docker://127.0.0.1:1/mirror")
+        .output()
+        .expect("ferry runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&missing.display().to_string()) && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(!workspace.exists(), "the run went on: {stderr}");
+}

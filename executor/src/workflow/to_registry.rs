@@ -61,7 +61,8 @@ pub fn unix_now() -> i64 {
 /// containers defaults.
 pub fn load_registries(path: Option<&Path>) -> Result<RegistriesConf> {
     match path {
-        Some(path) => RegistriesConf::load(Some(path), &[]),
+        // A named file must exist; default paths may be absent.
+        Some(path) => RegistriesConf::load_named(path),
         None => RegistriesConf::load_default(),
     }
     .map_err(WorkflowError::input)
