@@ -3,8 +3,11 @@
 //! records what it saw (method, path, status, `Range`, body bytes sent),
 //! and injects the faults a test arms: a dropped connection mid-blob, error
 //! statuses (with `Retry-After`), a refused monolithic upload, a flipped
-//! byte, a blob download held half-way until the test releases it. `Location` headers that name the registry are rewritten to name
-//! the proxy. It stops when dropped.
+//! byte, a blob download held half-way until the test releases it, the
+//! body of any GET (a manifest, a tag list) cut short, and answers that
+//! stall before their headers or half-way through their body. `Location`
+//! headers that name the registry are rewritten to name the proxy. It
+//! stops when dropped.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -43,6 +46,31 @@ pub struct ErrorAnswer {
     pub times: usize,
 }
 
+/// A GET whose body is cut: the full `Content-Length` is promised, `after`
+/// bytes are sent, and the connection is closed.
+#[derive(Clone, Debug)]
+pub struct CutAnswer {
+    /// Applies to successful GETs of paths containing this text
+    /// (`/manifests/`, `/tags/list`, `/blobs/`).
+    pub path_contains: String,
+    pub after: u64,
+    /// How many matching GETs are cut.
+    pub times: usize,
+}
+
+/// An answer that stalls: nothing is sent for `stall`, either before the
+/// response headers or after half of the body; then the rest follows.
+#[derive(Clone, Debug)]
+pub struct StallAnswer {
+    pub method: String,
+    /// Applies to successful answers to paths containing this text.
+    pub path_contains: String,
+    pub before_headers: bool,
+    pub stall: Duration,
+    /// How many matching requests stall.
+    pub times: usize,
+}
+
 /// The faults to inject; change them at any time.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
@@ -58,6 +86,10 @@ pub struct Faults {
     /// the body, then wait for [`FaultProxy::release`] (at most two
     /// minutes) before sending the rest.
     pub hold_blob_get_containing: Option<String>,
+    /// GETs whose body is cut short.
+    pub cut_gets: Vec<CutAnswer>,
+    /// Answers that stall.
+    pub stalls: Vec<StallAnswer>,
 }
 
 struct Shared {
@@ -423,6 +455,41 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
         } else {
             (None, false, false)
         };
+        let success = (200..300).contains(&status);
+        let (cut, stall) = {
+            let mut faults = shared
+                .faults
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let cut = faults
+                .cut_gets
+                .iter_mut()
+                .find(|cut| {
+                    cut.times > 0 && method == "GET" && success && path.contains(&cut.path_contains)
+                })
+                .map(|cut| {
+                    cut.times -= 1;
+                    cut.after
+                });
+            let stall = faults
+                .stalls
+                .iter_mut()
+                .find(|stall| {
+                    stall.times > 0
+                        && stall.method == method
+                        && success
+                        && path.contains(&stall.path_contains)
+                })
+                .map(|stall| {
+                    stall.times -= 1;
+                    (stall.before_headers, stall.stall)
+                });
+            (cut, stall)
+        };
+        let drop_after = drop_after.or(cut);
+        if let Some((true, pause)) = stall {
+            std::thread::sleep(pause);
+        }
         if flip && !response_body.is_empty() {
             let middle = response_body.len() / 2;
             response_body[middle] ^= 0x01;
@@ -453,6 +520,23 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
             client.flush()?;
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
+        }
+        if let Some((false, pause)) = stall {
+            // Promise the whole body, send half, pause, send the rest.
+            let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            for (key, value) in &headers {
+                head.push_str(&format!("{key}: {value}\r\n"));
+            }
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", response_body.len()));
+            client.write_all(head.as_bytes())?;
+            let half = response_body.len() / 2;
+            client.write_all(&response_body[..half])?;
+            client.flush()?;
+            std::thread::sleep(pause);
+            remember(record(status, response_body.len() as u64));
+            client.write_all(&response_body[half..])?;
+            client.flush()?;
+            continue;
         }
         if hold {
             // Promise the whole body, send half, wait for the release.
