@@ -104,6 +104,8 @@ pub fn source_client(
         insecure_hosts: insecure_hosts.into_iter().collect(),
         retry_times: transfer.retry_times,
         retry_delay: transfer.retry_delay,
+        header_timeout: transfer.header_timeout,
+        stall_timeout: transfer.stall_timeout,
         transfers_per_registry: transfer.blob_transfers(),
         ..ClientOptions::default()
     })
