@@ -132,3 +132,36 @@ fn a_missing_registries_conf_named_on_the_command_line_is_an_error() {
     );
     assert!(!workspace.exists(), "the run went on: {stderr}");
 }
+
+/// An endless configuration (`/dev/zero`) is refused after 8 MiB instead of
+/// being read until memory runs out.
+#[test]
+fn an_endless_configuration_file_is_refused_without_reading_it_whole() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["validate", "-c", "/dev/zero"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ferry runs");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for ferry") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            // Our own child, by its handle.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferry validate -c /dev/zero still ran after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero") && stderr.contains("larger than 8 MiB"),
+        "{stderr}"
+    );
+}
