@@ -5,6 +5,7 @@
 mod demo;
 mod diagnostics;
 mod disk;
+mod faults;
 mod fixtures_table;
 mod kill;
 mod pipeline;

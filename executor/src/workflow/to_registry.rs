@@ -61,7 +61,8 @@ pub fn unix_now() -> i64 {
 /// containers defaults.
 pub fn load_registries(path: Option<&Path>) -> Result<RegistriesConf> {
     match path {
-        Some(path) => RegistriesConf::load(Some(path), &[]),
+        // A named file must exist; default paths may be absent.
+        Some(path) => RegistriesConf::load_named(path),
         None => RegistriesConf::load_default(),
     }
     .map_err(WorkflowError::input)
@@ -103,6 +104,8 @@ pub fn source_client(
         insecure_hosts: insecure_hosts.into_iter().collect(),
         retry_times: transfer.retry_times,
         retry_delay: transfer.retry_delay,
+        header_timeout: transfer.header_timeout,
+        stall_timeout: transfer.stall_timeout,
         transfers_per_registry: transfer.blob_transfers(),
         ..ClientOptions::default()
     })
