@@ -5,6 +5,8 @@
 //! (`naming`), and what the listing commands print (`listing`).
 
 pub mod graph;
+pub mod naming;
+pub mod payload;
 pub mod selection;
 pub mod upgrade_path;
 
