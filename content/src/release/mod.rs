@@ -5,6 +5,7 @@
 //! (`naming`), and what the listing commands print (`listing`).
 
 pub mod graph;
+pub mod listing;
 pub mod naming;
 pub mod payload;
 pub mod selection;
