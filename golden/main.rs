@@ -7,6 +7,7 @@ mod diagnostics;
 mod disk;
 mod fixtures_table;
 mod kill;
+mod list_releases;
 mod plan_schema;
 mod plans;
 mod progress;
