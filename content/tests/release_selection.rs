@@ -645,3 +645,37 @@ fn the_test_worlds_conditional_update_is_named() {
          4.15.12 -> 4.16.0; it needs conditional updates: 4.15.12 -> 4.16.0 (conditional: FerryTestWorldRisk)"
     );
 }
+
+#[test]
+fn platforms_ask_for_multi_and_architectures_are_deduplicated() {
+    use ferry_content::release::selection::architectures;
+    let filtered = platform(
+        "    platforms:\n    - os: linux\n      architecture: arm64\n    channels:\n    - name: stable-4.16\n",
+    );
+    assert_eq!(architectures(&filtered), [Architecture::Multi]);
+    assert_eq!(
+        configured_graphs(&filtered),
+        [("stable-4.16".to_owned(), Architecture::Multi)]
+    );
+    let default = platform("    channels:\n    - name: stable-4.16\n");
+    assert_eq!(architectures(&default), [Architecture::Amd64]);
+}
+
+#[test]
+fn a_cross_channel_path_needs_channel_names_ending_in_a_version() {
+    // Two channels: the cross-channel path parses MAJOR.MINOR from the
+    // names; "custom" has none, so selection fails naming it.
+    let mut graphs = hand_made();
+    let custom = graphs[&("stable-4.2".to_owned(), Architecture::Amd64)].clone();
+    graphs.insert(("custom".to_owned(), Architecture::Amd64), custom);
+    let platform = platform(
+        "    channels:\n    - name: stable-4.1\n      minVersion: 4.1.0\n    - name: custom\n",
+    );
+    let errors = errors(&platform, &graphs);
+    assert_eq!(
+        errors,
+        [SelectionError::InvalidChannelName {
+            channel: "custom".to_owned()
+        }]
+    );
+}
