@@ -46,7 +46,9 @@ enum Command {
     Mirror(mirror::Mirror),
     /// Show what a mirror run would do, without doing it.
     Plan(mirror::PlanCommand),
-    /// Execute a saved plan, or plan and apply in one step.
+    /// Execute a saved plan (`ferry apply PLANFILE`: the plan's own
+    /// configuration copy, folders and options are used), or plan and apply
+    /// in one step (`ferry apply -c ISC DESTINATION`).
     Apply(mirror::Apply),
     /// Check deliveries (archives) offline.
     Verify(disk::VerifyArgs),

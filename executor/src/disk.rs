@@ -149,6 +149,26 @@ pub fn cache_manifests(cache: &mut Cache, resolution: &Resolution, now: i64) -> 
     Ok(())
 }
 
+/// Disk-to-mirror, after an upload from the cache failed: whether the
+/// cached copy was to blame. The blob is re-hashed only then (a run that
+/// succeeds reads each blob once, and the registry checks the digest of
+/// every upload); a corrupt copy is removed, so that the next run imports
+/// the delivery's good copy again, and the message names the cache.
+pub fn corrupt_cached_blob(blobs: &BlobStore, digest: &Digest) -> Option<String> {
+    if !blobs.contains(digest) || blobs.is_intact(digest).unwrap_or(true) {
+        return None;
+    }
+    let removed = match blobs.remove(digest) {
+        Ok(()) => "ferry removed it: run again with the delivery that carries it in the folder,                    and its good copy is imported again (`ferry cache verify` checks the rest of                    the cache)"
+            .to_owned(),
+        Err(error) => format!("and it could not be removed ({error}): run `ferry cache verify --remove`"),
+    };
+    Some(format!(
+        "the copy of blob {digest} in the cache {} is corrupt (its bytes no longer match its digest, so the registry refused them); {removed}",
+        blobs.root().display()
+    ))
+}
+
 /// Where a delivery goes and how it is cut.
 #[derive(Clone, Debug)]
 pub struct DeliverySettings {
@@ -460,6 +480,7 @@ pub fn resolve_from_deliveries(
                 message: "no delivery carries this image: add it to the configuration of the \
                           mirror-to-disk side, run it, and bring the new delivery"
                     .to_owned(),
+                category: request.category,
             });
             continue;
         };
@@ -469,6 +490,7 @@ pub fn resolve_from_deliveries(
                 resolution.failures.push(Failure {
                     name: request.name.clone(),
                     message,
+                    category: request.category,
                 });
                 continue;
             }
@@ -480,6 +502,7 @@ pub fn resolve_from_deliveries(
             destination_tag: Some(request.destination_tag.clone()),
             top: record.digest.clone(),
             manifests: tree,
+            category: request.category,
         });
         if remove_signatures {
             continue;
@@ -496,6 +519,7 @@ pub fn resolve_from_deliveries(
                 destination_tag: Some(signature_tag),
                 top: signature.digest.clone(),
                 manifests: tree,
+                category: request.category,
             });
         }
     }

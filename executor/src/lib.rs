@@ -24,3 +24,4 @@ pub mod naming;
 pub mod resolve;
 pub mod run;
 pub mod update_graph;
+pub mod workflow;

@@ -255,7 +255,11 @@ async fn run_action(
                 .await
                 .map(drop)
                 .map_err(|error| {
-                    if path.is_file() {
+                    let corrupt = local_blobs
+                        .and_then(|blobs| crate::disk::corrupt_cached_blob(blobs, digest));
+                    if let Some(problem) = corrupt {
+                        format!("{error}\n{problem}")
+                    } else if path.is_file() {
                         error.to_string()
                     } else {
                         // An earlier delivery brought the blob and the

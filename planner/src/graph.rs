@@ -13,6 +13,7 @@ use ferry_schemas::Digest;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::action::{Action, ActionKey};
+use crate::category::Category;
 
 /// One manifest of a resolved image, with what it names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub struct ResolvedImage {
     pub top: Digest,
     /// The whole tree: the top manifest and every child.
     pub manifests: Vec<ResolvedManifest>,
+    /// What the image is part of (a signature is its image's).
+    pub category: Category,
 }
 
 /// Where everything goes: `registry[/prefix]`.

@@ -1,8 +1,8 @@
 //! The planner's promises, on small hand-built image sets.
 
 use ferry_planner::{
-    Action, Destination, ImageChange, Plan, Reason, ResolvedImage, ResolvedManifest, StateSnapshot,
-    compile, compile_archive, plan,
+    Action, Category, Destination, ImageChange, Plan, Reason, ResolvedImage, ResolvedManifest,
+    StateSnapshot, compile, compile_archive, plan,
 };
 use ferry_schemas::Digest;
 
@@ -30,6 +30,7 @@ fn image(name: &str, repository: &str, tag: &str, layers: &[&str]) -> ResolvedIm
             children: Vec::new(),
             blobs,
         }],
+        category: Category::Additional,
     }
 }
 
@@ -271,6 +272,7 @@ fn index_children_come_before_the_index() {
             child_a,
             child_b,
         ],
+        category: Category::Additional,
     };
     let plan = plan(
         &compile(&[multi], &destination()),

@@ -1095,6 +1095,11 @@ impl<'t> Decoder<'t> {
                     fields.key("platforms").map_or(fields.span, |k| k.span),
                 );
             }
+            if let Some(ImageSource::OciLayout { .. }) = &name
+                && let Some(node) = fields.present("name")
+            {
+                self.uses(Feature::OciAdditionalImage, node.span);
+            }
             if let Some(name) = name {
                 images.push(AdditionalImage {
                     name,
