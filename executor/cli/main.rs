@@ -6,6 +6,7 @@ mod cache;
 mod demo;
 mod disk;
 mod exit_status;
+mod list_releases;
 mod logging;
 mod mirror;
 mod not_built;
@@ -55,6 +56,8 @@ enum Command {
     Cache(cache::Args),
     /// Delete images from a mirror registry.
     Delete(not_built::Args),
+    #[command(hide = true)]
+    ListReleases(list_releases::Args),
 }
 
 fn main() -> ExitCode {
@@ -81,5 +84,6 @@ fn main() -> ExitCode {
         Command::Verify(args) => disk::verify_command(&args),
         Command::Cache(args) => cache::run(args),
         Command::Delete(_) => not_built::report("delete", "no issue yet"),
+        Command::ListReleases(args) => list_releases::run(&args),
     }
 }
