@@ -167,6 +167,21 @@ pub async fn from_registries(
         absent: absent?.into_iter().collect(),
     };
     resolution.blocked = image_set.blocked.clone();
+    // Built images need no resolving: their manifests are in hand and their
+    // new blobs in the cache, which the run then reads them from.
+    crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built);
+    let local = match (&image_set.cache, image_set.built.is_empty()) {
+        (_, true) => None,
+        (Some(blobs), false) => Some(LocalSource {
+            blobs: blobs.clone(),
+            deliveries: Vec::new(),
+        }),
+        (None, false) => {
+            return Err(WorkflowError::internal(
+                "built images without the cache that holds their blobs",
+            ));
+        }
+    };
     tracing::info!(
         images = requests.len(),
         reused = resolution.reused,
@@ -186,7 +201,7 @@ pub async fn from_registries(
         workspace: workspace.root().to_path_buf(),
         client,
         resolution,
-        local: None,
+        local,
         checked,
     })
 }
