@@ -46,6 +46,19 @@ impl Site {
         path.display().to_string()
     }
 
+    /// A registries.conf that blocks the public hosts the configurations
+    /// name, for commands that must be refused before any network access:
+    /// were they not, they still reach no address outside the machine.
+    fn blocking_registries_conf(&self) -> String {
+        let path = self.path("blocked-registries.conf");
+        std::fs::write(
+            &path,
+            "[[registry]]\nlocation = \"quay.io\"\nblocked = true\n\n[[registry]]\nlocation = \"registry.redhat.io\"\nblocked = true\n",
+        )
+        .unwrap();
+        path.display().to_string()
+    }
+
     /// Runs ferry with `arguments`, the cache in `cache` and no credentials.
     fn ferry(&self, cache: &str, arguments: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -494,11 +507,13 @@ fn archives_are_reproducible_and_tampering_is_refused() {
     let config = site.config("isc.yaml", &format!("{UBI}{HELLO}{SIGNED}"));
     let world = World::start().unwrap();
 
-    // Two builds under different caches, temporary folders, umasks and
-    // parallelism give the same bytes.
-    let build = |folder: &str, cache: &str, umask: &str, parallel: &str| {
+    // Builds under different caches (cold or warm), temporary folders,
+    // umasks and parallelism, and a rewrite after a crash, give the same
+    // bytes.
+    let command = |folder: &str, cache: &str, umask: &str, parallel: &str| {
         let registries = world.registries_conf().display().to_string();
-        let output = Command::new("sh")
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
             .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_ferry"))
@@ -512,17 +527,20 @@ fn archives_are_reproducible_and_tampering_is_refused() {
             .arg(format!("file://{}", site.path(folder).display()))
             .env("FERRY_CACHE_DIR", site.path(cache))
             .env("TMPDIR", site.path(&format!("{folder}-tmp")))
-            .env("REGISTRY_AUTH_FILE", site.path("no-auth.json"))
-            .output()
-            .unwrap();
+            .env("REGISTRY_AUTH_FILE", site.path("no-auth.json"));
+        command
+    };
+    let build = |folder: &str, cache: &str, umask: &str, parallel: &str| {
+        let output = command(folder, cache, umask, parallel).output().unwrap();
         assert!(output.status.success(), "{}", text(&output));
         segments(&site.path(folder))
             .iter()
             .map(|name| (name.clone(), sha256_file(&site.path(folder).join(name))))
             .collect::<Vec<_>>()
     };
-    std::fs::create_dir_all(site.path("one-tmp")).unwrap();
-    std::fs::create_dir_all(site.path("two-tmp")).unwrap();
+    for folder in ["one", "two", "three", "four"] {
+        std::fs::create_dir_all(site.path(&format!("{folder}-tmp"))).unwrap();
+    }
     let one = build("one", "cache-one", "022", "1");
     let two = build("two", "cache-two", "077", "8");
     assert!(
@@ -530,6 +548,29 @@ fn archives_are_reproducible_and_tampering_is_refused() {
         "a small segment size gives several segments: {one:?}"
     );
     assert_eq!(one, two);
+    // A warm cache (every blob already there) gives the same bytes as the
+    // cold ones did.
+    let three = build("three", "cache-one", "022", "4");
+    assert_eq!(three, one, "a warm cache changed the delivery");
+    // A run killed once its first blobs are in the cache, then run again:
+    // the rewrite is the same delivery.
+    let mut killed = command("four", "cache-four", "022", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let fetched = site.path("cache-four/blobs/sha256");
+    let started = std::time::Instant::now();
+    while killed.try_wait().unwrap().is_none()
+        && std::fs::read_dir(&fetched).map_or(0, |entries| entries.count()) == 0
+        && started.elapsed() < std::time::Duration::from_secs(30)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = killed.kill();
+    let _ = killed.wait();
+    let four = build("four", "cache-four", "022", "1");
+    assert_eq!(four, one, "the rewrite after a crash changed the delivery");
     drop(world);
 
     // The multi-segment delivery goes to a registry.
@@ -754,4 +795,382 @@ fn a_blob_only_a_wiped_cache_had_is_named_with_what_to_do() {
         output.contains("is not in the cache") && output.contains("bring the delivery again"),
         "{output}"
     );
+}
+
+/// Removes the workspace state (and SQLite's side files), or leaves it as
+/// an empty file, as a crash or a user cleaning `working-dir` does.
+fn lose_state(folder: &Path, empty: bool) {
+    let state = folder.join("working-dir/state.db");
+    for side in ["state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(folder.join("working-dir").join(side));
+    }
+    if empty {
+        std::fs::write(&state, b"").unwrap();
+    } else {
+        std::fs::remove_file(&state).unwrap();
+    }
+}
+
+fn hashes(folder: &Path) -> Vec<(String, String)> {
+    segments(folder)
+        .into_iter()
+        .map(|name| {
+            let hash = sha256_file(&folder.join(&name));
+            (name, hash)
+        })
+        .collect()
+}
+
+/// Defect 1 of issue 14: a lost or empty workspace state made the next
+/// mirror-to-disk delete every finished segment as "left by an interrupted
+/// run" and reuse its numbers. The record is now rebuilt from the segments
+/// (which describe themselves), `ferry plan` says so, and only a delivery
+/// an interrupted run of this workspace was publishing is removed.
+#[test]
+fn a_lost_workspace_state_is_rebuilt_from_the_segments_and_none_is_deleted() {
+    let site = Site::new();
+    let first = site.config("first.yaml", HELLO);
+    let second = site.config("second.yaml", &format!("{HELLO}{SIGNED}"));
+    let third = site.config("third.yaml", &format!("{HELLO}{SIGNED}{UBI}"));
+    let world = World::start().unwrap();
+    let disk = site.path("disk");
+    let mirrored = site.mirror_to_disk(&world, "mirror", &first, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    let delivered = hashes(&disk);
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+
+    // The state is deleted: the plan warns and counts the delivery; the
+    // mirror keeps the segment and writes delivery 2 after it, with only
+    // what delivery 1 did not carry.
+    lose_state(&disk, false);
+    let plan = site.mirror_to_disk(&world, "plan", &second, "disk", &[]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("does not record delivery 1 (mirror_000001.tar)"),
+        "{}",
+        text(&plan)
+    );
+    assert!(
+        text(&plan).contains("Delivery 2 (after delivery 1)"),
+        "{}",
+        text(&plan)
+    );
+    assert_eq!(hashes(&disk), delivered, "a plan changes no segment");
+    let mirrored = site.mirror_to_disk(&world, "mirror", &second, "disk", &[]);
+    let output = text(&mirrored);
+    assert!(mirrored.status.success(), "{output}");
+    assert!(
+        output.contains("rebuilt the record of delivery 1 (mirror_000001.tar)"),
+        "{output}"
+    );
+    assert!(!output.contains("removed"), "{output}");
+    let now = hashes(&disk);
+    assert_eq!(now[0], delivered[0], "delivery 1 is untouched");
+    assert_eq!(segments(&disk), ["mirror_000001.tar", "mirror_000002.tar"]);
+    let carried_first = blobs_in(&disk.join("mirror_000001.tar"));
+    let carried_second = blobs_in(&disk.join("mirror_000002.tar"));
+    assert!(
+        carried_first.is_disjoint(&carried_second),
+        "delivery 2 carries nothing delivery 1 did"
+    );
+    let verified = site.ferry("cache", &["verify", &format!("file://{}", disk.display())]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("2 deliveries verified"),
+        "{}",
+        text(&verified)
+    );
+
+    // An empty state file (a crash): nothing new, nothing removed.
+    lose_state(&disk, true);
+    let again = site.mirror_to_disk(&world, "mirror", &second, "disk", &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("Nothing to deliver"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(hashes(&disk), now);
+
+    // Segments copied into a fresh folder continue the chain there.
+    let copied = site.path("copied");
+    std::fs::create_dir_all(&copied).unwrap();
+    for (name, _) in &now {
+        std::fs::copy(disk.join(name), copied.join(name)).unwrap();
+    }
+    let mirrored = site.mirror_to_disk(&world, "mirror", &third, "copied", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    assert_eq!(
+        segments(&copied),
+        [
+            "mirror_000001.tar",
+            "mirror_000002.tar",
+            "mirror_000003.tar"
+        ]
+    );
+    assert_eq!(hashes(&copied)[..2], now[..]);
+}
+
+/// A run killed while it published a multi-segment delivery leaves some of
+/// its segments under their final names; the workspace state's note of the
+/// delivery being written lets the rerun remove them (and only them) and
+/// write the delivery again, byte for byte.
+#[test]
+fn segments_of_an_interrupted_publish_are_removed_and_written_again() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", &format!("{UBI}{HELLO}{SIGNED}"));
+    let world = World::start().unwrap();
+    let small = ["--max-segment-bytes", "60000"];
+    let disk = site.path("disk");
+    let mirrored = site.mirror_to_disk(&world, "mirror", &config, "disk", &small);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    let clean = hashes(&disk);
+    assert!(clean.len() > 1, "{clean:?}");
+
+    // As a kill after the first segments were renamed leaves it: the last
+    // segment unpublished, no record, the note of the delivery.
+    std::fs::remove_file(disk.join(&clean.last().unwrap().0)).unwrap();
+    lose_state(&disk, false);
+    let published = segments(&disk);
+
+    // Without the note, ferry cannot tell whose they are: it refuses and
+    // removes nothing.
+    let refused = site.mirror_to_disk(&world, "mirror", &config, "disk", &small);
+    let output = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{output}");
+    assert!(
+        output.contains(&format!("{} belong to delivery 1", published.join(", "))),
+        "{output}"
+    );
+    assert!(
+        output.contains("move these files out of the folder"),
+        "{output}"
+    );
+    assert_eq!(segments(&disk), published);
+
+    lose_state(&disk, false);
+    let state = ferry_store::WorkspaceState::open(disk.join("working-dir/state.db")).unwrap();
+    state.begin_delivery(1, 1, clean.len() as u32).unwrap();
+    drop(state);
+    let rerun = site.mirror_to_disk(&world, "mirror", &config, "disk", &small);
+    let output = text(&rerun);
+    assert!(rerun.status.success(), "{output}");
+    assert!(output.contains("removed mirror_000001.tar"), "{output}");
+    assert_eq!(hashes(&disk), clean);
+}
+
+/// One run per workspace and delivery folder: while another process holds
+/// a workspace, `mirror` (every workflow) is refused at once naming it,
+/// and `plan` reads but says so.
+#[test]
+fn a_busy_workspace_is_refused_at_once_and_a_plan_says_so() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let world = World::start().unwrap();
+    let disk = site.path("disk");
+    let held = ferry_store::RunLock::acquire(
+        &disk.join("working-dir"),
+        "2026-12-02 04:00:00 UTC",
+        "ferry mirror",
+    )
+    .unwrap();
+    let busy = format!(
+        "workspace {} in use by pid {} since 2026-12-02 04:00:00 UTC",
+        disk.join("working-dir").display(),
+        std::process::id()
+    );
+
+    let refused = site.mirror_to_disk(&world, "mirror", &config, "disk", &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains(&busy), "{}", text(&refused));
+    assert!(segments(&disk).is_empty());
+    let plan = site.mirror_to_disk(&world, "plan", &config, "disk", &[]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    assert!(
+        text(&plan).contains(&format!("warning: {busy}")),
+        "{}",
+        text(&plan)
+    );
+    // Disk-to-mirror from the same folder, and mirror-to-mirror with it as
+    // the workspace: refused before anything is asked of a registry.
+    let from = format!("file://{}", disk.display());
+    let workspace = format!("file://{}", disk.display());
+    let blocked = site.blocking_registries_conf();
+    for arguments in [
+        ["--from", from.as_str()],
+        ["--workspace", workspace.as_str()],
+    ] {
+        let output = site.ferry(
+            "cache",
+            &[
+                "mirror",
+                "-c",
+                &config,
+                "--registries-conf",
+                &blocked,
+                arguments[0],
+                arguments[1],
+                "docker://127.0.0.1:9/mirror",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+        assert!(text(&output).contains(&busy), "{}", text(&output));
+    }
+
+    // Released, the workspace is free again.
+    drop(held);
+    let mirrored = site.mirror_to_disk(&world, "mirror", &config, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+}
+
+/// `file:///` is no delivery folder: ferry would write `/working-dir`.
+#[test]
+fn the_filesystem_root_is_refused_as_a_delivery_folder() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let blocked = site.blocking_registries_conf();
+    for arguments in [
+        vec!["mirror", "--dry-run", "file:///"],
+        vec!["plan", "file:///"],
+        vec![
+            "mirror",
+            "--from",
+            "file:///",
+            "docker://127.0.0.1:9/mirror",
+        ],
+    ] {
+        let mut arguments = arguments;
+        arguments.splice(1..1, ["-c", &config, "--registries-conf", &blocked]);
+        let output = site.ferry("cache", &arguments);
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+        assert!(
+            text(&output).contains("names the filesystem root"),
+            "{}",
+            text(&output)
+        );
+    }
+    assert!(!Path::new("/working-dir").exists());
+}
+
+/// Disk-to-mirror with a corrupt blob in its cache: the run names the
+/// cache and the blob, and the rerun uses the delivery's good copy instead
+/// of failing the same way every time.
+#[test]
+fn a_corrupt_cached_blob_is_named_and_the_delivery_copy_used_again() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let world = World::start().unwrap();
+    let expected = source_manifests(&world, &["quay.io/ferry-demo/hello:1.0"]);
+    let mirrored = site.mirror_to_disk(&world, "mirror", &config, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    drop(world);
+    let first = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let applied = site.disk_to_mirror(&config, "disk", &first, "enclave-cache");
+    assert!(applied.status.success(), "{}", text(&applied));
+
+    // Flip one byte of the image's layer in the cache, keeping its size.
+    let manifest: serde_json::Value = serde_json::from_slice(&expected[0].1).unwrap();
+    let digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .expect("hello is a single-manifest image with a layer")
+        .to_owned();
+    let layer = site.path(&format!(
+        "enclave-cache/blobs/sha256/{}",
+        digest.trim_start_matches("sha256:")
+    ));
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&layer, bytes).unwrap();
+
+    let second = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let failed = site.disk_to_mirror(&config, "disk", &second, "enclave-cache");
+    let output = text(&failed);
+    assert_eq!(failed.status.code(), Some(8), "{output}");
+    assert!(
+        output.contains(&format!(
+            "the copy of blob {digest} in the cache {} is corrupt",
+            site.path("enclave-cache").display()
+        )),
+        "{output}"
+    );
+    let again = site.disk_to_mirror(&config, "disk", &second, "enclave-cache");
+    assert!(again.status.success(), "{}", text(&again));
+    assert_mirrored(&second, &expected);
+    let verified = site.ferry(
+        "cache",
+        &[
+            "cache",
+            "verify",
+            "--cache-dir",
+            &site.path("enclave-cache").display().to_string(),
+        ],
+    );
+    assert!(verified.status.success(), "{}", text(&verified));
+}
+
+/// Temporary files a killed run left in the cache's `tmp/` are counted by
+/// `ferry cache verify` and `ferry cache prune --dry-run`, and removed by
+/// the next run.
+#[test]
+fn temporary_files_of_killed_runs_are_counted_and_cleaned() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let world = World::start().unwrap();
+    let cache = site.path("cache");
+    std::fs::create_dir_all(cache.join("tmp")).unwrap();
+    let leftover = cache.join("tmp/0123abcd-killed");
+    std::fs::write(&leftover, b"half a blob").unwrap();
+    let cache_dir = cache.display().to_string();
+
+    let verify = site.ferry("cache", &["cache", "verify", "--cache-dir", &cache_dir]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(
+        text(&verify).contains("1 temporary files left by interrupted runs"),
+        "{}",
+        text(&verify)
+    );
+    let prune = site.ferry(
+        "cache",
+        &["cache", "prune", "--dry-run", "--cache-dir", &cache_dir],
+    );
+    assert!(prune.status.success(), "{}", text(&prune));
+    assert!(
+        text(&prune).contains("1 temporary files of interrupted runs would be cleaned"),
+        "{}",
+        text(&prune)
+    );
+    assert!(leftover.is_file(), "counting removes nothing");
+
+    let mirrored = site.mirror_to_disk(&world, "mirror", &config, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    assert!(
+        text(&mirrored).contains("removed 1 temporary files that interrupted runs left"),
+        "{}",
+        text(&mirrored)
+    );
+    assert!(!leftover.exists());
+    assert_eq!(std::fs::read_dir(cache.join("tmp")).unwrap().count(), 0);
+}
+
+/// When no image of the image set could be read, mirror-to-disk says so,
+/// not that everything was shipped in an earlier delivery.
+#[test]
+fn nothing_resolved_is_not_called_shipped_before() {
+    let site = Site::new();
+    let config = site.config(
+        "isc.yaml",
+        "  - name: quay.io/ferry-demo/no-such-image:1.0\n",
+    );
+    let world = World::start().unwrap();
+    for command in ["plan", "mirror"] {
+        let output = site.mirror_to_disk(&world, command, &config, "disk", &[]);
+        let said = text(&output);
+        assert!(!output.status.success(), "{said}");
+        assert!(!said.contains("shipped in an earlier delivery"), "{said}");
+        assert!(
+            said.contains("no image of the image set could be read from its source (1 failed)"),
+            "{said}"
+        );
+    }
 }

@@ -272,6 +272,37 @@ fn kill_mirror_to_disk_at_twenty_points_and_rerun_to_the_same_delivery() {
             .unwrap();
         assert!(cache_check.status.success());
     }
+    // Whatever the kills hit (a cold or warm cache, segments published or
+    // not), the delivery is the clean run's, byte for byte.
+    let delivery = |folder: &str| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(run.folder.join(folder))
+            .unwrap()
+            .filter_map(|entry| {
+                let entry = entry.unwrap();
+                let name = entry.file_name().to_string_lossy().to_string();
+                ferry_archive::segment_number(&name)?;
+                Some((name, std::fs::read(entry.path()).unwrap()))
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let clean_segments = delivery("clean");
+    assert!(!clean_segments.is_empty());
+    let killed_segments = delivery("killed");
+    assert_eq!(
+        killed_segments
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>(),
+        clean_segments
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+    );
+    for ((name, killed), (_, clean)) in killed_segments.iter().zip(&clean_segments) {
+        assert!(killed == clean, "{name} differs from the clean run's");
+    }
     // The killed workspace's deliveries carry the same image set as the
     // clean one's: both land at the destination with the same tags.
     for prefix in ["clean", "killed"] {

@@ -40,7 +40,7 @@ fn the_committed_plan_schema_is_current_and_golden_plans_pass_it() {
         // The schema has teeth: a wrong version, an unknown reason, an
         // action without its digest are refused.
         let mut wrong_version = plan.clone();
-        wrong_version["version"] = 2.into();
+        wrong_version["version"] = 1.into();
         assert!(!validator.is_valid(&wrong_version));
         let mut unknown_reason = plan.clone();
         unknown_reason["plan"]["actions"][0]["reason"] = "because".into();

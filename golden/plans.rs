@@ -67,11 +67,18 @@ impl Scenario {
     /// are replaced too.
     fn redact(&self, bytes: &[u8]) -> String {
         let text = String::from_utf8_lossy(bytes)
+            .replace(
+                &self.world.registries_conf().display().to_string(),
+                "[REGISTRIES_CONF]",
+            )
             .replace(&self.destination.host(), "[DESTINATION]")
             .replace(&self.world.registry().host(), "[SOURCE]")
             .replace(&self.folder.path().display().to_string(), "[TEMP]");
         let key = regex::Regex::new(r#""key": "[0-9a-f]{64}""#).unwrap();
-        key.replace_all(&text, r#""key": "[KEY]""#).into_owned()
+        let text = key.replace_all(&text, r#""key": "[KEY]""#);
+        // The saved action keys and state fingerprint (lists of bare keys).
+        let bare = regex::Regex::new(r#""[0-9a-f]{64}""#).unwrap();
+        bare.replace_all(&text, r#""[KEY]""#).into_owned()
     }
 }
 
@@ -340,8 +347,85 @@ fn saved_plans_apply_exactly_and_stale_ones_are_refused() {
             .status
             .success()
     );
+    // A configuration edited after the plan was made does not change what
+    // the plan applies: it carries its own copy, and says so.
     scenario.config("apply.yaml", UBI);
     let edited = apply(&third_file);
-    assert_eq!(edited.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&edited.stderr).contains("changed since the plan was made"));
+    let message = String::from_utf8_lossy(&edited.stderr);
+    assert!(edited.status.success(), "{message}");
+    assert!(
+        message.contains("changed since the plan was made; the plan is applied as it was made"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_saved_plan_applies_from_any_folder_with_the_options_it_was_made_with() {
+    let scenario = Scenario::start();
+    let planning_folder = scenario.folder.path().join("planning");
+    let elsewhere = scenario.folder.path().join("elsewhere");
+    std::fs::create_dir_all(&planning_folder).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(
+        planning_folder.join("isc.yaml"),
+        format!("kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n{HELLO}"),
+    )
+    .unwrap();
+    // Relative configuration, workspace and plan file; the destination
+    // needs --dest-tls-verify=false (plain HTTP).
+    let planned = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .current_dir(&planning_folder)
+        .args(["plan", "-c", "isc.yaml", "--workspace", "file://workspace"])
+        .arg("--registries-conf")
+        .arg(scenario.world.registries_conf())
+        .args([
+            "--dest-tls-verify=false",
+            "--out",
+            "saved.json",
+            "--format",
+            "json",
+        ])
+        .arg(format!("docker://{}/mirror", scenario.destination.host()))
+        .env(
+            "REGISTRY_AUTH_FILE",
+            scenario.folder.path().join("no-auth.json"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        planned.status.success(),
+        "{}",
+        scenario.redact(&planned.stderr)
+    );
+    // What --format json prints is what --out saved: one format.
+    let saved = std::fs::read_to_string(planning_folder.join("saved.json")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&planned.stdout), saved);
+    // Applied from another folder with no flags at all.
+    let applied = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .current_dir(&elsewhere)
+        .args(["apply", "../planning/saved.json"])
+        .env_remove("REGISTRY_AUTH_FILE")
+        .output()
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        scenario.redact(&applied.stderr)
+    );
+    assert!(
+        planning_folder
+            .join("workspace/working-dir/state.db")
+            .is_file(),
+        "the relative workspace was the planning folder's"
+    );
+    assert!(!elsewhere.join("workspace").exists());
+    let copied = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!(
+            "docker://{}/mirror/ferry-demo/hello:1.0",
+            scenario.destination.host()
+        ))
+        .output()
+        .unwrap();
+    assert!(copied.status.success(), "the image is at the destination");
 }

@@ -35,7 +35,13 @@
 //! 2. `ferry/deliveries/DDDDDD/config.yaml`: the ImageSetConfiguration the
 //!    delivery was made from, as given. In every segment.
 //! 3. `ferry/deliveries/DDDDDD/plan.json`: the plan, as the caller gave it
-//!    (no timestamps, no local paths). In every segment.
+//!    (no timestamps, no local paths). In every segment. ferry's own is
+//!    `{"version": 2, "delivery": D, "previous": P, "plan": ...}`: the plan
+//!    made against the workspace's delivery history alone, never against
+//!    what the cache holds, with no source hosts, so that nothing in a
+//!    delivery depends on the cache, the clock or the machine (its version
+//!    1, written before 2026-12, listed fetch actions only for blobs the
+//!    cache lacked; readers do not interpret it).
 //! 4. First segment of the delivery only: `ferry/deliveries/DDDDDD/images.json`.
 //! 5. Content: `blobs/<algorithm>/<hex>` for every manifest and blob this
 //!    delivery ships, each digest once per delivery, in digest order
@@ -173,8 +179,8 @@ pub use error::{ArchiveError, Result};
 pub use layout::layout;
 pub use metadata::{IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION};
 pub use model::{
-    BlobEntry, DeliveryInput, DeliveryLayout, DeliverySummary, ImageRecord, ImportReport,
-    ManifestEntry, SegmentLayout, VerifyReport,
+    BlobEntry, ContentEntry, DeliveryContents, DeliveryInput, DeliveryLayout, DeliverySummary,
+    ImageRecord, ImportReport, ManifestEntry, SegmentLayout, SurveyedDelivery, VerifyReport,
 };
 pub use ref_name::{is_valid_ref_name, oci_ref_name, oci_ref_names};
 pub use verify::{import_folder, preview_import, verify_folder};
@@ -197,6 +203,16 @@ pub fn segment_number(file_name: &str) -> Option<u32> {
     } else {
         None
     }
+}
+
+/// What the segment files of `folder` whose numbers `wanted` accepts say
+/// about themselves, delivery by delivery: whole deliveries with what they
+/// carry, deliveries of which only some segments are present, and files
+/// that are not readable segments. Metadata only (no re-hashing); a folder
+/// without segments gives an empty list. Used to rebuild a workspace's
+/// record of its deliveries from the segments when the record is lost.
+pub fn survey_folder(folder: &Path, wanted: &dyn Fn(u32) -> bool) -> Result<Vec<SurveyedDelivery>> {
+    read::survey(folder, wanted)
 }
 
 /// What a folder holds, from metadata only (cheap; no re-hashing):

@@ -129,3 +129,41 @@ pub struct ImportReport {
     /// Bytes newly written to the blob store.
     pub bytes_imported: u64,
 }
+
+/// A blob or manifest a delivery carries, as its segment table lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentEntry {
+    pub digest: Digest,
+    pub size: u64,
+    /// Set for manifests, `None` for blobs.
+    pub media_type: Option<String>,
+}
+
+/// A whole delivery found in a folder, with everything it carries: enough
+/// to rebuild the record of what it shipped from the segments alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryContents {
+    pub summary: DeliverySummary,
+    /// Its segment files' numbers, in position order.
+    pub segment_numbers: Vec<u32>,
+    /// Every blob and manifest, in file order.
+    pub content: Vec<ContentEntry>,
+}
+
+/// What [`crate::survey_folder`] found for one delivery (or one segment
+/// file that could not be read as part of any).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SurveyedDelivery {
+    /// Every segment is present and they agree (structure checked, content
+    /// not re-hashed).
+    Whole(DeliveryContents),
+    /// Some of its segments are present, but not all, or they disagree.
+    NotWhole {
+        delivery: u32,
+        /// The segment files found, by name.
+        present: Vec<String>,
+        problem: String,
+    },
+    /// A segment file whose own structure is refused.
+    Unreadable { file_name: String, problem: String },
+}

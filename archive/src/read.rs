@@ -17,7 +17,7 @@ use crate::metadata::{
     OCI_LAYOUT_PATH, SegmentTable, TableEntry, blob_path, config_path, images_path, plan_path,
     sha256_of, table_path,
 };
-use crate::model::DeliverySummary;
+use crate::model::{ContentEntry, DeliveryContents, DeliverySummary, SurveyedDelivery};
 use crate::tar_format::{NextHeader, RawEntry, ReadProblem, padded, read_header};
 use crate::{FORMAT_VERSION, segment_file_name, segment_number};
 
@@ -556,4 +556,77 @@ fn read_listed(segment: &ScannedSegment, kind: EntryKind) -> Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
+}
+
+/// What the segment files chosen by `wanted` (by file number) say about
+/// themselves, delivery by delivery, without failing on the first problem:
+/// the caller decides what to do with a delivery that is not whole.
+/// Structural checks only, as [`scan_folder`]; nothing is re-hashed.
+pub fn survey(folder: &Path, wanted: &dyn Fn(u32) -> bool) -> Result<Vec<SurveyedDelivery>> {
+    let files = match list_segment_files(folder) {
+        Ok(files) => files,
+        Err(ArchiveError::NoSegments { .. }) => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut surveyed = Vec::new();
+    let mut by_delivery: BTreeMap<u32, Vec<ScannedSegment>> = BTreeMap::new();
+    for (number, file_name, path) in files {
+        if !wanted(number) {
+            continue;
+        }
+        match scan_segment(&path, &file_name, number) {
+            Ok(segment) => by_delivery
+                .entry(segment.table.delivery)
+                .or_default()
+                .push(segment),
+            Err(error) => surveyed.push(SurveyedDelivery::Unreadable {
+                file_name,
+                problem: error.to_string(),
+            }),
+        }
+    }
+    for (delivery, segments) in by_delivery {
+        let present: Vec<String> = segments
+            .iter()
+            .map(|segment| segment.file_name.clone())
+            .collect();
+        match assemble_delivery(folder, delivery, segments) {
+            Ok(scanned) => surveyed.push(SurveyedDelivery::Whole(scanned.contents())),
+            Err(error) => surveyed.push(SurveyedDelivery::NotWhole {
+                delivery,
+                present,
+                problem: error.to_string(),
+            }),
+        }
+    }
+    Ok(surveyed)
+}
+
+impl ScannedDelivery {
+    /// The summary with every blob and manifest the delivery carries.
+    pub fn contents(&self) -> DeliveryContents {
+        let mut content = Vec::new();
+        for row in self
+            .segments
+            .iter()
+            .flat_map(|segment| &segment.table.entries)
+        {
+            if matches!(row.kind, EntryKind::Blob | EntryKind::Manifest) {
+                content.push(ContentEntry {
+                    digest: row.digest.clone(),
+                    size: row.size,
+                    media_type: row.media_type.clone(),
+                });
+            }
+        }
+        DeliveryContents {
+            summary: self.summary(),
+            segment_numbers: self
+                .segments
+                .iter()
+                .map(|segment| segment.table.number)
+                .collect(),
+            content,
+        }
+    }
 }

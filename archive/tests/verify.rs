@@ -408,3 +408,62 @@ fn a_folder_without_segments_is_refused() {
     let error = verify_folder(empty.path(), &BTreeSet::new()).unwrap_err();
     assert!(matches!(error, ArchiveError::NoSegments { .. }), "{error}");
 }
+
+#[test]
+fn a_survey_reports_whole_deliveries_with_their_content_and_the_rest_by_name() {
+    let fixture = fixture();
+    let files = segment_files(&fixture.output);
+    let surveyed = ferry_archive::survey_folder(&fixture.output, &|_| true).unwrap();
+    let [ferry_archive::SurveyedDelivery::Whole(whole)] = surveyed.as_slice() else {
+        panic!("one whole delivery: {surveyed:?}");
+    };
+    assert_eq!(whole.summary.delivery, 1);
+    assert_eq!(whole.segment_numbers.len(), files.len());
+    let carried: u64 = whole.content.iter().map(|entry| entry.size).sum();
+    assert_eq!(carried, fixture.content_bytes);
+    assert!(whole.content.iter().any(|entry| entry.media_type.is_some()));
+
+    // Only the first segment asked for: the delivery is not whole.
+    let first = whole.segment_numbers[0];
+    let surveyed =
+        ferry_archive::survey_folder(&fixture.output, &|number| number == first).unwrap();
+    let [
+        ferry_archive::SurveyedDelivery::NotWhole {
+            delivery,
+            present,
+            problem,
+        },
+    ] = surveyed.as_slice()
+    else {
+        panic!("a partial delivery: {surveyed:?}");
+    };
+    assert_eq!(*delivery, 1);
+    assert_eq!(present.len(), 1);
+    assert!(problem.contains("missing"), "{problem}");
+
+    // A cut segment is named as unreadable; nothing at all is an empty list.
+    let last = files.last().unwrap();
+    let last_path = fixture.output.join(last);
+    let length = fs::metadata(&last_path).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&last_path)
+        .unwrap()
+        .set_len(length / 2)
+        .unwrap();
+    let surveyed = ferry_archive::survey_folder(&fixture.output, &|_| true).unwrap();
+    assert!(
+        surveyed.iter().any(|found| matches!(
+            found,
+            ferry_archive::SurveyedDelivery::Unreadable { file_name, .. }
+                if file_name == last
+        )),
+        "{surveyed:?}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    assert!(
+        ferry_archive::survey_folder(empty.path(), &|_| true)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -9,3 +9,4 @@
 //!   issue 11)*.
 
 pub mod catalog;
+pub mod release;

@@ -19,12 +19,14 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum CacheCommand {
-    /// Re-hash every blob in the cache and report corrupt ones.
+    /// Re-hash every blob in the cache and report corrupt ones (and count
+    /// temporary files interrupted runs left).
     Verify {
         /// The cache folder.
         #[arg(long = "cache-dir", env = "FERRY_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
-        /// Remove corrupt blobs, so the next run fetches them again.
+        /// Remove corrupt blobs, so the next run fetches them again, and
+        /// temporary files interrupted runs left.
         #[arg(long)]
         remove: bool,
     },
@@ -78,8 +80,13 @@ pub fn run(args: Args) -> ExitCode {
                     return exit_status::ERROR.into();
                 }
             };
+            let temporary = match (report.temporary_files, remove) {
+                (0, _) => String::new(),
+                (count, true) => format!(", {count} temporary files of interrupted runs removed"),
+                (count, false) => format!(", {count} temporary files left by interrupted runs"),
+            };
             println!(
-                "{}: {} blobs re-hashed ({}), {} corrupt, {} stray files",
+                "{}: {} blobs re-hashed ({}), {} corrupt, {} stray files{temporary}",
                 cache.root().display(),
                 report.checked,
                 mebibytes(report.bytes),
@@ -95,6 +102,11 @@ pub fn run(args: Args) -> ExitCode {
                 println!("  {action}: {}", path.display());
             }
             if (report.corrupt.is_empty() && report.strays.is_empty()) || remove {
+                if report.temporary_files > 0 && !remove {
+                    eprintln!(
+                        "hint: the next run (or `ferry cache verify --remove`) removes the temporary files"
+                    );
+                }
                 ExitCode::SUCCESS
             } else {
                 eprintln!(
@@ -110,9 +122,13 @@ pub fn run(args: Args) -> ExitCode {
             };
             match cache.prune(dry_run) {
                 Ok(report) => {
-                    let verb = if dry_run { "would remove" } else { "removed" };
+                    let (verb, cleaned) = if dry_run {
+                        ("would remove", "would be cleaned")
+                    } else {
+                        ("removed", "cleaned")
+                    };
                     println!(
-                        "{}: kept {} blobs, {verb} {} ({}), {} temporary files cleaned",
+                        "{}: kept {} blobs, {verb} {} ({}), {} temporary files of interrupted runs {cleaned}",
                         cache.root().display(),
                         report.kept,
                         report.removed.len(),

@@ -16,20 +16,20 @@
 //!   is only read.
 //! - `ferry verify file://DIR`: re-hashes every byte of every delivery.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ferry_archive::DeliveryLayout;
+use ferry_archive::{DeliveryLayout, SurveyedDelivery};
 use ferry_executor::disk::{self, DeliveredManifests, DeliveryContents, DeliverySettings};
 use ferry_executor::resolve::{self, Resolution};
 use ferry_planner::{
     Action, ActionGraph, ActionKey, Destination, Plan, StateSnapshot, compile_archive, plan,
 };
 use ferry_registry::{RegistriesConf, RegistryClient};
-use ferry_schemas::ImageSetConfiguration;
-use ferry_store::{BlobStore, Cache, DeliveryRecord, WorkspaceState};
+use ferry_schemas::{Digest, ImageSetConfiguration};
+use ferry_store::{BlobStore, Cache, DeliveryRecord, RunLock, WorkspaceState};
 
 use crate::exit_status;
 use crate::logging;
@@ -61,6 +61,93 @@ fn cache_folder(arguments: &MirrorArgs) -> PathBuf {
         .unwrap_or_else(crate::cache::default_cache_dir)
 }
 
+/// Takes `workspace` (a `working-dir`) for this run when it `writes`, so
+/// that a second run is refused at once naming the first; a run that only
+/// reads (a plan) takes nothing and says when another run holds it.
+pub(crate) fn hold_workspace(workspace: &Path, writes: bool) -> Result<Option<RunLock>, ExitCode> {
+    if !writes {
+        if let Some(holder) = RunLock::holder(workspace) {
+            eprintln!(
+                "warning: workspace {} in use by pid {} since {}: this plan reads its state as it is now, and that run may still change it",
+                workspace.display(),
+                holder.pid,
+                holder.since
+            );
+        }
+        return Ok(None);
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let since = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    // The subcommand only: the rest of a command line may name secrets.
+    let command: Vec<String> = std::env::args().take(2).collect();
+    RunLock::acquire(workspace, &since, &command.join(" "))
+        .map(Some)
+        .map_err(error)
+}
+
+/// [`hold_workspace`] for mirror-to-mirror and disk-to-mirror: the
+/// workspace of `--workspace` or `--from`; `mirror` and `apply` write.
+pub(crate) fn hold_workspace_of(arguments: &MirrorArgs) -> Result<Option<RunLock>, ExitCode> {
+    let Some(folder) = arguments
+        .from
+        .as_deref()
+        .or(arguments.workspace.as_deref())
+        .and_then(|folder| folder.strip_prefix("file://"))
+        .filter(|folder| !folder.is_empty())
+    else {
+        return Ok(None);
+    };
+    let folder = PathBuf::from(folder);
+    refuse_filesystem_root(&folder)?;
+    hold_workspace(
+        &working_dir(&folder.to_string_lossy()),
+        arguments.run_log.is_some(),
+    )
+}
+
+/// Removes what killed writers left in the cache's `tmp/` (never a running
+/// writer's file, in this process or another sharing the cache).
+fn clean_cache_temporary(cache: &Cache) {
+    match cache.clean_temporary() {
+        Ok(0) => {}
+        Ok(count) => eprintln!(
+            "removed {count} temporary files that interrupted runs left in {}",
+            cache.root().join("tmp").display()
+        ),
+        Err(cause) => eprintln!(
+            "warning: cannot clean the temporary files in {}: {cause}",
+            cache.root().join("tmp").display()
+        ),
+    }
+}
+
+/// A delivery folder holds `working-dir/` and the segments: the
+/// filesystem root (`file:///`) is never one.
+fn refuse_filesystem_root(folder: &Path) -> Result<(), ExitCode> {
+    let root = folder.components().all(|part| {
+        matches!(
+            part,
+            std::path::Component::RootDir | std::path::Component::CurDir
+        )
+    });
+    if folder.has_root() && root {
+        return Err(error(format!(
+            "file://{} names the filesystem root, which cannot hold deliveries or a workspace (ferry would write {}working-dir there); name a folder of its own, e.g. file:///srv/ferry",
+            folder.display(),
+            folder.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Everything prepared before a delivery is written.
 struct DiskPlan {
     config_text: String,
@@ -72,9 +159,14 @@ struct DiskPlan {
     state: WorkspaceState,
     graph: ActionGraph,
     plan: Plan,
+    /// The plan against the delivery history only (the cache taken as
+    /// empty): what the delivery embeds.
+    delivery_plan: Plan,
     settings: DeliverySettings,
     /// blake3 of the delivery history the plan was made against.
     state_fingerprint: String,
+    /// One run per workspace and delivery folder: held until the run ends.
+    _run_lock: Option<RunLock>,
 }
 
 fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan, ExitCode> {
@@ -90,9 +182,11 @@ fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan
         return Err(error("name a folder: file://DIR"));
     }
     let folder = PathBuf::from(folder);
+    refuse_filesystem_root(&folder)?;
     let workspace = working_dir(&folder.to_string_lossy());
     std::fs::create_dir_all(&workspace)
         .map_err(|cause| error(format!("cannot create {}: {cause}", workspace.display())))?;
+    let run_lock = hold_workspace(&workspace, matches!(mode, Mode::Mirror { .. }))?;
     // A run that writes a delivery keeps its log in working-dir/logs/.
     let logs_folder =
         matches!(mode, Mode::Mirror { dry_run: false }).then(|| workspace.join("logs"));
@@ -119,24 +213,35 @@ fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan
             cache_path.display()
         ))
     })?;
-    let state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
-    let deliveries = state.deliveries().map_err(error)?;
-    let shipped = state.shipped_keys(arguments.since).map_err(error)?;
+    if matches!(mode, Mode::Mirror { dry_run: false }) {
+        clean_cache_temporary(&cache);
+    }
+    let mut state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
+    let writes = matches!(mode, Mode::Mirror { dry_run: false });
+    let rebuilt = reconcile_folder(&folder, &mut state, writes)?;
+    let history = History::read(&state, arguments.since, &rebuilt).map_err(error)?;
+    let History {
+        deliveries,
+        shipped,
+        images: delivered_images,
+        baseline,
+    } = history;
     let graph = compile_archive(&resolution.images);
     let mut snapshot = StateSnapshot {
         done: shipped
             .iter()
             .filter_map(|key| ActionKey::from_hex(key))
             .collect(),
-        tags: state
-            .delivered_images()
-            .map_err(error)?
+        tags: delivered_images
             .into_iter()
             .map(|(name, digest)| ((name, String::new()), digest))
             .collect(),
         missing: BTreeSet::new(),
         missing_blobs: BTreeSet::new(),
     };
+    // What the delivery carries is planned against the history alone:
+    // nothing in a delivery may depend on what the cache holds.
+    let delivery_plan = plan(&graph, &snapshot);
     // A blob the cache holds needs no fetch.
     for node in graph.graph.node_indices() {
         if let Action::FetchBlob { digest, .. } = graph.action(node)
@@ -169,7 +274,7 @@ fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan
     });
     let settings = DeliverySettings {
         delivery: deliveries.last().map_or(1, |last| last.number + 1),
-        previous: state.baseline_delivery(arguments.since).map_err(error)?,
+        previous: baseline,
         first_segment: deliveries
             .iter()
             .map(|delivery| delivery.last_segment + 1)
@@ -188,12 +293,295 @@ fn prepare(arguments: &MirrorArgs, folder: &str, mode: &Mode) -> Result<DiskPlan
         state,
         graph,
         plan,
+        delivery_plan,
         settings,
         state_fingerprint,
+        _run_lock: run_lock,
     })
 }
 
-/// The plan as the delivery carries it: no source hosts (they differ by
+/// The workspace's record of its deliveries as a plan needs it: what the
+/// state records, plus the deliveries rebuilt from the folder's segments
+/// that a run without writes only holds in memory.
+struct History {
+    deliveries: Vec<DeliveryRecord>,
+    /// Keys shipped before the `--since` date (all without it).
+    shipped: BTreeSet<String>,
+    /// Each image name with the digest the newest delivery naming it gave.
+    images: BTreeMap<String, Digest>,
+    /// The delivery the next one builds on.
+    baseline: Option<u32>,
+}
+
+impl History {
+    /// The state's record, with `rebuilt` deliveries it does not hold yet.
+    fn read(
+        state: &WorkspaceState,
+        since: Option<i64>,
+        rebuilt: &[Rebuilt],
+    ) -> ferry_store::Result<Self> {
+        let mut deliveries = state.deliveries()?;
+        let mut shipped = state.shipped_keys(since)?;
+        let mut images = state.delivered_images()?;
+        let mut baseline = state.baseline_delivery(since)?;
+        let newest_recorded = deliveries.last().map(|delivery| delivery.number);
+        let recorded: BTreeSet<u32> = deliveries.iter().map(|delivery| delivery.number).collect();
+        for found in rebuilt {
+            if recorded.contains(&found.record.number) {
+                continue;
+            }
+            deliveries.push(found.record.clone());
+            let before_since = since.is_none_or(|since| found.record.created_at < since);
+            if before_since {
+                shipped.extend(found.keys.iter().cloned());
+                baseline = baseline.max(Some(found.record.number));
+            }
+            for (name, digest) in &found.images {
+                if newest_recorded.is_none_or(|newest| found.record.number > newest) {
+                    images.insert(name.clone(), digest.clone());
+                } else {
+                    images.entry(name.clone()).or_insert_with(|| digest.clone());
+                }
+            }
+        }
+        deliveries.sort_by_key(|delivery| delivery.number);
+        Ok(History {
+            deliveries,
+            shipped,
+            images,
+            baseline,
+        })
+    }
+}
+
+/// A delivery found whole in the folder that the workspace state does not
+/// record, with its record rebuilt from its segments.
+struct Rebuilt {
+    record: DeliveryRecord,
+    keys: Vec<String>,
+    images: Vec<(String, Digest)>,
+    segments: Vec<String>,
+}
+
+/// The record a delivery's segments describe: the pack and record actions
+/// it carried out, computed from its segment tables and image list exactly
+/// as the planner keys them.
+fn rebuild_record(folder: &Path, found: &ferry_archive::DeliveryContents) -> Rebuilt {
+    let mut keys = BTreeSet::new();
+    for entry in &found.content {
+        let action = match &entry.media_type {
+            Some(media_type) => Action::PackManifest {
+                digest: entry.digest.clone(),
+                media_type: media_type.clone(),
+                size: entry.size,
+                source: ferry_planner::Source::Cache,
+            },
+            None => Action::PackBlob {
+                digest: entry.digest.clone(),
+                size: entry.size,
+            },
+        };
+        keys.insert(action.key().to_hex());
+    }
+    for image in &found.summary.images {
+        let action = Action::RecordImage {
+            name: image.name.clone(),
+            digest: image.digest.clone(),
+        };
+        keys.insert(action.key().to_hex());
+    }
+    // The archive holds no clock: the first segment's modification time
+    // stands in for when the delivery was made (it only matters to
+    // `--since`).
+    let created_at = found
+        .summary
+        .segments
+        .first()
+        .and_then(|name| std::fs::metadata(folder.join(name)).ok())
+        .and_then(|metadata| metadata.modified().ok())
+        .and_then(|modified| modified.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let first_segment = found.segment_numbers.iter().copied().min().unwrap_or(0);
+    Rebuilt {
+        record: DeliveryRecord {
+            number: found.summary.delivery,
+            previous: found.summary.previous,
+            first_segment,
+            last_segment: found
+                .segment_numbers
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(first_segment),
+            bytes: found.summary.bytes,
+            created_at,
+        },
+        keys: keys.into_iter().collect(),
+        images: found
+            .summary
+            .images
+            .iter()
+            .map(|image| (image.name.clone(), image.digest.clone()))
+            .collect(),
+        segments: found.summary.segments.clone(),
+    }
+}
+
+/// Squares the folder's segment files with the workspace state before a
+/// delivery is planned. A segment no recorded delivery covers is either
+/// - part of a whole delivery (a lost or emptied state, segments copied
+///   into a fresh folder, a run killed after publishing them): its record
+///   is rebuilt from the segments, never the segments removed;
+/// - part of the delivery an interrupted run of this workspace was
+///   publishing (the state's pending note covers it) and not whole: that
+///   run's unfinished work, removed;
+/// - anything else: refused, naming the files and what to do, for ferry
+///   cannot tell whose they are.
+///
+/// With `writes`, rebuilt records are stored and unfinished work removed;
+/// otherwise (a plan, a dry run) both are only announced, and the rebuilt
+/// deliveries are returned for the plan to count.
+fn reconcile_folder(
+    folder: &Path,
+    state: &mut WorkspaceState,
+    writes: bool,
+) -> Result<Vec<Rebuilt>, ExitCode> {
+    if !folder.is_dir() {
+        return Ok(Vec::new());
+    }
+    let recorded = state.deliveries().map_err(error)?;
+    let covered = |number: u32| {
+        recorded
+            .iter()
+            .any(|delivery| (delivery.first_segment..=delivery.last_segment).contains(&number))
+    };
+    let pending = state.pending_delivery().map_err(error)?;
+    let surveyed =
+        ferry_archive::survey_folder(folder, &|number| !covered(number)).map_err(|cause| {
+            error(format!(
+                "cannot read the segments in {}: {cause}",
+                folder.display()
+            ))
+        })?;
+    let state_path = state.path().to_owned();
+    let mut rebuilt = Vec::new();
+    let mut unfinished = Vec::new();
+    let mut problems = Vec::new();
+    for found in surveyed {
+        match found {
+            SurveyedDelivery::Whole(contents) => {
+                let number = contents.summary.delivery;
+                if let Some(other) = recorded.iter().find(|delivery| delivery.number == number) {
+                    problems.push(format!(
+                        "{} hold a delivery {number}, but the workspace state records its delivery {number} as mirror_{:06}.tar to mirror_{:06}.tar: they come from another workspace",
+                        contents.summary.segments.join(", "),
+                        other.first_segment,
+                        other.last_segment
+                    ));
+                    continue;
+                }
+                rebuilt.push(rebuild_record(folder, &contents));
+            }
+            SurveyedDelivery::NotWhole {
+                delivery,
+                present,
+                problem,
+            } => {
+                let own = pending.is_some_and(|(number, first, last)| {
+                    number == delivery
+                        && present.iter().all(|name| {
+                            ferry_archive::segment_number(name)
+                                .is_some_and(|segment| (first..=last).contains(&segment))
+                        })
+                });
+                if own {
+                    unfinished.extend(present);
+                } else {
+                    problems.push(format!(
+                        "{} belong to delivery {delivery}, which no record covers and which is not whole: {problem}",
+                        present.join(", ")
+                    ));
+                }
+            }
+            SurveyedDelivery::Unreadable { file_name, problem } => {
+                problems.push(format!("{file_name}, which no record covers: {problem}"));
+            }
+        }
+    }
+    rebuilt.sort_by_key(|found| found.record.number);
+    let what_to_do = "ferry removes no segment it cannot prove to be its own unfinished work: bring the missing segments, or move these files out of the folder, and run again";
+    if writes {
+        if !problems.is_empty() {
+            return Err(error(format!(
+                "segments in {} that the workspace state {} does not record:
+  {}
+{what_to_do}",
+                folder.display(),
+                state_path.display(),
+                problems.join(
+                    "
+  "
+                )
+            )));
+        }
+        for found in &rebuilt {
+            state
+                .record_delivery(&found.record, &found.keys, &found.images)
+                .map_err(error)?;
+            eprintln!(
+                "rebuilt the record of delivery {} ({}) from its segments: the workspace state {} did not have it",
+                found.record.number,
+                found.segments.join(", "),
+                state_path.display()
+            );
+        }
+        for name in &unfinished {
+            let path = folder.join(name);
+            std::fs::remove_file(&path)
+                .map_err(|cause| error(format!("cannot remove {}: {cause}", path.display())))?;
+            eprintln!(
+                "removed {name}: an interrupted run of this workspace published it, and its delivery is not whole"
+            );
+        }
+        if pending.is_some() {
+            state.clear_pending_delivery().map_err(error)?;
+        }
+        return Ok(Vec::new());
+    }
+    for found in &rebuilt {
+        eprintln!(
+            "warning: the workspace state {} does not record delivery {} ({}); this plan counts it as shipped, rebuilt from its segments, and `ferry mirror` records it so",
+            state_path.display(),
+            found.record.number,
+            found.segments.join(", ")
+        );
+    }
+    if !unfinished.is_empty() {
+        eprintln!(
+            "warning: {} in {}: an interrupted run of this workspace published them, and their delivery is not whole; `ferry mirror` removes them",
+            unfinished.join(", "),
+            folder.display()
+        );
+    }
+    for problem in &problems {
+        eprintln!("warning: in {}: {problem}", folder.display());
+    }
+    if !problems.is_empty() {
+        eprintln!(
+            "warning: `ferry mirror` refuses to write the next delivery until then: {what_to_do}"
+        );
+    }
+    Ok(rebuilt)
+}
+
+/// The version of the document a delivery embeds as `plan.json`. 2: the
+/// plan is made against the delivery history alone, so its fetch actions
+/// are those of every blob packed, whatever the cache held (version 1
+/// listed only the blobs the cache lacked).
+const EMBEDDED_PLAN_VERSION: u32 = 2;
+
+/// The plan as the delivery carries it: planned against the delivery
+/// history alone (never the cache), with no source hosts (they differ by
 /// site and say nothing about the content), so the same content and
 /// history give the same bytes.
 fn embedded_plan(plan: &Plan, settings: &DeliverySettings) -> String {
@@ -208,7 +596,7 @@ fn embedded_plan(plan: &Plan, settings: &DeliverySettings) -> String {
         }
     }
     let mut document = serde_json::json!({
-        "version": 1,
+        "version": EMBEDDED_PLAN_VERSION,
         "delivery": settings.delivery,
         "previous": settings.previous,
         "plan": plan,
@@ -227,7 +615,7 @@ fn contents(prepared: &DiskPlan, left_out: &BTreeSet<String>) -> DeliveryContent
         left_out,
         &prepared.settings,
         &prepared.config_text,
-        &embedded_plan(&prepared.plan, &prepared.settings),
+        &embedded_plan(&prepared.delivery_plan, &prepared.settings),
     )
 }
 
@@ -281,6 +669,20 @@ fn render_text(prepared: &DiskPlan, layout: Option<&DeliveryLayout>) -> String {
         mebibytes(totals.bytes_to_skip),
     );
     match layout {
+        _ if plan.is_empty() && prepared.resolution.images.is_empty() => {
+            let _ = writeln!(
+                text,
+                "Nothing to deliver: no image of the image set could be read from its source ({} failed).",
+                prepared.resolution.failures.len()
+            );
+        }
+        _ if plan.is_empty() && !prepared.resolution.failures.is_empty() => {
+            let _ = writeln!(
+                text,
+                "Nothing to deliver: every image that could be read was shipped in an earlier delivery; {} could not be read from its source.",
+                prepared.resolution.failures.len()
+            );
+        }
         _ if plan.is_empty() => {
             let _ = writeln!(
                 text,
@@ -520,29 +922,7 @@ fn dry_run(prepared: &DiskPlan) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Removes segment files that no recorded delivery wrote: what a run that
-/// was killed after renaming some of its segments left behind.
-fn remove_unrecorded_segments(folder: &Path, first_unrecorded: u32) -> Result<(), ExitCode> {
-    let Ok(entries) = std::fs::read_dir(folder) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if ferry_archive::segment_number(&name).is_some_and(|number| number >= first_unrecorded) {
-            std::fs::remove_file(entry.path()).map_err(|cause| {
-                error(format!("cannot remove {}: {cause}", entry.path().display()))
-            })?;
-            eprintln!("removed {name}: an interrupted run left it and no delivery records it");
-        }
-    }
-    Ok(())
-}
-
 fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
-    if let Err(code) = remove_unrecorded_segments(&prepared.folder, prepared.settings.first_segment)
-    {
-        return code;
-    }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -573,13 +953,30 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
     if delivery.keys.is_empty() {
         eprintln!("Nothing to deliver: no delivery was written.");
     } else {
+        // Noted first, so that a rerun after a kill while the segments
+        // are published knows them for this run's unfinished work.
+        let planned_last = ferry_archive::layout(&delivery.input)
+            .ok()
+            .and_then(|layout| layout.segments.last().map(|segment| segment.number))
+            .unwrap_or(prepared.settings.first_segment);
+        if let Err(cause) = prepared.state.begin_delivery(
+            prepared.settings.delivery,
+            prepared.settings.first_segment,
+            planned_last,
+        ) {
+            return error(cause);
+        }
         let layout = match ferry_archive::write_delivery(
             &delivery.input,
             prepared.cache.blobs(),
             &prepared.folder,
         ) {
             Ok(layout) => layout,
-            Err(cause) => return error(format!("{cause}; no delivery was recorded")),
+            Err(cause) => {
+                // The write took back what it had published.
+                let _ = prepared.state.clear_pending_delivery();
+                return error(format!("{cause}; no delivery was recorded"));
+            }
         };
         let record = DeliveryRecord {
             number: prepared.settings.delivery,
@@ -652,6 +1049,7 @@ pub fn from_deliveries(
         return Err(error("when --from is used, it must have file:// prefix"));
     };
     let folder = PathBuf::from(folder);
+    refuse_filesystem_root(&folder)?;
     if !folder.is_dir() {
         return Err(error(format!("{} is not a folder", folder.display())));
     }
@@ -672,6 +1070,7 @@ pub fn from_deliveries(
                     cache_path.display()
                 ))
             })?;
+            clean_cache_temporary(&cache);
             let report =
                 ferry_archive::import_folder(&folder, &applied, cache.blobs()).map_err(refused)?;
             (report, cache.blobs().clone())

@@ -7,6 +7,7 @@ mod demo;
 mod disk;
 mod exit_status;
 mod list;
+mod list_releases;
 mod logging;
 mod mirror;
 mod not_built;
@@ -46,7 +47,9 @@ enum Command {
     Mirror(mirror::Mirror),
     /// Show what a mirror run would do, without doing it.
     Plan(mirror::PlanCommand),
-    /// Execute a saved plan, or plan and apply in one step.
+    /// Execute a saved plan (`ferry apply PLANFILE`: the plan's own
+    /// configuration copy, folders and options are used), or plan and apply
+    /// in one step (`ferry apply -c ISC DESTINATION`).
     Apply(mirror::Apply),
     /// Check deliveries (archives) offline.
     Verify(disk::VerifyArgs),
@@ -57,6 +60,8 @@ enum Command {
     /// List what catalogs and configurations hold, without mirroring.
     #[command(subcommand_required = true)]
     List(list::Args),
+    #[command(hide = true)]
+    ListReleases(list_releases::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,5 +89,6 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache::run(args),
         Command::Delete(_) => not_built::report("delete", "no issue yet"),
         Command::List(args) => list::run(&args),
+        Command::ListReleases(args) => list_releases::run(&args),
     }
 }

@@ -13,26 +13,23 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use ferry_executor::resolve::{self, Recorded, Resolution, ResolveOptions};
-use ferry_executor::run::{self, Target};
-use ferry_planner::{
-    ActionGraph, ActionKey, Destination, ImageChange, Plan, StateSnapshot, compile, plan,
-};
-use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
-use ferry_schemas::{Digest, ImageReference, load_image_set_configuration, render};
-use ferry_store::WorkspaceState;
+use ferry_executor::resolve::{self, Resolution, ResolveOptions};
+use ferry_executor::workflow::to_registry::{self, Planned};
+use ferry_executor::workflow::{CollectContext, ImageSet, PlanOptions, TransferOptions, Workspace};
+use ferry_planner::{Destination, ImageChange, Plan};
+use ferry_registry::{RegistriesConf, RegistryClient};
+use ferry_schemas::{ImageReference, load_image_set_configuration, render};
+
+pub(crate) use ferry_executor::workflow::to_registry::{LocalSource, Sourced};
 
 use crate::exit_status;
 use crate::logging;
 use crate::progress::{Mode, RunProgress};
 
 pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or(0)
+    to_registry::unix_now()
 }
 
 /// Flags shared by `mirror` and `plan` (oc-mirror's names).
@@ -74,6 +71,14 @@ pub struct MirrorArgs {
     /// Fixed delay between retries, e.g. `500ms` or `2s` (0: exponential backoff).
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     pub(crate) retry_delay: Duration,
+    /// How long to wait for a registry's answer (its response headers)
+    /// before retrying the request, e.g. `30s`; the retry is logged.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    pub(crate) header_timeout: Duration,
+    /// How long a response body (a manifest, a blob) may send nothing
+    /// before the transfer counts as stalled and is retried, e.g. `60s`.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    pub(crate) stall_timeout: Duration,
     /// Content cache (mirror-to-mirror streams and does not use it).
     #[arg(long, env = "FERRY_CACHE_DIR")]
     pub(crate) cache_dir: Option<PathBuf>,
@@ -98,6 +103,10 @@ pub struct MirrorArgs {
     /// goes to working-dir/logs/.
     #[arg(skip)]
     pub(crate) run_log: Option<&'static str>,
+    /// Set by `apply PLANFILE` (not a flag): the configuration's text as the
+    /// plan recorded it, used instead of reading `config`.
+    #[arg(skip)]
+    pub(crate) config_text: Option<String>,
     /// Mirror-to-disk: pack everything new since this date (YYYY-MM-DD),
     /// as if no delivery had been made from that day on.
     #[arg(long, value_parser = parse_since)]
@@ -112,6 +121,34 @@ pub struct MirrorArgs {
     pub(crate) max_segment_bytes: Option<u64>,
 }
 
+impl MirrorArgs {
+    /// How registries are reached, from the flags.
+    pub(crate) fn transfer_options(&self) -> TransferOptions {
+        TransferOptions {
+            source_tls_verify: self.src_tls_verify,
+            destination_tls_verify: self.dest_tls_verify,
+            authfile: self.authfile.clone(),
+            registries_conf: self.registries_conf.clone(),
+            parallel_images: self.parallel_images,
+            parallel_layers: self.parallel_layers,
+            retry_times: self.retry_times,
+            retry_delay: (!self.retry_delay.is_zero()).then_some(self.retry_delay),
+            header_timeout: self.header_timeout,
+            stall_timeout: self.stall_timeout,
+        }
+    }
+
+    /// What shapes the plan, from the flags.
+    pub(crate) fn plan_options(&self) -> PlanOptions {
+        PlanOptions {
+            remove_signatures: self.remove_signatures,
+            max_nested_paths: self.max_nested_paths,
+            trust_state: self.trust_state,
+            verify: self.verify,
+        }
+    }
+}
+
 /// `YYYY-MM-DD` as seconds since the epoch at midnight UTC.
 fn parse_since(text: &str) -> Result<i64, String> {
     let invalid = || format!("`{text}` is not a date such as 2025-03-31");
@@ -123,18 +160,16 @@ fn parse_since(text: &str) -> Result<i64, String> {
             .ok_or_else(invalid)
     };
     let (year, month, day) = (number()?, number()?, number()?);
-    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !(1970..=9999).contains(&year) {
         return Err(invalid());
     }
-    // Days from the civil date (Howard Hinnant's algorithm): no date crate
-    // is needed for one conversion.
-    let shifted_year = if month <= 2 { year - 1 } else { year };
-    let era = shifted_year.div_euclid(400);
-    let year_of_era = shifted_year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    Ok(days * 86_400)
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|month| time::Month::try_from(month).ok())
+        .ok_or_else(invalid)?;
+    let day = u8::try_from(day).map_err(|_| invalid())?;
+    let date = time::Date::from_calendar_date(year as i32, month, day).map_err(|_| invalid())?;
+    Ok(date.midnight().assume_utc().unix_timestamp())
 }
 
 /// `ferry mirror`.
@@ -180,6 +215,15 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// A duration above zero (a zero timeout would fail every request).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout.is_zero() {
+        return Err(format!("`{text}`: a timeout must be above zero"));
+    }
+    Ok(timeout)
+}
+
 pub(crate) fn error(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     exit_status::ERROR.into()
@@ -188,38 +232,11 @@ pub(crate) fn error(message: impl std::fmt::Display) -> ExitCode {
 /// Everything prepared before the plan.
 struct Prepared {
     config_text: String,
-    /// blake3 of what the state recorded for the destination, before this run.
-    state_fingerprint: String,
-    destination: Destination,
-    workspace: PathBuf,
-    client: RegistryClient,
-    resolution: Resolution,
-    graph: ActionGraph,
-    plan: Plan,
-    state: WorkspaceState,
-    /// Disk-to-mirror: the cache the deliveries were imported into.
-    local: Option<LocalSource>,
+    planned: Planned,
     /// The run log (`mirror` and `apply`).
     log_file: Option<PathBuf>,
-}
-
-/// Where a run's content comes from, resolved.
-pub(crate) struct Sourced {
-    pub workspace: PathBuf,
-    pub client: RegistryClient,
-    pub resolution: Resolution,
-    pub local: Option<LocalSource>,
-    /// Top manifests already looked for at the destination (while the
-    /// sources were asked), and those it lacks.
-    pub checked: Checked,
-}
-
-/// Destination checks answered before planning: (repository, digest) of
-/// top manifests asked for, and the ones the destination lacks.
-#[derive(Default)]
-pub(crate) struct Checked {
-    pub asked: BTreeSet<(String, Digest)>,
-    pub absent: BTreeSet<(String, Digest)>,
+    /// One run per workspace: held until the run ends.
+    _run_lock: Option<ferry_store::RunLock>,
 }
 
 /// What disk-to-mirror does with the deliveries before resolving.
@@ -230,13 +247,6 @@ pub(crate) enum Deliveries {
     Verify,
     /// `mirror` and `apply`: verify them and import them into the cache.
     Import,
-}
-
-/// Disk-to-mirror: blobs come from the cache, verified on import.
-pub(crate) struct LocalSource {
-    pub blobs: ferry_store::BlobStore,
-    /// Deliveries whose content this run completes at the destination.
-    pub deliveries: Vec<u32>,
 }
 
 /// Mirror-to-mirror: the workspace named by `--workspace`, sources
@@ -256,146 +266,35 @@ fn from_registries(
             "when --workspace is used, it must have file:// prefix",
         ));
     };
-    let workspace = working_dir(workspace_path);
-    let registries = load_registries(arguments)?;
-    let options = resolve_options(arguments, &destination.prefix);
-    let (requests, blocked) = resolve::additional_image_requests(&config.mirror, &options);
-    let client = source_client(
-        arguments,
-        &registries,
-        &requests,
-        (!arguments.dest_tls_verify).then_some(destination.registry.as_str()),
-    );
-    let runtime = runtime()?;
-    std::fs::create_dir_all(&workspace).map_err(|cause| {
-        error(format!(
-            "cannot create the workspace {}: {cause}",
-            workspace.display()
+    let image_set = collect(arguments, &destination.prefix, config)?;
+    runtime()?
+        .block_on(to_registry::from_registries(
+            &Workspace::in_folder(workspace_path),
+            destination,
+            &image_set,
+            &arguments.transfer_options(),
+            &arguments.plan_options(),
         ))
-    })?;
-    // What earlier runs resolved: reused when a tag still points to the
-    // same digest, or (with --trust-state) without asking the source.
-    let mut state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
-    let recorded = Recorded::load(&state, &requests).map_err(error)?;
-    // The destination is asked about the top manifests the state records
-    // as pushed while the sources are asked for their tags: the same HEADs
-    // the check before planning needs (see `prepare`), with both registries
-    // busy at once instead of one after the other.
-    let to_check: BTreeSet<(String, Digest)> = if arguments.trust_state {
-        BTreeSet::new()
-    } else {
-        let history = state.history(&destination.display()).map_err(error)?;
-        recorded_tops_pushed(&requests, &recorded, &history.done, &options)
-    };
-    let (mut resolution, absent) = runtime.block_on(async {
-        futures_util::join!(
-            resolve::resolve_with(&client, &registries, &requests, &options, &recorded),
-            async {
-                if !to_check.is_empty() {
-                    reachable_destination(&client, &destination.registry).await?;
-                }
-                Ok::<_, ExitCode>(
-                    absent_at_destination(to_check.iter().cloned(), |pair| {
-                        manifest_absent(&client, &destination.registry, pair)
-                    })
-                    .await,
-                )
-            }
-        )
-    });
-    let absent: Vec<_> = absent?;
-    let checked = Checked {
-        asked: to_check,
-        absent: absent.into_iter().collect(),
-    };
-    resolution.blocked = blocked;
-    tracing::info!(
-        images = requests.len(),
-        reused = resolution.reused,
-        changed = resolution.records.len(),
-        "resolved"
-    );
-    if !resolution.records.is_empty() {
-        state
-            .record_resolutions(
-                &resolution.records,
-                &resolve::manifests_to_record(&resolution, &recorded),
-                unix_now(),
-            )
-            .map_err(error)?;
-    }
-    Ok(Sourced {
-        workspace,
-        client,
-        resolution,
-        local: None,
-        checked,
-    })
+        .map_err(error)
 }
 
-/// (destination repository, digest) of each recorded top manifest (an
-/// image's and, unless signatures are removed, its signature's) whose push
-/// the state records as done at this destination: what the check before
-/// planning asks about when the sources still name the recorded digests.
-fn recorded_tops_pushed(
-    requests: &[resolve::Request],
-    recorded: &Recorded,
-    done: &BTreeSet<String>,
-    options: &ResolveOptions,
-) -> BTreeSet<(String, Digest)> {
-    let mut tops = BTreeSet::new();
-    for request in requests {
-        let Some(record) = recorded.images.get(&request.name) else {
-            continue;
-        };
-        let signature = record
-            .signature
-            .as_ref()
-            .filter(|_| !options.remove_signatures);
-        for digest in std::iter::once(&record.top).chain(signature) {
-            let Some(manifest) = recorded.manifests.get(digest) else {
-                continue;
-            };
-            let push = ferry_planner::Action::PushManifest {
-                repository: request.destination_repository.clone(),
-                digest: digest.clone(),
-                media_type: manifest.media_type.clone(),
-                size: manifest.bytes.len() as u64,
-                source: record.source.clone(),
-            };
-            if done.contains(&push.key().to_hex()) {
-                tops.insert((request.destination_repository.clone(), digest.clone()));
-            }
-        }
-    }
-    tops
-}
-
-/// Whether the destination lacks a manifest (one HEAD; an error counts as
-/// present: the run finds out).
-fn manifest_absent<'a>(
-    client: &'a RegistryClient,
-    registry: &str,
-    (repository, digest): &(String, Digest),
-) -> impl std::future::Future<Output = bool> + use<'a> {
-    let reference = format!("{registry}/{repository}@{digest}").parse::<ImageReference>();
-    async move {
-        match reference {
-            Ok(reference) => matches!(client.head_manifest(&reference).await, Ok(None)),
-            Err(_) => false,
-        }
-    }
+/// The collect stage for a destination prefix.
+pub(crate) fn collect(
+    arguments: &MirrorArgs,
+    prefix: &str,
+    config: &ferry_schemas::ImageSetConfiguration,
+) -> Result<ImageSet, ExitCode> {
+    let context = CollectContext {
+        prefix: prefix.to_owned(),
+        max_nested_paths: arguments.max_nested_paths,
+    };
+    ferry_executor::workflow::collect(config, &context).map_err(error)
 }
 
 /// `DIR/working-dir` for a workspace or disk folder `DIR` (or `DIR`
 /// itself when it is already a working-dir).
 pub(crate) fn working_dir(path: &str) -> PathBuf {
-    let path = PathBuf::from(path);
-    if path.ends_with("working-dir") {
-        path
-    } else {
-        path.join("working-dir")
-    }
+    Workspace::in_folder(path).root().to_path_buf()
 }
 
 /// `registry[/prefix]` of a `docker://` destination, checked.
@@ -436,9 +335,24 @@ pub(crate) fn load_config(
     ),
     ExitCode,
 > {
+    let text = ferry_schemas::read_configuration_file(config_path)
+        .map_err(|cause| error(format!("cannot read {}: {cause}", config_path.display())))?;
+    check_config(config_path, text)
+}
+
+/// Checks the configuration `text` (read from `config_path`), refusing
+/// parts ferry does not mirror yet.
+fn check_config(
+    config_path: &Path,
+    text: String,
+) -> Result<
+    (
+        String,
+        ferry_schemas::Loaded<ferry_schemas::ImageSetConfiguration>,
+    ),
+    ExitCode,
+> {
     let config_name = config_path.display().to_string();
-    let text = std::fs::read_to_string(config_path)
-        .map_err(|cause| error(format!("cannot read {config_name}: {cause}")))?;
     let loaded = match load_image_set_configuration(&text) {
         Ok(loaded) => loaded,
         Err(problems) => {
@@ -459,21 +373,11 @@ pub(crate) fn load_config(
 
 /// registries.conf from `--registries-conf`, else the containers defaults.
 pub(crate) fn load_registries(arguments: &MirrorArgs) -> Result<RegistriesConf, ExitCode> {
-    match &arguments.registries_conf {
-        Some(path) => RegistriesConf::load(Some(path), &[]),
-        None => RegistriesConf::load_default(),
-    }
-    .map_err(error)
+    to_registry::load_registries(arguments.registries_conf.as_deref()).map_err(error)
 }
 
 pub(crate) fn resolve_options(arguments: &MirrorArgs, prefix: &str) -> ResolveOptions {
-    ResolveOptions {
-        prefix: prefix.to_owned(),
-        max_nested_paths: arguments.max_nested_paths,
-        remove_signatures: arguments.remove_signatures,
-        trust_state: arguments.trust_state,
-        concurrency: 32,
-    }
+    to_registry::resolve_options(&arguments.plan_options(), prefix)
 }
 
 /// The registry client for a run: plain HTTP allowed where registries.conf
@@ -485,30 +389,18 @@ pub(crate) fn source_client(
     requests: &[resolve::Request],
     insecure_destination: Option<&str>,
 ) -> RegistryClient {
-    let mut insecure_hosts: BTreeSet<String> = BTreeSet::new();
-    if let Some(host) = insecure_destination {
-        insecure_hosts.insert(host.to_owned());
-    }
-    for request in requests {
-        for source in registries.pull_sources(&request.origin).unwrap_or_default() {
-            if source.insecure || !arguments.src_tls_verify {
-                insecure_hosts.insert(source.reference.registry().to_owned());
-            }
-        }
-    }
-    RegistryClient::new(ClientOptions {
-        credentials: CredentialStore::discover(arguments.authfile.as_deref()),
-        insecure_hosts: insecure_hosts.into_iter().collect(),
-        retry_times: arguments.retry_times,
-        retry_delay: (!arguments.retry_delay.is_zero()).then_some(arguments.retry_delay),
-        transfers_per_registry: (arguments.parallel_images * arguments.parallel_layers) as usize,
-        ..ClientOptions::default()
-    })
+    to_registry::source_client(
+        &arguments.transfer_options(),
+        registries,
+        requests,
+        insecure_destination,
+    )
 }
 
 /// Checks the destination and flags the way oc-mirror does, then resolves,
 /// compiles and plans. `deliveries`: whether disk-to-mirror imports.
 fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, ExitCode> {
+    let run_lock = crate::disk::hold_workspace_of(arguments)?;
     // `mirror` and `apply` log to the workspace (mirror-to-mirror) or the
     // disk folder's working-dir (disk-to-mirror).
     let logs_folder = arguments
@@ -548,187 +440,29 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         ));
     }
     let destination = parse_destination(destination_text, destination_path)?;
-    let (text, loaded) = load_config(config_path)?;
+    let (text, loaded) = match &arguments.config_text {
+        Some(text) => check_config(config_path, text.clone())?,
+        None => load_config(config_path)?,
+    };
     let sourced = match &arguments.from {
         Some(from) => {
             crate::disk::from_deliveries(arguments, from, &destination, &loaded.config, deliveries)?
         }
         None => from_registries(arguments, &destination, &loaded.config)?,
     };
-    let Sourced {
-        workspace,
-        client,
-        resolution,
-        local,
-        checked,
-    } = sourced;
-
-    std::fs::create_dir_all(&workspace).map_err(|cause| {
-        error(format!(
-            "cannot create the workspace {}: {cause}",
-            workspace.display()
+    let planned = runtime()?
+        .block_on(to_registry::plan(
+            sourced,
+            destination,
+            &arguments.plan_options(),
         ))
-    })?;
-    let state = WorkspaceState::open(workspace.join("state.db")).map_err(error)?;
-    let history = state.history(&destination.display()).map_err(error)?;
-    let state_fingerprint = {
-        let mut hasher = blake3::Hasher::new();
-        for key in &history.done {
-            hasher.update(key.as_bytes());
-            hasher.update(b"\n");
-        }
-        for ((repository, tag), digest) in &history.tags {
-            hasher.update(format!("{repository}:{tag}={digest}\n").as_bytes());
-        }
-        hasher.finalize().to_hex().to_string()
-    };
-    let mut snapshot = StateSnapshot {
-        done: history
-            .done
-            .iter()
-            .filter_map(|key| ActionKey::from_hex(key))
-            .collect(),
-        tags: history.tags,
-        missing: BTreeSet::new(),
-        missing_blobs: BTreeSet::new(),
-    };
-    let graph = compile(&resolution.images, &destination);
-    let runtime = runtime()?;
-    if !arguments.trust_state {
-        // The whole image set is verified at every run: one HEAD per image
-        // whose top manifest the state says is there, 32 at a time (most
-        // of them asked already while the sources were, see `Checked`).
-        let checks: Vec<(String, ferry_schemas::Digest)> = graph
-            .images
-            .iter()
-            .map(|image| graph.action(image.top_manifest))
-            .filter(|action| snapshot.done.contains(&action.key()))
-            .filter_map(|action| match action {
-                ferry_planner::Action::PushManifest {
-                    repository, digest, ..
-                } => Some((repository.clone(), digest.clone())),
-                _ => None,
-            })
-            .collect();
-        let (answered, to_ask): (Vec<_>, Vec<_>) = checks
-            .into_iter()
-            .partition(|pair| checked.asked.contains(pair));
-        snapshot.missing.extend(
-            answered
-                .into_iter()
-                .filter(|pair| checked.absent.contains(pair)),
-        );
-        let registry = &destination.registry;
-        let missing = runtime.block_on(async {
-            if !to_ask.is_empty() {
-                reachable_destination(&client, registry).await?;
-            }
-            Ok::<_, ExitCode>(
-                absent_at_destination(to_ask, |pair| manifest_absent(&client, registry, pair))
-                    .await,
-            )
-        })?;
-        snapshot.missing.extend(missing);
-    }
-    if arguments.verify {
-        snapshot.missing_blobs = runtime.block_on(missing_blobs(
-            &client,
-            &destination.registry,
-            &graph,
-            &snapshot,
-        ));
-        tracing::info!(
-            missing = snapshot.missing_blobs.len(),
-            "checked every blob at the destination"
-        );
-    }
-    let plan = plan(&graph, &snapshot);
+        .map_err(error)?;
     Ok(Prepared {
         config_text: text,
-        state_fingerprint,
-        destination,
-        workspace,
-        client,
-        resolution,
-        graph,
-        plan,
-        state,
-        local,
+        planned,
         log_file,
+        _run_lock: run_lock,
     })
-}
-
-/// Reaches the destination before it is asked whether the image set is
-/// still there: a check that fails counts as present (see
-/// [`absent_at_destination`]), so an unreachable destination would
-/// otherwise make a plan with nothing to do.
-async fn reachable_destination(client: &RegistryClient, registry: &str) -> Result<(), ExitCode> {
-    client.check_reachable(registry).await.map_err(|cause| {
-        error(format!(
-            "cannot reach the destination {registry} to check that the image set is still there: {}\nto plan from the workspace state alone, without asking the destination, use --trust-state",
-            cause.kind
-        ))
-    })
-}
-
-/// Runs `absent` on every item, 32 at a time, and keeps the items it says
-/// the destination lacks (an error counts as present: the run finds out).
-async fn absent_at_destination<T, Check, Answer>(
-    items: impl IntoIterator<Item = T>,
-    absent: Check,
-) -> Vec<T>
-where
-    Check: Fn(&T) -> Answer,
-    Answer: std::future::Future<Output = bool>,
-{
-    use futures_util::StreamExt as _;
-    futures_util::stream::iter(items)
-        .map(|item| {
-            let answer = absent(&item);
-            async move { answer.await.then_some(item) }
-        })
-        .buffer_unordered(32)
-        .filter_map(|found| async move { found })
-        .collect()
-        .await
-}
-
-/// `--verify`: one HEAD per (repository, blob) the state says is at the
-/// destination, 32 at a time; the pairs the destination lacks.
-async fn missing_blobs(
-    client: &RegistryClient,
-    registry: &str,
-    graph: &ActionGraph,
-    snapshot: &StateSnapshot,
-) -> BTreeSet<(String, ferry_schemas::Digest)> {
-    let mut pairs: BTreeSet<(String, ferry_schemas::Digest)> = BTreeSet::new();
-    for node in graph.graph.node_indices() {
-        let action = graph.action(node);
-        let recorded = snapshot.done.contains(&action.key());
-        match action {
-            ferry_planner::Action::LinkBlob {
-                repository, digest, ..
-            }
-            | ferry_planner::Action::UploadBlob {
-                repository, digest, ..
-            } if recorded => {
-                pairs.insert((repository.clone(), digest.clone()));
-            }
-            _ => {}
-        }
-    }
-    absent_at_destination(pairs, |(repository, digest)| {
-        let (repository, digest) = (repository.clone(), digest.clone());
-        async move {
-            matches!(
-                client.blob_size(registry, &repository, &digest).await,
-                Ok(None)
-            )
-        }
-    })
-    .await
-    .into_iter()
-    .collect()
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -860,15 +594,203 @@ pub fn render_markdown(plan: &Plan, resolution: &Resolution) -> String {
     text
 }
 
-/// The plan as versioned JSON.
-pub fn render_json(plan: &Plan) -> String {
-    let document = ferry_planner::PlanDocument::new(plan.clone());
-    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+/// The plan as versioned JSON (what `--format json` prints and `--out`
+/// saves).
+pub fn render_json(document: &ferry_planner::PlanDocument) -> String {
+    let mut text = serde_json::to_string_pretty(document).unwrap_or_default();
     text.push('\n');
     text
 }
 
+/// `path` made absolute (against the current folder), for a plan that may
+/// be applied from another folder.
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// A `file://DIR` made absolute; other locations as they are.
+fn absolute_location(location: &str) -> String {
+    match location.strip_prefix("file://") {
+        Some(folder) => format!("file://{}", absolute(Path::new(folder))),
+        None => location.to_owned(),
+    }
+}
+
+/// What `ferry apply` needs to run a plan made with `arguments` exactly,
+/// from any folder.
+pub(crate) fn run_settings(arguments: &MirrorArgs) -> ferry_planner::RunSettings {
+    ferry_planner::RunSettings {
+        source_tls_verify: arguments.src_tls_verify,
+        destination_tls_verify: arguments.dest_tls_verify,
+        registries_conf: arguments.registries_conf.as_deref().map(absolute),
+        authfile: arguments.authfile.as_deref().map(absolute),
+        cache_dir: arguments.cache_dir.as_deref().map(absolute),
+        parallel_images: arguments.parallel_images,
+        parallel_layers: arguments.parallel_layers,
+        retry_times: arguments.retry_times,
+        retry_delay_milliseconds: arguments.retry_delay.as_millis() as u64,
+        max_nested_paths: arguments.max_nested_paths,
+        remove_signatures: arguments.remove_signatures,
+        trust_state: arguments.trust_state,
+        verify: arguments.verify,
+        since: arguments.since,
+        strict_archive: arguments.strict_archive,
+        max_segment_bytes: arguments.max_segment_bytes,
+    }
+}
+
+/// The plan document of a plan to a registry, with what `apply` runs it
+/// from.
+fn plan_document(arguments: &MirrorArgs, prepared: &Prepared) -> ferry_planner::PlanDocument {
+    let mut document = ferry_planner::PlanDocument::new(prepared.planned.plan.clone());
+    document.apply = Some(ferry_planner::ApplyInputs {
+        configuration: ferry_planner::SavedConfiguration {
+            path: arguments
+                .config
+                .as_deref()
+                .map(absolute)
+                .unwrap_or_default(),
+            text: prepared.config_text.clone(),
+        },
+        destination: arguments.destination.clone().unwrap_or_default(),
+        workspace: arguments.workspace.as_deref().map(absolute_location),
+        from: arguments.from.as_deref().map(absolute_location),
+        settings: run_settings(arguments),
+        state_fingerprint: prepared.planned.state_fingerprint.clone(),
+        images: saved_images(&prepared.planned.resolution),
+        action_keys: prepared
+            .planned
+            .plan
+            .actions
+            .iter()
+            .map(|planned| planned.key.to_hex())
+            .collect(),
+    });
+    document
+}
+
+/// Each resolved image with its top digest, as a plan document records them.
+fn saved_images(resolution: &Resolution) -> Vec<ferry_planner::PlannedImage> {
+    resolution
+        .images
+        .iter()
+        .map(|image| ferry_planner::PlannedImage {
+            name: image.name.clone(),
+            top: image.top.to_string(),
+        })
+        .collect()
+}
+
+/// The flags of a plan made with `settings`, for `apply` to plan again
+/// exactly as the plan was made (`log_level` stays the apply's own).
+fn arguments_of(apply: &ferry_planner::ApplyInputs, log_level: &str) -> MirrorArgs {
+    let settings = &apply.settings;
+    MirrorArgs {
+        config: Some(PathBuf::from(&apply.configuration.path)),
+        destination: Some(apply.destination.clone()),
+        workspace: apply.workspace.clone(),
+        from: apply.from.clone(),
+        authfile: settings.authfile.as_ref().map(PathBuf::from),
+        src_tls_verify: settings.source_tls_verify,
+        dest_tls_verify: settings.destination_tls_verify,
+        registries_conf: settings.registries_conf.as_ref().map(PathBuf::from),
+        parallel_images: settings.parallel_images,
+        parallel_layers: settings.parallel_layers,
+        retry_times: settings.retry_times,
+        retry_delay: Duration::from_millis(settings.retry_delay_milliseconds),
+        // Plans do not record timeouts: a saved plan applies with the defaults.
+        header_timeout: ferry_registry::client::HEADER_TIMEOUT,
+        stall_timeout: ferry_registry::client::STALL_TIMEOUT,
+        cache_dir: settings.cache_dir.as_ref().map(PathBuf::from),
+        log_level: log_level.to_owned(),
+        remove_signatures: settings.remove_signatures,
+        max_nested_paths: settings.max_nested_paths,
+        trust_state: settings.trust_state,
+        verify: settings.verify,
+        run_log: Some("apply"),
+        config_text: Some(apply.configuration.text.clone()),
+        since: settings.since,
+        strict_archive: settings.strict_archive,
+        max_segment_bytes: settings.max_segment_bytes,
+    }
+}
+
+/// Runs a version 2 plan document to a registry exactly, or refuses it
+/// naming why it is stale.
+fn apply_document(apply: &ferry_planner::ApplyInputs, log_level: &str) -> ExitCode {
+    let common = arguments_of(apply, log_level);
+    if std::fs::read_to_string(&apply.configuration.path)
+        .is_ok_and(|text| text != apply.configuration.text)
+    {
+        eprintln!(
+            "note: {} changed since the plan was made; the plan is applied as it was made, from its own copy of the configuration",
+            apply.configuration.path
+        );
+    }
+    let prepared = match prepare(&common, Deliveries::Import) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    let keys: Vec<String> = prepared
+        .planned
+        .plan
+        .actions
+        .iter()
+        .map(|planned| planned.key.to_hex())
+        .collect();
+    let images = saved_images(&prepared.planned.resolution);
+    let current = ferry_planner::saved::Current {
+        state_fingerprint: &prepared.planned.state_fingerprint,
+        images: &images,
+        action_keys: &keys,
+    };
+    if let Some(stale) = ferry_planner::staleness(apply, &current) {
+        return error(stale_message(
+            &stale,
+            Staleness {
+                state: "the workspace state changed since the plan was made (another run mirrored to this destination)",
+                actions: "the destination no longer matches what the plan assumed (content went missing)",
+            },
+        ));
+    }
+    eprint!(
+        "{}",
+        render_text(&prepared.planned.plan, &prepared.planned.resolution)
+    );
+    run_prepared(prepared, &common)
+}
+
+/// The message of a stale plan.
+pub(crate) fn stale_message(stale: &ferry_planner::Stale, messages: Staleness) -> String {
+    match stale {
+        ferry_planner::Stale::State => format!(
+            "the plan is stale: {}; run `ferry plan` again",
+            messages.state
+        ),
+        ferry_planner::Stale::ImageMoved {
+            name,
+            now,
+            expected,
+        } => format!(
+            "the plan is stale: {name} now points to {now}, the plan expected {expected}; run `ferry plan` again"
+        ),
+        ferry_planner::Stale::ImageGone { name } => {
+            format!("the plan is stale: {name} can no longer be resolved; run `ferry plan` again")
+        }
+        ferry_planner::Stale::Actions => format!(
+            "the plan is stale: {}; run `ferry plan` again",
+            messages.actions
+        ),
+    }
+}
+
 pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
+    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+        return code;
+    }
     if let Some(folder) = disk_destination(&arguments.common) {
         return crate::disk::mirror_to_disk(
             &arguments.common,
@@ -884,39 +806,22 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
+    let document = plan_document(&arguments.common, &prepared);
     let output = match arguments.format.as_str() {
-        "json" => render_json(&prepared.plan),
-        "markdown" => render_markdown(&prepared.plan, &prepared.resolution),
-        _ => render_text(&prepared.plan, &prepared.resolution),
+        "json" => render_json(&document),
+        "markdown" => render_markdown(&prepared.planned.plan, &prepared.planned.resolution),
+        _ => render_text(&prepared.planned.plan, &prepared.planned.resolution),
     };
     print!("{output}");
-    if let Some(out) = &arguments.out {
-        let file = PlanFile {
-            version: 1,
-            config: arguments.common.config.clone().unwrap_or_default(),
-            config_text: prepared.config_text.clone(),
-            destination: arguments.common.destination.clone().unwrap_or_default(),
-            workspace: arguments.common.workspace.clone().unwrap_or_default(),
-            from: arguments.common.from.clone().unwrap_or_default(),
-            state_fingerprint: prepared.state_fingerprint.clone(),
-            images: planned_images(&prepared.resolution),
-            action_keys: prepared
-                .plan
-                .actions
-                .iter()
-                .map(|planned| planned.key.to_hex())
-                .collect(),
-            plan: prepared.plan.clone(),
-        };
-        let text = serde_json::to_string_pretty(&file).unwrap_or_default();
-        if let Err(cause) = std::fs::write(out, text + "\n") {
-            return error(format!("cannot write {}: {cause}", out.display()));
-        }
+    if let Some(out) = &arguments.out
+        && let Err(code) = write_file(out, &render_json(&document))
+    {
+        return code;
     }
-    if !prepared.resolution.failures.is_empty() {
+    if !prepared.planned.resolution.failures.is_empty() {
         return exit_status::ERROR.into();
     }
-    if arguments.detailed_exitcode && !prepared.plan.is_empty() {
+    if arguments.detailed_exitcode && !prepared.planned.plan.is_empty() {
         return exit_status::PLAN_HAS_CHANGES.into();
     }
     ExitCode::SUCCESS
@@ -931,19 +836,22 @@ pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), ExitCode> {
         .map_err(|cause| error(format!("cannot write {}: {cause}", path.display())))
 }
 
-/// Writes `working-dir/cluster-resources/{idms,itms}-oc-mirror.yaml` for
-/// every image now at the destination (failed ones left out).
+/// Publishes the cluster resources for every image now at the
+/// destination (failed ones left out), removing ferry's files that no
+/// longer apply.
 fn write_cluster_resources(
     prepared: &Prepared,
-    report: &run::RunReport,
+    report: &ferry_executor::run::RunReport,
     repository_scope: bool,
 ) -> Result<(), ExitCode> {
-    use ferry_executor::cluster_resources::{Category, MirroredImage, generate};
+    use ferry_executor::cluster_resources::MirroredImage;
+    use ferry_executor::workflow::{Workspace, publish};
     let failed: BTreeSet<&str> = report
         .failed_images()
         .map(|image| image.name.as_str())
         .collect();
     let images: Vec<MirroredImage> = prepared
+        .planned
         .resolution
         .images
         .iter()
@@ -953,38 +861,27 @@ fn write_cluster_resources(
                 origin: image.name.parse().ok()?,
                 destination: format!(
                     "{}/{}",
-                    prepared.destination.registry, image.destination_repository
+                    prepared.planned.destination.registry, image.destination_repository
                 ),
-                category: Category::Generic,
+                category: image.category,
             })
         })
         .collect();
-    let created_at = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|text| text.trim().parse::<i64>().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0)
-        });
-    let resources = generate(&images, repository_scope, created_at);
-    let folder = prepared.workspace.join("cluster-resources");
-    for (name, content) in [
-        ("idms-oc-mirror.yaml", &resources.image_digest_mirror_sets),
-        ("itms-oc-mirror.yaml", &resources.image_tag_mirror_sets),
-    ] {
-        let path = folder.join(name);
-        match content {
-            Some(text) => {
-                write_file(&path, text)?;
-                eprintln!("wrote {}", path.display());
-            }
-            None => {
-                // The image set no longer needs this file.
-                let _ = std::fs::remove_file(&path);
-            }
-        }
+    let published = publish::cluster_resources(
+        &Workspace::in_folder(&prepared.planned.workspace),
+        &images,
+        repository_scope,
+        publish::creation_time(),
+    )
+    .map_err(error)?;
+    for path in &published.written {
+        eprintln!("wrote {}", path.display());
+    }
+    for path in &published.removed {
+        eprintln!(
+            "removed {}: what it listed left the image set",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -994,7 +891,51 @@ fn disk_destination(arguments: &MirrorArgs) -> Option<&str> {
     arguments.destination.as_deref()?.strip_prefix("file://")
 }
 
+/// Refuses ferry's own flags that the chosen mode does not act on, so
+/// none is accepted and then ignored.
+fn refuse_flags_of_other_modes(arguments: &MirrorArgs) -> Result<(), ExitCode> {
+    let to_disk = disk_destination(arguments).is_some();
+    let refused: Vec<&str> = if to_disk {
+        [
+            (arguments.trust_state, "--trust-state"),
+            (arguments.verify, "--verify"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    } else {
+        [
+            (arguments.since.is_some(), "--since"),
+            (arguments.strict_archive, "--strict-archive"),
+            (arguments.max_segment_bytes.is_some(), "--max-segment-bytes"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    };
+    let Some(first) = refused.first() else {
+        return Ok(());
+    };
+    let what = if refused.len() == 1 {
+        format!("{first} does")
+    } else {
+        format!("{} do", refused.join(" and "))
+    };
+    Err(error(if to_disk {
+        format!(
+            "{what} not apply to mirror-to-disk yet (it is built for destinations that are registries); nothing was done"
+        )
+    } else {
+        format!(
+            "{what} not apply to a docker:// destination: it shapes the deliveries of mirror-to-disk (file://DIR); nothing was done"
+        )
+    }))
+}
+
 pub fn mirror_command(arguments: &Mirror) -> ExitCode {
+    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+        return code;
+    }
     if let Some(folder) = disk_destination(&arguments.common) {
         return crate::disk::mirror_to_disk(
             &arguments.common,
@@ -1015,12 +956,16 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    eprint!("{}", render_text(&prepared.plan, &prepared.resolution));
+    eprint!(
+        "{}",
+        render_text(&prepared.planned.plan, &prepared.planned.resolution)
+    );
     if arguments.dry_run {
         // oc-mirror's mapping.txt: docker://source=docker://destination, one per image.
         let mut mapping = String::new();
-        for image in &prepared.resolution.images {
+        for image in &prepared.planned.resolution.images {
             let destination = prepared
+                .planned
                 .graph
                 .images
                 .iter()
@@ -1033,11 +978,17 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
                 image.source, image.top
             );
         }
-        let path = prepared.workspace.join("dry-run/mapping.txt");
-        if let Err(code) = write_file(&path, &mapping) {
-            return code;
+        let workspace = Workspace::in_folder(&prepared.planned.workspace);
+        let written = match ferry_executor::workflow::publish::dry_run_files(
+            &workspace,
+            &[("mapping.txt", &mapping)],
+        ) {
+            Ok(written) => written,
+            Err(cause) => return error(cause),
+        };
+        for path in written {
+            eprintln!("dry run: wrote {}; nothing was copied", path.display());
         }
-        eprintln!("dry run: wrote {}; nothing was copied", path.display());
         return ExitCode::SUCCESS;
     }
     run_prepared(prepared, &common)
@@ -1049,86 +1000,25 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let destination = prepared.destination.display();
-    let target = Target {
-        destination: &destination,
-        registry: &prepared.destination.registry,
-        local_blobs: prepared.local.as_ref().map(|local| local.blobs.clone()),
-    };
-    let limits = run::Limits {
-        blobs: (arguments.parallel_images * arguments.parallel_layers) as usize,
-        manifests: arguments.parallel_images as usize,
-    };
-    // A destination that cannot be reached fails the run here, once,
-    // instead of failing every action after its own retries.
-    if !prepared.plan.actions.is_empty()
-        && let Err(cause) = runtime.block_on(
-            prepared
-                .client
-                .check_reachable(&prepared.destination.registry),
-        )
-    {
-        return error(format!(
-            "cannot reach the destination {}: {}\nnothing was pushed",
-            prepared.destination.registry, cause.kind
-        ));
-    }
-    let run_id = match prepared.state.begin_run(&destination, unix_now()) {
-        Ok(id) => id,
-        Err(cause) => return error(cause),
-    };
-    let progress = RunProgress::start(&prepared.plan, Mode::choose(&arguments.log_level));
-    let executed = runtime.block_on(run::execute(
-        &prepared.plan,
-        &prepared.graph,
-        &prepared.resolution.manifests,
-        &prepared.client,
-        &mut prepared.state,
-        &target,
-        limits,
+    let progress = RunProgress::start(&prepared.planned.plan, Mode::choose(&arguments.log_level));
+    let executed = runtime.block_on(to_registry::execute(
+        &mut prepared.planned,
+        &arguments.transfer_options(),
         &progress,
     ));
     progress.finish();
     drop(progress);
-    let report = match executed {
-        Ok(report) => report,
+    let executed = match executed {
+        Ok(executed) => executed,
         Err(cause) => return error(cause),
     };
-    tracing::info!(
-        completed = report.completed,
-        failed = report.failed,
-        skipped = report.skipped,
-        bytes = report.bytes,
-        "run finished"
-    );
-    let outcome = if report.failed + report.skipped == 0 && prepared.resolution.failures.is_empty()
-    {
-        "succeeded"
-    } else {
-        "failed"
-    };
-    if let Err(cause) = prepared.state.finish_run(run_id, outcome, unix_now()) {
-        return error(cause);
-    }
-    if let Err(code) = write_cluster_resources(&prepared, &report, arguments.max_nested_paths > 0) {
+    let report = &executed.report;
+    if let Err(code) = write_cluster_resources(&prepared, report, arguments.max_nested_paths > 0) {
         return code;
     }
     let mut errors = String::new();
-    for failure in &prepared.resolution.failures {
-        let _ = writeln!(
-            errors,
-            "{}: not resolved: {}",
-            failure.name, failure.message
-        );
-    }
-    for image in report.failed_images() {
-        tracing::info!(image = %image.name, error = image.error.as_deref().unwrap_or(""), "image failed");
-        let _ = writeln!(
-            errors,
-            "{}: {}",
-            image.name,
-            image.error.as_deref().unwrap_or("")
-        );
+    for image in &executed.failed {
+        let _ = writeln!(errors, "{}: {}", image.name, image.reason);
     }
     eprintln!(
         "Done: {} actions completed, {} failed, {} skipped; {} pushed.",
@@ -1143,37 +1033,39 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         eprintln!("log written to {}", log_file.display());
     }
     if errors.is_empty() {
-        if let Some(local) = &prepared.local {
-            // Every image reached the destination: the deliveries are applied.
-            for delivery in &local.deliveries {
-                if let Err(cause) =
-                    prepared
-                        .state
-                        .record_applied_delivery(&destination, *delivery, unix_now())
-                {
-                    return error(cause);
-                }
-            }
-        }
         return ExitCode::SUCCESS;
     }
-    report_failures(&prepared.workspace, &errors)
+    report_failures_of(&prepared.planned.workspace, &errors, executed.exit_bits())
 }
 
 /// Writes `errors` (one line per image) to
 /// `working-dir/logs/mirroring_errors_<time>.txt`, shows them, and returns
 /// the exit status of failed additional images.
 pub(crate) fn report_failures(workspace: &Path, errors: &str) -> ExitCode {
-    let path = workspace.join(format!(
-        "logs/mirroring_errors_{}.txt",
-        logging::timestamp()
-    ));
-    if let Err(code) = write_file(&path, errors) {
-        return code;
-    }
+    report_failures_of(workspace, errors, exit_status::ADDITIONAL_IMAGE_FAILED)
+}
+
+/// Writes `errors` (one line per image) to
+/// `working-dir/logs/mirroring_errors_<time>.txt`, shows them, and returns
+/// `exit_bits`: the bits of the categories whose images failed (8 when
+/// none is known, as every failure today is an additional image's).
+pub(crate) fn report_failures_of(workspace: &Path, errors: &str, exit_bits: u8) -> ExitCode {
+    use ferry_executor::workflow::{Workspace, publish};
+    let path = match publish::errors_file(
+        &Workspace::in_folder(workspace),
+        &logging::timestamp(),
+        errors,
+    ) {
+        Ok(path) => path,
+        Err(cause) => return error(cause),
+    };
     eprint!("{errors}");
     eprintln!("errors written to {}", path.display());
-    exit_status::ADDITIONAL_IMAGE_FAILED.into()
+    if exit_bits == 0 {
+        exit_status::ADDITIONAL_IMAGE_FAILED.into()
+    } else {
+        exit_bits.into()
+    }
 }
 
 /// A saved plan (`ferry plan --out FILE`), applied by `ferry apply FILE`.
@@ -1201,7 +1093,6 @@ pub(crate) struct PlannedImage {
 /// What `apply` reads back from a plan file.
 #[derive(serde::Deserialize)]
 pub(crate) struct SavedPlan {
-    pub(crate) version: u32,
     pub(crate) config: PathBuf,
     pub(crate) config_text: String,
     pub(crate) destination: String,
@@ -1295,6 +1186,9 @@ pub struct Apply {
 /// `ferry apply PLANFILE` runs exactly a saved plan, refusing a stale one;
 /// `ferry apply -c FILE DESTINATION` plans and applies in one step.
 pub fn apply_command(arguments: &Apply) -> ExitCode {
+    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+        return code;
+    }
     let mut arguments_with_log = arguments.common.clone();
     arguments_with_log.run_log = Some("apply");
     if arguments.common.config.is_some() {
@@ -1309,7 +1203,10 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
             Ok(prepared) => prepared,
             Err(code) => return code,
         };
-        eprint!("{}", render_text(&prepared.plan, &prepared.resolution));
+        eprint!(
+            "{}",
+            render_text(&prepared.planned.plan, &prepared.planned.resolution)
+        );
         return run_prepared(prepared, &arguments_with_log);
     }
     let Some(plan_path) = &arguments.common.destination else {
@@ -1321,16 +1218,36 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
         Ok(text) => text,
         Err(cause) => return error(format!("cannot read the plan {plan_path}: {cause}")),
     };
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u32,
+        #[serde(default)]
+        apply: Option<ferry_planner::ApplyInputs>,
+    }
+    let versioned: Versioned = match serde_json::from_str(&text) {
+        Ok(versioned) => versioned,
+        Err(cause) => return error(format!("{plan_path} is not a ferry plan: {cause}")),
+    };
+    if versioned.version == ferry_planner::PLAN_DOCUMENT_VERSION {
+        let Some(apply) = &versioned.apply else {
+            return error(format!(
+                "{plan_path} is a plan without what `ferry apply` needs (its `apply` section); save one with `ferry plan --out FILE` or `--format json`"
+            ));
+        };
+        return apply_document(apply, &arguments.common.log_level);
+    }
+    // Version 1 plan files (mirror-to-disk still writes them).
     let saved: SavedPlan = match serde_json::from_str(&text) {
-        Ok(saved) => saved,
+        Ok(saved) if versioned.version == 1 => saved,
+        Ok(_) => {
+            return error(format!(
+                "{plan_path} is a version {} plan; this ferry reads versions 1 and {}",
+                versioned.version,
+                ferry_planner::PLAN_DOCUMENT_VERSION
+            ));
+        }
         Err(cause) => return error(format!("{plan_path} is not a ferry plan file: {cause}")),
     };
-    if saved.version != 1 {
-        return error(format!(
-            "{plan_path} is a version {} plan; this ferry reads version 1",
-            saved.version
-        ));
-    }
     let current_config = std::fs::read_to_string(&saved.config).unwrap_or_default();
     if current_config != saved.config_text {
         return error(format!(
@@ -1352,6 +1269,7 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
         Err(code) => return code,
     };
     let keys: Vec<String> = prepared
+        .planned
         .plan
         .actions
         .iter()
@@ -1359,8 +1277,8 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
         .collect();
     if let Some(stale) = stale_plan(
         &saved,
-        &prepared.state_fingerprint,
-        &prepared.resolution,
+        &prepared.planned.state_fingerprint,
+        &prepared.planned.resolution,
         &keys,
         Staleness {
             state: "the workspace state changed since the plan was made (another run mirrored to this destination)",
@@ -1369,6 +1287,9 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
     ) {
         return error(stale);
     }
-    eprint!("{}", render_text(&prepared.plan, &prepared.resolution));
+    eprint!(
+        "{}",
+        render_text(&prepared.planned.plan, &prepared.planned.resolution)
+    );
     run_prepared(prepared, &common)
 }

@@ -29,23 +29,7 @@ pub struct MirroredImage {
     pub category: Category,
 }
 
-/// oc-mirror's categories of images.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Category {
-    Release,
-    Operator,
-    Generic,
-}
-
-impl Category {
-    fn name(self) -> &'static str {
-        match self {
-            Category::Release => "release",
-            Category::Operator => "operator",
-            Category::Generic => "generic",
-        }
-    }
-}
+pub use crate::workflow::Category;
 
 /// The two files' contents; `None` when a file would list nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,28 +68,16 @@ fn scope(image: &MirroredImage, repository_scope: bool) -> (String, String) {
 
 /// RFC 3339 (UTC, seconds) of a Unix time.
 pub fn rfc3339(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let second_of_day = seconds.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let time = time::OffsetDateTime::from_unix_timestamp(seconds)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        time.year(),
+        u8::from(time.month()),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
     )
 }
 
@@ -113,7 +85,7 @@ fn document(
     kind: &str,
     list_field: &str,
     prefix: &str,
-    category: Category,
+    group: &str,
     mirrors: &Mirrors,
     created_at: &str,
 ) -> String {
@@ -126,7 +98,7 @@ fn document(
     let _ = writeln!(text, "    createdAt: \"{created_at}\"");
     let _ = writeln!(text, "    createdBy: ferry");
     let _ = writeln!(text, "    ferry_version: \"{}\"", env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(text, "  name: {prefix}-{}-0", category.name());
+    let _ = writeln!(text, "  name: {prefix}-{group}-0");
     let _ = writeln!(text, "spec:");
     let _ = writeln!(text, "  {list_field}:");
     for (source, targets) in mirrors {
@@ -145,8 +117,19 @@ pub fn generate(
     repository_scope: bool,
     created_at_seconds: i64,
 ) -> ClusterResources {
-    let mut digest_sets: BTreeMap<Category, Mirrors> = BTreeMap::new();
-    let mut tag_sets: BTreeMap<Category, Mirrors> = BTreeMap::new();
+    // Keyed by the object's group (additional and helm images share one),
+    // listed release, operator, generic.
+    let group = |category: Category| {
+        let name = category.mirror_set_group();
+        let rank = match name {
+            "release" => 0,
+            "operator" => 1,
+            _ => 2,
+        };
+        (rank, name)
+    };
+    let mut digest_sets: BTreeMap<(u8, &str), Mirrors> = BTreeMap::new();
+    let mut tag_sets: BTreeMap<(u8, &str), Mirrors> = BTreeMap::new();
     for image in images {
         let (source, mirror) = scope(image, repository_scope);
         let by_digest = image.origin.digest().is_some();
@@ -154,7 +137,7 @@ pub fn generate(
         // Release payloads always go in the IDMS, even by tag (CLID-205).
         if by_digest || image.category == Category::Release {
             digest_sets
-                .entry(image.category)
+                .entry(group(image.category))
                 .or_default()
                 .entry(source.clone())
                 .or_default()
@@ -162,7 +145,7 @@ pub fn generate(
         }
         if by_tag {
             tag_sets
-                .entry(image.category)
+                .entry(group(image.category))
                 .or_default()
                 .entry(source)
                 .or_default()
@@ -170,11 +153,11 @@ pub fn generate(
         }
     }
     let created_at = rfc3339(created_at_seconds);
-    let render = |sets: &BTreeMap<Category, Mirrors>, kind: &str, field: &str, prefix: &str| {
+    let render = |sets: &BTreeMap<(u8, &str), Mirrors>, kind: &str, field: &str, prefix: &str| {
         (!sets.is_empty()).then(|| {
             sets.iter()
-                .map(|(category, mirrors)| {
-                    document(kind, field, prefix, *category, mirrors, &created_at)
+                .map(|((_, group), mirrors)| {
+                    document(kind, field, prefix, group, mirrors, &created_at)
                 })
                 .collect::<String>()
         })
@@ -198,7 +181,7 @@ mod tests {
         MirroredImage {
             origin: origin.parse().unwrap(),
             destination: destination.to_owned(),
-            category: Category::Generic,
+            category: Category::Additional,
         }
     }
 

@@ -20,17 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use ferry_archive::{BlobEntry, DeliveryInput, ImageRecord, ManifestEntry};
-use ferry_planner::{Action, ActionGraph, Plan, ResolvedImage};
+use ferry_planner::{Action, ActionGraph, Plan, ResolvedImage, Source};
 use ferry_registry::{Manifest, RegistryClient};
 use ferry_schemas::Digest;
 use ferry_store::{BlobStore, Cache, digest_of};
 use futures_util::StreamExt;
 
 use crate::resolve::{Failure, Request, Resolution, describe};
-
-/// The source name disk-to-mirror images carry: their blobs are read from
-/// the cache, not from a registry.
-pub const DELIVERY_SOURCE: &str = "delivery";
 
 /// What fetching into the cache did.
 #[derive(Clone, Debug, Default)]
@@ -49,7 +45,7 @@ pub async fn fetch_blobs(
     blobs: &BlobStore,
     parallelism: usize,
 ) -> FetchOutcome {
-    let fetches: Vec<(&Digest, u64, &str)> = plan
+    let fetches: Vec<(&Digest, u64, &Source)> = plan
         .actions
         .iter()
         .filter_map(|planned| match &planned.action {
@@ -57,13 +53,13 @@ pub async fn fetch_blobs(
                 digest,
                 size,
                 source,
-            } => Some((digest, *size, source.as_str())),
+            } => Some((digest, *size, source)),
             _ => None,
         })
         .collect();
     let results: Vec<(Digest, u64, Result<u64, String>)> = futures_util::stream::iter(fetches)
         .map(|(digest, size, source)| async move {
-            let outcome = match source.split_once('/') {
+            let outcome = match source.registry_repository() {
                 Some((registry, repository)) => client
                     .fetch_blob(registry, repository, digest, Some(size), blobs)
                     .await
@@ -147,6 +143,26 @@ pub fn cache_manifests(cache: &mut Cache, resolution: &Resolution, now: i64) -> 
             .map_err(|error| error.to_string())?;
     }
     Ok(())
+}
+
+/// Disk-to-mirror, after an upload from the cache failed: whether the
+/// cached copy was to blame. The blob is re-hashed only then (a run that
+/// succeeds reads each blob once, and the registry checks the digest of
+/// every upload); a corrupt copy is removed, so that the next run imports
+/// the delivery's good copy again, and the message names the cache.
+pub fn corrupt_cached_blob(blobs: &BlobStore, digest: &Digest) -> Option<String> {
+    if !blobs.contains(digest) || blobs.is_intact(digest).unwrap_or(true) {
+        return None;
+    }
+    let removed = match blobs.remove(digest) {
+        Ok(()) => "ferry removed it: run again with the delivery that carries it in the folder,                    and its good copy is imported again (`ferry cache verify` checks the rest of                    the cache)"
+            .to_owned(),
+        Err(error) => format!("and it could not be removed ({error}): run `ferry cache verify --remove`"),
+    };
+    Some(format!(
+        "the copy of blob {digest} in the cache {} is corrupt (its bytes no longer match its digest, so the registry refused them); {removed}",
+        blobs.root().display()
+    ))
 }
 
 /// Where a delivery goes and how it is cut.
@@ -460,6 +476,7 @@ pub fn resolve_from_deliveries(
                 message: "no delivery carries this image: add it to the configuration of the \
                           mirror-to-disk side, run it, and bring the new delivery"
                     .to_owned(),
+                category: request.category,
             });
             continue;
         };
@@ -469,17 +486,20 @@ pub fn resolve_from_deliveries(
                 resolution.failures.push(Failure {
                     name: request.name.clone(),
                     message,
+                    category: request.category,
                 });
                 continue;
             }
         };
         resolution.images.push(ResolvedImage {
             name: request.name.clone(),
-            source: DELIVERY_SOURCE.to_owned(),
+            source: Source::Cache,
+            blob_sources: Default::default(),
             destination_repository: request.destination_repository.clone(),
             destination_tag: Some(request.destination_tag.clone()),
             top: record.digest.clone(),
             manifests: tree,
+            category: request.category,
         });
         if remove_signatures {
             continue;
@@ -491,11 +511,13 @@ pub fn resolve_from_deliveries(
         {
             resolution.images.push(ResolvedImage {
                 name: signature_name,
-                source: DELIVERY_SOURCE.to_owned(),
+                source: Source::Cache,
+                blob_sources: Default::default(),
                 destination_repository: request.destination_repository.clone(),
                 destination_tag: Some(signature_tag),
                 top: signature.digest.clone(),
                 manifests: tree,
+                category: request.category,
             });
         }
     }

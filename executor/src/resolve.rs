@@ -25,30 +25,24 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use ferry_planner::{ResolvedImage, ResolvedManifest};
+use ferry_planner::{ResolvedImage, ResolvedManifest, Source};
 use ferry_registry::{Manifest, RegistriesConf, RegistryClient};
 use ferry_schemas::config::Mirror;
-use ferry_schemas::{Digest, ImageReference, ImageSource};
+use ferry_schemas::{Digest, ImageReference};
 use ferry_store::{RecordedManifest, RecordedResolution, WorkspaceState};
 use futures_util::StreamExt as _;
-use regex::Regex;
 
-use crate::naming::additional_image_destination;
-
-/// What the configuration asks for, before resolving.
-#[derive(Clone, Debug)]
-pub struct Request {
-    pub name: String,
-    pub origin: ImageReference,
-    pub destination_repository: String,
-    pub destination_tag: String,
-}
+/// What the configuration asks for, before resolving: an image of the
+/// collect stage's image set.
+pub use crate::workflow::CollectedImage as Request;
 
 /// An image that could not be resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub name: String,
     pub message: String,
+    /// The category of the image that failed.
+    pub category: ferry_planner::Category,
 }
 
 /// Everything resolving produced.
@@ -168,46 +162,19 @@ pub fn manifests_to_record(resolution: &Resolution, recorded: &Recorded) -> Vec<
         .collect()
 }
 
-/// The additional images of `mirror`, as requests with their destinations.
+/// The additional images of `mirror`, as requests with their destinations,
+/// and the names `blockedImages` left out (the additional-images collector).
 pub fn additional_image_requests(
     mirror: &Mirror,
     options: &ResolveOptions,
 ) -> (Vec<Request>, Vec<String>) {
-    let blocked: Vec<Regex> = mirror
-        .blocked_images
-        .iter()
-        .filter_map(|blocked| Regex::new(&blocked.name).ok())
-        .collect();
-    let mut requests = Vec::new();
-    let mut left_out = Vec::new();
-    for image in &mirror.additional_images {
-        let ImageSource::Registry(origin) = &image.name else {
-            continue;
-        };
-        let name = origin.to_string();
-        let destination = additional_image_destination(
-            origin,
-            &options.prefix,
-            image.target_repo.as_deref(),
-            image.target_tag.as_deref(),
-            options.max_nested_paths,
-        );
-        let destination_text = format!("{}:{}", destination.repository, destination.tag);
-        if blocked
-            .iter()
-            .any(|pattern| pattern.is_match(&name) || pattern.is_match(&destination_text))
-        {
-            left_out.push(name);
-            continue;
-        }
-        requests.push(Request {
-            name,
-            origin: origin.clone(),
-            destination_repository: destination.repository,
-            destination_tag: destination.tag,
-        });
-    }
-    (requests, left_out)
+    let context = crate::workflow::CollectContext {
+        prefix: options.prefix.clone(),
+        max_nested_paths: options.max_nested_paths,
+    };
+    let mut set = crate::workflow::ImageSet::default();
+    crate::workflow::collect::AdditionalImages::collect_from(mirror, &context, &mut set);
+    (set.images, set.blocked)
 }
 
 /// What a manifest names: child manifests, or config and layers.
@@ -454,11 +421,13 @@ fn from_record(
     };
     resolved.images.push(ResolvedImage {
         name: request.name.clone(),
-        source: record.source.clone(),
+        source: Source::Registry(record.source.clone()),
+        blob_sources: Default::default(),
         destination_repository: request.destination_repository.clone(),
         destination_tag: Some(request.destination_tag.clone()),
         top: record.top.clone(),
         manifests: recorded.tree(&record.top)?,
+        category: request.category,
     });
     recorded.tree_manifests(&record.top, &mut resolved.manifests);
     if !options.remove_signatures
@@ -467,11 +436,13 @@ fn from_record(
         let tag = signature_tag(&record.top);
         resolved.images.push(ResolvedImage {
             name: format!("{}:{tag}", request.origin.name()),
-            source: record.source.clone(),
+            source: Source::Registry(record.source.clone()),
+            blob_sources: Default::default(),
             destination_repository: request.destination_repository.clone(),
             destination_tag: Some(tag),
             top: signature.clone(),
             manifests: recorded.tree(signature)?,
+            category: request.category,
         });
         recorded.tree_manifests(signature, &mut resolved.manifests);
     }
@@ -502,6 +473,7 @@ async fn resolve_one(
         failure: Some(Failure {
             name: request.name.clone(),
             message,
+            category: request.category,
         }),
         ..Resolved::default()
     };
@@ -565,11 +537,13 @@ async fn resolve_one(
     let source_name = format!("{}/{}", source.registry(), source.repository());
     resolved.images.push(ResolvedImage {
         name: request.name.clone(),
-        source: source_name.clone(),
+        source: Source::Registry(source_name.clone()),
+        blob_sources: Default::default(),
         destination_repository: request.destination_repository.clone(),
         destination_tag: Some(request.destination_tag.clone()),
         top: top_digest.clone(),
         manifests: tree,
+        category: request.category,
     });
     let mut signature = None;
     if !options.remove_signatures {
@@ -609,11 +583,13 @@ async fn resolve_one(
             if let Ok((digest, tree)) = found {
                 resolved.images.push(ResolvedImage {
                     name: format!("{}:{tag}", request.origin.name()),
-                    source: source_name.clone(),
+                    source: Source::Registry(source_name.clone()),
+                    blob_sources: Default::default(),
                     destination_repository: request.destination_repository.clone(),
                     destination_tag: Some(tag),
                     top: digest.clone(),
                     manifests: tree,
+                    category: request.category,
                 });
                 signature = Some(digest);
             }

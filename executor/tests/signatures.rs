@@ -20,6 +20,7 @@ fn request(proxy: &str, name: &str) -> Request {
         origin: format!("{proxy}/{name}").parse().unwrap(),
         destination_repository: "mirror/ferry-demo/repository".to_owned(),
         destination_tag: "1.0".to_owned(),
+        category: ferry_executor::workflow::Category::Additional,
     }
 }
 

@@ -47,6 +47,7 @@ fn request(proxy: &str, name: &str, repository: &str, tag: &str) -> Request {
         origin: format!("{proxy}/{name}").parse().unwrap(),
         destination_repository: repository.to_owned(),
         destination_tag: tag.to_owned(),
+        category: ferry_executor::workflow::Category::Additional,
     }
 }
 

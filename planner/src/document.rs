@@ -1,24 +1,31 @@
-//! The plan as a versioned JSON document (`ferry plan --format json`):
-//! `{"version": 1, "plan": ...}`, and its JSON Schema, generated from the
-//! types and committed as `schemas/plan.schema.json` (a golden test fails
-//! when the committed file is stale; `FERRY_BLESS=1` rewrites it).
+//! The plan as a versioned JSON document (`ferry plan --format json`, and
+//! the file `ferry plan --out FILE` saves): `{"version": 2, "plan": ...,
+//! "apply": ...}`, and its JSON Schema, generated from the types and
+//! committed as `schemas/plan.schema.json` (a golden test fails when the
+//! committed file is stale; `FERRY_BLESS=1` rewrites it).
 //!
 //! The version changes when a field changes meaning or goes away; added
 //! fields keep it.
+//!
+//! | version | change |
+//! |---|---|
+//! | 1 | the plan, and for mirror-to-disk the delivery |
+//! | 2 | `apply`: what `ferry apply` runs the plan from ([`ApplyInputs`]); the saved plan file and this document became one format (version 1 plan files were a format of their own, and are refused with a message) |
 
 use serde::Serialize;
 
 use crate::plan::Plan;
+use crate::saved::ApplyInputs;
 
 /// The version this ferry writes.
-pub const PLAN_DOCUMENT_VERSION: u32 = 1;
+pub const PLAN_DOCUMENT_VERSION: u32 = 2;
 
 /// `ferry plan --format json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[schemars(title = "ferry plan (ferry plan --format json)")]
+#[schemars(title = "ferry plan (ferry plan --format json, ferry plan --out FILE)")]
 pub struct PlanDocument {
-    /// Format version of this document: 1.
-    #[schemars(range(min = 1, max = 1))]
+    /// Format version of this document: 2.
+    #[schemars(range(min = 2, max = 2))]
     pub version: u32,
     /// The plan: actions in dependency order with their reasons, the
     /// per-image summary and totals.
@@ -27,6 +34,11 @@ pub struct PlanDocument {
     /// nothing to deliver, and for plans to a registry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<PlannedDelivery>,
+    /// What `ferry apply` runs this plan from: the configuration by
+    /// content, the destination, absolute folders and every option that
+    /// shapes the run (absent from plans that cannot be applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply: Option<ApplyInputs>,
 }
 
 /// The next delivery of a mirror-to-disk plan.
@@ -58,6 +70,7 @@ impl PlanDocument {
             version: PLAN_DOCUMENT_VERSION,
             plan,
             delivery: None,
+            apply: None,
         }
     }
 }

@@ -17,11 +17,15 @@
 //! executor that runs the plan live elsewhere (issue 4 builds them).
 
 pub mod action;
+pub mod category;
 pub mod document;
 pub mod graph;
 pub mod plan;
+pub mod saved;
+pub mod source;
 
 pub use action::{Action, ActionKey, KEY_VERSION};
+pub use category::{Category, exit_bits};
 pub use document::{
     PLAN_DOCUMENT_VERSION, PlanDocument, PlannedDelivery, PlannedSegment, plan_schema,
 };
@@ -29,3 +33,5 @@ pub use graph::{
     ActionGraph, Destination, ResolvedImage, ResolvedManifest, compile, compile_archive,
 };
 pub use plan::{ImageChange, Plan, PlannedAction, Reason, StateSnapshot, plan};
+pub use saved::{ApplyInputs, PlannedImage, RunSettings, SavedConfiguration, Stale, staleness};
+pub use source::Source;

@@ -30,6 +30,8 @@ pub enum Feature {
     SkipDependencies,
     /// `packages[].bundles`.
     BundleSelection,
+    /// An `additionalImages` entry read from an OCI layout on disk (`oci://`).
+    OciAdditionalImage,
 }
 
 impl Feature {
@@ -50,6 +52,9 @@ impl Feature {
             }
             Feature::SkipDependencies => "`skipDependencies`",
             Feature::BundleSelection => "bundle selection by name (`bundles`)",
+            Feature::OciAdditionalImage => {
+                "additional images from an OCI layout on disk (`oci://`)"
+            }
         }
     }
 }

@@ -6,7 +6,9 @@
 //! and size, syncs the file, renames it into place and syncs the folder. A
 //! writer dropped or killed before `commit` leaves nothing under `blobs/`
 //! (its temporary file is removed on drop, or by [`BlobStore::clean_temporary`]
-//! after a kill). Writers of the same digest in one process take turns
+//! after a kill: each writer holds a lock on its temporary file, so a
+//! cleaner, in any process sharing the cache, removes only files whose
+//! writer is gone). Writers of the same digest in one process take turns
 //! through a per-digest lock, so the second finds the blob present and does
 //! no work; across processes the rename is atomic and both renames carry
 //! identical bytes.
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use ferry_schemas::{Digest, DigestAlgorithm};
+use fs4::fs_std::FileExt;
 use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::error::{Error, Result, io};
@@ -52,6 +55,25 @@ impl Hasher {
     }
 }
 
+/// Whether a temporary file's path still leads to the open file (a
+/// cleaner may have removed it before the writer locked it).
+#[cfg(unix)]
+fn still_named(temporary: &tempfile::NamedTempFile) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (
+        fs::metadata(temporary.path()),
+        temporary.as_file().metadata(),
+    ) {
+        (Ok(named), Ok(open)) => named.dev() == open.dev() && named.ino() == open.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn still_named(temporary: &tempfile::NamedTempFile) -> bool {
+    temporary.path().is_file()
+}
+
 /// The digest of `bytes` with `algorithm`.
 pub fn digest_of(algorithm: DigestAlgorithm, bytes: &[u8]) -> Digest {
     let mut hasher = Hasher::new(algorithm);
@@ -77,6 +99,9 @@ pub struct VerifyReport {
     pub corrupt: Vec<Digest>,
     /// Files under `blobs/` that are not named like a digest.
     pub strays: Vec<PathBuf>,
+    /// Temporary files under `tmp/` that killed writers left (removed too
+    /// with `remove`).
+    pub temporary_files: usize,
     /// Whether corrupt blobs and strays were removed.
     pub removed: bool,
 }
@@ -144,10 +169,7 @@ impl BlobStore {
         if self.contains(digest) {
             return Ok(None);
         }
-        let temporary = tempfile::Builder::new()
-            .prefix(&format!("{}-", digest.hex()))
-            .tempfile_in(self.root.join("tmp"))
-            .map_err(io("creating a temporary file in", self.root.join("tmp")))?;
+        let temporary = self.locked_temporary(digest)?;
         Ok(Some(BlobWriter {
             expected: digest.clone(),
             expected_size: size,
@@ -157,6 +179,29 @@ impl BlobStore {
             destination: self.path(digest),
             _guard: guard,
         }))
+    }
+
+    /// A new temporary file under `tmp/`, locked for as long as it is open
+    /// (the kernel drops the lock when the process ends, however it ends),
+    /// so that [`Self::clean_temporary`] in another process never takes a
+    /// live writer's file. A cleaner may remove the file between its
+    /// creation and the lock: the file's name then no longer leads to it,
+    /// and another is made.
+    fn locked_temporary(&self, digest: &Digest) -> Result<tempfile::NamedTempFile> {
+        let folder = self.root.join("tmp");
+        loop {
+            let temporary = tempfile::Builder::new()
+                .prefix(&format!("{}-", digest.hex()))
+                .tempfile_in(&folder)
+                .map_err(io("creating a temporary file in", &folder))?;
+            if FileExt::lock_exclusive(temporary.as_file()).is_err() {
+                // A file system without locks: nothing to coordinate with.
+                return Ok(temporary);
+            }
+            if still_named(&temporary) {
+                return Ok(temporary);
+            }
+        }
     }
 
     /// Writes a whole blob from `reader`, verified. Returns the bytes
@@ -209,17 +254,68 @@ impl BlobStore {
         }
     }
 
-    /// Removes temporary files left by writers that were killed. Call it
-    /// only when no other ferry process uses this cache.
-    pub fn clean_temporary(&self) -> Result<usize> {
+    /// Temporary files under `tmp/` that no live writer holds: what writers
+    /// that were killed left. Each is returned locked, so no writer can
+    /// take it meanwhile.
+    fn abandoned_temporary(&self) -> Result<Vec<(PathBuf, File)>> {
         let folder = self.root.join("tmp");
-        let mut removed = 0;
-        for entry in fs::read_dir(&folder).map_err(io("listing", &folder))? {
+        let entries = match fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(io("listing", &folder)(error)),
+        };
+        let mut abandoned = Vec::new();
+        for entry in entries {
             let path = entry.map_err(io("listing", &folder))?.path();
-            fs::remove_file(&path).map_err(io("removing", &path))?;
-            removed += 1;
+            // Gone meanwhile (its writer committed or dropped it): not ours.
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            if FileExt::try_lock_exclusive(&file).unwrap_or(false) {
+                abandoned.push((path, file));
+            }
+        }
+        abandoned.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(abandoned)
+    }
+
+    /// How many temporary files killed writers left under `tmp/` (files a
+    /// running writer holds, in this process or another, are not counted).
+    pub fn count_abandoned_temporary(&self) -> Result<usize> {
+        Ok(self.abandoned_temporary()?.len())
+    }
+
+    /// Removes the temporary files killed writers left under `tmp/`, and
+    /// only those: a running writer (in any process sharing the cache)
+    /// holds a lock on its file, and such files are left alone. Returns how
+    /// many were removed.
+    pub fn clean_temporary(&self) -> Result<usize> {
+        let mut removed = 0;
+        for (path, _locked) in self.abandoned_temporary()? {
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(io("removing", &path)(error)),
+            }
         }
         Ok(removed)
+    }
+
+    /// Re-hashes one present blob: whether its bytes still match its
+    /// digest.
+    pub fn is_intact(&self, digest: &Digest) -> Result<bool> {
+        let path = self.path(digest);
+        let mut file = File::open(&path).map_err(io("opening", &path))?;
+        let mut hasher = Hasher::new(digest.algorithm());
+        let mut buffer = vec![0; 256 * 1024];
+        loop {
+            let count = file.read(&mut buffer).map_err(io("reading", &path))?;
+            if count == 0 {
+                break;
+            }
+            hasher.update(&buffer[..count]);
+        }
+        Ok(hasher.finish() == *digest)
     }
 
     /// Re-hashes every blob. With `remove`, deletes corrupt blobs and stray
@@ -227,6 +323,11 @@ impl BlobStore {
     pub fn verify(&self, remove: bool) -> Result<VerifyReport> {
         let mut report = VerifyReport {
             removed: remove,
+            temporary_files: if remove {
+                self.clean_temporary()?
+            } else {
+                self.count_abandoned_temporary()?
+            },
             ..VerifyReport::default()
         };
         for algorithm in [DigestAlgorithm::Sha256, DigestAlgorithm::Sha512] {
@@ -481,6 +582,40 @@ mod tests {
     }
 
     #[test]
+    fn only_temporary_files_no_live_writer_holds_are_cleaned() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(folder.path()).unwrap();
+        // Another cache user (here: another handle, as another process
+        // would be) is writing a blob; a killed writer left a file.
+        let other = BlobStore::open(folder.path()).unwrap();
+        let bytes = b"being written";
+        let digest = digest_of(DigestAlgorithm::Sha256, bytes);
+        let mut live = other.begin(&digest, None).unwrap().unwrap();
+        live.write_chunk(&bytes[..5]).unwrap();
+        std::fs::write(folder.path().join("tmp/killed-writer"), b"half").unwrap();
+
+        assert_eq!(store.count_abandoned_temporary().unwrap(), 1);
+        let report = store.verify(false).unwrap();
+        assert_eq!(report.temporary_files, 1);
+        assert!(report.corrupt.is_empty());
+        assert!(folder.path().join("tmp/killed-writer").is_file());
+        assert_eq!(store.clean_temporary().unwrap(), 1);
+        assert!(!folder.path().join("tmp/killed-writer").exists());
+        assert_eq!(
+            std::fs::read_dir(folder.path().join("tmp"))
+                .unwrap()
+                .count(),
+            1
+        );
+
+        // The live writer finishes undisturbed.
+        live.write_chunk(&bytes[5..]).unwrap();
+        live.commit().unwrap();
+        assert!(store.contains(&digest));
+        assert_eq!(store.clean_temporary().unwrap(), 0);
+    }
+
+    #[test]
     fn verify_finds_and_removes_corruption() {
         let folder = tempfile::tempdir().unwrap();
         let store = BlobStore::open(folder.path()).unwrap();
@@ -490,6 +625,8 @@ mod tests {
         store.write(&digest(&bad), None, bad.as_slice()).unwrap();
         fs::write(store.path(&digest(&bad)), b"bad?").unwrap();
         fs::write(folder.path().join("blobs/sha256/not-a-digest"), b"x").unwrap();
+        assert!(store.is_intact(&digest(&good)).unwrap());
+        assert!(!store.is_intact(&digest(&bad)).unwrap());
         let report = store.verify(false).unwrap();
         assert_eq!(report.checked, 2);
         assert_eq!(report.corrupt, vec![digest(&bad)]);

@@ -29,6 +29,12 @@ pub struct PruneReport {
 }
 
 impl Cache {
+    /// Removes the temporary files that killed writers left (see
+    /// [`BlobStore::clean_temporary`]); runs call it as they start.
+    pub fn clean_temporary(&self) -> Result<usize> {
+        self.blobs.clean_temporary()
+    }
+
     /// Opens (creating) the cache at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
@@ -65,9 +71,10 @@ impl Cache {
         Ok(report)
     }
 
-    /// Removes every blob no recorded image needs, and leftover temporary
-    /// files. With `dry_run`, only reports. Run it when no other ferry
-    /// process uses the cache.
+    /// Removes every blob no recorded image needs, and temporary files
+    /// killed writers left (never those of a running writer). With
+    /// `dry_run`, only reports (both). Run it when no other ferry process
+    /// uses the cache: a run may need a blob it has not recorded yet.
     pub fn prune(&self, dry_run: bool) -> Result<PruneReport> {
         let roots = self.index.resolved_digests()?;
         let keep: BTreeSet<Digest> = self.index.reachable(&roots)?.into_iter().collect();
@@ -84,9 +91,11 @@ impl Cache {
             }
             report.removed.push(digest);
         }
-        if !dry_run {
-            report.temporary_files = self.blobs.clean_temporary()?;
-        }
+        report.temporary_files = if dry_run {
+            self.blobs.count_abandoned_temporary()?
+        } else {
+            self.blobs.clean_temporary()?
+        };
         Ok(report)
     }
 }
@@ -127,7 +136,9 @@ mod tests {
 
         let preview = cache.prune(true).unwrap();
         assert_eq!(preview.removed, vec![orphan.clone()]);
+        assert_eq!(preview.temporary_files, 1, "a dry run counts leftovers");
         assert!(cache.blobs().contains(&orphan), "a dry run removes nothing");
+        assert!(folder.path().join("tmp/leftover").is_file());
 
         let report = cache.prune(false).unwrap();
         assert_eq!(report.removed, vec![orphan.clone()]);

@@ -148,7 +148,51 @@ impl WorkspaceState {
                 )
                 .map_err(&database)?;
         }
+        transaction
+            .execute("DELETE FROM pending_delivery", [])
+            .map_err(&database)?;
         transaction.commit().map_err(&database)
+    }
+
+    /// Notes, before its segments are written, the delivery a run is about
+    /// to write and the segment numbers it will use; [`Self::record_delivery`]
+    /// clears the note. A note found later means that run was interrupted:
+    /// segments in that range that do not form a whole delivery are its own
+    /// unfinished work.
+    pub fn begin_delivery(&self, number: u32, first_segment: u32, last_segment: u32) -> Result<()> {
+        let database = self.database();
+        self.connection
+            .execute("DELETE FROM pending_delivery", [])
+            .map_err(&database)?;
+        self.connection
+            .execute(
+                "INSERT INTO pending_delivery (number, first_segment, last_segment) VALUES (?1, ?2, ?3)",
+                params![number, first_segment, last_segment],
+            )
+            .map(drop)
+            .map_err(database)
+    }
+
+    /// The delivery an interrupted run was writing: its number and the
+    /// first and last segment numbers it was to use.
+    pub fn pending_delivery(&self) -> Result<Option<(u32, u32, u32)>> {
+        self.connection
+            .query_row(
+                "SELECT number, first_segment, last_segment FROM pending_delivery",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(self.database())
+    }
+
+    /// Forgets the note of [`Self::begin_delivery`] (the write failed and
+    /// took back its segments, or they were removed).
+    pub fn clear_pending_delivery(&self) -> Result<()> {
+        self.connection
+            .execute("DELETE FROM pending_delivery", [])
+            .map(drop)
+            .map_err(self.database())
     }
 
     /// Deliveries applied to `destination` (disk-to-mirror).
@@ -255,6 +299,34 @@ mod tests {
                 .is_err()
         );
         assert_eq!(state.deliveries().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_state_is_named_as_the_workspace_state_with_what_to_do() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("state.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let message = WorkspaceState::open(&path).err().unwrap().to_string();
+        assert!(message.contains("the workspace state"), "{message}");
+        assert!(message.contains("move it away"), "{message}");
+        assert!(!message.contains("cache index"), "{message}");
+    }
+
+    #[test]
+    fn a_pending_delivery_is_noted_until_it_is_recorded() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut state = WorkspaceState::open(folder.path().join("state.db")).unwrap();
+        assert_eq!(state.pending_delivery().unwrap(), None);
+        state.begin_delivery(1, 1, 3).unwrap();
+        state.begin_delivery(1, 1, 4).unwrap();
+        assert_eq!(state.pending_delivery().unwrap(), Some((1, 1, 4)));
+        state
+            .record_delivery(&record(1, None, 1), &[], &[])
+            .unwrap();
+        assert_eq!(state.pending_delivery().unwrap(), None);
+        state.begin_delivery(2, 5, 5).unwrap();
+        state.clear_pending_delivery().unwrap();
+        assert_eq!(state.pending_delivery().unwrap(), None);
     }
 
     #[test]

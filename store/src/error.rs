@@ -26,6 +26,22 @@ pub enum Error {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    /// The workspace state (`working-dir/state.db`), not the cache index.
+    #[error(
+        "the workspace state {path}: {source}; it records what this workspace has done: if it is damaged, move it away and run again (mirror-to-disk rebuilds the record of its deliveries from the segments in the folder; other runs redo what they cannot prove done)"
+    )]
+    State {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the workspace state {path} was written by a newer ferry (schema version {found}, this ferry knows up to {known}); use that ferry"
+    )]
+    StateNewerSchema {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
     #[error(
         "the cache index {path} was written by a newer ferry (schema version {found}, this ferry knows up to {known}); use that ferry or another --cache-dir"
     )]
@@ -37,6 +53,20 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The same problem, said of the workspace state rather than of the
+    /// cache index (the two databases share their migration code).
+    pub(crate) fn of_workspace_state(self) -> Self {
+        match self {
+            Error::Database { path, source } => Error::State { path, source },
+            Error::NewerSchema { path, found, known } => {
+                Error::StateNewerSchema { path, found, known }
+            }
+            other => other,
+        }
+    }
+}
 
 pub(crate) fn io(
     action: &'static str,

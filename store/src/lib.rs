@@ -17,12 +17,15 @@
 //! <cache>/tmp/                 blobs being written (never read)
 //! <cache>/index.db             the index
 //! ```
+//!
+//! [`lock`]: one run per workspace at a time (`working-dir/run.lock`).
 
 pub mod blobs;
 pub mod cache;
 pub mod deliveries;
 pub mod error;
 pub mod index;
+pub mod lock;
 mod migrations;
 pub mod state;
 
@@ -31,6 +34,7 @@ pub use cache::{Cache, PruneReport};
 pub use deliveries::DeliveryRecord;
 pub use error::{Error, Result};
 pub use index::Index;
+pub use lock::{Holder, LockError, RunLock};
 pub use state::{
     DestinationHistory, FinishedAction, RecordedManifest, RecordedResolution, WorkspaceState,
 };

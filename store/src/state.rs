@@ -11,8 +11,9 @@
 //! in small batches ([`WorkspaceState::record_finished`], one transaction
 //! and one sync per batch): a kill then loses at most the batch not yet
 //! written, whose actions the rerun finds done at the destination.
-//! **Locking.** SQLite WAL; one ferry run per workspace at a time (a second
-//! writer waits up to 30 seconds). **Compatibility.** Forward-only
+//! **Locking.** SQLite WAL; one ferry run per workspace at a time, taken
+//! with [`crate::RunLock`] before the state is opened (a second writer
+//! would otherwise wait up to 30 seconds). **Compatibility.** Forward-only
 //! migrations, separate from the cache index's.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,6 +90,14 @@ const MIGRATIONS: &[&str] = &[
         applied_at INTEGER NOT NULL,
         PRIMARY KEY (destination, delivery)
     );",
+    // 4: the delivery being written (mirror-to-disk), so that segments a
+    // killed run published without recording them can be told from
+    // segments of deliveries this workspace lost the record of.
+    "CREATE TABLE pending_delivery (
+        number INTEGER PRIMARY KEY,
+        first_segment INTEGER NOT NULL,
+        last_segment INTEGER NOT NULL
+    );",
 ];
 
 /// What an image (as the configuration names it) resolved to last.
@@ -135,10 +144,10 @@ pub enum FinishedAction {
     },
 }
 
-/// Maps SQLite errors to [`Error::Database`] naming `path`; for code that
+/// Maps SQLite errors to [`Error::State`] naming `path`; for code that
 /// holds a transaction, and so cannot borrow `self` for [`WorkspaceState::database`].
 pub(crate) fn database_error(path: PathBuf) -> impl Fn(rusqlite::Error) -> Error {
-    move |source| Error::Database {
+    move |source| Error::State {
         path: path.clone(),
         source,
     }
@@ -154,7 +163,7 @@ impl WorkspaceState {
     /// Opens (creating and migrating) the state at `path`.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        let database = |source| Error::Database {
+        let database = |source| Error::State {
             path: path.clone(),
             source,
         };
@@ -168,7 +177,8 @@ impl WorkspaceState {
         connection
             .pragma_update(None, "synchronous", "FULL")
             .map_err(&database)?;
-        crate::migrations::migrate_with(&mut connection, &path, MIGRATIONS)?;
+        crate::migrations::migrate_with(&mut connection, &path, MIGRATIONS)
+            .map_err(Error::of_workspace_state)?;
         Ok(WorkspaceState { connection, path })
     }
 
@@ -177,7 +187,7 @@ impl WorkspaceState {
     }
 
     pub(crate) fn database(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
-        move |source| Error::Database {
+        move |source| Error::State {
             path: self.path.clone(),
             source,
         }

@@ -1,0 +1,204 @@
+//! The collect stage: the configuration turned into a typed image set.
+//!
+//! One [`Collector`] per content kind reads its part of the configuration
+//! and adds images to the [`ImageSet`], each with where it comes from,
+//! where it goes and its [`Category`]. Additional images need nothing but
+//! the configuration; operator and release collectors (issues 10 and 11)
+//! read catalogs and update graphs through the content source first, so
+//! the trait hands every collector the same [`CollectContext`].
+
+use regex::Regex;
+
+use ferry_schemas::config::Mirror;
+use ferry_schemas::{ImageReference, ImageSetConfiguration, ImageSource};
+
+use ferry_store::BlobStore;
+
+use crate::naming::additional_image_destination;
+use crate::workflow::built::BuiltImage;
+use crate::workflow::error::Result;
+use ferry_planner::Category;
+
+/// An image the configuration asks for, before resolving: its origin, its
+/// place at the destination, and its category.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectedImage {
+    /// The name as the configuration wrote it (for additional images) or
+    /// as the collector names it (a bundle's image, a release component).
+    pub name: String,
+    pub origin: ImageReference,
+    /// Repository path at the destination (below the destination prefix,
+    /// which is already applied).
+    pub destination_repository: String,
+    pub destination_tag: String,
+    pub category: Category,
+}
+
+/// What the collect stage produced.
+#[derive(Clone, Debug, Default)]
+pub struct ImageSet {
+    pub images: Vec<CollectedImage>,
+    /// Images `blockedImages` left out, by name.
+    pub blocked: Vec<String>,
+    /// Images a collector built (their new blobs are in `cache`).
+    pub built: Vec<BuiltImage>,
+    /// The cache the built images' blobs were stored in.
+    pub cache: Option<BlobStore>,
+}
+
+impl ImageSet {
+    /// The category of the image named `name` (images a collector added;
+    /// signatures belong to their image's category).
+    pub fn category_of(&self, name: &str) -> Option<Category> {
+        self.images
+            .iter()
+            .find(|image| image.name == name)
+            .map(|image| image.category)
+    }
+
+    /// How many images of `category` the set holds.
+    pub fn count(&self, category: Category) -> usize {
+        self.images
+            .iter()
+            .filter(|image| image.category == category)
+            .count()
+    }
+}
+
+/// What every collector is told about the run.
+#[derive(Clone, Debug, Default)]
+pub struct CollectContext {
+    /// Repository prefix at the destination (empty for mirror-to-disk).
+    pub prefix: String,
+    /// `--max-nested-paths` (0: keep destination paths as they are).
+    pub max_nested_paths: usize,
+}
+
+/// One content kind's part of the collect stage.
+pub trait Collector {
+    /// The category of the images this collector adds.
+    fn category(&self) -> Category;
+
+    /// Adds the images `configuration` asks for to `into`.
+    fn collect(
+        &self,
+        configuration: &ImageSetConfiguration,
+        context: &CollectContext,
+        into: &mut ImageSet,
+    ) -> Result<()>;
+}
+
+/// `mirror.additionalImages`, less what `mirror.blockedImages` matches.
+pub struct AdditionalImages;
+
+impl Collector for AdditionalImages {
+    fn category(&self) -> Category {
+        Category::Additional
+    }
+
+    fn collect(
+        &self,
+        configuration: &ImageSetConfiguration,
+        context: &CollectContext,
+        into: &mut ImageSet,
+    ) -> Result<()> {
+        AdditionalImages::collect_from(&configuration.mirror, context, into);
+        Ok(())
+    }
+}
+
+impl AdditionalImages {
+    /// The additional images of `mirror` (the part of a configuration this
+    /// collector reads).
+    pub fn collect_from(mirror: &Mirror, context: &CollectContext, into: &mut ImageSet) {
+        // The patterns were checked when the configuration was loaded.
+        let blocked: Vec<Regex> = mirror
+            .blocked_images
+            .iter()
+            .filter_map(|blocked| Regex::new(&blocked.name).ok())
+            .collect();
+        for image in &mirror.additional_images {
+            // `oci://` sources are refused when the configuration is
+            // loaded (`Loaded::refusals`), so none reaches this point.
+            let ImageSource::Registry(origin) = &image.name else {
+                continue;
+            };
+            let name = origin.to_string();
+            let destination = additional_image_destination(
+                origin,
+                &context.prefix,
+                image.target_repo.as_deref(),
+                image.target_tag.as_deref(),
+                context.max_nested_paths,
+            );
+            let destination_text = format!("{}:{}", destination.repository, destination.tag);
+            if blocked
+                .iter()
+                .any(|pattern| pattern.is_match(&name) || pattern.is_match(&destination_text))
+            {
+                into.blocked.push(name);
+                continue;
+            }
+            into.images.push(CollectedImage {
+                name,
+                origin: origin.clone(),
+                destination_repository: destination.repository,
+                destination_tag: destination.tag,
+                category: Category::Additional,
+            });
+        }
+    }
+}
+
+/// Every collector ferry has, in the order their images are listed.
+pub fn collectors() -> Vec<Box<dyn Collector>> {
+    vec![Box::new(AdditionalImages)]
+}
+
+/// The collect stage: every collector over `configuration`.
+pub fn collect(
+    configuration: &ImageSetConfiguration,
+    context: &CollectContext,
+) -> Result<ImageSet> {
+    let mut set = ImageSet::default();
+    for collector in collectors() {
+        collector.collect(configuration, context, &mut set)?;
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configuration(text: &str) -> ImageSetConfiguration {
+        ferry_schemas::load_image_set_configuration(text)
+            .map(|loaded| loaded.config)
+            .unwrap_or_else(|problems| panic!("{problems:?}"))
+    }
+
+    #[test]
+    fn additional_images_are_collected_with_their_category_and_destination() {
+        let configuration = configuration(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: registry.example.com/team/app:1.0\n  - name: quay.io/other/tool:2\n    targetRepo: tools/tool\n  blockedImages:\n  - name: quay.io/other/.*\n",
+        );
+        let context = CollectContext {
+            prefix: "mirror".to_owned(),
+            max_nested_paths: 0,
+        };
+        let set = collect(&configuration, &context).unwrap();
+        assert_eq!(set.images.len(), 1);
+        let image = &set.images[0];
+        assert_eq!(image.name, "registry.example.com/team/app:1.0");
+        assert_eq!(image.destination_repository, "mirror/team/app");
+        assert_eq!(image.destination_tag, "1.0");
+        assert_eq!(image.category, Category::Additional);
+        assert_eq!(set.blocked, ["quay.io/other/tool:2"]);
+        assert_eq!(
+            set.category_of("registry.example.com/team/app:1.0"),
+            Some(Category::Additional)
+        );
+        assert_eq!(set.count(Category::Additional), 1);
+        assert_eq!(set.count(Category::Release), 0);
+    }
+}

@@ -1,0 +1,32 @@
+//! Workflows: one pipeline for every mode, in the library.
+//!
+//! ```text
+//! collect → resolve → check the destination → compile → diff → execute → publish
+//! ```
+//!
+//! - [`collect`]: the configuration becomes a typed [`collect::ImageSet`],
+//!   one [`collect::Collector`] per content kind, every image with its
+//!   [`Category`].
+//! - resolve (`crate::resolve`, `crate::disk`): every image pinned to a
+//!   digest and its manifest tree read, from registries or deliveries.
+//! - compile and diff: the pure planner (`ferry-planner`).
+//! - execute: `crate::run` (to a registry) or the archive writer (to disk).
+//! - [`publish`]: every output file of a run, for every mode.
+//!
+//! [`workspace::Workspace`] owns every path under `working-dir/`, and
+//! [`error::WorkflowError`] is what a stage that fails returns: the
+//! command line decides what to print and which exit status it means.
+
+pub mod built;
+pub mod collect;
+pub mod error;
+pub mod options;
+pub mod publish;
+pub mod to_registry;
+pub mod workspace;
+
+pub use collect::{CollectContext, CollectedImage, Collector, ImageSet, collect};
+pub use error::{ErrorKind, WorkflowError};
+pub use ferry_planner::{Category, exit_bits};
+pub use options::{PlanOptions, TransferOptions};
+pub use workspace::Workspace;

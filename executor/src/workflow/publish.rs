@@ -1,0 +1,196 @@
+//! The publish stage: every file a run leaves for people and clusters, for
+//! every mode, written in one place.
+//!
+//! - Cluster resources (`working-dir/cluster-resources/`): users apply the
+//!   whole folder with `oc apply -f`, so a file ferry wrote earlier whose
+//!   content left the image set is removed. A file is ferry's when it
+//!   carries the `createdBy: ferry` annotation; any other file in the
+//!   folder is the user's and is never touched.
+//! - The errors file of a run with failed images.
+//! - The files of a dry run (the folder is emptied first, so no file of an
+//!   earlier dry run is left to mislead).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::cluster_resources::{MirroredImage, generate};
+use crate::workflow::error::{Result, WorkflowError};
+use crate::workflow::workspace::Workspace;
+
+/// The annotation every cluster resource ferry writes carries.
+const OWNER_MARK: &str = "createdBy: ferry";
+
+/// What publishing changed on disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    pub written: Vec<PathBuf>,
+    /// Files of ours whose content left the image set.
+    pub removed: Vec<PathBuf>,
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|cause| {
+            WorkflowError::environment(format!("cannot create {}: {cause}", parent.display()))
+        })?;
+    }
+    // Written beside and renamed, so an interrupted run leaves the old
+    // file or the new one, never half of one.
+    let temporary = path.with_extension("tmp-ferry");
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|cause| {
+            WorkflowError::environment(format!("cannot write {}: {cause}", path.display()))
+        })
+}
+
+/// `createdAt` of cluster resources: `SOURCE_DATE_EPOCH` when set (for
+/// reproducible output), else now.
+pub fn creation_time() -> i64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|text| text.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp())
+}
+
+/// Writes the cluster resources for `images` (the image set present at the
+/// destination) and removes ferry's files that no longer apply.
+pub fn cluster_resources(
+    workspace: &Workspace,
+    images: &[MirroredImage],
+    repository_scope: bool,
+    created_at: i64,
+) -> Result<Published> {
+    let resources = generate(images, repository_scope, created_at);
+    let folder = workspace.cluster_resources();
+    let mut published = Published::default();
+    let mut current = BTreeSet::new();
+    for (name, content) in [
+        ("idms-oc-mirror.yaml", &resources.image_digest_mirror_sets),
+        ("itms-oc-mirror.yaml", &resources.image_tag_mirror_sets),
+    ] {
+        if let Some(text) = content {
+            let path = folder.join(name);
+            write(&path, text)?;
+            current.insert(name.to_owned());
+            published.written.push(path);
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return Ok(published);
+    };
+    let mut stale: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|entry| !current.contains(&*entry.file_name().to_string_lossy()))
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file())
+        .filter(|path| std::fs::read_to_string(path).is_ok_and(|text| text.contains(OWNER_MARK)))
+        .collect();
+    stale.sort();
+    for path in stale {
+        std::fs::remove_file(&path).map_err(|cause| {
+            WorkflowError::environment(format!("cannot remove {}: {cause}", path.display()))
+        })?;
+        published.removed.push(path);
+    }
+    Ok(published)
+}
+
+/// Writes the errors file of a run (`lines`: one failed image a line) and
+/// returns its path.
+pub fn errors_file(workspace: &Workspace, timestamp: &str, lines: &str) -> Result<PathBuf> {
+    let path = workspace.errors_file(timestamp);
+    write(&path, lines)?;
+    Ok(path)
+}
+
+/// Empties `working-dir/dry-run/` and writes `files` (name, content) into
+/// it; returns their paths.
+pub fn dry_run_files(workspace: &Workspace, files: &[(&str, &str)]) -> Result<Vec<PathBuf>> {
+    let folder = workspace.dry_run();
+    match std::fs::remove_dir_all(&folder) {
+        Ok(()) => {}
+        Err(cause) if cause.kind() == std::io::ErrorKind::NotFound => {}
+        Err(cause) => {
+            return Err(WorkflowError::environment(format!(
+                "cannot empty {}: {cause}",
+                folder.display()
+            )));
+        }
+    }
+    files
+        .iter()
+        .map(|(name, text)| {
+            let path = folder.join(name);
+            write(&path, text).map(|()| path)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::Category;
+
+    fn image(origin: &str, destination: &str) -> MirroredImage {
+        MirroredImage {
+            origin: origin.parse().unwrap(),
+            destination: destination.to_owned(),
+            category: Category::Additional,
+        }
+    }
+
+    #[test]
+    fn files_of_ours_that_left_the_image_set_are_removed_and_the_users_are_kept() {
+        let folder = tempfile::tempdir().unwrap();
+        let workspace = Workspace::in_folder(folder.path());
+        let hex = "ab".repeat(32);
+        let both = [
+            image("quay.io/a/b:1", "mirror.local/a/b"),
+            image(&format!("quay.io/a/c@sha256:{hex}"), "mirror.local/a/c"),
+        ];
+        let first = cluster_resources(&workspace, &both, false, 0).unwrap();
+        assert_eq!(first.written.len(), 2);
+        let users = workspace.cluster_resources().join("my-notes.yaml");
+        std::fs::write(&users, "kind: ConfigMap\n").unwrap();
+        let ours_from_before = workspace.cluster_resources().join("cs-old-catalog.yaml");
+        std::fs::write(
+            &ours_from_before,
+            "metadata:\n  annotations:\n    createdBy: ferry\n",
+        )
+        .unwrap();
+        // The digest-pinned image leaves the set: the IDMS has nothing left.
+        let second = cluster_resources(&workspace, &both[..1], false, 0).unwrap();
+        assert_eq!(
+            second.written,
+            [workspace.cluster_resources().join("itms-oc-mirror.yaml")]
+        );
+        assert_eq!(
+            second.removed,
+            [
+                ours_from_before.clone(),
+                workspace.cluster_resources().join("idms-oc-mirror.yaml"),
+            ]
+        );
+        assert!(users.is_file(), "a file ferry did not write is kept");
+        assert!(!ours_from_before.exists());
+    }
+
+    #[test]
+    fn a_dry_run_leaves_no_file_of_an_earlier_one() {
+        let folder = tempfile::tempdir().unwrap();
+        let workspace = Workspace::in_folder(folder.path());
+        dry_run_files(
+            &workspace,
+            &[("mapping.txt", "a\n"), ("missing.txt", "b\n")],
+        )
+        .unwrap();
+        let written = dry_run_files(&workspace, &[("mapping.txt", "c\n")]).unwrap();
+        assert_eq!(written, [workspace.dry_run().join("mapping.txt")]);
+        assert!(!workspace.dry_run().join("missing.txt").exists());
+        assert_eq!(
+            std::fs::read_to_string(workspace.dry_run().join("mapping.txt")).unwrap(),
+            "c\n"
+        );
+    }
+}

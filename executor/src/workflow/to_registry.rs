@@ -1,0 +1,571 @@
+//! Workflows whose destination is a registry: mirror-to-mirror (sources
+//! resolved through registries.conf) and disk-to-mirror (sources are the
+//! deliveries and the cache; `crate::disk` resolves them).
+//!
+//! The stages after collecting, for both: [`from_registries`] (or the
+//! deliveries) resolves and asks the destination about the top manifests
+//! the state records while the sources are asked; [`plan`] compiles the
+//! graph, diffs it against the workspace state and the destination;
+//! [`execute`] runs it, records every action, and the caller publishes.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use ferry_planner::{
+    Action, ActionGraph, ActionKey, Category, Destination, Plan, StateSnapshot, compile,
+};
+use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
+use ferry_schemas::{Digest, ImageReference};
+use ferry_store::WorkspaceState;
+
+use crate::resolve::{self, Recorded, Resolution, ResolveOptions};
+use crate::run::{self, Progress, RunReport, Target};
+use crate::workflow::collect::ImageSet;
+use crate::workflow::error::{Result, WorkflowError};
+use crate::workflow::options::{PlanOptions, TransferOptions};
+use crate::workflow::workspace::Workspace;
+
+/// Where a run's content comes from, resolved.
+pub struct Sourced {
+    /// The `working-dir/` folder.
+    pub workspace: PathBuf,
+    pub client: RegistryClient,
+    pub resolution: Resolution,
+    pub local: Option<LocalSource>,
+    /// Top manifests already looked for at the destination (while the
+    /// sources were asked), and those it lacks.
+    pub checked: Checked,
+}
+
+/// Destination checks answered before planning: (repository, digest) of
+/// top manifests asked for, and the ones the destination lacks.
+#[derive(Default)]
+pub struct Checked {
+    pub asked: BTreeSet<(String, Digest)>,
+    pub absent: BTreeSet<(String, Digest)>,
+}
+
+/// Disk-to-mirror: blobs come from the cache, verified on import.
+pub struct LocalSource {
+    pub blobs: ferry_store::BlobStore,
+    /// Deliveries whose content this run completes at the destination.
+    pub deliveries: Vec<u32>,
+}
+
+/// The seconds since the epoch, for records.
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// registries.conf from `path` (`--registries-conf`), else the
+/// containers defaults.
+pub fn load_registries(path: Option<&Path>) -> Result<RegistriesConf> {
+    match path {
+        // A named file must exist; default paths may be absent.
+        Some(path) => RegistriesConf::load_named(path),
+        None => RegistriesConf::load_default(),
+    }
+    .map_err(WorkflowError::input)
+}
+
+/// The resolver's options for a destination prefix.
+pub fn resolve_options(plan: &PlanOptions, prefix: &str) -> ResolveOptions {
+    ResolveOptions {
+        prefix: prefix.to_owned(),
+        max_nested_paths: plan.max_nested_paths,
+        remove_signatures: plan.remove_signatures,
+        trust_state: plan.trust_state,
+        concurrency: 32,
+    }
+}
+
+/// The registry client for a run: plain HTTP allowed where registries.conf
+/// says `insecure`, where TLS verification is off, and for
+/// `insecure_destination`.
+pub fn source_client(
+    transfer: &TransferOptions,
+    registries: &RegistriesConf,
+    requests: &[resolve::Request],
+    insecure_destination: Option<&str>,
+) -> RegistryClient {
+    let mut insecure_hosts: BTreeSet<String> = BTreeSet::new();
+    if let Some(host) = insecure_destination {
+        insecure_hosts.insert(host.to_owned());
+    }
+    for request in requests {
+        for source in registries.pull_sources(&request.origin).unwrap_or_default() {
+            if source.insecure || !transfer.source_tls_verify {
+                insecure_hosts.insert(source.reference.registry().to_owned());
+            }
+        }
+    }
+    RegistryClient::new(ClientOptions {
+        credentials: CredentialStore::discover(transfer.authfile.as_deref()),
+        insecure_hosts: insecure_hosts.into_iter().collect(),
+        retry_times: transfer.retry_times,
+        retry_delay: transfer.retry_delay,
+        header_timeout: transfer.header_timeout,
+        stall_timeout: transfer.stall_timeout,
+        transfers_per_registry: transfer.blob_transfers(),
+        ..ClientOptions::default()
+    })
+}
+
+/// Mirror-to-mirror: `image_set` resolved through registries.conf, what
+/// earlier runs recorded in `workspace` reused, and (unless the state is
+/// trusted) the destination asked about the top manifests the state
+/// records while the sources are asked.
+pub async fn from_registries(
+    workspace: &Workspace,
+    destination: &Destination,
+    image_set: &ImageSet,
+    transfer: &TransferOptions,
+    planning: &PlanOptions,
+) -> Result<Sourced> {
+    let registries = load_registries(transfer.registries_conf.as_deref())?;
+    let options = resolve_options(planning, &destination.prefix);
+    let requests = &image_set.images;
+    let client = source_client(
+        transfer,
+        &registries,
+        requests,
+        (!transfer.destination_tls_verify).then_some(destination.registry.as_str()),
+    );
+    workspace.create()?;
+    // What earlier runs resolved: reused when a tag still points to the
+    // same digest, or (with --trust-state) without asking the source.
+    let mut state = workspace.open_state()?;
+    let recorded = Recorded::load(&state, requests).map_err(WorkflowError::environment)?;
+    // The destination is asked about the top manifests the state records
+    // as pushed while the sources are asked for their tags: the same HEADs
+    // the check before planning needs (see `plan`), with both registries
+    // busy at once instead of one after the other.
+    let to_check: BTreeSet<(String, Digest)> = if planning.trust_state {
+        BTreeSet::new()
+    } else {
+        let history = state
+            .history(&destination.display())
+            .map_err(WorkflowError::environment)?;
+        recorded_tops_pushed(requests, &recorded, &history.done, &options)
+    };
+    let (mut resolution, absent) = futures_util::join!(
+        resolve::resolve_with(&client, &registries, requests, &options, &recorded),
+        async {
+            if !to_check.is_empty() {
+                reachable_destination(&client, &destination.registry).await?;
+            }
+            Ok::<_, WorkflowError>(
+                absent_at_destination(to_check.iter().cloned(), |pair| {
+                    manifest_absent(&client, &destination.registry, pair)
+                })
+                .await,
+            )
+        }
+    );
+    let checked = Checked {
+        asked: to_check,
+        absent: absent?.into_iter().collect(),
+    };
+    resolution.blocked = image_set.blocked.clone();
+    // Built images need no resolving: their manifests are in hand and their
+    // new blobs in the cache, which the run then reads them from.
+    crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built);
+    let local = match (&image_set.cache, image_set.built.is_empty()) {
+        (_, true) => None,
+        (Some(blobs), false) => Some(LocalSource {
+            blobs: blobs.clone(),
+            deliveries: Vec::new(),
+        }),
+        (None, false) => {
+            return Err(WorkflowError::internal(
+                "built images without the cache that holds their blobs",
+            ));
+        }
+    };
+    tracing::info!(
+        images = requests.len(),
+        reused = resolution.reused,
+        changed = resolution.records.len(),
+        "resolved"
+    );
+    if !resolution.records.is_empty() {
+        state
+            .record_resolutions(
+                &resolution.records,
+                &resolve::manifests_to_record(&resolution, &recorded),
+                unix_now(),
+            )
+            .map_err(WorkflowError::environment)?;
+    }
+    Ok(Sourced {
+        workspace: workspace.root().to_path_buf(),
+        client,
+        resolution,
+        local,
+        checked,
+    })
+}
+
+/// (destination repository, digest) of each recorded top manifest (an
+/// image's and, unless signatures are removed, its signature's) whose push
+/// the state records as done at this destination: what the check before
+/// planning asks about when the sources still name the recorded digests.
+fn recorded_tops_pushed(
+    requests: &[resolve::Request],
+    recorded: &Recorded,
+    done: &BTreeSet<String>,
+    options: &ResolveOptions,
+) -> BTreeSet<(String, Digest)> {
+    let mut tops = BTreeSet::new();
+    for request in requests {
+        let Some(record) = recorded.images.get(&request.name) else {
+            continue;
+        };
+        let signature = record
+            .signature
+            .as_ref()
+            .filter(|_| !options.remove_signatures);
+        for digest in std::iter::once(&record.top).chain(signature) {
+            let Some(manifest) = recorded.manifests.get(digest) else {
+                continue;
+            };
+            let push = Action::PushManifest {
+                repository: request.destination_repository.clone(),
+                digest: digest.clone(),
+                media_type: manifest.media_type.clone(),
+                size: manifest.bytes.len() as u64,
+                source: ferry_planner::Source::Registry(record.source.clone()),
+            };
+            if done.contains(&push.key().to_hex()) {
+                tops.insert((request.destination_repository.clone(), digest.clone()));
+            }
+        }
+    }
+    tops
+}
+
+/// Whether the destination lacks a manifest (one HEAD; an error counts as
+/// present: the run finds out).
+fn manifest_absent<'a>(
+    client: &'a RegistryClient,
+    registry: &str,
+    (repository, digest): &(String, Digest),
+) -> impl std::future::Future<Output = bool> + use<'a> {
+    let reference = format!("{registry}/{repository}@{digest}").parse::<ImageReference>();
+    async move {
+        match reference {
+            Ok(reference) => matches!(client.head_manifest(&reference).await, Ok(None)),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Reaches the destination before it is asked whether the image set is
+/// still there: a check that fails counts as present (see
+/// [`absent_at_destination`]), so an unreachable destination would
+/// otherwise make a plan with nothing to do.
+async fn reachable_destination(client: &RegistryClient, registry: &str) -> Result<()> {
+    client.check_reachable(registry).await.map_err(|cause| {
+        WorkflowError::environment(format!(
+            "cannot reach the destination {registry} to check that the image set is still there: {}\nto plan from the workspace state alone, without asking the destination, use --trust-state",
+            cause.kind
+        ))
+    })
+}
+
+/// Runs `absent` on every item, 32 at a time, and keeps the items it says
+/// the destination lacks (an error counts as present: the run finds out).
+async fn absent_at_destination<T, Check, Answer>(
+    items: impl IntoIterator<Item = T>,
+    absent: Check,
+) -> Vec<T>
+where
+    Check: Fn(&T) -> Answer,
+    Answer: std::future::Future<Output = bool>,
+{
+    use futures_util::StreamExt as _;
+    futures_util::stream::iter(items)
+        .map(|item| {
+            let answer = absent(&item);
+            async move { answer.await.then_some(item) }
+        })
+        .buffer_unordered(32)
+        .filter_map(|found| async move { found })
+        .collect()
+        .await
+}
+
+/// `--verify`: one HEAD per (repository, blob) the state says is at the
+/// destination, 32 at a time; the pairs the destination lacks.
+async fn missing_blobs(
+    client: &RegistryClient,
+    registry: &str,
+    graph: &ActionGraph,
+    snapshot: &StateSnapshot,
+) -> BTreeSet<(String, Digest)> {
+    let mut pairs: BTreeSet<(String, Digest)> = BTreeSet::new();
+    for node in graph.graph.node_indices() {
+        let action = graph.action(node);
+        let recorded = snapshot.done.contains(&action.key());
+        match action {
+            Action::LinkBlob {
+                repository, digest, ..
+            }
+            | Action::UploadBlob {
+                repository, digest, ..
+            } if recorded => {
+                pairs.insert((repository.clone(), digest.clone()));
+            }
+            _ => {}
+        }
+    }
+    absent_at_destination(pairs, |(repository, digest)| {
+        let (repository, digest) = (repository.clone(), digest.clone());
+        async move {
+            matches!(
+                client.blob_size(registry, &repository, &digest).await,
+                Ok(None)
+            )
+        }
+    })
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// A plan to a registry, with everything needed to run it.
+pub struct Planned {
+    /// blake3 of what the state recorded for the destination, before this run.
+    pub state_fingerprint: String,
+    pub destination: Destination,
+    /// The `working-dir/` folder.
+    pub workspace: PathBuf,
+    pub client: RegistryClient,
+    pub resolution: Resolution,
+    pub graph: ActionGraph,
+    pub plan: Plan,
+    pub state: WorkspaceState,
+    /// Disk-to-mirror: the cache the deliveries were imported into.
+    pub local: Option<LocalSource>,
+}
+
+/// Compiles `sourced` into the action graph and diffs it against the
+/// workspace state and (unless the state is trusted) the destination.
+pub async fn plan(
+    sourced: Sourced,
+    destination: Destination,
+    planning: &PlanOptions,
+) -> Result<Planned> {
+    let Sourced {
+        workspace,
+        client,
+        resolution,
+        local,
+        checked,
+    } = sourced;
+    let workspace_folder = Workspace::in_folder(&workspace);
+    workspace_folder.create()?;
+    let state = workspace_folder.open_state()?;
+    let history = state
+        .history(&destination.display())
+        .map_err(WorkflowError::environment)?;
+    let state_fingerprint = {
+        let mut hasher = blake3::Hasher::new();
+        for key in &history.done {
+            hasher.update(key.as_bytes());
+            hasher.update(b"\n");
+        }
+        for ((repository, tag), digest) in &history.tags {
+            hasher.update(format!("{repository}:{tag}={digest}\n").as_bytes());
+        }
+        hasher.finalize().to_hex().to_string()
+    };
+    let mut snapshot = StateSnapshot {
+        done: history
+            .done
+            .iter()
+            .filter_map(|key| ActionKey::from_hex(key))
+            .collect(),
+        tags: history.tags,
+        missing: BTreeSet::new(),
+        missing_blobs: BTreeSet::new(),
+    };
+    let graph = compile(&resolution.images, &destination);
+    if !planning.trust_state {
+        // The whole image set is verified at every run: one HEAD per image
+        // whose top manifest the state says is there, 32 at a time (most
+        // of them asked already while the sources were, see `Checked`).
+        let checks: Vec<(String, Digest)> = graph
+            .images
+            .iter()
+            .map(|image| graph.action(image.top_manifest))
+            .filter(|action| snapshot.done.contains(&action.key()))
+            .filter_map(|action| match action {
+                Action::PushManifest {
+                    repository, digest, ..
+                } => Some((repository.clone(), digest.clone())),
+                _ => None,
+            })
+            .collect();
+        let (answered, to_ask): (Vec<_>, Vec<_>) = checks
+            .into_iter()
+            .partition(|pair| checked.asked.contains(pair));
+        snapshot.missing.extend(
+            answered
+                .into_iter()
+                .filter(|pair| checked.absent.contains(pair)),
+        );
+        let registry = &destination.registry;
+        if !to_ask.is_empty() {
+            reachable_destination(&client, registry).await?;
+        }
+        let missing =
+            absent_at_destination(to_ask, |pair| manifest_absent(&client, registry, pair)).await;
+        snapshot.missing.extend(missing);
+    }
+    if planning.verify {
+        snapshot.missing_blobs =
+            missing_blobs(&client, &destination.registry, &graph, &snapshot).await;
+        tracing::info!(
+            missing = snapshot.missing_blobs.len(),
+            "checked every blob at the destination"
+        );
+    }
+    let plan = ferry_planner::plan(&graph, &snapshot);
+    Ok(Planned {
+        state_fingerprint,
+        destination,
+        workspace,
+        client,
+        resolution,
+        graph,
+        plan,
+        state,
+        local,
+    })
+}
+
+/// An image that did not reach the destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedImage {
+    pub name: String,
+    pub category: Category,
+    /// The line of the errors file (without the image's name).
+    pub reason: String,
+}
+
+/// What a run to a registry did.
+pub struct Executed {
+    pub report: RunReport,
+    /// Images that were not resolved or whose actions failed, in that order.
+    pub failed: Vec<FailedImage>,
+}
+
+impl Executed {
+    /// The exit status bits of the categories whose images failed.
+    pub fn exit_bits(&self) -> u8 {
+        crate::workflow::exit_bits(self.failed.iter().map(|image| image.category))
+    }
+}
+
+/// Runs `planned` against its destination: the destination reached once
+/// first (nothing runs when it cannot be), a run recorded in the state,
+/// every action recorded as it succeeds, and the deliveries a
+/// disk-to-mirror run completed recorded as applied when no image failed.
+pub async fn execute(
+    planned: &mut Planned,
+    transfer: &TransferOptions,
+    progress: &dyn Progress,
+) -> Result<Executed> {
+    let destination = planned.destination.display();
+    // A destination that cannot be reached fails the run here, once,
+    // instead of failing every action after its own retries.
+    if !planned.plan.actions.is_empty()
+        && let Err(cause) = planned
+            .client
+            .check_reachable(&planned.destination.registry)
+            .await
+    {
+        return Err(WorkflowError::environment(format!(
+            "cannot reach the destination {}: {}\nnothing was pushed",
+            planned.destination.registry, cause.kind
+        )));
+    }
+    let run_id = planned
+        .state
+        .begin_run(&destination, unix_now())
+        .map_err(WorkflowError::environment)?;
+    let target = Target {
+        destination: &destination,
+        registry: &planned.destination.registry,
+        local_blobs: planned.local.as_ref().map(|local| local.blobs.clone()),
+    };
+    let limits = run::Limits {
+        blobs: transfer.blob_transfers(),
+        manifests: transfer.parallel_images as usize,
+    };
+    let report = run::execute(
+        &planned.plan,
+        &planned.graph,
+        &planned.resolution.manifests,
+        &planned.client,
+        &mut planned.state,
+        &target,
+        limits,
+        progress,
+    )
+    .await
+    .map_err(WorkflowError::environment)?;
+    tracing::info!(
+        completed = report.completed,
+        failed = report.failed,
+        skipped = report.skipped,
+        bytes = report.bytes,
+        "run finished"
+    );
+    let mut failed: Vec<FailedImage> = planned
+        .resolution
+        .failures
+        .iter()
+        .map(|failure| FailedImage {
+            name: failure.name.clone(),
+            category: failure.category,
+            reason: format!("not resolved: {}", failure.message),
+        })
+        .collect();
+    for image in report.failed_images() {
+        tracing::info!(image = %image.name, error = image.error.as_deref().unwrap_or(""), "image failed");
+        let category = planned
+            .resolution
+            .images
+            .iter()
+            .find(|resolved| resolved.name == image.name)
+            .map_or(Category::Additional, |resolved| resolved.category);
+        failed.push(FailedImage {
+            name: image.name.clone(),
+            category,
+            reason: image.error.clone().unwrap_or_default(),
+        });
+    }
+    let outcome = if report.failed + report.skipped == 0 && failed.is_empty() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    planned
+        .state
+        .finish_run(run_id, outcome, unix_now())
+        .map_err(WorkflowError::environment)?;
+    if failed.is_empty()
+        && let Some(local) = &planned.local
+    {
+        // Every image reached the destination: the deliveries are applied.
+        for delivery in &local.deliveries {
+            planned
+                .state
+                .record_applied_delivery(&destination, *delivery, unix_now())
+                .map_err(WorkflowError::environment)?;
+        }
+    }
+    Ok(Executed { report, failed })
+}

@@ -1,0 +1,100 @@
+//! The pipeline's promises that show on the command line: a configuration
+//! part ferry cannot act on yet is refused with its place in the file,
+//! never dropped.
+
+use std::process::Command;
+
+#[test]
+fn an_oci_layout_additional_image_is_refused_with_its_place_not_dropped() {
+    let folder = tempfile::tempdir().unwrap();
+    let config = folder.path().join("isc.yaml");
+    std::fs::write(
+        &config,
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n  - name: oci:///srv/layouts/tool\n",
+    )
+    .unwrap();
+    let workspace = folder.path().join("workspace");
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["plan", "-c", &config.display().to_string()])
+        .args(["--workspace", &format!("file://{}", workspace.display())])
+        .arg("docker://127.0.0.1:9/mirror")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "additional images from an OCI layout on disk (`oci://`) is not supported yet"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("isc.yaml:6:11"),
+        "the refusal points at the entry: {stderr}"
+    );
+    assert!(stderr.contains("nothing was done"), "{stderr}");
+    assert!(
+        !workspace.exists(),
+        "a refused configuration creates no workspace"
+    );
+
+    // `validate` accepts the file and warns about the same place.
+    let validated = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["validate", "-c", &config.display().to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&validated.stderr);
+    let stdout = String::from_utf8_lossy(&validated.stdout);
+    assert_eq!(validated.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("is not supported by ferry yet"),
+        "{stdout}{stderr}"
+    );
+}
+
+#[test]
+fn a_flag_the_mode_does_not_act_on_is_refused_not_ignored() {
+    let folder = tempfile::tempdir().unwrap();
+    let config = folder.path().join("isc.yaml");
+    std::fs::write(
+        &config,
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n",
+    )
+    .unwrap();
+    let ferry = |arguments: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["plan", "-c", &config.display().to_string()])
+            .args(arguments)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let workspace = format!("file://{}", folder.path().join("workspace").display());
+    let (code, stderr) = ferry(&[
+        "--since",
+        "2025-01-01",
+        "--strict-archive",
+        "--workspace",
+        &workspace,
+        "docker://127.0.0.1:9/mirror",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--since and --strict-archive do not apply to a docker:// destination"),
+        "{stderr}"
+    );
+    let disk = format!("file://{}", folder.path().join("disk").display());
+    let (code, stderr) = ferry(&["--verify", &disk]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--verify does not apply to mirror-to-disk yet"),
+        "{stderr}"
+    );
+    assert!(
+        !folder.path().join("disk").exists() && !folder.path().join("workspace").exists(),
+        "a refused command writes nothing"
+    );
+}

@@ -1,0 +1,218 @@
+//! What `ferry apply PLANFILE` needs to run a saved plan exactly, and the
+//! pure check that a saved plan still matches what planning gives now.
+//!
+//! A plan document (`ferry plan --format json`, `ferry plan --out FILE`)
+//! carries an [`ApplyInputs`] section: the configuration by content, the
+//! destination and the folders as absolute paths, and every option that
+//! shapes the run. `apply` plans again from exactly these inputs, from any
+//! folder, and refuses the plan when [`staleness`] finds a difference,
+//! naming which one.
+
+use serde::{Deserialize, Serialize};
+
+/// The configuration a plan was made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SavedConfiguration {
+    /// Where it was read (absolute), for messages.
+    pub path: String,
+    /// Its text: `apply` plans from this, not from the file.
+    pub text: String,
+}
+
+/// Every option that shapes a run, as the plan was made with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunSettings {
+    pub source_tls_verify: bool,
+    pub destination_tls_verify: bool,
+    /// `--registries-conf` (absolute), if one was named.
+    pub registries_conf: Option<String>,
+    /// `--authfile` (absolute), if one was named.
+    pub authfile: Option<String>,
+    /// The cache folder (absolute), if one was named.
+    pub cache_dir: Option<String>,
+    pub parallel_images: u32,
+    pub parallel_layers: u32,
+    pub retry_times: u32,
+    /// Fixed delay between retries in milliseconds (0: exponential backoff).
+    pub retry_delay_milliseconds: u64,
+    pub max_nested_paths: usize,
+    pub remove_signatures: bool,
+    pub trust_state: bool,
+    pub verify: bool,
+    /// Mirror-to-disk: `--since` (seconds since the epoch).
+    pub since: Option<i64>,
+    pub strict_archive: bool,
+    pub max_segment_bytes: Option<u64>,
+}
+
+/// An image of a saved plan with the top digest it resolved to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlannedImage {
+    pub name: String,
+    pub top: String,
+}
+
+/// What `ferry apply PLANFILE` runs the plan from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ApplyInputs {
+    pub configuration: SavedConfiguration,
+    /// `docker://REGISTRY[/PREFIX]` or `file://DIR` (absolute).
+    pub destination: String,
+    /// Mirror-to-mirror: `file://DIR` (absolute).
+    pub workspace: Option<String>,
+    /// Disk-to-mirror: `file://DIR` (absolute).
+    pub from: Option<String>,
+    pub settings: RunSettings,
+    /// blake3 of what the workspace state recorded when the plan was made.
+    pub state_fingerprint: String,
+    pub images: Vec<PlannedImage>,
+    /// The keys of the planned actions that must match at apply.
+    pub action_keys: Vec<String>,
+}
+
+/// Why a saved plan no longer applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stale {
+    /// The workspace state changed since the plan was made.
+    State,
+    /// An image now resolves to another top manifest.
+    ImageMoved {
+        name: String,
+        now: String,
+        expected: String,
+    },
+    /// An image no longer resolves.
+    ImageGone { name: String },
+    /// The actions planning gives now differ.
+    Actions,
+}
+
+/// What planning gives now, to compare with a saved plan.
+pub struct Current<'a> {
+    pub state_fingerprint: &'a str,
+    /// (name, top digest) of each image resolved now.
+    pub images: &'a [PlannedImage],
+    pub action_keys: &'a [String],
+}
+
+/// Why `saved` is stale, checked in this order: the state it was made
+/// against changed, an image resolves elsewhere now (or not at all), or the
+/// actions differ. `None`: the plan still applies exactly.
+pub fn staleness(saved: &ApplyInputs, current: &Current<'_>) -> Option<Stale> {
+    if current.state_fingerprint != saved.state_fingerprint {
+        return Some(Stale::State);
+    }
+    for image in &saved.images {
+        match current
+            .images
+            .iter()
+            .find(|resolved| resolved.name == image.name)
+        {
+            Some(resolved) if resolved.top != image.top => {
+                return Some(Stale::ImageMoved {
+                    name: image.name.clone(),
+                    now: resolved.top.clone(),
+                    expected: image.top.clone(),
+                });
+            }
+            None => {
+                return Some(Stale::ImageGone {
+                    name: image.name.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    (current.action_keys != saved.action_keys).then_some(Stale::Actions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> ApplyInputs {
+        ApplyInputs {
+            configuration: SavedConfiguration {
+                path: "/srv/isc.yaml".to_owned(),
+                text: "kind: ImageSetConfiguration\n".to_owned(),
+            },
+            destination: "docker://mirror.local/ns".to_owned(),
+            workspace: Some("file:///srv/workspace".to_owned()),
+            from: None,
+            settings: RunSettings {
+                source_tls_verify: true,
+                destination_tls_verify: false,
+                registries_conf: None,
+                authfile: None,
+                cache_dir: None,
+                parallel_images: 4,
+                parallel_layers: 5,
+                retry_times: 5,
+                retry_delay_milliseconds: 0,
+                max_nested_paths: 0,
+                remove_signatures: false,
+                trust_state: false,
+                verify: false,
+                since: None,
+                strict_archive: false,
+                max_segment_bytes: None,
+            },
+            state_fingerprint: "f1".to_owned(),
+            images: vec![PlannedImage {
+                name: "quay.io/a/b:1".to_owned(),
+                top: "sha256:aa".to_owned(),
+            }],
+            action_keys: vec!["k1".to_owned(), "k2".to_owned()],
+        }
+    }
+
+    #[test]
+    fn a_plan_that_still_matches_applies_and_each_difference_is_named_in_order() {
+        let saved = inputs();
+        let same_images = saved.images.clone();
+        let current = |fingerprint, images, keys| Current {
+            state_fingerprint: fingerprint,
+            images,
+            action_keys: keys,
+        };
+        assert_eq!(
+            staleness(&saved, &current("f1", &same_images, &saved.action_keys)),
+            None
+        );
+        assert_eq!(
+            staleness(&saved, &current("f2", &[], &[])),
+            Some(Stale::State),
+            "the state is checked first"
+        );
+        let moved = [PlannedImage {
+            name: "quay.io/a/b:1".to_owned(),
+            top: "sha256:bb".to_owned(),
+        }];
+        assert_eq!(
+            staleness(&saved, &current("f1", &moved, &saved.action_keys)),
+            Some(Stale::ImageMoved {
+                name: "quay.io/a/b:1".to_owned(),
+                now: "sha256:bb".to_owned(),
+                expected: "sha256:aa".to_owned(),
+            })
+        );
+        assert_eq!(
+            staleness(&saved, &current("f1", &[], &saved.action_keys)),
+            Some(Stale::ImageGone {
+                name: "quay.io/a/b:1".to_owned()
+            })
+        );
+        assert_eq!(
+            staleness(&saved, &current("f1", &same_images, &["k1".to_owned()])),
+            Some(Stale::Actions)
+        );
+    }
+
+    #[test]
+    fn apply_inputs_read_back_as_they_were_written() {
+        let saved = inputs();
+        let text = serde_json::to_string(&saved).unwrap();
+        let read: ApplyInputs = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, saved);
+    }
+}
