@@ -1,5 +1,7 @@
 //! `ferry list`: what catalogs and configurations hold, without mirroring.
 //!
+//! `list releases` is in `list_releases.rs`.
+//!
 //! `list bundles -c ISC.yaml [--format json]` (ferry's own): for every
 //! catalog of the configuration, the bundles its filter selects, computed
 //! from the catalog alone (no bundle or related image is fetched). Other
@@ -31,6 +33,10 @@ pub struct Args {
 pub enum What {
     /// The bundles each operator catalog's filter selects (ferry's own).
     Bundles(BundlesArgs),
+    /// OpenShift releases: oc-mirror's listing (`--version`, `--channel`,
+    /// `--channels`, `--filter-by-archs`), or with `-c` the releases a
+    /// configuration selects, from the update graph alone.
+    Releases(crate::list_releases::Args),
 }
 
 /// Arguments of `ferry list bundles`.
@@ -59,6 +65,7 @@ pub fn run(args: &Args) -> ExitCode {
                 exit_status::ERROR.into()
             }
         },
+        What::Releases(args) => crate::list_releases::run(args),
     }
 }
 

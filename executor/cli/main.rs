@@ -39,9 +39,10 @@ enum Command {
     /// Start or stop ferry's demo world: real registries on 127.0.0.1 seeded
     /// with an OpenShift-shaped universe.
     World(world::Args),
-    /// Run ferry's main job on the demo world: plan and mirror registry to
-    /// registry, to disk, verify, and disk to registry with the sources
-    /// stopped, each result checked with skopeo.
+    /// Run ferry's main job on the demo world: list the releases a fuller
+    /// image set selects, plan and mirror registry to registry, to disk,
+    /// verify, and disk to registry with the sources stopped, each result
+    /// checked with skopeo.
     Demo(demo::Args),
     /// Mirror an image set (mirror-to-mirror, mirror-to-disk, disk-to-mirror).
     Mirror(mirror::Mirror),
@@ -60,8 +61,6 @@ enum Command {
     /// List what catalogs and configurations hold, without mirroring.
     #[command(subcommand_required = true)]
     List(list::Args),
-    #[command(hide = true)]
-    ListReleases(list_releases::Args),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +88,5 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache::run(args),
         Command::Delete(_) => not_built::report("delete", "no issue yet"),
         Command::List(args) => list::run(&args),
-        Command::ListReleases(args) => list_releases::run(&args),
     }
 }
