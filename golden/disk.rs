@@ -258,8 +258,15 @@ fn deliveries_cross_the_gap_incrementally_with_sources_stopped() {
     // The JSON plan (checked against schemas/plan.schema.json by the
     // plan_schema test) says what the delivery holds.
     let json = site.mirror_to_disk(&world, "plan", &first, "disk", &["--format", "json"]);
-    let json_text =
-        String::from_utf8_lossy(&json.stdout).replace(&world.registry().host(), "[SOURCE]");
+    // The plan's `apply` section names the configuration, the folder, the
+    // cache, the credentials and registries.conf by absolute path.
+    let json_text = String::from_utf8_lossy(&json.stdout)
+        .replace(&world.registry().host(), "[SOURCE]")
+        .replace(
+            &world.registries_conf().display().to_string(),
+            "[REGISTRIES_CONF]",
+        )
+        .replace(&site.folder.path().display().to_string(), "[TEMP]");
     let document: serde_json::Value = serde_json::from_str(&json_text).unwrap();
     assert_eq!(
         document["delivery"]["segments"][0]["file"],

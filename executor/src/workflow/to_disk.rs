@@ -118,13 +118,8 @@ pub async fn prepare(
         },
     )?;
     let client = source_client(transfer, &registries, &image_set.images, None);
-    let mut resolution = resolve::resolve(
-        &client,
-        &registries,
-        &image_set.images,
-        &resolve_options,
-    )
-    .await;
+    let mut resolution =
+        resolve::resolve(&client, &registries, &image_set.images, &resolve_options).await;
     resolution.blocked = image_set.blocked;
 
     let cache = open_cache(&options.cache)?;
@@ -240,8 +235,7 @@ fn contents(prepared: &DiskPlan, left_out: &BTreeSet<String>) -> DeliveryContent
 /// The segments the planned delivery would be cut into, if every image
 /// reaches the cache.
 pub fn planned_layout(prepared: &DiskPlan) -> Result<DeliveryLayout> {
-    ferry_archive::layout(&contents(prepared, &BTreeSet::new()).input)
-        .map_err(WorkflowError::input)
+    ferry_archive::layout(&contents(prepared, &BTreeSet::new()).input).map_err(WorkflowError::input)
 }
 
 /// What a dry run wrote.
@@ -333,9 +327,7 @@ pub async fn write_delivery(
     let left_out_reasons = disk::failed_images(&prepared.graph, &fetched.failed);
     let left_out: BTreeSet<String> = left_out_reasons.keys().cloned().collect();
     disk::cache_manifests(&mut prepared.cache, &prepared.resolution, unix_now()).map_err(
-        |cause| {
-            WorkflowError::environment(format!("cannot store manifests in the cache: {cause}"))
-        },
+        |cause| WorkflowError::environment(format!("cannot store manifests in the cache: {cause}")),
     )?;
     let delivery = contents(prepared, &left_out);
     let layout = if delivery.keys.is_empty() {
@@ -374,7 +366,10 @@ pub async fn write_delivery(
 }
 
 /// Writes `delivery`'s segments and records the delivery.
-fn write_and_record(prepared: &mut DiskPlan, delivery: &DeliveryContents) -> Result<DeliveryLayout> {
+fn write_and_record(
+    prepared: &mut DiskPlan,
+    delivery: &DeliveryContents,
+) -> Result<DeliveryLayout> {
     // Noted first, so that a rerun after a kill while the segments are
     // published knows them for this run's unfinished work.
     let planned_last = ferry_archive::layout(&delivery.input)
@@ -578,7 +573,9 @@ fn reconcile_folder(
             .iter()
             .any(|delivery| (delivery.first_segment..=delivery.last_segment).contains(&number))
     };
-    let pending = state.pending_delivery().map_err(WorkflowError::environment)?;
+    let pending = state
+        .pending_delivery()
+        .map_err(WorkflowError::environment)?;
     let surveyed =
         ferry_archive::survey_folder(folder, &|number| !covered(number)).map_err(|cause| {
             WorkflowError::environment(format!(
@@ -735,4 +732,3 @@ fn embedded_plan(plan: &Plan, settings: &DeliverySettings) -> String {
     text.push('\n');
     text
 }
-
