@@ -695,8 +695,24 @@ fn saved_disk_plans_apply_exactly_and_stale_ones_are_refused() {
     let world = World::start().unwrap();
     let config = site.config("isc.yaml", &format!("{UBI}{HELLO}"));
     let plan_file = site.path("delivery.plan.json").display().to_string();
-    let planned = site.mirror_to_disk(&world, "plan", &config, "disk", &["--out", &plan_file]);
+    let planned = site.mirror_to_disk(
+        &world,
+        "plan",
+        &config,
+        "disk",
+        &["--out", &plan_file, "--format", "json"],
+    );
     assert!(planned.status.success(), "{}", text(&planned));
+    // One format: what --format json prints is what --out saved, a version
+    // 2 plan document naming the folder it writes to.
+    let saved = std::fs::read_to_string(&plan_file).unwrap();
+    assert_eq!(String::from_utf8_lossy(&planned.stdout), saved);
+    let document: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(document["version"], 2);
+    assert_eq!(
+        document["apply"]["destination"],
+        format!("file://{}", site.path("disk").display())
+    );
     let apply = |file: &str| {
         let registries = world.registries_conf().display().to_string();
         site.ferry("cache", &["apply", file, "--registries-conf", &registries])
@@ -1180,4 +1196,38 @@ fn nothing_resolved_is_not_called_shipped_before() {
             "{said}"
         );
     }
+}
+
+#[test]
+fn a_version_1_plan_file_is_refused_with_what_to_do() {
+    // The format mirror-to-disk saved before plans became one document.
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let plan_file = site.path("old.plan.json");
+    std::fs::write(
+        &plan_file,
+        serde_json::json!({
+            "version": 1,
+            "config": config,
+            "config_text": std::fs::read_to_string(&config).unwrap(),
+            "destination": format!("file://{}", site.path("disk").display()),
+            "workspace": "",
+            "from": "",
+            "state_fingerprint": "",
+            "images": [],
+            "action_keys": [],
+            "plan": {}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let applied = site.ferry("cache", &["apply", &plan_file.display().to_string()]);
+    assert_eq!(applied.status.code(), Some(1), "{}", text(&applied));
+    assert!(
+        text(&applied).contains("is a version 1 plan")
+            && text(&applied).contains("run `ferry plan` again"),
+        "{}",
+        text(&applied)
+    );
+    assert!(!site.path("disk").exists(), "nothing was written");
 }
