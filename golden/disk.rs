@@ -1231,3 +1231,106 @@ fn a_version_1_plan_file_is_refused_with_what_to_do() {
     );
     assert!(!site.path("disk").exists(), "nothing was written");
 }
+
+#[test]
+fn trust_state_plans_the_next_delivery_with_every_source_stopped() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let world = World::start().unwrap();
+    let mirrored = site.mirror_to_disk(&world, "mirror", &config, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    // The world's registries.conf outlives the world: its sources now
+    // answer nothing.
+    let registries = site.path("world-registries.conf");
+    std::fs::copy(world.registries_conf(), &registries).unwrap();
+    drop(world);
+    let target = format!("file://{}", site.path("disk").display());
+    let plan = |extra: &[&str]| {
+        let mut arguments = vec!["plan", "-c", &config, "--registries-conf"];
+        let registries = registries.display().to_string();
+        arguments.push(&registries);
+        arguments.extend_from_slice(extra);
+        arguments.push(&target);
+        site.ferry("cache", &arguments)
+    };
+    // The default plan asks the sources, and cannot.
+    let asked = plan(&["--detailed-exitcode", "--retry-times", "0"]);
+    assert_eq!(asked.status.code(), Some(1), "{}", text(&asked));
+    // --trust-state reuses what the mirror run resolved.
+    let trusted = plan(&["--trust-state", "--detailed-exitcode"]);
+    assert_eq!(trusted.status.code(), Some(0), "{}", text(&trusted));
+    assert!(
+        text(&trusted).contains("Nothing to deliver: every blob, manifest and image of the image set was shipped in an earlier delivery."),
+        "{}",
+        text(&trusted)
+    );
+}
+
+#[test]
+fn verify_re_hashes_the_cached_blobs_a_delivery_packs_and_fetches_a_corrupt_one_again() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let world = World::start().unwrap();
+    let expected = source_manifests(&world, &["quay.io/ferry-demo/hello:1.0"]);
+    // A first workspace fills the cache the second one shares.
+    let mirrored = site.mirror_to_disk(&world, "mirror", &config, "first", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    let manifest: serde_json::Value = serde_json::from_slice(&expected[0].1).unwrap();
+    let digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .expect("hello is a single-manifest image with a layer")
+        .to_owned();
+    let hex = digest.trim_start_matches("sha256:").to_owned();
+    let layer = site.path(&format!("cache/blobs/sha256/{hex}"));
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&layer, &bytes).unwrap();
+    let fetches = |output: &Output| -> u64 {
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        // Zero counts are left out of the document.
+        document["plan"]["totals"]["blobs_to_fetch"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+
+    let trusting = site.mirror_to_disk(&world, "plan", &config, "second", &["--format", "json"]);
+    assert!(trusting.status.success(), "{}", text(&trusting));
+    assert_eq!(
+        fetches(&trusting),
+        0,
+        "without --verify the cache is trusted"
+    );
+    let verified = site.mirror_to_disk(
+        &world,
+        "plan",
+        &config,
+        "second",
+        &["--verify", "--format", "json"],
+    );
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert_eq!(fetches(&verified), 1, "{}", text(&verified));
+    assert!(
+        text(&verified).contains(&format!("the copy of blob {digest} in the cache")),
+        "{}",
+        text(&verified)
+    );
+    assert_eq!(
+        std::fs::read(&layer).unwrap(),
+        bytes,
+        "a plan changes no cache"
+    );
+
+    let repaired = site.mirror_to_disk(&world, "mirror", &config, "second", &["--verify"]);
+    assert!(repaired.status.success(), "{}", text(&repaired));
+    let cached = std::fs::read(&layer).unwrap();
+    assert_eq!(hex::encode(sha2::Sha256::digest(&cached)), hex);
+    let checked = site.ferry(
+        "cache",
+        &[
+            "verify",
+            &format!("file://{}", site.path("second").display()),
+        ],
+    );
+    assert!(checked.status.success(), "{}", text(&checked));
+}

@@ -211,27 +211,21 @@ pub(crate) fn disk_destination(arguments: &MirrorArgs) -> Option<&str> {
 }
 
 /// Refuses ferry's own flags that the chosen mode does not act on, so
-/// none is accepted and then ignored.
+/// none is accepted and then ignored: the flags that shape a delivery
+/// with a registry destination. (`--trust-state` and `--verify` apply to
+/// every mode.)
 pub(crate) fn refuse_flags_of_other_modes(arguments: &MirrorArgs) -> Result<(), ExitCode> {
-    let to_disk = disk_destination(arguments).is_some();
-    let refused: Vec<&str> = if to_disk {
-        [
-            (arguments.trust_state, "--trust-state"),
-            (arguments.verify, "--verify"),
-        ]
-        .into_iter()
-        .filter_map(|(given, flag)| given.then_some(flag))
-        .collect()
-    } else {
-        [
-            (arguments.since.is_some(), "--since"),
-            (arguments.strict_archive, "--strict-archive"),
-            (arguments.max_segment_bytes.is_some(), "--max-segment-bytes"),
-        ]
-        .into_iter()
-        .filter_map(|(given, flag)| given.then_some(flag))
-        .collect()
-    };
+    if disk_destination(arguments).is_some() {
+        return Ok(());
+    }
+    let refused: Vec<&str> = [
+        (arguments.since.is_some(), "--since"),
+        (arguments.strict_archive, "--strict-archive"),
+        (arguments.max_segment_bytes.is_some(), "--max-segment-bytes"),
+    ]
+    .into_iter()
+    .filter_map(|(given, flag)| given.then_some(flag))
+    .collect();
     let Some(first) = refused.first() else {
         return Ok(());
     };
@@ -240,15 +234,9 @@ pub(crate) fn refuse_flags_of_other_modes(arguments: &MirrorArgs) -> Result<(), 
     } else {
         format!("{} do", refused.join(" and "))
     };
-    Err(error(if to_disk {
-        format!(
-            "{what} not apply to mirror-to-disk yet (it is built for destinations that are registries); nothing was done"
-        )
-    } else {
-        format!(
-            "{what} not apply to a docker:// destination: it shapes the deliveries of mirror-to-disk (file://DIR); nothing was done"
-        )
-    }))
+    Err(error(format!(
+        "{what} not apply to a docker:// destination: it shapes the deliveries of mirror-to-disk (file://DIR); nothing was done"
+    )))
 }
 
 /// `registry[/prefix]` of a `docker://` destination, checked.

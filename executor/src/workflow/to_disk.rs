@@ -8,8 +8,12 @@
 //! Before planning, [`prepare`] squares the folder's segment files with the
 //! workspace state (see `reconcile_folder`): deliveries found whole are
 //! counted (and, by a run that writes, recorded), an interrupted run's
-//! unfinished segments removed, anything else refused. Nothing here
-//! prints: what the user should read comes back as [`Notice`]s and counts.
+//! unfinished segments removed, anything else refused. Resolving reuses
+//! what the workspace's runs recorded, as mirror-to-mirror does (with
+//! `--trust-state`, without asking the sources); with `--verify` the
+//! cached blobs the delivery packs are re-hashed and a corrupt one fetched
+//! again. Nothing here prints: what the user should read comes back as
+//! [`Notice`]s and counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +27,7 @@ use ferry_schemas::{Digest, ImageSetConfiguration};
 use ferry_store::{Cache, DeliveryRecord, WorkspaceState};
 
 use crate::disk::{self, DeliveryContents, DeliverySettings, FetchOutcome};
-use crate::resolve::{self, Resolution};
+use crate::resolve::{self, Recorded, Resolution};
 use crate::workflow::collect::{CollectContext, collect};
 use crate::workflow::error::{Result, WorkflowError};
 use crate::workflow::options::{DiskOptions, PlanOptions, TransferOptions};
@@ -118,16 +122,34 @@ pub async fn prepare(
         },
     )?;
     let client = source_client(transfer, &registries, &image_set.images, None);
-    let mut resolution =
-        resolve::resolve(&client, &registries, &image_set.images, &resolve_options).await;
+    let mut state = workspace.open_state()?;
+    // What earlier runs resolved: reused when a tag still points to the
+    // same digest, or (with --trust-state) without asking the source.
+    let recorded = Recorded::load(&state, &image_set.images).map_err(WorkflowError::environment)?;
+    let mut resolution = resolve::resolve_with(
+        &client,
+        &registries,
+        &image_set.images,
+        &resolve_options,
+        &recorded,
+    )
+    .await;
     resolution.blocked = image_set.blocked;
+    if writes && !resolution.records.is_empty() {
+        state
+            .record_resolutions(
+                &resolution.records,
+                &resolve::manifests_to_record(&resolution, &recorded),
+                unix_now(),
+            )
+            .map_err(WorkflowError::environment)?;
+    }
 
     let cache = open_cache(&options.cache)?;
     let mut notices = Vec::new();
     if writes {
         notices.extend(clean_cache_temporary(&cache));
     }
-    let mut state = workspace.open_state()?;
     let rebuilt = reconcile_folder(folder, &mut state, writes, &mut notices)?;
     let History {
         deliveries,
@@ -151,10 +173,19 @@ pub async fn prepare(
     // What the delivery carries is planned against the history alone:
     // nothing in a delivery may depend on what the cache holds.
     let delivery_plan = ferry_planner::plan(&graph, &snapshot);
+    // With --verify, the cached blobs this delivery packs are re-hashed
+    // first: a corrupt one is fetched again (and, by a run that writes,
+    // removed from the cache so that the fetch can replace it).
+    let corrupt = if planning.verify {
+        verify_cached_blobs(&delivery_plan, &cache, writes, &mut notices)
+    } else {
+        BTreeSet::new()
+    };
     // A blob the cache holds needs no fetch.
     for node in graph.graph.node_indices() {
         if let Action::FetchBlob { digest, .. } = graph.action(node)
             && cache.blobs().contains(digest)
+            && !corrupt.contains(digest)
         {
             snapshot.done.insert(graph.action(node).key());
         }
@@ -206,6 +237,55 @@ pub async fn prepare(
         state_fingerprint,
         notices,
     })
+}
+
+/// `--verify`: re-hashes every cached blob `delivery_plan` fetches (the
+/// blobs the delivery packs) and returns those whose bytes no longer match
+/// their digest; `remove` takes them out of the cache.
+fn verify_cached_blobs(
+    delivery_plan: &Plan,
+    cache: &Cache,
+    remove: bool,
+    notices: &mut Vec<Notice>,
+) -> BTreeSet<Digest> {
+    let blobs = cache.blobs();
+    let mut corrupt = BTreeSet::new();
+    let (mut checked, mut bytes) = (0usize, 0u64);
+    for planned in &delivery_plan.actions {
+        let Action::FetchBlob { digest, size, .. } = &planned.action else {
+            continue;
+        };
+        if !blobs.contains(digest) {
+            continue;
+        }
+        checked += 1;
+        bytes += size;
+        // A blob that cannot be read counts as corrupt: fetched again.
+        if blobs.is_intact(digest).unwrap_or(false) {
+            continue;
+        }
+        let what = if !remove {
+            "this plan fetches it again; `ferry mirror --verify` replaces it".to_owned()
+        } else {
+            match blobs.remove(digest) {
+                Ok(()) => "removed, fetched again".to_owned(),
+                Err(cause) => {
+                    format!("it could not be removed ({cause}): run `ferry cache verify --remove`")
+                }
+            }
+        };
+        notices.push(Notice::Warning(format!(
+            "the copy of blob {digest} in the cache {} is corrupt (its bytes no longer match its digest): {what}",
+            blobs.root().display()
+        )));
+        corrupt.insert(digest.clone());
+    }
+    notices.push(Notice::Info(format!(
+        "verified {checked} cached blobs ({}) the delivery packs: {} corrupt",
+        crate::workflow::mebibytes(bytes),
+        corrupt.len()
+    )));
+    corrupt
 }
 
 /// What a saved plan must match: the pack and record keys (a fetch depends
