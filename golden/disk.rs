@@ -1117,6 +1117,10 @@ fn a_corrupt_cached_blob_is_named_and_the_delivery_copy_used_again() {
         )),
         "{output}"
     );
+    assert!(
+        output.contains("in the folder, and its good copy is imported again"),
+        "{output}"
+    );
     let again = site.disk_to_mirror(&config, "disk", &second, "enclave-cache");
     assert!(again.status.success(), "{}", text(&again));
     assert_mirrored(&second, &expected);
