@@ -21,8 +21,9 @@ use ferry_executor::workflow::to_registry::{self, Planned, Sourced};
 use ferry_executor::workflow::{CollectContext, ImageSet, Workspace};
 use ferry_planner::{Destination, Plan};
 
-use crate::arguments::parse_destination;
-use crate::arguments::{Apply, Mirror, MirrorArgs, PlanCommand, refuse_flags_of_other_modes};
+use crate::arguments::{
+    Apply, Mirror, MirrorArgs, PlanCommand, parse_destination, refuse_flags_of_other_modes,
+};
 use crate::common::{
     check_config, error, hold_workspace_of, load_config, mebibytes, print_notices, report_failures,
     runtime,
