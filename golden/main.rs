@@ -5,8 +5,10 @@
 mod demo;
 mod diagnostics;
 mod disk;
+mod faults;
 mod fixtures_table;
 mod kill;
+mod list_releases;
 mod pipeline;
 mod plan_schema;
 mod plans;

@@ -7,3 +7,5 @@
 //!   filter *(being built, issue 10)*.
 //! - `release`: the update graph and release selection *(being built,
 //!   issue 11)*.
+
+pub mod release;

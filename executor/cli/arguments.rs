@@ -51,6 +51,14 @@ pub struct MirrorArgs {
     /// Fixed delay between retries, e.g. `500ms` or `2s` (0: exponential backoff).
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     pub(crate) retry_delay: Duration,
+    /// How long to wait for a registry's answer (its response headers)
+    /// before retrying the request, e.g. `30s`; the retry is logged.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    pub(crate) header_timeout: Duration,
+    /// How long a response body (a manifest, a blob) may send nothing
+    /// before the transfer counts as stalled and is retried, e.g. `60s`.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    pub(crate) stall_timeout: Duration,
     /// Content cache (mirror-to-mirror streams and does not use it).
     #[arg(long, env = "FERRY_CACHE_DIR")]
     pub(crate) cache_dir: Option<PathBuf>,
@@ -105,6 +113,8 @@ impl MirrorArgs {
             parallel_layers: self.parallel_layers,
             retry_times: self.retry_times,
             retry_delay: (!self.retry_delay.is_zero()).then_some(self.retry_delay),
+            header_timeout: self.header_timeout,
+            stall_timeout: self.stall_timeout,
         }
     }
 
@@ -196,6 +206,15 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("`{text}`: use ms, s or m")),
     };
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A duration above zero (a zero timeout would fail every request).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout.is_zero() {
+        return Err(format!("`{text}`: a timeout must be above zero"));
+    }
+    Ok(timeout)
 }
 
 /// `ferry apply`.

@@ -74,7 +74,7 @@ pub(crate) fn load_config(
     ),
     ExitCode,
 > {
-    let text = std::fs::read_to_string(config_path)
+    let text = ferry_schemas::read_configuration_file(config_path)
         .map_err(|cause| error(format!("cannot read {}: {cause}", config_path.display())))?;
     check_config(config_path, text)
 }

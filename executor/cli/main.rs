@@ -8,6 +8,7 @@ mod common;
 mod demo;
 mod disk;
 mod exit_status;
+mod list_releases;
 mod logging;
 mod mirror;
 mod not_built;
@@ -60,6 +61,8 @@ enum Command {
     Cache(cache::Args),
     /// Delete images from a mirror registry.
     Delete(not_built::Args),
+    #[command(hide = true)]
+    ListReleases(list_releases::Args),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Cache(args) => cache::run(args),
         Command::Delete(_) => not_built::report("delete", "no issue yet"),
+        Command::ListReleases(args) => list_releases::run(&args),
     }
 }
 

@@ -189,6 +189,9 @@ pub(crate) fn arguments_of(apply: &ferry_planner::ApplyInputs, log_level: &str) 
         parallel_layers: settings.parallel_layers,
         retry_times: settings.retry_times,
         retry_delay: Duration::from_millis(settings.retry_delay_milliseconds),
+        // Plans do not record timeouts: a saved plan applies with the defaults.
+        header_timeout: ferry_registry::client::HEADER_TIMEOUT,
+        stall_timeout: ferry_registry::client::STALL_TIMEOUT,
         cache_dir: settings.cache_dir.as_ref().map(PathBuf::from),
         log_level: log_level.to_owned(),
         remove_signatures: settings.remove_signatures,

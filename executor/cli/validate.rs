@@ -26,7 +26,7 @@ pub fn run(args: &Args) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
     for path in &args.configs {
         let name = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
+        let text = match ferry_schemas::read_configuration_file(path) {
             Ok(text) => text,
             Err(error) => {
                 let _ = writeln!(stderr, "error: cannot read {name}: {error}");

@@ -20,17 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use ferry_archive::{BlobEntry, DeliveryInput, ImageRecord, ManifestEntry};
-use ferry_planner::{Action, ActionGraph, Plan, ResolvedImage};
+use ferry_planner::{Action, ActionGraph, Plan, ResolvedImage, Source};
 use ferry_registry::{Manifest, RegistryClient};
 use ferry_schemas::Digest;
 use ferry_store::{BlobStore, Cache, digest_of};
 use futures_util::StreamExt;
 
 use crate::resolve::{Failure, Request, Resolution, describe};
-
-/// The source name disk-to-mirror images carry: their blobs are read from
-/// the cache, not from a registry.
-pub const DELIVERY_SOURCE: &str = "delivery";
 
 /// What fetching into the cache did.
 #[derive(Clone, Debug, Default)]
@@ -49,7 +45,7 @@ pub async fn fetch_blobs(
     blobs: &BlobStore,
     parallelism: usize,
 ) -> FetchOutcome {
-    let fetches: Vec<(&Digest, u64, &str)> = plan
+    let fetches: Vec<(&Digest, u64, &Source)> = plan
         .actions
         .iter()
         .filter_map(|planned| match &planned.action {
@@ -57,13 +53,13 @@ pub async fn fetch_blobs(
                 digest,
                 size,
                 source,
-            } => Some((digest, *size, source.as_str())),
+            } => Some((digest, *size, source)),
             _ => None,
         })
         .collect();
     let results: Vec<(Digest, u64, Result<u64, String>)> = futures_util::stream::iter(fetches)
         .map(|(digest, size, source)| async move {
-            let outcome = match source.split_once('/') {
+            let outcome = match source.registry_repository() {
                 Some((registry, repository)) => client
                     .fetch_blob(registry, repository, digest, Some(size), blobs)
                     .await
@@ -497,7 +493,8 @@ pub fn resolve_from_deliveries(
         };
         resolution.images.push(ResolvedImage {
             name: request.name.clone(),
-            source: DELIVERY_SOURCE.to_owned(),
+            source: Source::Cache,
+            blob_sources: Default::default(),
             destination_repository: request.destination_repository.clone(),
             destination_tag: Some(request.destination_tag.clone()),
             top: record.digest.clone(),
@@ -514,7 +511,8 @@ pub fn resolve_from_deliveries(
         {
             resolution.images.push(ResolvedImage {
                 name: signature_name,
-                source: DELIVERY_SOURCE.to_owned(),
+                source: Source::Cache,
+                blob_sources: Default::default(),
                 destination_repository: request.destination_repository.clone(),
                 destination_tag: Some(signature_tag),
                 top: signature.digest.clone(),

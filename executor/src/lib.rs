@@ -11,6 +11,9 @@
 //! `disk`: the disk workflows' side effects (fetching a delivery's blobs
 //! into the cache, what a delivery holds, resolving from deliveries).
 //!
+//! `update_graph`: release graphs asked of the update service, and the
+//! releases a configuration selects from them.
+//!
 //! `naming` says where each image goes; `cluster_resources` writes the
 //! IDMS and ITMS for the image set at the destination. The command line front end lives
 //! beside this crate in `executor/cli/`.
@@ -20,4 +23,5 @@ pub mod disk;
 pub mod naming;
 pub mod resolve;
 pub mod run;
+pub mod update_graph;
 pub mod workflow;

@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use ferry_planner::{ResolvedImage, ResolvedManifest};
+use ferry_planner::{ResolvedImage, ResolvedManifest, Source};
 use ferry_registry::{Manifest, RegistriesConf, RegistryClient};
 use ferry_schemas::config::Mirror;
 use ferry_schemas::{Digest, ImageReference};
@@ -421,7 +421,8 @@ fn from_record(
     };
     resolved.images.push(ResolvedImage {
         name: request.name.clone(),
-        source: record.source.clone(),
+        source: Source::Registry(record.source.clone()),
+        blob_sources: Default::default(),
         destination_repository: request.destination_repository.clone(),
         destination_tag: Some(request.destination_tag.clone()),
         top: record.top.clone(),
@@ -435,7 +436,8 @@ fn from_record(
         let tag = signature_tag(&record.top);
         resolved.images.push(ResolvedImage {
             name: format!("{}:{tag}", request.origin.name()),
-            source: record.source.clone(),
+            source: Source::Registry(record.source.clone()),
+            blob_sources: Default::default(),
             destination_repository: request.destination_repository.clone(),
             destination_tag: Some(tag),
             top: signature.clone(),
@@ -535,7 +537,8 @@ async fn resolve_one(
     let source_name = format!("{}/{}", source.registry(), source.repository());
     resolved.images.push(ResolvedImage {
         name: request.name.clone(),
-        source: source_name.clone(),
+        source: Source::Registry(source_name.clone()),
+        blob_sources: Default::default(),
         destination_repository: request.destination_repository.clone(),
         destination_tag: Some(request.destination_tag.clone()),
         top: top_digest.clone(),
@@ -580,7 +583,8 @@ async fn resolve_one(
             if let Ok((digest, tree)) = found {
                 resolved.images.push(ResolvedImage {
                     name: format!("{}:{tag}", request.origin.name()),
-                    source: source_name.clone(),
+                    source: Source::Registry(source_name.clone()),
+                    blob_sources: Default::default(),
                     destination_repository: request.destination_repository.clone(),
                     destination_tag: Some(tag),
                     top: digest.clone(),

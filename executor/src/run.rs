@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dependencies::upstream_keys;
-use ferry_planner::{Action, ActionGraph, ActionKey, Plan};
+use ferry_planner::{Action, ActionGraph, ActionKey, Plan, Source};
 use ferry_registry::{Manifest, RegistryClient};
 use ferry_schemas::{Digest, ImageReference};
 use ferry_store::{BlobStore, FinishedAction, WorkspaceState};
@@ -231,19 +231,25 @@ async fn run_action(
             repository,
             digest,
             size,
+            source: Source::Cache,
             ..
         }
         | Action::LinkBlob {
             repository,
             digest,
             size,
+            source: Source::Cache,
             ..
-        } if local_blobs.is_some() => {
-            // Disk-to-mirror: the verified cached copy is uploaded, or a
-            // link mounts it from the repository that has it.
-            let path = local_blobs
-                .map(|blobs| blobs.path(digest))
-                .unwrap_or_default();
+        } => {
+            // From the cache (disk-to-mirror's imported deliveries, built
+            // images): the verified cached copy is uploaded, or a link
+            // mounts it from the repository that has it.
+            let Some(blobs) = local_blobs else {
+                return Err(format!(
+                    "blob {digest} is to be read from the cache, and this run has no cache"
+                ));
+            };
+            let path = blobs.path(digest);
             let mount_from = match action {
                 Action::LinkBlob {
                     from_repository, ..
@@ -283,7 +289,7 @@ async fn run_action(
             ..
         } => {
             let (source_registry, source_repository) = source
-                .split_once('/')
+                .registry_repository()
                 .ok_or("a source without repository")?;
             client
                 .copy_blob_counting(
@@ -311,7 +317,7 @@ async fn run_action(
             // repository is the one to fill), the bytes come from the
             // source. A repository that has the blob already costs a HEAD.
             let (source_registry, source_repository) = source
-                .split_once('/')
+                .registry_repository()
                 .ok_or("a source without repository")?;
             let mount_from = (from_repository != repository).then_some(from_repository.as_str());
             client

@@ -35,6 +35,8 @@ use std::fmt;
 use ferry_schemas::Digest;
 use serde::Serialize;
 
+use crate::source::Source;
+
 /// Bumped when the meaning of a key changes; old state then plans again.
 pub const KEY_VERSION: u32 = 1;
 
@@ -113,8 +115,8 @@ pub enum Action {
         repository: String,
         digest: Digest,
         size: u64,
-        /// Where to read it: `registry/repository` of a source.
-        source: String,
+        /// Where to read it.
+        source: Source,
     },
     /// Make a blob already at the destination part of a repository (a
     /// cross-repository mount from `from_repository`: no bytes move; when
@@ -124,9 +126,8 @@ pub enum Action {
         digest: Digest,
         size: u64,
         from_repository: String,
-        /// Where to read it if the mount is refused: `registry/repository`
-        /// of a source.
-        source: String,
+        /// Where to read it if the mount is refused.
+        source: Source,
     },
     /// Put a manifest into a repository by digest.
     PushManifest {
@@ -134,7 +135,7 @@ pub enum Action {
         digest: Digest,
         media_type: String,
         size: u64,
-        source: String,
+        source: Source,
     },
     /// Point a tag at a manifest.
     Tag {
@@ -146,8 +147,8 @@ pub enum Action {
     FetchBlob {
         digest: Digest,
         size: u64,
-        /// Where to read it: `registry/repository` of a source.
-        source: String,
+        /// Where to read it.
+        source: Source,
     },
     /// Put a cached blob into the next delivery.
     PackBlob { digest: Digest, size: u64 },
@@ -156,7 +157,7 @@ pub enum Action {
         digest: Digest,
         media_type: String,
         size: u64,
-        source: String,
+        source: Source,
     },
     /// Name an image in the next delivery's index (`name` resolved to `digest`).
     RecordImage { name: String, digest: Digest },
@@ -340,7 +341,7 @@ mod tests {
             repository: repository.to_owned(),
             digest: digest(1),
             size: 10,
-            source: source.to_owned(),
+            source: Source::Registry(source.to_owned()),
         };
         let base = upload("mirror.local/ns", "ns/a", "quay.io/a");
         assert_eq!(

@@ -14,6 +14,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::action::{Action, ActionKey};
 use crate::category::Category;
+use crate::source::Source;
 
 /// One manifest of a resolved image, with what it names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +33,12 @@ pub struct ResolvedManifest {
 pub struct ResolvedImage {
     /// The name as the configuration wrote it.
     pub name: String,
-    /// `registry/repository` to read from.
-    pub source: String,
+    /// Where its manifests and (unless `blob_sources` says otherwise) its
+    /// blobs are read.
+    pub source: Source,
+    /// Blobs read from elsewhere than `source`: a built image's new layers
+    /// come from the cache while its base layers come from a registry.
+    pub blob_sources: BTreeMap<Digest, Source>,
     /// Repository path at the destination registry.
     pub destination_repository: String,
     /// The tag to set at the destination, if any.
@@ -44,6 +49,13 @@ pub struct ResolvedImage {
     pub manifests: Vec<ResolvedManifest>,
     /// What the image is part of (a signature is its image's).
     pub category: Category,
+}
+
+impl ResolvedImage {
+    /// Where blob `digest` of this image is read.
+    pub fn blob_source(&self, digest: &Digest) -> &Source {
+        self.blob_sources.get(digest).unwrap_or(&self.source)
+    }
 }
 
 /// Where everything goes: `registry[/prefix]`.
@@ -158,7 +170,7 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
     // Which destination repositories need each blob; the first (in name
     // order) receives the upload, the others link to it.
     let mut repositories_of_blob: BTreeMap<Digest, BTreeSet<&str>> = BTreeMap::new();
-    let mut sizes: BTreeMap<Digest, (u64, &str)> = BTreeMap::new();
+    let mut sizes: BTreeMap<Digest, (u64, &Source)> = BTreeMap::new();
     for image in images {
         for manifest in &image.manifests {
             for (digest, size) in &manifest.blobs {
@@ -168,7 +180,7 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
                     .insert(&image.destination_repository);
                 sizes
                     .entry(digest.clone())
-                    .or_insert((*size, &image.source));
+                    .or_insert((*size, image.blob_source(digest)));
             }
         }
     }
@@ -190,7 +202,7 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
             repository: (*first).to_owned(),
             digest: digest.clone(),
             size,
-            source: source.to_owned(),
+            source: source.clone(),
         });
         for repository in repositories {
             let link = graph.node(Action::LinkBlob {
@@ -198,7 +210,7 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
                 digest: digest.clone(),
                 size,
                 from_repository: (*first).to_owned(),
-                source: source.to_owned(),
+                source: source.clone(),
             });
             graph.edge(upload, link);
             blob_nodes.insert(((*repository).to_owned(), digest.clone()), (link, upload));
@@ -267,26 +279,32 @@ pub fn compile_archive(images: &[ResolvedImage]) -> ActionGraph {
     let mut pack_nodes: BTreeMap<Digest, NodeIndex> = BTreeMap::new();
     let mut fetch_nodes: BTreeMap<Digest, NodeIndex> = BTreeMap::new();
     // Blobs in digest order, each fetched from the first image naming it.
-    let mut sources: BTreeMap<&Digest, (u64, &str)> = BTreeMap::new();
+    let mut sources: BTreeMap<&Digest, (u64, &Source)> = BTreeMap::new();
     for image in images {
         for manifest in &image.manifests {
             for (digest, size) in &manifest.blobs {
-                sources.entry(digest).or_insert((*size, &image.source));
+                sources
+                    .entry(digest)
+                    .or_insert((*size, image.blob_source(digest)));
             }
         }
     }
     for (digest, (size, source)) in sources {
-        let fetch = graph.node(Action::FetchBlob {
-            digest: digest.clone(),
-            size,
-            source: source.to_owned(),
-        });
         let pack = graph.node(Action::PackBlob {
             digest: digest.clone(),
             size,
         });
-        graph.edge(fetch, pack);
-        fetch_nodes.insert(digest.clone(), fetch);
+        // A blob the cache is the source of (a built image's) is there
+        // already: nothing to fetch.
+        if *source != Source::Cache {
+            let fetch = graph.node(Action::FetchBlob {
+                digest: digest.clone(),
+                size,
+                source: source.clone(),
+            });
+            graph.edge(fetch, pack);
+            fetch_nodes.insert(digest.clone(), fetch);
+        }
         pack_nodes.insert(digest.clone(), pack);
     }
     for image in images {
@@ -305,7 +323,9 @@ pub fn compile_archive(images: &[ResolvedImage]) -> ActionGraph {
                 if let Some(pack) = pack_nodes.get(digest) {
                     graph.edge(*pack, node);
                     nodes.insert(*pack);
-                    nodes.insert(fetch_nodes[digest]);
+                    if let Some(fetch) = fetch_nodes.get(digest) {
+                        nodes.insert(*fetch);
+                    }
                 }
             }
         }

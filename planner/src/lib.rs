@@ -22,6 +22,7 @@ pub mod document;
 pub mod graph;
 pub mod plan;
 pub mod saved;
+pub mod source;
 
 pub use action::{Action, ActionKey, KEY_VERSION};
 pub use category::{Category, exit_bits};
@@ -33,3 +34,4 @@ pub use graph::{
 };
 pub use plan::{ImageChange, Plan, PlannedAction, Reason, StateSnapshot, plan};
 pub use saved::{ApplyInputs, PlannedImage, RunSettings, SavedConfiguration, Stale, staleness};
+pub use source::Source;

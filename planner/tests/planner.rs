@@ -2,7 +2,7 @@
 
 use ferry_planner::{
     Action, Category, Destination, ImageChange, Plan, Reason, ResolvedImage, ResolvedManifest,
-    StateSnapshot, compile, compile_archive, plan,
+    Source, StateSnapshot, compile, compile_archive, plan,
 };
 use ferry_schemas::Digest;
 
@@ -19,7 +19,8 @@ fn image(name: &str, repository: &str, tag: &str, layers: &[&str]) -> ResolvedIm
     blobs.extend(layers.iter().map(|layer| (digest(layer), 1000)));
     ResolvedImage {
         name: name.to_owned(),
-        source: format!("quay.io/{repository}"),
+        source: Source::Registry(format!("quay.io/{repository}")),
+        blob_sources: Default::default(),
         destination_repository: format!("mirror/{repository}"),
         destination_tag: Some(tag.to_owned()),
         top: manifest.clone(),
@@ -257,7 +258,8 @@ fn index_children_come_before_the_index() {
     let index_digest = digest("index");
     let multi = ResolvedImage {
         name: "quay.io/app/m:1".to_owned(),
-        source: "quay.io/app/m".to_owned(),
+        source: Source::Registry("quay.io/app/m".to_owned()),
+        blob_sources: Default::default(),
         destination_repository: "mirror/app/m".to_owned(),
         destination_tag: Some("1".to_owned()),
         top: index_digest.clone(),
@@ -537,7 +539,7 @@ fn delivery_keys_name_no_folder_or_source() {
     let fetch = |source: &str| Action::FetchBlob {
         digest: digest("x"),
         size: 1,
-        source: source.to_owned(),
+        source: Source::Registry(source.to_owned()),
     };
     assert_eq!(fetch("quay.io/a").key(), fetch("mirror.local/b").key());
     assert_ne!(a.key(), fetch("quay.io/a").key());

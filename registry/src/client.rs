@@ -17,7 +17,12 @@
 //!
 //! Retries: connection errors, timeouts, 408, 429 (honouring
 //! `Retry-After`) and 5xx are retried up to `retry_times`, with exponential
-//! backoff and jitter, or a fixed `retry_delay`.
+//! backoff and jitter, or a fixed `retry_delay`; so is a response whose body
+//! is cut short or stalls (manifests, tag lists and tokens are asked again;
+//! blobs resume). A request's headers must come within `header_timeout`,
+//! and a body may send nothing for at most `stall_timeout`. Every retry is
+//! logged at warn level, naming the registry, what failed and the attempt
+//! (`retry 2/5`); never a header or a credential.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +63,19 @@ const UPLOAD_CHUNK: usize = 16 * 1024 * 1024;
 /// Default of [`ClientOptions::ask_before_upload_from`].
 pub const ASK_BEFORE_UPLOAD_FROM: u64 = 1024 * 1024;
 
+/// Default of [`ClientOptions::header_timeout`].
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`ClientOptions::stall_timeout`].
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests with a body larger than this have no header deadline: sending
+/// the body is part of the wait, and a slow link would look like a stall.
+const HEADER_TIMEOUT_BODY_LIMIT: usize = 1024 * 1024;
+/// The largest manifest ferry reads (containers/image refuses larger ones
+/// too).
+pub const MANIFEST_MAXIMUM_BYTES: u64 = 4 * 1024 * 1024;
+/// The largest tag-list page or token answer ferry reads.
+const SMALL_BODY_MAXIMUM_BYTES: u64 = 16 * 1024 * 1024;
+
 /// How long a host that could not be reached (its ping failed after every
 /// retry) is taken as unreachable before it is tried again.
 const UNREACHABLE_FOR: Duration = Duration::from_secs(10);
@@ -80,6 +98,12 @@ pub struct ClientOptions {
     /// A fixed delay between retries; exponential backoff when `None`.
     pub retry_delay: Option<Duration>,
     pub timeout: Duration,
+    /// How long to wait for a response's headers after sending a request
+    /// (one without a body above 1 MiB) before retrying it.
+    pub header_timeout: Duration,
+    /// How long a response body, or a blob streamed from a source, may
+    /// send nothing before the transfer counts as stalled and is retried.
+    pub stall_timeout: Duration,
     /// Blobs of at least this many bytes are uploaded only after a HEAD
     /// says the destination lacks them; smaller ones are uploaded without
     /// asking (sending a blob the registry has costs about what the HEAD
@@ -106,6 +130,8 @@ impl Default for ClientOptions {
             transfers_per_registry: 6,
             retry_delay: None,
             timeout: Duration::from_secs(600),
+            header_timeout: HEADER_TIMEOUT,
+            stall_timeout: STALL_TIMEOUT,
             ask_before_upload_from: ASK_BEFORE_UPLOAD_FROM,
         }
     }
@@ -145,6 +171,28 @@ pub enum ErrorKind {
     Tls { message: String, searched: String },
     #[error("cannot connect: {0}")]
     Connection(String),
+    #[error(
+        "the registry closed the connection after {} of the {what}",
+        byte_progress(*.received, *.expected)
+    )]
+    BodyCut {
+        what: String,
+        received: u64,
+        expected: Option<u64>,
+    },
+    #[error(
+        "the registry sent nothing for {} after {} of the {what}",
+        seconds(*.waited),
+        byte_progress(*.received, *.expected)
+    )]
+    BodyStalled {
+        what: String,
+        waited: Duration,
+        received: u64,
+        expected: Option<u64>,
+    },
+    #[error("the registry sent no answer within {} of the request", seconds(*.waited))]
+    HeadersStalled { waited: Duration },
     #[error("unexpected answer HTTP {status}: {body}")]
     Status { status: u16, body: String },
     #[error("the registry's answer is malformed: {0}")]
@@ -172,11 +220,93 @@ impl ErrorKind {
     /// Whether retrying may help.
     fn retryable(&self) -> bool {
         match self {
-            ErrorKind::Connection(_) => true,
+            ErrorKind::Connection(_)
+            | ErrorKind::BodyCut { .. }
+            | ErrorKind::BodyStalled { .. }
+            | ErrorKind::HeadersStalled { .. } => true,
             ErrorKind::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
             _ => false,
         }
     }
+}
+
+/// `812 of 2,310 bytes`, or `812 bytes` when the whole size is unknown.
+fn byte_progress(received: u64, expected: Option<u64>) -> String {
+    match expected {
+        Some(expected) => format!("{} of {} bytes", grouped(received), grouped(expected)),
+        None => format!("{} bytes", grouped(received)),
+    }
+}
+
+/// A count with thousands separators (`2,310`).
+fn grouped(count: u64) -> String {
+    let digits = count.to_string();
+    let mut text = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
+}
+
+/// `30 s`, `1.5 s` or `250 ms`.
+fn seconds(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        format!("{} ms", duration.as_millis())
+    } else if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+/// Why reading a response body stopped early.
+enum BodyFailure {
+    /// The connection failed or closed before the body was whole.
+    Cut,
+    /// Nothing came for the stall timeout.
+    Stalled,
+}
+
+/// A response body as a stream of chunks, each of which must come within
+/// `stall` of the one before.
+fn stall_guarded(
+    response: reqwest::Response,
+    stall: Duration,
+) -> impl futures_util::Stream<Item = std::result::Result<Bytes, BodyFailure>> + Send + Unpin {
+    let chunks = Box::pin(response.bytes_stream());
+    Box::pin(futures_util::stream::unfold(
+        Some(chunks),
+        move |state| async move {
+            let mut chunks = state?;
+            match tokio::time::timeout(stall, chunks.next()).await {
+                Err(_) => Some((Err(BodyFailure::Stalled), None)),
+                Ok(None) => None,
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(chunks))),
+                Ok(Some(Err(_))) => Some((Err(BodyFailure::Cut), None)),
+            }
+        },
+    ))
+}
+
+/// A whole response: its status, headers and body.
+struct WholeResponse {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    bytes: Bytes,
+}
+
+/// The method and path of a request, for logs (no query: upload URLs carry
+/// session state there; no headers: they carry credentials).
+fn request_label(request: &reqwest::Request) -> (String, String) {
+    let url = request.url();
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    (host, format!("{} {}", request.method(), url.path()))
 }
 
 /// A manifest with its exact bytes.
@@ -342,7 +472,6 @@ impl RegistryClient {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(120))
             .pool_idle_timeout(Duration::from_secs(90))
             .redirect(reqwest::redirect::Policy::limited(10));
         let mut searched = Vec::new();
@@ -574,32 +703,49 @@ impl RegistryClient {
             .credentials
             .lookup(host_name, repository)
             .map_err(|error| ErrorKind::Protocol(error.to_string()))?;
-        let response = self
-            .send_with_retries(|| {
-                let request = host.http.get(url.clone());
-                match &credentials {
-                    Some(credentials) => request.header(AUTHORIZATION, credentials.basic_header()),
-                    None => request,
+        let mut attempt = 0;
+        let answer = loop {
+            let response = self
+                .send_with_retries(|| {
+                    let request = host.http.get(url.clone());
+                    match &credentials {
+                        Some(credentials) => {
+                            request.header(AUTHORIZATION, credentials.basic_header())
+                        }
+                        None => request,
+                    }
+                })
+                .await?;
+            match response.status() {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    return Err(ErrorKind::Unauthorized {
+                        status: response.status().as_u16(),
+                    });
                 }
-            })
-            .await?;
-        match response.status() {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(ErrorKind::Unauthorized {
-                    status: response.status().as_u16(),
-                });
+                status if !status.is_success() => {
+                    return Err(ErrorKind::Status {
+                        status: status.as_u16(),
+                        body: "from the token service".to_owned(),
+                    });
+                }
+                _ => {}
             }
-            status if !status.is_success() => {
-                return Err(ErrorKind::Status {
-                    status: status.as_u16(),
-                    body: "from the token service".to_owned(),
-                });
+            let realm_host = url.host_str().unwrap_or_default().to_owned();
+            match self
+                .read_whole(response, "token answer", SMALL_BODY_MAXIMUM_BYTES)
+                .await
+            {
+                Ok(answer) => break answer,
+                Err(error) if error.retryable() && attempt < self.options.retry_times => {
+                    attempt += 1;
+                    let what = format!("GET {}", url.path());
+                    self.before_retry(&realm_host, &what, &error, attempt, None)
+                        .await;
+                }
+                Err(error) => return Err(error),
             }
-            _ => {}
-        }
-        let body: serde_json::Value = response
-            .json()
-            .await
+        };
+        let body: serde_json::Value = serde_json::from_slice(&answer.bytes)
             .map_err(|error| ErrorKind::Protocol(format!("token answer: {error}")))?;
         let token = body["token"]
             .as_str()
@@ -623,10 +769,33 @@ impl RegistryClient {
             let request = build().timeout(self.options.timeout);
             // Log the method and URL only: headers carry credentials and
             // are never logged.
-            if let Some(built) = request.try_clone().and_then(|r| r.build().ok()) {
+            let built = request.try_clone().and_then(|r| r.build().ok());
+            if let Some(built) = &built {
                 tracing::trace!(method = %built.method(), url = %built.url(), attempt, "registry request");
             }
-            let outcome = request.send().await;
+            // A request that streams its body (it cannot be cloned) or
+            // sends a large one has no header deadline: sending is part of
+            // the wait.
+            let header_deadline = built
+                .as_ref()
+                .is_some_and(|built| {
+                    built.body().is_none_or(|body| {
+                        body.as_bytes()
+                            .is_some_and(|bytes| bytes.len() <= HEADER_TIMEOUT_BODY_LIMIT)
+                    })
+                })
+                .then_some(self.options.header_timeout);
+            let label = built.as_ref().map(request_label);
+            let outcome = match header_deadline {
+                Some(deadline) => match tokio::time::timeout(deadline, request.send()).await {
+                    Ok(outcome) => outcome.map_err(|error| connection_error(&error)),
+                    Err(_) => Err(ErrorKind::HeadersStalled { waited: deadline }),
+                },
+                None => request
+                    .send()
+                    .await
+                    .map_err(|error| connection_error(&error)),
+            };
             if let Ok(response) = &outcome {
                 tracing::trace!(status = response.status().as_u16(), url = %response.url(), "registry response");
             }
@@ -652,14 +821,129 @@ impl RegistryClient {
                         retry_after,
                     )
                 }
-                Err(error) => (connection_error(&error), None),
+                Err(error) => (error, None),
             };
             if !error.retryable() || attempt >= self.options.retry_times {
                 return Err(error);
             }
             attempt += 1;
-            tokio::time::sleep(retry_after.unwrap_or_else(|| self.backoff(attempt))).await;
+            let (registry, what) = label.unwrap_or_default();
+            self.before_retry(&registry, &what, &error, attempt, retry_after)
+                .await;
         }
+    }
+
+    /// Logs that a request to `registry` is retried (at warn level: on
+    /// screen and in the run log) and waits before the retry.
+    async fn before_retry(
+        &self,
+        registry: &str,
+        what: &str,
+        error: &ErrorKind,
+        attempt: u32,
+        retry_after: Option<Duration>,
+    ) {
+        let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
+        tracing::warn!(
+            "{registry}: {what} failed: {error}; retry {attempt}/{} in {}",
+            self.options.retry_times,
+            seconds(delay)
+        );
+        tokio::time::sleep(delay).await;
+    }
+
+    /// Sends a request whose whole body is wanted (a manifest, a tag-list
+    /// page, a token answer) and reads it, at most `limit` bytes. A body
+    /// that is cut short or stalls is asked for again, as a failed
+    /// connection is.
+    async fn request_whole(
+        &self,
+        registry: &str,
+        repository: &str,
+        scope: &str,
+        what: &str,
+        limit: u64,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<WholeResponse> {
+        let mut attempt = 0;
+        loop {
+            let response = self.request(registry, repository, scope, &build).await?;
+            let path = format!("GET {}", response.url().path());
+            match self.read_whole(response, what, limit).await {
+                Ok(whole) => return Ok(whole),
+                Err(error) if error.retryable() && attempt < self.options.retry_times => {
+                    attempt += 1;
+                    self.before_retry(registry, &path, &error, attempt, None)
+                        .await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Reads a whole response body of at most `limit` bytes, each chunk
+    /// within the stall timeout.
+    async fn read_whole(
+        &self,
+        response: reqwest::Response,
+        what: &str,
+        limit: u64,
+    ) -> Result<WholeResponse> {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let expected = response.content_length();
+        if let Some(length) = expected
+            && length > limit
+        {
+            return Err(ErrorKind::Protocol(format!(
+                "the {what} is {} bytes, more than the {} ferry reads",
+                grouped(length),
+                grouped(limit)
+            )));
+        }
+        let mut body = Vec::with_capacity(expected.unwrap_or(0) as usize);
+        let mut chunks = stall_guarded(response, self.options.stall_timeout);
+        while let Some(chunk) = chunks.next().await {
+            let received = body.len() as u64;
+            match chunk {
+                Ok(chunk) => body.extend_from_slice(&chunk),
+                Err(BodyFailure::Cut) => {
+                    return Err(ErrorKind::BodyCut {
+                        what: what.to_owned(),
+                        received,
+                        expected,
+                    });
+                }
+                Err(BodyFailure::Stalled) => {
+                    return Err(ErrorKind::BodyStalled {
+                        what: what.to_owned(),
+                        waited: self.options.stall_timeout,
+                        received,
+                        expected,
+                    });
+                }
+            }
+            if body.len() as u64 > limit {
+                return Err(ErrorKind::Protocol(format!(
+                    "the {what} is more than the {} bytes ferry reads",
+                    grouped(limit)
+                )));
+            }
+        }
+        if let Some(expected) = expected
+            && (body.len() as u64) < expected
+        {
+            return Err(ErrorKind::BodyCut {
+                what: what.to_owned(),
+                received: body.len() as u64,
+                expected: Some(expected),
+            });
+        }
+        Ok(WholeResponse {
+            status,
+            headers,
+            bytes: Bytes::from(body),
+        })
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -835,7 +1119,11 @@ impl RegistryClient {
                 Ok(()) => return Ok(PushOutcome::Uploaded),
                 Err(error) if error.retryable() && attempt < self.options.retry_times => {
                     attempt += 1;
-                    tokio::time::sleep(self.backoff(attempt)).await;
+                    let what = format!(
+                        "copy of blob {digest} from {source_registry}/{source_repository} to {destination_repository}"
+                    );
+                    self.before_retry(destination_registry, &what, &error, attempt, None)
+                        .await;
                 }
                 Err(error) => return Err(wrap(error)),
             }
@@ -899,10 +1187,15 @@ impl RegistryClient {
         let mut outcome_sender = Some(outcome_sender);
         let mut hasher = Some(Sha256::new());
         let mut received: u64 = 0;
-        let verified = source.bytes_stream().map(move |chunk| -> std::result::Result<Bytes, std::io::Error> {
-            let chunk = chunk.map_err(|error| {
+        let stall = self.options.stall_timeout;
+        let verified = stall_guarded(source, stall).map(move |chunk| -> std::result::Result<Bytes, std::io::Error> {
+            let chunk = chunk.map_err(|failure| {
                 if let Some(sender) = outcome_sender.take() {
-                    let _ = sender.send(Err(connection_error(&error)));
+                    let what = "blob (at the source)".to_owned();
+                    let _ = sender.send(Err(match failure {
+                        BodyFailure::Cut => ErrorKind::BodyCut { what, received, expected: Some(size) },
+                        BodyFailure::Stalled => ErrorKind::BodyStalled { what, waited: stall, received, expected: Some(size) },
+                    }));
                 }
                 std::io::Error::other("the source connection failed")
             })?;
@@ -994,10 +1287,33 @@ impl RegistryClient {
             403 => ErrorKind::Denied,
             404 => ErrorKind::NotFound,
             _ => {
-                let body = response.text().await.unwrap_or_default();
+                // The body only explains the status: a stalled one is not
+                // waited for long.
+                let body = tokio::time::timeout(Duration::from_secs(10), response.text())
+                    .await
+                    .ok()
+                    .and_then(std::result::Result::ok)
+                    .unwrap_or_default();
                 let body: String = body.chars().take(300).collect();
                 ErrorKind::Status { status, body }
             }
+        }
+    }
+
+    /// The error for a whole response with a failure status.
+    fn status_error_whole(whole: &WholeResponse) -> ErrorKind {
+        let status = whole.status.as_u16();
+        match status {
+            401 => ErrorKind::Unauthorized { status },
+            403 => ErrorKind::Denied,
+            404 => ErrorKind::NotFound,
+            _ => ErrorKind::Status {
+                status,
+                body: String::from_utf8_lossy(&whole.bytes)
+                    .chars()
+                    .take(300)
+                    .collect(),
+            },
         }
     }
 
@@ -1075,27 +1391,26 @@ impl RegistryClient {
         let path = Self::manifest_path(reference);
         let accept = MANIFEST_MEDIA_TYPES.join(", ");
         let response = self
-            .request(
+            .request_whole(
                 reference.registry(),
                 reference.repository(),
                 &Self::pull_scope(reference.repository()),
+                "manifest",
+                MANIFEST_MAXIMUM_BYTES,
                 |http, base| http.get(format!("{base}{path}")).header(ACCEPT, &accept),
             )
             .await
             .map_err(|kind| Self::error(reference, kind))?;
-        if !response.status().is_success() {
-            return Err(Self::error(reference, Self::status_error(response).await));
+        if !response.status.is_success() {
+            return Err(Self::error(reference, Self::status_error_whole(&response)));
         }
         let header_type = response
-            .headers()
+            .headers
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| Self::error(reference, connection_error(&error)))?;
+        let bytes = response.bytes;
         let digest = sha256_of(&bytes);
         if let Some(expected) = reference.digest()
             && *expected != digest
@@ -1180,28 +1495,28 @@ impl RegistryClient {
         let mut path = format!("/v2/{repository}/tags/list");
         for _ in 0..TAG_LIST_PAGES {
             let response = self
-                .request(
+                .request_whole(
                     registry,
                     repository,
                     &Self::pull_scope(repository),
+                    "tag list",
+                    SMALL_BODY_MAXIMUM_BYTES,
                     |http, base| http.get(format!("{base}{path}")),
                 )
                 .await
                 .map_err(failed)?;
-            if response.status() == StatusCode::NOT_FOUND {
+            if response.status == StatusCode::NOT_FOUND {
                 return Ok(None);
             }
-            if !response.status().is_success() {
-                return Err(failed(Self::status_error(response).await));
+            if !response.status.is_success() {
+                return Err(failed(Self::status_error_whole(&response)));
             }
             let next = response
-                .headers()
+                .headers
                 .get(reqwest::header::LINK)
                 .and_then(|value| value.to_str().ok())
                 .and_then(next_page_path);
-            let page: TagList = response
-                .json()
-                .await
+            let page: TagList = serde_json::from_slice(&response.bytes)
                 .map_err(|error| failed(ErrorKind::Protocol(format!("tag list: {error}"))))?;
             tags.extend(page.tags.unwrap_or_default());
             match next {
@@ -1288,7 +1603,9 @@ impl RegistryClient {
                         return Err(wrap(error));
                     }
                     attempt += 1;
-                    tokio::time::sleep(self.backoff(attempt)).await;
+                    let what = format!("GET /v2/{repository}/blobs/{digest}");
+                    self.before_retry(registry, &what, &error, attempt, None)
+                        .await;
                 }
             }
         }
@@ -1335,10 +1652,27 @@ impl RegistryClient {
         if !(status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT) {
             return Err((0, Self::status_error(response).await));
         }
-        let mut stream = response.bytes_stream();
+        let expected = response.content_length().map(|length| offset + length);
+        let mut stream = stall_guarded(response, self.options.stall_timeout);
         let mut received = 0;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|error| (received, connection_error(&error)))?;
+            let chunk = chunk.map_err(|failure| {
+                let what = "blob".to_owned();
+                let error = match failure {
+                    BodyFailure::Cut => ErrorKind::BodyCut {
+                        what,
+                        received: offset + received,
+                        expected,
+                    },
+                    BodyFailure::Stalled => ErrorKind::BodyStalled {
+                        what,
+                        waited: self.options.stall_timeout,
+                        received: offset + received,
+                        expected,
+                    },
+                };
+                (received, error)
+            })?;
             writer
                 .write_chunk(&chunk)
                 .map_err(|error| (received, ErrorKind::Store(error)))?;

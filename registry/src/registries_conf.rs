@@ -484,13 +484,47 @@ impl RegistriesConf {
         Ok(configuration)
     }
 
+    /// Loads a file the user named (`--registries-conf FILE`,
+    /// `$CONTAINERS_REGISTRIES_CONF`), without drop-ins. Unlike a default
+    /// path, a named file must exist and be readable, as containers/image
+    /// requires of `SystemRegistriesConfPath`: when it is missing, the
+    /// images it redirects would silently be pulled from their public hosts.
+    pub fn load_named(path: &Path) -> Result<Self, ConfigurationError> {
+        match std::fs::metadata(path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigurationError::new(
+                    path,
+                    "the registries.conf file named does not exist (without it, images would be pulled from their public hosts instead of the locations it names)",
+                ));
+            }
+            Err(error) => {
+                return Err(ConfigurationError::new(
+                    path,
+                    format!("cannot read: {error}"),
+                ));
+            }
+            Ok(metadata) if metadata.is_dir() => {
+                return Err(ConfigurationError::new(
+                    path,
+                    "is a folder, not a registries.conf file",
+                ));
+            }
+            Ok(_) => {}
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigurationError::new(path, format!("cannot read: {error}")))?;
+        let mut configuration = RegistriesConf::default();
+        configuration.merge_file(path, &text)?;
+        Ok(configuration)
+    }
+
     /// Loads the configuration containers/image would: `$CONTAINERS_REGISTRIES_CONF`
-    /// alone when set; otherwise `~/.config/containers/registries.conf` when
+    /// alone when set (it must exist, see [`Self::load_named`]); otherwise `~/.config/containers/registries.conf` when
     /// it exists, else `/etc/containers/registries.conf`, each with its
     /// drop-in folders.
     pub fn load_default() -> Result<Self, ConfigurationError> {
         if let Some(path) = std::env::var_os("CONTAINERS_REGISTRIES_CONF") {
-            return RegistriesConf::load(Some(Path::new(&path)), &[]);
+            return RegistriesConf::load_named(Path::new(&path));
         }
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let system = PathBuf::from("/etc/containers/registries.conf");

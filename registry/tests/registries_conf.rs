@@ -238,3 +238,31 @@ fn drop_ins_override_in_name_order() {
     assert!(conf.find("registry.redhat.io/x").unwrap().blocked);
     assert_eq!(conf.files().len(), 3);
 }
+
+#[test]
+fn a_named_file_that_is_missing_is_an_error_naming_it() {
+    let folder = tempfile::tempdir().unwrap();
+    let missing = folder.path().join("enclave-registries.conf");
+    let error = RegistriesConf::load_named(&missing).unwrap_err();
+    assert_eq!(error.path, missing);
+    assert!(
+        error.to_string().contains("enclave-registries.conf"),
+        "{error}"
+    );
+    assert!(error.message.contains("does not exist"), "{error}");
+    // A folder is no file either.
+    let error = RegistriesConf::load_named(folder.path()).unwrap_err();
+    assert!(error.message.contains("folder"), "{error}");
+    // A default path may be absent, as in containers/image.
+    let empty = RegistriesConf::load(Some(&missing), &[]).unwrap();
+    assert!(empty.registries().is_empty());
+    // A named file that exists is read.
+    std::fs::write(
+        &missing,
+        "[[registry]]\nprefix = \"quay.io\"\nlocation = \"127.0.0.1:5000/quay\"\n",
+    )
+    .unwrap();
+    let named = RegistriesConf::load_named(&missing).unwrap();
+    assert_eq!(named.registries().len(), 1);
+    assert_eq!(named.files(), [missing]);
+}

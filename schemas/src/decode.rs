@@ -21,7 +21,9 @@ use crate::config::{
 };
 use crate::diagnostic::{Problem, Span};
 use crate::features::{Feature, FeatureUse};
-use crate::reference::{ImageReference, ImageSource, is_valid_repository_path, is_valid_tag};
+use crate::reference::{
+    ImageReference, ImageSource, NAME_MAXIMUM_LENGTH, is_valid_repository_path, is_valid_tag,
+};
 use crate::yaml::{Node, Value, line_of};
 
 /// The two configuration kinds.
@@ -371,7 +373,21 @@ impl<'t> Decoder<'t> {
     fn repository_path(&mut self, fields: &Fields<'_>, name: &str, what: &str) -> Option<String> {
         let node = fields.present(name)?;
         let text = self.string(node, what)?;
-        if is_valid_repository_path(&text) {
+        if is_valid_repository_path(&text) && text.len() > NAME_MAXIMUM_LENGTH {
+            // Stricter than oc-mirror: a registry refuses the push later.
+            self.error(
+                Problem::error(
+                    format!(
+                        "`{what}` is {} characters long, more than a repository name may be ({NAME_MAXIMUM_LENGTH})",
+                        text.len()
+                    ),
+                    node.span,
+                    "too long",
+                )
+                .with_help("registries refuse a repository name (host and path) longer than 255 characters"),
+            );
+            None
+        } else if is_valid_repository_path(&text) {
             Some(text)
         } else {
             self.error(

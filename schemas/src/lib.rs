@@ -34,6 +34,28 @@ pub use digest::{Digest, DigestAlgorithm};
 pub use features::{Feature, FeatureUse};
 pub use reference::{ImageReference, ImageSource};
 
+/// Reads a configuration file's text, refusing one larger than
+/// [`yaml::MAXIMUM_DOCUMENT_BYTES`] without reading it whole: a huge or
+/// endless file (`/dev/zero`) never fills memory.
+pub fn read_configuration_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(yaml::MAXIMUM_DOCUMENT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > yaml::MAXIMUM_DOCUMENT_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the file is larger than {} MiB, more than a configuration may be",
+                yaml::MAXIMUM_DOCUMENT_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+}
+
 /// A configuration that loaded without errors.
 #[derive(Clone, Debug)]
 pub struct Loaded<T> {
@@ -123,5 +145,21 @@ pub fn load_any_configuration(text: &str) -> Result<Loaded<AnyConfiguration>, Ve
             config: AnyConfiguration::ImageSet(loaded.config),
             unsupported: loaded.unsupported,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn endless_files_are_refused_without_reading_them_whole() {
+        let error = super::read_configuration_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(error.to_string().contains("larger than 8 MiB"), "{error}");
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("isc.yaml");
+        std::fs::write(&path, "kind: ImageSetConfiguration\n").unwrap();
+        assert_eq!(
+            super::read_configuration_file(&path).unwrap(),
+            "kind: ImageSetConfiguration\n"
+        );
     }
 }

@@ -20,6 +20,10 @@ use crate::digest::{Digest, DigestError};
 /// The longest tag the docker grammar allows.
 const TAG_MAXIMUM_LENGTH: usize = 128;
 
+/// The longest repository name (`host[:port]/path`) the docker grammar
+/// allows (distribution's `NameTotalLengthMax`).
+pub const NAME_MAXIMUM_LENGTH: usize = 255;
+
 /// Why a string is not an image reference.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
@@ -29,6 +33,10 @@ pub enum ReferenceError {
     MissingRegistry(String),
     #[error("`{0}` is not a valid registry host")]
     InvalidHost(String),
+    #[error("`{host}:{port}`: the port must be a number from 1 to 65535")]
+    InvalidPort { host: String, port: String },
+    #[error("the repository name is {length} characters long, more than {NAME_MAXIMUM_LENGTH}")]
+    NameTooLong { length: usize },
     #[error(
         "`{0}` is not a valid repository path component (lower-case letters, digits, and `.`, `_`, `__` or `-` between them)"
     )]
@@ -58,6 +66,10 @@ impl ReferenceError {
             }
             ReferenceError::UnsupportedTransport(_) => {
                 "use `docker://host/repository:tag` or `oci:///absolute/path`"
+            }
+            ReferenceError::InvalidPort { .. } => "a port is a number from 1 to 65535",
+            ReferenceError::NameTooLong { .. } => {
+                "registries refuse a repository name (host and path) longer than 255 characters"
             }
             _ => {
                 "a reference looks like `registry.example.com:5000/team/image:tag` or `...@sha256:<hex>`"
@@ -195,6 +207,10 @@ impl ImageReference {
         if let Some(bad) = repository.split('/').find(|c| !is_valid_path_component(c)) {
             return Err(ReferenceError::InvalidPathComponent(bad.to_owned()));
         }
+        let length = self.registry.len() + 1 + repository.len();
+        if length > NAME_MAXIMUM_LENGTH {
+            return Err(ReferenceError::NameTooLong { length });
+        }
         Ok(ImageReference {
             repository: repository.to_owned(),
             ..self.clone()
@@ -247,11 +263,22 @@ impl FromStr for ImageReference {
         if !is_valid_host(first) {
             return Err(ReferenceError::InvalidHost(first.to_owned()));
         }
+        if let Some((host, port)) = first.split_once(':')
+            && !port.parse::<u16>().is_ok_and(|port| port > 0)
+        {
+            return Err(ReferenceError::InvalidPort {
+                host: host.to_owned(),
+                port: port.to_owned(),
+            });
+        }
         if rest.is_empty() {
             return Err(ReferenceError::MissingRepository);
         }
         if let Some(bad) = rest.split('/').find(|c| !is_valid_path_component(c)) {
             return Err(ReferenceError::InvalidPathComponent(bad.to_owned()));
+        }
+        if name.len() > NAME_MAXIMUM_LENGTH {
+            return Err(ReferenceError::NameTooLong { length: name.len() });
         }
         Ok(ImageReference {
             registry: first.to_owned(),
@@ -441,6 +468,42 @@ mod tests {
             "quay.io/".parse::<ImageReference>(),
             Err(ReferenceError::MissingRepository)
         ));
+    }
+
+    #[test]
+    fn ports_above_65535_are_refused() {
+        assert!(
+            "registry.example.com:65535/app"
+                .parse::<ImageReference>()
+                .is_ok()
+        );
+        assert_eq!(
+            "registry.example.com:65536/app:1".parse::<ImageReference>(),
+            Err(ReferenceError::InvalidPort {
+                host: "registry.example.com".to_owned(),
+                port: "65536".to_owned()
+            })
+        );
+        assert!(matches!(
+            "127.0.0.1:99999999999999999999/app".parse::<ImageReference>(),
+            Err(ReferenceError::InvalidPort { .. })
+        ));
+        assert!(matches!(
+            "localhost:0/app".parse::<ImageReference>(),
+            Err(ReferenceError::InvalidPort { .. })
+        ));
+    }
+
+    #[test]
+    fn names_over_255_characters_are_refused() {
+        // `quay.io/` is 8 characters: a path of 247 makes 255.
+        let fits = format!("quay.io/{}", "a".repeat(247));
+        assert!(fits.parse::<ImageReference>().is_ok());
+        let long = format!("quay.io/{}:v1", "a".repeat(248));
+        assert_eq!(
+            long.parse::<ImageReference>(),
+            Err(ReferenceError::NameTooLong { length: 256 })
+        );
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! byte spans. Duplicate keys are found here, because a map type would lose
 //! them. Only the first document of a stream is read; a second one is an
 //! error, since oc-mirror reads exactly one configuration per file.
+//!
+//! Hostile files are refused before they cost memory: a text larger than
+//! [`MAXIMUM_DOCUMENT_BYTES`], control characters (a NUL byte would end the
+//! parser's input early and hide everything after it), nesting deeper than
+//! [`MAXIMUM_NESTING`], and aliases that together copy more than
+//! [`MAXIMUM_ALIASED_NODES`] nodes (a "billion laughs" file of a few hundred
+//! bytes expands to billions of nodes otherwise).
 
 use std::collections::HashMap;
 
@@ -14,6 +21,19 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::diagnostic::{Problem, Span};
+
+/// The largest configuration text read. oc-mirror's own examples are a few
+/// KiB; the largest real ones (every package of several catalogs spelled
+/// out) stay well under one MiB.
+pub const MAXIMUM_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// The most nodes that aliases may copy in one file, counted over every
+/// alias (an alias of a list of ten scalars copies eleven nodes).
+pub const MAXIMUM_ALIASED_NODES: usize = 100_000;
+
+/// The deepest nesting of lists and mappings. A configuration needs about
+/// eight levels; deeper trees only cost stack when they are walked.
+pub const MAXIMUM_NESTING: usize = 128;
 
 /// A YAML value with its place in the source.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,19 +77,27 @@ impl Node {
 /// syntax error (duplicate keys, extra documents) are returned beside the
 /// tree, so the caller can report them together with its own.
 pub fn parse(text: &str) -> Result<(Node, Vec<Problem>), Problem> {
+    check_size(text)?;
+    check_characters(text)?;
     let positions = Positions::new(text);
     let mut builder = TreeBuilder {
         text,
         positions: &positions,
         stack: Vec::new(),
         anchors: HashMap::new(),
+        aliased_nodes: 0,
+        refused: None,
         root: None,
         documents: 0,
         extra_document: None,
         problems: Vec::new(),
     };
     let mut parser = Parser::new_from_str(text);
-    if let Err(error) = parser.load(&mut builder, true) {
+    let loaded = parser.load(&mut builder, true);
+    if let Some(refusal) = builder.refused {
+        return Err(refusal);
+    }
+    if let Err(error) = loaded {
         let offset = positions.byte_offset(error.marker().index());
         return Err(Problem::error(
             format!("YAML syntax error: {}", error.info()),
@@ -100,6 +128,62 @@ pub fn parse(text: &str) -> Result<(Node, Vec<Problem>), Problem> {
             "a configuration starts with `kind: ImageSetConfiguration` and `apiVersion: mirror.openshift.io/v2alpha1`",
         )),
     }
+}
+
+/// Refuses a text above [`MAXIMUM_DOCUMENT_BYTES`], before any parsing.
+fn check_size(text: &str) -> Result<(), Problem> {
+    if text.len() <= MAXIMUM_DOCUMENT_BYTES {
+        return Ok(());
+    }
+    let mut limit = MAXIMUM_DOCUMENT_BYTES;
+    while !text.is_char_boundary(limit) {
+        limit -= 1;
+    }
+    Err(Problem::error(
+        format!(
+            "the file is {} bytes, more than a configuration may be ({MAXIMUM_DOCUMENT_BYTES} bytes)",
+            text.len()
+        ),
+        Span::new(limit, 0),
+        "the limit is reached here",
+    )
+    .with_help("an ImageSetConfiguration is a few KiB; check that this is the file you meant"))
+}
+
+/// Whether YAML forbids `character` in a file: control characters other
+/// than tab, line feed, carriage return and next line (YAML 1.2, "printable
+/// characters"). yaml-rust2 takes a NUL byte as the end of the input, so
+/// without this check everything after one would be silently ignored.
+fn is_forbidden_control(character: char) -> bool {
+    character.is_control() && !matches!(character, '\t' | '\n' | '\r' | '\u{85}')
+}
+
+/// Refuses a text holding a control character, pointing at the first one.
+fn check_characters(text: &str) -> Result<(), Problem> {
+    let mut forbidden = text
+        .char_indices()
+        .filter(|(_, character)| is_forbidden_control(*character));
+    let Some((offset, character)) = forbidden.next() else {
+        return Ok(());
+    };
+    let more = forbidden.count();
+    let name = match character {
+        '\0' => "a NUL byte (U+0000)".to_owned(),
+        other => format!("the control character U+{:04X}", u32::from(other)),
+    };
+    let elsewhere = match more {
+        0 => String::new(),
+        1 => " (and 1 more control character later in the file)".to_owned(),
+        count => format!(" (and {count} more control characters later in the file)"),
+    };
+    Err(Problem::error(
+        format!("the file holds {name}{elsewhere}"),
+        Span::new(offset, character.len_utf8()),
+        "control character",
+    )
+    .with_help(
+        "a configuration is text: remove the character (the file may be binary, truncated or corrupted)",
+    ))
 }
 
 /// Converts the parser's character indexes to byte offsets.
@@ -145,7 +229,13 @@ struct TreeBuilder<'a> {
     text: &'a str,
     positions: &'a Positions,
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node, with its number of nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes copied by aliases so far.
+    aliased_nodes: usize,
+    /// Why the file was refused while it was being read (an alias that
+    /// copies too much, too deep a nesting); later events are ignored.
+    refused: Option<Problem>,
     root: Option<Node>,
     documents: usize,
     extra_document: Option<Span>,
@@ -177,7 +267,8 @@ impl TreeBuilder<'_> {
 
     fn finish(&mut self, node: Node, anchor: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            let count = node_count(&node);
+            self.anchors.insert(anchor, (node.clone(), count));
         }
         match self.stack.last_mut() {
             Some(Open::Sequence { items, .. }) => items.push(node),
@@ -221,6 +312,29 @@ impl TreeBuilder<'_> {
     }
 }
 
+/// The number of nodes in a tree: itself and everything below it.
+fn node_count(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Scalar { .. } => 0,
+        Value::Sequence(items) => items.iter().map(node_count).sum(),
+        Value::Mapping(entries) => entries
+            .iter()
+            .map(|(key, value)| node_count(key) + node_count(value))
+            .sum(),
+    }
+}
+
+/// The span of an alias (`*name`) starting at `start`.
+fn alias_span(text: &str, start: usize) -> Span {
+    let rest = &text[start.min(text.len())..];
+    let length = rest
+        .char_indices()
+        .skip(1)
+        .find(|(_, character)| character.is_whitespace() || ",[]{}".contains(*character))
+        .map_or(rest.len(), |(offset, _)| offset);
+    Span::new(start, length.max(1))
+}
+
 /// 1-based line number of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -228,7 +342,26 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 
 impl MarkedEventReceiver for TreeBuilder<'_> {
     fn on_event(&mut self, event: Event, mark: Marker) {
+        if self.refused.is_some() {
+            return;
+        }
         let start = self.positions.byte_offset(mark.index());
+        if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            && self.documents <= 1
+            && self.stack.len() >= MAXIMUM_NESTING
+        {
+            self.refused = Some(
+                Problem::error(
+                    format!("lists and mappings nest more than {MAXIMUM_NESTING} levels deep"),
+                    Span::new(start, 1),
+                    "too deep",
+                )
+                .with_help(
+                    "a configuration nests about eight levels; check the brackets and indentation",
+                ),
+            );
+            return;
+        }
         match event {
             Event::DocumentStart => {
                 self.documents += 1;
@@ -257,17 +390,38 @@ impl MarkedEventReceiver for TreeBuilder<'_> {
                 if self.documents > 1 {
                     return;
                 }
+                let span = alias_span(self.text, start);
                 let node = match self.anchors.get(&anchor) {
-                    Some(target) => Node {
-                        value: target.value.clone(),
-                        span: Span::new(start, 1),
-                    },
+                    Some((_, count)) if self.aliased_nodes + count > MAXIMUM_ALIASED_NODES => {
+                        let name = &self.text[span.range()];
+                        self.refused = Some(
+                            Problem::error(
+                                format!(
+                                    "aliases expand too far: with `{name}` ({count} values) they would copy {} values, more than the {MAXIMUM_ALIASED_NODES} a configuration may",
+                                    self.aliased_nodes + count
+                                ),
+                                span,
+                                "expands too far",
+                            )
+                            .with_help(
+                                "aliases that repeat other aliases grow exponentially (a \"billion laughs\" file); write the values out, or alias smaller parts",
+                            ),
+                        );
+                        return;
+                    }
+                    Some((target, count)) => {
+                        self.aliased_nodes += count;
+                        Node {
+                            value: target.value.clone(),
+                            span,
+                        }
+                    }
                     None => Node {
                         value: Value::Scalar {
                             text: String::new(),
                             quoted: false,
                         },
-                        span: Span::new(start, 1),
+                        span,
                     },
                 };
                 self.finish(node, 0);
@@ -399,5 +553,83 @@ mod tests {
             &entries[1].1.value,
             Value::Scalar { quoted: false, .. }
         ));
+    }
+
+    /// The nine-level "billion laughs" file of issue 14 (471 bytes): every
+    /// level is a list of nine aliases of the level before.
+    fn alias_bomb() -> String {
+        let mut text = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
+        let names = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
+        for pair in names.windows(2) {
+            let aliases = vec![format!("*{}", pair[0]); 9].join(",");
+            text.push_str(&format!("{}: &{} [{aliases}]\n", pair[1], pair[1]));
+        }
+        text
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_its_alias_without_expanding() {
+        let text = alias_bomb();
+        let started = std::time::Instant::now();
+        let error = parse(&text).unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(error.message.contains("alias"), "{}", error.message);
+        // An alias of level a copies 10 nodes, of b 91, c 820, d 7381, e
+        // 66430: levels b to e copy 74718 in all, and the first alias of
+        // level f (`*e`) would pass the budget.
+        assert_eq!(&text[error.span.range()], "*e");
+        assert_eq!(Some(error.span.offset), text.find("*e"));
+        assert_eq!(line_of(&text, error.span.offset), 6);
+    }
+
+    #[test]
+    fn ordinary_aliases_are_expanded() {
+        let text = "base: &base [quay.io/a/b:1, quay.io/a/c:2]\nfirst: *base\nsecond: *base\n";
+        let (root, problems) = parse(text).unwrap();
+        assert!(problems.is_empty());
+        let entries = mapping(&root);
+        assert_eq!(entries[1].1.value, entries[0].1.value);
+        assert_eq!(&text[entries[2].1.span.range()], "*base");
+    }
+
+    #[test]
+    fn a_nul_byte_is_refused_with_its_position() {
+        let text = "kind: ImageSetConfiguration\nmirror:\0\n  additionalImages: [x]\n";
+        let error = parse(text).unwrap_err();
+        assert!(error.message.contains("NUL"), "{}", error.message);
+        assert_eq!(error.line_and_column(text), (2, 8));
+        assert_eq!(error.span.length, 1);
+    }
+
+    #[test]
+    fn control_characters_other_than_tab_and_line_ends_are_refused() {
+        assert!(parse("a: 1\r\nb: \"x\ty\"\n").is_ok());
+        let error = parse("a: 1\nb: x\u{1b}y\u{7}\n").unwrap_err();
+        assert!(error.message.contains("U+001B"), "{}", error.message);
+        assert!(error.message.contains("1 more"), "{}", error.message);
+        assert_eq!(error.line_and_column("a: 1\nb: x\u{1b}y\u{7}\n"), (2, 5));
+    }
+
+    #[test]
+    fn oversized_files_are_refused_before_parsing() {
+        let text = format!("a: [{}]\n", "x,".repeat(MAXIMUM_DOCUMENT_BYTES / 2));
+        let error = parse(&text).unwrap_err();
+        assert!(error.message.contains("more than a configuration may be"));
+        assert_eq!(error.span.offset, MAXIMUM_DOCUMENT_BYTES);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let depth = MAXIMUM_NESTING + 10;
+        let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let error = parse(&text).unwrap_err();
+        assert!(error.message.contains("nest"), "{}", error.message);
+        assert_eq!(error.span.offset, MAXIMUM_NESTING);
+        let shallow = format!("{}{}", "[".repeat(20), "]".repeat(20));
+        assert!(parse(&shallow).is_ok());
     }
 }

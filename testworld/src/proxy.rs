@@ -3,8 +3,12 @@
 //! records what it saw (method, path, status, `Range`, body bytes sent),
 //! and injects the faults a test arms: a dropped connection mid-blob, error
 //! statuses (with `Retry-After`), a refused monolithic upload, a flipped
-//! byte, a blob download held half-way until the test releases it. `Location` headers that name the registry are rewritten to name
-//! the proxy. It stops when dropped.
+//! byte, a blob download held half-way until the test releases it, the
+//! body of any GET (a manifest, a tag list) cut short, and answers that
+//! stall before their headers or half-way through their body; for soaks,
+//! all of these at random from a seeded generator. `Location`
+//! headers that name the registry are rewritten to name the proxy. It
+//! stops when dropped.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -12,6 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use rand::{Rng as _, SeedableRng as _};
 
 /// One request the proxy handled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +49,71 @@ pub struct ErrorAnswer {
     pub times: usize,
 }
 
+/// A GET whose body is cut: the full `Content-Length` is promised, `after`
+/// bytes are sent, and the connection is closed.
+#[derive(Clone, Debug)]
+pub struct CutAnswer {
+    /// Applies to successful GETs of paths containing this text
+    /// (`/manifests/`, `/tags/list`, `/blobs/`).
+    pub path_contains: String,
+    pub after: u64,
+    /// How many matching GETs are cut.
+    pub times: usize,
+}
+
+/// An answer that stalls: nothing is sent for `stall`, either before the
+/// response headers or after half of the body; then the rest follows.
+#[derive(Clone, Debug)]
+pub struct StallAnswer {
+    pub method: String,
+    /// Applies to successful answers to paths containing this text.
+    pub path_contains: String,
+    pub before_headers: bool,
+    pub stall: Duration,
+    /// How many matching requests stall.
+    pub times: usize,
+}
+
+/// Faults drawn request by request from a generator seeded with `seed`
+/// (for soak runs): the chances are per thousand requests, and at most one
+/// fault hits a request.
+#[derive(Clone, Debug, Default)]
+pub struct RandomFaults {
+    pub seed: u64,
+    /// Cut the body of a successful GET half-way.
+    pub cut_per_mille: u32,
+    /// Answer 500 without asking the registry.
+    pub error_per_mille: u32,
+    /// Answer 429 with `Retry-After: 1` without asking the registry.
+    pub throttle_per_mille: u32,
+    /// Send nothing for `stall` before the headers of a successful answer.
+    pub stall_per_mille: u32,
+    pub stall: Duration,
+}
+
+/// How many faults the proxy injected, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Injected {
+    /// Bodies cut short (dropped connections).
+    pub cuts: u64,
+    /// Error statuses other than 429.
+    pub errors: u64,
+    /// 429 answers.
+    pub throttles: u64,
+    /// Stalled answers (held ones included).
+    pub stalls: u64,
+}
+
+/// What the random draw chose for one request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Draw {
+    Nothing,
+    Cut,
+    Error,
+    Throttle,
+    Stall(Duration),
+}
+
 /// The faults to inject; change them at any time.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
@@ -58,6 +129,12 @@ pub struct Faults {
     /// the body, then wait for [`FaultProxy::release`] (at most two
     /// minutes) before sending the rest.
     pub hold_blob_get_containing: Option<String>,
+    /// GETs whose body is cut short.
+    pub cut_gets: Vec<CutAnswer>,
+    /// Answers that stall.
+    pub stalls: Vec<StallAnswer>,
+    /// Faults at random, on top of the ones above.
+    pub random: Option<RandomFaults>,
 }
 
 struct Shared {
@@ -70,6 +147,58 @@ struct Shared {
     holding: AtomicBool,
     /// The test released the held GET.
     released: AtomicBool,
+    /// The generator of [`Faults::random`], seeded when armed.
+    generator: Mutex<Option<rand::rngs::StdRng>>,
+    injected: Mutex<Injected>,
+}
+
+impl Shared {
+    fn count(&self, change: impl FnOnce(&mut Injected)) {
+        change(
+            &mut self
+                .injected
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+    }
+
+    /// Draws the random fault of one request, if random faults are armed.
+    fn draw(&self) -> Draw {
+        let Some(random) = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .random
+            .clone()
+        else {
+            return Draw::Nothing;
+        };
+        let mut generator = self
+            .generator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(generator) = generator.as_mut() else {
+            return Draw::Nothing;
+        };
+        let roll = generator.gen_range(0..1000);
+        let mut bound = random.error_per_mille;
+        if roll < bound {
+            return Draw::Error;
+        }
+        bound += random.throttle_per_mille;
+        if roll < bound {
+            return Draw::Throttle;
+        }
+        bound += random.stall_per_mille;
+        if roll < bound {
+            return Draw::Stall(random.stall);
+        }
+        bound += random.cut_per_mille;
+        if roll < bound {
+            return Draw::Cut;
+        }
+        Draw::Nothing
+    }
 }
 
 /// The running proxy.
@@ -91,6 +220,8 @@ impl FaultProxy {
             stopping: AtomicBool::new(false),
             holding: AtomicBool::new(false),
             released: AtomicBool::new(false),
+            generator: Mutex::new(None),
+            injected: Mutex::new(Injected::default()),
         });
         let accepting = shared.clone();
         let accept = std::thread::spawn(move || {
@@ -120,9 +251,26 @@ impl FaultProxy {
     pub fn arm(&self, faults: Faults) {
         *self
             .shared
+            .generator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = faults
+            .random
+            .as_ref()
+            .map(|random| rand::rngs::StdRng::seed_from_u64(random.seed));
+        *self
+            .shared
             .faults
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = faults;
+    }
+
+    /// The faults injected so far.
+    pub fn injected(&self) -> Injected {
+        *self
+            .shared
+            .injected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Everything handled so far.
@@ -304,6 +452,7 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
         };
 
         // Armed answers that never reach the registry.
+        let draw = shared.draw();
         let armed = {
             let mut faults = shared
                 .faults
@@ -321,10 +470,18 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
                 && !body.is_empty()
             {
                 answer = Some((413, None));
+            } else if draw == Draw::Error {
+                answer = Some((500, None));
+            } else if draw == Draw::Throttle {
+                answer = Some((429, Some(1)));
             }
             answer
         };
         if let Some((status, retry_after)) = armed {
+            shared.count(|injected| match status {
+                429 => injected.throttles += 1,
+                _ => injected.errors += 1,
+            });
             let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
             if let Some(seconds) = retry_after {
                 headers.push(("Retry-After".to_owned(), seconds.to_string()));
@@ -423,6 +580,53 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
         } else {
             (None, false, false)
         };
+        let success = (200..300).contains(&status);
+        let (cut, stall) = {
+            let mut faults = shared
+                .faults
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let cut = faults
+                .cut_gets
+                .iter_mut()
+                .find(|cut| {
+                    cut.times > 0 && method == "GET" && success && path.contains(&cut.path_contains)
+                })
+                .map(|cut| {
+                    cut.times -= 1;
+                    cut.after
+                });
+            let stall = faults
+                .stalls
+                .iter_mut()
+                .find(|stall| {
+                    stall.times > 0
+                        && stall.method == method
+                        && success
+                        && path.contains(&stall.path_contains)
+                })
+                .map(|stall| {
+                    stall.times -= 1;
+                    (stall.before_headers, stall.stall)
+                });
+            (cut, stall)
+        };
+        let random_cut = (draw == Draw::Cut && method == "GET" && success)
+            .then_some(response_body.len() as u64 / 2);
+        let drop_after = drop_after.or(cut).or(random_cut);
+        let stall = match (stall, draw) {
+            (None, Draw::Stall(pause)) if success => Some((true, pause)),
+            (stall, _) => stall,
+        };
+        if drop_after.is_some() {
+            shared.count(|injected| injected.cuts += 1);
+        }
+        if stall.is_some() || hold {
+            shared.count(|injected| injected.stalls += 1);
+        }
+        if let Some((true, pause)) = stall {
+            std::thread::sleep(pause);
+        }
         if flip && !response_body.is_empty() {
             let middle = response_body.len() / 2;
             response_body[middle] ^= 0x01;
@@ -453,6 +657,23 @@ fn serve(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
             client.flush()?;
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
+        }
+        if let Some((false, pause)) = stall {
+            // Promise the whole body, send half, pause, send the rest.
+            let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            for (key, value) in &headers {
+                head.push_str(&format!("{key}: {value}\r\n"));
+            }
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", response_body.len()));
+            client.write_all(head.as_bytes())?;
+            let half = response_body.len() / 2;
+            client.write_all(&response_body[..half])?;
+            client.flush()?;
+            std::thread::sleep(pause);
+            remember(record(status, response_body.len() as u64));
+            client.write_all(&response_body[half..])?;
+            client.flush()?;
+            continue;
         }
         if hold {
             // Promise the whole body, send half, wait for the release.

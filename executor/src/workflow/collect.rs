@@ -12,7 +12,10 @@ use regex::Regex;
 use ferry_schemas::config::Mirror;
 use ferry_schemas::{ImageReference, ImageSetConfiguration, ImageSource};
 
+use ferry_store::BlobStore;
+
 use crate::naming::additional_image_destination;
+use crate::workflow::built::BuiltImage;
 use crate::workflow::error::Result;
 use ferry_planner::Category;
 
@@ -32,11 +35,15 @@ pub struct CollectedImage {
 }
 
 /// What the collect stage produced.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ImageSet {
     pub images: Vec<CollectedImage>,
     /// Images `blockedImages` left out, by name.
     pub blocked: Vec<String>,
+    /// Images a collector built (their new blobs are in `cache`).
+    pub built: Vec<BuiltImage>,
+    /// The cache the built images' blobs were stored in.
+    pub cache: Option<BlobStore>,
 }
 
 impl ImageSet {

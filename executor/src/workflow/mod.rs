@@ -19,6 +19,7 @@
 //! [`error::WorkflowError`] is what a stage that fails returns: the
 //! command line decides what to print and which exit status it means.
 
+pub mod built;
 pub mod collect;
 pub mod error;
 pub mod from_deliveries;

@@ -23,6 +23,10 @@ pub struct TransferOptions {
     pub retry_times: u32,
     /// Fixed delay between retries (`None`: exponential backoff).
     pub retry_delay: Option<Duration>,
+    /// `--header-timeout`: how long to wait for an answer's headers.
+    pub header_timeout: Duration,
+    /// `--stall-timeout`: how long a body may send nothing.
+    pub stall_timeout: Duration,
 }
 
 impl TransferOptions {

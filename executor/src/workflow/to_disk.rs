@@ -570,7 +570,7 @@ fn rebuild_record(folder: &Path, found: &ferry_archive::DeliveryContents) -> Reb
                 digest: entry.digest.clone(),
                 media_type: media_type.clone(),
                 size: entry.size,
-                source: String::new(),
+                source: ferry_planner::Source::Cache,
             },
             None => Action::PackBlob {
                 digest: entry.digest.clone(),

@@ -61,7 +61,8 @@ pub fn unix_now() -> i64 {
 /// containers defaults.
 pub fn load_registries(path: Option<&Path>) -> Result<RegistriesConf> {
     match path {
-        Some(path) => RegistriesConf::load(Some(path), &[]),
+        // A named file must exist; default paths may be absent.
+        Some(path) => RegistriesConf::load_named(path),
         None => RegistriesConf::load_default(),
     }
     .map_err(WorkflowError::input)
@@ -103,6 +104,8 @@ pub fn source_client(
         insecure_hosts: insecure_hosts.into_iter().collect(),
         retry_times: transfer.retry_times,
         retry_delay: transfer.retry_delay,
+        header_timeout: transfer.header_timeout,
+        stall_timeout: transfer.stall_timeout,
         transfers_per_registry: transfer.blob_transfers(),
         ..ClientOptions::default()
     })
@@ -164,6 +167,21 @@ pub async fn from_registries(
         absent: absent?.into_iter().collect(),
     };
     resolution.blocked = image_set.blocked.clone();
+    // Built images need no resolving: their manifests are in hand and their
+    // new blobs in the cache, which the run then reads them from.
+    crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built);
+    let local = match (&image_set.cache, image_set.built.is_empty()) {
+        (_, true) => None,
+        (Some(blobs), false) => Some(LocalSource {
+            blobs: blobs.clone(),
+            deliveries: Vec::new(),
+        }),
+        (None, false) => {
+            return Err(WorkflowError::internal(
+                "built images without the cache that holds their blobs",
+            ));
+        }
+    };
     tracing::info!(
         images = requests.len(),
         reused = resolution.reused,
@@ -183,7 +201,7 @@ pub async fn from_registries(
         workspace: workspace.root().to_path_buf(),
         client,
         resolution,
-        local: None,
+        local,
         checked,
     })
 }
@@ -216,7 +234,7 @@ fn recorded_tops_pushed(
                 digest: digest.clone(),
                 media_type: manifest.media_type.clone(),
                 size: manifest.bytes.len() as u64,
-                source: record.source.clone(),
+                source: ferry_planner::Source::Registry(record.source.clone()),
             };
             if done.contains(&push.key().to_hex()) {
                 tops.insert((request.destination_repository.clone(), digest.clone()));

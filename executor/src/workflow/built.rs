@@ -1,0 +1,214 @@
+//! Built images: images ferry makes itself (a rebuilt operator catalog,
+//! the update-graph image) rather than copies. Their new blobs are stored in
+//! the content cache as they are made; the image then travels the pipeline
+//! like a copied one, with typed sources: the new blobs are read from the
+//! cache, base layers from the registry repository they came from.
+//!
+//! Manifests are written through oci-spec's types, so the bytes are an OCI
+//! image manifest as the specification defines it, and the same inputs give
+//! the same bytes (the same digest).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use ferry_planner::{Category, ResolvedImage, ResolvedManifest, Source};
+use ferry_registry::Manifest;
+use ferry_schemas::Digest;
+use ferry_schemas::DigestAlgorithm;
+use ferry_store::{BlobStore, digest_of};
+use oci_spec::image::{DescriptorBuilder, ImageManifestBuilder, MediaType};
+
+use crate::resolve::Resolution;
+use crate::workflow::error::{Result, WorkflowError};
+
+/// A blob of a built image: where it is read, and its descriptor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuiltBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    /// The cache for a blob ferry made; a registry repository for a base
+    /// layer taken from the image it rebuilds.
+    pub source: Source,
+}
+
+/// An image ferry built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuiltImage {
+    /// The name it is listed under (plans, errors, cluster resources).
+    pub name: String,
+    pub destination_repository: String,
+    pub destination_tag: String,
+    pub category: Category,
+    /// Its manifest, exact bytes.
+    pub manifest: Manifest,
+    pub config: BuiltBlob,
+    pub layers: Vec<BuiltBlob>,
+}
+
+/// Stores `bytes` in the cache (verified, as every cache write is) and
+/// describes them as a blob read from the cache.
+pub fn store_blob(cache: &BlobStore, bytes: &[u8], media_type: &str) -> Result<BuiltBlob> {
+    let digest = digest_of(DigestAlgorithm::Sha256, bytes);
+    cache
+        .write(&digest, Some(bytes.len() as u64), bytes)
+        .map_err(|cause| {
+            WorkflowError::environment(format!(
+                "cannot store built blob {digest} in the cache {}: {cause}",
+                cache.root().display()
+            ))
+        })?;
+    Ok(BuiltBlob {
+        digest,
+        size: bytes.len() as u64,
+        media_type: media_type.to_owned(),
+        source: Source::Cache,
+    })
+}
+
+fn descriptor(blob: &BuiltBlob) -> Result<oci_spec::image::Descriptor> {
+    let digest: oci_spec::image::Digest = blob
+        .digest
+        .to_string()
+        .parse()
+        .map_err(|cause| WorkflowError::internal(format!("digest {}: {cause}", blob.digest)))?;
+    DescriptorBuilder::default()
+        .media_type(MediaType::from(blob.media_type.as_str()))
+        .digest(digest)
+        .size(blob.size)
+        .build()
+        .map_err(|cause| WorkflowError::internal(format!("descriptor of {}: {cause}", blob.digest)))
+}
+
+impl BuiltImage {
+    /// An OCI image over `config` and `layers`, with its manifest written.
+    pub fn new(
+        name: &str,
+        destination_repository: &str,
+        destination_tag: &str,
+        category: Category,
+        config: BuiltBlob,
+        layers: Vec<BuiltBlob>,
+    ) -> Result<BuiltImage> {
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(descriptor(&config)?)
+            .layers(layers.iter().map(descriptor).collect::<Result<Vec<_>>>()?)
+            .build()
+            .map_err(|cause| WorkflowError::internal(format!("manifest of {name}: {cause}")))?;
+        let bytes = serde_json::to_vec(&manifest)
+            .map_err(|cause| WorkflowError::internal(format!("manifest of {name}: {cause}")))?;
+        Ok(BuiltImage {
+            name: name.to_owned(),
+            destination_repository: destination_repository.to_owned(),
+            destination_tag: destination_tag.to_owned(),
+            category,
+            manifest: Manifest {
+                media_type: MediaType::ImageManifest.to_string(),
+                digest: digest_of(DigestAlgorithm::Sha256, &bytes),
+                bytes: Bytes::from(bytes),
+            },
+            config,
+            layers,
+        })
+    }
+
+    /// The image as the planner takes it: its manifest from the cache, each
+    /// blob from its own source.
+    pub fn resolved(&self) -> ResolvedImage {
+        let blobs: Vec<&BuiltBlob> = std::iter::once(&self.config).chain(&self.layers).collect();
+        let blob_sources: BTreeMap<Digest, Source> = blobs
+            .iter()
+            .filter(|blob| blob.source != Source::Cache)
+            .map(|blob| (blob.digest.clone(), blob.source.clone()))
+            .collect();
+        ResolvedImage {
+            name: self.name.clone(),
+            source: Source::Cache,
+            blob_sources,
+            destination_repository: self.destination_repository.clone(),
+            destination_tag: Some(self.destination_tag.clone()),
+            top: self.manifest.digest.clone(),
+            manifests: vec![ResolvedManifest {
+                digest: self.manifest.digest.clone(),
+                media_type: self.manifest.media_type.clone(),
+                size: self.manifest.bytes.len() as u64,
+                children: Vec::new(),
+                blobs: blobs
+                    .iter()
+                    .map(|blob| (blob.digest.clone(), blob.size))
+                    .collect(),
+            }],
+            category: self.category,
+        }
+    }
+}
+
+/// Adds `built` images to a resolution, after the copied ones.
+pub fn add_to_resolution(resolution: &mut Resolution, built: &[BuiltImage]) {
+    for image in built {
+        resolution.images.push(image.resolved());
+        resolution
+            .manifests
+            .insert(image.manifest.digest.clone(), image.manifest.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_inputs_build_the_same_manifest_and_base_layers_keep_their_source() {
+        let folder = tempfile::tempdir().unwrap();
+        let cache = BlobStore::open(folder.path()).unwrap();
+        let build = || {
+            let config = store_blob(
+                &cache,
+                br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+                "application/vnd.oci.image.config.v1+json",
+            )
+            .unwrap();
+            let new_layer = store_blob(
+                &cache,
+                b"a layer ferry made",
+                "application/vnd.oci.image.layer.v1.tar",
+            )
+            .unwrap();
+            let base = BuiltBlob {
+                digest: digest_of(DigestAlgorithm::Sha256, b"base"),
+                size: 4,
+                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".to_owned(),
+                source: Source::Registry("quay.io/team/catalog".to_owned()),
+            };
+            BuiltImage::new(
+                "quay.io/team/catalog:v1",
+                "mirror/team/catalog",
+                "v1",
+                Category::Operator,
+                config,
+                vec![base, new_layer],
+            )
+            .unwrap()
+        };
+        let first = build();
+        let second = build();
+        assert_eq!(first.manifest, second.manifest, "same inputs, same bytes");
+        assert!(cache.contains(&first.layers[1].digest));
+        let manifest: serde_json::Value = serde_json::from_slice(&first.manifest.bytes).unwrap();
+        assert_eq!(manifest["schemaVersion"], 2);
+        assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
+        let resolved = first.resolved();
+        assert_eq!(resolved.source, Source::Cache);
+        assert_eq!(
+            resolved.blob_source(&first.layers[0].digest),
+            &Source::Registry("quay.io/team/catalog".to_owned())
+        );
+        assert_eq!(
+            resolved.blob_source(&first.layers[1].digest),
+            &Source::Cache
+        );
+        assert_eq!(resolved.top, first.manifest.digest);
+    }
+}
