@@ -8,4 +8,5 @@
 //! - `release`: the update graph and release selection *(being built,
 //!   issue 11)*.
 
+pub mod catalog;
 pub mod release;

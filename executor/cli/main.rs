@@ -8,6 +8,7 @@ mod common;
 mod demo;
 mod disk;
 mod exit_status;
+mod list;
 mod list_releases;
 mod logging;
 mod mirror;
@@ -61,6 +62,9 @@ enum Command {
     Cache(cache::Args),
     /// Delete images from a mirror registry.
     Delete(not_built::Args),
+    /// List what catalogs and configurations hold, without mirroring.
+    #[command(subcommand_required = true)]
+    List(list::Args),
     #[command(hide = true)]
     ListReleases(list_releases::Args),
 }
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Cache(args) => cache::run(args),
         Command::Delete(_) => not_built::report("delete", "no issue yet"),
+        Command::List(args) => list::run(&args),
         Command::ListReleases(args) => list_releases::run(&args),
     }
 }
