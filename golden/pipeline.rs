@@ -141,6 +141,23 @@ fn a_first_plan_finds_what_the_destination_already_holds() {
     assert!(stdout.contains("0 new, 0 changed"), "{stdout}");
     assert!(stdout.contains("0.0 KiB to push"), "{stdout}");
 
+    // An image that left the configuration is shown, not silently kept.
+    std::fs::write(
+        &config,
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = ferry("plan", "first", &target, &["--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "  - {}/mirror/ubi9/ubi-minimal:9.4 (no longer in the image set; left at the destination, see delete)",
+            destination.host()
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hello:1.0 (no longer"), "{stdout}");
+
     // A host nobody answers on fails the plan instead of planning it all.
     let closed = format!("docker://127.0.0.1:{}/mirror", free_port().unwrap());
     let (code, stdout, stderr) = ferry("plan", "third", &closed, &["--detailed-exitcode"]);

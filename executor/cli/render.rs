@@ -39,6 +39,12 @@ pub(crate) fn render_image_lines(plan: &Plan, resolution: &Resolution, text: &mu
     for blocked in &resolution.blocked {
         let _ = writeln!(text, "  - {blocked}: left out by blockedImages");
     }
+    for removed in &resolution.removed {
+        let _ = writeln!(
+            text,
+            "  - {removed} (no longer in the image set; left at the destination, see delete)"
+        );
+    }
 }
 
 /// The plan for people.
@@ -107,6 +113,12 @@ pub(crate) fn render_markdown(plan: &Plan, resolution: &Resolution) -> String {
             text,
             "| ! | `{}` | | not resolved: {} | | |",
             failure.name, failure.message
+        );
+    }
+    for removed in &resolution.removed {
+        let _ = writeln!(
+            text,
+            "| - | | `{removed}` | no longer in the image set; left at the destination, see delete | | |"
         );
     }
     let totals = &plan.totals;

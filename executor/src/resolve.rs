@@ -54,6 +54,10 @@ pub struct Resolution {
     pub failures: Vec<Failure>,
     /// Images left out by `blockedImages`.
     pub blocked: Vec<String>,
+    /// `registry/repository:tag` the workspace state records at the
+    /// destination that the image set no longer holds (filled when a plan
+    /// to a registry is made; ferry leaves them there: see delete).
+    pub removed: Vec<String>,
     /// What to record in the state: each resolved request (new or changed
     /// only).
     pub records: Vec<RecordedResolution>,

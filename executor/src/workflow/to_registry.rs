@@ -449,6 +449,25 @@ pub async fn plan(
         missing_blobs: BTreeSet::new(),
     };
     let graph = compile(&resolution.images, &destination);
+    let mut resolution = resolution;
+    // Tags the state records here that no image of the set sets any more.
+    let current_tags: BTreeSet<(&str, &str)> = graph
+        .images
+        .iter()
+        .filter_map(|image| image.tag)
+        .filter_map(|node| match graph.action(node) {
+            Action::Tag {
+                repository, tag, ..
+            } => Some((repository.as_str(), tag.as_str())),
+            _ => None,
+        })
+        .collect();
+    resolution.removed = snapshot
+        .tags
+        .keys()
+        .filter(|(repository, tag)| !current_tags.contains(&(repository.as_str(), tag.as_str())))
+        .map(|(repository, tag)| format!("{}/{repository}:{tag}", destination.registry))
+        .collect();
     if !planning.trust_state {
         // The whole image set is verified at every run: one HEAD per image
         // whose top manifest the state says is there, 32 at a time (most
