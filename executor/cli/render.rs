@@ -22,9 +22,9 @@ pub(crate) fn render_image_lines(plan: &Plan, resolution: &Resolution, text: &mu
         let _ = writeln!(
             text,
             "  {marker} {} -> {} ({}; {} actions, {})",
-            image.name,
-            image.destination,
-            image.reason.as_deref().unwrap_or(""),
+            shorten_digests(&image.name),
+            shorten_digests(&image.destination),
+            shorten_digests(image.reason.as_deref().unwrap_or("")),
             image.actions,
             mebibytes(image.bytes)
         );
@@ -133,4 +133,58 @@ pub(crate) fn render_markdown(plan: &Plan, resolution: &Resolution) -> String {
         totals.tags_to_set
     );
     text
+}
+
+/// Hex digits of a digest kept in text for people (JSON and Markdown keep
+/// them all).
+const SHOWN_HEX: usize = 12;
+
+/// `text` with every sha256 digest (`sha256:<hex>`) and cosign signature
+/// tag (`sha256-<hex>.sig`) shortened to its first hex digits and `…`.
+/// Written by hand: a scan for two fixed prefixes needs no regex engine.
+pub(crate) fn shorten_digests(text: &str) -> String {
+    let mut shortened = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("sha256") {
+        let after = &rest[start + "sha256".len()..];
+        let separator = after.chars().next();
+        let hex_length = after.get(1..).map_or(0, |hex| {
+            hex.bytes().take_while(u8::is_ascii_hexdigit).count()
+        });
+        if matches!(separator, Some(':' | '-')) && hex_length == 64 {
+            shortened.push_str(&rest[..start + "sha256".len() + 1]);
+            shortened.push_str(&after[1..1 + SHOWN_HEX]);
+            shortened.push('…');
+            rest = &after[1 + 64..];
+        } else {
+            shortened.push_str(&rest[..start + "sha256".len()]);
+            rest = after;
+        }
+    }
+    shortened.push_str(rest);
+    shortened
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_and_signature_tags_are_shortened_for_people() {
+        let hex = "d1d54e7e5c2c1bc2dbec97d103d9c86efe5a84a2a6ba607bd0a3b11793bebb5c";
+        assert_eq!(
+            shorten_digests(&format!("tag moved from sha256:{hex} to sha256:{hex}")),
+            "tag moved from sha256:d1d54e7e5c2c… to sha256:d1d54e7e5c2c…"
+        );
+        assert_eq!(
+            shorten_digests(&format!("quay.io/a/b:sha256-{hex}.sig")),
+            "quay.io/a/b:sha256-d1d54e7e5c2c….sig"
+        );
+        // Not a whole digest: left as it is.
+        assert_eq!(
+            shorten_digests("sha256:abc and sha256"),
+            "sha256:abc and sha256"
+        );
+        assert_eq!(shorten_digests("quay.io/a/b:1.0"), "quay.io/a/b:1.0");
+    }
 }
