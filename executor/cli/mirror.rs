@@ -391,6 +391,20 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         report.skipped,
         mebibytes(report.bytes)
     );
+    for count in &executed.categories {
+        let mark = if count.mirrored == count.total {
+            "✓"
+        } else {
+            "✗"
+        };
+        eprintln!(
+            "{mark} {} / {} {} {} mirrored",
+            count.mirrored,
+            count.total,
+            count.category.noun(),
+            if count.total == 1 { "image" } else { "images" }
+        );
+    }
     if let Some(log_file) = &prepared.log_file
         && arguments.log_level != "error"
     {

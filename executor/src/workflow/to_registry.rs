@@ -555,6 +555,18 @@ pub struct Executed {
     pub report: RunReport,
     /// Images that were not resolved or whose actions failed, in that order.
     pub failed: Vec<FailedImage>,
+    /// Per category with images: how many of the image set's images are at
+    /// the destination now, of how many.
+    pub categories: Vec<CategoryCount>,
+}
+
+/// Images of one category after a run (cosign signature tags travel with
+/// their image and are not counted as images of their own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CategoryCount {
+    pub category: Category,
+    pub mirrored: usize,
+    pub total: usize,
 }
 
 impl Executed {
@@ -562,6 +574,50 @@ impl Executed {
     pub fn exit_bits(&self) -> u8 {
         crate::workflow::exit_bits(self.failed.iter().map(|image| image.category))
     }
+}
+
+/// Whether `tag` is a cosign signature tag (`sha256-<64 hex>.sig`).
+fn is_signature_tag(tag: &str) -> bool {
+    tag.strip_prefix("sha256-")
+        .and_then(|rest| rest.strip_suffix(".sig"))
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
+}
+
+/// How many images of each category reached the destination.
+fn count_categories(resolution: &Resolution, failed: &[FailedImage]) -> Vec<CategoryCount> {
+    let failed_names: BTreeSet<&str> = failed.iter().map(|image| image.name.as_str()).collect();
+    Category::ALL
+        .into_iter()
+        .filter_map(|category| {
+            let images: Vec<&str> = resolution
+                .images
+                .iter()
+                .filter(|image| image.category == category)
+                .filter(|image| {
+                    !image
+                        .destination_tag
+                        .as_deref()
+                        .is_some_and(is_signature_tag)
+                })
+                .map(|image| image.name.as_str())
+                .collect();
+            let unresolved = resolution
+                .failures
+                .iter()
+                .filter(|failure| failure.category == category)
+                .count();
+            let total = images.len() + unresolved;
+            let mirrored = images
+                .iter()
+                .filter(|name| !failed_names.contains(*name))
+                .count();
+            (total > 0).then_some(CategoryCount {
+                category,
+                mirrored,
+                total,
+            })
+        })
+        .collect()
 }
 
 /// Runs `planned` against its destination: the destination reached once
@@ -663,5 +719,10 @@ pub async fn execute(
                 .map_err(WorkflowError::environment)?;
         }
     }
-    Ok(Executed { report, failed })
+    let categories = count_categories(&planned.resolution, &failed);
+    Ok(Executed {
+        report,
+        failed,
+        categories,
+    })
 }
