@@ -12,7 +12,8 @@
 //!   through [`DeliveredManifests`] (the cache the deliveries were
 //!   imported into; for a plan, which writes nothing, the verified
 //!   deliveries' manifests held in memory, then the cache read-only), with
-//!   no network; [`recover_from_destination`] first reads back from the
+//!   no network (built images too, by name, through
+//!   [`resolve_built_from_deliveries`]); [`recover_from_destination`] first reads back from the
 //!   destination the manifests an earlier delivery brought there that
 //!   neither holds.
 
@@ -27,6 +28,7 @@ use ferry_store::{BlobStore, Cache, digest_of};
 use futures_util::StreamExt;
 
 use crate::resolve::{Failure, Request, Resolution, describe};
+use crate::workflow::built::BuiltImage;
 
 /// What fetching into the cache did.
 #[derive(Clone, Debug, Default)]
@@ -522,4 +524,48 @@ pub fn resolve_from_deliveries(
         }
     }
     resolution
+}
+
+/// Pins each built image to the digest the newest delivery recorded under
+/// its name and reads its tree from `delivered`, like a copied image: on
+/// this side every blob of it comes from the cache (the delivery brought
+/// them), whatever its source was where it was built. Appends to
+/// `resolution`; a built image no delivery carries is a failure.
+pub fn resolve_built_from_deliveries(
+    built: &[BuiltImage],
+    records: &[ImageRecord],
+    media_types: &BTreeMap<Digest, String>,
+    delivered: &DeliveredManifests,
+    resolution: &mut Resolution,
+) {
+    let by_name = records_by_name(records);
+    for image in built {
+        let Some(record) = by_name.get(image.name.as_str()) else {
+            resolution.failures.push(Failure {
+                name: image.name.clone(),
+                message: "no delivery carries this built image: run mirror-to-disk with the \
+                          configuration that builds it, and bring the new delivery"
+                    .to_owned(),
+                category: image.category,
+            });
+            continue;
+        };
+        match delivered_tree(delivered, record, media_types, &mut resolution.manifests) {
+            Ok(tree) => resolution.images.push(ResolvedImage {
+                name: image.name.clone(),
+                source: Source::Cache,
+                blob_sources: Default::default(),
+                destination_repository: image.destination_repository.clone(),
+                destination_tag: Some(image.destination_tag.clone()),
+                top: record.digest.clone(),
+                manifests: tree,
+                category: image.category,
+            }),
+            Err(message) => resolution.failures.push(Failure {
+                name: image.name.clone(),
+                message,
+                category: image.category,
+            }),
+        }
+    }
 }

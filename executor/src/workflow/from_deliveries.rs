@@ -39,7 +39,9 @@ pub struct FromDeliveries {
 /// Verifies the deliveries in `folder` and imports them into the cache
 /// `cache` (or, for [`Deliveries::Verify`], keeps their manifests in
 /// memory and writes nothing to the cache), then resolves `image_set` from
-/// them.
+/// them: its copied images and its built ones (`image_set.built`, matched
+/// by name; only their names, destinations and categories are read, for
+/// the delivery holds their manifests and blobs).
 pub async fn from_deliveries(
     folder: &Path,
     destination: &Destination,
@@ -149,6 +151,16 @@ pub async fn from_deliveries(
         &report.manifest_media_types,
         &delivered,
         options.remove_signatures,
+    );
+    // Built images by name, as the delivery recorded them: every blob of
+    // theirs is in the cache now, whatever its source was where they were
+    // built.
+    disk::resolve_built_from_deliveries(
+        &image_set.built,
+        &report.images,
+        &report.manifest_media_types,
+        &delivered,
+        &mut resolution,
     );
     resolution.blocked = image_set.blocked.clone();
     Ok(FromDeliveries {

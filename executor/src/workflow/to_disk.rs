@@ -24,11 +24,11 @@ use ferry_planner::{
 };
 use ferry_registry::RegistryClient;
 use ferry_schemas::{Digest, ImageSetConfiguration};
-use ferry_store::{Cache, DeliveryRecord, WorkspaceState};
+use ferry_store::{BlobStore, Cache, DeliveryRecord, WorkspaceState};
 
 use crate::disk::{self, DeliveryContents, DeliverySettings, FetchOutcome};
 use crate::resolve::{self, Recorded, Resolution};
-use crate::workflow::collect::{CollectContext, collect};
+use crate::workflow::collect::{CollectContext, ImageSet, collect};
 use crate::workflow::error::{Result, WorkflowError};
 use crate::workflow::options::{DiskOptions, PlanOptions, TransferOptions};
 use crate::workflow::publish;
@@ -72,6 +72,29 @@ pub struct DiskPlan {
     pub notices: Vec<Notice>,
 }
 
+/// Refuses built images whose new blobs are not in `cache`, the cache the
+/// delivery is written from (a collector wrote them elsewhere: a defect).
+fn built_blobs_in(built_cache: Option<&BlobStore>, cache: &Cache) -> Result<()> {
+    let same_folder = |first: &Path, second: &Path| match (
+        std::fs::canonicalize(first),
+        std::fs::canonicalize(second),
+    ) {
+        (Ok(first), Ok(second)) => first == second,
+        _ => first == second,
+    };
+    match built_cache {
+        Some(blobs) if same_folder(blobs.root(), cache.blobs().root()) => Ok(()),
+        Some(blobs) => Err(WorkflowError::internal(format!(
+            "the built images' blobs are in {}, not in the cache {} the delivery is written from",
+            blobs.root().display(),
+            cache.blobs().root().display()
+        ))),
+        None => Err(WorkflowError::internal(
+            "built images without the cache that holds their blobs",
+        )),
+    }
+}
+
 /// Removes what killed writers left in the cache's `tmp/` (never a running
 /// writer's file, in this process or another sharing the cache), and says
 /// what it did.
@@ -110,10 +133,6 @@ pub async fn prepare(
     options: &DiskOptions,
     writes: bool,
 ) -> Result<DiskPlan> {
-    let workspace = Workspace::in_folder(folder);
-    workspace.create()?;
-    let registries = load_registries(transfer.registries_conf.as_deref())?;
-    let resolve_options = resolve_options(planning, "");
     let image_set = collect(
         configuration,
         &CollectContext {
@@ -121,6 +140,39 @@ pub async fn prepare(
             max_nested_paths: planning.max_nested_paths,
         },
     )?;
+    prepare_image_set(
+        folder,
+        configuration,
+        config_text,
+        image_set,
+        transfer,
+        planning,
+        options,
+        writes,
+    )
+    .await
+}
+
+/// [`prepare`] for an image set already collected (with the images a
+/// collector built, whose new blobs must be in the cache the delivery is
+/// written from: `options.cache`). The built images are packed like copied
+/// ones: their new blobs read from the cache, their base layers fetched
+/// from their registry source like any blob.
+#[allow(clippy::too_many_arguments)]
+pub async fn prepare_image_set(
+    folder: &Path,
+    configuration: &ImageSetConfiguration,
+    config_text: &str,
+    image_set: ImageSet,
+    transfer: &TransferOptions,
+    planning: &PlanOptions,
+    options: &DiskOptions,
+    writes: bool,
+) -> Result<DiskPlan> {
+    let workspace = Workspace::in_folder(folder);
+    workspace.create()?;
+    let registries = load_registries(transfer.registries_conf.as_deref())?;
+    let resolve_options = resolve_options(planning, "");
     let client = source_client(transfer, &registries, &image_set.images, None);
     let mut state = workspace.open_state()?;
     // What earlier runs resolved: reused when a tag still points to the
@@ -135,6 +187,9 @@ pub async fn prepare(
     )
     .await;
     resolution.blocked = image_set.blocked;
+    // Built images need no resolving: their manifests are in hand, their
+    // new blobs in the cache (no fetch is planned for them).
+    crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built);
     if writes && !resolution.records.is_empty() {
         state
             .record_resolutions(
@@ -146,6 +201,9 @@ pub async fn prepare(
     }
 
     let cache = open_cache(&options.cache)?;
+    if !image_set.built.is_empty() {
+        built_blobs_in(image_set.cache.as_ref(), &cache)?;
+    }
     let mut notices = Vec::new();
     if writes {
         notices.extend(clean_cache_temporary(&cache));
