@@ -7,18 +7,26 @@
 //! from the catalog alone (no bundle or related image is fetched). Other
 //! parts of the configuration are ignored and no workspace is needed.
 //! `oci://PATH` catalogs (absolute, or relative to the current folder) are
-//! read from disk with no network call; registry catalogs are not built yet.
+//! read from disk with no network call. A registry catalog is pinned to the
+//! digest its tag names (through registries.conf, first pull source that
+//! answers); only the linux/amd64 image's manifest, config and layers are
+//! fetched (each verified, into a temporary folder removed afterwards) and
+//! only the configs folder is read out of the layers.
 //! JSON on stdout is a bare array, one object per selected bundle (`[]`
 //! when none); warnings go to stderr; a filter error exits 1 naming the
 //! package.
 
-use std::io::Write as _;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ferry_content::catalog::{self, Catalog, CatalogFile, FilterError, listing::BundleRow};
-use ferry_executor::layer_files::{self, CATALOG_CONFIGS_LABEL};
-use ferry_schemas::{ImageSource, load_image_set_configuration, render};
+use ferry_executor::layer_files::{
+    self, CATALOG_CONFIGS_LABEL, FolderFiles, ImageBlobs, LayerFilesError,
+};
+use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
+use ferry_schemas::{Digest, ImageReference, ImageSource, load_image_set_configuration, render};
+use ferry_store::BlobStore;
 
 use crate::exit_status;
 
@@ -48,6 +56,22 @@ pub struct BundlesArgs {
     /// `text` (a table) or `json` (a bare array on stdout).
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How registry catalogs are reached (as `list releases` has them).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RegistryArgs {
+    /// registries.conf for pulling registry catalogs.
+    #[arg(long)]
+    pub registries_conf: Option<PathBuf>,
+    /// Auth file (default: $REGISTRY_AUTH_FILE, then the containers and docker defaults).
+    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Verify TLS for registry catalogs (false also allows plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub src_tls_verify: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -70,7 +94,7 @@ pub fn run(args: &Args) -> ExitCode {
 }
 
 fn bundles(args: &BundlesArgs) -> Result<(), String> {
-    let listing = collect_bundles(&args.config)?;
+    let listing = collect_bundles(&args.config, &args.registry)?;
     let mut stderr = std::io::stderr().lock();
     for warning in &listing.warnings {
         let _ = writeln!(stderr, "warning: {warning}");
@@ -90,7 +114,7 @@ struct Listing {
     warnings: Vec<String>,
 }
 
-fn collect_bundles(config: &Path) -> Result<Listing, String> {
+fn collect_bundles(config: &Path, registry: &RegistryArgs) -> Result<Listing, String> {
     let name = config.display().to_string();
     let text =
         std::fs::read_to_string(config).map_err(|error| format!("cannot read {name}: {error}"))?;
@@ -103,18 +127,28 @@ fn collect_bundles(config: &Path) -> Result<Listing, String> {
     };
     let written = written_catalogs(&text);
     let mut listing = Listing::default();
+    let mut access: Option<RegistryAccess> = None;
     for (position, operator) in loaded.config.mirror.operators.iter().enumerate() {
         let catalog_name = written
             .get(position)
             .cloned()
             .flatten()
             .unwrap_or_else(|| operator.catalog.to_string());
-        let ImageSource::OciLayout { path } = &operator.catalog else {
-            return Err(format!(
-                "catalog {catalog_name}: listing the bundles of a registry catalog is not built yet (issue 10); an oci:// catalog works"
-            ));
+        let read = match &operator.catalog {
+            ImageSource::OciLayout { path } => {
+                layer_files::read_labelled_folder(Path::new(path), CATALOG_CONFIGS_LABEL)
+                    .map_err(|error| error.to_string())
+            }
+            ImageSource::Registry(reference) => {
+                let access = match &mut access {
+                    Some(access) => access,
+                    None => access.insert(RegistryAccess::new(registry)?),
+                };
+                access.read_catalog(reference)
+            }
         };
-        let catalog = load_layout(Path::new(path))
+        let catalog = read
+            .and_then(load_catalog)
             .map_err(|message| format!("catalog {catalog_name}: {message}"))?;
         let filtered = catalog::filter(&catalog, operator)
             .map_err(|error| format!("catalog {catalog_name}: {error}{}", fix_help(&error)))?;
@@ -151,16 +185,146 @@ fn render_rows(rows: &[BundleRow], format: Format) -> Result<String, String> {
     }
 }
 
-/// The catalog's configs folder, read from the OCI layout and loaded.
-fn load_layout(layout: &Path) -> Result<Catalog, String> {
-    let folder = layer_files::read_labelled_folder(layout, CATALOG_CONFIGS_LABEL)
-        .map_err(|error| error.to_string())?;
+/// A catalog's configs folder, loaded.
+fn load_catalog(folder: FolderFiles) -> Result<Catalog, String> {
     let files = folder
         .files
         .into_iter()
         .map(|(path, bytes)| CatalogFile::new(path, bytes))
         .collect();
     Catalog::load(files).map_err(|error| error.to_string())
+}
+
+/// What reading registry catalogs needs: registries.conf, credentials and
+/// a runtime for the async client.
+struct RegistryAccess {
+    registries: RegistriesConf,
+    arguments: RegistryArgs,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl RegistryAccess {
+    fn new(arguments: &RegistryArgs) -> Result<Self, String> {
+        let registries = match &arguments.registries_conf {
+            Some(path) => RegistriesConf::load(Some(path), &[]),
+            None => RegistriesConf::load_default(),
+        }
+        .map_err(|error| error.to_string())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+        Ok(RegistryAccess {
+            registries,
+            arguments: arguments.clone(),
+            runtime,
+        })
+    }
+
+    /// Pins `reference` to the digest the first answering pull source
+    /// gives, then reads the configs folder of its linux/amd64 image.
+    fn read_catalog(&self, reference: &ImageReference) -> Result<FolderFiles, String> {
+        let sources = self
+            .registries
+            .pull_sources(reference)
+            .map_err(|error| error.to_string())?;
+        let client = RegistryClient::new(ClientOptions {
+            credentials: CredentialStore::discover(self.arguments.authfile.as_deref()),
+            tls_verify: self.arguments.src_tls_verify,
+            insecure_hosts: sources
+                .iter()
+                .filter(|source| source.insecure)
+                .map(|source| source.reference.registry().to_owned())
+                .collect(),
+            retry_times: 2,
+            ..ClientOptions::default()
+        });
+        let mut failures = Vec::new();
+        for source in &sources {
+            match self
+                .runtime
+                .block_on(client.get_manifest(&source.reference))
+            {
+                Ok(manifest) => {
+                    let folder = tempfile::tempdir()
+                        .map_err(|error| format!("cannot make a temporary folder: {error}"))?;
+                    let store = BlobStore::open(folder.path().join("blobs"))
+                        .map_err(|error| error.to_string())?;
+                    let image = RegistryImage {
+                        runtime: &self.runtime,
+                        client: &client,
+                        pinned: source.reference.with_digest(manifest.digest.clone()),
+                        top: manifest.bytes.to_vec(),
+                        store,
+                    };
+                    return layer_files::read_labelled_folder_from(&image, CATALOG_CONFIGS_LABEL)
+                        .map_err(|error| error.to_string());
+                }
+                Err(error) => failures.push(error.to_string()),
+            }
+        }
+        Err(format!(
+            "cannot read the catalog image: {}",
+            failures.join("; ")
+        ))
+    }
+}
+
+/// A catalog image in a registry, pinned to a digest. Manifests come
+/// through the client (which checks them against the digest asked for);
+/// blobs are streamed into a temporary store (checked while written) and
+/// read from there.
+struct RegistryImage<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    client: &'a RegistryClient,
+    pinned: ImageReference,
+    top: Vec<u8>,
+    store: BlobStore,
+}
+
+impl RegistryImage<'_> {
+    fn error(&self, message: impl std::fmt::Display) -> LayerFilesError {
+        LayerFilesError::Layout {
+            place: self.place(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl ImageBlobs for RegistryImage<'_> {
+    fn place(&self) -> String {
+        self.pinned.to_string()
+    }
+
+    fn top(&self) -> Result<Vec<u8>, LayerFilesError> {
+        Ok(self.top.clone())
+    }
+
+    fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
+        let reference = self.pinned.with_digest(digest.clone());
+        self.runtime
+            .block_on(self.client.get_manifest(&reference))
+            .map(|manifest| manifest.bytes.to_vec())
+            .map_err(|error| self.error(error))
+    }
+
+    fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError> {
+        self.runtime
+            .block_on(self.client.fetch_blob(
+                self.pinned.registry(),
+                self.pinned.repository(),
+                digest,
+                None,
+                &self.store,
+            ))
+            .map_err(|error| self.error(error))?;
+        let file = self
+            .store
+            .open_blob(digest)
+            .map_err(|error| self.error(error))?;
+        Ok(Box::new(file))
+    }
 }
 
 /// The `catalog` values as written in the file (`oci:` and `docker://`
@@ -322,7 +486,7 @@ mod tests {
                 "  - catalog: {catalog}\n    packages:\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n"
             ),
         );
-        let listing = collect_bundles(&config).unwrap();
+        let listing = collect_bundles(&config, &RegistryArgs::default()).unwrap();
         let json: serde_json::Value =
             serde_json::from_str(&render_rows(&listing.rows, Format::Json).unwrap()).unwrap();
         let bundles: Vec<&str> = json
@@ -364,7 +528,7 @@ mod tests {
                 layout.display()
             ),
         );
-        let listing = collect_bundles(&config).unwrap();
+        let listing = collect_bundles(&config, &RegistryArgs::default()).unwrap();
         assert_eq!(render_rows(&listing.rows, Format::Json).unwrap(), "[]\n");
         let config = configuration(
             dir.path(),
@@ -373,16 +537,31 @@ mod tests {
                 layout.display()
             ),
         );
-        let error = collect_bundles(&config).unwrap_err();
+        let error = collect_bundles(&config, &RegistryArgs::default()).unwrap_err();
         assert!(
             error.contains("\"bar\"") && error.contains("default channel"),
             "{error}"
         );
+        // A registry catalog whose registry does not answer (a closed
+        // loopback port) is an error naming the catalog.
+        let registries_conf = dir.path().join("registries.conf");
+        std::fs::write(
+            &registries_conf,
+            "[[registry]]\nprefix = \"registry.example.com\"\nlocation = \"127.0.0.1:9/example\"\ninsecure = true\n",
+        )
+        .unwrap();
         let config = configuration(dir.path(), "  - catalog: registry.example.com/catalog:v1\n");
+        let registry = RegistryArgs {
+            registries_conf: Some(registries_conf),
+            authfile: Some(dir.path().join("no-auth.json")),
+            src_tls_verify: false,
+        };
+        let error = collect_bundles(&config, &registry).unwrap_err();
         assert!(
-            collect_bundles(&config)
-                .unwrap_err()
-                .contains("not built yet")
+            error.starts_with(
+                "catalog registry.example.com/catalog:v1: cannot read the catalog image"
+            ),
+            "{error}"
         );
     }
 }
