@@ -182,3 +182,142 @@ fn list_bundles_of_registry_catalogs() {
         "{stderr}"
     );
 }
+
+/// The lines of a listing, each split on runs of two or more spaces.
+fn cells(listing: &str) -> Vec<Vec<String>> {
+    let separator = regex::Regex::new(" {2,}").unwrap();
+    listing
+        .lines()
+        .map(|line| separator.split(line).map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn list_operators_of_a_registry_catalog() {
+    let world = World::start().unwrap();
+    let catalog = world_catalog(
+        world.content(),
+        "registry.redhat.io",
+        "redhat/redhat-operator-index",
+        "v4.16",
+    );
+
+    let packages = ferry(&world, &["operators", "--catalog", V416]);
+    assert_eq!(
+        packages.status.code(),
+        Some(0),
+        "{}",
+        text(&packages.stderr)
+    );
+    // Neither catalog has olm.csv.metadata: the display names are empty.
+    assert_eq!(
+        cells(&text(&packages.stdout)),
+        [
+            vec!["NAME", "DISPLAY NAME", "DEFAULT CHANNEL"],
+            vec!["jaeger-product", "stable"],
+            vec!["node-observability-operator", "alpha"],
+        ]
+    );
+
+    let channels = ferry(
+        &world,
+        &[
+            "operators",
+            "--catalog",
+            V416,
+            "--package",
+            "jaeger-product",
+        ],
+    );
+    assert_eq!(
+        channels.status.code(),
+        Some(0),
+        "{}",
+        text(&channels.stderr)
+    );
+    let mut expected = vec![vec![
+        "PACKAGE".to_owned(),
+        "CHANNEL".to_owned(),
+        "HEAD".to_owned(),
+    ]];
+    for row in catalog::listing::channels(&catalog, "jaeger-product") {
+        expected.push(vec![row.package, row.channel, row.head.unwrap()]);
+    }
+    assert!(expected.len() > 1);
+    assert_eq!(cells(&text(&channels.stdout)), expected);
+
+    let versions = ferry(
+        &world,
+        &[
+            "operators",
+            "--catalog",
+            V416,
+            "--package",
+            "jaeger-product",
+            "--channel",
+            "stable",
+        ],
+    );
+    assert_eq!(
+        versions.status.code(),
+        Some(0),
+        "{}",
+        text(&versions.stderr)
+    );
+    let listed: Vec<String> = text(&versions.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(listed[0], "VERSIONS");
+    assert_eq!(
+        listed[1..],
+        catalog::listing::versions(&catalog, "jaeger-product", "stable")
+    );
+    assert!(listed.len() > 2, "{listed:?}");
+
+    let unknown = ferry(
+        &world,
+        &["operators", "--catalog", V416, "--package", "not-there"],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("operator \"not-there\" not found in catalog"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    // --package without --catalog is a usage error.
+    let usage = ferry(&world, &["operators", "--package", "jaeger-product"]);
+    assert_eq!(usage.status.code(), Some(1), "{}", text(&usage.stderr));
+    assert!(
+        text(&usage.stderr).contains("--catalog <CATALOG>"),
+        "{}",
+        text(&usage.stderr)
+    );
+}
+
+#[test]
+fn list_operators_catalogs_of_a_version() {
+    let world = World::start().unwrap();
+    let listed = ferry(&world, &["operators", "--catalogs", "--version", "4.16"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed.stderr));
+    assert_eq!(
+        text(&listed.stdout),
+        "Available OpenShift OperatorHub catalogs:\n\
+         OpenShift 4.16:\n\
+         registry.redhat.io/redhat/redhat-operator-index:v4.16\n\
+         Invalid catalog reference \"registry.redhat.io/redhat/certified-operator-index:v4.16\", please check version\n\
+         Invalid catalog reference \"registry.redhat.io/redhat/community-operator-index:v4.16\", please check version\n\
+         Invalid catalog reference \"registry.redhat.io/redhat/redhat-marketplace-index:v4.16\", please check version\n"
+    );
+    // From 4.22 the marketplace is not asked; --version alone means --catalogs.
+    let listed = ferry(&world, &["operators", "--version", "4.22"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed.stderr));
+    let stdout = text(&listed.stdout);
+    assert_eq!(stdout.lines().count(), 5, "{stdout}");
+    assert!(!stdout.contains("marketplace"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "Invalid catalog reference \"registry.redhat.io/redhat/redhat-operator-index:v4.22\""
+        ),
+        "{stdout}"
+    );
+    let bad = ferry(&world, &["operators", "--version", "four"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stderr));
+}

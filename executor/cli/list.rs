@@ -2,6 +2,13 @@
 //!
 //! `list releases` is in `list_releases.rs`.
 //!
+//! `list operators` is oc-mirror's (notes §1.6): `--catalog REF` lists the
+//! packages (name, display name, default channel), `--package P` the
+//! channels with their heads, `--channel C` the versions (lowest first);
+//! `--catalogs --version V` (or `--version V`) fetches the manifests of Red
+//! Hat's catalog repositories at `vV` and says which exist. The catalog is
+//! read as `list bundles` reads it.
+//!
 //! `list bundles -c ISC.yaml [--format json]` (ferry's own): for every
 //! catalog of the configuration, the bundles its filter selects, computed
 //! from the catalog alone (no bundle or related image is fetched). Other
@@ -41,6 +48,10 @@ pub struct Args {
 pub enum What {
     /// The bundles each operator catalog's filter selects (ferry's own).
     Bundles(BundlesArgs),
+    /// oc-mirror's operator listing: a catalog's packages (`--catalog`), a
+    /// package's channels (`--package`), a channel's versions (`--channel`),
+    /// or Red Hat's catalogs of an OpenShift version (`--catalogs --version`).
+    Operators(OperatorsArgs),
     /// OpenShift releases: oc-mirror's listing (`--version`, `--channel`,
     /// `--channels`, `--filter-by-archs`), or with `-c` the releases a
     /// configuration selects, from the update graph alone.
@@ -56,6 +67,29 @@ pub struct BundlesArgs {
     /// `text` (a table) or `json` (a bare array on stdout).
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Arguments of `ferry list operators` (oc-mirror's flags).
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["catalog", "catalogs", "version"])))]
+pub struct OperatorsArgs {
+    /// List the Red Hat catalogs of an OpenShift version (requires `--version`).
+    #[arg(long, requires = "version", conflicts_with = "catalog")]
+    pub catalogs: bool,
+    /// An OpenShift version (X.Y); implies `--catalogs`.
+    #[arg(long, conflicts_with = "catalog")]
+    pub version: Option<String>,
+    /// The catalog to list (`host/repository:tag`, `docker://...` or `oci://PATH`).
+    #[arg(long)]
+    pub catalog: Option<String>,
+    /// List this package's channels (requires `--catalog`).
+    #[arg(long = "package", requires = "catalog")]
+    pub package: Option<String>,
+    /// List this channel's versions (requires `--catalog` and `--package`).
+    #[arg(long, requires = "package")]
+    pub channel: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -89,7 +123,168 @@ pub fn run(args: &Args) -> ExitCode {
                 exit_status::ERROR.into()
             }
         },
+        What::Operators(args) => match operators(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                exit_status::ERROR.into()
+            }
+        },
         What::Releases(args) => crate::list_releases::run(args),
+    }
+}
+
+/// Red Hat's catalog repositories `--catalogs` probes, in oc-mirror's order.
+const RED_HAT_CATALOGS: [&str; 4] = [
+    "registry.redhat.io/redhat/redhat-operator-index",
+    "registry.redhat.io/redhat/certified-operator-index",
+    "registry.redhat.io/redhat/community-operator-index",
+    "registry.redhat.io/redhat/redhat-marketplace-index",
+];
+
+fn operators(args: &OperatorsArgs) -> Result<(), String> {
+    let output = match &args.catalog {
+        Some(written) => {
+            let source: ImageSource = written
+                .parse()
+                .map_err(|error| format!("{written:?}: {error}"))?;
+            let mut access = None;
+            let catalog = read_catalog(&source, &mut access, &args.registry)
+                .map_err(|message| format!("failed to load catalog {written}: {message}"))?;
+            operator_listing(&catalog, args.package.as_deref(), args.channel.as_deref())?
+        }
+        None => {
+            let version = args.version.as_deref().unwrap_or_default();
+            list_catalogs(version, &args.registry)?
+        }
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(output.as_bytes())
+        .map_err(|error| format!("writing to stdout: {error}"))
+}
+
+/// oc-mirror's three catalog listings, as text.
+fn operator_listing(
+    catalog: &Catalog,
+    package: Option<&str>,
+    channel: Option<&str>,
+) -> Result<String, String> {
+    let Some(package) = package else {
+        let rows = catalog::listing::packages(catalog)
+            .into_iter()
+            .map(|row| vec![row.name, row.display_name, row.default_channel]);
+        return Ok(aligned(
+            std::iter::once(
+                ["NAME", "DISPLAY NAME", "DEFAULT CHANNEL"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            )
+            .chain(rows)
+            .collect(),
+        ));
+    };
+    if catalog.package(package).is_none() {
+        return Err(format!("operator {package:?} not found in catalog"));
+    }
+    let Some(channel) = channel else {
+        let rows = catalog::listing::channels(catalog, package)
+            .into_iter()
+            .map(|row| {
+                let head = row.head.unwrap_or_else(|error| format!("ERROR: {error}"));
+                vec![row.package, row.channel, head]
+            });
+        return Ok(aligned(
+            std::iter::once(["PACKAGE", "CHANNEL", "HEAD"].map(str::to_owned).to_vec())
+                .chain(rows)
+                .collect(),
+        ));
+    };
+    if !catalog
+        .channels
+        .iter()
+        .any(|known| known.package == package && known.name == channel)
+    {
+        return Err(format!(
+            "channel {channel:?} not found for operator {package:?}"
+        ));
+    }
+    let mut text = String::from("VERSIONS\n");
+    for version in catalog::listing::versions(catalog, package, channel) {
+        text.push_str(&version);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// Columns as oc-mirror's tab writer sets them: every cell but the last of
+/// a line padded to its column's width plus two spaces.
+fn aligned(rows: Vec<Vec<String>>) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in &rows {
+        for (column, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
+            widths[column] = widths[column].max(cell.len());
+        }
+    }
+    let mut text = String::new();
+    for row in &rows {
+        for (column, cell) in row.iter().enumerate() {
+            if column + 1 < row.len() {
+                text.push_str(&format!("{cell:<width$}", width = widths[column] + 2));
+            } else {
+                text.push_str(cell);
+            }
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// `--catalogs --version V`: which of Red Hat's catalogs have the tag
+/// `vV` (the marketplace only before 4.22), by fetching each manifest.
+/// A catalog that is not there is said so on stdout; a registry that
+/// cannot be asked is an error (exit 1) after the rest is listed.
+fn list_catalogs(version: &str, registry: &RegistryArgs) -> Result<String, String> {
+    let numbers: Vec<u64> = version
+        .split('.')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            format!("--version {version:?}: expected an OpenShift version such as 4.16")
+        })?;
+    if numbers.len() < 2 {
+        return Err(format!(
+            "--version {version:?}: expected an OpenShift version such as 4.16"
+        ));
+    }
+    let with_marketplace = (numbers[0], numbers[1]) < (4, 22);
+    let access = RegistryAccess::new(registry)?;
+    let mut text = format!("Available OpenShift OperatorHub catalogs:\nOpenShift {version}:\n");
+    let mut failures = Vec::new();
+    for repository in RED_HAT_CATALOGS {
+        if repository.ends_with("redhat-marketplace-index") && !with_marketplace {
+            continue;
+        }
+        let written = format!("{repository}:v{version}");
+        let reference: ImageReference = written
+            .parse()
+            .map_err(|error| format!("{written}: {error}"))?;
+        match access.exists(&reference) {
+            Ok(true) => text.push_str(&format!("{written}\n")),
+            Ok(false) => text.push_str(&format!(
+                "Invalid catalog reference {written:?}, please check version\n"
+            )),
+            Err(message) => {
+                failures.push(format!("failed to check catalog {repository}: {message}"))
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(text)
+    } else {
+        print!("{text}");
+        Err(failures.join("\n"))
     }
 }
 
@@ -134,21 +329,7 @@ fn collect_bundles(config: &Path, registry: &RegistryArgs) -> Result<Listing, St
             .cloned()
             .flatten()
             .unwrap_or_else(|| operator.catalog.to_string());
-        let read = match &operator.catalog {
-            ImageSource::OciLayout { path } => {
-                layer_files::read_labelled_folder(Path::new(path), CATALOG_CONFIGS_LABEL)
-                    .map_err(|error| error.to_string())
-            }
-            ImageSource::Registry(reference) => {
-                let access = match &mut access {
-                    Some(access) => access,
-                    None => access.insert(RegistryAccess::new(registry)?),
-                };
-                access.read_catalog(reference)
-            }
-        };
-        let catalog = read
-            .and_then(load_catalog)
+        let catalog = read_catalog(&operator.catalog, &mut access, registry)
             .map_err(|message| format!("catalog {catalog_name}: {message}"))?;
         let filtered = catalog::filter(&catalog, operator)
             .map_err(|error| format!("catalog {catalog_name}: {error}{}", fix_help(&error)))?;
@@ -183,6 +364,29 @@ fn render_rows(rows: &[BundleRow], format: Format) -> Result<String, String> {
             .map_err(|error| format!("writing JSON: {error}")),
         Format::Text => Ok(table(rows)),
     }
+}
+
+/// A catalog image's configs folder, read from an OCI layout or a
+/// registry (the registry access made on first use) and loaded.
+fn read_catalog(
+    source: &ImageSource,
+    access: &mut Option<RegistryAccess>,
+    registry: &RegistryArgs,
+) -> Result<Catalog, String> {
+    let folder = match source {
+        ImageSource::OciLayout { path } => {
+            layer_files::read_labelled_folder(Path::new(path), CATALOG_CONFIGS_LABEL)
+                .map_err(|error| error.to_string())?
+        }
+        ImageSource::Registry(reference) => {
+            let access = match access {
+                Some(access) => access,
+                None => access.insert(RegistryAccess::new(registry)?),
+            };
+            access.read_catalog(reference)?
+        }
+    };
+    load_catalog(folder)
 }
 
 /// A catalog's configs folder, loaded.
@@ -222,14 +426,8 @@ impl RegistryAccess {
         })
     }
 
-    /// Pins `reference` to the digest the first answering pull source
-    /// gives, then reads the configs folder of its linux/amd64 image.
-    fn read_catalog(&self, reference: &ImageReference) -> Result<FolderFiles, String> {
-        let sources = self
-            .registries
-            .pull_sources(reference)
-            .map_err(|error| error.to_string())?;
-        let client = RegistryClient::new(ClientOptions {
+    fn client(&self, sources: &[ferry_registry::PullSource]) -> RegistryClient {
+        RegistryClient::new(ClientOptions {
             credentials: CredentialStore::discover(self.arguments.authfile.as_deref()),
             tls_verify: self.arguments.src_tls_verify,
             insecure_hosts: sources
@@ -239,7 +437,43 @@ impl RegistryAccess {
                 .collect(),
             retry_times: 2,
             ..ClientOptions::default()
-        });
+        })
+    }
+
+    /// Whether some pull source of `reference` has its manifest; an error
+    /// only when no source has it and one could not be asked.
+    fn exists(&self, reference: &ImageReference) -> Result<bool, String> {
+        let sources = self
+            .registries
+            .pull_sources(reference)
+            .map_err(|error| error.to_string())?;
+        let client = self.client(&sources);
+        let mut failures = Vec::new();
+        for source in &sources {
+            match self
+                .runtime
+                .block_on(client.head_manifest(&source.reference))
+            {
+                Ok(Some(_)) => return Ok(true),
+                Ok(None) => {}
+                Err(error) => failures.push(error.to_string()),
+            }
+        }
+        if failures.is_empty() {
+            Ok(false)
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Pins `reference` to the digest the first answering pull source
+    /// gives, then reads the configs folder of its linux/amd64 image.
+    fn read_catalog(&self, reference: &ImageReference) -> Result<FolderFiles, String> {
+        let sources = self
+            .registries
+            .pull_sources(reference)
+            .map_err(|error| error.to_string())?;
+        let client = self.client(&sources);
         let mut failures = Vec::new();
         for source in &sources {
             match self
