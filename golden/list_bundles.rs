@@ -321,3 +321,89 @@ fn list_operators_catalogs_of_a_version() {
     let bad = ferry(&world, &["operators", "--version", "four"]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stderr));
 }
+
+/// Only the amd64 image's manifest, config and layers are asked for, each
+/// once: the arm64 image of the index is never fetched.
+#[test]
+fn list_bundles_fetches_only_the_amd64_image() {
+    let world = World::start().unwrap();
+    let proxy = ferry_testworld::proxy::FaultProxy::start(world.registry().address()).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let registries_conf = folder.path().join("registries.conf");
+    std::fs::write(
+        &registries_conf,
+        ferry_testworld::registries_conf::render(
+            &["registry.redhat.io".to_owned()].into(),
+            &proxy.host(),
+            true,
+        ),
+    )
+    .unwrap();
+    let config = write(
+        folder.path(),
+        "isc.yaml",
+        &format!("  operators:\n  - catalog: {V416}\n    packages:\n    - name: jaeger-product\n"),
+    );
+    let listed = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["list", "bundles", "-c", &config, "--format", "json"])
+        .args(["--registries-conf", &registries_conf.display().to_string()])
+        .args(["--src-tls-verify=false"])
+        .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+        .output()
+        .unwrap();
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed.stderr));
+    let rows: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(!rows.as_array().unwrap().is_empty());
+
+    let content = world.content();
+    let placement = content
+        .placements
+        .iter()
+        .find(|placement| {
+            placement.repository == "redhat/redhat-operator-index"
+                && placement.tags.contains(&"v4.16".to_owned())
+        })
+        .unwrap();
+    let index = json(content, &placement.digest);
+    let manifests = index["manifests"].as_array().unwrap();
+    let digest_of = |architecture: &str| {
+        manifests
+            .iter()
+            .find(|manifest| manifest["platform"]["architecture"] == architecture)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (amd64, arm64) = (digest_of("amd64"), digest_of("arm64"));
+    let image = json(content, &amd64);
+    let mut expected_blobs: Vec<String> = std::iter::once(&image["config"])
+        .chain(image["layers"].as_array().unwrap())
+        .map(|descriptor| descriptor["digest"].as_str().unwrap().to_owned())
+        .collect();
+    expected_blobs.sort();
+
+    let records = proxy.records();
+    let gets = |kind: &str| -> Vec<String> {
+        let mut found: Vec<String> = records
+            .iter()
+            .filter(|record| record.method == "GET" && record.status == 200)
+            .filter_map(|record| {
+                record
+                    .path
+                    .split_once(kind)
+                    .map(|(_, target)| target.to_owned())
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let mut expected_manifests = vec!["v4.16".to_owned(), amd64];
+    expected_manifests.sort();
+    assert_eq!(gets("/manifests/"), expected_manifests, "{records:?}");
+    assert_eq!(gets("/blobs/"), expected_blobs, "{records:?}");
+    assert!(
+        !records.iter().any(|record| record.path.contains(&arm64)),
+        "{records:?}"
+    );
+}
