@@ -520,4 +520,47 @@ mod tests {
             "{error}"
         );
     }
+
+    /// A source whose manifests arrive altered (as a registry or a proxy
+    /// could send them): the digest check refuses them.
+    struct AlteredManifests(OciLayout);
+
+    impl ImageBlobs for AlteredManifests {
+        fn place(&self) -> String {
+            "registry.example.com/catalog@sha256:test".to_owned()
+        }
+        fn top(&self) -> Result<Vec<u8>, LayerFilesError> {
+            self.0.top()
+        }
+        fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
+            let mut bytes = self.0.manifest(digest)?;
+            bytes.push(b' ');
+            Ok(bytes)
+        }
+        fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError> {
+            self.0.blob(digest)
+        }
+    }
+
+    #[test]
+    fn altered_manifests_from_any_source_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path());
+        let layout = OciLayout {
+            path: dir.path().to_path_buf(),
+        };
+        assert_eq!(
+            read_labelled_folder_from(&layout, CATALOG_CONFIGS_LABEL)
+                .unwrap()
+                .files
+                .len(),
+            2
+        );
+        let error = read_labelled_folder_from(&AlteredManifests(layout), CATALOG_CONFIGS_LABEL)
+            .unwrap_err();
+        assert!(
+            matches!(&error, LayerFilesError::DigestMismatch { place, .. } if place.starts_with("registry.example.com/catalog")),
+            "{error}"
+        );
+    }
 }
