@@ -8,6 +8,7 @@ mod disk;
 mod faults;
 mod fixtures_table;
 mod kill;
+mod list_bundles;
 mod list_releases;
 mod pipeline;
 mod plan_schema;

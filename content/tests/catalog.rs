@@ -695,6 +695,7 @@ fn listing_packages_channels_versions_and_bundles() {
         listing::packages(&jaeger),
         [listing::PackageRow {
             name: "jaeger-product".to_owned(),
+            display_name: String::new(),
             default_channel: "stable".to_owned()
         }]
     );

@@ -2,23 +2,38 @@
 //!
 //! `list releases` is in `list_releases.rs`.
 //!
+//! `list operators` is oc-mirror's (notes §1.6): `--catalog REF` lists the
+//! packages (name, display name, default channel), `--package P` the
+//! channels with their heads, `--channel C` the versions (lowest first);
+//! `--catalogs --version V` (or `--version V`) fetches the manifests of Red
+//! Hat's catalog repositories at `vV` and says which exist. The catalog is
+//! read as `list bundles` reads it.
+//!
 //! `list bundles -c ISC.yaml [--format json]` (ferry's own): for every
 //! catalog of the configuration, the bundles its filter selects, computed
 //! from the catalog alone (no bundle or related image is fetched). Other
 //! parts of the configuration are ignored and no workspace is needed.
 //! `oci://PATH` catalogs (absolute, or relative to the current folder) are
-//! read from disk with no network call; registry catalogs are not built yet.
+//! read from disk with no network call. A registry catalog is pinned to the
+//! digest its tag names (through registries.conf, first pull source that
+//! answers); only the linux/amd64 image's manifest, config and layers are
+//! fetched (each verified, into a temporary folder removed afterwards) and
+//! only the configs folder is read out of the layers.
 //! JSON on stdout is a bare array, one object per selected bundle (`[]`
 //! when none); warnings go to stderr; a filter error exits 1 naming the
 //! package.
 
-use std::io::Write as _;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ferry_content::catalog::{self, Catalog, CatalogFile, FilterError, listing::BundleRow};
-use ferry_executor::layer_files::{self, CATALOG_CONFIGS_LABEL};
-use ferry_schemas::{ImageSource, load_image_set_configuration, render};
+use ferry_executor::layer_files::{
+    self, CATALOG_CONFIGS_LABEL, FolderFiles, ImageBlobs, LayerFilesError,
+};
+use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
+use ferry_schemas::{Digest, ImageReference, ImageSource, load_image_set_configuration, render};
+use ferry_store::BlobStore;
 
 use crate::exit_status;
 
@@ -33,6 +48,10 @@ pub struct Args {
 pub enum What {
     /// The bundles each operator catalog's filter selects (ferry's own).
     Bundles(BundlesArgs),
+    /// oc-mirror's operator listing: a catalog's packages (`--catalog`), a
+    /// package's channels (`--package`), a channel's versions (`--channel`),
+    /// or Red Hat's catalogs of an OpenShift version (`--catalogs --version`).
+    Operators(OperatorsArgs),
     /// OpenShift releases: oc-mirror's listing (`--version`, `--channel`,
     /// `--channels`, `--filter-by-archs`), or with `-c` the releases a
     /// configuration selects, from the update graph alone.
@@ -48,6 +67,45 @@ pub struct BundlesArgs {
     /// `text` (a table) or `json` (a bare array on stdout).
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Arguments of `ferry list operators` (oc-mirror's flags).
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["catalog", "catalogs", "version"])))]
+pub struct OperatorsArgs {
+    /// List the Red Hat catalogs of an OpenShift version (requires `--version`).
+    #[arg(long, requires = "version", conflicts_with = "catalog")]
+    pub catalogs: bool,
+    /// An OpenShift version (X.Y); implies `--catalogs`.
+    #[arg(long, conflicts_with = "catalog")]
+    pub version: Option<String>,
+    /// The catalog to list (`host/repository:tag`, `docker://...` or `oci://PATH`).
+    #[arg(long)]
+    pub catalog: Option<String>,
+    /// List this package's channels (requires `--catalog`).
+    #[arg(long = "package", requires = "catalog")]
+    pub package: Option<String>,
+    /// List this channel's versions (requires `--catalog` and `--package`).
+    #[arg(long, requires = "package")]
+    pub channel: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How registry catalogs are reached (as `list releases` has them).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RegistryArgs {
+    /// registries.conf for pulling registry catalogs.
+    #[arg(long)]
+    pub registries_conf: Option<PathBuf>,
+    /// Auth file (default: $REGISTRY_AUTH_FILE, then the containers and docker defaults).
+    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Verify TLS for registry catalogs (false also allows plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub src_tls_verify: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -65,12 +123,173 @@ pub fn run(args: &Args) -> ExitCode {
                 exit_status::ERROR.into()
             }
         },
+        What::Operators(args) => match operators(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                exit_status::ERROR.into()
+            }
+        },
         What::Releases(args) => crate::list_releases::run(args),
     }
 }
 
+/// Red Hat's catalog repositories `--catalogs` probes, in oc-mirror's order.
+const RED_HAT_CATALOGS: [&str; 4] = [
+    "registry.redhat.io/redhat/redhat-operator-index",
+    "registry.redhat.io/redhat/certified-operator-index",
+    "registry.redhat.io/redhat/community-operator-index",
+    "registry.redhat.io/redhat/redhat-marketplace-index",
+];
+
+fn operators(args: &OperatorsArgs) -> Result<(), String> {
+    let output = match &args.catalog {
+        Some(written) => {
+            let source: ImageSource = written
+                .parse()
+                .map_err(|error| format!("{written:?}: {error}"))?;
+            let mut access = None;
+            let catalog = read_catalog(&source, &mut access, &args.registry)
+                .map_err(|message| format!("failed to load catalog {written}: {message}"))?;
+            operator_listing(&catalog, args.package.as_deref(), args.channel.as_deref())?
+        }
+        None => {
+            let version = args.version.as_deref().unwrap_or_default();
+            list_catalogs(version, &args.registry)?
+        }
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(output.as_bytes())
+        .map_err(|error| format!("writing to stdout: {error}"))
+}
+
+/// oc-mirror's three catalog listings, as text.
+fn operator_listing(
+    catalog: &Catalog,
+    package: Option<&str>,
+    channel: Option<&str>,
+) -> Result<String, String> {
+    let Some(package) = package else {
+        let rows = catalog::listing::packages(catalog)
+            .into_iter()
+            .map(|row| vec![row.name, row.display_name, row.default_channel]);
+        return Ok(aligned(
+            std::iter::once(
+                ["NAME", "DISPLAY NAME", "DEFAULT CHANNEL"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            )
+            .chain(rows)
+            .collect(),
+        ));
+    };
+    if catalog.package(package).is_none() {
+        return Err(format!("operator {package:?} not found in catalog"));
+    }
+    let Some(channel) = channel else {
+        let rows = catalog::listing::channels(catalog, package)
+            .into_iter()
+            .map(|row| {
+                let head = row.head.unwrap_or_else(|error| format!("ERROR: {error}"));
+                vec![row.package, row.channel, head]
+            });
+        return Ok(aligned(
+            std::iter::once(["PACKAGE", "CHANNEL", "HEAD"].map(str::to_owned).to_vec())
+                .chain(rows)
+                .collect(),
+        ));
+    };
+    if !catalog
+        .channels
+        .iter()
+        .any(|known| known.package == package && known.name == channel)
+    {
+        return Err(format!(
+            "channel {channel:?} not found for operator {package:?}"
+        ));
+    }
+    let mut text = String::from("VERSIONS\n");
+    for version in catalog::listing::versions(catalog, package, channel) {
+        text.push_str(&version);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// Columns as oc-mirror's tab writer sets them: every cell but the last of
+/// a line padded to its column's width plus two spaces.
+fn aligned(rows: Vec<Vec<String>>) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in &rows {
+        for (column, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
+            widths[column] = widths[column].max(cell.len());
+        }
+    }
+    let mut text = String::new();
+    for row in &rows {
+        for (column, cell) in row.iter().enumerate() {
+            if column + 1 < row.len() {
+                text.push_str(&format!("{cell:<width$}", width = widths[column] + 2));
+            } else {
+                text.push_str(cell);
+            }
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// `--catalogs --version V`: which of Red Hat's catalogs have the tag
+/// `vV` (the marketplace only before 4.22), by fetching each manifest.
+/// A catalog that is not there is said so on stdout; a registry that
+/// cannot be asked is an error (exit 1) after the rest is listed.
+fn list_catalogs(version: &str, registry: &RegistryArgs) -> Result<String, String> {
+    let numbers: Vec<u64> = version
+        .split('.')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            format!("--version {version:?}: expected an OpenShift version such as 4.16")
+        })?;
+    if numbers.len() < 2 {
+        return Err(format!(
+            "--version {version:?}: expected an OpenShift version such as 4.16"
+        ));
+    }
+    let with_marketplace = (numbers[0], numbers[1]) < (4, 22);
+    let access = RegistryAccess::new(registry)?;
+    let mut text = format!("Available OpenShift OperatorHub catalogs:\nOpenShift {version}:\n");
+    let mut failures = Vec::new();
+    for repository in RED_HAT_CATALOGS {
+        if repository.ends_with("redhat-marketplace-index") && !with_marketplace {
+            continue;
+        }
+        let written = format!("{repository}:v{version}");
+        let reference: ImageReference = written
+            .parse()
+            .map_err(|error| format!("{written}: {error}"))?;
+        match access.exists(&reference) {
+            Ok(true) => text.push_str(&format!("{written}\n")),
+            Ok(false) => text.push_str(&format!(
+                "Invalid catalog reference {written:?}, please check version\n"
+            )),
+            Err(message) => {
+                failures.push(format!("failed to check catalog {repository}: {message}"))
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(text)
+    } else {
+        print!("{text}");
+        Err(failures.join("\n"))
+    }
+}
+
 fn bundles(args: &BundlesArgs) -> Result<(), String> {
-    let listing = collect_bundles(&args.config)?;
+    let listing = collect_bundles(&args.config, &args.registry)?;
     let mut stderr = std::io::stderr().lock();
     for warning in &listing.warnings {
         let _ = writeln!(stderr, "warning: {warning}");
@@ -90,7 +309,7 @@ struct Listing {
     warnings: Vec<String>,
 }
 
-fn collect_bundles(config: &Path) -> Result<Listing, String> {
+fn collect_bundles(config: &Path, registry: &RegistryArgs) -> Result<Listing, String> {
     let name = config.display().to_string();
     let text =
         std::fs::read_to_string(config).map_err(|error| format!("cannot read {name}: {error}"))?;
@@ -103,18 +322,14 @@ fn collect_bundles(config: &Path) -> Result<Listing, String> {
     };
     let written = written_catalogs(&text);
     let mut listing = Listing::default();
+    let mut access: Option<RegistryAccess> = None;
     for (position, operator) in loaded.config.mirror.operators.iter().enumerate() {
         let catalog_name = written
             .get(position)
             .cloned()
             .flatten()
             .unwrap_or_else(|| operator.catalog.to_string());
-        let ImageSource::OciLayout { path } = &operator.catalog else {
-            return Err(format!(
-                "catalog {catalog_name}: listing the bundles of a registry catalog is not built yet (issue 10); an oci:// catalog works"
-            ));
-        };
-        let catalog = load_layout(Path::new(path))
+        let catalog = read_catalog(&operator.catalog, &mut access, registry)
             .map_err(|message| format!("catalog {catalog_name}: {message}"))?;
         let filtered = catalog::filter(&catalog, operator)
             .map_err(|error| format!("catalog {catalog_name}: {error}{}", fix_help(&error)))?;
@@ -151,16 +366,199 @@ fn render_rows(rows: &[BundleRow], format: Format) -> Result<String, String> {
     }
 }
 
-/// The catalog's configs folder, read from the OCI layout and loaded.
-fn load_layout(layout: &Path) -> Result<Catalog, String> {
-    let folder = layer_files::read_labelled_folder(layout, CATALOG_CONFIGS_LABEL)
-        .map_err(|error| error.to_string())?;
+/// A catalog image's configs folder, read from an OCI layout or a
+/// registry (the registry access made on first use) and loaded.
+fn read_catalog(
+    source: &ImageSource,
+    access: &mut Option<RegistryAccess>,
+    registry: &RegistryArgs,
+) -> Result<Catalog, String> {
+    let folder = match source {
+        ImageSource::OciLayout { path } => {
+            layer_files::read_labelled_folder(Path::new(path), CATALOG_CONFIGS_LABEL)
+                .map_err(|error| error.to_string())?
+        }
+        ImageSource::Registry(reference) => {
+            let access = match access {
+                Some(access) => access,
+                None => access.insert(RegistryAccess::new(registry)?),
+            };
+            access.read_catalog(reference)?
+        }
+    };
+    load_catalog(folder)
+}
+
+/// A catalog's configs folder, loaded.
+fn load_catalog(folder: FolderFiles) -> Result<Catalog, String> {
     let files = folder
         .files
         .into_iter()
         .map(|(path, bytes)| CatalogFile::new(path, bytes))
         .collect();
     Catalog::load(files).map_err(|error| error.to_string())
+}
+
+/// What reading registry catalogs needs: registries.conf, credentials and
+/// a runtime for the async client.
+struct RegistryAccess {
+    registries: RegistriesConf,
+    arguments: RegistryArgs,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl RegistryAccess {
+    fn new(arguments: &RegistryArgs) -> Result<Self, String> {
+        let registries = match &arguments.registries_conf {
+            Some(path) => RegistriesConf::load(Some(path), &[]),
+            None => RegistriesConf::load_default(),
+        }
+        .map_err(|error| error.to_string())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+        Ok(RegistryAccess {
+            registries,
+            arguments: arguments.clone(),
+            runtime,
+        })
+    }
+
+    fn client(&self, sources: &[ferry_registry::PullSource]) -> RegistryClient {
+        RegistryClient::new(ClientOptions {
+            credentials: CredentialStore::discover(self.arguments.authfile.as_deref()),
+            tls_verify: self.arguments.src_tls_verify,
+            insecure_hosts: sources
+                .iter()
+                .filter(|source| source.insecure)
+                .map(|source| source.reference.registry().to_owned())
+                .collect(),
+            retry_times: 2,
+            ..ClientOptions::default()
+        })
+    }
+
+    /// Whether some pull source of `reference` has its manifest; an error
+    /// only when no source has it and one could not be asked.
+    fn exists(&self, reference: &ImageReference) -> Result<bool, String> {
+        let sources = self
+            .registries
+            .pull_sources(reference)
+            .map_err(|error| error.to_string())?;
+        let client = self.client(&sources);
+        let mut failures = Vec::new();
+        for source in &sources {
+            match self
+                .runtime
+                .block_on(client.head_manifest(&source.reference))
+            {
+                Ok(Some(_)) => return Ok(true),
+                Ok(None) => {}
+                Err(error) => failures.push(error.to_string()),
+            }
+        }
+        if failures.is_empty() {
+            Ok(false)
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Pins `reference` to the digest the first answering pull source
+    /// gives, then reads the configs folder of its linux/amd64 image.
+    fn read_catalog(&self, reference: &ImageReference) -> Result<FolderFiles, String> {
+        let sources = self
+            .registries
+            .pull_sources(reference)
+            .map_err(|error| error.to_string())?;
+        let client = self.client(&sources);
+        let mut failures = Vec::new();
+        for source in &sources {
+            match self
+                .runtime
+                .block_on(client.get_manifest(&source.reference))
+            {
+                Ok(manifest) => {
+                    let folder = tempfile::tempdir()
+                        .map_err(|error| format!("cannot make a temporary folder: {error}"))?;
+                    let store = BlobStore::open(folder.path().join("blobs"))
+                        .map_err(|error| error.to_string())?;
+                    let image = RegistryImage {
+                        runtime: &self.runtime,
+                        client: &client,
+                        pinned: source.reference.with_digest(manifest.digest.clone()),
+                        top: manifest.bytes.to_vec(),
+                        store,
+                    };
+                    return layer_files::read_labelled_folder_from(&image, CATALOG_CONFIGS_LABEL)
+                        .map_err(|error| error.to_string());
+                }
+                Err(error) => failures.push(error.to_string()),
+            }
+        }
+        Err(format!(
+            "cannot read the catalog image: {}",
+            failures.join("; ")
+        ))
+    }
+}
+
+/// A catalog image in a registry, pinned to a digest. Manifests come
+/// through the client (which checks them against the digest asked for);
+/// blobs are streamed into a temporary store (checked while written) and
+/// read from there.
+struct RegistryImage<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    client: &'a RegistryClient,
+    pinned: ImageReference,
+    top: Vec<u8>,
+    store: BlobStore,
+}
+
+impl RegistryImage<'_> {
+    fn error(&self, message: impl std::fmt::Display) -> LayerFilesError {
+        LayerFilesError::Layout {
+            place: self.place(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl ImageBlobs for RegistryImage<'_> {
+    fn place(&self) -> String {
+        self.pinned.to_string()
+    }
+
+    fn top(&self) -> Result<Vec<u8>, LayerFilesError> {
+        Ok(self.top.clone())
+    }
+
+    fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
+        let reference = self.pinned.with_digest(digest.clone());
+        self.runtime
+            .block_on(self.client.get_manifest(&reference))
+            .map(|manifest| manifest.bytes.to_vec())
+            .map_err(|error| self.error(error))
+    }
+
+    fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError> {
+        self.runtime
+            .block_on(self.client.fetch_blob(
+                self.pinned.registry(),
+                self.pinned.repository(),
+                digest,
+                None,
+                &self.store,
+            ))
+            .map_err(|error| self.error(error))?;
+        let file = self
+            .store
+            .open_blob(digest)
+            .map_err(|error| self.error(error))?;
+        Ok(Box::new(file))
+    }
 }
 
 /// The `catalog` values as written in the file (`oci:` and `docker://`
@@ -322,7 +720,7 @@ mod tests {
                 "  - catalog: {catalog}\n    packages:\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n"
             ),
         );
-        let listing = collect_bundles(&config).unwrap();
+        let listing = collect_bundles(&config, &RegistryArgs::default()).unwrap();
         let json: serde_json::Value =
             serde_json::from_str(&render_rows(&listing.rows, Format::Json).unwrap()).unwrap();
         let bundles: Vec<&str> = json
@@ -364,7 +762,7 @@ mod tests {
                 layout.display()
             ),
         );
-        let listing = collect_bundles(&config).unwrap();
+        let listing = collect_bundles(&config, &RegistryArgs::default()).unwrap();
         assert_eq!(render_rows(&listing.rows, Format::Json).unwrap(), "[]\n");
         let config = configuration(
             dir.path(),
@@ -373,16 +771,31 @@ mod tests {
                 layout.display()
             ),
         );
-        let error = collect_bundles(&config).unwrap_err();
+        let error = collect_bundles(&config, &RegistryArgs::default()).unwrap_err();
         assert!(
             error.contains("\"bar\"") && error.contains("default channel"),
             "{error}"
         );
+        // A registry catalog whose registry does not answer (a closed
+        // loopback port) is an error naming the catalog.
+        let registries_conf = dir.path().join("registries.conf");
+        std::fs::write(
+            &registries_conf,
+            "[[registry]]\nprefix = \"registry.example.com\"\nlocation = \"127.0.0.1:9/example\"\ninsecure = true\n",
+        )
+        .unwrap();
         let config = configuration(dir.path(), "  - catalog: registry.example.com/catalog:v1\n");
+        let registry = RegistryArgs {
+            registries_conf: Some(registries_conf),
+            authfile: Some(dir.path().join("no-auth.json")),
+            src_tls_verify: false,
+        };
+        let error = collect_bundles(&config, &registry).unwrap_err();
         assert!(
-            collect_bundles(&config)
-                .unwrap_err()
-                .contains("not built yet")
+            error.starts_with(
+                "catalog registry.example.com/catalog:v1: cannot read the catalog image"
+            ),
+            "{error}"
         );
     }
 }

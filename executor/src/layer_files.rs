@@ -1,10 +1,14 @@
-//! Reading one folder's files out of an image in an OCI image layout on
-//! disk, without unpacking anything else: `index.json` (through a nested
-//! index to one image), the manifest, the config, then the layers in order,
-//! each streamed through gzip (when compressed) and tar, keeping only the
-//! regular files under the folder. Later layers win; whiteouts (`.wh.NAME`
-//! and the opaque `.wh..wh..opq`) remove what earlier layers put there.
-//! Every blob read is checked against its digest.
+//! Reading one folder's files out of an image without unpacking anything
+//! else: the top document (an OCI layout's `index.json`, or a registry
+//! image's pinned manifest), through nested indexes to one image, the
+//! manifest, the config, then the layers in order, each streamed through
+//! gzip (when compressed) and tar, keeping only the regular files under the
+//! folder. Later layers win; whiteouts (`.wh.NAME` and the opaque
+//! `.wh..wh..opq`) remove what earlier layers put there. Every manifest and
+//! blob read is checked against its digest.
+//!
+//! Where the bytes come from is behind [`ImageBlobs`]: [`OciLayout`] here,
+//! a registry in the `list` command.
 //!
 //! Used for operator catalogs: the folder is the one the config label
 //! `operators.operatorframework.io.index.configs.v1` names.
@@ -21,23 +25,82 @@ use sha2::Digest as _;
 /// The config label naming an operator catalog's configs folder.
 pub const CATALOG_CONFIGS_LABEL: &str = "operators.operatorframework.io.index.configs.v1";
 
-/// Why the folder's files could not be read.
+/// Why the folder's files could not be read. `place` is the layout's path,
+/// a blob's path, or an image reference.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerFilesError {
-    #[error("{path}: {source}")]
+    #[error("{place}: {source}")]
     Io {
-        path: PathBuf,
+        place: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    Layout { path: PathBuf, message: String },
-    #[error("{path}: blob {digest} has digest {actual} (the layout is corrupted)")]
+    #[error("{place}: {message}")]
+    Layout { place: String, message: String },
+    #[error("{place}: blob {digest} has digest {actual} (the content is corrupted)")]
     DigestMismatch {
-        path: PathBuf,
+        place: String,
         digest: String,
         actual: String,
     },
+}
+
+/// Where an image's documents and blobs come from.
+pub trait ImageBlobs {
+    /// What errors name: the layout's path or the image reference.
+    fn place(&self) -> String;
+    /// The first document: an index, or an image manifest.
+    fn top(&self) -> Result<Vec<u8>, LayerFilesError>;
+    /// The bytes of the index or manifest `digest`; checked by the caller.
+    fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, LayerFilesError>;
+    /// A reader over the blob `digest`; checked by the caller.
+    fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError>;
+}
+
+/// An OCI image layout on disk.
+#[derive(Clone, Debug)]
+pub struct OciLayout {
+    pub path: PathBuf,
+}
+
+impl OciLayout {
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.path
+            .join("blobs")
+            .join(digest.algorithm().name())
+            .join(digest.hex())
+    }
+}
+
+impl ImageBlobs for OciLayout {
+    fn place(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn top(&self) -> Result<Vec<u8>, LayerFilesError> {
+        let path = self.path.join("index.json");
+        std::fs::read(&path).map_err(|source| LayerFilesError::Io {
+            place: path.display().to_string(),
+            source,
+        })
+    }
+
+    fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
+        let path = self.blob_path(digest);
+        std::fs::read(&path).map_err(|source| LayerFilesError::Io {
+            place: path.display().to_string(),
+            source,
+        })
+    }
+
+    fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError> {
+        let path = self.blob_path(digest);
+        let file = File::open(&path).map_err(|source| LayerFilesError::Io {
+            place: path.display().to_string(),
+            source,
+        })?;
+        Ok(Box::new(file))
+    }
 }
 
 /// The files of the image's configs folder, by path relative to it.
@@ -49,43 +112,47 @@ pub struct FolderFiles {
 }
 
 /// The files of the folder an image's config label `label` names, from the
-/// OCI layout at `layout`. For an index, the `linux/amd64` image is read
-/// (else the first): a multi-architecture catalog holds the same content
-/// for each.
+/// OCI layout at `layout`.
 pub fn read_labelled_folder(layout: &Path, label: &str) -> Result<FolderFiles, LayerFilesError> {
+    read_labelled_folder_from(
+        &OciLayout {
+            path: layout.to_path_buf(),
+        },
+        label,
+    )
+}
+
+/// The files of the folder an image's config label `label` names. For an
+/// index, the `linux/amd64` image is read (else the first): a
+/// multi-architecture catalog holds the same content for each.
+pub fn read_labelled_folder_from(
+    source: &dyn ImageBlobs,
+    label: &str,
+) -> Result<FolderFiles, LayerFilesError> {
+    let place = source.place();
     let layout_error = |message: String| LayerFilesError::Layout {
-        path: layout.to_path_buf(),
+        place: place.clone(),
         message,
     };
-    let index_path = layout.join("index.json");
-    let index = read_json(
-        &index_path,
-        &std::fs::read(&index_path).map_err(|source| LayerFilesError::Io {
-            path: index_path.clone(),
-            source,
-        })?,
-    )?;
-    let mut descriptor = amd64_or_first(&index)
-        .ok_or_else(|| layout_error("index.json lists no manifest".to_owned()))?;
-    // Follow nested indexes down to one image manifest.
-    let manifest = loop {
-        let digest = descriptor_digest(layout, &descriptor)?;
-        let document = read_json(&blob_path(layout, &digest), &read_blob(layout, &digest)?)?;
-        if document.get("manifests").is_some() {
-            descriptor = amd64_or_first(&document)
-                .ok_or_else(|| layout_error(format!("index {digest} lists no manifest")))?;
-            continue;
-        }
-        break document;
-    };
+    let mut document = read_json(&place, &source.top()?)?;
+    // Follow indexes down to one image manifest.
+    while document.get("manifests").is_some() {
+        let descriptor = amd64_or_first(&document)
+            .ok_or_else(|| layout_error("an index lists no manifest".to_owned()))?;
+        let digest = descriptor_digest(&place, &descriptor)?;
+        let bytes = source.manifest(&digest)?;
+        check_bytes(&place, &digest, &bytes)?;
+        document = read_json(&format!("{place} ({digest})"), &bytes)?;
+    }
+    let manifest = document;
     let config_descriptor = manifest
         .get("config")
         .cloned()
         .ok_or_else(|| layout_error("the image manifest has no config".to_owned()))?;
-    let config_digest = descriptor_digest(layout, &config_descriptor)?;
+    let config_digest = descriptor_digest(&place, &config_descriptor)?;
     let config = read_json(
-        &blob_path(layout, &config_digest),
-        &read_blob(layout, &config_digest)?,
+        &format!("{place} ({config_digest})"),
+        &read_blob(source, &config_digest)?,
     )?;
     let folder = config
         .pointer("/config/Labels")
@@ -101,8 +168,8 @@ pub fn read_labelled_folder(layout: &Path, label: &str) -> Result<FolderFiles, L
         .cloned()
         .unwrap_or_default();
     for layer in &layers {
-        let digest = descriptor_digest(layout, layer)?;
-        read_layer(layout, &digest, &prefix, &mut files)?;
+        let digest = descriptor_digest(&place, layer)?;
+        read_layer(source, &digest, &prefix, &mut files)?;
     }
     let files = files
         .into_iter()
@@ -126,67 +193,62 @@ fn amd64_or_first(index: &Value) -> Option<Value> {
         .cloned()
 }
 
-fn descriptor_digest(layout: &Path, descriptor: &Value) -> Result<Digest, LayerFilesError> {
+fn descriptor_digest(place: &str, descriptor: &Value) -> Result<Digest, LayerFilesError> {
     let text = descriptor
         .get("digest")
         .and_then(Value::as_str)
         .unwrap_or_default();
     text.parse().map_err(|error| LayerFilesError::Layout {
-        path: layout.to_path_buf(),
+        place: place.to_owned(),
         message: format!("descriptor digest {text:?}: {error}"),
     })
 }
 
-fn blob_path(layout: &Path, digest: &Digest) -> PathBuf {
-    layout
-        .join("blobs")
-        .join(digest.algorithm().name())
-        .join(digest.hex())
-}
-
-fn read_json(path: &Path, bytes: &[u8]) -> Result<Value, LayerFilesError> {
+fn read_json(place: &str, bytes: &[u8]) -> Result<Value, LayerFilesError> {
     serde_json::from_slice(bytes).map_err(|error| LayerFilesError::Layout {
-        path: path.to_path_buf(),
+        place: place.to_owned(),
         message: format!("invalid JSON: {error}"),
     })
 }
 
-/// A small blob (index, manifest, config), read whole and checked.
-fn read_blob(layout: &Path, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
-    let path = blob_path(layout, digest);
-    let mut reader = HashingReader::new(open(&path)?, digest.algorithm());
+fn check_bytes(place: &str, digest: &Digest, bytes: &[u8]) -> Result<(), LayerFilesError> {
+    let mut hashing = HashingReader::new(bytes, digest.algorithm());
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|source| LayerFilesError::Io {
+        place: place.to_owned(),
+        source,
+    })?;
+    hashing.check(place, digest)
+}
+
+/// A small blob (a config), read whole and checked.
+fn read_blob(source: &dyn ImageBlobs, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
+    let place = format!("{} ({digest})", source.place());
+    let mut reader = HashingReader::new(source.blob(digest)?, digest.algorithm());
     let mut bytes = Vec::new();
     reader
         .read_to_end(&mut bytes)
-        .map_err(|source| LayerFilesError::Io {
-            path: path.clone(),
-            source,
+        .map_err(|error| LayerFilesError::Io {
+            place: place.clone(),
+            source: error,
         })?;
-    reader.check(&path, digest)?;
+    reader.check(&place, digest)?;
     Ok(bytes)
-}
-
-fn open(path: &Path) -> Result<File, LayerFilesError> {
-    File::open(path).map_err(|source| LayerFilesError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// Streams one layer, applying its whiteouts and keeping its files under
 /// `prefix`, then checks the layer's digest (the whole blob is read).
 fn read_layer(
-    layout: &Path,
+    source: &dyn ImageBlobs,
     digest: &Digest,
     prefix: &str,
     files: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<(), LayerFilesError> {
-    let path = blob_path(layout, digest);
-    let io_error = |source: std::io::Error| LayerFilesError::Io {
-        path: path.clone(),
-        source,
+    let place = format!("{} ({digest})", source.place());
+    let io_error = |error: std::io::Error| LayerFilesError::Io {
+        place: place.clone(),
+        source: error,
     };
-    let mut hashing = HashingReader::new(open(&path)?, digest.algorithm());
+    let mut hashing = HashingReader::new(source.blob(digest)?, digest.algorithm());
     {
         let mut buffered = BufReader::new(&mut hashing);
         let gzip = {
@@ -239,7 +301,7 @@ fn read_layer(
     // Read what the tar reader left (padding, the gzip trailer) so the
     // digest covers the whole blob.
     std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io_error)?;
-    hashing.check(&path, digest)
+    hashing.check(&place, digest)
 }
 
 /// A path without `./` or `/` in front and without a trailing `/`.
@@ -269,7 +331,7 @@ impl<R: Read> HashingReader<R> {
         HashingReader { inner, hasher }
     }
 
-    fn check(self, path: &Path, digest: &Digest) -> Result<(), LayerFilesError> {
+    fn check(self, place: &str, digest: &Digest) -> Result<(), LayerFilesError> {
         let actual = match self.hasher {
             Hasher::Sha256(hasher) => hex::encode(hasher.finalize()),
             Hasher::Sha512(hasher) => hex::encode(hasher.finalize()),
@@ -278,7 +340,7 @@ impl<R: Read> HashingReader<R> {
             Ok(())
         } else {
             Err(LayerFilesError::DigestMismatch {
-                path: path.to_path_buf(),
+                place: place.to_owned(),
                 digest: digest.to_string(),
                 actual: format!("{}:{actual}", digest.algorithm().name()),
             })
@@ -455,6 +517,49 @@ mod tests {
         let error = read_labelled_folder(dir.path(), CATALOG_CONFIGS_LABEL).unwrap_err();
         assert!(
             matches!(error, LayerFilesError::DigestMismatch { .. }),
+            "{error}"
+        );
+    }
+
+    /// A source whose manifests arrive altered (as a registry or a proxy
+    /// could send them): the digest check refuses them.
+    struct AlteredManifests(OciLayout);
+
+    impl ImageBlobs for AlteredManifests {
+        fn place(&self) -> String {
+            "registry.example.com/catalog@sha256:test".to_owned()
+        }
+        fn top(&self) -> Result<Vec<u8>, LayerFilesError> {
+            self.0.top()
+        }
+        fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
+            let mut bytes = self.0.manifest(digest)?;
+            bytes.push(b' ');
+            Ok(bytes)
+        }
+        fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError> {
+            self.0.blob(digest)
+        }
+    }
+
+    #[test]
+    fn altered_manifests_from_any_source_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path());
+        let layout = OciLayout {
+            path: dir.path().to_path_buf(),
+        };
+        assert_eq!(
+            read_labelled_folder_from(&layout, CATALOG_CONFIGS_LABEL)
+                .unwrap()
+                .files
+                .len(),
+            2
+        );
+        let error = read_labelled_folder_from(&AlteredManifests(layout), CATALOG_CONFIGS_LABEL)
+            .unwrap_err();
+        assert!(
+            matches!(&error, LayerFilesError::DigestMismatch { place, .. } if place.starts_with("registry.example.com/catalog")),
             "{error}"
         );
     }

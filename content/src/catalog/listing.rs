@@ -11,10 +11,14 @@ use crate::catalog::graph::ChannelGraph;
 use crate::catalog::model::Catalog;
 use crate::catalog::version::BundleVersion;
 
-/// A package and its default channel.
+/// A package, its display name and its default channel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PackageRow {
     pub name: String,
+    /// The `displayName` of the `olm.csv.metadata` property of the package's
+    /// highest-version bundle in any channel (empty without one), as
+    /// oc-mirror shows it.
+    pub display_name: String,
     pub default_channel: String,
 }
 
@@ -45,11 +49,35 @@ pub fn packages(catalog: &Catalog) -> Vec<PackageRow> {
         .iter()
         .map(|package| PackageRow {
             name: package.name.clone(),
+            display_name: display_name(catalog, &package.name).unwrap_or_default(),
             default_channel: package.default_channel.clone().unwrap_or_default(),
         })
         .collect();
     rows.sort_by(|left, right| left.name.cmp(&right.name));
     rows
+}
+
+/// The display name of `package`: see [`PackageRow::display_name`].
+fn display_name(catalog: &Catalog, package: &str) -> Option<String> {
+    let highest = catalog
+        .channels
+        .iter()
+        .filter(|channel| channel.package == package)
+        .flat_map(|channel| &channel.entries)
+        .filter_map(|entry| catalog.bundle(package, &entry.name))
+        .filter_map(|bundle| {
+            let version = BundleVersion::parse(bundle.version.as_deref()?).ok()?;
+            Some((version, bundle))
+        })
+        .max_by(|left, right| left.0.precedence(&right.0))?
+        .1;
+    let object: serde_json::Value = serde_json::from_str(catalog.raw(highest.span)).ok()?;
+    object["properties"]
+        .as_array()?
+        .iter()
+        .find(|property| property["type"] == "olm.csv.metadata")
+        .and_then(|property| property["value"]["displayName"].as_str())
+        .map(str::to_owned)
 }
 
 /// The channels of `package`, by name, with their heads.
@@ -122,4 +150,37 @@ pub fn bundle_rows(catalog_name: &str, catalog: &Catalog, filtered: &Filtered) -
             image: catalog.bundles[kept.index].image.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::model::CatalogFile;
+
+    #[test]
+    fn display_name_comes_from_the_highest_version_bundle() {
+        let text = r#"{"schema":"olm.package","name":"foo","defaultChannel":"stable"}
+{"schema":"olm.channel","package":"foo","name":"stable","entries":[{"name":"foo.v1.10.0","replaces":"foo.v1.9.0"},{"name":"foo.v1.9.0"}]}
+{"schema":"olm.bundle","name":"foo.v1.9.0","package":"foo","image":"example.com/foo:1.9","properties":[{"type":"olm.package","value":{"packageName":"foo","version":"1.9.0"}},{"type":"olm.csv.metadata","value":{"displayName":"Old Foo"}}]}
+{"schema":"olm.bundle","name":"foo.v1.10.0","package":"foo","image":"example.com/foo:1.10","properties":[{"type":"olm.package","value":{"packageName":"foo","version":"1.10.0"}},{"type":"olm.csv.metadata","value":{"displayName":"Foo Operator"}}]}
+{"schema":"olm.package","name":"bar"}
+"#;
+        let catalog = Catalog::load(vec![CatalogFile::new("catalog.json", text)]).unwrap();
+        let rows = packages(&catalog);
+        assert_eq!(
+            rows,
+            [
+                PackageRow {
+                    name: "bar".to_owned(),
+                    display_name: String::new(),
+                    default_channel: String::new(),
+                },
+                PackageRow {
+                    name: "foo".to_owned(),
+                    display_name: "Foo Operator".to_owned(),
+                    default_channel: "stable".to_owned(),
+                },
+            ]
+        );
+    }
 }
