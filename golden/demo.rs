@@ -26,7 +26,7 @@ fn the_demo_runs_every_workflow_and_checks_the_enclave() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("Nothing to do: the destination has the whole image set."),
+        stdout.contains("Nothing to do: the destination's top manifests are present (use --verify to check every blob)."),
         "the rerun plans nothing: {stdout}"
     );
     assert!(folder.path().join("disk/mirror_000001.tar").is_file());

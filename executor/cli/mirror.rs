@@ -38,6 +38,8 @@ use crate::saved_plan::{self, Staleness};
 struct Prepared {
     config_text: String,
     planned: Planned,
+    /// What the plan was checked against (for what "nothing to do" means).
+    planning: ferry_executor::workflow::PlanOptions,
     /// The run log (`mirror` and `apply`).
     log_file: Option<PathBuf>,
     /// One run per workspace: held until the run ends.
@@ -168,6 +170,7 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
     Ok(Prepared {
         config_text: text,
         planned,
+        planning: arguments.plan_options(),
         log_file,
         _run_lock: run_lock,
     })
@@ -219,7 +222,11 @@ pub(crate) fn apply_document(apply: &ferry_planner::ApplyInputs, log_level: &str
     }
     eprint!(
         "{}",
-        render_text(&prepared.planned.plan, &prepared.planned.resolution)
+        render_text(
+            &prepared.planned.plan,
+            &prepared.planned.resolution,
+            &prepared.planning,
+        )
     );
     run_prepared(prepared, &common)
 }
@@ -237,7 +244,11 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
     let output = match arguments.format.as_str() {
         "json" => saved_plan::render_json(&document),
         "markdown" => render_markdown(&prepared.planned.plan, &prepared.planned.resolution),
-        _ => render_text(&prepared.planned.plan, &prepared.planned.resolution),
+        _ => render_text(
+            &prepared.planned.plan,
+            &prepared.planned.resolution,
+            &prepared.planning,
+        ),
     };
     print!("{output}");
     if let Some(out) = &arguments.out
@@ -322,7 +333,11 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
     };
     eprint!(
         "{}",
-        render_text(&prepared.planned.plan, &prepared.planned.resolution)
+        render_text(
+            &prepared.planned.plan,
+            &prepared.planned.resolution,
+            &prepared.planning,
+        )
     );
     if arguments.dry_run {
         // oc-mirror's mapping.txt: docker://source=docker://destination, one per image.
@@ -433,7 +448,11 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
     };
     eprint!(
         "{}",
-        render_text(&prepared.planned.plan, &prepared.planned.resolution)
+        render_text(
+            &prepared.planned.plan,
+            &prepared.planned.resolution,
+            &prepared.planning,
+        )
     );
     run_prepared(prepared, &common)
 }

@@ -48,7 +48,11 @@ pub(crate) fn render_image_lines(plan: &Plan, resolution: &Resolution, text: &mu
 }
 
 /// The plan for people.
-pub(crate) fn render_text(plan: &Plan, resolution: &Resolution) -> String {
+pub(crate) fn render_text(
+    plan: &Plan,
+    resolution: &Resolution,
+    planning: &ferry_executor::workflow::PlanOptions,
+) -> String {
     let mut text = String::new();
     let count = |change: ImageChange| {
         plan.images
@@ -79,10 +83,15 @@ pub(crate) fn render_text(plan: &Plan, resolution: &Resolution) -> String {
         totals.tags_to_set
     );
     if plan.is_empty() && resolution.failures.is_empty() {
-        let _ = writeln!(
-            text,
-            "Nothing to do: the destination has the whole image set."
-        );
+        // Say what was checked, no more.
+        let checked = if planning.trust_state {
+            "the workspace state records the whole image set at the destination (the destination was not asked)"
+        } else if planning.verify {
+            "the destination holds every manifest and blob of the image set"
+        } else {
+            "the destination's top manifests are present (use --verify to check every blob)"
+        };
+        let _ = writeln!(text, "Nothing to do: {checked}.");
     }
     text
 }

@@ -417,10 +417,23 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
         .images
         .iter()
         .map(|image| {
+            // An upload into another image's repository is that image's
+            // work: this image's share of it is its own link, so an intact
+            // image that shares a re-uploaded layer stays unchanged.
+            let own_repository = match graph.action(image.top_manifest) {
+                Action::PushManifest { repository, .. } => Some(repository.as_str()),
+                _ => None,
+            };
             let planned: Vec<&NodeIndex> = image
                 .nodes
                 .iter()
                 .filter(|node| reasons.contains_key(node))
+                .filter(|node| match graph.action(**node) {
+                    Action::UploadBlob { repository, .. } => {
+                        own_repository.is_none_or(|own| own == repository)
+                    }
+                    _ => true,
+                })
                 .collect();
             // An image is new when neither its top manifest nor its tag was
             // ever recorded here.

@@ -233,6 +233,42 @@ fn an_image_missing_at_the_destination_plans_again() {
 }
 
 #[test]
+fn an_intact_image_sharing_a_layer_with_a_missing_one_stays_unchanged() {
+    // app/a comes first in name order: the shared layer's upload targets it.
+    let images = [
+        image("quay.io/app/a:1", "app/a", "1", &["base", "a-own"]),
+        image("quay.io/app/b:1", "app/b", "1", &["base", "b-own"]),
+    ];
+    let graph = compile(&images, &destination());
+    let mut state = StateSnapshot::default();
+    apply(&plan(&graph, &state), &mut state);
+    state
+        .missing
+        .insert(("mirror/app/a".to_owned(), images[0].top.clone()));
+    let plan = plan(&graph, &state);
+    let change = |name: &str| {
+        plan.images
+            .iter()
+            .find(|image| image.name == name)
+            .map(|image| (image.change, image.reason.clone()))
+            .unwrap()
+    };
+    assert_eq!(
+        change("quay.io/app/a:1"),
+        (
+            ImageChange::Changed,
+            Some("missing at destination".to_owned())
+        )
+    );
+    assert_eq!(change("quay.io/app/b:1"), (ImageChange::Unchanged, None));
+    // The shared layer is uploaded again all the same (for app/a).
+    assert!(plan.actions.iter().any(|planned| matches!(
+        &planned.action,
+        Action::UploadBlob { digest: uploaded, .. } if *uploaded == digest("base")
+    )));
+}
+
+#[test]
 fn identical_work_is_one_node() {
     // Two tags of one image in one repository: the manifest and blobs once.
     let one = image("quay.io/app/a:1", "app/a", "1", &["base"]);
