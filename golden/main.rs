@@ -9,6 +9,7 @@ mod faults;
 mod fixtures_table;
 mod kill;
 mod list_releases;
+mod messages;
 mod pipeline;
 mod plan_schema;
 mod plans;

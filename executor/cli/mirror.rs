@@ -894,6 +894,9 @@ fn disk_destination(arguments: &MirrorArgs) -> Option<&str> {
 /// Refuses ferry's own flags that the chosen mode does not act on, so
 /// none is accepted and then ignored.
 fn refuse_flags_of_other_modes(arguments: &MirrorArgs) -> Result<(), ExitCode> {
+    // A mistyped --authfile would otherwise mean anonymous pulls.
+    ferry_registry::CredentialStore::discover_checked(arguments.authfile.as_deref())
+        .map_err(|missing| error(format!("{missing}; nothing was done")))?;
     let to_disk = disk_destination(arguments).is_some();
     let refused: Vec<&str> = if to_disk {
         [

@@ -171,10 +171,16 @@ impl CredentialStore {
     /// [`Self::discover`], refusing an `explicit` file that does not exist
     /// (a mistyped `--authfile` would otherwise mean anonymous access). A
     /// missing `$REGISTRY_AUTH_FILE` is read as empty, as containers/image
-    /// reads every auth file it does not find.
+    /// reads every auth file it does not find: `explicit` equal to it (the
+    /// command line takes the variable as the flag's default) is not
+    /// refused.
     pub fn discover_checked(explicit: Option<&Path>) -> Result<Self, CredentialsError> {
+        let from_variable = |path: &Path| {
+            std::env::var_os("REGISTRY_AUTH_FILE").is_some_and(|value| Path::new(&value) == path)
+        };
         if let Some(path) = explicit
             && !path.exists()
+            && !from_variable(path)
         {
             return Err(CredentialsError::MissingAuthFile {
                 path: path.to_owned(),
