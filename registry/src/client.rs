@@ -728,6 +728,7 @@ impl RegistryClient {
         if !fallback
             && let ErrorKind::Connection(message) = &error
             && !message.to_ascii_lowercase().contains("certificate")
+            && !message.starts_with("through the proxy")
             && self.answers_plain_http(&http, host).await
         {
             return Err(ErrorKind::PlainHttp {
