@@ -193,27 +193,29 @@ fn an_authfile_that_does_not_exist_is_refused_by_name() {
 /// Set in the environment of the child process the proxy test starts.
 const PROXY_CHILD: &str = "FERRY_PROXY_MESSAGE_CHILD";
 
-/// The proxy comes from the environment, which a test cannot change in its
-/// own process: it runs itself again with `HTTPS_PROXY`/`HTTP_PROXY`
-/// naming a closed port (and a password that must not be printed).
-#[test]
-fn an_unreachable_proxy_is_named_without_its_password() {
-    if std::env::var_os(PROXY_CHILD).is_some() {
-        return;
-    }
+/// Runs [`proxy_child`] with `HTTPS_PROXY` (and, with `plain_too`,
+/// `HTTP_PROXY`) naming a closed port behind credentials: the error the
+/// child printed, and the proxy's address.
+fn proxy_child_error(mode: &str, plain_too: bool) -> (String, String) {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let proxy = format!("http://proxyuser:proxy-secret-5521@127.0.0.1:{port}");
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
         .args(["--exact", "proxy_child", "--nocapture", "--include-ignored"])
-        .env(PROXY_CHILD, "1")
+        .env(PROXY_CHILD, mode)
         .env("HTTPS_PROXY", &proxy)
-        .env("HTTP_PROXY", &proxy)
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
         .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .output()
-        .unwrap();
+        .env_remove("no_proxy");
+    if plain_too {
+        command.env("HTTP_PROXY", &proxy);
+    }
+    let output = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -223,24 +225,51 @@ fn an_unreachable_proxy_is_named_without_its_password() {
     let line = stdout
         .lines()
         .find_map(|line| line.strip_prefix("proxy error: "))
-        .unwrap_or_else(|| panic!("no error printed: {stdout}"));
+        .unwrap_or_else(|| panic!("no error printed: {stdout}"))
+        .to_owned();
+    assert!(!line.contains("proxy-secret-5521"), "{line}");
+    (line, format!("http://127.0.0.1:{port}/"))
+}
+
+/// The proxy comes from the environment, which a test cannot change in its
+/// own process: it runs itself again with the proxy variables set.
+#[test]
+fn an_unreachable_proxy_is_named_without_its_password() {
+    if std::env::var_os(PROXY_CHILD).is_some() {
+        return;
+    }
+    let (line, proxy) = proxy_child_error("remote", true);
     assert!(
-        line.contains(&format!("through the proxy http://127.0.0.1:{port}/")),
+        line.contains(&format!("through the proxy {proxy}")),
         "{line}"
     );
     assert!(line.contains("$HTTP"), "{line}");
-    assert!(!line.contains("proxy-secret-5521"), "{line}");
+
+    // HTTPS through a dead proxy to a registry that also answers plain
+    // HTTP directly: the proxy is the failure, not plain HTTP.
+    let (line, proxy) = proxy_child_error("plain", false);
+    assert!(
+        line.contains(&format!("through the proxy {proxy} (from $HTTPS_PROXY")),
+        "{line}"
+    );
+    assert!(!line.contains("plain HTTP"), "{line}");
 }
 
 /// The child of [`an_unreachable_proxy_is_named_without_its_password`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by an_unreachable_proxy_is_named_without_its_password"]
 async fn proxy_child() {
-    assert!(std::env::var_os(PROXY_CHILD).is_some());
+    let mode = std::env::var(PROXY_CHILD).expect("run by the proxy test");
     let mut client_options = options();
     client_options.retry_times = 0;
     let client = RegistryClient::new(client_options);
-    let reference: ImageReference = "registry.example.com:5000/some/image:1".parse().unwrap();
+    let plain =
+        (mode == "plain").then(|| Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap());
+    let host = match &plain {
+        Some(registry) => registry.host(),
+        None => "registry.example.com:5000".to_owned(),
+    };
+    let reference: ImageReference = format!("{host}/some/image:1").parse().unwrap();
     let error = client.get_manifest(&reference).await.unwrap_err();
     assert!(matches!(error.kind, ErrorKind::Connection(_)), "{error}");
     println!("proxy error: {error}");
