@@ -1,5 +1,6 @@
 //! Messages a user acts on (issue 13, "Messages"), from the ferry binary:
-//! a missing `--authfile` is refused before anything is done.
+//! a missing `--authfile` is refused before anything is done, and a blob
+//! missing at the source is reported against the source.
 
 /// `--authfile` naming a missing file stops the run before it does
 /// anything: reading it as empty would pull anonymously and fail later
@@ -73,4 +74,78 @@ fn a_missing_registry_auth_file_variable_is_read_as_empty() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("auth file"), "{stderr}");
     assert!(!output.status.success(), "{stderr}");
+}
+
+/// Mirror-to-mirror where the source has the manifest but answers 404 for
+/// its blobs: the failure is reported against the source (its host and
+/// repository), not against the destination the blob was going to.
+#[test]
+fn a_blob_missing_at_the_source_is_reported_against_the_source() {
+    use ferry_testworld::proxy::{ErrorAnswer, FaultProxy, Faults};
+    use ferry_testworld::registry::{Flavour, Registry, Storage};
+    use ferry_testworld::world::World;
+
+    let world = World::start().unwrap();
+    let source = FaultProxy::start(world.registry().address()).unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let config = folder.path().join("isc.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: {}/quay.io/ferry-demo/hello:1.0\n",
+            source.host()
+        ),
+    )
+    .unwrap();
+    std::fs::write(folder.path().join("registries.conf"), "").unwrap();
+    source.arm(Faults {
+        errors: vec![ErrorAnswer {
+            method: "GET".to_owned(),
+            path_contains: "/blobs/sha256:".to_owned(),
+            status: 404,
+            retry_after: None,
+            times: 1000,
+        }],
+        ..Faults::default()
+    });
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("mirror")
+        .arg("-c")
+        .arg(&config)
+        .arg("--workspace")
+        .arg(format!("file://{}", folder.path().join("ws").display()))
+        .arg("--registries-conf")
+        .arg(folder.path().join("registries.conf"))
+        .arg("--src-tls-verify=false")
+        .arg("--dest-tls-verify=false")
+        .arg("--retry-delay=10ms")
+        .arg(format!("docker://{}/mirror", destination.host()))
+        .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+        .output()
+        .expect("ferry runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let all = format!("{stdout}{stderr}");
+    assert_eq!(output.status.code(), Some(8), "{all}");
+    let source_blob = format!("{}/quay.io/ferry-demo/hello@sha256:", source.host());
+    assert!(
+        all.contains(&source_blob) && all.contains("not found (HTTP 404)"),
+        "{all}"
+    );
+    assert!(
+        !all.contains(&format!(
+            "{}/mirror/quay.io/ferry-demo/hello@sha256:",
+            destination.host()
+        )),
+        "a source failure named the destination: {all}"
+    );
+    let logs = folder.path().join("ws/working-dir/logs");
+    let errors: String = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.display().to_string().contains("mirroring_errors"))
+        .map(|path| std::fs::read_to_string(path).unwrap())
+        .collect();
+    assert!(errors.contains(&source_blob), "{errors}");
 }
