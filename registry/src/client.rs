@@ -2108,7 +2108,9 @@ fn file_mismatch(
             grouped(size)
         ));
     }
-    (actual != digest.hex()).then(|| {
+    // Only sha256 is hashed here; another algorithm is left to the
+    // registry's own check.
+    (digest.algorithm() == DigestAlgorithm::Sha256 && actual != digest.hex()).then(|| {
         format!(
             "the cached blob {} hashes to sha256:{actual}, not {digest}: the cached copy is corrupt",
             path.display()
