@@ -182,9 +182,15 @@ pub enum ErrorKind {
         origin: String,
     },
     #[error(
-        "the registry answered plain HTTP to an HTTPS request; if {host} serves plain HTTP on purpose, use --src-tls-verify=false (a source) or --dest-tls-verify=false (the destination), or mark it `insecure = true` in registries.conf"
+        "the registry answered plain HTTP to an HTTPS request; if {host} serves plain HTTP on purpose, use {flag}, or mark it `insecure = true` in registries.conf"
     )]
-    PlainHttp { host: String },
+    PlainHttp {
+        host: String,
+        /// The flag that allows it: `--dest-tls-verify=false` where the
+        /// request was to a destination, `--src-tls-verify=false` where
+        /// it was to a source, both where the client cannot tell.
+        flag: &'static str,
+    },
     #[error("access denied (HTTP 403); the credentials work but do not allow this")]
     Denied,
     #[error("not found (HTTP 404): the registry has no such manifest or blob")]
@@ -239,12 +245,30 @@ impl ErrorKind {
     fn copy(&self) -> ErrorKind {
         match self {
             ErrorKind::Connection(message) => ErrorKind::Connection(message.clone()),
-            ErrorKind::PlainHttp { host } => ErrorKind::PlainHttp { host: host.clone() },
+            ErrorKind::PlainHttp { host, flag } => ErrorKind::PlainHttp {
+                host: host.clone(),
+                flag,
+            },
             ErrorKind::Tls { message, searched } => ErrorKind::Tls {
                 message: message.clone(),
                 searched: searched.clone(),
             },
             other => ErrorKind::Protocol(other.to_string()),
+        }
+    }
+
+    /// The error as it reads for a request to `side`: a plain-HTTP
+    /// registry names the one flag for that side.
+    fn on(self, side: Side) -> ErrorKind {
+        match self {
+            ErrorKind::PlainHttp { host, .. } => ErrorKind::PlainHttp {
+                host,
+                flag: match side {
+                    Side::Source => "--src-tls-verify=false",
+                    Side::Destination => "--dest-tls-verify=false",
+                },
+            },
+            other => other,
         }
     }
 
@@ -321,6 +345,11 @@ fn stall_guarded(
         },
     ))
 }
+
+/// The plain-HTTP flags, for a registry the client cannot tell is a source
+/// or the destination.
+const EITHER_TLS_VERIFY_FLAG: &str =
+    "--src-tls-verify=false (a source) or --dest-tls-verify=false (the destination)";
 
 /// Which end of a registry-to-registry copy failed.
 #[derive(Clone, Copy, Debug)]
@@ -666,7 +695,7 @@ impl RegistryClient {
                 registry: host.to_owned(),
                 repository: String::new(),
                 target: String::new(),
-                kind,
+                kind: kind.on(Side::Destination),
             })
     }
 
@@ -733,6 +762,7 @@ impl RegistryClient {
         {
             return Err(ErrorKind::PlainHttp {
                 host: host.to_owned(),
+                flag: EITHER_TLS_VERIFY_FLAG,
             });
         }
         Err(match error {
@@ -1232,9 +1262,11 @@ impl RegistryClient {
         let wrap =
             |kind| Self::blob_error(destination_registry, destination_repository, digest, kind);
         // A failure at the source is reported against the source.
-        let at = |side: Side, kind| match side {
-            Side::Source => Self::blob_error(source_registry, source_repository, digest, kind),
-            Side::Destination => wrap(kind),
+        let at = |side: Side, kind: ErrorKind| match side {
+            Side::Source => {
+                Self::blob_error(source_registry, source_repository, digest, kind.on(side))
+            }
+            Side::Destination => wrap(kind.on(side)),
         };
         // A mount goes first, without a HEAD: the registry answers 201
         // when the repository has the blob already, too. When it opens an
@@ -1313,7 +1345,11 @@ impl RegistryClient {
         Ok(size >= self.options.ask_before_upload_from
             && self
                 .blob_size(registry, repository, digest)
-                .await?
+                .await
+                .map_err(|error| RegistryError {
+                    kind: error.kind.on(Side::Destination),
+                    ..error
+                })?
                 .is_some())
     }
 
@@ -1640,9 +1676,12 @@ impl RegistryClient {
                 },
             )
             .await
-            .map_err(|kind| Self::error(reference, kind))?;
+            .map_err(|kind| Self::error(reference, kind.on(Side::Destination)))?;
         if !response.status().is_success() {
-            return Err(Self::error(reference, Self::status_error(response).await));
+            return Err(Self::error(
+                reference,
+                Self::status_error(response).await.on(Side::Destination),
+            ));
         }
         Ok(())
     }
@@ -1748,7 +1787,8 @@ impl RegistryClient {
         size: Option<u64>,
         store: &BlobStore,
     ) -> std::result::Result<u64, RegistryError> {
-        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let wrap =
+            |kind: ErrorKind| Self::blob_error(registry, repository, digest, kind.on(Side::Source));
         let digest_lock = self
             .fetching
             .lock()
@@ -1871,7 +1911,9 @@ impl RegistryClient {
         file: &Path,
         mount_from: Option<&str>,
     ) -> std::result::Result<PushOutcome, RegistryError> {
-        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let wrap = |kind: ErrorKind| {
+            Self::blob_error(registry, repository, digest, kind.on(Side::Destination))
+        };
         let _permit = self.transfer_permit(registry).await.map_err(wrap)?;
         // A mount goes first, without a HEAD: the registry answers 201
         // when the repository has the blob already, too.
@@ -1962,7 +2004,9 @@ impl RegistryClient {
         digest: &Digest,
         from: &str,
     ) -> std::result::Result<Option<String>, RegistryError> {
-        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let wrap = |kind: ErrorKind| {
+            Self::blob_error(registry, repository, digest, kind.on(Side::Destination))
+        };
         let scope = format!("{} repository:{from}:pull", Self::push_scope(repository));
         let response = self
             .request(registry, repository, &scope, |http, base| {
@@ -2005,7 +2049,9 @@ impl RegistryClient {
         mut location: String,
     ) -> std::result::Result<(), RegistryError> {
         use tokio::io::AsyncReadExt as _;
-        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let wrap = |kind: ErrorKind| {
+            Self::blob_error(registry, repository, digest, kind.on(Side::Destination))
+        };
         let mut reader = tokio::fs::File::open(file)
             .await
             .map_err(|error| wrap(ErrorKind::Source(format!("{}: {error}", file.display()))))?;

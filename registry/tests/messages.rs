@@ -98,6 +98,45 @@ async fn plain_http_met_with_https_says_so_and_names_the_flags() {
     assert!(message.contains("--src-tls-verify=false"), "{message}");
     assert!(message.contains("--dest-tls-verify=false"), "{message}");
     assert!(message.contains(&plain.host()), "{message}");
+
+    // Where the client knows the side, it names that side's flag only:
+    // a source of a copy, the destination of a push or a reachability
+    // check.
+    let digest = Digest::new(ferry_schemas::DigestAlgorithm::Sha256, &"cd".repeat(32)).unwrap();
+    let error = client
+        .copy_blob(
+            &plain.host(),
+            "some/image",
+            "127.0.0.1:9",
+            "mirror/image",
+            &digest,
+            2,
+            None,
+        )
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert_eq!(error.registry, plain.host(), "{message}");
+    assert!(message.contains("use --src-tls-verify=false,"), "{message}");
+    assert!(!message.contains("--dest-tls-verify"), "{message}");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), b"{}").unwrap();
+    let error = client
+        .push_blob(&plain.host(), "mirror/image", &digest, 2, file.path(), None)
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("use --dest-tls-verify=false,"),
+        "{message}"
+    );
+    assert!(!message.contains("--src-tls-verify"), "{message}");
+    let error = client.check_reachable(&plain.host()).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("use --dest-tls-verify=false,"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
