@@ -1,6 +1,7 @@
 //! Messages a user acts on (issue 13, "Messages"), from the ferry binary:
 //! a missing `--authfile` is refused before anything is done, and a blob
-//! missing at the source is reported against the source.
+//! missing at the source is reported against the source, and a plain-HTTP
+//! destination names `--dest-tls-verify=false`.
 
 /// `--authfile` naming a missing file stops the run before it does
 /// anything: reading it as empty would pull anonymously and fail later
@@ -148,4 +149,54 @@ fn a_blob_missing_at_the_source_is_reported_against_the_source() {
         .map(|path| std::fs::read_to_string(path).unwrap())
         .collect();
     assert!(errors.contains(&source_blob), "{errors}");
+}
+
+/// A destination that speaks plain HTTP, without `--dest-tls-verify=false`:
+/// the run stops before pushing anything, says the registry answered plain
+/// HTTP, and names the destination's flag.
+#[test]
+fn a_plain_http_destination_names_the_dest_tls_verify_flag() {
+    use ferry_testworld::registry::{Flavour, Registry, Storage};
+    use ferry_testworld::world::World;
+
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let config = folder.path().join("isc.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: {}/quay.io/ferry-demo/hello:1.0\n",
+            world.registry().host()
+        ),
+    )
+    .unwrap();
+    std::fs::write(folder.path().join("registries.conf"), "").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("mirror")
+        .arg("-c")
+        .arg(&config)
+        .arg("--workspace")
+        .arg(format!("file://{}", folder.path().join("ws").display()))
+        .arg("--registries-conf")
+        .arg(folder.path().join("registries.conf"))
+        .arg("--src-tls-verify=false")
+        .arg("--retry-times=1")
+        .arg("--retry-delay=10ms")
+        .arg(format!("docker://{}/mirror", destination.host()))
+        .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+        .output()
+        .expect("ferry runs");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("the registry answered plain HTTP to an HTTPS request"),
+        "{all}"
+    );
+    assert!(all.contains("use --dest-tls-verify=false,"), "{all}");
+    assert!(all.contains(&destination.host()), "{all}");
 }
