@@ -1,6 +1,6 @@
 //! Messages a user acts on (issue 13, "Messages"), from the ferry binary:
-//! a missing `--authfile` is refused before anything is done, and a blob
-//! missing at the source is reported against the source, and a plain-HTTP
+//! a missing `--authfile` is refused before anything is done; a blob
+//! missing at the source is reported against the source; a plain-HTTP
 //! destination names `--dest-tls-verify=false`.
 
 /// `--authfile` naming a missing file stops the run before it does
