@@ -16,6 +16,12 @@ fn the_demo_runs_every_workflow_and_checks_the_enclave() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(
+        stdout.contains(
+            "stable-4.16  amd64         4.16.2   quay.io/openshift-release-dev/ocp-release@sha256:"
+        ),
+        "the demo lists the releases the fuller image set selects: {stdout}"
+    );
+    assert!(
         stdout.contains("5 of 5 images checked in the enclave"),
         "{stdout}"
     );

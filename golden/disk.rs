@@ -258,8 +258,15 @@ fn deliveries_cross_the_gap_incrementally_with_sources_stopped() {
     // The JSON plan (checked against schemas/plan.schema.json by the
     // plan_schema test) says what the delivery holds.
     let json = site.mirror_to_disk(&world, "plan", &first, "disk", &["--format", "json"]);
-    let json_text =
-        String::from_utf8_lossy(&json.stdout).replace(&world.registry().host(), "[SOURCE]");
+    // The plan's `apply` section names the configuration, the folder, the
+    // cache, the credentials and registries.conf by absolute path.
+    let json_text = String::from_utf8_lossy(&json.stdout)
+        .replace(&world.registry().host(), "[SOURCE]")
+        .replace(
+            &world.registries_conf().display().to_string(),
+            "[REGISTRIES_CONF]",
+        )
+        .replace(&site.folder.path().display().to_string(), "[TEMP]");
     let document: serde_json::Value = serde_json::from_str(&json_text).unwrap();
     assert_eq!(
         document["delivery"]["segments"][0]["file"],
@@ -688,8 +695,24 @@ fn saved_disk_plans_apply_exactly_and_stale_ones_are_refused() {
     let world = World::start().unwrap();
     let config = site.config("isc.yaml", &format!("{UBI}{HELLO}"));
     let plan_file = site.path("delivery.plan.json").display().to_string();
-    let planned = site.mirror_to_disk(&world, "plan", &config, "disk", &["--out", &plan_file]);
+    let planned = site.mirror_to_disk(
+        &world,
+        "plan",
+        &config,
+        "disk",
+        &["--out", &plan_file, "--format", "json"],
+    );
     assert!(planned.status.success(), "{}", text(&planned));
+    // One format: what --format json prints is what --out saved, a version
+    // 2 plan document naming the folder it writes to.
+    let saved = std::fs::read_to_string(&plan_file).unwrap();
+    assert_eq!(String::from_utf8_lossy(&planned.stdout), saved);
+    let document: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(document["version"], 2);
+    assert_eq!(
+        document["apply"]["destination"],
+        format!("file://{}", site.path("disk").display())
+    );
     let apply = |file: &str| {
         let registries = world.registries_conf().display().to_string();
         site.ferry("cache", &["apply", file, "--registries-conf", &registries])
@@ -1094,6 +1117,10 @@ fn a_corrupt_cached_blob_is_named_and_the_delivery_copy_used_again() {
         )),
         "{output}"
     );
+    assert!(
+        output.contains("in the folder, and its good copy is imported again"),
+        "{output}"
+    );
     // Caught while the cached file streamed out, naming it, before the
     // registry could refuse the upload.
     assert!(
@@ -1180,4 +1207,141 @@ fn nothing_resolved_is_not_called_shipped_before() {
             "{said}"
         );
     }
+}
+
+#[test]
+fn a_version_1_plan_file_is_refused_with_what_to_do() {
+    // The format mirror-to-disk saved before plans became one document.
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let plan_file = site.path("old.plan.json");
+    std::fs::write(
+        &plan_file,
+        serde_json::json!({
+            "version": 1,
+            "config": config,
+            "config_text": std::fs::read_to_string(&config).unwrap(),
+            "destination": format!("file://{}", site.path("disk").display()),
+            "workspace": "",
+            "from": "",
+            "state_fingerprint": "",
+            "images": [],
+            "action_keys": [],
+            "plan": {}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let applied = site.ferry("cache", &["apply", &plan_file.display().to_string()]);
+    assert_eq!(applied.status.code(), Some(1), "{}", text(&applied));
+    assert!(
+        text(&applied).contains("is a version 1 plan")
+            && text(&applied).contains("run `ferry plan` again"),
+        "{}",
+        text(&applied)
+    );
+    assert!(!site.path("disk").exists(), "nothing was written");
+}
+
+#[test]
+fn trust_state_plans_the_next_delivery_with_every_source_stopped() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let world = World::start().unwrap();
+    let mirrored = site.mirror_to_disk(&world, "mirror", &config, "disk", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    // The world's registries.conf outlives the world: its sources now
+    // answer nothing.
+    let registries = site.path("world-registries.conf");
+    std::fs::copy(world.registries_conf(), &registries).unwrap();
+    drop(world);
+    let target = format!("file://{}", site.path("disk").display());
+    let plan = |extra: &[&str]| {
+        let mut arguments = vec!["plan", "-c", &config, "--registries-conf"];
+        let registries = registries.display().to_string();
+        arguments.push(&registries);
+        arguments.extend_from_slice(extra);
+        arguments.push(&target);
+        site.ferry("cache", &arguments)
+    };
+    // The default plan asks the sources, and cannot.
+    let asked = plan(&["--detailed-exitcode", "--retry-times", "0"]);
+    assert_eq!(asked.status.code(), Some(1), "{}", text(&asked));
+    // --trust-state reuses what the mirror run resolved.
+    let trusted = plan(&["--trust-state", "--detailed-exitcode"]);
+    assert_eq!(trusted.status.code(), Some(0), "{}", text(&trusted));
+    assert!(
+        text(&trusted).contains("Nothing to deliver: every blob, manifest and image of the image set was shipped in an earlier delivery."),
+        "{}",
+        text(&trusted)
+    );
+}
+
+#[test]
+fn verify_re_hashes_the_cached_blobs_a_delivery_packs_and_fetches_a_corrupt_one_again() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let world = World::start().unwrap();
+    let expected = source_manifests(&world, &["quay.io/ferry-demo/hello:1.0"]);
+    // A first workspace fills the cache the second one shares.
+    let mirrored = site.mirror_to_disk(&world, "mirror", &config, "first", &[]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored));
+    let manifest: serde_json::Value = serde_json::from_slice(&expected[0].1).unwrap();
+    let digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .expect("hello is a single-manifest image with a layer")
+        .to_owned();
+    let hex = digest.trim_start_matches("sha256:").to_owned();
+    let layer = site.path(&format!("cache/blobs/sha256/{hex}"));
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&layer, &bytes).unwrap();
+    let fetches = |output: &Output| -> u64 {
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        // Zero counts are left out of the document.
+        document["plan"]["totals"]["blobs_to_fetch"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+
+    let trusting = site.mirror_to_disk(&world, "plan", &config, "second", &["--format", "json"]);
+    assert!(trusting.status.success(), "{}", text(&trusting));
+    assert_eq!(
+        fetches(&trusting),
+        0,
+        "without --verify the cache is trusted"
+    );
+    let verified = site.mirror_to_disk(
+        &world,
+        "plan",
+        &config,
+        "second",
+        &["--verify", "--format", "json"],
+    );
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert_eq!(fetches(&verified), 1, "{}", text(&verified));
+    assert!(
+        text(&verified).contains(&format!("the copy of blob {digest} in the cache")),
+        "{}",
+        text(&verified)
+    );
+    assert_eq!(
+        std::fs::read(&layer).unwrap(),
+        bytes,
+        "a plan changes no cache"
+    );
+
+    let repaired = site.mirror_to_disk(&world, "mirror", &config, "second", &["--verify"]);
+    assert!(repaired.status.success(), "{}", text(&repaired));
+    let cached = std::fs::read(&layer).unwrap();
+    assert_eq!(hex::encode(sha2::Sha256::digest(&cached)), hex);
+    let checked = site.ferry(
+        "cache",
+        &[
+            "verify",
+            &format!("file://{}", site.path("second").display()),
+        ],
+    );
+    assert!(checked.status.success(), "{}", text(&checked));
 }

@@ -1,4 +1,4 @@
-//! `ferry list-releases` end to end against the test world's update-graph
+//! `ferry list releases` end to end against the test world's update-graph
 //! server and registry (`UPDATE_URL_OVERRIDE` pointing at the loopback
 //! graph server): ferry's `-c` rows in JSON and text, oc-mirror's listings,
 //! and the errors that exit 1.
@@ -11,7 +11,7 @@ use ferry_testworld::world::World;
 
 fn ferry(world: &World, arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .arg("list-releases")
+        .args(["list", "releases"])
         .args(arguments)
         .env("UPDATE_URL_OVERRIDE", world.graph_url())
         .env("REGISTRY_AUTH_FILE", "/nonexistent/ferry-no-auth.json")
@@ -174,7 +174,7 @@ fn list_releases_against_the_test_world() {
 
     // An update service that does not answer: exit 1, naming it.
     let closed = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["list-releases", "-c", &config])
+        .args(["list", "releases", "-c", &config])
         .env("UPDATE_URL_OVERRIDE", "http://127.0.0.1:9/graph")
         .output()
         .unwrap();

@@ -86,15 +86,64 @@ fn a_flag_the_mode_does_not_act_on_is_refused_not_ignored() {
         stderr.contains("--since and --strict-archive do not apply to a docker:// destination"),
         "{stderr}"
     );
-    let disk = format!("file://{}", folder.path().join("disk").display());
-    let (code, stderr) = ferry(&["--verify", &disk]);
-    assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("--verify does not apply to mirror-to-disk yet"),
-        "{stderr}"
-    );
-    assert!(
-        !folder.path().join("disk").exists() && !folder.path().join("workspace").exists(),
+        !folder.path().join("workspace").exists(),
         "a refused command writes nothing"
     );
+}
+
+/// A first plan asks the destination what it holds: against a destination
+/// another workspace filled (a lost workspace, another tool), nothing is
+/// left to push; against a host that does not answer, the plan fails.
+#[test]
+fn a_first_plan_finds_what_the_destination_already_holds() {
+    use ferry_testworld::registry::{Flavour, Registry, Storage, free_port};
+    use ferry_testworld::world::World;
+
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let config = folder.path().join("isc.yaml");
+    std::fs::write(
+        &config,
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n  - name: registry.redhat.io/ubi9/ubi-minimal:9.4\n",
+    )
+    .unwrap();
+    let ferry = |command: &str, workspace: &str, target: &str, extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg(command)
+            .args(["-c", &config.display().to_string()])
+            .args([
+                "--workspace",
+                &format!("file://{}", folder.path().join(workspace).display()),
+            ])
+            .arg("--registries-conf")
+            .arg(world.registries_conf())
+            .args(["--dest-tls-verify=false", "--retry-times", "1"])
+            .args(extra)
+            .arg(target)
+            .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let target = format!("docker://{}/mirror", destination.host());
+    let (code, _, stderr) = ferry("mirror", "first", &target, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // A new workspace knows nothing; the destination has everything.
+    let (code, stdout, stderr) = ferry("plan", "second", &target, &["--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "nothing to do:\n{stdout}{stderr}");
+    assert!(stdout.contains("0 new, 0 changed"), "{stdout}");
+    assert!(stdout.contains("0.0 KiB to push"), "{stdout}");
+
+    // A host nobody answers on fails the plan instead of planning it all.
+    let closed = format!("docker://127.0.0.1:{}/mirror", free_port().unwrap());
+    let (code, stdout, stderr) = ferry("plan", "third", &closed, &["--detailed-exitcode"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("cannot reach the destination"), "{stderr}");
 }

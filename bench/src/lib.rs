@@ -3,7 +3,8 @@
 //! `noop10k`, `disk`) that generates its images deterministically, serves them
 //! from a loopback `docker-registry`, runs ferry's release binary and
 //! skopeo on the same content in the same run, checks the copies, and
-//! prints a table and one `goals:` line per goal.
+//! prints a table and one `goals:` line per goal. `catalog` (issue 10)
+//! needs no registry: it loads and filters a generated operator catalog.
 //!
 //! This library holds what they share: the generated image sets
 //! (`image_sets`), timed child processes (`measure`), the two tools'

@@ -3,7 +3,9 @@
 //! It starts the test world (real registries on 127.0.0.1 seeded with an
 //! OpenShift-shaped universe) and two empty registries (a connected mirror
 //! and a disconnected enclave), then runs ferry's own commands as a user
-//! would, printing each command line first: plan and mirror-to-mirror,
+//! would, printing each command line first: the releases a fuller image
+//! set selects (`ferry list releases -c`, from the world's update graph),
+//! plan and mirror-to-mirror,
 //! the no-op rerun, mirror-to-disk, `ferry verify`, and — with every source
 //! registry stopped — disk-to-mirror into the enclave. At the end skopeo
 //! (when installed) checks that the enclave holds every image byte for
@@ -20,6 +22,8 @@ use crate::exit_status;
 
 const CONFIG_NAME: &str = "demo/imageset-config.yaml";
 const CONFIG_TEXT: &str = include_str!("../../demo/imageset-config.yaml");
+/// The fuller image set (releases and operators), listed but not mirrored.
+const FULL_CONFIG_TEXT: &str = include_str!("../../demo/full-imageset-config.yaml");
 
 /// Arguments of `ferry demo`.
 #[derive(Debug, clap::Args)]
@@ -105,6 +109,7 @@ pub fn run(arguments: &Args) -> ExitCode {
     };
     if let Err(error) = std::fs::create_dir_all(&folder)
         .and_then(|()| std::fs::write(folder.join("imageset-config.yaml"), CONFIG_TEXT))
+        .and_then(|()| std::fs::write(folder.join("full-imageset-config.yaml"), FULL_CONFIG_TEXT))
     {
         return fail(format!("cannot write into {}: {error}", folder.display()));
     }
@@ -173,7 +178,34 @@ pub fn run(arguments: &Args) -> ExitCode {
         arguments
     };
 
+    // `list releases` asks the world's update service.
+    let graph_url = world.graph_url();
     let steps = || -> Result<(), String> {
+        println!(
+            "\n== 0. what the fuller image set selects (releases from the world's update graph; ferry does not mirror releases yet)"
+        );
+        let full_config = folder
+            .join("full-imageset-config.yaml")
+            .display()
+            .to_string();
+        let code = {
+            let shown = format!(
+                "UPDATE_URL_OVERRIDE={graph_url} ferry list releases -c $DEMO/full-imageset-config.yaml"
+            );
+            println!("\n$ {shown}");
+            let program = std::env::current_exe().map_err(|error| error.to_string())?;
+            Command::new(program)
+                .args(["list", "releases", "-c", &full_config])
+                .env("UPDATE_URL_OVERRIDE", &graph_url)
+                .env("REGISTRY_AUTH_FILE", folder.join("no-credentials.json"))
+                .status()
+                .map_err(|error| format!("cannot run ferry: {error}"))?
+                .code()
+                .unwrap_or(1)
+        };
+        if code != 0 {
+            return Err(format!("list releases: ferry exited {code}, expected 0"));
+        }
         println!("\n== 1. mirror to mirror: plan, apply, and the rerun that has nothing to do");
         expect(
             &folder,

@@ -156,9 +156,7 @@ pub fn corrupt_cached_blob(blobs: &BlobStore, digest: &Digest) -> Option<String>
         return None;
     }
     let removed = match blobs.remove(digest) {
-        Ok(()) => "ferry removed it: run again with the delivery that carries it in the folder, \
-                   and its good copy is imported again (`ferry cache verify` checks the rest of \
-                   the cache)"
+        Ok(()) => "ferry removed it: run again with the delivery that carries it in the folder, and its good copy is imported again (`ferry cache verify` checks the rest of the cache)"
             .to_owned(),
         Err(error) => {
             format!("and it could not be removed ({error}): run `ferry cache verify --remove`")

@@ -15,11 +15,14 @@
 //! releases a configuration selects from them.
 //!
 //! `naming` says where each image goes; `cluster_resources` writes the
-//! IDMS and ITMS for the image set at the destination. The command line front end lives
+//! IDMS and ITMS for the image set at the destination. `layer_files` reads
+//! one folder's files out of an image in an OCI layout on disk (an operator
+//! catalog's configs), layer by layer, without unpacking the rest. The command line front end lives
 //! beside this crate in `executor/cli/`.
 
 pub mod cluster_resources;
 pub mod disk;
+pub mod layer_files;
 pub mod naming;
 pub mod resolve;
 pub mod run;

@@ -10,7 +10,9 @@
 //! - resolve (`crate::resolve`, `crate::disk`): every image pinned to a
 //!   digest and its manifest tree read, from registries or deliveries.
 //! - compile and diff: the pure planner (`ferry-planner`).
-//! - execute: `crate::run` (to a registry) or the archive writer (to disk).
+//! - execute: `crate::run` (to a registry, [`to_registry`]) or the archive
+//!   writer (to disk, [`to_disk`]); disk-to-mirror's source is
+//!   [`from_deliveries`].
 //! - [`publish`]: every output file of a run, for every mode.
 //!
 //! [`workspace::Workspace`] owns every path under `working-dir/`, and
@@ -20,13 +22,24 @@
 pub mod built;
 pub mod collect;
 pub mod error;
+pub mod from_deliveries;
 pub mod options;
 pub mod publish;
+pub mod to_disk;
 pub mod to_registry;
 pub mod workspace;
 
 pub use collect::{CollectContext, CollectedImage, Collector, ImageSet, collect};
 pub use error::{ErrorKind, WorkflowError};
 pub use ferry_planner::{Category, exit_bits};
-pub use options::{PlanOptions, TransferOptions};
+pub use options::{DiskOptions, PlanOptions, TransferOptions};
 pub use workspace::Workspace;
+
+/// `bytes` for people: KiB below one MiB, else MiB (one decimal).
+pub fn mebibytes(bytes: u64) -> String {
+    if bytes < 1024 * 1024 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}

@@ -48,3 +48,19 @@ pub struct PlanOptions {
     /// `--verify`: check every blob at the destination too.
     pub verify: bool,
 }
+
+/// What shapes a mirror-to-disk delivery, and where the cache is (every
+/// disk workflow reads or fills it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskOptions {
+    /// The content cache folder.
+    pub cache: PathBuf,
+    /// `--since` (seconds since the epoch): pack everything new since then,
+    /// as if no delivery had been made from that day on.
+    pub since: Option<i64>,
+    /// `--strict-archive`: fail instead of giving a blob larger than the
+    /// segment size a segment of its own.
+    pub strict_archive: bool,
+    /// `--max-segment-bytes` (else the configuration's `archiveSize`).
+    pub max_segment_bytes: Option<u64>,
+}

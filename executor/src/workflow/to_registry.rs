@@ -267,7 +267,7 @@ fn manifest_absent<'a>(
 async fn reachable_destination(client: &RegistryClient, registry: &str) -> Result<()> {
     client.check_reachable(registry).await.map_err(|cause| {
         WorkflowError::environment(format!(
-            "cannot reach the destination {registry} to check that the image set is still there: {}\nto plan from the workspace state alone, without asking the destination, use --trust-state",
+            "cannot reach the destination {registry} to check what it holds of the image set: {}\nnothing was pushed; to plan from the workspace state alone, without asking the destination, use --trust-state",
             cause.kind
         ))
     })
@@ -293,6 +293,64 @@ where
         .filter_map(|found| async move { found })
         .collect()
         .await
+}
+
+/// The keys of the actions the destination has done already for `images`
+/// (none of which the state records): an image whose top manifest is there
+/// is there whole (a registry accepts a manifest only when what it names is
+/// there), so every action of it counts as done, its tag too when the tag
+/// names that manifest. One HEAD for the top manifest and, when it is
+/// there, one for the tag; 32 images at a time.
+async fn already_held(
+    client: &RegistryClient,
+    registry: &str,
+    graph: &ActionGraph,
+    images: &[&ferry_planner::graph::ImageNodes],
+) -> Vec<ActionKey> {
+    use futures_util::StreamExt as _;
+    let asks = images.iter().filter_map(|image| {
+        let Action::PushManifest {
+            repository, digest, ..
+        } = graph.action(image.top_manifest)
+        else {
+            return None;
+        };
+        let by_digest = format!("{registry}/{repository}@{digest}")
+            .parse::<ImageReference>()
+            .ok()?;
+        let by_tag = image.tag.and_then(|node| match graph.action(node) {
+            Action::Tag {
+                repository, tag, ..
+            } => format!("{registry}/{repository}:{tag}")
+                .parse::<ImageReference>()
+                .ok(),
+            _ => None,
+        });
+        Some((*image, digest.clone(), by_digest, by_tag))
+    });
+    let held: Vec<Vec<ActionKey>> = futures_util::stream::iter(asks)
+        .map(|(image, digest, by_digest, by_tag)| async move {
+            if !matches!(client.head_manifest(&by_digest).await, Ok(Some(_))) {
+                return Vec::new();
+            }
+            let tag_matches = match &by_tag {
+                Some(reference) => matches!(
+                    client.head_manifest(reference).await,
+                    Ok(Some(head)) if head.digest.as_ref() == Some(&digest)
+                ),
+                None => false,
+            };
+            image
+                .nodes
+                .iter()
+                .filter(|node| tag_matches || Some(**node) != image.tag)
+                .map(|node| graph.action(*node).key())
+                .collect()
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    held.into_iter().flatten().collect()
 }
 
 /// `--verify`: one HEAD per (repository, blob) the state says is at the
@@ -416,12 +474,31 @@ pub async fn plan(
                 .filter(|pair| checked.absent.contains(pair)),
         );
         let registry = &destination.registry;
-        if !to_ask.is_empty() {
+        // Images the state does not record at this destination (a first
+        // plan, a lost workspace, a destination another tool filled): the
+        // destination is asked whether it holds them already.
+        let unrecorded: Vec<&ferry_planner::graph::ImageNodes> = graph
+            .images
+            .iter()
+            .filter(|image| {
+                !snapshot
+                    .done
+                    .contains(&graph.action(image.top_manifest).key())
+            })
+            .collect();
+        if !to_ask.is_empty() || !unrecorded.is_empty() {
             reachable_destination(&client, registry).await?;
         }
         let missing =
             absent_at_destination(to_ask, |pair| manifest_absent(&client, registry, pair)).await;
         snapshot.missing.extend(missing);
+        let held = already_held(&client, registry, &graph, &unrecorded).await;
+        tracing::info!(
+            asked = unrecorded.len(),
+            held = held.len(),
+            "asked the destination for images the state does not record"
+        );
+        snapshot.done.extend(held);
     }
     if planning.verify {
         snapshot.missing_blobs =

@@ -83,6 +83,25 @@ impl Workspace {
     }
 }
 
+/// A folder of deliveries or a workspace holds `working-dir/` (and the
+/// segments): the filesystem root (`file:///`) is never one.
+pub fn refuse_filesystem_root(folder: &Path) -> Result<()> {
+    let root = folder.components().all(|part| {
+        matches!(
+            part,
+            std::path::Component::RootDir | std::path::Component::CurDir
+        )
+    });
+    if folder.has_root() && root {
+        return Err(WorkflowError::input(format!(
+            "file://{} names the filesystem root, which cannot hold deliveries or a workspace (ferry would write {}working-dir there); name a folder of its own, e.g. file:///srv/ferry",
+            folder.display(),
+            folder.display()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +123,13 @@ mod tests {
             workspace.cluster_resources(),
             Path::new("/data/mirror/working-dir/cluster-resources")
         );
+    }
+
+    #[test]
+    fn the_filesystem_root_is_refused_and_a_folder_is_not() {
+        assert!(refuse_filesystem_root(Path::new("/")).is_err());
+        assert!(refuse_filesystem_root(Path::new("/./")).is_err());
+        assert!(refuse_filesystem_root(Path::new("/srv/ferry")).is_ok());
+        assert!(refuse_filesystem_root(Path::new("disk")).is_ok());
     }
 }

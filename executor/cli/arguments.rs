@@ -1,0 +1,289 @@
+//! The flags of `ferry mirror`, `plan` and `apply` (oc-mirror's names, and
+//! ferry's own), resolved once into the workflow's typed options, and the
+//! refusal of flags the chosen mode does not act on.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ferry_executor::workflow::{DiskOptions, PlanOptions, TransferOptions};
+use ferry_planner::Destination;
+use ferry_schemas::ImageReference;
+
+use crate::common::error;
+
+/// Flags shared by `mirror` and `plan` (oc-mirror's names).
+#[derive(Clone, Debug, clap::Args)]
+pub struct MirrorArgs {
+    /// The ImageSetConfiguration.
+    #[arg(short = 'c', long = "config")]
+    pub(crate) config: Option<PathBuf>,
+    /// Destination: `docker://REGISTRY[/PREFIX]` (or `file://DIR`, not built
+    /// yet). For `apply` without `-c`: the saved plan file.
+    pub(crate) destination: Option<String>,
+    /// The workspace (mirror-to-mirror): `file://DIR`; state lives in DIR/working-dir.
+    #[arg(long)]
+    pub(crate) workspace: Option<String>,
+    /// Disk-to-mirror source: `file://DIR` (not built yet).
+    #[arg(long)]
+    pub(crate) from: Option<String>,
+    /// Auth file (default: $REGISTRY_AUTH_FILE, then the containers and docker defaults).
+    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    pub(crate) authfile: Option<PathBuf>,
+    /// Verify TLS for sources (false also allows plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) src_tls_verify: bool,
+    /// Verify TLS for the destination (false also allows plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) dest_tls_verify: bool,
+    /// registries.conf to resolve sources with (default: the containers defaults).
+    #[arg(long = "registries-conf")]
+    pub(crate) registries_conf: Option<PathBuf>,
+    /// Images copied at once (1-10).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub(crate) parallel_images: u32,
+    /// Layers copied at once per image (1-10).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub(crate) parallel_layers: u32,
+    /// Retries of a failed request.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) retry_times: u32,
+    /// Fixed delay between retries, e.g. `500ms` or `2s` (0: exponential backoff).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub(crate) retry_delay: Duration,
+    /// How long to wait for a registry's answer (its response headers)
+    /// before retrying the request, e.g. `30s`; the retry is logged.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    pub(crate) header_timeout: Duration,
+    /// How long a response body (a manifest, a blob) may send nothing
+    /// before the transfer counts as stalled and is retried, e.g. `60s`.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    pub(crate) stall_timeout: Duration,
+    /// Content cache (mirror-to-mirror streams and does not use it).
+    #[arg(long, env = "FERRY_CACHE_DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// info, debug, trace or error.
+    #[arg(long, default_value = "info", value_parser = ["info", "debug", "trace", "error"])]
+    pub(crate) log_level: String,
+    /// Do not copy cosign signatures (`sha256-<hex>.sig` tags).
+    #[arg(long)]
+    pub(crate) remove_signatures: bool,
+    /// Flatten destination paths to at most this many components (0: keep).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) max_nested_paths: usize,
+    /// Plan from the workspace state alone: no request to sources for images
+    /// resolved before, and no check of the destination.
+    #[arg(long, conflicts_with = "verify")]
+    pub(crate) trust_state: bool,
+    /// Also check every blob of every image at the destination (one HEAD
+    /// each) and put back any that is missing.
+    #[arg(long)]
+    pub(crate) verify: bool,
+    /// Set by `mirror` and `apply` (not a flag): the command whose run log
+    /// goes to working-dir/logs/.
+    #[arg(skip)]
+    pub(crate) run_log: Option<&'static str>,
+    /// Set by `apply PLANFILE` (not a flag): the configuration's text as the
+    /// plan recorded it, used instead of reading `config`.
+    #[arg(skip)]
+    pub(crate) config_text: Option<String>,
+    /// Mirror-to-disk: pack everything new since this date (YYYY-MM-DD),
+    /// as if no delivery had been made from that day on.
+    #[arg(long, value_parser = parse_since)]
+    pub(crate) since: Option<i64>,
+    /// Mirror-to-disk: fail instead of giving a blob larger than the segment
+    /// size a segment of its own.
+    #[arg(long)]
+    pub(crate) strict_archive: bool,
+    /// Mirror-to-disk: largest segment file in bytes (default: the
+    /// configuration's archiveSize in GiB, else 500 GiB).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_segment_bytes: Option<u64>,
+}
+
+impl MirrorArgs {
+    /// How registries are reached, from the flags.
+    pub(crate) fn transfer_options(&self) -> TransferOptions {
+        TransferOptions {
+            source_tls_verify: self.src_tls_verify,
+            destination_tls_verify: self.dest_tls_verify,
+            authfile: self.authfile.clone(),
+            registries_conf: self.registries_conf.clone(),
+            parallel_images: self.parallel_images,
+            parallel_layers: self.parallel_layers,
+            retry_times: self.retry_times,
+            retry_delay: (!self.retry_delay.is_zero()).then_some(self.retry_delay),
+            header_timeout: self.header_timeout,
+            stall_timeout: self.stall_timeout,
+        }
+    }
+
+    /// Where the cache is and what shapes a delivery, from the flags.
+    pub(crate) fn disk_options(&self) -> DiskOptions {
+        DiskOptions {
+            cache: self
+                .cache_dir
+                .clone()
+                .unwrap_or_else(crate::cache::default_cache_dir),
+            since: self.since,
+            strict_archive: self.strict_archive,
+            max_segment_bytes: self.max_segment_bytes,
+        }
+    }
+
+    /// What shapes the plan, from the flags.
+    pub(crate) fn plan_options(&self) -> PlanOptions {
+        PlanOptions {
+            remove_signatures: self.remove_signatures,
+            max_nested_paths: self.max_nested_paths,
+            trust_state: self.trust_state,
+            verify: self.verify,
+        }
+    }
+}
+
+/// `YYYY-MM-DD` as seconds since the epoch at midnight UTC.
+fn parse_since(text: &str) -> Result<i64, String> {
+    let invalid = || format!("`{text}` is not a date such as 2025-03-31");
+    let mut parts = text.trim().splitn(3, '-');
+    let mut number = || -> Result<i64, String> {
+        parts
+            .next()
+            .and_then(|part| part.parse::<i64>().ok())
+            .ok_or_else(invalid)
+    };
+    let (year, month, day) = (number()?, number()?, number()?);
+    if !(1970..=9999).contains(&year) {
+        return Err(invalid());
+    }
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|month| time::Month::try_from(month).ok())
+        .ok_or_else(invalid)?;
+    let day = u8::try_from(day).map_err(|_| invalid())?;
+    let date = time::Date::from_calendar_date(year as i32, month, day).map_err(|_| invalid())?;
+    Ok(date.midnight().assume_utc().unix_timestamp())
+}
+
+/// `ferry mirror`.
+#[derive(Debug, clap::Args)]
+pub struct Mirror {
+    #[command(flatten)]
+    pub(crate) common: MirrorArgs,
+    /// Write working-dir/dry-run/mapping.txt and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+/// `ferry plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanCommand {
+    #[command(flatten)]
+    pub(crate) common: MirrorArgs,
+    /// text, json or markdown.
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "markdown"])]
+    pub(crate) format: String,
+    /// Also save the plan to this file, for `ferry apply FILE`.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
+    #[arg(long)]
+    pub(crate) detailed_exitcode: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |split| text.split_at(split));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 500ms or 2s"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("`{text}`: use ms, s or m")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A duration above zero (a zero timeout would fail every request).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout.is_zero() {
+        return Err(format!("`{text}`: a timeout must be above zero"));
+    }
+    Ok(timeout)
+}
+
+/// `ferry apply`.
+#[derive(Debug, clap::Args)]
+pub struct Apply {
+    #[command(flatten)]
+    pub(crate) common: MirrorArgs,
+}
+
+/// The folder of a `file://` destination (mirror-to-disk).
+pub(crate) fn disk_destination(arguments: &MirrorArgs) -> Option<&str> {
+    arguments.destination.as_deref()?.strip_prefix("file://")
+}
+
+/// Refuses ferry's own flags that the chosen mode does not act on, so
+/// none is accepted and then ignored: the flags that shape a delivery
+/// with a registry destination. (`--trust-state` and `--verify` apply to
+/// every mode.)
+pub(crate) fn refuse_flags_of_other_modes(arguments: &MirrorArgs) -> Result<(), ExitCode> {
+    // A mistyped --authfile would otherwise mean anonymous pulls.
+    ferry_registry::CredentialStore::discover_checked(arguments.authfile.as_deref())
+        .map_err(|missing| error(format!("{missing}; nothing was done")))?;
+    if disk_destination(arguments).is_some() {
+        return Ok(());
+    }
+    let refused: Vec<&str> = [
+        (arguments.since.is_some(), "--since"),
+        (arguments.strict_archive, "--strict-archive"),
+        (arguments.max_segment_bytes.is_some(), "--max-segment-bytes"),
+    ]
+    .into_iter()
+    .filter_map(|(given, flag)| given.then_some(flag))
+    .collect();
+    let Some(first) = refused.first() else {
+        return Ok(());
+    };
+    let what = if refused.len() == 1 {
+        format!("{first} does")
+    } else {
+        format!("{} do", refused.join(" and "))
+    };
+    Err(error(format!(
+        "{what} not apply to a docker:// destination: it shapes the deliveries of mirror-to-disk (file://DIR); nothing was done"
+    )))
+}
+
+/// `registry[/prefix]` of a `docker://` destination, checked.
+pub(crate) fn parse_destination(
+    destination_text: &str,
+    destination_path: &str,
+) -> Result<Destination, ExitCode> {
+    let (registry, prefix) = destination_path
+        .split_once('/')
+        .map_or((destination_path, ""), |(registry, prefix)| {
+            (registry, prefix)
+        });
+    let prefix = prefix.trim_end_matches('/');
+    if registry.is_empty() || format!("{registry}/x").parse::<ImageReference>().is_err() {
+        return Err(error(format!(
+            "`{destination_text}` does not name a registry host"
+        )));
+    }
+    if !prefix.is_empty() && !ferry_schemas::reference::is_valid_repository_path(prefix) {
+        return Err(error(format!(
+            "`{prefix}` is not a valid repository path prefix"
+        )));
+    }
+    Ok(Destination {
+        registry: registry.to_owned(),
+        prefix: prefix.to_owned(),
+    })
+}
