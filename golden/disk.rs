@@ -1121,6 +1121,13 @@ fn a_corrupt_cached_blob_is_named_and_the_delivery_copy_used_again() {
         output.contains("in the folder, and its good copy is imported again"),
         "{output}"
     );
+    // Caught while the cached file streamed out, naming it, before the
+    // registry could refuse the upload.
+    assert!(
+        output.contains(&format!("the cached blob {} hashes to", layer.display())),
+        "{output}"
+    );
+    assert!(!output.contains("DIGEST_INVALID"), "{output}");
     let again = site.disk_to_mirror(&config, "disk", &second, "enclave-cache");
     assert!(again.status.success(), "{}", text(&again));
     assert_mirrored(&second, &expected);

@@ -10,6 +10,7 @@ mod fixtures_table;
 mod kill;
 mod list_bundles;
 mod list_releases;
+mod messages;
 mod pipeline;
 mod plan_schema;
 mod plans;

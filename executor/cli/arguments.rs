@@ -234,6 +234,9 @@ pub(crate) fn disk_destination(arguments: &MirrorArgs) -> Option<&str> {
 /// with a registry destination. (`--trust-state` and `--verify` apply to
 /// every mode.)
 pub(crate) fn refuse_flags_of_other_modes(arguments: &MirrorArgs) -> Result<(), ExitCode> {
+    // A mistyped --authfile would otherwise mean anonymous pulls.
+    ferry_registry::CredentialStore::discover_checked(arguments.authfile.as_deref())
+        .map_err(|missing| error(format!("{missing}; nothing was done")))?;
     if disk_destination(arguments).is_some() {
         return Ok(());
     }

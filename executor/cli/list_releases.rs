@@ -192,7 +192,7 @@ async fn release_tags(args: &Args) -> Result<Vec<String>, ExitCode> {
         .map_err(error)?;
     let sources = registries.pull_sources(&repository).map_err(error)?;
     let client = RegistryClient::new(ClientOptions {
-        credentials: CredentialStore::discover(args.authfile.as_deref()),
+        credentials: CredentialStore::discover_checked(args.authfile.as_deref()).map_err(error)?,
         tls_verify: args.src_tls_verify,
         insecure_hosts: sources
             .iter()

@@ -148,10 +148,11 @@ pub fn cache_manifests(cache: &mut Cache, resolution: &Resolution, now: i64) -> 
 }
 
 /// Disk-to-mirror, after an upload from the cache failed: whether the
-/// cached copy was to blame. The blob is re-hashed only then (a run that
-/// succeeds reads each blob once, and the registry checks the digest of
-/// every upload); a corrupt copy is removed, so that the next run imports
-/// the delivery's good copy again, and the message names the cache.
+/// cached copy was to blame. The upload hashes the file as it streams and
+/// stops before its last bytes when they are wrong; the blob is re-hashed
+/// here only after a failure, and a corrupt copy is removed, so that the
+/// next run imports the delivery's good copy again, and the message names
+/// the cache.
 pub fn corrupt_cached_blob(blobs: &BlobStore, digest: &Digest) -> Option<String> {
     if !blobs.contains(digest) || blobs.is_intact(digest).unwrap_or(true) {
         return None;
@@ -159,10 +160,12 @@ pub fn corrupt_cached_blob(blobs: &BlobStore, digest: &Digest) -> Option<String>
     let removed = match blobs.remove(digest) {
         Ok(()) => "ferry removed it: run again with the delivery that carries it in the folder, and its good copy is imported again (`ferry cache verify` checks the rest of the cache)"
             .to_owned(),
-        Err(error) => format!("and it could not be removed ({error}): run `ferry cache verify --remove`"),
+        Err(error) => {
+            format!("and it could not be removed ({error}): run `ferry cache verify --remove`")
+        }
     };
     Some(format!(
-        "the copy of blob {digest} in the cache {} is corrupt (its bytes no longer match its digest, so the registry refused them); {removed}",
+        "the copy of blob {digest} in the cache {} is corrupt (its bytes no longer match its digest); {removed}",
         blobs.root().display()
     ))
 }

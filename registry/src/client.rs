@@ -10,7 +10,15 @@
 //! compared with the digest asked for; blobs stream through the store's
 //! [`BlobWriter`], which checks digest and size before anything becomes
 //! visible, and a dropped connection resumes with `Range` from the bytes
-//! already written. Nothing holds a whole blob in memory.
+//! already written. Nothing holds a whole blob in memory. A file pushed
+//! from the cache is hashed as it streams out: a corrupt copy fails the
+//! upload before its last bytes leave, naming the file.
+//!
+//! Errors name the registry that failed (in a copy, the source or the
+//! destination), and say why in words a user can act on: plain HTTP met
+//! with HTTPS (and the flag that allows it), no credentials (the files
+//! read) or rejected ones (the file they came from), the proxy a failed
+//! connection went through (never its password).
 //!
 //! Each registry gets at most `transfers_per_registry` blob transfers in
 //! flight; connections are kept alive and reused per host.
@@ -155,6 +163,34 @@ pub enum ErrorKind {
         "authentication failed (HTTP {status}); check the credentials for this registry in your auth file (--authfile, $REGISTRY_AUTH_FILE, ~/.docker/config.json)"
     )]
     Unauthorized { status: u16 },
+    #[error(
+        "authentication required (HTTP {status}): no credentials for {host} in {searched}; log in (podman login {host}) or name an auth file with --authfile"
+    )]
+    NoCredentials {
+        status: u16,
+        host: String,
+        /// The auth files read, for the message.
+        searched: String,
+    },
+    #[error(
+        "credentials for {host} rejected (HTTP {status}); they come from {origin}: check them, or log in again"
+    )]
+    CredentialsRejected {
+        status: u16,
+        host: String,
+        /// Where the credentials were found (a file, or a helper).
+        origin: String,
+    },
+    #[error(
+        "the registry answered plain HTTP to an HTTPS request; if {host} serves plain HTTP on purpose, use {flag}, or mark it `insecure = true` in registries.conf"
+    )]
+    PlainHttp {
+        host: String,
+        /// The flag that allows it: `--dest-tls-verify=false` where the
+        /// request was to a destination, `--src-tls-verify=false` where
+        /// it was to a source, both where the client cannot tell.
+        flag: &'static str,
+    },
     #[error("access denied (HTTP 403); the credentials work but do not allow this")]
     Denied,
     #[error("not found (HTTP 404): the registry has no such manifest or blob")]
@@ -209,11 +245,30 @@ impl ErrorKind {
     fn copy(&self) -> ErrorKind {
         match self {
             ErrorKind::Connection(message) => ErrorKind::Connection(message.clone()),
+            ErrorKind::PlainHttp { host, flag } => ErrorKind::PlainHttp {
+                host: host.clone(),
+                flag,
+            },
             ErrorKind::Tls { message, searched } => ErrorKind::Tls {
                 message: message.clone(),
                 searched: searched.clone(),
             },
             other => ErrorKind::Protocol(other.to_string()),
+        }
+    }
+
+    /// The error as it reads for a request to `side`: a plain-HTTP
+    /// registry names the one flag for that side.
+    fn on(self, side: Side) -> ErrorKind {
+        match self {
+            ErrorKind::PlainHttp { host, .. } => ErrorKind::PlainHttp {
+                host,
+                flag: match side {
+                    Side::Source => "--src-tls-verify=false",
+                    Side::Destination => "--dest-tls-verify=false",
+                },
+            },
+            other => other,
         }
     }
 
@@ -289,6 +344,18 @@ fn stall_guarded(
             }
         },
     ))
+}
+
+/// The plain-HTTP flags, for a registry the client cannot tell is a source
+/// or the destination.
+const EITHER_TLS_VERIFY_FLAG: &str =
+    "--src-tls-verify=false (a source) or --dest-tls-verify=false (the destination)";
+
+/// Which end of a registry-to-registry copy failed.
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    Source,
+    Destination,
 }
 
 /// A whole response: its status, headers and body.
@@ -382,13 +449,69 @@ pub struct RegistryClient {
 
 type Result<T> = std::result::Result<T, ErrorKind>;
 
+/// A request body that could not be read whole and right (a cached file
+/// gone, short, or not hashing to its digest): carried through reqwest's
+/// error chain, so the request fails for that reason and is not retried.
+#[derive(Debug)]
+struct BodySourceProblem(String);
+
+impl std::fmt::Display for BodySourceProblem {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BodySourceProblem {}
+
+/// The problem a request body stream reported, if one did.
+fn body_source_problem(error: &reqwest::Error) -> Option<String> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(inner) = current {
+        if let Some(problem) = inner.downcast_ref::<BodySourceProblem>() {
+            return Some(problem.0.clone());
+        }
+        // io::Error::source skips the error it wraps: look inside.
+        if let Some(problem) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|wrapped| wrapped.downcast_ref::<BodySourceProblem>())
+        {
+            return Some(problem.0.clone());
+        }
+        current = inner.source();
+    }
+    None
+}
+
+/// The proxy a request to `url` goes through, as the environment
+/// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) chooses it for
+/// reqwest: its address without credentials, and the variables naming it.
+fn proxy_for(url: &reqwest::Url) -> Option<String> {
+    let matcher = hyper_util::client::proxy::matcher::Matcher::from_env();
+    let intercept = matcher.intercept(&url.as_str().parse().ok()?)?;
+    let variables = if url.scheme() == "https" {
+        "$HTTPS_PROXY or $ALL_PROXY"
+    } else {
+        "$HTTP_PROXY or $ALL_PROXY"
+    };
+    Some(format!("{} (from {variables})", intercept.uri()))
+}
+
 fn connection_error(error: &reqwest::Error) -> ErrorKind {
+    if let Some(problem) = body_source_problem(error) {
+        return ErrorKind::Source(problem);
+    }
     let mut message = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
         message.push_str(": ");
         message.push_str(&inner.to_string());
         source = inner.source();
+    }
+    if error.is_connect()
+        && let Some(proxy) = error.url().and_then(proxy_for)
+    {
+        message = format!("through the proxy {proxy}: {message}");
     }
     ErrorKind::Connection(message)
 }
@@ -535,7 +658,11 @@ impl RegistryClient {
             Ok(state) => {
                 hosts.insert(host.to_owned(), state.clone());
             }
-            Err(kind @ (ErrorKind::Connection(_) | ErrorKind::Tls { .. })) => {
+            Err(
+                kind @ (ErrorKind::Connection(_)
+                | ErrorKind::Tls { .. }
+                | ErrorKind::PlainHttp { .. }),
+            ) => {
                 self.unreachable
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -568,7 +695,7 @@ impl RegistryClient {
                 registry: host.to_owned(),
                 repository: String::new(),
                 target: String::new(),
-                kind,
+                kind: kind.on(Side::Destination),
             })
     }
 
@@ -625,6 +752,19 @@ impl RegistryClient {
         }
         let error =
             last_error.unwrap_or_else(|| ErrorKind::Connection("no scheme to try".to_owned()));
+        // HTTPS failed where plain HTTP is not allowed: a registry that
+        // answers plain HTTP gets a message that says so and names the flag.
+        if !fallback
+            && let ErrorKind::Connection(message) = &error
+            && !message.to_ascii_lowercase().contains("certificate")
+            && !message.starts_with("through the proxy")
+            && self.answers_plain_http(&http, host).await
+        {
+            return Err(ErrorKind::PlainHttp {
+                host: host.to_owned(),
+                flag: EITHER_TLS_VERIFY_FLAG,
+            });
+        }
         Err(match error {
             ErrorKind::Connection(message) if is_tls_problem(&message) => ErrorKind::Tls {
                 message,
@@ -632,6 +772,29 @@ impl RegistryClient {
             },
             other => other,
         })
+    }
+
+    /// Whether `host` answers a plain-HTTP `/v2/` (asked once, after
+    /// HTTPS failed). A TLS server that answers plain HTTP with "400: an
+    /// HTTP request to an HTTPS server" does not count.
+    async fn answers_plain_http(&self, http: &reqwest::Client, host: &str) -> bool {
+        let Ok(response) = http
+            .get(format!("http://{host}/v2/"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+        else {
+            return false;
+        };
+        if response.status() != StatusCode::BAD_REQUEST {
+            return true;
+        }
+        let body = tokio::time::timeout(Duration::from_secs(5), response.text())
+            .await
+            .ok()
+            .and_then(std::result::Result::ok)
+            .unwrap_or_default();
+        !body.contains("HTTPS")
     }
 
     fn authorization_for(&self, host: &str, header: &str) -> Result<Authorization> {
@@ -649,7 +812,7 @@ impl RegistryClient {
                     .map_err(|error| ErrorKind::Protocol(error.to_string()))?;
                 match credentials {
                     Some(credentials) => Ok(Authorization::Basic(credentials.basic_header())),
-                    None => Err(ErrorKind::Unauthorized { status: 401 }),
+                    None => Err(self.unauthorized(host, "", 401)),
                 }
             }
             "bearer" => Ok(Authorization::Bearer {
@@ -663,6 +826,25 @@ impl RegistryClient {
             other => Err(ErrorKind::Protocol(format!(
                 "unsupported authentication scheme `{other}`"
             ))),
+        }
+    }
+
+    /// The error for a refused authentication at `host`: the credentials
+    /// were rejected (naming where they came from), or there were none
+    /// (naming the files read). Never the credentials themselves.
+    fn unauthorized(&self, host: &str, repository: &str, status: u16) -> ErrorKind {
+        match self.options.credentials.find(host, repository) {
+            Ok(Some(found)) => ErrorKind::CredentialsRejected {
+                status,
+                host: host.to_owned(),
+                origin: found.origin,
+            },
+            Ok(None) => ErrorKind::NoCredentials {
+                status,
+                host: host.to_owned(),
+                searched: self.options.credentials.describe_files(),
+            },
+            Err(error) => ErrorKind::Protocol(error.to_string()),
         }
     }
 
@@ -718,9 +900,11 @@ impl RegistryClient {
                 .await?;
             match response.status() {
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    return Err(ErrorKind::Unauthorized {
-                        status: response.status().as_u16(),
-                    });
+                    return Err(self.unauthorized(
+                        host_name,
+                        repository,
+                        response.status().as_u16(),
+                    ));
                 }
                 status if !status.is_success() => {
                     return Err(ErrorKind::Status {
@@ -998,6 +1182,9 @@ impl RegistryClient {
             {
                 continue;
             }
+            if response.status() == StatusCode::UNAUTHORIZED {
+                return Err(self.unauthorized(registry, repository, 401));
+            }
             return Ok(response);
         }
         unreachable!("the loop returns on its second pass")
@@ -1074,6 +1261,13 @@ impl RegistryClient {
     ) -> std::result::Result<PushOutcome, RegistryError> {
         let wrap =
             |kind| Self::blob_error(destination_registry, destination_repository, digest, kind);
+        // A failure at the source is reported against the source.
+        let at = |side: Side, kind: ErrorKind| match side {
+            Side::Source => {
+                Self::blob_error(source_registry, source_repository, digest, kind.on(side))
+            }
+            Side::Destination => wrap(kind.on(side)),
+        };
         // A mount goes first, without a HEAD: the registry answers 201
         // when the repository has the blob already, too. When it opens an
         // upload session instead, the copy uses that session.
@@ -1096,7 +1290,10 @@ impl RegistryClient {
         {
             return Ok(PushOutcome::Present);
         }
-        let _source_permit = self.transfer_permit(source_registry).await.map_err(wrap)?;
+        let _source_permit = self
+            .transfer_permit(source_registry)
+            .await
+            .map_err(|kind| at(Side::Source, kind))?;
         let _destination_permit = self
             .transfer_permit(destination_registry)
             .await
@@ -1117,15 +1314,19 @@ impl RegistryClient {
                 .await
             {
                 Ok(()) => return Ok(PushOutcome::Uploaded),
-                Err(error) if error.retryable() && attempt < self.options.retry_times => {
+                Err((side, error)) if error.retryable() && attempt < self.options.retry_times => {
                     attempt += 1;
                     let what = format!(
                         "copy of blob {digest} from {source_registry}/{source_repository} to {destination_repository}"
                     );
-                    self.before_retry(destination_registry, &what, &error, attempt, None)
+                    let failed_registry = match side {
+                        Side::Source => source_registry,
+                        Side::Destination => destination_registry,
+                    };
+                    self.before_retry(failed_registry, &what, &error, attempt, None)
                         .await;
                 }
-                Err(error) => return Err(wrap(error)),
+                Err((side, error)) => return Err(at(side, error)),
             }
         }
     }
@@ -1144,7 +1345,11 @@ impl RegistryClient {
         Ok(size >= self.options.ask_before_upload_from
             && self
                 .blob_size(registry, repository, digest)
-                .await?
+                .await
+                .map_err(|error| RegistryError {
+                    kind: error.kind.on(Side::Destination),
+                    ..error
+                })?
                 .is_some())
     }
 
@@ -1161,15 +1366,16 @@ impl RegistryClient {
         size: u64,
         session: Option<String>,
         streamed: &Arc<AtomicU64>,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), (Side, ErrorKind)> {
+        let at_destination = |kind| (Side::Destination, kind);
         streamed.store(0, Ordering::Relaxed);
         let counter = streamed.clone();
         let location = match session {
             Some(location) => location,
-            None => {
-                self.start_upload(destination_registry, destination_repository)
-                    .await?
-            }
+            None => self
+                .start_upload(destination_registry, destination_repository)
+                .await
+                .map_err(at_destination)?,
         };
         let source = self
             .request(
@@ -1178,9 +1384,10 @@ impl RegistryClient {
                 &Self::pull_scope(source_repository),
                 |http, base| http.get(format!("{base}/v2/{source_repository}/blobs/{digest}")),
             )
-            .await?;
+            .await
+            .map_err(|kind| (Side::Source, kind))?;
         if !source.status().is_success() {
-            return Err(Self::status_error(source).await);
+            return Err((Side::Source, Self::status_error(source).await));
         }
         let expected = digest.clone();
         let (outcome_sender, outcome_receiver) = tokio::sync::oneshot::channel::<Result<()>>();
@@ -1218,7 +1425,10 @@ impl RegistryClient {
             }
             Ok(chunk)
         });
-        let host = self.host(destination_registry).await?;
+        let host = self
+            .host(destination_registry)
+            .await
+            .map_err(at_destination)?;
         let authorization = self
             .authorization_header(
                 destination_registry,
@@ -1226,7 +1436,8 @@ impl RegistryClient {
                 destination_repository,
                 &Self::push_scope(destination_repository),
             )
-            .await?;
+            .await
+            .map_err(at_destination)?;
         let url = with_digest(&location, digest);
         tracing::trace!(method = "PUT", %url, "registry request");
         let mut request = host
@@ -1243,11 +1454,11 @@ impl RegistryClient {
         // A failure on the source side, or a digest mismatch, explains a
         // failed PUT better than the PUT's own error.
         if let Ok(Err(source_error)) = outcome_receiver.await {
-            return Err(source_error);
+            return Err((Side::Source, source_error));
         }
-        let response = response.map_err(|error| connection_error(&error))?;
+        let response = response.map_err(|error| at_destination(connection_error(&error)))?;
         if response.status() != StatusCode::CREATED {
-            return Err(Self::status_error(response).await);
+            return Err(at_destination(Self::status_error(response).await));
         }
         Ok(())
     }
@@ -1465,9 +1676,12 @@ impl RegistryClient {
                 },
             )
             .await
-            .map_err(|kind| Self::error(reference, kind))?;
+            .map_err(|kind| Self::error(reference, kind.on(Side::Destination)))?;
         if !response.status().is_success() {
-            return Err(Self::error(reference, Self::status_error(response).await));
+            return Err(Self::error(
+                reference,
+                Self::status_error(response).await.on(Side::Destination),
+            ));
         }
         Ok(())
     }
@@ -1573,7 +1787,8 @@ impl RegistryClient {
         size: Option<u64>,
         store: &BlobStore,
     ) -> std::result::Result<u64, RegistryError> {
-        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let wrap =
+            |kind: ErrorKind| Self::blob_error(registry, repository, digest, kind.on(Side::Source));
         let digest_lock = self
             .fetching
             .lock()
@@ -1696,7 +1911,9 @@ impl RegistryClient {
         file: &Path,
         mount_from: Option<&str>,
     ) -> std::result::Result<PushOutcome, RegistryError> {
-        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let wrap = |kind: ErrorKind| {
+            Self::blob_error(registry, repository, digest, kind.on(Side::Destination))
+        };
         let _permit = self.transfer_permit(registry).await.map_err(wrap)?;
         // A mount goes first, without a HEAD: the registry answers 201
         // when the repository has the blob already, too.
@@ -1731,7 +1948,7 @@ impl RegistryClient {
                         http.put(with_digest(&location, digest))
                             .header(CONTENT_TYPE, "application/octet-stream")
                             .header(CONTENT_LENGTH, size)
-                            .body(file_body(&path))
+                            .body(file_body(&path, digest, size))
                     },
                 )
                 .await
@@ -1787,7 +2004,9 @@ impl RegistryClient {
         digest: &Digest,
         from: &str,
     ) -> std::result::Result<Option<String>, RegistryError> {
-        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let wrap = |kind: ErrorKind| {
+            Self::blob_error(registry, repository, digest, kind.on(Side::Destination))
+        };
         let scope = format!("{} repository:{from}:pull", Self::push_scope(repository));
         let response = self
             .request(registry, repository, &scope, |http, base| {
@@ -1830,11 +2049,14 @@ impl RegistryClient {
         mut location: String,
     ) -> std::result::Result<(), RegistryError> {
         use tokio::io::AsyncReadExt as _;
-        let wrap = |kind| Self::blob_error(registry, repository, digest, kind);
+        let wrap = |kind: ErrorKind| {
+            Self::blob_error(registry, repository, digest, kind.on(Side::Destination))
+        };
         let mut reader = tokio::fs::File::open(file)
             .await
             .map_err(|error| wrap(ErrorKind::Source(format!("{}: {error}", file.display()))))?;
         let mut offset: u64 = 0;
+        let mut hasher = Sha256::new();
         let mut buffer = vec![0; UPLOAD_CHUNK];
         while offset < size {
             let mut filled = 0;
@@ -1854,6 +2076,7 @@ impl RegistryClient {
                 ))));
             }
             let chunk = Bytes::copy_from_slice(&buffer[..filled]);
+            hasher.update(&chunk);
             let end = offset + filled as u64 - 1;
             let current = location.clone();
             let response = self
@@ -1876,6 +2099,12 @@ impl RegistryClient {
             }
             location = Self::upload_location(registry, &response).map_err(wrap)?;
             offset += filled as u64;
+        }
+        // The upload is completed only with the right bytes: a corrupt
+        // cached copy is named here, not refused as DIGEST_INVALID.
+        let actual = hex::encode(hasher.finalize());
+        if let Some(message) = file_mismatch(file, digest, size, offset, &actual) {
+            return Err(wrap(ErrorKind::Source(message)));
         }
         let response = self
             .request(
@@ -1908,16 +2137,94 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
-/// A request body that streams a file (re-opened for each retry).
-fn file_body(path: &Path) -> reqwest::Body {
+/// Why a file's bytes are not the blob they should be, or `None` when
+/// `received` bytes hashing to `actual` are it.
+fn file_mismatch(
+    path: &Path,
+    digest: &Digest,
+    size: u64,
+    received: u64,
+    actual: &str,
+) -> Option<String> {
+    if received != size {
+        return Some(format!(
+            "the cached blob {} holds {} bytes, not the {} of {digest}: the cached copy is corrupt",
+            path.display(),
+            grouped(received),
+            grouped(size)
+        ));
+    }
+    // Only sha256 is hashed here; another algorithm is left to the
+    // registry's own check.
+    (digest.algorithm() == DigestAlgorithm::Sha256 && actual != digest.hex()).then(|| {
+        format!(
+            "the cached blob {} hashes to sha256:{actual}, not {digest}: the cached copy is corrupt",
+            path.display()
+        )
+    })
+}
+
+/// A request body that streams a file (re-opened for each retry), hashed
+/// on the way: bytes that do not hash to `digest` (or are not `size`
+/// long) fail the request before its last chunk is sent, so a corrupt
+/// cached copy is caught here, naming the file, rather than refused by the
+/// registry as DIGEST_INVALID.
+fn file_body(path: &Path, digest: &Digest, size: u64) -> reqwest::Body {
+    let opened_path = path.to_owned();
     let path = path.to_owned();
-    let stream = futures_util::stream::once(async move { tokio::fs::File::open(path).await })
-        .map(|file| match file {
-            Ok(file) => tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).left_stream(),
-            Err(error) => futures_util::stream::once(async move { Err(error) }).right_stream(),
+    let digest = digest.clone();
+    let problem = |message: String| std::io::Error::other(BodySourceProblem(message));
+    let chunks = futures_util::stream::once(async move {
+        tokio::fs::File::open(&opened_path).await.map_err(|error| {
+            problem(format!(
+                "cannot read the cached blob {}: {error}",
+                opened_path.display()
+            ))
         })
-        .flatten();
-    reqwest::Body::wrap_stream(stream)
+    })
+    .map(|file| match file {
+        Ok(file) => tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).left_stream(),
+        Err(error) => futures_util::stream::once(async move { Err(error) }).right_stream(),
+    })
+    .flatten();
+    // Each chunk is held back until the next arrives, so the last one is
+    // sent only once the whole file is known to be right.
+    let mut hasher = Some(Sha256::new());
+    let mut received: u64 = 0;
+    let checked = chunks
+        .map(Some)
+        .chain(futures_util::stream::once(async { None }))
+        .scan(None::<Bytes>, move |held, item| {
+            let output = match item {
+                Some(Ok(chunk)) => {
+                    received += chunk.len() as u64;
+                    if let Some(hasher) = hasher.as_mut() {
+                        hasher.update(&chunk);
+                    }
+                    if received > size {
+                        Some(Err(problem(
+                            file_mismatch(&path, &digest, size, received, "").unwrap_or_default(),
+                        )))
+                    } else {
+                        held.replace(chunk).map(Ok)
+                    }
+                }
+                Some(Err(error)) => Some(Err(error)),
+                None => {
+                    let actual = hasher
+                        .take()
+                        .map(|hasher| hex::encode(hasher.finalize()))
+                        .unwrap_or_default();
+                    match file_mismatch(&path, &digest, size, received, &actual) {
+                        Some(message) => Some(Err(problem(message))),
+                        None => held.take().map(Ok),
+                    }
+                }
+            };
+            futures_util::future::ready(Some(output))
+        })
+        .filter_map(futures_util::future::ready);
+    reqwest::Body::wrap_stream(checked)
 }
 
 #[cfg(test)]

@@ -11,6 +11,11 @@
 //! (`host/a/b/image`, `host/a/b`, `host/a`, `host`); otherwise a `credsStore`
 //! helper is asked.
 //!
+//! A missing `--authfile` is refused ([`CredentialStore::discover_checked`]);
+//! every other file that does not exist is read as empty, as
+//! containers/image reads it. Lookups say where credentials came from
+//! ([`Found::origin`]), so a refusal can name the file.
+//!
 //! Secrets never leave this module in a printable form: [`Credentials`]
 //! prints its password as `<redacted>`.
 
@@ -68,6 +73,8 @@ impl fmt::Debug for Credentials {
 pub enum CredentialsError {
     #[error("cannot read the auth file {path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error("the auth file {} named by --authfile does not exist", path.display())]
+    MissingAuthFile { path: PathBuf },
     #[error("the credential helper docker-credential-{helper} failed for {host}: {message}")]
     Helper {
         helper: String,
@@ -102,6 +109,14 @@ struct HelperAnswer {
     username: String,
     #[serde(rename = "Secret")]
     secret: String,
+}
+
+/// Credentials and where they were found.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub credentials: Credentials,
+    /// The auth file, or the credential helper and the file naming it.
+    pub origin: String,
 }
 
 /// Where credentials come from: an ordered list of auth files.
@@ -153,6 +168,27 @@ impl CredentialStore {
         }
     }
 
+    /// [`Self::discover`], refusing an `explicit` file that does not exist
+    /// (a mistyped `--authfile` would otherwise mean anonymous access). A
+    /// missing `$REGISTRY_AUTH_FILE` is read as empty, as containers/image
+    /// reads every auth file it does not find: `explicit` equal to it (the
+    /// command line takes the variable as the flag's default) is not
+    /// refused.
+    pub fn discover_checked(explicit: Option<&Path>) -> Result<Self, CredentialsError> {
+        let from_variable = |path: &Path| {
+            std::env::var_os("REGISTRY_AUTH_FILE").is_some_and(|value| Path::new(&value) == path)
+        };
+        if let Some(path) = explicit
+            && !path.exists()
+            && !from_variable(path)
+        {
+            return Err(CredentialsError::MissingAuthFile {
+                path: path.to_owned(),
+            });
+        }
+        Ok(Self::discover(explicit))
+    }
+
     /// Exactly these files, in order.
     pub fn from_files(files: Vec<PathBuf>) -> Self {
         CredentialStore {
@@ -171,6 +207,24 @@ impl CredentialStore {
         &self.files
     }
 
+    /// The files searched, for messages: `a.json, b.json (missing)`.
+    pub fn describe_files(&self) -> String {
+        if self.files.is_empty() {
+            return "no auth file (none is configured)".to_owned();
+        }
+        self.files
+            .iter()
+            .map(|path| {
+                if path.exists() {
+                    path.display().to_string()
+                } else {
+                    format!("{} (missing)", path.display())
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Credentials for `registry` (host[:port]) and `repository`, if any
     /// file has them.
     pub fn lookup(
@@ -178,6 +232,17 @@ impl CredentialStore {
         registry: &str,
         repository: &str,
     ) -> Result<Option<Credentials>, CredentialsError> {
+        Ok(self
+            .find(registry, repository)?
+            .map(|found| found.credentials))
+    }
+
+    /// [`Self::lookup`], with where the credentials were found.
+    pub fn find(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<Found>, CredentialsError> {
         for path in &self.files {
             let text = match std::fs::read_to_string(path) {
                 Ok(text) => text,
@@ -194,13 +259,26 @@ impl CredentialStore {
                     path: path.clone(),
                     message: format!("not valid JSON: {error}"),
                 })?;
+            let from_helper = |helper: &str, credentials| Found {
+                credentials,
+                origin: format!(
+                    "the credential helper docker-credential-{helper} (named in {})",
+                    path.display()
+                ),
+            };
             if let Some(helper) = file.credential_helpers.get(registry) {
-                return run_helper(helper, registry, self.helper_path.as_deref()).map(Some);
+                return run_helper(helper, registry, self.helper_path.as_deref())
+                    .map(|credentials| Some(from_helper(helper, credentials)));
             }
             let mut scope = format!("{registry}/{repository}");
             loop {
                 if let Some(entry) = find_entry(&file.auths, &scope) {
-                    return decode_entry(entry, path).map(Some);
+                    return decode_entry(entry, path).map(|credentials| {
+                        Some(Found {
+                            credentials,
+                            origin: path.display().to_string(),
+                        })
+                    });
                 }
                 match scope.rfind('/') {
                     Some(slash) => scope.truncate(slash),
@@ -209,7 +287,7 @@ impl CredentialStore {
             }
             if let Some(helper) = &file.credentials_store {
                 match run_helper(helper, registry, self.helper_path.as_deref()) {
-                    Ok(credentials) => return Ok(Some(credentials)),
+                    Ok(credentials) => return Ok(Some(from_helper(helper, credentials))),
                     // A store without an entry for this host is not an error.
                     Err(CredentialsError::Helper { message, .. })
                         if message.contains("not found") => {}

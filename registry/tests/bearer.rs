@@ -115,7 +115,13 @@ async fn bearer_tokens_are_fetched_cached_and_refused_on_bad_credentials() {
     let wrong = client(&source.host(), folder.path(), "not-the-password");
     let error = wrong.get_manifest(&reference).await.unwrap_err();
     assert!(
-        matches!(error.kind, ErrorKind::Unauthorized { .. }),
+        matches!(error.kind, ErrorKind::CredentialsRejected { .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("credentials for {} rejected", source.host())),
         "{error}"
     );
     assert!(!error.to_string().contains("not-the-password"));

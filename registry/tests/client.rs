@@ -333,13 +333,11 @@ async fn basic_auth_uses_the_auth_file_and_a_wrong_password_fails() {
     assert!(!manifest.bytes.is_empty());
     let error = client_for(bad).get_manifest(&reference).await.unwrap_err();
     assert!(
-        matches!(error.kind, ErrorKind::Unauthorized { .. }),
+        matches!(error.kind, ErrorKind::CredentialsRejected { .. }),
         "{error}"
     );
-    assert!(
-        error.to_string().contains("authentication failed"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("rejected"), "{error}");
+    assert!(error.to_string().contains("bad.json"), "{error}");
     assert!(!error.to_string().contains("not-the-password"));
 }
 
