@@ -99,9 +99,42 @@ pub fn cluster_resources(
 /// Writes the errors file of a run (`lines`: one failed image a line) and
 /// returns its path.
 pub fn errors_file(workspace: &Workspace, timestamp: &str, lines: &str) -> Result<PathBuf> {
-    let path = workspace.errors_file(timestamp);
-    write(&path, lines)?;
-    Ok(path)
+    let first = workspace.errors_file(timestamp);
+    if let Some(parent) = first.parent() {
+        std::fs::create_dir_all(parent).map_err(|cause| {
+            WorkflowError::environment(format!("cannot create {}: {cause}", parent.display()))
+        })?;
+    }
+    // Two runs that fail in the same second each keep their own file: the
+    // name is claimed by creating it (`-2`, `-3`… when taken), then filled.
+    for number in 1..=1000 {
+        let path = if number == 1 {
+            first.clone()
+        } else {
+            first.with_file_name(format!("mirroring_errors_{timestamp}-{number}.txt"))
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => {
+                write(&path, lines)?;
+                return Ok(path);
+            }
+            Err(cause) if cause.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(cause) => {
+                return Err(WorkflowError::environment(format!(
+                    "cannot write {}: {cause}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Err(WorkflowError::environment(format!(
+        "cannot name an errors file beside {}: a thousand runs failed in the same second",
+        first.display()
+    )))
 }
 
 /// Empties `working-dir/dry-run/` and writes `files` (name, content) into
@@ -174,6 +207,18 @@ mod tests {
         );
         assert!(users.is_file(), "a file ferry did not write is kept");
         assert!(!ours_from_before.exists());
+    }
+
+    #[test]
+    fn runs_failing_in_the_same_second_keep_their_own_errors_file() {
+        let folder = tempfile::tempdir().unwrap();
+        let workspace = Workspace::in_folder(folder.path());
+        let first = errors_file(&workspace, "20261202_101500", "a: failed\n").unwrap();
+        let second = errors_file(&workspace, "20261202_101500", "b: failed\n").unwrap();
+        assert_ne!(first, second);
+        assert!(second.ends_with("logs/mirroring_errors_20261202_101500-2.txt"));
+        assert_eq!(std::fs::read_to_string(first).unwrap(), "a: failed\n");
+        assert_eq!(std::fs::read_to_string(second).unwrap(), "b: failed\n");
     }
 
     #[test]
