@@ -9,6 +9,7 @@ pub mod listing;
 pub mod naming;
 pub mod payload;
 pub mod selection;
+pub mod signature;
 pub mod upgrade_path;
 
 pub use graph::{GraphError, UpdateGraph, graph_query_url};
