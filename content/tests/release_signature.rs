@@ -197,3 +197,109 @@ fn a_keyring_that_is_not_armored_keys_is_refused() {
     let signature = fixture("internal/e2e/signatures/signature-1");
     assert!(Keyring::from_armored(&String::from_utf8_lossy(&signature)).is_err());
 }
+
+// Signatures made by the test world's own key.
+
+use ferry_testworld::release_signatures::{ReleaseSigner, claims, unsigned_message};
+
+const WORLD_DIGEST: &str =
+    "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+fn signer_and_keyring() -> (ReleaseSigner, Keyring) {
+    let signer = ReleaseSigner::generate();
+    let keyring = Keyring::from_armored(&signer.public_keyring_armored()).expect("valid key");
+    (signer, keyring)
+}
+
+#[test]
+fn a_signature_made_by_the_test_world_verifies_with_its_key_only() {
+    let (signer, keyring) = signer_and_keyring();
+    let file = signer.sign_payload(WORLD_DIGEST, "127.0.0.1:5000/ocp/release:4.18.1-x86_64");
+    let verified = verify(&keyring, &file, &digest(WORLD_DIGEST)).expect("verifies");
+    assert_eq!(verified.packet_version, 4);
+    assert_eq!(verified.signer_key_id, keyring.key_ids()[0]);
+    assert_eq!(verified.release_tag(), Some("4.18.1-x86_64"));
+    assert_eq!(verified.claims.creator.as_deref(), Some("ferry test world"));
+
+    let error = verify(&Keyring::red_hat_release(), &file, &digest(WORLD_DIGEST))
+        .expect_err("not signed by Red Hat");
+    assert!(
+        matches!(error, SignatureError::NoValidSignature { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn signed_claims_of_the_wrong_type_or_shape_are_refused() {
+    let (signer, keyring) = signer_and_keyring();
+    let wrong_type = String::from_utf8(claims(WORLD_DIGEST, "127.0.0.1:5000/ocp/release:4.18.1"))
+        .unwrap()
+        .replace(
+            "atomic container signature",
+            "cosign container image signature",
+        );
+    let error = verify(
+        &keyring,
+        &signer.sign_claims(wrong_type.as_bytes()),
+        &digest(WORLD_DIGEST),
+    )
+    .expect_err("wrong type");
+    assert_eq!(
+        error,
+        SignatureError::WrongType {
+            found: "cosign container image signature".into()
+        }
+    );
+
+    let error = verify(
+        &keyring,
+        &signer.sign_claims(b"[1, 2, 3]"),
+        &digest(WORLD_DIGEST),
+    )
+    .expect_err("not the claims' shape");
+    assert!(matches!(error, SignatureError::Claims { .. }), "{error}");
+
+    let bad_identity = claims(WORLD_DIGEST, "Not A Reference");
+    let error = verify(
+        &keyring,
+        &signer.sign_claims(&bad_identity),
+        &digest(WORLD_DIGEST),
+    )
+    .expect_err("bad identity");
+    assert!(
+        matches!(error, SignatureError::InvalidIdentity { .. }),
+        "{error}"
+    );
+
+    let bad_digest = claims("sha256:nothex", "127.0.0.1:5000/ocp/release:4.18.1");
+    let error = verify(
+        &keyring,
+        &signer.sign_claims(&bad_digest),
+        &digest(WORLD_DIGEST),
+    )
+    .expect_err("bad digest");
+    assert!(
+        matches!(error, SignatureError::InvalidDigest { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unsigned_message_is_refused() {
+    let (_, keyring) = signer_and_keyring();
+    let file = unsigned_message(&claims(WORLD_DIGEST, "127.0.0.1:5000/ocp/release:4.18.1"));
+    assert_eq!(
+        verify(&keyring, &file, &digest(WORLD_DIGEST)),
+        Err(SignatureError::NotSigned)
+    );
+}
+
+#[test]
+fn signed_content_too_large_to_be_claims_is_refused() {
+    let (signer, keyring) = signer_and_keyring();
+    let file = signer.sign_claims(&vec![b' '; 200 * 1024]);
+    assert_eq!(
+        verify(&keyring, &file, &digest(WORLD_DIGEST)),
+        Err(SignatureError::TooLarge)
+    );
+}
