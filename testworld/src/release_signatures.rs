@@ -80,3 +80,98 @@ pub fn unsigned_message(content: &[u8]) -> Vec<u8> {
         .to_vec(rand::thread_rng())
         .expect("writing a literal message")
 }
+
+/// Serves signature files over HTTP on 127.0.0.1 at the `OCP_SIGNATURE_URL`
+/// layout: `GET /<prefix>sha256=<hex>/signature-1`.
+pub struct SignatureServer {
+    address: std::net::SocketAddr,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SignatureServer {
+    /// Serves `signatures` (digest `sha256:<hex>` → file bytes) from a thread.
+    pub fn start(
+        signatures: std::collections::BTreeMap<String, Vec<u8>>,
+    ) -> std::io::Result<SignatureServer> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let address = listener.local_addr()?;
+        let files: std::collections::BTreeMap<String, Vec<u8>> = signatures
+            .into_iter()
+            .map(|(digest, bytes)| {
+                (
+                    format!("/signatures/{}/signature-1", digest.replacen(':', "=", 1)),
+                    bytes,
+                )
+            })
+            .collect();
+        let files = std::sync::Arc::new(files);
+        let stopping = std::sync::Arc::new(AtomicBool::new(false));
+        let thread_stopping = std::sync::Arc::clone(&stopping);
+        let thread = std::thread::Builder::new()
+            .name("signature-server".to_owned())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if thread_stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Ok(stream) = stream {
+                        let _ = answer(stream, &files);
+                    }
+                }
+            })?;
+        Ok(SignatureServer {
+            address,
+            stopping,
+            thread: Some(thread),
+        })
+    }
+
+    /// The base URL to use as `OCP_SIGNATURE_URL` (ends with `/`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/signatures/", self.address)
+    }
+}
+
+impl Drop for SignatureServer {
+    fn drop(&mut self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ =
+            std::net::TcpStream::connect_timeout(&self.address, std::time::Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn answer(
+    mut stream: std::net::TcpStream,
+    files: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, Write};
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut reader = std::io::BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("");
+    let (status, body): (&str, &[u8]) = match files.get(path) {
+        Some(bytes) => ("200 OK", bytes),
+        None => ("404 Not Found", b"no such signature"),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()
+}
