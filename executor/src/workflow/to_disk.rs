@@ -19,9 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ferry_archive::{DeliveryLayout, SurveyedDelivery};
-use ferry_planner::{
-    Action, ActionGraph, ActionKey, Category, Plan, StateSnapshot, compile_archive,
-};
+use ferry_planner::{Action, ActionGraph, ActionKey, Plan, StateSnapshot, compile_archive};
 use ferry_registry::RegistryClient;
 use ferry_schemas::{Digest, ImageSetConfiguration};
 use ferry_store::{BlobStore, Cache, DeliveryRecord, WorkspaceState};
@@ -473,29 +471,12 @@ pub async fn write_delivery(
     } else {
         Some(write_and_record(prepared, &delivery)?)
     };
-    let mut failed: Vec<FailedImage> = prepared
-        .resolution
-        .failures
-        .iter()
-        .map(|failure| FailedImage {
-            name: failure.name.clone(),
-            category: failure.category,
-            reason: format!("not resolved: {}", failure.message),
-        })
-        .collect();
-    for (name, reason) in left_out_reasons {
-        let category = prepared
-            .resolution
-            .images
-            .iter()
-            .find(|image| image.name == name)
-            .map_or(Category::Additional, |image| image.category);
-        failed.push(FailedImage {
-            name,
-            category,
-            reason: format!("left out of the delivery: {reason}"),
-        });
-    }
+    let failed = FailedImage::all_of(
+        &prepared.resolution,
+        left_out_reasons
+            .into_iter()
+            .map(|(name, reason)| (name, format!("left out of the delivery: {reason}"))),
+    );
     Ok(Delivered {
         fetched,
         layout,

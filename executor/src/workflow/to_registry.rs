@@ -550,6 +550,39 @@ pub struct FailedImage {
     pub reason: String,
 }
 
+impl FailedImage {
+    /// Every image of `resolution` that failed: those not resolved, then
+    /// `failed` (name, line of the errors file) with the category of the
+    /// resolved image of that name.
+    pub fn all_of(
+        resolution: &Resolution,
+        failed: impl IntoIterator<Item = (String, String)>,
+    ) -> Vec<FailedImage> {
+        let mut images: Vec<FailedImage> = resolution
+            .failures
+            .iter()
+            .map(|failure| FailedImage {
+                name: failure.name.clone(),
+                category: failure.category,
+                reason: format!("not resolved: {}", failure.message),
+            })
+            .collect();
+        for (name, reason) in failed {
+            let category = resolution
+                .images
+                .iter()
+                .find(|resolved| resolved.name == name)
+                .map_or(Category::Additional, |resolved| resolved.category);
+            images.push(FailedImage {
+                name,
+                category,
+                reason,
+            });
+        }
+        images
+    }
+}
+
 /// What a run to a registry did.
 pub struct Executed {
     pub report: RunReport,
@@ -675,30 +708,13 @@ pub async fn execute(
         bytes = report.bytes,
         "run finished"
     );
-    let mut failed: Vec<FailedImage> = planned
-        .resolution
-        .failures
-        .iter()
-        .map(|failure| FailedImage {
-            name: failure.name.clone(),
-            category: failure.category,
-            reason: format!("not resolved: {}", failure.message),
-        })
-        .collect();
-    for image in report.failed_images() {
-        tracing::info!(image = %image.name, error = image.error.as_deref().unwrap_or(""), "image failed");
-        let category = planned
-            .resolution
-            .images
-            .iter()
-            .find(|resolved| resolved.name == image.name)
-            .map_or(Category::Additional, |resolved| resolved.category);
-        failed.push(FailedImage {
-            name: image.name.clone(),
-            category,
-            reason: image.error.clone().unwrap_or_default(),
-        });
-    }
+    let failed = FailedImage::all_of(
+        &planned.resolution,
+        report.failed_images().map(|image| {
+            tracing::info!(image = %image.name, error = image.error.as_deref().unwrap_or(""), "image failed");
+            (image.name.clone(), image.error.clone().unwrap_or_default())
+        }),
+    );
     let outcome = if report.failed + report.skipped == 0 && failed.is_empty() {
         "succeeded"
     } else {
