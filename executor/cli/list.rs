@@ -23,17 +23,14 @@
 //! when none); warnings go to stderr; a filter error exits 1 naming the
 //! package.
 
-use std::io::{Read, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ferry_content::catalog::{self, Catalog, CatalogFile, FilterError, listing::BundleRow};
-use ferry_executor::layer_files::{
-    self, CATALOG_CONFIGS_LABEL, FolderFiles, ImageBlobs, LayerFilesError,
-};
-use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
-use ferry_schemas::{Digest, ImageReference, ImageSource, load_image_set_configuration, render};
-use ferry_store::BlobStore;
+use ferry_executor::catalog_image::{RegistryAccess, RegistryAccessOptions};
+use ferry_executor::layer_files::{self, CATALOG_CONFIGS_LABEL, FolderFiles};
+use ferry_schemas::{ImageReference, ImageSource, load_image_set_configuration, render};
 
 use crate::exit_status;
 
@@ -106,6 +103,16 @@ pub struct RegistryArgs {
     /// Verify TLS for registry catalogs (false also allows plain HTTP).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub src_tls_verify: bool,
+}
+
+impl RegistryArgs {
+    fn access_options(&self) -> RegistryAccessOptions {
+        RegistryAccessOptions {
+            registries_conf: self.registries_conf.clone(),
+            authfile: self.authfile.clone(),
+            source_tls_verify: self.src_tls_verify,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -259,7 +266,7 @@ fn list_catalogs(version: &str, registry: &RegistryArgs) -> Result<String, Strin
         ));
     }
     let with_marketplace = (numbers[0], numbers[1]) < (4, 22);
-    let access = RegistryAccess::new(registry)?;
+    let access = RegistryAccess::new(&registry.access_options())?;
     let mut text = format!("Available OpenShift OperatorHub catalogs:\nOpenShift {version}:\n");
     let mut failures = Vec::new();
     for repository in RED_HAT_CATALOGS {
@@ -381,7 +388,7 @@ fn read_catalog(
         ImageSource::Registry(reference) => {
             let access = match access {
                 Some(access) => access,
-                None => access.insert(RegistryAccess::new(registry)?),
+                None => access.insert(RegistryAccess::new(&registry.access_options())?),
             };
             access.read_catalog(reference)?
         }
@@ -397,168 +404,6 @@ fn load_catalog(folder: FolderFiles) -> Result<Catalog, String> {
         .map(|(path, bytes)| CatalogFile::new(path, bytes))
         .collect();
     Catalog::load(files).map_err(|error| error.to_string())
-}
-
-/// What reading registry catalogs needs: registries.conf, credentials and
-/// a runtime for the async client.
-struct RegistryAccess {
-    registries: RegistriesConf,
-    arguments: RegistryArgs,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl RegistryAccess {
-    fn new(arguments: &RegistryArgs) -> Result<Self, String> {
-        let registries = match &arguments.registries_conf {
-            Some(path) => RegistriesConf::load(Some(path), &[]),
-            None => RegistriesConf::load_default(),
-        }
-        .map_err(|error| error.to_string())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|error| format!("cannot start the async runtime: {error}"))?;
-        Ok(RegistryAccess {
-            registries,
-            arguments: arguments.clone(),
-            runtime,
-        })
-    }
-
-    fn client(&self, sources: &[ferry_registry::PullSource]) -> RegistryClient {
-        RegistryClient::new(ClientOptions {
-            credentials: CredentialStore::discover(self.arguments.authfile.as_deref()),
-            tls_verify: self.arguments.src_tls_verify,
-            insecure_hosts: sources
-                .iter()
-                .filter(|source| source.insecure)
-                .map(|source| source.reference.registry().to_owned())
-                .collect(),
-            retry_times: 2,
-            ..ClientOptions::default()
-        })
-    }
-
-    /// Whether some pull source of `reference` has its manifest; an error
-    /// only when no source has it and one could not be asked.
-    fn exists(&self, reference: &ImageReference) -> Result<bool, String> {
-        let sources = self
-            .registries
-            .pull_sources(reference)
-            .map_err(|error| error.to_string())?;
-        let client = self.client(&sources);
-        let mut failures = Vec::new();
-        for source in &sources {
-            match self
-                .runtime
-                .block_on(client.head_manifest(&source.reference))
-            {
-                Ok(Some(_)) => return Ok(true),
-                Ok(None) => {}
-                Err(error) => failures.push(error.to_string()),
-            }
-        }
-        if failures.is_empty() {
-            Ok(false)
-        } else {
-            Err(failures.join("; "))
-        }
-    }
-
-    /// Pins `reference` to the digest the first answering pull source
-    /// gives, then reads the configs folder of its linux/amd64 image.
-    fn read_catalog(&self, reference: &ImageReference) -> Result<FolderFiles, String> {
-        let sources = self
-            .registries
-            .pull_sources(reference)
-            .map_err(|error| error.to_string())?;
-        let client = self.client(&sources);
-        let mut failures = Vec::new();
-        for source in &sources {
-            match self
-                .runtime
-                .block_on(client.get_manifest(&source.reference))
-            {
-                Ok(manifest) => {
-                    let folder = tempfile::tempdir()
-                        .map_err(|error| format!("cannot make a temporary folder: {error}"))?;
-                    let store = BlobStore::open(folder.path().join("blobs"))
-                        .map_err(|error| error.to_string())?;
-                    let image = RegistryImage {
-                        runtime: &self.runtime,
-                        client: &client,
-                        pinned: source.reference.with_digest(manifest.digest.clone()),
-                        top: manifest.bytes.to_vec(),
-                        store,
-                    };
-                    return layer_files::read_labelled_folder_from(&image, CATALOG_CONFIGS_LABEL)
-                        .map_err(|error| error.to_string());
-                }
-                Err(error) => failures.push(error.to_string()),
-            }
-        }
-        Err(format!(
-            "cannot read the catalog image: {}",
-            failures.join("; ")
-        ))
-    }
-}
-
-/// A catalog image in a registry, pinned to a digest. Manifests come
-/// through the client (which checks them against the digest asked for);
-/// blobs are streamed into a temporary store (checked while written) and
-/// read from there.
-struct RegistryImage<'a> {
-    runtime: &'a tokio::runtime::Runtime,
-    client: &'a RegistryClient,
-    pinned: ImageReference,
-    top: Vec<u8>,
-    store: BlobStore,
-}
-
-impl RegistryImage<'_> {
-    fn error(&self, message: impl std::fmt::Display) -> LayerFilesError {
-        LayerFilesError::Layout {
-            place: self.place(),
-            message: message.to_string(),
-        }
-    }
-}
-
-impl ImageBlobs for RegistryImage<'_> {
-    fn place(&self) -> String {
-        self.pinned.to_string()
-    }
-
-    fn top(&self) -> Result<Vec<u8>, LayerFilesError> {
-        Ok(self.top.clone())
-    }
-
-    fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
-        let reference = self.pinned.with_digest(digest.clone());
-        self.runtime
-            .block_on(self.client.get_manifest(&reference))
-            .map(|manifest| manifest.bytes.to_vec())
-            .map_err(|error| self.error(error))
-    }
-
-    fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError> {
-        self.runtime
-            .block_on(self.client.fetch_blob(
-                self.pinned.registry(),
-                self.pinned.repository(),
-                digest,
-                None,
-                &self.store,
-            ))
-            .map_err(|error| self.error(error))?;
-        let file = self
-            .store
-            .open_blob(digest)
-            .map_err(|error| self.error(error))?;
-        Ok(Box::new(file))
-    }
 }
 
 /// The `catalog` values as written in the file (`oci:` and `docker://`

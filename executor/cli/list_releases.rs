@@ -183,7 +183,7 @@ fn oc_mirror_listing(args: &Args) -> Result<ExitCode, ExitCode> {
 /// The release repository's tags, from the first pull source that answers.
 async fn release_tags(args: &Args) -> Result<Vec<String>, ExitCode> {
     let registries = match &args.registries_conf {
-        Some(path) => RegistriesConf::load(Some(path), &[]),
+        Some(path) => RegistriesConf::load_named(path),
         None => RegistriesConf::load_default(),
     }
     .map_err(error)?;

@@ -20,6 +20,7 @@
 //! catalog's configs), layer by layer, without unpacking the rest. The command line front end lives
 //! beside this crate in `executor/cli/`.
 
+pub mod catalog_image;
 pub mod cluster_resources;
 pub mod disk;
 pub mod layer_files;

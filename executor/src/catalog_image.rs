@@ -1,0 +1,187 @@
+//! Catalog images read from a registry: the reference pinned to the digest
+//! the first answering pull source gives (through registries.conf), then
+//! only the linux/amd64 image's manifest, config and layers fetched, each
+//! checked against its digest, and only the labelled configs folder read
+//! out of the layers (`layer_files`). Blobs go into a temporary store that
+//! is removed afterwards.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
+use ferry_schemas::{Digest, ImageReference};
+use ferry_store::BlobStore;
+
+use crate::layer_files::{self, CATALOG_CONFIGS_LABEL, FolderFiles, ImageBlobs, LayerFilesError};
+
+/// How registry catalogs are reached.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryAccessOptions {
+    /// `--registries-conf` (a named file must exist), else the defaults.
+    pub registries_conf: Option<PathBuf>,
+    pub authfile: Option<PathBuf>,
+    pub source_tls_verify: bool,
+}
+
+/// What reading registry catalogs needs: registries.conf, credentials and
+/// a runtime for the async client.
+pub struct RegistryAccess {
+    registries: RegistriesConf,
+    options: RegistryAccessOptions,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl RegistryAccess {
+    /// Loads registries.conf and starts the runtime the client runs on.
+    pub fn new(options: &RegistryAccessOptions) -> Result<Self, String> {
+        let registries = match &options.registries_conf {
+            Some(path) => RegistriesConf::load_named(path),
+            None => RegistriesConf::load_default(),
+        }
+        .map_err(|error| error.to_string())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+        Ok(RegistryAccess {
+            registries,
+            options: options.clone(),
+            runtime,
+        })
+    }
+
+    fn client(&self, sources: &[ferry_registry::PullSource]) -> RegistryClient {
+        RegistryClient::new(ClientOptions {
+            credentials: CredentialStore::discover(self.options.authfile.as_deref()),
+            tls_verify: self.options.source_tls_verify,
+            insecure_hosts: sources
+                .iter()
+                .filter(|source| source.insecure)
+                .map(|source| source.reference.registry().to_owned())
+                .collect(),
+            retry_times: 2,
+            ..ClientOptions::default()
+        })
+    }
+
+    /// Whether some pull source of `reference` has its manifest; an error
+    /// only when no source has it and one could not be asked.
+    pub fn exists(&self, reference: &ImageReference) -> Result<bool, String> {
+        let sources = self
+            .registries
+            .pull_sources(reference)
+            .map_err(|error| error.to_string())?;
+        let client = self.client(&sources);
+        let mut failures = Vec::new();
+        for source in &sources {
+            match self
+                .runtime
+                .block_on(client.head_manifest(&source.reference))
+            {
+                Ok(Some(_)) => return Ok(true),
+                Ok(None) => {}
+                Err(error) => failures.push(error.to_string()),
+            }
+        }
+        if failures.is_empty() {
+            Ok(false)
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Pins `reference` to the digest the first answering pull source
+    /// gives, then reads the configs folder of its linux/amd64 image.
+    pub fn read_catalog(&self, reference: &ImageReference) -> Result<FolderFiles, String> {
+        let sources = self
+            .registries
+            .pull_sources(reference)
+            .map_err(|error| error.to_string())?;
+        let client = self.client(&sources);
+        let mut failures = Vec::new();
+        for source in &sources {
+            match self
+                .runtime
+                .block_on(client.get_manifest(&source.reference))
+            {
+                Ok(manifest) => {
+                    let folder = tempfile::tempdir()
+                        .map_err(|error| format!("cannot make a temporary folder: {error}"))?;
+                    let store = BlobStore::open(folder.path().join("blobs"))
+                        .map_err(|error| error.to_string())?;
+                    let image = RegistryImage {
+                        runtime: &self.runtime,
+                        client: &client,
+                        pinned: source.reference.with_digest(manifest.digest.clone()),
+                        top: manifest.bytes.to_vec(),
+                        store,
+                    };
+                    return layer_files::read_labelled_folder_from(&image, CATALOG_CONFIGS_LABEL)
+                        .map_err(|error| error.to_string());
+                }
+                Err(error) => failures.push(error.to_string()),
+            }
+        }
+        Err(format!(
+            "cannot read the catalog image: {}",
+            failures.join("; ")
+        ))
+    }
+}
+
+/// A catalog image in a registry, pinned to a digest. Manifests come
+/// through the client (which checks them against the digest asked for);
+/// blobs are streamed into a temporary store (checked while written) and
+/// read from there.
+struct RegistryImage<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    client: &'a RegistryClient,
+    pinned: ImageReference,
+    top: Vec<u8>,
+    store: BlobStore,
+}
+
+impl RegistryImage<'_> {
+    fn error(&self, message: impl std::fmt::Display) -> LayerFilesError {
+        LayerFilesError::Layout {
+            place: self.place(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl ImageBlobs for RegistryImage<'_> {
+    fn place(&self) -> String {
+        self.pinned.to_string()
+    }
+
+    fn top(&self) -> Result<Vec<u8>, LayerFilesError> {
+        Ok(self.top.clone())
+    }
+
+    fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
+        let reference = self.pinned.with_digest(digest.clone());
+        self.runtime
+            .block_on(self.client.get_manifest(&reference))
+            .map(|manifest| manifest.bytes.to_vec())
+            .map_err(|error| self.error(error))
+    }
+
+    fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError> {
+        self.runtime
+            .block_on(self.client.fetch_blob(
+                self.pinned.registry(),
+                self.pinned.repository(),
+                digest,
+                None,
+                &self.store,
+            ))
+            .map_err(|error| self.error(error))?;
+        let file = self
+            .store
+            .open_blob(digest)
+            .map_err(|error| self.error(error))?;
+        Ok(Box::new(file))
+    }
+}
