@@ -6,7 +6,8 @@
 //!
 //! - [`collect`]: the configuration becomes a typed [`collect::ImageSet`],
 //!   one [`collect::Collector`] per content kind, every image with its
-//!   [`Category`].
+//!   [`Category`]; images ferry builds itself are [`built`] images (their
+//!   new blobs in the cache, every blob with its typed source).
 //! - resolve (`crate::resolve`, `crate::disk`): every image pinned to a
 //!   digest and its manifest tree read, from registries or deliveries.
 //! - compile and diff: the pure planner (`ferry-planner`).
