@@ -164,3 +164,22 @@ fn a_first_plan_finds_what_the_destination_already_holds() {
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("cannot reach the destination"), "{stderr}");
 }
+
+/// `--help` says what is built: the workflows every mode has are not
+/// called "not built yet" (the disk flags were, long after they worked).
+#[test]
+fn help_of_the_mirroring_commands_claims_nothing_unbuilt() {
+    for command in ["mirror", "plan", "apply"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{help}");
+        assert!(help.contains("file://DIR"), "{command}: {help}");
+        assert!(
+            !help.to_lowercase().contains("not built"),
+            "{command} --help: {help}"
+        );
+    }
+}

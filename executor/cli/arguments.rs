@@ -18,13 +18,15 @@ pub struct MirrorArgs {
     /// The ImageSetConfiguration.
     #[arg(short = 'c', long = "config")]
     pub(crate) config: Option<PathBuf>,
-    /// Destination: `docker://REGISTRY[/PREFIX]` (or `file://DIR`, not built
-    /// yet). For `apply` without `-c`: the saved plan file.
+    /// Destination: `docker://REGISTRY[/PREFIX]` (mirror-to-mirror,
+    /// disk-to-mirror) or `file://DIR` (mirror-to-disk). For `apply` without
+    /// `-c`: the saved plan file.
     pub(crate) destination: Option<String>,
     /// The workspace (mirror-to-mirror): `file://DIR`; state lives in DIR/working-dir.
     #[arg(long)]
     pub(crate) workspace: Option<String>,
-    /// Disk-to-mirror source: `file://DIR` (not built yet).
+    /// Disk-to-mirror source: `file://DIR`, the folder with the deliveries
+    /// (`mirror_NNNNNN.tar`).
     #[arg(long)]
     pub(crate) from: Option<String>,
     /// Auth file (default: $REGISTRY_AUTH_FILE, then the containers and docker defaults).
