@@ -5,6 +5,10 @@
 //! delivery alone (checked with skopeo, which verifies every digest it
 //! copies, and the built manifest's exact bytes).
 
+mod support;
+
+use support::skopeo_copies;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -26,19 +30,6 @@ use ferry_testworld::world::World;
 
 const CONFIGURATION: &str = "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n";
 const NEW_LAYER: &[u8] = b"a layer ferry made, carried by the delivery";
-
-fn skopeo_copies(reference: &str, into: &Path) -> bool {
-    let output = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .arg(format!("dir:{}", into.display()))
-        .output()
-        .unwrap();
-    if !output.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    }
-    output.status.success()
-}
 
 fn configuration() -> ImageSetConfiguration {
     ferry_schemas::load_image_set_configuration(CONFIGURATION)

@@ -3,6 +3,10 @@
 //! registry, and both arrive whole (checked with skopeo, which verifies
 //! every digest it copies).
 
+mod support;
+
+use support::skopeo_copies;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,19 +20,6 @@ use ferry_planner::{Destination, Source};
 use ferry_store::BlobStore;
 use ferry_testworld::registry::{Flavour, Registry, Storage};
 use ferry_testworld::world::World;
-
-fn skopeo_copies(reference: &str, into: &std::path::Path) -> bool {
-    let output = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .arg(format!("dir:{}", into.display()))
-        .output()
-        .unwrap();
-    if !output.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    }
-    output.status.success()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_built_image_and_a_copied_image_mirror_in_one_run() {
