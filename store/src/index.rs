@@ -157,6 +157,18 @@ impl Index {
             .map_err(self.database())
     }
 
+    /// Forgets what `reference` resolved to (its manifests and blobs stay
+    /// until a prune finds nothing else needs them).
+    pub fn forget_resolution(&self, reference: &str) -> Result<()> {
+        self.connection
+            .execute(
+                "DELETE FROM resolved_references WHERE reference = ?1",
+                params![reference],
+            )
+            .map(drop)
+            .map_err(self.database())
+    }
+
     /// The digest `reference` last resolved to.
     pub fn resolution(&self, reference: &str) -> Result<Option<Digest>> {
         let text: Option<String> = self
