@@ -209,6 +209,31 @@ impl Index {
             .collect())
     }
 
+    /// Every manifest digest named by a recorded resolution of a reference
+    /// other than `references`.
+    pub fn resolved_digests_except(&self, references: &[&str]) -> Result<Vec<Digest>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT reference, digest FROM resolved_references ORDER BY digest")
+            .map_err(self.database())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(self.database())?;
+        let mut digests = std::collections::BTreeSet::new();
+        for row in rows {
+            let (reference, digest) = row.map_err(self.database())?;
+            if references.contains(&reference.as_str()) {
+                continue;
+            }
+            if let Ok(digest) = digest.parse::<Digest>() {
+                digests.insert(digest);
+            }
+        }
+        Ok(digests.into_iter().collect())
+    }
+
     /// Every manifest digest named by a recorded resolution.
     pub fn resolved_digests(&self) -> Result<Vec<Digest>> {
         let mut statement = self

@@ -551,21 +551,29 @@ pub fn forget_in_cache(
             .resolution(name)
             .map_err(WorkflowError::environment)?
             .is_some();
-        if !known {
-            continue;
+        if known {
+            report.forgotten.push(name.to_owned());
         }
-        if !dry_run {
+    }
+    if report.forgotten.is_empty() {
+        return Ok(report);
+    }
+    let forgotten: Vec<&str> = report.forgotten.iter().map(String::as_str).collect();
+    let roots = cache
+        .index()
+        .resolved_digests_except(&forgotten)
+        .map_err(WorkflowError::environment)?;
+    if !dry_run {
+        for name in &forgotten {
             cache
                 .index()
                 .forget_resolution(name)
                 .map_err(WorkflowError::environment)?;
         }
-        report.forgotten.push(name.to_owned());
     }
-    if report.forgotten.is_empty() {
-        return Ok(report);
-    }
-    let pruned = cache.prune(dry_run).map_err(WorkflowError::environment)?;
+    let pruned = cache
+        .prune_keeping(&roots, dry_run)
+        .map_err(WorkflowError::environment)?;
     report.removed_blobs = pruned.removed.len();
     report.freed_bytes = pruned.freed_bytes;
     Ok(report)
@@ -742,6 +750,70 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("teamwork") && problems[0].contains("not below"));
         assert!(problems[1].contains("openshift/release-images"));
+    }
+
+    #[test]
+    fn the_cache_forgets_deleted_images_and_keeps_blobs_others_need() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut cache = Cache::open(folder.path()).unwrap();
+        let put = |cache: &Cache, bytes: &[u8]| {
+            let digest = ferry_store::digest_of(ferry_schemas::DigestAlgorithm::Sha256, bytes);
+            cache.blobs().write(&digest, None, bytes).unwrap();
+            digest
+        };
+        let shared = put(&cache, b"shared layer");
+        let own = put(&cache, b"layer only the deleted image has");
+        let deleted = put(&cache, b"deleted manifest");
+        let kept = put(&cache, b"kept manifest");
+        let media_type = "application/vnd.oci.image.manifest.v1+json";
+        cache
+            .index_mut()
+            .record_manifest(&deleted, media_type, 16, &[shared.clone(), own.clone()])
+            .unwrap();
+        cache
+            .index_mut()
+            .record_manifest(&kept, media_type, 13, std::slice::from_ref(&shared))
+            .unwrap();
+        cache
+            .index()
+            .record_resolution("quay.io/a/deleted:1.0", &deleted, 1)
+            .unwrap();
+        cache
+            .index()
+            .record_resolution("quay.io/a/kept:1.0", &kept, 1)
+            .unwrap();
+        let list = DeleteImageList::new(vec![DeleteItem {
+            image_name: "quay.io/a/deleted:1.0".to_owned(),
+            image_reference: "docker://mirror.example.com:5000/team/a/deleted:1.0".to_owned(),
+            image_type: ItemType::Generic,
+        }]);
+
+        let preview = forget_in_cache(&list, folder.path(), true).unwrap();
+        assert_eq!(preview.forgotten, ["quay.io/a/deleted:1.0"]);
+        assert_eq!(preview.removed_blobs, 2);
+        assert!(cache.blobs().contains(&own), "a dry run removes nothing");
+
+        let report = forget_in_cache(&list, folder.path(), false).unwrap();
+        assert_eq!(
+            report.removed_blobs, 2,
+            "the deleted manifest and its own layer"
+        );
+        assert!(!cache.blobs().contains(&own) && !cache.blobs().contains(&deleted));
+        assert!(cache.blobs().contains(&shared) && cache.blobs().contains(&kept));
+        assert_eq!(
+            cache.index().resolution("quay.io/a/deleted:1.0").unwrap(),
+            None
+        );
+
+        let again = forget_in_cache(&list, folder.path(), false).unwrap();
+        assert!(again.forgotten.is_empty(), "nothing left to forget");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(
+            forget_in_cache(&list, empty.path(), false)
+                .unwrap()
+                .forgotten
+                .is_empty()
+        );
     }
 
     #[test]
