@@ -154,6 +154,10 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
         stderr.contains("warning: --src-tls-verify is not used by --generate"),
         "{stderr}"
     );
+    assert!(
+        !stderr.contains("no record"),
+        "every listed image was mirrored there: {stderr}"
+    );
     let folder = scenario.folder.path().join("workspace/working-dir/delete");
     let list_path = folder.join("delete-images-week48.yaml");
     let list = std::fs::read_to_string(&list_path).unwrap();
@@ -258,7 +262,14 @@ fn a_registry_that_does_not_allow_deleting_is_named_with_its_setting() {
         &scenario.workspace(),
         &scenario.destination(),
     ]);
-    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let stderr = text(&generated.stderr);
+    assert!(generated.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "quay.io/ferry-demo/signed:1.0: this workspace has no record of mirroring it"
+        ),
+        "{stderr}"
+    );
     let list = scenario
         .folder
         .path()

@@ -170,7 +170,7 @@ fn generate(args: &Args, destination: &Destination) -> Result<ExitCode, ExitCode
     }
     let _lock = hold_workspace(workspace.root(), !args.dry_run)?;
     let state = workspace.open_state().map_err(error)?;
-    let recorded = state.resolutions().map_err(error)?;
+    let recorded = delete::WorkspaceRecord::load(&state, destination).map_err(error)?;
     let generated = delete::generate(
         &configuration,
         destination,

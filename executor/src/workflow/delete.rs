@@ -194,13 +194,36 @@ pub fn as_image_set(configuration: &DeleteImageSetConfiguration) -> ImageSetConf
     }
 }
 
+/// What the workspace recorded that the delete list is made from.
+#[derive(Clone, Debug, Default)]
+pub struct WorkspaceRecord {
+    /// The state's resolutions, by image name: top digests, signatures.
+    pub resolutions: BTreeMap<String, RecordedResolution>,
+    /// (repository, tag) the state records as set at the destination.
+    pub tags_at_destination: BTreeSet<(String, String)>,
+}
+
+impl WorkspaceRecord {
+    /// What `state` recorded, for `destination`.
+    pub fn load(state: &ferry_store::WorkspaceState, destination: &Destination) -> Result<Self> {
+        let resolutions = state.resolutions().map_err(WorkflowError::environment)?;
+        let history = state
+            .history(&destination.display())
+            .map_err(WorkflowError::environment)?;
+        Ok(WorkspaceRecord {
+            resolutions,
+            tags_at_destination: history.tags.into_keys().collect(),
+        })
+    }
+}
+
 /// Step 1: the delete list of `configuration` at `destination`, offline:
 /// destinations from oc-mirror's naming, signature tags from the top
-/// digests `recorded` (the workspace state's resolutions, by image name).
+/// digests the workspace `recorded`.
 pub fn generate(
     configuration: &DeleteImageSetConfiguration,
     destination: &Destination,
-    recorded: &BTreeMap<String, RecordedResolution>,
+    recorded: &WorkspaceRecord,
     delete_signatures: bool,
 ) -> Result<Generated> {
     let context = CollectContext {
@@ -222,7 +245,7 @@ pub fn generate(
 pub fn delete_items(
     image_set: &ImageSet,
     destination: &Destination,
-    recorded: &BTreeMap<String, RecordedResolution>,
+    recorded: &WorkspaceRecord,
     delete_signatures: bool,
 ) -> Result<(Vec<DeleteItem>, Vec<Notice>)> {
     let mut items = Vec::new();
@@ -238,11 +261,16 @@ pub fn delete_items(
             image_reference: format!("{at_destination}:{}", image.destination_tag),
             image_type,
         });
-        let record = recorded.get(&image.name);
-        if record.is_none() {
+        let record = recorded.resolutions.get(&image.name);
+        let mirrored_here = recorded.tags_at_destination.contains(&(
+            image.destination_repository.clone(),
+            image.destination_tag.clone(),
+        ));
+        if !mirrored_here {
             notices.push(Notice::Warning(format!(
-                "{}: this workspace has no record of mirroring it; listed from the configuration alone",
-                image.name
+                "{}: this workspace has no record of mirroring it to docker://{}; listed from the configuration alone",
+                image.name,
+                destination.display()
             )));
         }
         if !delete_signatures {
@@ -609,7 +637,13 @@ mod tests {
         let configuration = configuration(
             "  - name: quay.io/b/app:1.0\n  - name: quay.io/a/app:1.0\n  - name: docker://quay.io/b/app:1.0\n",
         );
-        let generated = generate(&configuration, &destination(), &BTreeMap::new(), false).unwrap();
+        let generated = generate(
+            &configuration,
+            &destination(),
+            &WorkspaceRecord::default(),
+            false,
+        )
+        .unwrap();
         let references: Vec<&str> = generated
             .list
             .items
@@ -650,13 +684,24 @@ mod tests {
                 },
             )
         };
-        let recorded: BTreeMap<String, RecordedResolution> = [
-            record("quay.io/a/signed:1.0", 'a', Some('f')),
-            record("quay.io/a/unsigned:1.0", 'b', None),
-        ]
-        .into_iter()
-        .collect();
+        let recorded = WorkspaceRecord {
+            resolutions: [
+                record("quay.io/a/signed:1.0", 'a', Some('f')),
+                record("quay.io/a/unsigned:1.0", 'b', None),
+            ]
+            .into_iter()
+            .collect(),
+            tags_at_destination: [("team/a/signed".to_owned(), "1.0".to_owned())]
+                .into_iter()
+                .collect(),
+        };
         let generated = generate(&configuration, &destination(), &recorded, true).unwrap();
+        let warned: Vec<&Notice> = generated.notices.iter().collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(
+            !format!("{warned:?}").contains("a/signed:1.0"),
+            "signed:1.0 is recorded at the destination: {warned:?}"
+        );
         let names: Vec<(&str, &str)> = generated
             .list
             .items
