@@ -158,6 +158,10 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
         !stderr.contains("no record"),
         "every listed image was mirrored there: {stderr}"
     );
+    assert!(
+        stderr.contains("/mirror/ferry-demo/hello:latest is the same manifest as the listed mirror/ferry-demo/hello:1.0: deleting it by digest removes that tag too"),
+        "{stderr}"
+    );
     let folder = scenario.folder.path().join("workspace/working-dir/delete");
     let list_path = folder.join("delete-images-week48.yaml");
     let list = std::fs::read_to_string(&list_path).unwrap();

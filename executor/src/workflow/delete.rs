@@ -199,8 +199,8 @@ pub fn as_image_set(configuration: &DeleteImageSetConfiguration) -> ImageSetConf
 pub struct WorkspaceRecord {
     /// The state's resolutions, by image name: top digests, signatures.
     pub resolutions: BTreeMap<String, RecordedResolution>,
-    /// (repository, tag) the state records as set at the destination.
-    pub tags_at_destination: BTreeSet<(String, String)>,
+    /// (repository, tag) → digest the state records as set at the destination.
+    pub tags_at_destination: BTreeMap<(String, String), Digest>,
 }
 
 impl WorkspaceRecord {
@@ -212,7 +212,7 @@ impl WorkspaceRecord {
             .map_err(WorkflowError::environment)?;
         Ok(WorkspaceRecord {
             resolutions,
-            tags_at_destination: history.tags.into_keys().collect(),
+            tags_at_destination: history.tags,
         })
     }
 }
@@ -262,7 +262,7 @@ pub fn delete_items(
             image_type,
         });
         let record = recorded.resolutions.get(&image.name);
-        let mirrored_here = recorded.tags_at_destination.contains(&(
+        let mirrored_here = recorded.tags_at_destination.contains_key(&(
             image.destination_repository.clone(),
             image.destination_tag.clone(),
         ));
@@ -305,7 +305,44 @@ pub fn delete_items(
     }
     items.sort_by(|left, right| left.image_reference.cmp(&right.image_reference));
     items.dedup_by(|later, earlier| later.image_reference == earlier.image_reference);
+    notices.extend(tags_deleted_with(&items, destination, recorded));
     Ok((items, notices))
+}
+
+/// A manifest is deleted by digest, which removes every tag of it in its
+/// repository: a warning for each tag the workspace recorded at the
+/// destination that shares a listed tag's manifest but is not listed.
+fn tags_deleted_with(
+    items: &[DeleteItem],
+    destination: &Destination,
+    recorded: &WorkspaceRecord,
+) -> Vec<Notice> {
+    let base = format!("docker://{}/", destination.registry);
+    let listed: BTreeSet<(String, String)> = items
+        .iter()
+        .filter_map(|item| {
+            let (repository, tag) = item.image_reference.strip_prefix(&base)?.rsplit_once(':')?;
+            Some((repository.to_owned(), tag.to_owned()))
+        })
+        .collect();
+    let mut notices = Vec::new();
+    for (repository, tag) in &listed {
+        let Some(digest) = recorded
+            .tags_at_destination
+            .get(&(repository.clone(), tag.clone()))
+        else {
+            continue;
+        };
+        for ((other_repository, other_tag), other_digest) in &recorded.tags_at_destination {
+            let unlisted = !listed.contains(&(other_repository.clone(), other_tag.clone()));
+            if other_repository == repository && other_digest == digest && unlisted {
+                notices.push(Notice::Warning(format!(
+                    "{base}{repository}:{other_tag} is the same manifest as the listed {repository}:{tag}: deleting it by digest removes that tag too"
+                )));
+            }
+        }
+    }
+    notices
 }
 
 /// The two files `--generate` writes (`delete-images[-ID].yaml`,
@@ -691,17 +728,29 @@ mod tests {
             ]
             .into_iter()
             .collect(),
-            tags_at_destination: [("team/a/signed".to_owned(), "1.0".to_owned())]
-                .into_iter()
-                .collect(),
+            tags_at_destination: [
+                (("team/a/signed".to_owned(), "1.0".to_owned()), digest('a')),
+                (
+                    ("team/a/signed".to_owned(), "stable".to_owned()),
+                    digest('a'),
+                ),
+                (("team/a/signed".to_owned(), "2.0".to_owned()), digest('d')),
+            ]
+            .into_iter()
+            .collect(),
         };
         let generated = generate(&configuration, &destination(), &recorded, true).unwrap();
-        let warned: Vec<&Notice> = generated.notices.iter().collect();
-        assert_eq!(warned.len(), 2, "{warned:?}");
+        let warned = format!("{:?}", generated.notices);
+        assert_eq!(generated.notices.len(), 3, "{warned}");
         assert!(
-            !format!("{warned:?}").contains("a/signed:1.0"),
-            "signed:1.0 is recorded at the destination: {warned:?}"
+            !warned.contains("a/signed:1.0: this workspace"),
+            "signed:1.0 is recorded at the destination: {warned}"
         );
+        assert!(
+            warned.contains("docker://mirror.example.com:5000/team/a/signed:stable is the same manifest as the listed team/a/signed:1.0"),
+            "{warned}"
+        );
+        assert!(!warned.contains("signed:2.0"), "{warned}");
         let names: Vec<(&str, &str)> = generated
             .list
             .items
