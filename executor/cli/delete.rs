@@ -191,7 +191,7 @@ fn generate(args: &Args, destination: &Destination) -> Result<ExitCode, ExitCode
         delete::write_generated(&workspace, args.delete_id.as_deref(), &generated)
             .map_err(error)?;
     println!(
-        "{} images listed for deletion at docker://{} in {}",
+        "{} items listed for deletion at docker://{} in {}",
         generated.list.items.len(),
         destination.display(),
         list_path.display()
