@@ -344,3 +344,102 @@ fn v1_images_and_a_missing_workspace_are_refused() {
     assert_eq!(no_list.status.code(), Some(1));
     assert!(text(&no_list.stderr).contains("--delete-yaml-file"));
 }
+
+#[test]
+fn a_disk_folders_cache_forgets_deleted_images_and_keeps_the_rest() {
+    let scenario = Scenario::start(Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap());
+    let config = scenario.write(
+        "isc.yaml",
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: registry.redhat.io/ubi9/ubi:latest\n  - name: quay.io/ferry-demo/signed:1.0\n",
+    );
+    let registries_conf = scenario.world.registries_conf().display().to_string();
+    let disk = format!("file://{}", scenario.folder.path().join("disk").display());
+    let to_disk = scenario.ferry(&[
+        "mirror",
+        "-c",
+        &config,
+        "--registries-conf",
+        &registries_conf,
+        &disk,
+    ]);
+    assert!(to_disk.status.success(), "{}", text(&to_disk.stderr));
+    let from_disk = scenario.ferry(&[
+        "mirror",
+        "-c",
+        &config,
+        "--from",
+        &disk,
+        "--dest-tls-verify=false",
+        &scenario.destination(),
+    ]);
+    assert!(from_disk.status.success(), "{}", text(&from_disk.stderr));
+
+    // The disk folder is the workspace of both runs.
+    let disc = scenario.write(
+        "delete-isc.yaml",
+        "kind: DeleteImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\ndelete:\n  additionalImages:\n  - name: quay.io/ferry-demo/signed:1.0\n",
+    );
+    let generated = scenario.ferry(&[
+        "delete",
+        "--generate",
+        "-c",
+        &disc,
+        "--workspace",
+        &disk,
+        "--delete-signatures",
+        &scenario.destination(),
+    ]);
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let list = scenario
+        .folder
+        .path()
+        .join("disk/working-dir/delete/delete-images.yaml")
+        .display()
+        .to_string();
+    let deleted = scenario.ferry(&[
+        "delete",
+        "--delete-yaml-file",
+        &list,
+        "--dest-tls-verify=false",
+        "--force-cache-delete",
+        &scenario.destination(),
+    ]);
+    let stdout = text(&deleted.stdout);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert!(stdout.contains("done: 2 deleted"), "{stdout}");
+    assert!(
+        stdout.contains("--force-cache-delete: removed 2 images from the cache"),
+        "{stdout}"
+    );
+    assert!(!scenario.holds("ferry-demo/signed:1.0"));
+    assert!(scenario.holds("ubi9/ubi:latest"));
+
+    // The cache is whole, keeps ubi (its top manifest is still there), and
+    // a prune finds nothing more to remove: the delete freed it all.
+    let cache = scenario.folder.path().join("cache");
+    let cache_argument = cache.display().to_string();
+    let verified = scenario.ferry(&["cache", "verify", "--cache-dir", &cache_argument]);
+    assert!(verified.status.success(), "{}", text(&verified.stdout));
+    assert!(
+        cache
+            .join("blobs/sha256/47d12cb4b5d902bb41960bc7482d30250aec2f103ede037a0a92f4a060e61b54")
+            .is_file(),
+        "ubi's manifest stays in the cache"
+    );
+    assert!(
+        !cache
+            .join(format!("blobs/sha256/{SIGNED_DIGEST}"))
+            .is_file(),
+        "the deleted image's manifest left the cache"
+    );
+    let pruned = scenario.ferry(&[
+        "cache",
+        "prune",
+        "--dry-run",
+        "--cache-dir",
+        &cache_argument,
+    ]);
+    let pruned_text = text(&pruned.stdout);
+    assert!(pruned.status.success(), "{pruned_text}");
+    assert!(pruned_text.contains("would remove 0 ("), "{pruned_text}");
+}
