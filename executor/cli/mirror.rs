@@ -94,20 +94,41 @@ fn source(
             &transfer,
             &planning,
         ))
-        .map_err(error)
+        .map_err(collect_error)
 }
 
-/// The collect stage for a destination prefix.
+/// The collect stage for a destination prefix. Releases are collected
+/// with `releases` (mirror-to-mirror: the workspace keeps their graphs and
+/// payload files; mirror-to-disk: the folder's working-dir); a release
+/// error ends the command with the release exit bit.
 pub(crate) fn collect(
     arguments: &MirrorArgs,
     prefix: &str,
     config: &ferry_schemas::ImageSetConfiguration,
+    releases: Option<ferry_executor::workflow::releases::ReleaseSources>,
 ) -> Result<ImageSet, ExitCode> {
     let context = CollectContext {
         prefix: prefix.to_owned(),
         max_nested_paths: arguments.max_nested_paths,
+        releases,
     };
-    ferry_executor::workflow::collect(config, &context).map_err(error)
+    let image_set = ferry_executor::workflow::collect(config, &context).map_err(collect_error)?;
+    for warning in &image_set.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(image_set)
+}
+
+/// A collect error: exit 1, or the category's exit bit (a release error is
+/// fatal with exit 2, notes §7); nothing was pushed.
+pub(crate) fn collect_error(cause: ferry_executor::workflow::WorkflowError) -> ExitCode {
+    match cause.category {
+        Some(category) => {
+            eprintln!("error: collection error: {cause}\nnothing was pushed");
+            ferry_executor::workflow::exit_bits([category]).into()
+        }
+        None => error(cause),
+    }
 }
 
 /// Checks the destination and flags the way oc-mirror does, then resolves,
@@ -157,7 +178,14 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         Some(text) => check_config(config_path, text.clone())?,
         None => load_config(config_path)?,
     };
-    let image_set = collect(arguments, &destination.prefix, &loaded.config)?;
+    // Releases in disk-to-mirror come from the deliveries: not built yet.
+    let releases = match (&arguments.from, &arguments.workspace) {
+        (None, Some(workspace)) => workspace
+            .strip_prefix("file://")
+            .map(|folder| arguments.release_sources(&Workspace::in_folder(folder))),
+        _ => None,
+    };
+    let image_set = collect(arguments, &destination.prefix, &loaded.config, releases)?;
     let runtime = runtime()?;
     let sourced = source(&runtime, arguments, &destination, &image_set, deliveries)?;
     let planned = runtime
@@ -287,7 +315,7 @@ fn write_cluster_resources(
         .filter(|image| !failed.contains(image.name.as_str()))
         .filter_map(|image| {
             Some(MirroredImage {
-                origin: image.name.parse().ok()?,
+                origin: ferry_executor::cluster_resources::origin_of(&image.name, image.category)?,
                 destination: format!(
                     "{}/{}",
                     prepared.planned.destination.registry, image.destination_repository

@@ -136,6 +136,7 @@ pub async fn prepare(
         &CollectContext {
             prefix: String::new(),
             max_nested_paths: planning.max_nested_paths,
+            releases: None,
         },
     )?;
     prepare_image_set(
@@ -185,6 +186,7 @@ pub async fn prepare_image_set(
     )
     .await;
     resolution.blocked = image_set.blocked;
+    crate::workflow::to_registry::refuse_release_failures(&resolution)?;
     // Built images need no resolving: their manifests are in hand, their
     // new blobs in the cache (no fetch is planned for them).
     crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built);
