@@ -399,3 +399,60 @@ fn a_release_error_stops_the_run_before_anything_is_pushed() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_release_copy_failure_stops_the_run_with_exit_2() {
+    use ferry_testworld::proxy::{ErrorAnswer, FaultProxy, Faults};
+    let world = World::start().unwrap();
+    let registry = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let destination = FaultProxy::start(registry.address()).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        world: &world,
+        folder: folder.path(),
+        destination: destination.host(),
+    };
+    // One payload (16 components), one image at a time: every manifest
+    // push of a component is refused, so the first failure stops the run
+    // while most components have not started.
+    std::fs::write(
+        folder.path().join("one.yaml"),
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:4.16.2-x86_64\n"
+        ),
+    )
+    .unwrap();
+    destination.arm(Faults {
+        errors: vec![ErrorAnswer {
+            method: "PUT".to_owned(),
+            path_contains: "/openshift/release/manifests/".to_owned(),
+            status: 400,
+            retry_after: None,
+            times: 1000,
+        }],
+        ..Faults::default()
+    });
+    let run = setup.ferry(
+        "mirror",
+        "one.yaml",
+        &world.graph_url(),
+        &["--parallel-images", "1", "--retry-delay=10ms"],
+    );
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not started: a release image failed, the run stopped"),
+        "{stderr}"
+    );
+    let pushes = destination
+        .records()
+        .iter()
+        .filter(|record| {
+            record.method == "PUT" && record.path.contains("/openshift/release/manifests/")
+        })
+        .count();
+    assert!(
+        pushes < COMPONENTS.len(),
+        "{pushes} component pushes tried: the run went on after the first failure"
+    );
+}

@@ -692,14 +692,6 @@ impl<'t> Decoder<'t> {
                 fields.key("graph").map_or(fields.span, |k| k.span),
             );
         }
-        if platform.kube_virt_container {
-            self.uses(
-                Feature::KubeVirtContainer,
-                fields
-                    .key("kubeVirtContainer")
-                    .map_or(fields.span, |k| k.span),
-            );
-        }
         let mut names: HashMap<String, Span> = HashMap::new();
         for item in self.list(fields.value("channels"), "platform.channels") {
             let Some(channel) = self.release_channel(item) else {

@@ -24,8 +24,6 @@ pub enum Feature {
     OkdChannels,
     /// `platform.graph: true`.
     UpdateGraph,
-    /// `platform.kubeVirtContainer: true`.
-    KubeVirtContainer,
     /// `targetCatalogSourceTemplate`.
     CatalogSourceTemplate,
     /// `skipDependencies` (oc-mirror v2 ignores it too).
@@ -47,9 +45,6 @@ impl Feature {
             Feature::PlatformFiltering => "platform filtering (`platforms`)",
             Feature::OkdChannels => "OKD release channels (`type: okd`)",
             Feature::UpdateGraph => "the update-graph image (`graph: true`)",
-            Feature::KubeVirtContainer => {
-                "the KubeVirt container image (`kubeVirtContainer: true`)"
-            }
             Feature::CatalogSourceTemplate => {
                 "CatalogSource templates (`targetCatalogSourceTemplate`)"
             }
