@@ -456,3 +456,106 @@ fn a_release_copy_failure_stops_the_run_with_exit_2() {
         "{pushes} component pushes tried: the run went on after the first failure"
     );
 }
+
+/// The `blobs/` entries of a segment file: digest path → size.
+fn blob_entries(segment: &Path) -> std::collections::BTreeMap<String, u64> {
+    let mut archive = tar::Archive::new(std::fs::File::open(segment).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter_map(|entry| {
+            let path = entry.path().unwrap().display().to_string();
+            path.starts_with("blobs/")
+                .then(|| (path, entry.header().size().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_refuses_releases() {
+    let world = World::start().unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("out");
+    let ferry = |arguments: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(arguments)
+            .args([
+                "--registries-conf",
+                &world.registries_conf().display().to_string(),
+            ])
+            .arg("--src-tls-verify=false")
+            .arg("--dest-tls-verify=false")
+            .env("UPDATE_URL_OVERRIDE", world.graph_url())
+            .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+            .env("FERRY_CACHE_DIR", folder.path().join("cache"))
+            .output()
+            .unwrap()
+    };
+    let config = |name: &str, max: &str| {
+        let path = folder.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: {max}\n"
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let first = config("z1.yaml", "4.16.1");
+    let second = config("z2.yaml", "4.16.2");
+    let destination = format!("file://{}", out.display());
+    for config in [&first, &second] {
+        let run = ferry(&["mirror", "-c", config, &destination]);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    }
+    let one = blob_entries(&out.join("mirror_000001.tar"));
+    let two = blob_entries(&out.join("mirror_000002.tar"));
+    // Nothing shipped twice; the new payload is in the second delivery.
+    assert!(
+        two.keys().all(|path| !one.contains_key(path)),
+        "a blob shipped twice"
+    );
+    let payload = payload_digest(&world, "stable-4.16", "amd64", "4.16.2");
+    assert!(
+        two.contains_key(&format!("blobs/{}", payload.replace(':', "/"))),
+        "{payload} in the second delivery"
+    );
+    let new_bytes: u64 = two.values().sum();
+    let delivery_bytes = std::fs::metadata(out.join("mirror_000002.tar"))
+        .unwrap()
+        .len();
+    eprintln!(
+        "second z-stream: delivery {delivery_bytes} bytes, new unique content {new_bytes} bytes in {} entries",
+        two.len()
+    );
+    // Every image of both releases is whole across the two deliveries.
+    let verified = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["verify", &destination])
+        .output()
+        .unwrap();
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        text(&verified.stderr)
+    );
+
+    // Disk-to-mirror cannot collect releases yet: refused, nothing done.
+    let destination_registry = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let refused = ferry(&[
+        "mirror",
+        "-c",
+        &second,
+        "--from",
+        &destination,
+        &format!("docker://{}/mirror", destination_registry.host()),
+    ]);
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("release mirroring (`platform`) in disk-to-mirror is not supported yet"),
+        "{stderr}"
+    );
+}

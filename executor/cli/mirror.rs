@@ -178,6 +178,11 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         Some(text) => check_config(config_path, text.clone())?,
         None => load_config(config_path)?,
     };
+    if arguments.from.is_none() && arguments.workspace.is_none() {
+        return Err(error(
+            "when destination is docker://, either --from (assumes disk to mirror workflow) or --workspace (assumes mirror to mirror workflow) need to be provided",
+        ));
+    }
     // Releases in disk-to-mirror come from the deliveries: not built yet.
     let releases = match (&arguments.from, &arguments.workspace) {
         (None, Some(workspace)) => workspace

@@ -111,7 +111,7 @@ impl Collector for Releases {
         }
         let Some(sources) = &context.releases else {
             return Err(WorkflowError::input(
-                "release mirroring (`platform`) is not supported in this workflow yet",
+                "release mirroring (`platform`) in disk-to-mirror is not supported yet: deliveries do not carry the update graphs yet; nothing was done",
             ));
         };
         // The registry access and the update service run on runtimes of
