@@ -473,7 +473,7 @@ fn blob_entries(segment: &Path) -> std::collections::BTreeMap<String, u64> {
 }
 
 #[test]
-fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_refuses_releases() {
+fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_network() {
     let world = World::start().unwrap();
     let folder = tempfile::tempdir().unwrap();
     let out = folder.path().join("out");
@@ -542,20 +542,55 @@ fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_refuses_rel
         text(&verified.stderr)
     );
 
-    // Disk-to-mirror cannot collect releases yet: refused, nothing done.
+    // Disk-to-mirror with the world gone (update service and every
+    // source): the releases are collected from what the deliveries carry.
+    let payload_one = payload_digest(&world, "stable-4.16", "amd64", "4.16.1");
+    drop(world);
     let destination_registry = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let refused = ferry(&[
-        "mirror",
-        "-c",
-        &second,
-        "--from",
-        &destination,
-        &format!("docker://{}/mirror", destination_registry.host()),
+    let enclave = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["mirror", "-c", &second, "--from", &destination])
+        .arg("--dest-tls-verify=false")
+        .arg(format!("docker://{}/mirror", destination_registry.host()))
+        .env("UPDATE_URL_OVERRIDE", "http://127.0.0.1:9/graph")
+        .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+        .env("FERRY_CACHE_DIR", folder.path().join("enclave-cache"))
+        .output()
+        .unwrap();
+    let stderr = text(&enclave.stderr);
+    assert_eq!(enclave.status.code(), Some(0), "{stderr}");
+    let mirror = format!("{}/mirror", destination_registry.host());
+    assert_eq!(
+        tags_of(&format!("docker://{mirror}/openshift/release-images")),
+        BTreeSet::from(["4.16.1-x86_64".to_owned(), "4.16.2-x86_64".to_owned()])
+    );
+    assert_eq!(
+        tags_of(&format!("docker://{mirror}/openshift/release")).len(),
+        2 * COMPONENTS.len()
+    );
+    assert_eq!(
+        digest_at(&format!(
+            "docker://{mirror}/openshift/release-images:4.16.1-x86_64"
+        )),
+        payload_one
+    );
+    assert_eq!(
+        digest_at(&format!(
+            "docker://{mirror}/openshift/release-images:4.16.2-x86_64"
+        )),
+        payload
+    );
+    let copied = skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{mirror}/openshift/release:4.16.2-x86_64-etcd"),
+        &format!("dir:{}", folder.path().join("etcd").display()),
     ]);
-    let stderr = text(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(copied.status.success(), "{}", text(&copied.stderr));
+    let idms =
+        std::fs::read_to_string(out.join("working-dir/cluster-resources/idms-oc-mirror.yaml"))
+            .unwrap();
     assert!(
-        stderr.contains("release mirroring (`platform`) in disk-to-mirror is not supported yet"),
-        "{stderr}"
+        idms.contains(&format!("    - {mirror}/openshift/release-images\n    source: {RELEASE_HOST}/{RELEASE_REPOSITORY}\n")),
+        "{idms}"
     );
 }

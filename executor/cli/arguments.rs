@@ -155,6 +155,7 @@ impl MirrorArgs {
                 .ok(),
             workspace: workspace.clone(),
             reuse_saved_graphs: self.trust_state,
+            offline: false,
         }
     }
 

@@ -119,6 +119,33 @@ pub(crate) fn collect(
     Ok(image_set)
 }
 
+/// Disk-to-mirror's release sources: the latest delivery's `inputs.json`
+/// (update graph answers and payload files) restored into the folder's
+/// working-dir, read from there with nothing asked over the network.
+/// `None` when no delivery carries inputs (the collector then refuses).
+fn delivered_release_sources(
+    arguments: &MirrorArgs,
+    from: &str,
+) -> Result<Option<ferry_executor::workflow::releases::ReleaseSources>, ExitCode> {
+    let Some(folder) = from.strip_prefix("file://") else {
+        return Err(error("when --from is used, it must have file:// prefix"));
+    };
+    let deliveries = ferry_archive::read_folder(Path::new(folder)).map_err(error)?;
+    let Some(inputs) = deliveries
+        .iter()
+        .rev()
+        .find_map(|delivery| delivery.inputs.as_deref())
+    else {
+        return Ok(None);
+    };
+    let workspace = Workspace::in_folder(folder);
+    workspace.create().map_err(error)?;
+    ferry_executor::workflow::releases::restore_inputs(&workspace, inputs).map_err(error)?;
+    let mut sources = arguments.release_sources(&workspace);
+    sources.offline = true;
+    Ok(Some(sources))
+}
+
 /// A collect error: exit 1, or the category's exit bit (a release error is
 /// fatal with exit 2, notes §7); nothing was pushed.
 pub(crate) fn collect_error(cause: ferry_executor::workflow::WorkflowError) -> ExitCode {
@@ -183,11 +210,15 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
             "when destination is docker://, either --from (assumes disk to mirror workflow) or --workspace (assumes mirror to mirror workflow) need to be provided",
         ));
     }
-    // Releases in disk-to-mirror come from the deliveries: not built yet.
+    // Releases come from the update service and the registries
+    // (mirror-to-mirror), or from what the deliveries carry (disk-to-mirror).
     let releases = match (&arguments.from, &arguments.workspace) {
         (None, Some(workspace)) => workspace
             .strip_prefix("file://")
             .map(|folder| arguments.release_sources(&Workspace::in_folder(folder))),
+        (Some(from), None) if loaded.config.mirror.platform.is_some() => {
+            delivered_release_sources(arguments, from)?
+        }
         _ => None,
     };
     let image_set = collect(arguments, &destination.prefix, &loaded.config, releases)?;

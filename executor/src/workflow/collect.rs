@@ -7,6 +7,8 @@
 //! graphs and payloads first (operators, issue 10, will read catalogs), so
 //! the trait hands every collector the same [`CollectContext`].
 
+use std::collections::BTreeMap;
+
 use regex::Regex;
 
 use ferry_schemas::config::Mirror;
@@ -46,6 +48,10 @@ pub struct ImageSet {
     pub cache: Option<BlobStore>,
     /// What a collector wants the user to know (selection warnings...).
     pub warnings: Vec<String>,
+    /// Files the collectors read (update graph answers, payload files), by
+    /// path under `working-dir/`: what a delivery carries so that
+    /// disk-to-mirror collects the same images offline.
+    pub inputs: BTreeMap<String, Vec<u8>>,
 }
 
 impl ImageSet {

@@ -63,6 +63,10 @@ pub struct ReleaseSources {
     /// `--trust-state`: graphs saved in the workspace are used instead of
     /// asking the update service again.
     pub reuse_saved_graphs: bool,
+    /// Disk-to-mirror: graphs and payload files come from the workspace
+    /// alone (restored from the deliveries by [`restore_inputs`]); neither
+    /// the update service nor a registry is asked.
+    pub offline: bool,
 }
 
 impl ReleaseSources {
@@ -74,19 +78,89 @@ impl ReleaseSources {
     }
 }
 
+/// Saved graph answers, under `working-dir/`.
+const GRAPHS: &str = "hold-release/cincinnati-graph-data";
+/// Saved payload files, under `working-dir/`.
+const PAYLOADS: &str = "hold-release/payloads";
+
 /// The folder of saved graph answers in `workspace`.
 pub fn graphs_folder(workspace: &Workspace) -> PathBuf {
-    workspace
-        .root()
-        .join("hold-release")
-        .join("cincinnati-graph-data")
+    workspace.root().join(GRAPHS)
 }
 
 /// The folder of saved payload files in `workspace`: one folder per
 /// payload digest (`sha256-<hex>`), holding the files of
 /// `release-manifests/` ferry reads.
 pub fn payloads_folder(workspace: &Workspace) -> PathBuf {
-    workspace.root().join("hold-release").join("payloads")
+    workspace.root().join(PAYLOADS)
+}
+
+/// Version of the `inputs.json` document deliveries carry.
+const INPUTS_FORMAT_VERSION: u32 = 1;
+
+/// `inputs.json` as a delivery carries it: compact JSON
+/// `{"format_version":1,"files":{"<path under working-dir/>":"<text>"}}`,
+/// paths sorted (so deliveries stay reproducible); every file the
+/// collectors read is text (graph answers, ImageStreams, YAML). `None`
+/// when nothing was read.
+pub fn inputs_document(inputs: &BTreeMap<String, Vec<u8>>) -> Result<Option<Vec<u8>>> {
+    if inputs.is_empty() {
+        return Ok(None);
+    }
+    let mut files = serde_json::Map::new();
+    for (path, bytes) in inputs {
+        let text = std::str::from_utf8(bytes).map_err(|_| {
+            WorkflowError::internal(format!("the collection input {path} is not UTF-8 text"))
+        })?;
+        files.insert(path.clone(), serde_json::Value::String(text.to_owned()));
+    }
+    let document = serde_json::json!({
+        "format_version": INPUTS_FORMAT_VERSION,
+        "files": files,
+    });
+    serde_json::to_vec(&document)
+        .map(Some)
+        .map_err(WorkflowError::internal)
+}
+
+/// Writes the files of a delivery's `inputs.json` into `workspace` (the
+/// disconnected side's), refusing any path that would leave
+/// `working-dir/hold-release/`. Returns how many files were written.
+pub fn restore_inputs(workspace: &Workspace, document: &[u8]) -> Result<usize> {
+    let refused = |why: String| {
+        WorkflowError::input(format!("the delivery's inputs.json cannot be used: {why}"))
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(document).map_err(|error| refused(error.to_string()))?;
+    if value["format_version"].as_u64() != Some(u64::from(INPUTS_FORMAT_VERSION)) {
+        return Err(refused(format!(
+            "format_version is {}, this ferry reads {INPUTS_FORMAT_VERSION}",
+            value["format_version"]
+        )));
+    }
+    let files = value["files"]
+        .as_object()
+        .ok_or_else(|| refused("no `files` object".to_owned()))?;
+    for (path, text) in files {
+        let safe = path.starts_with("hold-release/")
+            && Path::new(path)
+                .components()
+                .all(|part| matches!(part, std::path::Component::Normal(_)));
+        let text = text
+            .as_str()
+            .ok_or_else(|| refused(format!("{path} is not text")))?;
+        if !safe {
+            return Err(refused(format!("{path} is not a path under hold-release/")));
+        }
+        let target = workspace.root().join(path);
+        let parent = target.parent().unwrap_or(workspace.root());
+        std::fs::create_dir_all(parent)
+            .and_then(|()| std::fs::write(&target, text))
+            .map_err(|cause| {
+                WorkflowError::environment(format!("cannot write {}: {cause}", target.display()))
+            })?;
+    }
+    Ok(files.len())
 }
 
 /// `mirror.platform`.
@@ -111,7 +185,7 @@ impl Collector for Releases {
         }
         let Some(sources) = &context.releases else {
             return Err(WorkflowError::input(
-                "release mirroring (`platform`) in disk-to-mirror is not supported yet: deliveries do not carry the update graphs yet; nothing was done",
+                "release mirroring (`platform`) in disk-to-mirror needs the update graphs and payload files a delivery carries, and no delivery in the folder carries them: mirror to disk again with this configuration; nothing was done",
             ));
         };
         // The registry access and the update service run on runtimes of
@@ -126,6 +200,7 @@ impl Collector for Releases {
         .map_err(|error| error.in_category(Category::Release))?;
         into.warnings.push(SIGNATURES_NOT_VERIFIED.to_owned());
         into.warnings.extend(collected.warnings);
+        into.inputs.extend(collected.inputs);
         let mut names: BTreeSet<String> =
             into.images.iter().map(|image| image.name.clone()).collect();
         for image in collected.images {
@@ -142,6 +217,8 @@ impl Collector for Releases {
 struct Collected {
     images: Vec<CollectedImage>,
     warnings: Vec<String>,
+    /// What was read, by path under `working-dir/`.
+    inputs: BTreeMap<String, Vec<u8>>,
 }
 
 fn release_error(message: impl std::fmt::Display) -> WorkflowError {
@@ -159,7 +236,7 @@ fn collect_releases(
     let selection = if platform.channels.is_empty() {
         None
     } else {
-        let selection = select_releases(platform, sources, &access)?;
+        let selection = select_releases(platform, sources, &access, &mut collected.inputs)?;
         collected
             .warnings
             .extend(selection.warnings.iter().map(ToString::to_string));
@@ -185,7 +262,17 @@ fn collect_releases(
         ));
     }
     for (payload, tag, architecture) in payloads {
-        let (digest, files) = payload_files(&access, &sources.workspace, &payload)?;
+        let (digest, files) = payload_files(&access, sources, &payload)?;
+        for (name, bytes) in &files {
+            collected.inputs.insert(
+                format!(
+                    "{PAYLOADS}/{}-{}/{name}",
+                    digest.algorithm().name(),
+                    digest.hex()
+                ),
+                bytes.clone(),
+            );
+        }
         let pinned = payload.with_digest(digest.clone());
         let tag = if tag.is_empty() {
             payload
@@ -292,13 +379,19 @@ pub fn release_images(
 /// (then saved). Returns the payload's digest.
 fn payload_files(
     access: &RegistryAccess,
-    workspace: &Workspace,
+    sources: &ReleaseSources,
     payload: &ImageReference,
 ) -> Result<(Digest, BTreeMap<String, Vec<u8>>)> {
+    let workspace = &sources.workspace;
     if let Some(digest) = payload.digest()
         && let Some(files) = saved_payload_files(workspace, digest)
     {
         return Ok((digest.clone(), files));
+    }
+    if sources.offline {
+        return Err(release_error(format!(
+            "the deliveries carry no files of the release payload {payload}: mirror it to disk again with this configuration"
+        )));
     }
     let (digest, folder) = access
         .read_image_folder(payload, RELEASE_MANIFESTS)
@@ -386,6 +479,7 @@ fn select_releases(
     platform: &Platform,
     sources: &ReleaseSources,
     access: &RegistryAccess,
+    inputs: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<Selection> {
     let service = UpdateService::new(sources.update_url_override.clone()).map_err(release_error)?;
     let folder = sources.graphs_folder();
@@ -396,22 +490,35 @@ fn select_releases(
             .find(|configured| configured.name == channel)
             .map_or(ChannelType::Ocp, |configured| configured.channel_type)
     };
-    let graph = |channel: &str, architecture: Architecture| -> Result<UpdateGraph> {
+    let mut graph = |channel: &str, architecture: Architecture| -> Result<UpdateGraph> {
         let file = graph_file(&folder, channel, architecture);
-        if sources.reuse_saved_graphs
-            && let Ok(bytes) = std::fs::read(&file)
-        {
-            return UpdateGraph::parse(&bytes).map_err(|error| {
-                release_error(format!(
-                    "the saved update graph {}: {error}",
-                    file.display()
-                ))
-            });
+        let input = format!("{GRAPHS}/{}-{channel}.json", architecture.name());
+        if sources.reuse_saved_graphs || sources.offline {
+            match std::fs::read(&file) {
+                Ok(bytes) => {
+                    let graph = UpdateGraph::parse(&bytes).map_err(|error| {
+                        release_error(format!(
+                            "the saved update graph {}: {error}",
+                            file.display()
+                        ))
+                    })?;
+                    inputs.insert(input, bytes);
+                    return Ok(graph);
+                }
+                Err(_) if sources.offline => {
+                    return Err(release_error(format!(
+                        "the deliveries carry no update graph for channel \"{channel}\" ({}): mirror to disk again with this configuration",
+                        architecture.name()
+                    )));
+                }
+                Err(_) => {}
+            }
         }
         let fetched: FetchedGraph = access
             .block_on(service.graph(type_of(channel), channel, architecture))
             .map_err(release_error)?;
         save_graph(&file, &fetched.body)?;
+        inputs.insert(input, fetched.body);
         Ok(fetched.graph)
     };
     let mut graphs = Graphs::new();

@@ -68,6 +68,8 @@ pub struct DiskPlan {
     pub state_fingerprint: String,
     /// What preparing found and did, for the user.
     pub notices: Vec<Notice>,
+    /// `inputs.json` of the delivery: what the collectors read.
+    pub inputs: Option<Vec<u8>>,
 }
 
 /// Refuses built images whose new blobs are not in `cache`, the cache the
@@ -170,6 +172,7 @@ pub async fn prepare_image_set(
 ) -> Result<DiskPlan> {
     let workspace = Workspace::in_folder(folder);
     workspace.create()?;
+    let inputs = crate::workflow::releases::inputs_document(&image_set.inputs)?;
     let registries = load_registries(transfer.registries_conf.as_deref())?;
     let resolve_options = resolve_options(planning, "");
     let client = source_client(transfer, &registries, &image_set.images, None);
@@ -294,6 +297,7 @@ pub async fn prepare_image_set(
         settings,
         state_fingerprint,
         notices,
+        inputs,
     })
 }
 
@@ -359,7 +363,7 @@ pub fn delivery_keys(plan: &Plan) -> Vec<String> {
 /// What the next delivery holds, leaving out whole every image in
 /// `left_out`.
 fn contents(prepared: &DiskPlan, left_out: &BTreeSet<String>) -> DeliveryContents {
-    disk::delivery_contents(
+    let mut contents = disk::delivery_contents(
         &prepared.plan,
         &prepared.graph,
         &prepared.resolution,
@@ -367,7 +371,9 @@ fn contents(prepared: &DiskPlan, left_out: &BTreeSet<String>) -> DeliveryContent
         &prepared.settings,
         &prepared.config_text,
         &embedded_plan(&prepared.delivery_plan, &prepared.settings),
-    )
+    );
+    contents.input.inputs = prepared.inputs.clone();
+    contents
 }
 
 /// The segments the planned delivery would be cut into, if every image
