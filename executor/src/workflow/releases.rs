@@ -693,4 +693,42 @@ mod tests {
             "a/b-openshift-release-images"
         );
     }
+
+    #[test]
+    fn inputs_round_trip_and_paths_outside_hold_release_are_refused() {
+        let folder = tempfile::tempdir().unwrap();
+        let workspace = Workspace::in_folder(folder.path());
+        let inputs = BTreeMap::from([
+            (
+                "hold-release/cincinnati-graph-data/amd64-stable-4.16.json".to_owned(),
+                b"{\"nodes\":[]}".to_vec(),
+            ),
+            (
+                "hold-release/payloads/sha256-ab/image-references".to_owned(),
+                b"kind: ImageStream\n".to_vec(),
+            ),
+        ]);
+        let document = inputs_document(&inputs).unwrap().unwrap();
+        assert_eq!(inputs_document(&BTreeMap::new()).unwrap(), None);
+        assert_eq!(restore_inputs(&workspace, &document).unwrap(), 2);
+        for (path, bytes) in &inputs {
+            assert_eq!(&std::fs::read(workspace.root().join(path)).unwrap(), bytes);
+        }
+        for bad in [
+            "../escape",
+            "hold-release/../../escape",
+            "/etc/passwd",
+            "state.db",
+        ] {
+            let document = serde_json::json!({"format_version": 1, "files": {bad: "x"}});
+            let error = restore_inputs(&workspace, document.to_string().as_bytes()).unwrap_err();
+            assert!(
+                error.message.contains("not a path under hold-release/"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(!folder.path().join("escape").exists());
+        let newer = serde_json::json!({"format_version": 2, "files": {}});
+        assert!(restore_inputs(&workspace, newer.to_string().as_bytes()).is_err());
+    }
 }
