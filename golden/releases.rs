@@ -594,3 +594,63 @@ fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_ne
         "{idms}"
     );
 }
+
+#[test]
+fn a_release_fetch_failure_writes_no_delivery_and_exits_2() {
+    use ferry_testworld::proxy::{ErrorAnswer, FaultProxy, Faults};
+    use ferry_testworld::registries_conf;
+    let world = World::start().unwrap();
+    let source = FaultProxy::start(world.registry().address()).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let conf = folder.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        registries_conf::render(
+            &registries_conf::hosts(world.content()),
+            &source.host(),
+            true,
+        ),
+    )
+    .unwrap();
+    let config = folder.path().join("one.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:4.16.2-x86_64\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n"
+        ),
+    )
+    .unwrap();
+    // Every blob of the components' repository is refused.
+    source.arm(Faults {
+        errors: vec![ErrorAnswer {
+            method: "GET".to_owned(),
+            path_contains: format!("{COMPONENT_REPOSITORY}/blobs/"),
+            status: 404,
+            retry_after: None,
+            times: 10_000,
+        }],
+        ..Faults::default()
+    });
+    let out = folder.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["mirror", "-c", &config.display().to_string()])
+        .args(["--registries-conf", &conf.display().to_string()])
+        .args(["--src-tls-verify=false", "--retry-delay=10ms"])
+        .arg(format!("file://{}", out.display()))
+        .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+        .env("FERRY_CACHE_DIR", folder.path().join("cache"))
+        .output()
+        .unwrap();
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("release images could not be fetched, so no delivery was written"),
+        "{stderr}"
+    );
+    let segments: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("mirror_"))
+        .collect();
+    assert!(segments.is_empty(), "{segments:?}");
+}

@@ -214,7 +214,7 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
         &arguments.transfer_options(),
     )) {
         Ok(delivered) => delivered,
-        Err(cause) => return error(cause),
+        Err(cause) => return crate::mirror::collect_error(cause),
     };
     if delivered.fetched.fetched > 0 {
         eprintln!(

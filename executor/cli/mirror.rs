@@ -146,12 +146,12 @@ fn delivered_release_sources(
     Ok(Some(sources))
 }
 
-/// A collect error: exit 1, or the category's exit bit (a release error is
-/// fatal with exit 2, notes §7); nothing was pushed.
+/// A workflow error: exit 1, or the category's exit bit (a release error is
+/// fatal with exit 2, notes §7); nothing was pushed or delivered.
 pub(crate) fn collect_error(cause: ferry_executor::workflow::WorkflowError) -> ExitCode {
     match cause.category {
         Some(category) => {
-            eprintln!("error: collection error: {cause}\nnothing was pushed");
+            eprintln!("error: {cause}\nnothing was pushed");
             ferry_executor::workflow::exit_bits([category]).into()
         }
         None => error(cause),

@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ferry_archive::{DeliveryLayout, SurveyedDelivery};
-use ferry_planner::{Action, ActionGraph, ActionKey, Plan, StateSnapshot, compile_archive};
+use ferry_planner::{
+    Action, ActionGraph, ActionKey, Category, Plan, StateSnapshot, compile_archive,
+};
 use ferry_registry::RegistryClient;
 use ferry_schemas::{Digest, ImageSetConfiguration};
 use ferry_store::{BlobStore, Cache, DeliveryRecord, WorkspaceState};
@@ -470,6 +472,28 @@ pub async fn write_delivery(
     .await;
     let left_out_reasons = disk::failed_images(&prepared.graph, &fetched.failed);
     let left_out: BTreeSet<String> = left_out_reasons.keys().cloned().collect();
+    // A release image that could not be fetched: no delivery at all, as
+    // oc-mirror writes no archive then (notes §7); what was fetched stays
+    // in the cache for the rerun.
+    let release_failures: Vec<String> = prepared
+        .resolution
+        .images
+        .iter()
+        .filter(|image| image.category == Category::Release)
+        .filter_map(|image| {
+            left_out_reasons
+                .get(&image.name)
+                .map(|reason| format!("{}: {reason}", image.name))
+        })
+        .collect();
+    if !release_failures.is_empty() {
+        return Err(WorkflowError::environment(format!(
+            "{} release images could not be fetched, so no delivery was written:\n  {}",
+            release_failures.len(),
+            release_failures.join("\n  ")
+        ))
+        .in_category(Category::Release));
+    }
     disk::cache_manifests(&mut prepared.cache, &prepared.resolution, unix_now()).map_err(
         |cause| WorkflowError::environment(format!("cannot store manifests in the cache: {cause}")),
     )?;
