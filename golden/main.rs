@@ -17,6 +17,7 @@ mod plan_schema;
 mod plans;
 mod progress;
 mod refresh;
+mod releases;
 mod support;
 mod unreachable;
 mod verify;

@@ -23,8 +23,8 @@ use ferry_schemas::Digest;
 use crate::error::{ArchiveError, Result};
 use crate::metadata::{
     EntryKind, FORMAT_NAME, ImagesFile, OCI_INDEX_PATH, OCI_LAYOUT_BYTES, OCI_LAYOUT_PATH,
-    SegmentTable, TableEntry, blob_path, config_path, digest_of, images_path, plan_path, sha256_of,
-    table_path,
+    SegmentTable, TableEntry, blob_path, config_path, digest_of, images_path, inputs_path,
+    plan_path, sha256_of, table_path,
 };
 use crate::model::{DeliveryInput, DeliveryLayout, SegmentLayout};
 use crate::tar_format::{END_OF_ARCHIVE, entry_len, header_len, padded};
@@ -495,11 +495,19 @@ fn parts(input: &DeliveryInput) -> Result<Parts> {
                 input.plan_json.as_bytes().to_vec(),
             ),
         ],
-        first_head: vec![Item::inline(
+        first_head: std::iter::once(Item::inline(
             images_path(input.delivery),
             EntryKind::Images,
             images.to_bytes(),
-        )],
+        ))
+        .chain(input.inputs.iter().map(|bytes| {
+            Item::inline(
+                inputs_path(input.delivery),
+                EntryKind::Inputs,
+                bytes.clone(),
+            )
+        }))
+        .collect(),
         content: content.into_values().collect(),
         first_tail: vec![
             Item::inline(
@@ -528,6 +536,7 @@ mod tests {
 
     fn input(blobs: &[u64], max: u64) -> DeliveryInput {
         DeliveryInput {
+            inputs: None,
             delivery: 1,
             previous: None,
             first_segment: 1,

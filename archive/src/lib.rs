@@ -42,7 +42,13 @@
 //!    delivery depends on the cache, the clock or the machine (its version
 //!    1, written before 2026-12, listed fetch actions only for blobs the
 //!    cache lacked; readers do not interpret it).
-//! 4. First segment of the delivery only: `ferry/deliveries/DDDDDD/images.json`.
+//! 4. First segment of the delivery only: `ferry/deliveries/DDDDDD/images.json`,
+//!    then, when the delivery carries one, `ferry/deliveries/DDDDDD/inputs.json`
+//!    (table kind `inputs`): what ferry's collectors read on the connected
+//!    side (update graph answers, release payload files), so the
+//!    disconnected side collects offline. The archive does not interpret
+//!    it; its writer (the executor) documents its content. A delivery
+//!    without it is written exactly as before.
 //! 5. Content: `blobs/<algorithm>/<hex>` for every manifest and blob this
 //!    delivery ships, each digest once per delivery, in digest order
 //!    (algorithm name, then hex) across the delivery's segments. Manifests

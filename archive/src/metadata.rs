@@ -44,6 +44,12 @@ pub fn plan_path(delivery: u32) -> String {
     format!("{}/plan.json", delivery_folder(delivery))
 }
 
+/// What the collectors read (update graph answers, payload files), for
+/// the disconnected side to collect offline.
+pub fn inputs_path(delivery: u32) -> String {
+    format!("{}/inputs.json", delivery_folder(delivery))
+}
+
 pub fn images_path(delivery: u32) -> String {
     format!("{}/images.json", delivery_folder(delivery))
 }
@@ -66,6 +72,8 @@ pub enum EntryKind {
     Plan,
     /// `ferry/deliveries/D/images.json`
     Images,
+    /// `ferry/deliveries/D/inputs.json` (first segment, optional)
+    Inputs,
     /// A manifest under `blobs/`.
     Manifest,
     /// A blob under `blobs/`.

@@ -52,6 +52,9 @@ pub struct DeliveryInput {
     /// Every image of the image set (`index.json` lists them all, even if
     /// their blobs shipped earlier).
     pub images: Vec<ImageRecord>,
+    /// `inputs.json`: what the collectors read, opaque to the archive
+    /// (`None`: no such entry).
+    pub inputs: Option<Vec<u8>>,
     /// Manifests to ship in this delivery.
     pub manifests: Vec<ManifestEntry>,
     /// Blobs to ship in this delivery, read from the blob store.
@@ -97,6 +100,8 @@ pub struct DeliverySummary {
     pub manifest_count: usize,
     /// Sum of the segment file sizes.
     pub bytes: u64,
+    /// `inputs.json` (digest-checked), when the delivery carries one.
+    pub inputs: Option<Vec<u8>>,
 }
 
 /// What [`crate::verify_folder`] checked.

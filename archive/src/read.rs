@@ -14,8 +14,8 @@ use ferry_schemas::{Digest, DigestAlgorithm};
 use crate::error::{ArchiveError, Result, io, segment_error};
 use crate::metadata::{
     EntryKind, FORMAT_NAME, ImagesFile, MAX_METADATA_BYTES, OCI_INDEX_PATH, OCI_LAYOUT_BYTES,
-    OCI_LAYOUT_PATH, SegmentTable, TableEntry, blob_path, config_path, images_path, plan_path,
-    sha256_of, table_path,
+    OCI_LAYOUT_PATH, SegmentTable, TableEntry, blob_path, config_path, images_path, inputs_path,
+    plan_path, sha256_of, table_path,
 };
 use crate::model::{ContentEntry, DeliveryContents, DeliverySummary, SurveyedDelivery};
 use crate::tar_format::{NextHeader, RawEntry, ReadProblem, padded, read_header};
@@ -45,6 +45,8 @@ pub struct ScannedDelivery {
     pub segments: Vec<ScannedSegment>,
     pub config_text: String,
     pub images: ImagesFile,
+    /// `inputs.json`, when the delivery carries one.
+    pub inputs: Option<Vec<u8>>,
 }
 
 impl ScannedDelivery {
@@ -72,6 +74,7 @@ impl ScannedDelivery {
             blob_count: rows().filter(|row| row.kind == EntryKind::Blob).count(),
             manifest_count: rows().filter(|row| row.kind == EntryKind::Manifest).count(),
             bytes: self.segments.iter().map(|segment| segment.length).sum(),
+            inputs: self.inputs.clone(),
         }
     }
 }
@@ -373,8 +376,13 @@ fn check_table(
         (EntryKind::Images, usize::from(first)),
         (EntryKind::OciLayout, usize::from(first)),
         (EntryKind::OciIndex, usize::from(first)),
+        // Optional: at most one, in the first segment.
+        (EntryKind::Inputs, usize::from(first)),
     ] {
         let found = seen_kinds.get(&kind).copied().unwrap_or(0);
+        if kind == EntryKind::Inputs && found == 0 {
+            continue;
+        }
         if found != wanted {
             return Err(refused(format!(
                 "the table lists {found} entries of kind {kind:?}, segment {} of {} has {wanted}",
@@ -390,6 +398,7 @@ fn expected_path(row: &TableEntry, delivery: u32) -> String {
         EntryKind::Config => config_path(delivery),
         EntryKind::Plan => plan_path(delivery),
         EntryKind::Images => images_path(delivery),
+        EntryKind::Inputs => inputs_path(delivery),
         EntryKind::OciLayout => OCI_LAYOUT_PATH.to_owned(),
         EntryKind::OciIndex => OCI_INDEX_PATH.to_owned(),
         EntryKind::Blob | EntryKind::Manifest => blob_path(&row.digest),
@@ -524,12 +533,20 @@ fn assemble_delivery(
             "oci-layout is not {\"imageLayoutVersion\":\"1.0.0\"}",
         ));
     }
+    let inputs = first
+        .table
+        .entries
+        .iter()
+        .any(|row| row.kind == EntryKind::Inputs)
+        .then(|| read_listed(first, EntryKind::Inputs))
+        .transpose()?;
     Ok(ScannedDelivery {
         delivery,
         previous: reference.previous,
         segments,
         config_text,
         images,
+        inputs,
     })
 }
 

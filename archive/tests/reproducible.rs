@@ -47,6 +47,7 @@ fn input(store: &BlobStore, reversed: bool) -> DeliveryInput {
         images.reverse();
     }
     DeliveryInput {
+        inputs: None,
         delivery: 3,
         previous: Some(2),
         first_segment: 5,

@@ -310,6 +310,56 @@ fn read_folder_summarises_each_delivery() {
 }
 
 #[test]
+fn a_delivery_carries_its_inputs_in_the_first_segment_and_an_altered_copy_is_refused() {
+    let (folder, store, entries_in) = store_with(&blobs("inputs", 6, &[40_000]));
+    let output = folder.path().join("out");
+    let mut first = delivery(1, 1, 120_000, entries_in.clone());
+    let inputs = br#"{"format_version":1,"files":{"hold-release/a.json":"{}"}}"#.to_vec();
+    first.inputs = Some(inputs.clone());
+    let written = write_delivery(&first, &store, &output).unwrap();
+    assert!(written.segments.len() > 1, "several segments");
+    let summaries = read_folder(&output).unwrap();
+    assert_eq!(summaries[0].inputs.as_deref(), Some(inputs.as_slice()));
+    // Only the first segment holds it, right after images.json.
+    let paths: Vec<String> = entries(&output.join("mirror_000001.tar"))
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect();
+    let images = paths
+        .iter()
+        .position(|path| path.ends_with("/images.json"))
+        .unwrap();
+    assert_eq!(paths[images + 1], "ferry/deliveries/000001/inputs.json");
+    for later in &written.segments[1..] {
+        assert!(
+            entries(&output.join(&later.file_name))
+                .iter()
+                .all(|(path, _)| !path.ends_with("inputs.json"))
+        );
+    }
+    // The same size, other bytes: the digest in the table catches it.
+    let segment = output.join("mirror_000001.tar");
+    let mut bytes = fs::read(&segment).unwrap();
+    let at = bytes
+        .windows(inputs.len())
+        .position(|window| window == inputs.as_slice())
+        .unwrap();
+    bytes[at + inputs.len() - 3] = b'X';
+    fs::write(&segment, bytes).unwrap();
+    let error = read_folder(&output).unwrap_err().to_string();
+    assert!(error.contains("inputs.json"), "{error}");
+    // A delivery without inputs has no such entry.
+    let plain = folder.path().join("plain");
+    write_delivery(&delivery(1, 1, 120_000, entries_in), &store, &plain).unwrap();
+    assert_eq!(read_folder(&plain).unwrap()[0].inputs, None);
+    assert!(
+        entries(&plain.join("mirror_000001.tar"))
+            .iter()
+            .all(|(path, _)| !path.ends_with("inputs.json"))
+    );
+}
+
+#[test]
 fn deliveries_unpacked_into_one_folder_collide_only_on_index_json() {
     let (folder, store, entries_in) = store_with(&blobs("collide", 10, &[50_000]));
     let output = folder.path().join("out");

@@ -116,6 +116,7 @@ fn pack(world: &World, max_segment_bytes: u64) -> (Packed, DeliveryInput) {
         .map(|(name, digest)| image(name, &manifests[digest]))
         .collect();
     let input = DeliveryInput {
+        inputs: None,
         delivery: 1,
         previous: None,
         first_segment: 1,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ferry_executor::workflow::releases::ReleaseSources;
 use ferry_executor::workflow::{DiskOptions, PlanOptions, TransferOptions};
 use ferry_planner::Destination;
 use ferry_schemas::ImageReference;
@@ -81,6 +82,10 @@ pub struct MirrorArgs {
     /// each) and put back any that is missing.
     #[arg(long)]
     pub(crate) verify: bool,
+    /// Do not verify release payload signatures (oc-mirror's flag; ferry
+    /// does not verify them yet and says so).
+    #[arg(long)]
+    pub(crate) ignore_release_signature: bool,
     /// Set by `mirror` and `apply` (not a flag): the command whose run log
     /// goes to working-dir/logs/.
     #[arg(skip)]
@@ -130,6 +135,27 @@ impl MirrorArgs {
             since: self.since,
             strict_archive: self.strict_archive,
             max_segment_bytes: self.max_segment_bytes,
+        }
+    }
+
+    /// Where release content comes from: the update service
+    /// (`UPDATE_URL_OVERRIDE`), the sources of `transfer_options`, and
+    /// `workspace` for the saved answers.
+    pub(crate) fn release_sources(
+        &self,
+        workspace: &ferry_executor::workflow::Workspace,
+    ) -> ReleaseSources {
+        ReleaseSources {
+            registries: ferry_executor::catalog_image::RegistryAccessOptions {
+                registries_conf: self.registries_conf.clone(),
+                authfile: self.authfile.clone(),
+                source_tls_verify: self.src_tls_verify,
+            },
+            update_url_override: std::env::var(ferry_content::release::graph::UPDATE_URL_OVERRIDE)
+                .ok(),
+            workspace: workspace.clone(),
+            reuse_saved_graphs: self.trust_state,
+            offline: false,
         }
     }
 

@@ -182,7 +182,7 @@ pub fn run(arguments: &Args) -> ExitCode {
     let graph_url = world.graph_url();
     let steps = || -> Result<(), String> {
         println!(
-            "\n== 0. what the fuller image set selects (releases from the world's update graph; ferry does not mirror releases yet)"
+            "\n== 0. what the fuller image set selects (releases from the world's update graph)"
         );
         let full_config = folder
             .join("full-imageset-config.yaml")

@@ -72,17 +72,24 @@ fn prepare(arguments: &MirrorArgs, holds: bool, writes: bool) -> Result<Prepared
         Some(text) => crate::common::check_config(config_path, text.clone())?,
         None => load_config(config_path)?,
     };
+    let image_set = crate::mirror::collect(
+        arguments,
+        "",
+        &loaded.config,
+        Some(arguments.release_sources(&workspace)),
+    )?;
     let disk = runtime()?
-        .block_on(to_disk::prepare(
+        .block_on(to_disk::prepare_image_set(
             &folder,
             &loaded.config,
             &config_text,
+            image_set,
             &arguments.transfer_options(),
             &arguments.plan_options(),
             &arguments.disk_options(),
             writes,
         ))
-        .map_err(error)?;
+        .map_err(crate::mirror::collect_error)?;
     print_notices(&disk.notices);
     Ok(Prepared {
         disk,
@@ -207,7 +214,7 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
         &arguments.transfer_options(),
     )) {
         Ok(delivered) => delivered,
-        Err(cause) => return error(cause),
+        Err(cause) => return crate::mirror::collect_error(cause),
     };
     if delivered.fetched.fetched > 0 {
         eprintln!(

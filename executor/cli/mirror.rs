@@ -94,20 +94,68 @@ fn source(
             &transfer,
             &planning,
         ))
-        .map_err(error)
+        .map_err(collect_error)
 }
 
-/// The collect stage for a destination prefix.
+/// The collect stage for a destination prefix. Releases are collected
+/// with `releases` (mirror-to-mirror: the workspace keeps their graphs and
+/// payload files; mirror-to-disk: the folder's working-dir); a release
+/// error ends the command with the release exit bit.
 pub(crate) fn collect(
     arguments: &MirrorArgs,
     prefix: &str,
     config: &ferry_schemas::ImageSetConfiguration,
+    releases: Option<ferry_executor::workflow::releases::ReleaseSources>,
 ) -> Result<ImageSet, ExitCode> {
     let context = CollectContext {
         prefix: prefix.to_owned(),
         max_nested_paths: arguments.max_nested_paths,
+        releases,
     };
-    ferry_executor::workflow::collect(config, &context).map_err(error)
+    let image_set = ferry_executor::workflow::collect(config, &context).map_err(collect_error)?;
+    for warning in &image_set.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(image_set)
+}
+
+/// Disk-to-mirror's release sources: the latest delivery's `inputs.json`
+/// (update graph answers and payload files) restored into the folder's
+/// working-dir, read from there with nothing asked over the network.
+/// `None` when no delivery carries inputs (the collector then refuses).
+fn delivered_release_sources(
+    arguments: &MirrorArgs,
+    from: &str,
+) -> Result<Option<ferry_executor::workflow::releases::ReleaseSources>, ExitCode> {
+    let Some(folder) = from.strip_prefix("file://") else {
+        return Err(error("when --from is used, it must have file:// prefix"));
+    };
+    let deliveries = ferry_archive::read_folder(Path::new(folder)).map_err(error)?;
+    let Some(inputs) = deliveries
+        .iter()
+        .rev()
+        .find_map(|delivery| delivery.inputs.as_deref())
+    else {
+        return Ok(None);
+    };
+    let workspace = Workspace::in_folder(folder);
+    workspace.create().map_err(error)?;
+    ferry_executor::workflow::releases::restore_inputs(&workspace, inputs).map_err(error)?;
+    let mut sources = arguments.release_sources(&workspace);
+    sources.offline = true;
+    Ok(Some(sources))
+}
+
+/// A workflow error: exit 1, or the category's exit bit (a release error is
+/// fatal with exit 2, notes §7); nothing was pushed or delivered.
+pub(crate) fn collect_error(cause: ferry_executor::workflow::WorkflowError) -> ExitCode {
+    match cause.category {
+        Some(category) => {
+            eprintln!("error: {cause}\nnothing was pushed");
+            ferry_executor::workflow::exit_bits([category]).into()
+        }
+        None => error(cause),
+    }
 }
 
 /// Checks the destination and flags the way oc-mirror does, then resolves,
@@ -157,7 +205,23 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         Some(text) => check_config(config_path, text.clone())?,
         None => load_config(config_path)?,
     };
-    let image_set = collect(arguments, &destination.prefix, &loaded.config)?;
+    if arguments.from.is_none() && arguments.workspace.is_none() {
+        return Err(error(
+            "when destination is docker://, either --from (assumes disk to mirror workflow) or --workspace (assumes mirror to mirror workflow) need to be provided",
+        ));
+    }
+    // Releases come from the update service and the registries
+    // (mirror-to-mirror), or from what the deliveries carry (disk-to-mirror).
+    let releases = match (&arguments.from, &arguments.workspace) {
+        (None, Some(workspace)) => workspace
+            .strip_prefix("file://")
+            .map(|folder| arguments.release_sources(&Workspace::in_folder(folder))),
+        (Some(from), None) if loaded.config.mirror.platform.is_some() => {
+            delivered_release_sources(arguments, from)?
+        }
+        _ => None,
+    };
+    let image_set = collect(arguments, &destination.prefix, &loaded.config, releases)?;
     let runtime = runtime()?;
     let sourced = source(&runtime, arguments, &destination, &image_set, deliveries)?;
     let planned = runtime
@@ -287,7 +351,7 @@ fn write_cluster_resources(
         .filter(|image| !failed.contains(image.name.as_str()))
         .filter_map(|image| {
             Some(MirroredImage {
-                origin: image.name.parse().ok()?,
+                origin: ferry_executor::cluster_resources::origin_of(&image.name, image.category)?,
                 destination: format!(
                     "{}/{}",
                     prepared.planned.destination.registry, image.destination_repository

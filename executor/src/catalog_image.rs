@@ -1,8 +1,9 @@
-//! Catalog images read from a registry: the reference pinned to the digest
+//! Catalog images and release payloads read from a registry: the reference pinned to the digest
 //! the first answering pull source gives (through registries.conf), then
 //! only the linux/amd64 image's manifest, config and layers fetched, each
-//! checked against its digest, and only the labelled configs folder read
-//! out of the layers (`layer_files`). Blobs go into a temporary store that
+//! checked against its digest, and only one folder (a catalog's labelled
+//! configs, a payload's `release-manifests`) read out of the layers
+//! (`layer_files`). Blobs go into a temporary store that
 //! is removed afterwards.
 
 use std::io::Read;
@@ -94,6 +95,33 @@ impl RegistryAccess {
     /// Pins `reference` to the digest the first answering pull source
     /// gives, then reads the configs folder of its linux/amd64 image.
     pub fn read_catalog(&self, reference: &ImageReference) -> Result<FolderFiles, String> {
+        self.read_pinned(reference, |image| {
+            layer_files::read_labelled_folder_from(image, CATALOG_CONFIGS_LABEL)
+        })
+        .map_err(|error| format!("cannot read the catalog image: {error}"))?
+        .map(|(_, files)| files)
+    }
+
+    /// Pins `reference` as [`RegistryAccess::read_catalog`] does, then reads
+    /// the files under `folder` of its linux/amd64 image (else the first
+    /// of an index). Returns the pinned digest with the files.
+    pub fn read_image_folder(
+        &self,
+        reference: &ImageReference,
+        folder: &str,
+    ) -> Result<(Digest, FolderFiles), String> {
+        self.read_pinned(reference, |image| {
+            layer_files::read_folder_from(image, folder)
+        })?
+    }
+
+    /// The outer error: no pull source answered; the inner one: the
+    /// image was found and could not be read.
+    fn read_pinned(
+        &self,
+        reference: &ImageReference,
+        read: impl Fn(&dyn ImageBlobs) -> Result<FolderFiles, LayerFilesError>,
+    ) -> Result<Result<(Digest, FolderFiles), String>, String> {
         let sources = self
             .registries
             .pull_sources(reference)
@@ -117,16 +145,19 @@ impl RegistryAccess {
                         top: manifest.bytes.to_vec(),
                         store,
                     };
-                    return layer_files::read_labelled_folder_from(&image, CATALOG_CONFIGS_LABEL)
-                        .map_err(|error| error.to_string());
+                    return Ok(read(&image)
+                        .map(|files| (manifest.digest.clone(), files))
+                        .map_err(|error| error.to_string()));
                 }
                 Err(error) => failures.push(error.to_string()),
             }
         }
-        Err(format!(
-            "cannot read the catalog image: {}",
-            failures.join("; ")
-        ))
+        Err(failures.join("; "))
+    }
+
+    /// Runs `future` on this access's runtime (the caller is not async).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 }
 

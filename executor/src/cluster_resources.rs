@@ -31,6 +31,18 @@ pub struct MirroredImage {
 
 pub use crate::workflow::Category;
 
+/// The origin of the image named `name` in a run. Release images are
+/// named `<origin repository>:<destination tag>@<digest>` (unique per
+/// release and component) and come from their digest alone: the tag is
+/// dropped, so they go in the IDMS only.
+pub fn origin_of(name: &str, category: Category) -> Option<ImageReference> {
+    let reference: ImageReference = name.parse().ok()?;
+    match (category, reference.digest()) {
+        (Category::Release, Some(digest)) => format!("{}@{digest}", reference.name()).parse().ok(),
+        _ => Some(reference),
+    }
+}
+
 /// The two files' contents; `None` when a file would list nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterResources {
@@ -246,5 +258,50 @@ mod tests {
         let resources = generate(&[], false, 0);
         assert_eq!(resources.image_digest_mirror_sets, None);
         assert_eq!(resources.image_tag_mirror_sets, None);
+    }
+
+    #[test]
+    fn release_images_are_digest_mirrors_in_repository_scope() {
+        let hex = "cd".repeat(32);
+        let names = [
+            format!("quay.io/openshift-release-dev/ocp-release:4.16.1-x86_64@sha256:{hex}"),
+            format!(
+                "quay.io/openshift-release-dev/ocp-v4.0-art-dev:4.16.1-x86_64-etcd@sha256:{hex}"
+            ),
+        ];
+        let images: Vec<MirroredImage> = names
+            .iter()
+            .zip([
+                "mirror.example/ns/openshift/release-images",
+                "mirror.example/ns/openshift/release",
+            ])
+            .map(|(name, destination)| MirroredImage {
+                origin: origin_of(name, Category::Release).unwrap(),
+                destination: destination.to_owned(),
+                category: Category::Release,
+            })
+            .collect();
+        assert_eq!(images[0].origin.tag(), None);
+        let resources = generate(&images, false, 0);
+        assert_eq!(resources.image_tag_mirror_sets, None);
+        let idms = resources.image_digest_mirror_sets.unwrap();
+        assert!(idms.contains("name: idms-release-0"), "{idms}");
+        assert!(
+            idms.contains("  - mirrors:\n    - mirror.example/ns/openshift/release\n    source: quay.io/openshift-release-dev/ocp-v4.0-art-dev\n"),
+            "{idms}"
+        );
+        assert!(
+            idms.contains("  - mirrors:\n    - mirror.example/ns/openshift/release-images\n    source: quay.io/openshift-release-dev/ocp-release\n"),
+            "{idms}"
+        );
+        // Other categories keep their tags.
+        let additional = origin_of(
+            "quay.io/a/b:1@sha256:".to_owned().as_str(),
+            Category::Additional,
+        );
+        assert!(additional.is_none(), "not a reference");
+        let additional =
+            origin_of(&format!("quay.io/a/b:1@sha256:{hex}"), Category::Additional).unwrap();
+        assert_eq!(additional.tag(), Some("1"));
     }
 }

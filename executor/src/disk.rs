@@ -260,6 +260,7 @@ pub fn delivery_contents(
     }
     DeliveryContents {
         input: DeliveryInput {
+            inputs: None,
             delivery: settings.delivery,
             previous: settings.previous,
             first_segment: settings.first_segment,

@@ -10,8 +10,9 @@
 //! Where the bytes come from is behind [`ImageBlobs`]: [`OciLayout`] here,
 //! a registry in the `list` command.
 //!
-//! Used for operator catalogs: the folder is the one the config label
-//! `operators.operatorframework.io.index.configs.v1` names.
+//! Used for operator catalogs (the folder is the one the config label
+//! `operators.operatorframework.io.index.configs.v1` names) and release
+//! payloads (the folder `release-manifests`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -129,6 +130,30 @@ pub fn read_labelled_folder_from(
     source: &dyn ImageBlobs,
     label: &str,
 ) -> Result<FolderFiles, LayerFilesError> {
+    read_folder_of(source, FolderName::Label(label))
+}
+
+/// The files under `folder` (e.g. `release-manifests`) in an image's
+/// layers, found as [`read_labelled_folder_from`] finds the image.
+pub fn read_folder_from(
+    source: &dyn ImageBlobs,
+    folder: &str,
+) -> Result<FolderFiles, LayerFilesError> {
+    read_folder_of(source, FolderName::Path(folder))
+}
+
+/// How the folder to read is named.
+enum FolderName<'a> {
+    /// By a label of the image config.
+    Label(&'a str),
+    /// By its path.
+    Path(&'a str),
+}
+
+fn read_folder_of(
+    source: &dyn ImageBlobs,
+    name: FolderName<'_>,
+) -> Result<FolderFiles, LayerFilesError> {
     let place = source.place();
     let layout_error = |message: String| LayerFilesError::Layout {
         place: place.clone(),
@@ -145,21 +170,26 @@ pub fn read_labelled_folder_from(
         document = read_json(&format!("{place} ({digest})"), &bytes)?;
     }
     let manifest = document;
-    let config_descriptor = manifest
-        .get("config")
-        .cloned()
-        .ok_or_else(|| layout_error("the image manifest has no config".to_owned()))?;
-    let config_digest = descriptor_digest(&place, &config_descriptor)?;
-    let config = read_json(
-        &format!("{place} ({config_digest})"),
-        &read_blob(source, &config_digest)?,
-    )?;
-    let folder = config
-        .pointer("/config/Labels")
-        .and_then(|labels| labels.get(label))
-        .and_then(Value::as_str)
-        .ok_or_else(|| layout_error(format!("the image config has no label {label}")))?
-        .to_owned();
+    let folder = match name {
+        FolderName::Path(path) => path.to_owned(),
+        FolderName::Label(label) => {
+            let config_descriptor = manifest
+                .get("config")
+                .cloned()
+                .ok_or_else(|| layout_error("the image manifest has no config".to_owned()))?;
+            let config_digest = descriptor_digest(&place, &config_descriptor)?;
+            let config = read_json(
+                &format!("{place} ({config_digest})"),
+                &read_blob(source, &config_digest)?,
+            )?;
+            config
+                .pointer("/config/Labels")
+                .and_then(|labels| labels.get(label))
+                .and_then(Value::as_str)
+                .ok_or_else(|| layout_error(format!("the image config has no label {label}")))?
+                .to_owned()
+        }
+    };
     let prefix = format!("{}/", normalize(&folder));
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let layers = manifest
@@ -479,6 +509,22 @@ mod tests {
                 ("kept/catalog.json", &b"kept"[..])
             ]
         );
+    }
+
+    #[test]
+    fn a_folder_named_by_its_path_is_read_without_the_label() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path());
+        let source = OciLayout {
+            path: dir.path().to_path_buf(),
+        };
+        let read = read_folder_from(&source, "configs/foo").unwrap();
+        assert_eq!(read.folder, "configs/foo");
+        let names: Vec<&String> = read.files.keys().collect();
+        assert_eq!(names, ["catalog.json"]);
+        assert_eq!(read.files["catalog.json"], b"new foo");
+        let empty = read_folder_from(&source, "release-manifests").unwrap();
+        assert!(empty.files.is_empty());
     }
 
     #[test]

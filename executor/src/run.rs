@@ -21,7 +21,9 @@
 //! sync each, not one per action); a kill loses at most the last batch,
 //! whose actions the rerun plans again and finds done at the destination. An action whose prerequisite failed is skipped, with the
 //! failure as its reason; an image fails when any of its actions failed or
-//! was skipped, and the others go on.
+//! was skipped, and the others go on, except after a failed action of an
+//! image in [`Target::stop_on_failure_of`] (release images): then no new
+//! action starts and what never started fails its images.
 //!
 //! Bytes are reported to [`Progress`] while blobs stream (read from the
 //! client's per-transfer counters a few times a second), not only when a
@@ -107,6 +109,10 @@ pub struct Target<'a> {
     /// Disk-to-mirror: blobs are read from this cache (where the
     /// deliveries were imported, verified), not from a source registry.
     pub local_blobs: Option<BlobStore>,
+    /// Images whose failure stops the run (release images, notes §7): no
+    /// new action starts, the actions in flight finish and are recorded,
+    /// and what never started fails its images.
+    pub stop_on_failure_of: BTreeSet<String>,
 }
 
 fn now() -> i64 {
@@ -566,6 +572,19 @@ pub async fn execute(
     }
     let mut failed: BTreeMap<ActionKey, String> = BTreeMap::new();
     let mut report = RunReport::default();
+    // Actions of the images whose failure stops the run, and the failure
+    // that stopped it.
+    let critical: BTreeSet<ActionKey> = {
+        let keys = graph.node_keys();
+        graph
+            .images
+            .iter()
+            .filter(|image| target.stop_on_failure_of.contains(&image.name))
+            .flat_map(|image| image.nodes.iter().map(|node| keys[node.index()]))
+            .collect()
+    };
+    let mut stopped_by: Option<String> = None;
+    let mut finished: Vec<bool> = vec![false; plan.actions.len()];
     // Byte counters of running uploads, and what was reported of each.
     let mut counters: BTreeMap<usize, (Arc<AtomicU64>, u64)> = BTreeMap::new();
     let mut running_blobs = 0;
@@ -596,6 +615,10 @@ pub async fn execute(
     };
 
     loop {
+        if stopped_by.is_some() {
+            ready_blobs.clear();
+            ready_manifests.clear();
+        }
         // Start whatever is ready, within the bounds. A manifest write
         // waits while a write it conflicts with runs (see `ManifestWrite`).
         for (ready, running_count, limit) in [
@@ -675,6 +698,7 @@ pub async fn execute(
                 // The action, then the tag its request set (if any): each
                 // recorded, reported and releasing what waits for it.
                 for done in std::iter::once(index).chain(tag_set) {
+                    finished[done] = true;
                     let action = &plan.actions[done].action;
                     recorder.finished(&plan.actions[done]);
                     recorder.write_when_due()?;
@@ -705,6 +729,11 @@ pub async fn execute(
             Err(message) => {
                 tracing::debug!(action = %action.describe(), %message, "action failed");
                 let cause = format!("{}: {message}", action.describe());
+                finished[index] = true;
+                if stopped_by.is_none() && critical.contains(&planned.key) {
+                    tracing::info!(action = %action.describe(), "a release image failed: no new action starts");
+                    stopped_by = Some(cause.clone());
+                }
                 failed.insert(planned.key, cause.clone());
                 report.failed += 1;
                 progress.action_finished(action, Outcome::Failed);
@@ -728,6 +757,20 @@ pub async fn execute(
         }
     }
     recorder.write()?;
+    if let Some(cause) = &stopped_by {
+        // What never started fails with the release failure as its reason.
+        for (index, planned) in plan.actions.iter().enumerate() {
+            if finished[index] || failed.contains_key(&planned.key) {
+                continue;
+            }
+            failed.insert(
+                planned.key,
+                format!("not started: a release image failed, the run stopped ({cause})"),
+            );
+            report.skipped += 1;
+            progress.action_finished(&planned.action, Outcome::Skipped);
+        }
+    }
     let keys = graph.node_keys();
     for image in &graph.images {
         let error = image

@@ -43,6 +43,7 @@ fn image_set(prefix: &str) -> ImageSet {
         &CollectContext {
             prefix: prefix.to_owned(),
             max_nested_paths: 0,
+            releases: None,
         },
     )
     .unwrap()

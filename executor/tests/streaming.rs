@@ -136,6 +136,7 @@ async fn a_held_blob_does_not_hold_back_another_image() {
         destination: &destination_text,
         registry: &target_destination.registry,
         local_blobs: None,
+        stop_on_failure_of: Default::default(),
     };
     let recorder = Recorder::default();
     let limits = Limits {

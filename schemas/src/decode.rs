@@ -613,7 +613,8 @@ impl<'t> Decoder<'t> {
                 mirror.blocked_images.push(blocked);
             }
         }
-        self.stanza_features(&fields);
+        // `platform` is mirrored (issue 11); the other stanzas are not yet.
+        self.stanza_features(&fields, false);
         Some(mirror)
     }
 
@@ -638,17 +639,22 @@ impl<'t> Decoder<'t> {
             helm: fields.present("helm").and_then(|node| self.helm(node)),
             samples: self.samples(fields.value("samples")),
         };
-        self.stanza_features(&fields);
+        self.stanza_features(&fields, true);
         Some(delete)
     }
 
-    fn stanza_features(&mut self, fields: &Fields<'_>) {
+    /// Marks the stanzas ferry does not act on yet; `platform` only in a
+    /// delete configuration (releases are mirrored, not deleted yet).
+    fn stanza_features(&mut self, fields: &Fields<'_>, in_delete: bool) {
         for (name, feature) in [
             ("platform", Feature::ReleaseMirroring),
             ("operators", Feature::OperatorMirroring),
             ("helm", Feature::Helm),
             ("samples", Feature::Samples),
         ] {
+            if feature == Feature::ReleaseMirroring && !in_delete {
+                continue;
+            }
             if let (Some(key), Some(_)) = (fields.key(name), fields.present(name)) {
                 self.uses(feature, key.span);
             }
@@ -684,14 +690,6 @@ impl<'t> Decoder<'t> {
             self.uses(
                 Feature::UpdateGraph,
                 fields.key("graph").map_or(fields.span, |k| k.span),
-            );
-        }
-        if platform.kube_virt_container {
-            self.uses(
-                Feature::KubeVirtContainer,
-                fields
-                    .key("kubeVirtContainer")
-                    .map_or(fields.span, |k| k.span),
             );
         }
         let mut names: HashMap<String, Span> = HashMap::new();
@@ -780,7 +778,10 @@ impl<'t> Decoder<'t> {
             None => ChannelType::Ocp,
             Some(node) => match scalar_text(node) {
                 Some("ocp") => ChannelType::Ocp,
-                Some("okd") => ChannelType::Okd,
+                Some("okd") => {
+                    self.uses(Feature::OkdChannels, node.span);
+                    ChannelType::Okd
+                }
                 // Stricter than oc-mirror, which silently reads any other
                 // value as ocp.
                 _ => {

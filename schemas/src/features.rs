@@ -20,10 +20,10 @@ pub enum Feature {
     Samples,
     /// `platforms:` sparse manifest filtering.
     PlatformFiltering,
+    /// A release channel of `type: okd` (OKD's own update service).
+    OkdChannels,
     /// `platform.graph: true`.
     UpdateGraph,
-    /// `platform.kubeVirtContainer: true`.
-    KubeVirtContainer,
     /// `targetCatalogSourceTemplate`.
     CatalogSourceTemplate,
     /// `skipDependencies` (oc-mirror v2 ignores it too).
@@ -43,10 +43,8 @@ impl Feature {
             Feature::Helm => "helm chart mirroring (`helm`)",
             Feature::Samples => "`samples`",
             Feature::PlatformFiltering => "platform filtering (`platforms`)",
+            Feature::OkdChannels => "OKD release channels (`type: okd`)",
             Feature::UpdateGraph => "the update-graph image (`graph: true`)",
-            Feature::KubeVirtContainer => {
-                "the KubeVirt container image (`kubeVirtContainer: true`)"
-            }
             Feature::CatalogSourceTemplate => {
                 "CatalogSource templates (`targetCatalogSourceTemplate`)"
             }

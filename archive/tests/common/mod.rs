@@ -89,6 +89,7 @@ pub fn delivery(
         format!("{{\"schemaVersion\":2,\"delivery\":{delivery}}}").into_bytes(),
     );
     DeliveryInput {
+        inputs: None,
         delivery,
         previous: delivery.checked_sub(1).filter(|previous| *previous > 0),
         first_segment,

@@ -3,9 +3,11 @@
 //! One [`Collector`] per content kind reads its part of the configuration
 //! and adds images to the [`ImageSet`], each with where it comes from,
 //! where it goes and its [`Category`]. Additional images need nothing but
-//! the configuration; operator and release collectors (issues 10 and 11)
-//! read catalogs and update graphs through the content source first, so
+//! the configuration; the release collector (`releases.rs`) reads update
+//! graphs and payloads first (operators, issue 10, will read catalogs), so
 //! the trait hands every collector the same [`CollectContext`].
+
+use std::collections::BTreeMap;
 
 use regex::Regex;
 
@@ -44,6 +46,12 @@ pub struct ImageSet {
     pub built: Vec<BuiltImage>,
     /// The cache the built images' blobs were stored in.
     pub cache: Option<BlobStore>,
+    /// What a collector wants the user to know (selection warnings...).
+    pub warnings: Vec<String>,
+    /// Files the collectors read (update graph answers, payload files), by
+    /// path under `working-dir/`: what a delivery carries so that
+    /// disk-to-mirror collects the same images offline.
+    pub inputs: BTreeMap<String, Vec<u8>>,
 }
 
 impl ImageSet {
@@ -72,6 +80,10 @@ pub struct CollectContext {
     pub prefix: String,
     /// `--max-nested-paths` (0: keep destination paths as they are).
     pub max_nested_paths: usize,
+    /// Where release content comes from (update service, registries, the
+    /// workspace's saved answers); `None`: the workflow cannot collect
+    /// releases, and a configuration with `platform` is refused.
+    pub releases: Option<crate::workflow::releases::ReleaseSources>,
 }
 
 /// One content kind's part of the collect stage.
@@ -152,7 +164,10 @@ impl AdditionalImages {
 
 /// Every collector ferry has, in the order their images are listed.
 pub fn collectors() -> Vec<Box<dyn Collector>> {
-    vec![Box::new(AdditionalImages)]
+    vec![
+        Box::new(crate::workflow::releases::Releases),
+        Box::new(AdditionalImages),
+    ]
 }
 
 /// The collect stage: every collector over `configuration`.
@@ -185,6 +200,7 @@ mod tests {
         let context = CollectContext {
             prefix: "mirror".to_owned(),
             max_nested_paths: 0,
+            releases: None,
         };
         let set = collect(&configuration, &context).unwrap();
         assert_eq!(set.images.len(), 1);

@@ -228,7 +228,9 @@ pub fn generate(
 ) -> Result<Generated> {
     let context = CollectContext {
         prefix: destination.prefix.clone(),
-        max_nested_paths: 0,
+        // Releases and operators are refused in delete configurations
+        // until their image types join `delete_items`.
+        ..CollectContext::default()
     };
     let image_set = collect(&as_image_set(configuration), &context)?;
     let (items, notices) = delete_items(&image_set, destination, recorded, delete_signatures)?;

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use ferry_planner::Category;
+
 /// Whose fault an error is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -23,6 +25,9 @@ pub enum ErrorKind {
 pub struct WorkflowError {
     pub kind: ErrorKind,
     pub message: String,
+    /// The content category whose collection failed (a release error ends
+    /// the run with that category's exit bit, notes §7), if any.
+    pub category: Option<Category>,
 }
 
 impl WorkflowError {
@@ -31,6 +36,7 @@ impl WorkflowError {
         WorkflowError {
             kind: ErrorKind::Input,
             message: message.to_string(),
+            category: None,
         }
     }
 
@@ -39,7 +45,14 @@ impl WorkflowError {
         WorkflowError {
             kind: ErrorKind::Environment,
             message: message.to_string(),
+            category: None,
         }
+    }
+
+    /// The error belongs to collecting `category`'s content.
+    pub fn in_category(mut self, category: Category) -> Self {
+        self.category = Some(category);
+        self
     }
 
     /// ferry broke one of its own promises.
@@ -47,6 +60,7 @@ impl WorkflowError {
         WorkflowError {
             kind: ErrorKind::Internal,
             message: message.to_string(),
+            category: None,
         }
     }
 }

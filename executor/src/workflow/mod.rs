@@ -29,6 +29,7 @@ pub mod error;
 pub mod from_deliveries;
 pub mod options;
 pub mod publish;
+pub mod releases;
 pub mod to_disk;
 pub mod to_registry;
 pub mod workspace;

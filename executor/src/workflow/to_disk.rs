@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ferry_archive::{DeliveryLayout, SurveyedDelivery};
-use ferry_planner::{Action, ActionGraph, ActionKey, Plan, StateSnapshot, compile_archive};
+use ferry_planner::{
+    Action, ActionGraph, ActionKey, Category, Plan, StateSnapshot, compile_archive,
+};
 use ferry_registry::RegistryClient;
 use ferry_schemas::{Digest, ImageSetConfiguration};
 use ferry_store::{BlobStore, Cache, DeliveryRecord, WorkspaceState};
@@ -68,6 +70,8 @@ pub struct DiskPlan {
     pub state_fingerprint: String,
     /// What preparing found and did, for the user.
     pub notices: Vec<Notice>,
+    /// `inputs.json` of the delivery: what the collectors read.
+    pub inputs: Option<Vec<u8>>,
 }
 
 /// Refuses built images whose new blobs are not in `cache`, the cache the
@@ -136,6 +140,7 @@ pub async fn prepare(
         &CollectContext {
             prefix: String::new(),
             max_nested_paths: planning.max_nested_paths,
+            releases: None,
         },
     )?;
     prepare_image_set(
@@ -169,6 +174,7 @@ pub async fn prepare_image_set(
 ) -> Result<DiskPlan> {
     let workspace = Workspace::in_folder(folder);
     workspace.create()?;
+    let inputs = crate::workflow::releases::inputs_document(&image_set.inputs)?;
     let registries = load_registries(transfer.registries_conf.as_deref())?;
     let resolve_options = resolve_options(planning, "");
     let client = source_client(transfer, &registries, &image_set.images, None);
@@ -185,6 +191,7 @@ pub async fn prepare_image_set(
     )
     .await;
     resolution.blocked = image_set.blocked;
+    crate::workflow::to_registry::refuse_release_failures(&resolution)?;
     // Built images need no resolving: their manifests are in hand, their
     // new blobs in the cache (no fetch is planned for them).
     crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built);
@@ -292,6 +299,7 @@ pub async fn prepare_image_set(
         settings,
         state_fingerprint,
         notices,
+        inputs,
     })
 }
 
@@ -357,7 +365,7 @@ pub fn delivery_keys(plan: &Plan) -> Vec<String> {
 /// What the next delivery holds, leaving out whole every image in
 /// `left_out`.
 fn contents(prepared: &DiskPlan, left_out: &BTreeSet<String>) -> DeliveryContents {
-    disk::delivery_contents(
+    let mut contents = disk::delivery_contents(
         &prepared.plan,
         &prepared.graph,
         &prepared.resolution,
@@ -365,7 +373,9 @@ fn contents(prepared: &DiskPlan, left_out: &BTreeSet<String>) -> DeliveryContent
         &prepared.settings,
         &prepared.config_text,
         &embedded_plan(&prepared.delivery_plan, &prepared.settings),
-    )
+    );
+    contents.input.inputs = prepared.inputs.clone();
+    contents
 }
 
 /// The segments the planned delivery would be cut into, if every image
@@ -462,6 +472,28 @@ pub async fn write_delivery(
     .await;
     let left_out_reasons = disk::failed_images(&prepared.graph, &fetched.failed);
     let left_out: BTreeSet<String> = left_out_reasons.keys().cloned().collect();
+    // A release image that could not be fetched: no delivery at all, as
+    // oc-mirror writes no archive then (notes §7); what was fetched stays
+    // in the cache for the rerun.
+    let release_failures: Vec<String> = prepared
+        .resolution
+        .images
+        .iter()
+        .filter(|image| image.category == Category::Release)
+        .filter_map(|image| {
+            left_out_reasons
+                .get(&image.name)
+                .map(|reason| format!("{}: {reason}", image.name))
+        })
+        .collect();
+    if !release_failures.is_empty() {
+        return Err(WorkflowError::environment(format!(
+            "{} release images could not be fetched, so no delivery was written:\n  {}",
+            release_failures.len(),
+            release_failures.join("\n  ")
+        ))
+        .in_category(Category::Release));
+    }
     disk::cache_manifests(&mut prepared.cache, &prepared.resolution, unix_now()).map_err(
         |cause| WorkflowError::environment(format!("cannot store manifests in the cache: {cause}")),
     )?;

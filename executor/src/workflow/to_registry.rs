@@ -167,6 +167,7 @@ pub async fn from_registries(
         absent: absent?.into_iter().collect(),
     };
     resolution.blocked = image_set.blocked.clone();
+    refuse_release_failures(&resolution)?;
     // Built images need no resolving: their manifests are in hand and their
     // new blobs in the cache, which the run then reads them from.
     crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built);
@@ -204,6 +205,26 @@ pub async fn from_registries(
         local,
         checked,
     })
+}
+
+/// A release image that could not be resolved ends the run before anything
+/// is pushed, with the release exit bit (notes §7).
+pub fn refuse_release_failures(resolution: &Resolution) -> Result<()> {
+    let failures: Vec<String> = resolution
+        .failures
+        .iter()
+        .filter(|failure| failure.category == Category::Release)
+        .map(|failure| format!("{}: {}", failure.name, failure.message))
+        .collect();
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(WorkflowError::environment(format!(
+        "{} release images could not be resolved:\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    ))
+    .in_category(Category::Release))
 }
 
 /// (destination repository, digest) of each recorded top manifest (an
@@ -684,6 +705,13 @@ pub async fn execute(
         destination: &destination,
         registry: &planned.destination.registry,
         local_blobs: planned.local.as_ref().map(|local| local.blobs.clone()),
+        stop_on_failure_of: planned
+            .resolution
+            .images
+            .iter()
+            .filter(|image| image.category == Category::Release)
+            .map(|image| image.name.clone())
+            .collect(),
     };
     let limits = run::Limits {
         blobs: transfer.blob_transfers(),

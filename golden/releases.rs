@@ -1,0 +1,656 @@
+//! Releases mirror-to-mirror on the test world: two channels, amd64 and
+//! multi, from the world's update-graph server. Checked with skopeo (every
+//! payload at `openshift/release-images:<version>-<arch>`, every component
+//! at `openshift/release:<tag>-<component>`, the multi payload's whole
+//! index copied), a cluster played through the generated IDMS (a component
+//! pulled by its original digest with the sources unreachable), a rerun
+//! that plans nothing, `--trust-state` with the update service gone, and a
+//! release error that stops the run with exit 2 before anything is pushed.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ferry_testworld::registry::{Flavour, Registry, Storage};
+use ferry_testworld::releases::{
+    COMPONENT_REPOSITORY, COMPONENTS, RELEASE_HOST, RELEASE_REPOSITORY,
+};
+use ferry_testworld::world::World;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+struct Setup<'a> {
+    world: &'a World,
+    folder: &'a Path,
+    destination: String,
+}
+
+impl Setup<'_> {
+    fn ferry(&self, command: &str, config: &str, graph_url: &str, extra: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg(command)
+            .args(["-c", &self.folder.join(config).display().to_string()])
+            .args([
+                "--workspace",
+                &format!("file://{}", self.folder.join("workspace").display()),
+            ])
+            .args([
+                "--registries-conf",
+                &self.world.registries_conf().display().to_string(),
+            ])
+            .args(["--dest-tls-verify=false", "--src-tls-verify=false"])
+            .args(extra)
+            .arg(format!("docker://{}/mirror", self.destination))
+            .env("UPDATE_URL_OVERRIDE", graph_url)
+            .env("REGISTRY_AUTH_FILE", self.folder.join("no-auth.json"))
+            .output()
+            .unwrap()
+    }
+}
+
+fn skopeo(arguments: &[&str]) -> Output {
+    Command::new("skopeo").args(arguments).output().unwrap()
+}
+
+/// The digest of the manifest skopeo reads at `reference` (unverified text).
+fn digest_at(reference: &str) -> String {
+    let output = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        reference,
+    ]);
+    assert!(
+        output.status.success(),
+        "{reference}: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout).trim().to_owned()
+}
+
+fn tags_of(reference: &str) -> BTreeSet<String> {
+    let output = skopeo(&["list-tags", "--tls-verify=false", reference]);
+    assert!(
+        output.status.success(),
+        "{reference}: {}",
+        text(&output.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    listed["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tag| tag.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The payload digest the world's graph gives `version` for `architecture`.
+fn payload_digest(world: &World, channel: &str, architecture: &str, version: &str) -> String {
+    let graph: serde_json::Value =
+        serde_json::from_str(&world.graphs()[&(channel.to_owned(), architecture.to_owned())])
+            .unwrap();
+    let node = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|node| node["version"] == version)
+        .unwrap_or_else(|| panic!("{version} in {channel} ({architecture})"));
+    let payload = node["payload"].as_str().unwrap();
+    payload.rsplit_once('@').unwrap().1.to_owned()
+}
+
+/// A registries.conf a cluster would get from `idms`: each source reached
+/// only through its mirrors, the source itself unreachable.
+fn cluster_registries_conf(idms: &str) -> String {
+    let mut conf = String::from("unqualified-search-registries = []\n");
+    for document in serde_yaml::Deserializer::from_str(idms) {
+        let value = <serde_yaml::Value as serde::Deserialize>::deserialize(document).unwrap();
+        assert_eq!(value["kind"].as_str(), Some("ImageDigestMirrorSet"));
+        for entry in value["spec"]["imageDigestMirrors"].as_sequence().unwrap() {
+            let source = entry["source"].as_str().unwrap();
+            conf.push_str(&format!(
+                "\n[[registry]]\nprefix = \"{source}\"\nlocation = \"127.0.0.1:9/unreachable\"\nmirror-by-digest-only = true\n"
+            ));
+            for mirror in entry["mirrors"].as_sequence().unwrap() {
+                conf.push_str(&format!(
+                    "[[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
+                    mirror.as_str().unwrap()
+                ));
+            }
+        }
+    }
+    conf
+}
+
+#[test]
+fn releases_mirror_to_mirror_on_the_test_world() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        world: &world,
+        folder: folder.path(),
+        destination: destination.host(),
+    };
+    // stable-4.15's head (4.15.12) and stable-4.16 from 4.16.1 up; the
+    // cross-channel path from 4.15.12 to 4.16.2 adds nothing else (the
+    // graph has the edge 4.15.12 -> 4.16.2), as `list releases` says.
+    std::fs::write(
+        folder.path().join("isc.yaml"),
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    architectures: [amd64, multi]\n    channels:\n    - name: stable-4.15\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
+    )
+    .unwrap();
+    let listed = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["list", "releases", "-c"])
+        .arg(folder.path().join("isc.yaml"))
+        .args(["--format", "json"])
+        .env("UPDATE_URL_OVERRIDE", world.graph_url())
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let selected: BTreeSet<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["architecture"].as_str().unwrap().to_owned(),
+                row["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = ["amd64", "multi"]
+        .iter()
+        .flat_map(|architecture| {
+            ["4.15.12", "4.16.1", "4.16.2"]
+                .iter()
+                .map(move |version| ((*architecture).to_owned(), (*version).to_owned()))
+        })
+        .collect();
+    assert_eq!(selected, expected);
+
+    let mirrored = setup.ferry("mirror", "isc.yaml", &world.graph_url(), &[]);
+    let stderr = text(&mirrored.stderr);
+    assert_eq!(mirrored.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("release signatures are not verified yet")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    let mirror = format!("{}/mirror", setup.destination);
+
+    // Every payload, by the digest the update graph names.
+    let payload_tags = tags_of(&format!("docker://{mirror}/openshift/release-images"));
+    let mut expected_payload_tags = BTreeSet::new();
+    for (architecture, version) in &expected {
+        let suffix = if architecture == "amd64" {
+            "x86_64"
+        } else {
+            "multi"
+        };
+        let tag = format!("{version}-{suffix}");
+        let channel = if version.starts_with("4.15") {
+            "stable-4.15"
+        } else {
+            "stable-4.16"
+        };
+        assert_eq!(
+            digest_at(&format!("docker://{mirror}/openshift/release-images:{tag}")),
+            payload_digest(&world, channel, architecture, version),
+            "{tag}"
+        );
+        expected_payload_tags.insert(tag);
+    }
+    assert_eq!(payload_tags, expected_payload_tags);
+
+    // Every component of every payload (the multi payload's components
+    // are its amd64 image's), by tag `<release tag>-<component>`.
+    let component_tags = tags_of(&format!("docker://{mirror}/openshift/release"));
+    let expected_component_tags: BTreeSet<String> = expected_payload_tags
+        .iter()
+        .flat_map(|tag| {
+            COMPONENTS
+                .iter()
+                .map(move |component| format!("{tag}-{component}"))
+        })
+        .collect();
+    assert_eq!(component_tags, expected_component_tags);
+
+    // The multi payload copied whole, every child and blob checked by
+    // skopeo; a component copied and checked the same way.
+    let copies = folder.path().join("copies");
+    for (reference, all) in [
+        (
+            format!("docker://{mirror}/openshift/release-images:4.16.2-multi"),
+            true,
+        ),
+        (
+            format!("docker://{mirror}/openshift/release:4.16.2-x86_64-etcd"),
+            false,
+        ),
+    ] {
+        let target = copies.join(if all { "multi" } else { "etcd" });
+        let mut arguments = vec!["copy", "--src-tls-verify=false"];
+        if all {
+            arguments.push("--all");
+        }
+        let target_text = format!("dir:{}", target.display());
+        arguments.extend([reference.as_str(), target_text.as_str()]);
+        std::fs::create_dir_all(&target).unwrap();
+        let copied = skopeo(&arguments);
+        assert!(
+            copied.status.success(),
+            "{reference}: {}",
+            text(&copied.stderr)
+        );
+    }
+
+    // A cluster through the generated IDMS: release mirrors are
+    // repository-scoped; a component and a payload pulled by their
+    // original digests from the mirror, the sources unreachable.
+    let idms = std::fs::read_to_string(
+        folder
+            .path()
+            .join("workspace/working-dir/cluster-resources/idms-oc-mirror.yaml"),
+    )
+    .unwrap();
+    assert!(idms.contains("name: idms-release-0"), "{idms}");
+    assert!(
+        idms.contains(&format!(
+            "  - mirrors:\n    - {mirror}/openshift/release\n    source: {RELEASE_HOST}/{COMPONENT_REPOSITORY}\n"
+        )),
+        "{idms}"
+    );
+    assert!(
+        idms.contains(&format!(
+            "  - mirrors:\n    - {mirror}/openshift/release-images\n    source: {RELEASE_HOST}/{RELEASE_REPOSITORY}\n"
+        )),
+        "{idms}"
+    );
+    let cluster_conf = folder.path().join("cluster-registries.conf");
+    std::fs::write(&cluster_conf, cluster_registries_conf(&idms)).unwrap();
+    let etcd = digest_at(&format!(
+        "docker://{mirror}/openshift/release:4.16.2-x86_64-etcd"
+    ));
+    let world_component_digests: BTreeSet<&str> = world
+        .content()
+        .placements
+        .iter()
+        .filter(|placement| placement.repository == COMPONENT_REPOSITORY)
+        .map(|placement| placement.digest.as_str())
+        .collect();
+    assert!(
+        world_component_digests.contains(etcd.as_str()),
+        "{etcd} is a world component"
+    );
+    let payload = payload_digest(&world, "stable-4.16", "amd64", "4.16.1");
+    for original in [
+        format!("docker://{RELEASE_HOST}/{COMPONENT_REPOSITORY}@{etcd}"),
+        format!("docker://{RELEASE_HOST}/{RELEASE_REPOSITORY}@{payload}"),
+    ] {
+        let pulled = skopeo(&[
+            "--registries-conf",
+            &cluster_conf.display().to_string(),
+            "inspect",
+            "--raw",
+            &original,
+        ]);
+        assert!(
+            pulled.status.success(),
+            "{original} through the IDMS: {}",
+            text(&pulled.stderr)
+        );
+    }
+
+    // A rerun plans nothing; so does --trust-state with the update service
+    // gone (the saved graph answers are used).
+    let rerun = setup.ferry(
+        "plan",
+        "isc.yaml",
+        &world.graph_url(),
+        &["--detailed-exitcode"],
+    );
+    assert_eq!(
+        rerun.status.code(),
+        Some(0),
+        "{}{}",
+        text(&rerun.stdout),
+        text(&rerun.stderr)
+    );
+    let offline = setup.ferry(
+        "plan",
+        "isc.yaml",
+        "http://127.0.0.1:9/graph",
+        &["--detailed-exitcode", "--trust-state"],
+    );
+    assert_eq!(
+        offline.status.code(),
+        Some(0),
+        "{}{}",
+        text(&offline.stdout),
+        text(&offline.stderr)
+    );
+    let saved = folder
+        .path()
+        .join("workspace/working-dir/hold-release/cincinnati-graph-data");
+    assert!(saved.join("amd64-stable-4.15.json").is_file());
+    assert!(saved.join("multi-stable-4.16.json").is_file());
+    // Without --trust-state the update service is asked: gone, it is a
+    // release error (exit 2).
+    let unreachable = setup.ferry("plan", "isc.yaml", "http://127.0.0.1:9/graph", &[]);
+    assert_eq!(
+        unreachable.status.code(),
+        Some(2),
+        "{}",
+        text(&unreachable.stderr)
+    );
+}
+
+#[test]
+fn a_release_error_stops_the_run_before_anything_is_pushed() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        world: &world,
+        folder: folder.path(),
+        destination: destination.host(),
+    };
+    // A payload that does not exist, next to an additional image that does.
+    std::fs::write(
+        folder.path().join("missing.yaml"),
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:9.9.9-x86_64\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n"
+        ),
+    )
+    .unwrap();
+    let run = setup.ferry("mirror", "missing.yaml", &world.graph_url(), &[]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("9.9.9-x86_64"), "{stderr}");
+    assert!(stderr.contains("nothing was pushed"), "{stderr}");
+    let catalog = skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{}/mirror/ferry-demo/hello", setup.destination),
+    ]);
+    assert!(
+        !catalog.status.success(),
+        "the additional image was not pushed either"
+    );
+
+    // `type: okd` is refused, not ignored.
+    std::fs::write(
+        folder.path().join("okd.yaml"),
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4\n      type: okd\n",
+    )
+    .unwrap();
+    let okd = setup.ferry("plan", "okd.yaml", &world.graph_url(), &[]);
+    let stderr = text(&okd.stderr);
+    assert_eq!(okd.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("OKD release channels (`type: okd`) is not supported yet"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_release_copy_failure_stops_the_run_with_exit_2() {
+    use ferry_testworld::proxy::{ErrorAnswer, FaultProxy, Faults};
+    let world = World::start().unwrap();
+    let registry = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let destination = FaultProxy::start(registry.address()).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        world: &world,
+        folder: folder.path(),
+        destination: destination.host(),
+    };
+    // One payload (16 components), one image at a time: every manifest
+    // push of a component is refused, so the first failure stops the run
+    // while most components have not started.
+    std::fs::write(
+        folder.path().join("one.yaml"),
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:4.16.2-x86_64\n"
+        ),
+    )
+    .unwrap();
+    destination.arm(Faults {
+        errors: vec![ErrorAnswer {
+            method: "PUT".to_owned(),
+            path_contains: "/openshift/release/manifests/".to_owned(),
+            status: 400,
+            retry_after: None,
+            times: 1000,
+        }],
+        ..Faults::default()
+    });
+    let run = setup.ferry(
+        "mirror",
+        "one.yaml",
+        &world.graph_url(),
+        &["--parallel-images", "1", "--retry-delay=10ms"],
+    );
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not started: a release image failed, the run stopped"),
+        "{stderr}"
+    );
+    let pushes = destination
+        .records()
+        .iter()
+        .filter(|record| {
+            record.method == "PUT" && record.path.contains("/openshift/release/manifests/")
+        })
+        .count();
+    assert!(
+        pushes < COMPONENTS.len(),
+        "{pushes} component pushes tried: the run went on after the first failure"
+    );
+}
+
+/// The `blobs/` entries of a segment file: digest path → size.
+fn blob_entries(segment: &Path) -> std::collections::BTreeMap<String, u64> {
+    let mut archive = tar::Archive::new(std::fs::File::open(segment).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter_map(|entry| {
+            let path = entry.path().unwrap().display().to_string();
+            path.starts_with("blobs/")
+                .then(|| (path, entry.header().size().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_network() {
+    let world = World::start().unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let out = folder.path().join("out");
+    let ferry = |arguments: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(arguments)
+            .args([
+                "--registries-conf",
+                &world.registries_conf().display().to_string(),
+            ])
+            .arg("--src-tls-verify=false")
+            .arg("--dest-tls-verify=false")
+            .env("UPDATE_URL_OVERRIDE", world.graph_url())
+            .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+            .env("FERRY_CACHE_DIR", folder.path().join("cache"))
+            .output()
+            .unwrap()
+    };
+    let config = |name: &str, max: &str| {
+        let path = folder.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: {max}\n"
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let first = config("z1.yaml", "4.16.1");
+    let second = config("z2.yaml", "4.16.2");
+    let destination = format!("file://{}", out.display());
+    for config in [&first, &second] {
+        let run = ferry(&["mirror", "-c", config, &destination]);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    }
+    let one = blob_entries(&out.join("mirror_000001.tar"));
+    let two = blob_entries(&out.join("mirror_000002.tar"));
+    // Nothing shipped twice; the new payload is in the second delivery.
+    assert!(
+        two.keys().all(|path| !one.contains_key(path)),
+        "a blob shipped twice"
+    );
+    let payload = payload_digest(&world, "stable-4.16", "amd64", "4.16.2");
+    assert!(
+        two.contains_key(&format!("blobs/{}", payload.replace(':', "/"))),
+        "{payload} in the second delivery"
+    );
+    let new_bytes: u64 = two.values().sum();
+    let delivery_bytes = std::fs::metadata(out.join("mirror_000002.tar"))
+        .unwrap()
+        .len();
+    eprintln!(
+        "second z-stream: delivery {delivery_bytes} bytes, new unique content {new_bytes} bytes in {} entries",
+        two.len()
+    );
+    // Every image of both releases is whole across the two deliveries.
+    let verified = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["verify", &destination])
+        .output()
+        .unwrap();
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        text(&verified.stderr)
+    );
+
+    // Disk-to-mirror with the world gone (update service and every
+    // source): the releases are collected from what the deliveries carry.
+    let payload_one = payload_digest(&world, "stable-4.16", "amd64", "4.16.1");
+    drop(world);
+    let destination_registry = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let enclave = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["mirror", "-c", &second, "--from", &destination])
+        .arg("--dest-tls-verify=false")
+        .arg(format!("docker://{}/mirror", destination_registry.host()))
+        .env("UPDATE_URL_OVERRIDE", "http://127.0.0.1:9/graph")
+        .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+        .env("FERRY_CACHE_DIR", folder.path().join("enclave-cache"))
+        .output()
+        .unwrap();
+    let stderr = text(&enclave.stderr);
+    assert_eq!(enclave.status.code(), Some(0), "{stderr}");
+    let mirror = format!("{}/mirror", destination_registry.host());
+    assert_eq!(
+        tags_of(&format!("docker://{mirror}/openshift/release-images")),
+        BTreeSet::from(["4.16.1-x86_64".to_owned(), "4.16.2-x86_64".to_owned()])
+    );
+    assert_eq!(
+        tags_of(&format!("docker://{mirror}/openshift/release")).len(),
+        2 * COMPONENTS.len()
+    );
+    assert_eq!(
+        digest_at(&format!(
+            "docker://{mirror}/openshift/release-images:4.16.1-x86_64"
+        )),
+        payload_one
+    );
+    assert_eq!(
+        digest_at(&format!(
+            "docker://{mirror}/openshift/release-images:4.16.2-x86_64"
+        )),
+        payload
+    );
+    let copied = skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{mirror}/openshift/release:4.16.2-x86_64-etcd"),
+        &format!("dir:{}", folder.path().join("etcd").display()),
+    ]);
+    assert!(copied.status.success(), "{}", text(&copied.stderr));
+    let idms =
+        std::fs::read_to_string(out.join("working-dir/cluster-resources/idms-oc-mirror.yaml"))
+            .unwrap();
+    assert!(
+        idms.contains(&format!("    - {mirror}/openshift/release-images\n    source: {RELEASE_HOST}/{RELEASE_REPOSITORY}\n")),
+        "{idms}"
+    );
+}
+
+#[test]
+fn a_release_fetch_failure_writes_no_delivery_and_exits_2() {
+    use ferry_testworld::proxy::{ErrorAnswer, FaultProxy, Faults};
+    use ferry_testworld::registries_conf;
+    let world = World::start().unwrap();
+    let source = FaultProxy::start(world.registry().address()).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let conf = folder.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        registries_conf::render(
+            &registries_conf::hosts(world.content()),
+            &source.host(),
+            true,
+        ),
+    )
+    .unwrap();
+    let config = folder.path().join("one.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:4.16.2-x86_64\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n"
+        ),
+    )
+    .unwrap();
+    // Every blob of the components' repository is refused.
+    source.arm(Faults {
+        errors: vec![ErrorAnswer {
+            method: "GET".to_owned(),
+            path_contains: format!("{COMPONENT_REPOSITORY}/blobs/"),
+            status: 404,
+            retry_after: None,
+            times: 10_000,
+        }],
+        ..Faults::default()
+    });
+    let out = folder.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["mirror", "-c", &config.display().to_string()])
+        .args(["--registries-conf", &conf.display().to_string()])
+        .args(["--src-tls-verify=false", "--retry-delay=10ms"])
+        .arg(format!("file://{}", out.display()))
+        .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+        .env("FERRY_CACHE_DIR", folder.path().join("cache"))
+        .output()
+        .unwrap();
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("release images could not be fetched, so no delivery was written"),
+        "{stderr}"
+    );
+    let segments: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("mirror_"))
+        .collect();
+    assert!(segments.is_empty(), "{segments:?}");
+}
