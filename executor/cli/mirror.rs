@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ferry_executor::workflow::from_deliveries::{self, Deliveries};
+use ferry_executor::workflow::operators::{self, CatalogImage, OperatorImageUse};
 use ferry_executor::workflow::to_registry::{self, Planned, Sourced};
 use ferry_executor::workflow::{CollectContext, ImageSet, Workspace};
 use ferry_planner::{Destination, Plan};
@@ -44,6 +45,11 @@ struct Prepared {
     log_file: Option<PathBuf>,
     /// One run per workspace: held until the run ends.
     _run_lock: Option<ferry_store::RunLock>,
+    /// Mirrored operator catalogs (for their CatalogSource and
+    /// ClusterCatalog).
+    catalogs: Vec<CatalogImage>,
+    /// Operator images by name: the bundles and packages needing them.
+    operator_images: std::collections::BTreeMap<String, OperatorImageUse>,
 }
 
 /// Where a run to a registry takes its content from: the deliveries of
@@ -103,11 +109,33 @@ pub(crate) fn collect(
     prefix: &str,
     config: &ferry_schemas::ImageSetConfiguration,
 ) -> Result<ImageSet, ExitCode> {
+    // Rebuilt catalogs' blobs go to the cache; nothing else needs it here.
+    let cache = if config.mirror.operators.is_empty() {
+        None
+    } else {
+        let folder = arguments.disk_options().cache;
+        Some(ferry_store::BlobStore::open(&folder).map_err(|cause| {
+            error(format!(
+                "cannot open the cache {}: {cause}",
+                folder.display()
+            ))
+        })?)
+    };
     let context = CollectContext {
         prefix: prefix.to_owned(),
         max_nested_paths: arguments.max_nested_paths,
+        // Disk-to-mirror reaches no source registry.
+        registry: arguments
+            .from
+            .is_none()
+            .then(|| arguments.transfer_options().catalog_access()),
+        cache,
     };
-    ferry_executor::workflow::collect(config, &context).map_err(error)
+    let image_set = ferry_executor::workflow::collect(config, &context).map_err(error)?;
+    for warning in &image_set.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(image_set)
 }
 
 /// Checks the destination and flags the way oc-mirror does, then resolves,
@@ -173,6 +201,8 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         planning: arguments.plan_options(),
         log_file,
         _run_lock: run_lock,
+        catalogs: image_set.catalogs,
+        operator_images: image_set.operator_images,
     })
 }
 
@@ -278,6 +308,30 @@ fn write_cluster_resources(
     let failed: BTreeSet<&str> = report
         .failed_images()
         .map(|image| image.name.as_str())
+        .chain(
+            prepared
+                .planned
+                .resolution
+                .failures
+                .iter()
+                .map(|failure| failure.name.as_str()),
+        )
+        .collect();
+    let catalog_names: BTreeSet<&str> = prepared
+        .catalogs
+        .iter()
+        .map(|catalog| catalog.name.as_str())
+        .collect();
+    // Catalogs get a CatalogSource and a ClusterCatalog, not mirror sets.
+    let catalogs: Vec<publish::MirroredCatalog> = prepared
+        .catalogs
+        .iter()
+        .filter(|catalog| !failed.contains(catalog.name.as_str()))
+        .map(|catalog| publish::MirroredCatalog {
+            registry: prepared.planned.destination.registry.clone(),
+            repository: catalog.destination_repository.clone(),
+            tag: catalog.destination_tag.clone(),
+        })
         .collect();
     let images: Vec<MirroredImage> = prepared
         .planned
@@ -285,6 +339,7 @@ fn write_cluster_resources(
         .images
         .iter()
         .filter(|image| !failed.contains(image.name.as_str()))
+        .filter(|image| !catalog_names.contains(image.name.as_str()))
         .filter_map(|image| {
             Some(MirroredImage {
                 origin: image.name.parse().ok()?,
@@ -299,6 +354,7 @@ fn write_cluster_resources(
     let published = publish::cluster_resources(
         &Workspace::in_folder(&prepared.planned.workspace),
         &images,
+        &catalogs,
         repository_scope,
         publish::creation_time(),
     )
@@ -397,8 +453,16 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
     }
     let mut errors = String::new();
     for image in &executed.failed {
-        let _ = writeln!(errors, "{}: {}", image.name, image.reason);
+        let _ = writeln!(
+            errors,
+            "{}",
+            operators::error_line(&prepared.operator_images, &image.name, &image.reason)
+        );
     }
+    let incomplete = operators::incomplete(
+        &prepared.operator_images,
+        executed.failed.iter().map(|image| image.name.as_str()),
+    );
     eprintln!(
         "Done: {} actions completed, {} failed, {} skipped; {} pushed.",
         report.completed,
@@ -418,6 +482,14 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
             count.total,
             count.category.noun(),
             if count.total == 1 { "image" } else { "images" }
+        );
+    }
+    if !incomplete.bundles.is_empty() {
+        let list = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(" ");
+        eprintln!(
+            "✗ incomplete operator bundles: [{}] - operators: [{}] (an image they need failed to mirror)",
+            list(&incomplete.bundles),
+            list(&incomplete.packages)
         );
     }
     if let Some(log_file) = &prepared.log_file

@@ -94,6 +94,21 @@ impl RegistryAccess {
     /// Pins `reference` to the digest the first answering pull source
     /// gives, then reads the configs folder of its linux/amd64 image.
     pub fn read_catalog(&self, reference: &ImageReference) -> Result<FolderFiles, String> {
+        self.with_image(reference, |image, _| {
+            layer_files::read_labelled_folder_from(image, CATALOG_CONFIGS_LABEL)
+                .map_err(|error| error.to_string())
+        })
+    }
+
+    /// Pins `reference` to the digest the first answering pull source
+    /// gives and hands `read` the image there (its blobs fetched verified
+    /// on demand into a temporary store) and the pinned reference at that
+    /// source (`host/repository@digest` as reached, after registries.conf).
+    pub fn with_image<T>(
+        &self,
+        reference: &ImageReference,
+        read: impl FnOnce(&dyn ImageBlobs, &ImageReference) -> Result<T, String>,
+    ) -> Result<T, String> {
         let sources = self
             .registries
             .pull_sources(reference)
@@ -110,15 +125,15 @@ impl RegistryAccess {
                         .map_err(|error| format!("cannot make a temporary folder: {error}"))?;
                     let store = BlobStore::open(folder.path().join("blobs"))
                         .map_err(|error| error.to_string())?;
+                    let pinned = source.reference.with_digest(manifest.digest.clone());
                     let image = RegistryImage {
                         runtime: &self.runtime,
                         client: &client,
-                        pinned: source.reference.with_digest(manifest.digest.clone()),
+                        pinned: pinned.clone(),
                         top: manifest.bytes.to_vec(),
                         store,
                     };
-                    return layer_files::read_labelled_folder_from(&image, CATALOG_CONFIGS_LABEL)
-                        .map_err(|error| error.to_string());
+                    return read(&image, &pinned);
                 }
                 Err(error) => failures.push(error.to_string()),
             }

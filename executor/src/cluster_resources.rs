@@ -173,9 +173,112 @@ pub fn generate(
     }
 }
 
+/// The name of a catalog's CatalogSource (`cs-`) or ClusterCatalog
+/// (`cc-`), as oc-mirror names them (notes §4.2): the last path component
+/// of the destination repository, then the first 12 characters of the tag
+/// in RFC 1035 form (lower case, anything but `[a-z0-9-]` as `-`), or the
+/// first 12 hex digits of a digest, or `0`.
+pub fn catalog_object_name(
+    kind_prefix: &str,
+    repository: &str,
+    tag: Option<&str>,
+    digest_hex: Option<&str>,
+) -> String {
+    let last = repository.rsplit('/').next().unwrap_or(repository);
+    let suffix: String = match (tag, digest_hex) {
+        (Some(tag), _) => tag
+            .chars()
+            .take(12)
+            .map(|character| {
+                let character = character.to_ascii_lowercase();
+                if character.is_ascii_lowercase() || character.is_ascii_digit() || character == '-'
+                {
+                    character
+                } else {
+                    '-'
+                }
+            })
+            .collect(),
+        (None, Some(hex)) => hex.chars().take(12).collect(),
+        (None, None) => "0".to_owned(),
+    };
+    let name = format!("{kind_prefix}-{last}-{suffix}")
+        .replace('.', "-")
+        .to_ascii_lowercase();
+    // A DNS-1035 label: at most 63 characters, ending alphanumeric.
+    let name: String = name.chars().take(63).collect();
+    name.trim_end_matches('-').to_owned()
+}
+
+/// The CatalogSource and ClusterCatalog of a catalog mirrored to
+/// `registry/repository:tag`: (file name, text) each.
+pub fn catalog_resources(
+    registry: &str,
+    repository: &str,
+    tag: &str,
+    created_at_seconds: i64,
+) -> Vec<(String, String)> {
+    let created_at = rfc3339(created_at_seconds);
+    let image = format!("{registry}/{repository}:{tag}");
+    let annotations = format!(
+        "  annotations:\n    createdAt: \"{created_at}\"\n    createdBy: ferry\n    ferry_version: \"{}\"\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let source_name = catalog_object_name("cs", repository, Some(tag), None);
+    let catalog_name = catalog_object_name("cc", repository, Some(tag), None);
+    let catalog_source = format!(
+        "apiVersion: operators.coreos.com/v1alpha1\nkind: CatalogSource\nmetadata:\n{annotations}  name: {source_name}\n  namespace: openshift-marketplace\nspec:\n  image: {image}\n  sourceType: grpc\n"
+    );
+    let cluster_catalog = format!(
+        "apiVersion: olm.operatorframework.io/v1\nkind: ClusterCatalog\nmetadata:\n{annotations}  name: {catalog_name}\nspec:\n  source:\n    image:\n      ref: {image}\n    type: Image\n"
+    );
+    vec![
+        (format!("{source_name}.yaml"), catalog_source),
+        (format!("{catalog_name}.yaml"), cluster_catalog),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalog_objects_are_named_as_oc_mirror_names_them() {
+        assert_eq!(
+            catalog_object_name(
+                "cs",
+                "mynamespace/redhat/redhat-operator-index",
+                Some("v4.15"),
+                None
+            ),
+            "cs-redhat-operator-index-v4-15"
+        );
+        assert_eq!(
+            catalog_object_name("cc", "ns/catalog", None, Some(&"ab".repeat(32))),
+            "cc-catalog-abababababab"
+        );
+        assert_eq!(
+            catalog_object_name("cs", "catalog", None, None),
+            "cs-catalog-0"
+        );
+        assert_eq!(
+            catalog_object_name("cs", "c", Some("Sha256_ABCDEFGHIJK"), None),
+            "cs-c-sha256-abcdef"
+        );
+        let files = catalog_resources("mirror.local:5000", "ns/redhat-operator-index", "v4.16", 0);
+        assert_eq!(files[0].0, "cs-redhat-operator-index-v4-16.yaml");
+        assert!(
+            files[0]
+                .1
+                .contains("  image: mirror.local:5000/ns/redhat-operator-index:v4.16\n")
+        );
+        assert_eq!(files[1].0, "cc-redhat-operator-index-v4-16.yaml");
+        assert!(
+            files[1]
+                .1
+                .contains("      ref: mirror.local:5000/ns/redhat-operator-index:v4.16\n")
+        );
+    }
 
     fn image(origin: &str, destination: &str) -> MirroredImage {
         MirroredImage {

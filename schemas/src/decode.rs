@@ -613,7 +613,7 @@ impl<'t> Decoder<'t> {
                 mirror.blocked_images.push(blocked);
             }
         }
-        self.stanza_features(&fields);
+        self.stanza_features(&fields, Stanza::Mirror);
         Some(mirror)
     }
 
@@ -638,17 +638,21 @@ impl<'t> Decoder<'t> {
             helm: fields.present("helm").and_then(|node| self.helm(node)),
             samples: self.samples(fields.value("samples")),
         };
-        self.stanza_features(&fields);
+        self.stanza_features(&fields, Stanza::Delete);
         Some(delete)
     }
 
-    fn stanza_features(&mut self, fields: &Fields<'_>) {
+    fn stanza_features(&mut self, fields: &Fields<'_>, stanza: Stanza) {
         for (name, feature) in [
             ("platform", Feature::ReleaseMirroring),
             ("operators", Feature::OperatorMirroring),
             ("helm", Feature::Helm),
             ("samples", Feature::Samples),
         ] {
+            // Operator catalogs are mirrored; deleting them is not built.
+            if feature == Feature::OperatorMirroring && stanza == Stanza::Mirror {
+                continue;
+            }
             if let (Some(key), Some(_)) = (fields.key(name), fields.present(name)) {
                 self.uses(feature, key.span);
             }
@@ -1068,12 +1072,6 @@ impl<'t> Decoder<'t> {
                 bundles.push(BundleSelector { name: bundle_name });
             }
         }
-        if !bundles.is_empty() {
-            self.uses(
-                Feature::BundleSelection,
-                fields.key("bundles").map_or(fields.span, |k| k.span),
-            );
-        }
         Some(Package {
             name: name?,
             default_channel: self.optional_string(&fields, "defaultChannel", "defaultChannel"),
@@ -1286,4 +1284,11 @@ fn closest(name: &str, known: &[&'static str]) -> Option<&'static str> {
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, field)| field)
+}
+
+/// Which stanza of a configuration is read: `mirror` or `delete`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stanza {
+    Mirror,
+    Delete,
 }

@@ -12,7 +12,7 @@ use crate::diagnostic::{Problem, Span};
 pub enum Feature {
     /// `platform:` (release payloads from channels or an explicit release).
     ReleaseMirroring,
-    /// `operators:` (catalog filtering and rebuilding).
+    /// `operators:` in a `delete` stanza (mirroring them is built).
     OperatorMirroring,
     /// `helm:`.
     Helm,
@@ -28,8 +28,6 @@ pub enum Feature {
     CatalogSourceTemplate,
     /// `skipDependencies` (oc-mirror v2 ignores it too).
     SkipDependencies,
-    /// `packages[].bundles`.
-    BundleSelection,
     /// An `additionalImages` entry read from an OCI layout on disk (`oci://`).
     OciAdditionalImage,
 }
@@ -39,7 +37,7 @@ impl Feature {
     pub fn description(self) -> &'static str {
         match self {
             Feature::ReleaseMirroring => "release mirroring (`platform`)",
-            Feature::OperatorMirroring => "operator catalog mirroring (`operators`)",
+            Feature::OperatorMirroring => "deleting operator catalogs (`delete.operators`)",
             Feature::Helm => "helm chart mirroring (`helm`)",
             Feature::Samples => "`samples`",
             Feature::PlatformFiltering => "platform filtering (`platforms`)",
@@ -51,7 +49,6 @@ impl Feature {
                 "CatalogSource templates (`targetCatalogSourceTemplate`)"
             }
             Feature::SkipDependencies => "`skipDependencies`",
-            Feature::BundleSelection => "bundle selection by name (`bundles`)",
             Feature::OciAdditionalImage => {
                 "additional images from an OCI layout on disk (`oci://`)"
             }

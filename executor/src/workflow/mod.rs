@@ -24,6 +24,7 @@ pub mod built;
 pub mod collect;
 pub mod error;
 pub mod from_deliveries;
+pub mod operators;
 pub mod options;
 pub mod publish;
 pub mod to_disk;

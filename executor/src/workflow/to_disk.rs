@@ -136,6 +136,8 @@ pub async fn prepare(
         &CollectContext {
             prefix: String::new(),
             max_nested_paths: planning.max_nested_paths,
+            registry: Some(transfer.catalog_access()),
+            cache: Some(open_cache(&options.cache)?.blobs().clone()),
         },
     )?;
     prepare_image_set(

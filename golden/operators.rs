@@ -1,0 +1,251 @@
+//! Operator catalogs mirrored end to end (mirror-to-mirror) against the
+//! test world: a filtered single-architecture catalog and a filtered
+//! multi-architecture one (retargeted), the bundle images checked with
+//! skopeo at the destination, the rebuilt catalogs read back with `ferry
+//! list bundles` (through `catalog_image` and `layer_files`) and compared
+//! with what the filter selects from the originals, the CatalogSource and
+//! ClusterCatalog checked against the strict CRD schemas, and a rerun that
+//! plans nothing.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+
+use ferry_testworld::registry::{Flavour, Registry, Storage};
+use ferry_testworld::world::World;
+use serde_json::Value;
+
+const TEST_CATALOG: &str = "quay.io/ferry-demo/test-catalog:latest";
+const V416: &str = "registry.redhat.io/redhat/redhat-operator-index:v4.16";
+
+struct Scenario {
+    world: World,
+    destination: Registry,
+    folder: tempfile::TempDir,
+}
+
+impl Scenario {
+    fn config(&self, name: &str, operators: &str) -> String {
+        let path = self.folder.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n{operators}"
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command
+            .env(
+                "REGISTRY_AUTH_FILE",
+                self.folder.path().join("no-auth.json"),
+            )
+            .env("FERRY_CACHE_DIR", self.folder.path().join("cache"))
+            .env("SOURCE_DATE_EPOCH", "1764028800");
+        command
+    }
+
+    fn ferry(&self, command: &str, config: &str, extra: &[&str]) -> Output {
+        let workspace = format!("file://{}", self.folder.path().join("workspace").display());
+        let destination = format!("docker://{}/mirror", self.destination.host());
+        self.command()
+            .args([command, "-c", config, "--workspace", &workspace])
+            .arg("--registries-conf")
+            .arg(self.world.registries_conf())
+            .arg("--dest-tls-verify=false")
+            .args(extra)
+            .arg(&destination)
+            .output()
+            .unwrap()
+    }
+
+    /// `ferry list bundles --format json` of `config`: (package, bundle).
+    fn selected(&self, config: &str, extra: &[&str]) -> BTreeSet<(String, String)> {
+        let output = self
+            .command()
+            .args(["list", "bundles", "-c", config, "--format", "json"])
+            .arg("--registries-conf")
+            .arg(self.world.registries_conf())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+        rows.iter()
+            .map(|row| {
+                (
+                    row["package"].as_str().unwrap().to_owned(),
+                    row["bundle"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn bundle_images(&self, config: &str) -> BTreeSet<String> {
+        let output = self
+            .command()
+            .args(["list", "bundles", "-c", config, "--format", "json"])
+            .arg("--registries-conf")
+            .arg(self.world.registries_conf())
+            .output()
+            .unwrap();
+        let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+        rows.iter()
+            .map(|row| row["image"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn skopeo_raw(&self, reference: &str) -> Option<Value> {
+        let output = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}"))
+            .output()
+            .unwrap();
+        output
+            .status
+            .success()
+            .then(|| serde_json::from_slice(&output.stdout).unwrap())
+    }
+}
+
+fn assert_valid_against_crd(text: &str, schema_name: &str) {
+    let path = crate::support::workspace_root()
+        .join("../shared/fixtures/derived/jsonschema/crds")
+        .join(schema_name);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let value: Value = serde_yaml::from_str(text).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|error| error.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{schema_name}: {errors:?}\n{text}");
+    // The schema is strict: an unknown field fails it.
+    let broken = text.replace("  image", "  imagen");
+    let value: Value = serde_yaml::from_str(&broken).unwrap();
+    assert!(
+        !validator.is_valid(&value),
+        "{schema_name} accepts {broken}"
+    );
+}
+
+#[test]
+fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    let operators = format!(
+        "  - catalog: {TEST_CATALOG}\n    packages:\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n  - catalog: {V416}\n    targetCatalog: mirrored/operator-index\n    packages:\n    - name: jaeger-product\n"
+    );
+    let config = scenario.config("operators.yaml", &operators);
+
+    let mirror = scenario.ferry("mirror", &config, &[]);
+    let stderr = String::from_utf8_lossy(&mirror.stderr).into_owned();
+    assert!(mirror.status.success(), "{stderr}");
+    assert!(stderr.contains("operator images mirrored"), "{stderr}");
+
+    // Every selected bundle's image is at the destination.
+    let host = scenario.destination.host();
+    let expected = scenario.selected(&config, &[]);
+    assert!(
+        expected.contains(&("foo".to_owned(), "foo.v0.3.1".to_owned())),
+        "{expected:?}"
+    );
+    assert_eq!(
+        expected
+            .iter()
+            .filter(|(package, _)| package == "foo")
+            .count(),
+        3,
+        "foo.v0.2.0, foo.v0.3.0, foo.v0.3.1: {expected:?}"
+    );
+    for image in scenario.bundle_images(&config) {
+        let reference: ferry_schemas::ImageReference = image.parse().unwrap();
+        let tag = match (reference.tag(), reference.digest()) {
+            (Some(tag), _) => tag.to_owned(),
+            (None, Some(digest)) => format!("sha256-{}", digest.hex()),
+            (None, None) => "latest".to_owned(),
+        };
+        let at = format!("{host}/mirror/{}:{tag}", reference.repository());
+        assert!(scenario.skopeo_raw(&at).is_some(), "{at} is mirrored");
+    }
+
+    // The rebuilt catalogs hold exactly the selected bundles.
+    let mirrored = scenario.config(
+        "mirrored.yaml",
+        &format!(
+            "  - catalog: {host}/mirror/ferry-demo/test-catalog:latest\n    full: true\n  - catalog: {host}/mirror/mirrored/operator-index:v4.16\n    full: true\n"
+        ),
+    );
+    let rebuilt = scenario.selected(&mirrored, &["--src-tls-verify=false"]);
+    assert_eq!(rebuilt, expected, "the rebuilt catalogs' bundles");
+
+    // Both platforms of the multi-architecture catalog were rebuilt.
+    let index = scenario
+        .skopeo_raw(&format!("{host}/mirror/mirrored/operator-index:v4.16"))
+        .unwrap();
+    let architectures: BTreeSet<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|manifest| manifest["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(architectures, BTreeSet::from(["amd64", "arm64"]));
+
+    // CatalogSource and ClusterCatalog, valid against the strict schemas.
+    let resources = scenario
+        .folder
+        .path()
+        .join("workspace/working-dir/cluster-resources");
+    let read = |name: &str| {
+        std::fs::read_to_string(resources.join(name))
+            .unwrap_or_else(|_| panic!("{name} is written"))
+    };
+    let catalog_source = read("cs-test-catalog-latest.yaml");
+    assert!(
+        catalog_source.contains(&format!(
+            "image: {host}/mirror/ferry-demo/test-catalog:latest"
+        )),
+        "{catalog_source}"
+    );
+    assert_valid_against_crd(
+        &catalog_source,
+        "operators.coreos.com_v1alpha1_CatalogSource.strict.schema.json",
+    );
+    let cluster_catalog = read("cc-operator-index-v4-16.yaml");
+    assert_valid_against_crd(
+        &cluster_catalog,
+        "olm.operatorframework.io_v1_ClusterCatalog.strict.schema.json",
+    );
+    read("cs-operator-index-v4-16.yaml");
+    read("cc-test-catalog-latest.yaml");
+    let mirror_sets = format!(
+        "{}{}",
+        std::fs::read_to_string(resources.join("idms-oc-mirror.yaml")).unwrap_or_default(),
+        std::fs::read_to_string(resources.join("itms-oc-mirror.yaml")).unwrap_or_default()
+    );
+    assert!(mirror_sets.contains("-operator-0"), "{mirror_sets}");
+    assert!(
+        !mirror_sets.contains("test-catalog") && !mirror_sets.contains("operator-index"),
+        "catalogs are not in the mirror sets: {mirror_sets}"
+    );
+
+    // A rerun plans nothing: the rebuilt catalogs are the same bytes.
+    let again = scenario.ferry("plan", &config, &["--detailed-exitcode"]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
