@@ -249,3 +249,121 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+/// Writes an OCI layout holding a one-image catalog whose only bundle
+/// needs `quay.io/ferry-demo/hello:1.0` and a related image no registry
+/// has; returns the layout's path.
+fn layout_with_a_missing_related_image(folder: &std::path::Path) -> std::path::PathBuf {
+    use sha2::Digest as _;
+    let layout = folder.join("broken-catalog");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let store = |bytes: &[u8]| {
+        let hex = hex::encode(sha2::Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let catalog = concat!(
+        r#"{"schema":"olm.package","name":"demo","defaultChannel":"stable"}"#,
+        "\n",
+        r#"{"schema":"olm.channel","package":"demo","name":"stable","entries":[{"name":"demo.v1.0.0"}]}"#,
+        "\n",
+        r#"{"schema":"olm.bundle","package":"demo","name":"demo.v1.0.0","image":"quay.io/ferry-demo/hello:1.0","properties":[{"type":"olm.package","value":{"packageName":"demo","version":"1.0.0"}}],"relatedImages":[{"name":"bundle","image":"quay.io/ferry-demo/hello:1.0"},{"name":"gone","image":"quay.io/ferry-demo/missing-operand:1.0"}]}"#,
+        "\n"
+    );
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(catalog.len() as u64);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, "configs/demo/catalog.json", catalog.as_bytes())
+        .unwrap();
+    let layer = builder.into_inner().unwrap();
+    let (layer_digest, layer_size) = store(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": {"operators.operatorframework.io.index.configs.v1": "/configs"}},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]}
+    });
+    let (config_digest, config_size) = store(&serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}]
+    });
+    let (manifest_digest, manifest_size) = store(&serde_json::to_vec(&manifest).unwrap());
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size}]
+    });
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    layout
+}
+
+#[test]
+fn a_related_image_that_fails_marks_its_bundle_incomplete_and_the_rest_goes_on() {
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    let layout = layout_with_a_missing_related_image(scenario.folder.path());
+    let config = scenario.config(
+        "broken.yaml",
+        &format!(
+            "  - catalog: oci://{}\n  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n",
+            layout.display()
+        ),
+    );
+    let mirror = scenario.ferry("mirror", &config, &[]);
+    let stderr = String::from_utf8_lossy(&mirror.stderr).into_owned();
+    assert_eq!(mirror.status.code(), Some(4), "operator bit only: {stderr}");
+    assert!(
+        stderr.contains("incomplete operator bundles: [demo.v1.0.0] - operators: [demo]"),
+        "{stderr}"
+    );
+    let logs = scenario.folder.path().join("workspace/working-dir/logs");
+    let errors: String = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("mirroring_errors_")
+        })
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
+        .collect();
+    assert!(
+        errors.starts_with(
+            "error mirroring image quay.io/ferry-demo/missing-operand:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: "
+        ),
+        "{errors}"
+    );
+    // The rest arrived: the other catalog, its bundle, and the OCI
+    // catalog rebuilt under its last path element.
+    let host = scenario.destination.host();
+    for reference in [
+        format!("{host}/mirror/ferry-demo/test-catalog:latest"),
+        format!("{host}/mirror/broken-catalog:latest"),
+        format!("{host}/mirror/ferry-demo/hello:1.0"),
+    ] {
+        assert!(scenario.skopeo_raw(&reference).is_some(), "{reference}");
+    }
+    let resources = scenario
+        .folder
+        .path()
+        .join("workspace/working-dir/cluster-resources");
+    assert!(resources.join("cs-broken-catalog-latest.yaml").is_file());
+}
