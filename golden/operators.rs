@@ -143,8 +143,15 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
         destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
         folder: tempfile::tempdir().unwrap(),
     };
+    let template = scenario.folder.path().join("catalog-source-template.yaml");
+    std::fs::write(
+        &template,
+        "apiVersion: operators.coreos.com/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: replaced\nspec:\n  displayName: Mirrored test operators\n  publisher: ferry tests\n",
+    )
+    .unwrap();
     let operators = format!(
-        "  - catalog: {TEST_CATALOG}\n    packages:\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n  - catalog: {V416}\n    targetCatalog: mirrored/operator-index\n    packages:\n    - name: jaeger-product\n"
+        "  - catalog: {TEST_CATALOG}\n    targetCatalogSourceTemplate: {}\n    packages:\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n  - catalog: {V416}\n    targetCatalog: mirrored/operator-index\n    packages:\n    - name: jaeger-product\n",
+        template.display()
     );
     let config = scenario.config("operators.yaml", &operators);
 
@@ -220,6 +227,11 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
     assert_valid_against_crd(
         &catalog_source,
         "operators.coreos.com_v1alpha1_CatalogSource.strict.schema.json",
+    );
+    assert!(
+        catalog_source.contains("displayName: Mirrored test operators")
+            && catalog_source.contains("name: cs-test-catalog-latest"),
+        "the template's fields are kept, its name replaced: {catalog_source}"
     );
     let cluster_catalog = read("cc-operator-index-v4-16.yaml");
     assert_valid_against_crd(

@@ -331,6 +331,7 @@ fn write_cluster_resources(
             registry: prepared.planned.destination.registry.clone(),
             repository: catalog.destination_repository.clone(),
             tag: catalog.destination_tag.clone(),
+            template: catalog.source_template.clone(),
         })
         .collect();
     let images: Vec<MirroredImage> = prepared

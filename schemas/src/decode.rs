@@ -907,14 +907,6 @@ impl<'t> Decoder<'t> {
             "targetCatalogSourceTemplate",
             "targetCatalogSourceTemplate",
         );
-        if target_catalog_source_template.is_some() {
-            self.uses(
-                Feature::CatalogSourceTemplate,
-                fields
-                    .key("targetCatalogSourceTemplate")
-                    .map_or(fields.span, |k| k.span),
-            );
-        }
         let platforms = self.platform_selectors(fields.value("platforms"), "operators[].platforms");
         if !platforms.is_empty() {
             self.uses(

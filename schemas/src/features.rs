@@ -24,8 +24,6 @@ pub enum Feature {
     UpdateGraph,
     /// `platform.kubeVirtContainer: true`.
     KubeVirtContainer,
-    /// `targetCatalogSourceTemplate`.
-    CatalogSourceTemplate,
     /// `skipDependencies` (oc-mirror v2 ignores it too).
     SkipDependencies,
     /// An `additionalImages` entry read from an OCI layout on disk (`oci://`).
@@ -44,9 +42,6 @@ impl Feature {
             Feature::UpdateGraph => "the update-graph image (`graph: true`)",
             Feature::KubeVirtContainer => {
                 "the KubeVirt container image (`kubeVirtContainer: true`)"
-            }
-            Feature::CatalogSourceTemplate => {
-                "CatalogSource templates (`targetCatalogSourceTemplate`)"
             }
             Feature::SkipDependencies => "`skipDependencies`",
             Feature::OciAdditionalImage => {

@@ -58,6 +58,8 @@ pub struct CatalogImage {
     pub name: String,
     pub destination_repository: String,
     pub destination_tag: String,
+    /// The `targetCatalogSourceTemplate` text (checked), if any.
+    pub source_template: Option<String>,
 }
 
 /// `mirror.operators`.
@@ -179,6 +181,23 @@ impl CatalogCollection<'_> {
         }
     }
 
+    /// The `targetCatalogSourceTemplate` file's text, checked, so a bad
+    /// template stops the run before anything is mirrored.
+    fn source_template(&self) -> Result<Option<String>> {
+        let Some(path) = &self.operator.target_catalog_source_template else {
+            return Ok(None);
+        };
+        let failed = |message: String| {
+            WorkflowError::input(format!(
+                "catalog {}: targetCatalogSourceTemplate {path}: {message}",
+                self.name()
+            ))
+        };
+        let text = std::fs::read_to_string(path).map_err(|cause| failed(cause.to_string()))?;
+        crate::cluster_resources::check_catalog_source_template(&text).map_err(failed)?;
+        Ok(Some(text))
+    }
+
     fn is_blocked(&self, name: &str, destination: &str) -> bool {
         self.blocked
             .iter()
@@ -282,6 +301,7 @@ impl CatalogCollection<'_> {
                 name: name.to_owned(),
                 destination_repository: destination.repository.clone(),
                 destination_tag: destination.tag.clone(),
+                source_template: self.source_template()?,
             });
             into.images.push(CollectedImage {
                 name: name.to_owned(),
@@ -311,6 +331,7 @@ impl CatalogCollection<'_> {
             name: name.to_owned(),
             destination_repository: destination.repository,
             destination_tag: destination.tag,
+            source_template: self.source_template()?,
         });
         into.built.push(built);
         Ok(())

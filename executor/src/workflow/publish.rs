@@ -59,6 +59,8 @@ pub struct MirroredCatalog {
     pub registry: String,
     pub repository: String,
     pub tag: String,
+    /// The checked `targetCatalogSourceTemplate` text, if any.
+    pub template: Option<String>,
 }
 
 /// Writes the cluster resources for `images` (the image set present at the
@@ -91,6 +93,7 @@ pub fn cluster_resources(
             &catalog.registry,
             &catalog.repository,
             &catalog.tag,
+            catalog.template.as_deref(),
             created_at,
         ) {
             let path = folder.join(&name);
