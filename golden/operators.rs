@@ -379,3 +379,59 @@ fn a_related_image_that_fails_marks_its_bundle_incomplete_and_the_rest_goes_on()
         .join("workspace/working-dir/cluster-resources");
     assert!(resources.join("cs-broken-catalog-latest.yaml").is_file());
 }
+
+#[test]
+fn mirror_to_disk_delivers_the_catalog_and_disk_to_mirror_says_it_cannot_collect_it_yet() {
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    let config = scenario.config(
+        "disk.yaml",
+        &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n"),
+    );
+    let disk = format!("file://{}", scenario.folder.path().join("disk").display());
+    let to_disk = scenario
+        .command()
+        .args(["mirror", "-c", &config, "--registries-conf"])
+        .arg(scenario.world.registries_conf())
+        .arg(&disk)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&to_disk.stderr).into_owned();
+    assert!(to_disk.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("quay.io/ferry-demo/test-catalog:latest"),
+        "the delivery plan names the rebuilt catalog: {stderr}"
+    );
+    let verify = scenario.command().args(["verify", &disk]).output().unwrap();
+    let verified = String::from_utf8_lossy(&verify.stdout).into_owned()
+        + &String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{verified}");
+    // The bundle image, its operand and the rebuilt catalog.
+    assert!(
+        verified.contains("3 images"),
+        "the delivery carries the rebuilt catalog: {verified}"
+    );
+
+    let from_disk = scenario
+        .command()
+        .args([
+            "mirror",
+            "-c",
+            &config,
+            "--from",
+            &disk,
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("docker://{}/mirror", scenario.destination.host()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&from_disk.stderr).into_owned();
+    assert_eq!(from_disk.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("disk-to-mirror from deliveries does not carry them yet"),
+        "{stderr}"
+    );
+}
