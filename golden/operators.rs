@@ -260,6 +260,34 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
         String::from_utf8_lossy(&again.stdout),
         String::from_utf8_lossy(&again.stderr)
     );
+
+    // One more bundle selected: its images are new, the test catalog is
+    // rebuilt (changed), and nothing else moves.
+    let widened = scenario.config(
+        "widened.yaml",
+        &operators.replace("minVersion: 0.2.0", "minVersion: 0.1.0"),
+    );
+    let plan = scenario.ferry("plan", &widened, &["--detailed-exitcode"]);
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert_eq!(plan.status.code(), Some(2), "{text}");
+    let new_lines: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("  + "))
+        .collect();
+    assert!(
+        new_lines
+            .iter()
+            .any(|line| line.contains("foo-bundle:v0.1.0 ")),
+        "{text}"
+    );
+    assert!(
+        new_lines.iter().all(|line| line.contains("v0.1.0")),
+        "only foo.v0.1.0's images are new: {text}"
+    );
+    assert!(
+        text.contains(" 1 changed,"),
+        "the test catalog is rebuilt: {text}"
+    );
 }
 
 /// Writes an OCI layout holding a one-image catalog whose only bundle
