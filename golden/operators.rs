@@ -409,7 +409,7 @@ fn a_related_image_that_fails_marks_its_bundle_incomplete_and_the_rest_goes_on()
 }
 
 #[test]
-fn mirror_to_disk_delivers_the_catalog_and_disk_to_mirror_says_it_cannot_collect_it_yet() {
+fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_catalog_again() {
     let scenario = Scenario {
         world: World::start().unwrap(),
         destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
@@ -417,7 +417,9 @@ fn mirror_to_disk_delivers_the_catalog_and_disk_to_mirror_says_it_cannot_collect
     };
     let config = scenario.config(
         "disk.yaml",
-        &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n"),
+        &format!(
+            "  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n"
+        ),
     );
     let disk = format!("file://{}", scenario.folder.path().join("disk").display());
     let to_disk = scenario
@@ -434,17 +436,28 @@ fn mirror_to_disk_delivers_the_catalog_and_disk_to_mirror_says_it_cannot_collect
         "the delivery plan names the rebuilt catalog: {stderr}"
     );
     let verify = scenario.command().args(["verify", &disk]).output().unwrap();
-    let verified = String::from_utf8_lossy(&verify.stdout).into_owned()
-        + &String::from_utf8_lossy(&verify.stderr);
-    assert!(verify.status.success(), "{verified}");
-    // The bundle image, its operand and the rebuilt catalog.
-    assert!(
-        verified.contains("3 images"),
-        "the delivery carries the rebuilt catalog: {verified}"
-    );
+    assert!(verify.status.success());
+    let expected = scenario.selected(&config, &[]);
+    let bundle_images = scenario.bundle_images(&config);
+    assert!(!bundle_images.is_empty());
 
-    let from_disk = scenario
-        .command()
+    // The disconnected side: no source registry, a cache of its own.
+    let Scenario {
+        world,
+        destination,
+        folder,
+    } = scenario;
+    drop(world);
+    let ferry = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command
+            .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+            .env("FERRY_CACHE_DIR", folder.path().join("disconnected-cache"))
+            .env("SOURCE_DATE_EPOCH", "1764028800");
+        command
+    };
+    let host = destination.host();
+    let from_disk = ferry()
         .args([
             "mirror",
             "-c",
@@ -453,13 +466,66 @@ fn mirror_to_disk_delivers_the_catalog_and_disk_to_mirror_says_it_cannot_collect
             &disk,
             "--dest-tls-verify=false",
         ])
-        .arg(format!("docker://{}/mirror", scenario.destination.host()))
+        .arg(format!("docker://{host}/mirror"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&from_disk.stderr).into_owned();
-    assert_eq!(from_disk.status.code(), Some(1), "{stderr}");
+    assert!(from_disk.status.success(), "{stderr}");
+    let skopeo = |reference: &str| {
+        Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}"))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    for image in &bundle_images {
+        let reference: ferry_schemas::ImageReference = image.parse().unwrap();
+        let tag = match (reference.tag(), reference.digest()) {
+            (Some(tag), _) => tag.to_owned(),
+            (None, Some(digest)) => format!("sha256-{}", digest.hex()),
+            (None, None) => "latest".to_owned(),
+        };
+        let at = format!("{host}/mirror/{}:{tag}", reference.repository());
+        assert!(skopeo(&at), "{at} is mirrored");
+    }
+    // The catalog at the enclave holds exactly the selected bundles.
+    let mirrored = folder.path().join("enclave.yaml");
+    std::fs::write(
+        &mirrored,
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n  - catalog: {host}/mirror/ferry-demo/test-catalog:latest\n    full: true\n"
+        ),
+    )
+    .unwrap();
+    let listed = ferry()
+        .args(["list", "bundles", "-c"])
+        .arg(&mirrored)
+        .args(["--format", "json", "--src-tls-verify=false"])
+        .output()
+        .unwrap();
     assert!(
-        stderr.contains("disk-to-mirror from deliveries does not carry them yet"),
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let rebuilt: BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row["package"].as_str().unwrap().to_owned(),
+                row["bundle"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(rebuilt, expected);
+    assert!(
+        folder
+            .path()
+            .join("disk/working-dir/cluster-resources/cs-test-catalog-latest.yaml")
+            .is_file(),
         "{stderr}"
     );
 }

@@ -59,7 +59,8 @@ fn source(
     runtime: &tokio::runtime::Runtime,
     arguments: &MirrorArgs,
     destination: &Destination,
-    image_set: &ImageSet,
+    config: &ferry_schemas::ImageSetConfiguration,
+    image_set: &mut ImageSet,
     deliveries: Deliveries,
 ) -> Result<Sourced, ExitCode> {
     let transfer = arguments.transfer_options();
@@ -68,11 +69,23 @@ fn source(
         let Some(folder) = from.strip_prefix("file://") else {
             return Err(error("when --from is used, it must have file:// prefix"));
         };
+        // Operator catalogs are collected again from what the deliveries
+        // brought, by this side's configuration.
+        let context = CollectContext {
+            prefix: destination.prefix.clone(),
+            max_nested_paths: arguments.max_nested_paths,
+            operators_from_deliveries: true,
+            ..CollectContext::default()
+        };
         let found = runtime
             .block_on(from_deliveries::from_deliveries(
                 Path::new(folder),
                 destination,
                 image_set,
+                Some(from_deliveries::CollectFromDeliveries {
+                    mirror: &config.mirror,
+                    context: &context,
+                }),
                 &transfer,
                 &planning,
                 &arguments.disk_options().cache,
@@ -109,8 +122,9 @@ pub(crate) fn collect(
     prefix: &str,
     config: &ferry_schemas::ImageSetConfiguration,
 ) -> Result<ImageSet, ExitCode> {
-    // Rebuilt catalogs' blobs go to the cache; nothing else needs it here.
-    let cache = if config.mirror.operators.is_empty() {
+    // Rebuilt catalogs' blobs go to the cache; nothing else needs it here
+    // (disk-to-mirror collects catalogs from the deliveries, later).
+    let cache = if config.mirror.operators.is_empty() || arguments.from.is_some() {
         None
     } else {
         let folder = arguments.disk_options().cache;
@@ -130,6 +144,7 @@ pub(crate) fn collect(
             .is_none()
             .then(|| arguments.transfer_options().catalog_access()),
         cache,
+        operators_from_deliveries: arguments.from.is_some(),
     };
     let image_set = ferry_executor::workflow::collect(config, &context).map_err(error)?;
     for warning in &image_set.warnings {
@@ -185,9 +200,16 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         Some(text) => check_config(config_path, text.clone())?,
         None => load_config(config_path)?,
     };
-    let image_set = collect(arguments, &destination.prefix, &loaded.config)?;
+    let mut image_set = collect(arguments, &destination.prefix, &loaded.config)?;
     let runtime = runtime()?;
-    let sourced = source(&runtime, arguments, &destination, &image_set, deliveries)?;
+    let sourced = source(
+        &runtime,
+        arguments,
+        &destination,
+        &loaded.config,
+        &mut image_set,
+        deliveries,
+    )?;
     let planned = runtime
         .block_on(to_registry::plan(
             sourced,

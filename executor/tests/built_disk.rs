@@ -190,7 +190,8 @@ async fn a_built_image_and_a_copied_image_go_to_disk_and_back_without_their_sour
     let sourced = from_deliveries(
         &deliveries,
         &destination,
-        &disconnected,
+        &mut disconnected,
+        None,
         &offline,
         &planning,
         &folder.path().join("disconnected-cache"),

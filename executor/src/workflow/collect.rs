@@ -89,6 +89,10 @@ pub struct CollectContext {
     pub registry: Option<RegistryAccessOptions>,
     /// The cache built images' new blobs are stored in.
     pub cache: Option<BlobStore>,
+    /// Disk-to-mirror: operator catalogs are collected again from the
+    /// deliveries once they are verified (`operators::collect_delivered`),
+    /// not at the collect stage.
+    pub operators_from_deliveries: bool,
 }
 
 /// One content kind's part of the collect stage.

@@ -77,14 +77,13 @@ impl Collector for Operators {
         into: &mut ImageSet,
     ) -> Result<()> {
         let mirror = &configuration.mirror;
-        if mirror.operators.is_empty() {
+        if mirror.operators.is_empty() || context.operators_from_deliveries {
             return Ok(());
         }
         let Some(access) = &context.registry else {
-            return Err(WorkflowError::input(
-                "operator catalogs are read from their registry or OCI layout: disk-to-mirror \
-                 from deliveries does not carry them yet (remove `operators` from the \
-                 configuration to mirror the rest)",
+            return Err(WorkflowError::internal(
+                "operator catalogs are read from their registry or OCI layout, and no registry \
+                 access was given",
             ));
         };
         let Some(cache) = &context.cache else {
@@ -156,6 +155,131 @@ fn collect_catalogs(
     Ok(())
 }
 
+/// Disk-to-mirror: the operator part of the image set collected again,
+/// offline, from the catalogs the deliveries brought (each found by the
+/// name the configuration gives it): their configs folder read out of the
+/// delivered image (manifests from the deliveries, blobs from the cache),
+/// filtered by this side's configuration, the bundles' images collected as
+/// at the connected side. A rebuilt catalog is the delivered image as it
+/// is (its manifests and blobs came with the delivery).
+pub fn collect_delivered(
+    mirror: &Mirror,
+    context: &CollectContext,
+    records: &[ferry_archive::ImageRecord],
+    delivered: &crate::disk::DeliveredManifests,
+    into: &mut ImageSet,
+) -> Result<()> {
+    let blocked = blocked_patterns(mirror);
+    for operator in &mirror.operators {
+        let collection = CatalogCollection {
+            operator,
+            context,
+            cache: delivered.blobs(),
+            blocked: &blocked,
+        };
+        let name = collection.name();
+        let Some(record) = records.iter().rev().find(|record| record.name == name) else {
+            return Err(WorkflowError::input(format!(
+                "catalog {name}: no delivery carries it: run mirror-to-disk with this catalog \
+                 in the configuration and bring the new delivery"
+            )));
+        };
+        let image = DeliveredImage {
+            name: &name,
+            top: &record.digest,
+            delivered,
+        };
+        let loaded = collection.load(&image).map_err(|error| {
+            WorkflowError::input(format!(
+                "{error} (a delivered catalog is read from the cache: `ferry plan` reads only \
+                 deliveries an earlier run imported)"
+            ))
+        })?;
+        let (loaded, filtered) = loaded;
+        collection.bundle_images(&name, &loaded, &filtered, into)?;
+        if filtered.unfiltered {
+            collection.catalog_image(
+                &name,
+                &image,
+                &Base::Copied,
+                false,
+                &loaded,
+                &filtered,
+                into,
+            )?;
+            continue;
+        }
+        let destination = collection.destination(Some(&record.digest));
+        into.catalogs.push(CatalogImage {
+            name: name.clone(),
+            destination_repository: destination.repository.clone(),
+            destination_tag: destination.tag.clone(),
+            source_template: collection.source_template()?,
+        });
+        let bytes = delivered
+            .bytes(&record.digest)
+            .map_err(|message| WorkflowError::input(format!("catalog {name}: {message}")))?;
+        into.built.push(BuiltImage {
+            name: name.clone(),
+            destination_repository: destination.repository,
+            destination_tag: destination.tag,
+            category: Category::Operator,
+            manifest: ferry_registry::Manifest {
+                media_type: record.media_type.clone(),
+                digest: record.digest.clone(),
+                bytes: bytes.into(),
+            },
+            config: None,
+            layers: Vec::new(),
+            platforms: Vec::new(),
+        });
+    }
+    Ok(())
+}
+
+/// A catalog image a delivery brought: manifests from the deliveries,
+/// blobs from the cache they were imported into.
+struct DeliveredImage<'a> {
+    name: &'a str,
+    top: &'a Digest,
+    delivered: &'a crate::disk::DeliveredManifests,
+}
+
+impl ImageBlobs for DeliveredImage<'_> {
+    fn place(&self) -> String {
+        format!("{} (delivered)", self.name)
+    }
+
+    fn top(&self) -> std::result::Result<Vec<u8>, layer_files::LayerFilesError> {
+        self.manifest(self.top)
+    }
+
+    fn manifest(
+        &self,
+        digest: &Digest,
+    ) -> std::result::Result<Vec<u8>, layer_files::LayerFilesError> {
+        self.delivered
+            .bytes(digest)
+            .map_err(|message| layer_files::LayerFilesError::Layout {
+                place: self.place(),
+                message,
+            })
+    }
+
+    fn blob(
+        &self,
+        digest: &Digest,
+    ) -> std::result::Result<Box<dyn Read + '_>, layer_files::LayerFilesError> {
+        let file = self.delivered.blobs().open_blob(digest).map_err(|cause| {
+            layer_files::LayerFilesError::Layout {
+                place: self.place(),
+                message: format!("blob {digest}: {cause}"),
+            }
+        })?;
+        Ok(Box::new(file))
+    }
+}
+
 /// Where a rebuilt catalog's original layers are read.
 enum Base {
     /// The registry repository the catalog was pinned in.
@@ -212,6 +336,21 @@ impl CatalogCollection<'_> {
         into: &mut ImageSet,
     ) -> Result<()> {
         let name = self.name();
+        let (loaded, filtered) = self.load(image)?;
+        for warning in &filtered.warnings {
+            into.warnings.push(format!("catalog {name}: {warning}"));
+        }
+        for missing in catalog::missing_dependencies(&loaded, &filtered) {
+            into.warnings.push(format!("catalog {name}: {missing}"));
+        }
+        self.bundle_images(&name, &loaded, &filtered, into)?;
+        self.catalog_image(&name, image, base, layout, &loaded, &filtered, into)
+    }
+
+    /// The catalog's configs folder read out of `image`, loaded and
+    /// filtered by this entry.
+    fn load(&self, image: &dyn ImageBlobs) -> Result<(Catalog, Filtered)> {
+        let name = self.name();
         let folder = layer_files::read_labelled_folder_from(image, CATALOG_CONFIGS_LABEL)
             .map_err(|cause| WorkflowError::input(format!("catalog {name}: {cause}")))?;
         let files = folder
@@ -223,14 +362,7 @@ impl CatalogCollection<'_> {
             .map_err(|cause| WorkflowError::input(format!("catalog {name}: {cause}")))?;
         let filtered = catalog::filter(&loaded, self.operator)
             .map_err(|cause| WorkflowError::input(format!("catalog {name}: {cause}")))?;
-        for warning in &filtered.warnings {
-            into.warnings.push(format!("catalog {name}: {warning}"));
-        }
-        for missing in catalog::missing_dependencies(&loaded, &filtered) {
-            into.warnings.push(format!("catalog {name}: {missing}"));
-        }
-        self.bundle_images(&name, &loaded, &filtered, into)?;
-        self.catalog_image(&name, image, base, layout, &loaded, &filtered, into)
+        Ok((loaded, filtered))
     }
 
     /// The kept bundles' images and related images.

@@ -138,6 +138,7 @@ pub async fn prepare(
             max_nested_paths: planning.max_nested_paths,
             registry: Some(transfer.catalog_access()),
             cache: Some(open_cache(&options.cache)?.blobs().clone()),
+            operators_from_deliveries: false,
         },
     )?;
     prepare_image_set(
