@@ -2,6 +2,7 @@
 //! Set `FERRY_BLESS=1` to rewrite the committed files from the current
 //! output, then review the diff (see `golden/README.md`).
 
+mod delete;
 mod demo;
 mod diagnostics;
 mod disk;

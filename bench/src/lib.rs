@@ -18,6 +18,7 @@ use ferry_testworld::error::{Context, Error, Result};
 use ferry_testworld::registry::{Flavour, Registry, Storage, registry_program_check};
 use ferry_testworld::world::require_program;
 
+pub mod floor;
 pub mod image_sets;
 pub mod measure;
 pub mod report;

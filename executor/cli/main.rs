@@ -5,6 +5,7 @@
 mod arguments;
 mod cache;
 mod common;
+mod delete;
 mod demo;
 mod disk;
 mod exit_status;
@@ -12,7 +13,6 @@ mod list;
 mod list_releases;
 mod logging;
 mod mirror;
-mod not_built;
 mod progress;
 mod render;
 mod saved_plan;
@@ -61,8 +61,10 @@ enum Command {
     Verify(verify::Args),
     /// Inspect, verify or prune the content cache.
     Cache(cache::Args),
-    /// Delete images from a mirror registry.
-    Delete(not_built::Args),
+    /// Delete images from a mirror registry: `--generate` writes the list
+    /// from a DeleteImageSetConfiguration and the workspace (offline);
+    /// `--delete-yaml-file FILE` deletes what the list names.
+    Delete(delete::Args),
     /// List what catalogs and configurations hold, without mirroring.
     #[command(subcommand_required = true)]
     List(list::Args),
@@ -97,7 +99,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => apply(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Cache(args) => cache::run(args),
-        Command::Delete(_) => not_built::report("delete", "no issue yet"),
+        Command::Delete(args) => delete::run(&args),
         Command::List(args) => list::run(&args),
     }
 }

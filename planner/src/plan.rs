@@ -198,9 +198,10 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     // work is planned again, whatever the state says.
     let mut forced: BTreeSet<NodeIndex> = BTreeSet::new();
     for image in &graph.images {
-        if let Action::PushManifest {
-            repository, digest, ..
-        } = graph.action(image.top_manifest)
+        if !state.missing.is_empty()
+            && let Action::PushManifest {
+                repository, digest, ..
+            } = graph.action(image.top_manifest)
             && state
                 .missing
                 .contains(&(repository.clone(), digest.clone()))
@@ -216,6 +217,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     // A blob `--verify` found missing in a repository: the upload into
     // that repository, or the link into it, is not done any more.
     let blob_missing = |node: NodeIndex| match graph.action(node) {
+        _ if state.missing_blobs.is_empty() => false,
         Action::UploadBlob {
             repository, digest, ..
         }

@@ -229,6 +229,10 @@ pub enum ErrorKind {
     },
     #[error("the registry sent no answer within {} of the request", seconds(*.waited))]
     HeadersStalled { waited: Duration },
+    #[error(
+        "the registry does not allow deleting manifests (HTTP 405); enable deletion and restart it: for distribution (docker-registry), `storage.delete.enabled: true` in its config.yml, or REGISTRY_STORAGE_DELETE_ENABLED=true in its environment"
+    )]
+    DeletionDisabled,
     #[error("unexpected answer HTTP {status}: {body}")]
     Status { status: u16, body: String },
     #[error("the registry's answer is malformed: {0}")]
@@ -390,6 +394,15 @@ pub struct ManifestHead {
     pub media_type: String,
     pub digest: Option<Digest>,
     pub size: Option<u64>,
+}
+
+/// What a DELETE of a manifest found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The registry accepted the deletion (HTTP 202).
+    Deleted,
+    /// The registry has no such manifest (HTTP 404): already gone.
+    Absent,
 }
 
 /// How a blob got to the destination.
@@ -1684,6 +1697,37 @@ impl RegistryClient {
             ));
         }
         Ok(())
+    }
+
+    /// DELETE of a manifest by digest (`DELETE /v2/<name>/manifests/<digest>`):
+    /// the registry drops the manifest and every tag pointing to it; its
+    /// blobs stay until the registry's garbage collector runs. A manifest
+    /// already gone is [`DeleteOutcome::Absent`]; a registry that does not
+    /// allow deleting (HTTP 405) is [`ErrorKind::DeletionDisabled`].
+    pub async fn delete_manifest(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+    ) -> std::result::Result<DeleteOutcome, RegistryError> {
+        let failed = |kind: ErrorKind| Self::blob_error(registry, repository, digest, kind);
+        let response = self
+            .request(
+                registry,
+                repository,
+                &format!("repository:{repository}:delete"),
+                |http, base| http.delete(format!("{base}/v2/{repository}/manifests/{digest}")),
+            )
+            .await
+            .map_err(|kind| failed(kind.on(Side::Destination)))?;
+        match response.status() {
+            status if status.is_success() => Ok(DeleteOutcome::Deleted),
+            StatusCode::NOT_FOUND => Ok(DeleteOutcome::Absent),
+            StatusCode::METHOD_NOT_ALLOWED => Err(failed(ErrorKind::DeletionDisabled)),
+            _ => Err(failed(
+                Self::status_error(response).await.on(Side::Destination),
+            )),
+        }
     }
 
     /// Every tag of a repository (`GET /v2/<name>/tags/list`, following

@@ -6,6 +6,8 @@ pub mod client;
 pub mod credentials;
 pub mod registries_conf;
 
-pub use client::{ClientOptions, Manifest, PushOutcome, RegistryClient, RegistryError};
+pub use client::{
+    ClientOptions, DeleteOutcome, Manifest, PushOutcome, RegistryClient, RegistryError,
+};
 pub use credentials::{CredentialStore, Credentials};
 pub use registries_conf::{ConfigurationError, PullFromMirror, PullSource, RegistriesConf};

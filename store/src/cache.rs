@@ -77,7 +77,13 @@ impl Cache {
     /// uses the cache: a run may need a blob it has not recorded yet.
     pub fn prune(&self, dry_run: bool) -> Result<PruneReport> {
         let roots = self.index.resolved_digests()?;
-        let keep: BTreeSet<Digest> = self.index.reachable(&roots)?.into_iter().collect();
+        self.prune_keeping(&roots, dry_run)
+    }
+
+    /// [`Cache::prune`] keeping only what the manifests `roots` need (for a
+    /// preview of forgetting some resolutions before they are forgotten).
+    pub fn prune_keeping(&self, roots: &[Digest], dry_run: bool) -> Result<PruneReport> {
+        let keep: BTreeSet<Digest> = self.index.reachable(roots)?.into_iter().collect();
         let mut report = PruneReport::default();
         for digest in self.blobs.list()? {
             if keep.contains(&digest) {

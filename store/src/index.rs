@@ -157,6 +157,18 @@ impl Index {
             .map_err(self.database())
     }
 
+    /// Forgets what `reference` resolved to (its manifests and blobs stay
+    /// until a prune finds nothing else needs them).
+    pub fn forget_resolution(&self, reference: &str) -> Result<()> {
+        self.connection
+            .execute(
+                "DELETE FROM resolved_references WHERE reference = ?1",
+                params![reference],
+            )
+            .map(drop)
+            .map_err(self.database())
+    }
+
     /// The digest `reference` last resolved to.
     pub fn resolution(&self, reference: &str) -> Result<Option<Digest>> {
         let text: Option<String> = self
@@ -195,6 +207,31 @@ impl Index {
             .into_iter()
             .filter_map(|text| text.parse().ok())
             .collect())
+    }
+
+    /// Every manifest digest named by a recorded resolution of a reference
+    /// other than `references`.
+    pub fn resolved_digests_except(&self, references: &[&str]) -> Result<Vec<Digest>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT reference, digest FROM resolved_references ORDER BY digest")
+            .map_err(self.database())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(self.database())?;
+        let mut digests = std::collections::BTreeSet::new();
+        for row in rows {
+            let (reference, digest) = row.map_err(self.database())?;
+            if references.contains(&reference.as_str()) {
+                continue;
+            }
+            if let Ok(digest) = digest.parse::<Digest>() {
+                digests.insert(digest);
+            }
+        }
+        Ok(digests.into_iter().collect())
     }
 
     /// Every manifest digest named by a recorded resolution.

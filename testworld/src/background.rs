@@ -136,6 +136,7 @@ fn start_processes(
                 flavour,
                 storage_root,
                 read_only: true,
+                deletes_disabled: false,
                 port,
                 certificates: Some(certificates),
                 htpasswd: Some(htpasswd),

@@ -6,7 +6,9 @@
 //! a throw-away authority generated at start, and TLS with htpasswd basic
 //! auth. [`Storage::Shared`] serves an existing storage root read-only (the
 //! published world); [`Storage::Empty`] is a fresh writable registry with
-//! deletes enabled (a mirror destination).
+//! deletes enabled (a mirror destination), or without them
+//! ([`Registry::start_without_deletes`]: distribution's default, which
+//! answers a DELETE with 405).
 //!
 //! No registry outlives its test: dropping a [`Registry`] stops the process,
 //! and because every process is started through a small `sh` watchdog that
@@ -137,8 +139,11 @@ pub struct RegistrySettings<'a> {
     pub flavour: Flavour,
     pub storage_root: &'a Path,
     /// Serve read-only (`storage.maintenance.readonly`); otherwise writable
-    /// with deletes enabled.
+    /// with deletes enabled (unless `deletes_disabled`).
     pub read_only: bool,
+    /// A writable registry without `storage.delete.enabled` (distribution's
+    /// default: a DELETE answers 405).
+    pub deletes_disabled: bool,
     pub port: u16,
     /// Required by the TLS flavours.
     pub certificates: Option<&'a Certificates>,
@@ -194,7 +199,7 @@ pub fn config_yaml(settings: &RegistrySettings<'_>) -> Result<String> {
     yaml.push_str("  maintenance:\n    uploadpurging:\n      enabled: false\n");
     if settings.read_only {
         yaml.push_str("    readonly:\n      enabled: true\n");
-    } else {
+    } else if !settings.deletes_disabled {
         yaml.push_str("  delete:\n    enabled: true\n");
     }
     yaml.push_str(&format!(
@@ -269,19 +274,26 @@ impl Registry {
     /// Starts a registry of `flavour` serving `storage`, and waits until it
     /// answers `GET /v2/`.
     pub fn start(flavour: Flavour, storage: Storage) -> Result<Registry> {
-        Registry::start_configured(flavour, storage, None)
+        Registry::start_configured(flavour, storage, None, false)
+    }
+
+    /// Starts a registry of `flavour` with fresh writable storage that does
+    /// not allow deleting (distribution's default: DELETE answers 405).
+    pub fn start_without_deletes(flavour: Flavour) -> Result<Registry> {
+        Registry::start_configured(flavour, Storage::Empty, None, true)
     }
 
     /// Starts a plain-HTTP registry that asks for Bearer tokens from
     /// `token.realm` and trusts the certificates in `token`'s bundle.
     pub fn start_with_token_auth(storage: Storage, token: TokenAuthSettings) -> Result<Registry> {
-        Registry::start_configured(Flavour::PlainHttp, storage, Some(token))
+        Registry::start_configured(Flavour::PlainHttp, storage, Some(token), false)
     }
 
     fn start_configured(
         flavour: Flavour,
         storage: Storage,
         token: Option<TokenAuthSettings>,
+        deletes_disabled: bool,
     ) -> Result<Registry> {
         registry_program_check()?;
         let directory = tempfile::Builder::new()
@@ -328,6 +340,7 @@ impl Registry {
                 flavour,
                 storage_root: &storage_root,
                 read_only,
+                deletes_disabled,
                 port,
                 certificates: certificates.as_ref(),
                 htpasswd: credentials.as_ref().map(|_| htpasswd.as_path()),
@@ -659,6 +672,7 @@ mod tests {
             flavour,
             storage_root: &storage_root,
             read_only,
+            deletes_disabled: false,
             port: 5000,
             certificates: Some(&certificates),
             htpasswd: Some(&htpasswd),
@@ -676,6 +690,12 @@ mod tests {
         assert!(writable.contains("tls:") && !writable.contains("readonly"));
         let auth = config_yaml(&settings(Flavour::BasicAuthTls, true)).unwrap();
         assert!(auth.contains("tls:") && auth.contains("htpasswd:"));
+        let without_deletes = config_yaml(&RegistrySettings {
+            deletes_disabled: true,
+            ..settings(Flavour::PlainHttp, false)
+        })
+        .unwrap();
+        assert!(!without_deletes.contains("delete:") && !without_deletes.contains("readonly"));
     }
 
     #[test]

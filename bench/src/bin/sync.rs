@@ -19,12 +19,20 @@
 //! `skopeo inspect --raw` against the source's manifest bytes (a sample of
 //! skopeo's copies too); the no-op reruns must say there was nothing to do.
 //!
+//! Each set is also copied a third time by the floor (`ferry_bench::floor`):
+//! the least work the registries must do for the same set (every distinct
+//! blob read once and written once, a mount for each other repository,
+//! one manifest PUT per image, 16 requests at a time, nothing asked), into
+//! a third fresh destination. ferry's first run is reported as a multiple
+//! of it; the goal is at most 1.15x.
+//!
 //! `sync` runs both sets; `sync large` or `sync small` runs one.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ferry_bench::floor::{self, Floor};
 use ferry_bench::image_sets::{self, ImageSet, SetImage};
 use ferry_bench::measure::{Logs, Run, repeat_while_quick};
 use ferry_bench::report::{self, Goal};
@@ -43,6 +51,8 @@ const NOOP_ROUNDS: usize = 3;
 const QUICK: Duration = Duration::from_secs(5);
 /// ferry's default no-op rerun must take at most this share of skopeo's.
 const NOOP_SHARE: f64 = 0.1;
+/// ferry's first run must take at most this multiple of the floor's.
+const FLOOR_MULTIPLE: f64 = 1.15;
 
 fn main() -> ExitCode {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
@@ -79,6 +89,7 @@ struct Measured {
     /// `ferry plan` on another fresh workspace: the resolve and plan share
     /// of a first run.
     ferry_plan_only: Run,
+    floor: Floor,
     verified: usize,
     speedup_goal: f64,
 }
@@ -191,6 +202,15 @@ fn bench_set(
         &format!("{name}-ferry-plan-only"),
         &mut plan_only.command("plan", "workspace", &[]),
     )?;
+    eprintln!("{name}: the floor (every blob once, mounts, manifest PUTs, nothing asked)...");
+    let floor_destination = ferry_bench::destination()?;
+    let floor = floor::measure(&set, &source.host(), &floor_destination.host())?;
+    tools::verify_destination(
+        "the floor",
+        &set,
+        &floor_destination.host(),
+        &set.sample(SKOPEO_SAMPLE),
+    )?;
     Ok(Measured {
         name,
         images,
@@ -202,6 +222,7 @@ fn bench_set(
         skopeo_noop,
         noop_rounds: (ferry_noop_rounds, skopeo_noop_rounds),
         ferry_plan_only,
+        floor,
         verified,
         speedup_goal,
     })
@@ -219,6 +240,7 @@ fn print_report(measured: &Measured, machine: &str) {
         skopeo_noop,
         noop_rounds,
         ferry_plan_only,
+        floor,
         verified,
         speedup_goal,
     } = measured;
@@ -266,6 +288,29 @@ fn print_report(measured: &Measured, machine: &str) {
     println!(
         "of ferry's first run, resolving and planning alone take {:.2} s (`ferry plan` on another fresh workspace; the rest is copying and recording)",
         ferry_plan_only.seconds
+    );
+    let floor_seconds = floor.elapsed.as_secs_f64();
+    println!(
+        "the floor: {} blob uploads, {} mounts, {} manifest PUTs, {} at a time, nothing asked: {:.2} s (skopeo sync {:.2}x the floor)",
+        floor.uploads,
+        floor.mounts,
+        floor.manifests,
+        floor::IN_FLIGHT,
+        floor_seconds,
+        skopeo_first.seconds / floor_seconds
+    );
+    let multiple = ferry_first.seconds / floor_seconds;
+    println!(
+        "{}",
+        Goal::new(
+            format!("{name}: ferry mirror's first run at most {FLOOR_MULTIPLE}x the floor"),
+            format!(
+                "{multiple:.2}x: {:.2} s vs {floor_seconds:.2} s",
+                ferry_first.seconds
+            ),
+            multiple <= FLOOR_MULTIPLE
+        )
+        .line()
     );
     let speedup = skopeo_first.seconds / ferry_first.seconds;
     println!(

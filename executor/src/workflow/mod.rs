@@ -15,6 +15,8 @@
 //!   writer (to disk, [`to_disk`]); disk-to-mirror's source is
 //!   [`from_deliveries`].
 //! - [`publish`]: every output file of a run, for every mode.
+//! - [`delete`]: the delete workflow, whose first step runs the collect
+//!   stage on a delete configuration and whose second deletes manifests.
 //!
 //! [`workspace::Workspace`] owns every path under `working-dir/`, and
 //! [`error::WorkflowError`] is what a stage that fails returns: the
@@ -22,6 +24,7 @@
 
 pub mod built;
 pub mod collect;
+pub mod delete;
 pub mod error;
 pub mod from_deliveries;
 pub mod operators;

@@ -9,6 +9,7 @@
 //! | `logs/mirroring_errors_<time>.txt` | the images that failed in a run, one line each |
 //! | `dry-run/` | `mapping.txt` (and for mirror-to-disk `missing.txt`) of the last dry run |
 //! | `cluster-resources/` | IDMS/ITMS (later CatalogSource, ClusterCatalog, UpdateService, signatures) |
+//! | `delete/` | `delete-images[-ID].yaml` and `delete-imageset-config[-ID].yaml` of `ferry delete --generate` |
 
 use std::path::{Path, PathBuf};
 
@@ -75,6 +76,11 @@ impl Workspace {
     /// The folder a dry run writes its files to.
     pub fn dry_run(&self) -> PathBuf {
         self.root.join("dry-run")
+    }
+
+    /// The folder `ferry delete --generate` writes its files to.
+    pub fn delete_folder(&self) -> PathBuf {
+        self.root.join("delete")
     }
 
     /// The folder of the resources users `oc apply -f` on their clusters.

@@ -1,0 +1,923 @@
+//! The delete workflow (oc-mirror's `delete`, notes §1.5 and §3.8), in two
+//! steps that share one file format, the `DeleteImageList`:
+//!
+//! 1. [`generate`]: a `DeleteImageSetConfiguration` becomes the list of
+//!    images to delete at a destination, offline, from the configuration
+//!    and what earlier runs recorded in the workspace (top digests, for the
+//!    cosign signature tags). The configuration goes through the same
+//!    collect stage as a mirror run ([`crate::workflow::collect`]); one
+//!    function, [`delete_items`], turns collected images into the list's
+//!    items, so each category's images join the list as its collector
+//!    lands. [`write_generated`] writes `delete-images[-ID].yaml` and
+//!    `delete-imageset-config[-ID].yaml` to `working-dir/delete/`.
+//! 2. [`delete_listed`]: every item checked against the destination, its
+//!    tag resolved to a digest there, and its manifest deleted by digest.
+//!    Blobs stay until the registry's garbage collector runs. An item
+//!    already gone is done; a registry that does not allow deleting ends
+//!    the run with the setting to change.
+//!
+//! This module owns the file format (reading and writing it), the two
+//! steps, and forgetting deleted images in a disk workflow's cache
+//! ([`forget_in_cache`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use ferry_planner::{Category, Destination};
+use ferry_registry::client::ErrorKind as RegistryErrorKind;
+use ferry_registry::{DeleteOutcome, RegistryClient};
+use ferry_schemas::config::{API_VERSION, Delete, Mirror};
+use ferry_schemas::{DeleteImageSetConfiguration, Digest, ImageReference, ImageSetConfiguration};
+use ferry_store::{Cache, RecordedResolution};
+use serde::{Deserialize, Serialize};
+
+use crate::workflow::collect::{CollectContext, CollectedImage, ImageSet, collect};
+use crate::workflow::error::{Result, WorkflowError};
+use crate::workflow::to_disk::Notice;
+use crate::workflow::workspace::Workspace;
+
+/// The `kind` of a delete list.
+pub const DELETE_LIST_KIND: &str = "DeleteImageList";
+
+/// oc-mirror's image types, as a delete list names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ItemType {
+    OcpRelease,
+    OcpReleaseContent,
+    CincinnatiGraph,
+    OperatorCatalog,
+    OperatorBundle,
+    OperatorRelatedImage,
+    Generic,
+    HelmImage,
+}
+
+/// One image to delete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteItem {
+    /// Where the image came from (the configuration's name).
+    pub image_name: String,
+    /// `docker://<registry>/<repository>:<tag>` at the destination.
+    pub image_reference: String,
+    #[serde(rename = "type")]
+    pub image_type: ItemType,
+}
+
+/// The `DeleteImageList` file: what the second step deletes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteImageList {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub items: Vec<DeleteItem>,
+}
+
+impl DeleteImageList {
+    /// A list of `items`, with oc-mirror's `apiVersion` and `kind`.
+    pub fn new(items: Vec<DeleteItem>) -> Self {
+        DeleteImageList {
+            api_version: API_VERSION.to_owned(),
+            kind: DELETE_LIST_KIND.to_owned(),
+            items,
+        }
+    }
+
+    /// The file's text.
+    pub fn to_yaml(&self) -> Result<String> {
+        serde_yaml::to_string(self).map_err(WorkflowError::internal)
+    }
+
+    /// Reads a delete list's `text` (from the file `file`, for messages):
+    /// its shape, its `kind`, and every item's two references.
+    pub fn parse(file: &str, text: &str) -> Result<Self> {
+        let list: DeleteImageList = serde_yaml::from_str(text).map_err(|error| {
+            let place = error
+                .location()
+                .map(|at| format!("{file}:{}:{}", at.line(), at.column()))
+                .unwrap_or_else(|| file.to_owned());
+            WorkflowError::input(format!("{place}: not a DeleteImageList: {error}"))
+        })?;
+        if list.kind != DELETE_LIST_KIND {
+            return Err(WorkflowError::input(format!(
+                "{file}: kind is `{}`, not `{DELETE_LIST_KIND}` (the file `ferry delete --generate` writes to working-dir/delete/)",
+                list.kind
+            )));
+        }
+        let mut problems = Vec::new();
+        for (index, item) in list.items.iter().enumerate() {
+            if let Err(problem) = item.image_name.parse::<ImageReference>() {
+                problems.push(format!(
+                    "item {}: imageName `{}`: {problem}",
+                    index + 1,
+                    item.image_name
+                ));
+            }
+            if let Err(problem) = item.destination() {
+                problems.push(format!("item {}: {problem}", index + 1));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(WorkflowError::input(format!(
+                "{file}: {}",
+                problems.join("; ")
+            )));
+        }
+        Ok(list)
+    }
+}
+
+impl DeleteItem {
+    /// The item's `imageReference` without `docker://`, as a reference.
+    pub fn destination(&self) -> std::result::Result<ImageReference, String> {
+        let Some(text) = self.image_reference.strip_prefix("docker://") else {
+            return Err(format!(
+                "imageReference `{}` does not start with docker://",
+                self.image_reference
+            ));
+        };
+        text.parse::<ImageReference>()
+            .map_err(|problem| format!("imageReference `{}`: {problem}", self.image_reference))
+    }
+}
+
+/// The list's type for a collected image. oc-mirror's names; releases and
+/// operators are refused before collecting until their collectors tell
+/// their kinds apart (payload or component, catalog, bundle or related).
+fn item_type(image: &CollectedImage) -> Result<ItemType> {
+    match image.category {
+        Category::Additional => Ok(ItemType::Generic),
+        Category::Helm => Ok(ItemType::HelmImage),
+        Category::Release | Category::Operator => Err(WorkflowError::internal(format!(
+            "{}: deleting {} images is not built yet",
+            image.name,
+            image.category.noun()
+        ))),
+    }
+}
+
+/// What `--generate` made: the list and the configuration as applied.
+#[derive(Clone, Debug)]
+pub struct Generated {
+    pub list: DeleteImageList,
+    pub configuration: DeleteImageSetConfiguration,
+    /// What the user should know (images this workspace never recorded,
+    /// signatures it cannot know).
+    pub notices: Vec<Notice>,
+}
+
+/// The delete configuration as the image set configuration the collect
+/// stage reads (oc-mirror converts it the same way; a delete has no
+/// `blockedImages`).
+pub fn as_image_set(configuration: &DeleteImageSetConfiguration) -> ImageSetConfiguration {
+    let Delete {
+        platform,
+        operators,
+        additional_images,
+        helm,
+        samples,
+    } = configuration.delete.clone();
+    ImageSetConfiguration {
+        kind: "ImageSetConfiguration".to_owned(),
+        api_version: API_VERSION.to_owned(),
+        archive_size: None,
+        mirror: Mirror {
+            platform,
+            operators,
+            additional_images,
+            helm,
+            blocked_images: Vec::new(),
+            samples,
+        },
+    }
+}
+
+/// What the workspace recorded that the delete list is made from.
+#[derive(Clone, Debug, Default)]
+pub struct WorkspaceRecord {
+    /// The state's resolutions, by image name: top digests, signatures.
+    pub resolutions: BTreeMap<String, RecordedResolution>,
+    /// (repository, tag) → digest the state records as set at the destination.
+    pub tags_at_destination: BTreeMap<(String, String), Digest>,
+}
+
+impl WorkspaceRecord {
+    /// What `state` recorded, for `destination`.
+    pub fn load(state: &ferry_store::WorkspaceState, destination: &Destination) -> Result<Self> {
+        let resolutions = state.resolutions().map_err(WorkflowError::environment)?;
+        let history = state
+            .history(&destination.display())
+            .map_err(WorkflowError::environment)?;
+        Ok(WorkspaceRecord {
+            resolutions,
+            tags_at_destination: history.tags,
+        })
+    }
+}
+
+/// Step 1: the delete list of `configuration` at `destination`, offline:
+/// destinations from oc-mirror's naming, signature tags from the top
+/// digests the workspace `recorded`.
+pub fn generate(
+    configuration: &DeleteImageSetConfiguration,
+    destination: &Destination,
+    recorded: &WorkspaceRecord,
+    delete_signatures: bool,
+) -> Result<Generated> {
+    let context = CollectContext {
+        prefix: destination.prefix.clone(),
+        max_nested_paths: 0,
+        // Deleting operator catalogs is refused when the configuration
+        // is loaded, so no collector here reaches a registry.
+        ..CollectContext::default()
+    };
+    let image_set = collect(&as_image_set(configuration), &context)?;
+    let (items, notices) = delete_items(&image_set, destination, recorded, delete_signatures)?;
+    Ok(Generated {
+        list: DeleteImageList::new(items),
+        configuration: configuration.clone(),
+        notices,
+    })
+}
+
+/// The delete list's items for collected images: one per image at the
+/// destination and, with `delete_signatures`, one per cosign signature
+/// tag; sorted by `imageReference` and de-duplicated by it (notes §3.8).
+pub fn delete_items(
+    image_set: &ImageSet,
+    destination: &Destination,
+    recorded: &WorkspaceRecord,
+    delete_signatures: bool,
+) -> Result<(Vec<DeleteItem>, Vec<Notice>)> {
+    let mut items = Vec::new();
+    let mut notices = Vec::new();
+    for image in &image_set.images {
+        let image_type = item_type(image)?;
+        let at_destination = format!(
+            "docker://{}/{}",
+            destination.registry, image.destination_repository
+        );
+        items.push(DeleteItem {
+            image_name: image.name.clone(),
+            image_reference: format!("{at_destination}:{}", image.destination_tag),
+            image_type,
+        });
+        let record = recorded.resolutions.get(&image.name);
+        let mirrored_here = recorded.tags_at_destination.contains_key(&(
+            image.destination_repository.clone(),
+            image.destination_tag.clone(),
+        ));
+        if !mirrored_here {
+            notices.push(Notice::Warning(format!(
+                "{}: this workspace has no record of mirroring it to docker://{}; listed from the configuration alone",
+                image.name,
+                destination.display()
+            )));
+        }
+        if !delete_signatures {
+            continue;
+        }
+        let signed: Option<Digest> = match record {
+            Some(record) if record.signature.is_some() => Some(record.top.clone()),
+            Some(record) if record.signature_checked => None,
+            Some(_) => {
+                notices.push(Notice::Warning(format!(
+                    "{}: mirrored with --remove-signatures, so no signature tag is listed for it",
+                    image.name
+                )));
+                None
+            }
+            // Never recorded: as oc-mirror does without a cache, the tag
+            // of a digest reference (a second step finds it gone if the
+            // image had no signature).
+            None => image.origin.digest().cloned(),
+        };
+        let Some(top) = signed else { continue };
+        let tag = format!("{}-{}.sig", top.algorithm().name(), top.hex());
+        items.push(DeleteItem {
+            image_name: format!(
+                "{}/{}:{tag}",
+                image.origin.registry(),
+                image.origin.repository()
+            ),
+            image_reference: format!("{at_destination}:{tag}"),
+            image_type,
+        });
+    }
+    items.sort_by(|left, right| left.image_reference.cmp(&right.image_reference));
+    items.dedup_by(|later, earlier| later.image_reference == earlier.image_reference);
+    notices.extend(tags_deleted_with(&items, destination, recorded));
+    Ok((items, notices))
+}
+
+/// A manifest is deleted by digest, which removes every tag of it in its
+/// repository: a warning for each tag the workspace recorded at the
+/// destination that shares a listed tag's manifest but is not listed.
+fn tags_deleted_with(
+    items: &[DeleteItem],
+    destination: &Destination,
+    recorded: &WorkspaceRecord,
+) -> Vec<Notice> {
+    let base = format!("docker://{}/", destination.registry);
+    let listed: BTreeSet<(String, String)> = items
+        .iter()
+        .filter_map(|item| {
+            let (repository, tag) = item.image_reference.strip_prefix(&base)?.rsplit_once(':')?;
+            Some((repository.to_owned(), tag.to_owned()))
+        })
+        .collect();
+    let mut notices = Vec::new();
+    for (repository, tag) in &listed {
+        let Some(digest) = recorded
+            .tags_at_destination
+            .get(&(repository.clone(), tag.clone()))
+        else {
+            continue;
+        };
+        for ((other_repository, other_tag), other_digest) in &recorded.tags_at_destination {
+            let unlisted = !listed.contains(&(other_repository.clone(), other_tag.clone()));
+            if other_repository == repository && other_digest == digest && unlisted {
+                notices.push(Notice::Warning(format!(
+                    "{base}{repository}:{other_tag} is the same manifest as the listed {repository}:{tag}: deleting it by digest removes that tag too"
+                )));
+            }
+        }
+    }
+    notices
+}
+
+/// The two files `--generate` writes (`delete-images[-ID].yaml`,
+/// `delete-imageset-config[-ID].yaml`), in `workspace`'s `delete/` folder.
+pub fn generated_files(workspace: &Workspace, delete_id: Option<&str>) -> (PathBuf, PathBuf) {
+    let suffix = delete_id.map(|id| format!("-{id}")).unwrap_or_default();
+    let folder = workspace.delete_folder();
+    (
+        folder.join(format!("delete-images{suffix}.yaml")),
+        folder.join(format!("delete-imageset-config{suffix}.yaml")),
+    )
+}
+
+/// Refuses a `--delete-id` that is not a plain file name part.
+pub fn check_delete_id(delete_id: &str) -> Result<()> {
+    let plain = !delete_id.is_empty()
+        && delete_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !delete_id.starts_with('.');
+    if plain {
+        Ok(())
+    } else {
+        Err(WorkflowError::input(format!(
+            "--delete-id `{delete_id}`: use letters, digits, `-`, `_` and `.` only (it becomes part of a file name)"
+        )))
+    }
+}
+
+/// The configuration as applied, as `delete-imageset-config.yaml` holds it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppliedConfiguration<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    delete: &'a Delete,
+}
+
+/// Writes what [`generate`] made to [`generated_files`]; returns their paths.
+pub fn write_generated(
+    workspace: &Workspace,
+    delete_id: Option<&str>,
+    generated: &Generated,
+) -> Result<(PathBuf, PathBuf)> {
+    let (list_path, configuration_path) = generated_files(workspace, delete_id);
+    let configuration = serde_yaml::to_string(&AppliedConfiguration {
+        api_version: API_VERSION,
+        kind: "DeleteImageSetConfiguration",
+        delete: &generated.configuration.delete,
+    })
+    .map_err(WorkflowError::internal)?;
+    write_file(&list_path, &generated.list.to_yaml()?)?;
+    write_file(&configuration_path, &configuration)?;
+    Ok((list_path, configuration_path))
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so a
+/// reader never sees half a file.
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    let failed = |cause: std::io::Error| {
+        WorkflowError::environment(format!("cannot write {}: {cause}", path.display()))
+    };
+    let folder = path
+        .parent()
+        .ok_or_else(|| WorkflowError::internal(format!("{} has no folder", path.display())))?;
+    std::fs::create_dir_all(folder).map_err(failed)?;
+    let temporary = path.with_extension("yaml.tmp");
+    std::fs::write(&temporary, text).map_err(failed)?;
+    std::fs::rename(&temporary, path).map_err(failed)
+}
+
+/// Items whose `imageReference` is not where `destination` keeps them
+/// (notes §3.8): release payloads exactly at `<destination>/openshift/release-images`,
+/// release components at `<destination>/openshift/release`, everything
+/// else below `<destination>/`. Each with why.
+pub fn misplaced_items(list: &DeleteImageList, destination: &Destination) -> Vec<String> {
+    let base = destination.display();
+    let mut problems = Vec::new();
+    for item in &list.items {
+        let Ok(reference) = item.destination() else {
+            problems.push(format!(
+                "{}: not a docker:// reference",
+                item.image_reference
+            ));
+            continue;
+        };
+        let name = reference.name();
+        let expected = match item.image_type {
+            ItemType::OcpRelease => Some(format!("{base}/openshift/release-images")),
+            ItemType::OcpReleaseContent => Some(format!("{base}/openshift/release")),
+            _ => None,
+        };
+        let fits = match &expected {
+            Some(expected) => name == *expected,
+            None => name.starts_with(&format!("{base}/")),
+        };
+        if !fits {
+            problems.push(match expected {
+                Some(expected) => format!(
+                    "{}: expected at {expected} for type {:?}",
+                    item.image_reference, item.image_type
+                ),
+                None => format!("{}: not below docker://{base}/", item.image_reference),
+            });
+        }
+    }
+    problems
+}
+
+/// What became of one item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// Its manifest was deleted.
+    Deleted(Digest),
+    /// `--dry-run`: its manifest would be deleted.
+    WouldDelete(Digest),
+    /// The destination did not have it (any more): nothing to do.
+    AlreadyGone,
+    /// Deleting failed, with why.
+    Failed(String),
+}
+
+/// What the second step did, item by item in the list's order.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteReport {
+    pub outcomes: Vec<(DeleteItem, ItemOutcome)>,
+}
+
+impl DeleteReport {
+    pub fn count(&self, matches: impl Fn(&ItemOutcome) -> bool) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|(_, outcome)| matches(outcome))
+            .count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.count(|outcome| matches!(outcome, ItemOutcome::Failed(_)))
+    }
+}
+
+/// Items deleted at once.
+const DELETES_AT_ONCE: usize = 8;
+
+/// Step 2: deletes every item of `list` at `destination` by digest (with
+/// `dry_run`, only finds each digest). Refuses a list with items outside
+/// `destination` before touching anything; a registry that does not allow
+/// deleting ends the run with the setting to change.
+pub async fn delete_listed(
+    list: &DeleteImageList,
+    destination: &Destination,
+    client: &RegistryClient,
+    dry_run: bool,
+) -> Result<DeleteReport> {
+    let misplaced = misplaced_items(list, destination);
+    if !misplaced.is_empty() {
+        return Err(WorkflowError::input(format!(
+            "the delete list does not match the destination docker://{}; nothing was deleted:\n  {}",
+            destination.display(),
+            misplaced.join("\n  ")
+        )));
+    }
+    client
+        .check_reachable(&destination.registry)
+        .await
+        .map_err(|cause| {
+            WorkflowError::environment(format!(
+                "cannot reach {}: {}; nothing was deleted",
+                destination.registry, cause.kind
+            ))
+        })?;
+    use futures_util::StreamExt as _;
+    let outcomes: Vec<(usize, std::result::Result<ItemOutcome, String>)> =
+        futures_util::stream::iter(list.items.iter().enumerate())
+            .map(|(index, item)| async move { (index, delete_one(item, client, dry_run).await) })
+            .buffer_unordered(DELETES_AT_ONCE)
+            .collect()
+            .await;
+    let mut outcomes: Vec<(usize, ItemOutcome)> = outcomes
+        .into_iter()
+        .map(|(index, outcome)| outcome.map(|outcome| (index, outcome)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(WorkflowError::environment)?;
+    outcomes.sort_by_key(|(index, _)| *index);
+    Ok(DeleteReport {
+        outcomes: outcomes
+            .into_iter()
+            .map(|(index, outcome)| (list.items[index].clone(), outcome))
+            .collect(),
+    })
+}
+
+/// One item: its digest at the destination (a HEAD accepting the four
+/// manifest media types, a GET when the registry sends no digest), then a
+/// DELETE by digest. `Err` only when the registry does not allow deleting.
+async fn delete_one(
+    item: &DeleteItem,
+    client: &RegistryClient,
+    dry_run: bool,
+) -> std::result::Result<ItemOutcome, String> {
+    let reference = match item.destination() {
+        Ok(reference) => reference,
+        Err(problem) => return Ok(ItemOutcome::Failed(problem)),
+    };
+    let head = match client.head_manifest(&reference).await {
+        Ok(None) => return Ok(ItemOutcome::AlreadyGone),
+        Ok(Some(head)) => head,
+        Err(error) => return Ok(ItemOutcome::Failed(error.to_string())),
+    };
+    let digest = match (reference.digest(), head.digest) {
+        (Some(digest), _) => digest.clone(),
+        (None, Some(digest)) => digest,
+        (None, None) => match client.get_manifest(&reference).await {
+            Ok(manifest) => manifest.digest,
+            Err(error) if matches!(error.kind, RegistryErrorKind::NotFound) => {
+                return Ok(ItemOutcome::AlreadyGone);
+            }
+            Err(error) => return Ok(ItemOutcome::Failed(error.to_string())),
+        },
+    };
+    if dry_run {
+        return Ok(ItemOutcome::WouldDelete(digest));
+    }
+    match client
+        .delete_manifest(reference.registry(), reference.repository(), &digest)
+        .await
+    {
+        Ok(DeleteOutcome::Deleted) => Ok(ItemOutcome::Deleted(digest)),
+        Ok(DeleteOutcome::Absent) => Ok(ItemOutcome::AlreadyGone),
+        Err(error) if matches!(error.kind, RegistryErrorKind::DeletionDisabled) => Err(format!(
+            "{}: {}; nothing was deleted",
+            reference.registry(),
+            error.kind
+        )),
+        Err(error) => Ok(ItemOutcome::Failed(error.to_string())),
+    }
+}
+
+/// What `--force-cache-delete` did to a cache.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CacheForgetReport {
+    /// Listed images the cache had recorded (and now forgot).
+    pub forgotten: Vec<String>,
+    /// Blobs removed because no image still recorded needs them.
+    pub removed_blobs: usize,
+    pub freed_bytes: u64,
+}
+
+/// `--force-cache-delete`: the cache at `cache_root` forgets every listed
+/// image (by its `imageName`, as the disk workflows record it) and removes
+/// the blobs no other recorded image needs. A cache that recorded none of
+/// them is left untouched (mirror-to-mirror caches nothing).
+pub fn forget_in_cache(
+    list: &DeleteImageList,
+    cache_root: &Path,
+    dry_run: bool,
+) -> Result<CacheForgetReport> {
+    let mut report = CacheForgetReport::default();
+    if !cache_root.join("index.db").is_file() {
+        return Ok(report);
+    }
+    let cache = Cache::open(cache_root).map_err(WorkflowError::environment)?;
+    let names: BTreeSet<&str> = list
+        .items
+        .iter()
+        .map(|item| item.image_name.as_str())
+        .collect();
+    for name in names {
+        let known = cache
+            .index()
+            .resolution(name)
+            .map_err(WorkflowError::environment)?
+            .is_some();
+        if known {
+            report.forgotten.push(name.to_owned());
+        }
+    }
+    if report.forgotten.is_empty() {
+        return Ok(report);
+    }
+    let forgotten: Vec<&str> = report.forgotten.iter().map(String::as_str).collect();
+    let roots = cache
+        .index()
+        .resolved_digests_except(&forgotten)
+        .map_err(WorkflowError::environment)?;
+    if !dry_run {
+        for name in &forgotten {
+            cache
+                .index()
+                .forget_resolution(name)
+                .map_err(WorkflowError::environment)?;
+        }
+    }
+    let pruned = cache
+        .prune_keeping(&roots, dry_run)
+        .map_err(WorkflowError::environment)?;
+    report.removed_blobs = pruned.removed.len();
+    report.freed_bytes = pruned.freed_bytes;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn destination() -> Destination {
+        Destination {
+            registry: "mirror.example.com:5000".to_owned(),
+            prefix: "team".to_owned(),
+        }
+    }
+
+    fn configuration(images: &str) -> DeleteImageSetConfiguration {
+        ferry_schemas::load_delete_configuration(&format!(
+            "kind: DeleteImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\ndelete:\n  additionalImages:\n{images}"
+        ))
+        .map(|loaded| loaded.config)
+        .unwrap_or_else(|problems| panic!("{problems:?}"))
+    }
+
+    fn digest(character: char) -> Digest {
+        format!("sha256:{}", character.to_string().repeat(64))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn items_are_sorted_and_de_duplicated_by_destination() {
+        let configuration = configuration(
+            "  - name: quay.io/b/app:1.0\n  - name: quay.io/a/app:1.0\n  - name: docker://quay.io/b/app:1.0\n",
+        );
+        let generated = generate(
+            &configuration,
+            &destination(),
+            &WorkspaceRecord::default(),
+            false,
+        )
+        .unwrap();
+        let references: Vec<&str> = generated
+            .list
+            .items
+            .iter()
+            .map(|item| item.image_reference.as_str())
+            .collect();
+        assert_eq!(
+            references,
+            [
+                "docker://mirror.example.com:5000/team/a/app:1.0",
+                "docker://mirror.example.com:5000/team/b/app:1.0"
+            ]
+        );
+        assert!(
+            generated
+                .list
+                .items
+                .iter()
+                .all(|item| item.image_type == ItemType::Generic)
+        );
+        assert_eq!(generated.notices.len(), 3, "none was recorded");
+    }
+
+    #[test]
+    fn signature_tags_come_from_recorded_digests() {
+        let configuration = configuration(
+            "  - name: quay.io/a/signed:1.0\n  - name: quay.io/a/unsigned:1.0\n  - name: quay.io/a/pinned@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\n",
+        );
+        let record = |name: &str, top: char, signature: Option<char>| {
+            (
+                name.to_owned(),
+                RecordedResolution {
+                    name: name.to_owned(),
+                    source: "quay.io/a".to_owned(),
+                    top: digest(top),
+                    signature: signature.map(digest),
+                    signature_checked: true,
+                },
+            )
+        };
+        let recorded = WorkspaceRecord {
+            resolutions: [
+                record("quay.io/a/signed:1.0", 'a', Some('f')),
+                record("quay.io/a/unsigned:1.0", 'b', None),
+            ]
+            .into_iter()
+            .collect(),
+            tags_at_destination: [
+                (("team/a/signed".to_owned(), "1.0".to_owned()), digest('a')),
+                (
+                    ("team/a/signed".to_owned(), "stable".to_owned()),
+                    digest('a'),
+                ),
+                (("team/a/signed".to_owned(), "2.0".to_owned()), digest('d')),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let generated = generate(&configuration, &destination(), &recorded, true).unwrap();
+        let warned = format!("{:?}", generated.notices);
+        assert_eq!(generated.notices.len(), 3, "{warned}");
+        assert!(
+            !warned.contains("a/signed:1.0: this workspace"),
+            "signed:1.0 is recorded at the destination: {warned}"
+        );
+        assert!(
+            warned.contains("docker://mirror.example.com:5000/team/a/signed:stable is the same manifest as the listed team/a/signed:1.0"),
+            "{warned}"
+        );
+        assert!(!warned.contains("signed:2.0"), "{warned}");
+        let names: Vec<(&str, &str)> = generated
+            .list
+            .items
+            .iter()
+            .map(|item| (item.image_name.as_str(), item.image_reference.as_str()))
+            .collect();
+        let a = "a".repeat(64);
+        let c = "c".repeat(64);
+        assert_eq!(
+            names,
+            [
+                (
+                    format!("quay.io/a/pinned@sha256:{c}").as_str(),
+                    format!("docker://mirror.example.com:5000/team/a/pinned:sha256-{c}").as_str()
+                ),
+                (
+                    format!("quay.io/a/pinned:sha256-{c}.sig").as_str(),
+                    format!("docker://mirror.example.com:5000/team/a/pinned:sha256-{c}.sig")
+                        .as_str()
+                ),
+                (
+                    "quay.io/a/signed:1.0",
+                    "docker://mirror.example.com:5000/team/a/signed:1.0"
+                ),
+                (
+                    format!("quay.io/a/signed:sha256-{a}.sig").as_str(),
+                    format!("docker://mirror.example.com:5000/team/a/signed:sha256-{a}.sig")
+                        .as_str()
+                ),
+                (
+                    "quay.io/a/unsigned:1.0",
+                    "docker://mirror.example.com:5000/team/a/unsigned:1.0"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_file_reads_back_and_bad_files_are_refused_with_their_place() {
+        let list = DeleteImageList::new(vec![DeleteItem {
+            image_name: "quay.io/a/app:1.0".to_owned(),
+            image_reference: "docker://mirror.example.com:5000/team/a/app:1.0".to_owned(),
+            image_type: ItemType::Generic,
+        }]);
+        let text = list.to_yaml().unwrap();
+        assert_eq!(
+            text,
+            "apiVersion: mirror.openshift.io/v2alpha1\nkind: DeleteImageList\nitems:\n- imageName: quay.io/a/app:1.0\n  imageReference: docker://mirror.example.com:5000/team/a/app:1.0\n  type: generic\n"
+        );
+        assert_eq!(DeleteImageList::parse("d.yaml", &text).unwrap(), list);
+        let unknown_type = text.replace("type: generic", "type: sparkly");
+        let error = DeleteImageList::parse("d.yaml", &unknown_type).unwrap_err();
+        assert!(error.message.starts_with("d.yaml:6:"), "{}", error.message);
+        let no_scheme = text.replace("imageReference: docker://", "imageReference: ");
+        let error = DeleteImageList::parse("d.yaml", &no_scheme).unwrap_err();
+        assert!(
+            error.message.contains("does not start with docker://"),
+            "{}",
+            error.message
+        );
+        let other_kind = text.replace("kind: DeleteImageList", "kind: ImageSetConfiguration");
+        assert!(DeleteImageList::parse("d.yaml", &other_kind).is_err());
+    }
+
+    #[test]
+    fn items_outside_the_destination_are_named() {
+        let item = |reference: &str, image_type| DeleteItem {
+            image_name: "quay.io/a/app:1.0".to_owned(),
+            image_reference: reference.to_owned(),
+            image_type,
+        };
+        let list = DeleteImageList::new(vec![
+            item(
+                "docker://mirror.example.com:5000/team/a/app:1.0",
+                ItemType::Generic,
+            ),
+            item(
+                "docker://mirror.example.com:5000/teamwork/a/app:1.0",
+                ItemType::Generic,
+            ),
+            item(
+                "docker://mirror.example.com:5000/team/openshift/release:4.16.0-x86_64-etcd",
+                ItemType::OcpReleaseContent,
+            ),
+            item(
+                "docker://mirror.example.com:5000/team/openshift/release:4.16.0-x86_64",
+                ItemType::OcpRelease,
+            ),
+        ]);
+        let problems = misplaced_items(&list, &destination());
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("teamwork") && problems[0].contains("not below"));
+        assert!(problems[1].contains("openshift/release-images"));
+    }
+
+    #[test]
+    fn the_cache_forgets_deleted_images_and_keeps_blobs_others_need() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut cache = Cache::open(folder.path()).unwrap();
+        let put = |cache: &Cache, bytes: &[u8]| {
+            let digest = ferry_store::digest_of(ferry_schemas::DigestAlgorithm::Sha256, bytes);
+            cache.blobs().write(&digest, None, bytes).unwrap();
+            digest
+        };
+        let shared = put(&cache, b"shared layer");
+        let own = put(&cache, b"layer only the deleted image has");
+        let deleted = put(&cache, b"deleted manifest");
+        let kept = put(&cache, b"kept manifest");
+        let media_type = "application/vnd.oci.image.manifest.v1+json";
+        cache
+            .index_mut()
+            .record_manifest(&deleted, media_type, 16, &[shared.clone(), own.clone()])
+            .unwrap();
+        cache
+            .index_mut()
+            .record_manifest(&kept, media_type, 13, std::slice::from_ref(&shared))
+            .unwrap();
+        cache
+            .index()
+            .record_resolution("quay.io/a/deleted:1.0", &deleted, 1)
+            .unwrap();
+        cache
+            .index()
+            .record_resolution("quay.io/a/kept:1.0", &kept, 1)
+            .unwrap();
+        let list = DeleteImageList::new(vec![DeleteItem {
+            image_name: "quay.io/a/deleted:1.0".to_owned(),
+            image_reference: "docker://mirror.example.com:5000/team/a/deleted:1.0".to_owned(),
+            image_type: ItemType::Generic,
+        }]);
+
+        let preview = forget_in_cache(&list, folder.path(), true).unwrap();
+        assert_eq!(preview.forgotten, ["quay.io/a/deleted:1.0"]);
+        assert_eq!(preview.removed_blobs, 2);
+        assert!(cache.blobs().contains(&own), "a dry run removes nothing");
+
+        let report = forget_in_cache(&list, folder.path(), false).unwrap();
+        assert_eq!(
+            report.removed_blobs, 2,
+            "the deleted manifest and its own layer"
+        );
+        assert!(!cache.blobs().contains(&own) && !cache.blobs().contains(&deleted));
+        assert!(cache.blobs().contains(&shared) && cache.blobs().contains(&kept));
+        assert_eq!(
+            cache.index().resolution("quay.io/a/deleted:1.0").unwrap(),
+            None
+        );
+
+        let again = forget_in_cache(&list, folder.path(), false).unwrap();
+        assert!(again.forgotten.is_empty(), "nothing left to forget");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(
+            forget_in_cache(&list, empty.path(), false)
+                .unwrap()
+                .forgotten
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn delete_ids_are_file_name_parts() {
+        assert!(check_delete_id("week-48_v1.2").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden", "a b"] {
+            assert!(check_delete_id(bad).is_err(), "{bad}");
+        }
+    }
+}
