@@ -12,6 +12,7 @@ mod kill;
 mod list_bundles;
 mod list_releases;
 mod messages;
+mod operators;
 mod pipeline;
 mod plan_schema;
 mod plans;

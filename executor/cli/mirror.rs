@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ferry_executor::workflow::from_deliveries::{self, Deliveries};
+use ferry_executor::workflow::operators::{self, CatalogImage, OperatorImageUse};
 use ferry_executor::workflow::to_registry::{self, Planned, Sourced};
 use ferry_executor::workflow::{CollectContext, ImageSet, Workspace};
 use ferry_planner::{Destination, Plan};
@@ -44,6 +45,11 @@ struct Prepared {
     log_file: Option<PathBuf>,
     /// One run per workspace: held until the run ends.
     _run_lock: Option<ferry_store::RunLock>,
+    /// Mirrored operator catalogs (for their CatalogSource and
+    /// ClusterCatalog).
+    catalogs: Vec<CatalogImage>,
+    /// Operator images by name: the bundles and packages needing them.
+    operator_images: std::collections::BTreeMap<String, OperatorImageUse>,
 }
 
 /// Where a run to a registry takes its content from: the deliveries of
@@ -53,7 +59,8 @@ fn source(
     runtime: &tokio::runtime::Runtime,
     arguments: &MirrorArgs,
     destination: &Destination,
-    image_set: &ImageSet,
+    config: &ferry_schemas::ImageSetConfiguration,
+    image_set: &mut ImageSet,
     deliveries: Deliveries,
 ) -> Result<Sourced, ExitCode> {
     let transfer = arguments.transfer_options();
@@ -62,11 +69,23 @@ fn source(
         let Some(folder) = from.strip_prefix("file://") else {
             return Err(error("when --from is used, it must have file:// prefix"));
         };
+        // Operator catalogs are collected again from what the deliveries
+        // brought, by this side's configuration.
+        let context = CollectContext {
+            prefix: destination.prefix.clone(),
+            max_nested_paths: arguments.max_nested_paths,
+            operators_from_deliveries: true,
+            ..CollectContext::default()
+        };
         let found = runtime
             .block_on(from_deliveries::from_deliveries(
                 Path::new(folder),
                 destination,
                 image_set,
+                Some(from_deliveries::CollectFromDeliveries {
+                    mirror: &config.mirror,
+                    context: &context,
+                }),
                 &transfer,
                 &planning,
                 &arguments.disk_options().cache,
@@ -107,10 +126,30 @@ pub(crate) fn collect(
     config: &ferry_schemas::ImageSetConfiguration,
     releases: Option<ferry_executor::workflow::releases::ReleaseSources>,
 ) -> Result<ImageSet, ExitCode> {
+    // Rebuilt catalogs' blobs go to the cache; nothing else needs it here
+    // (disk-to-mirror collects catalogs from the deliveries, later).
+    let cache = if config.mirror.operators.is_empty() || arguments.from.is_some() {
+        None
+    } else {
+        let folder = arguments.disk_options().cache;
+        Some(ferry_store::BlobStore::open(&folder).map_err(|cause| {
+            error(format!(
+                "cannot open the cache {}: {cause}",
+                folder.display()
+            ))
+        })?)
+    };
     let context = CollectContext {
         prefix: prefix.to_owned(),
         max_nested_paths: arguments.max_nested_paths,
         releases,
+        // Disk-to-mirror reaches no source registry.
+        registry: arguments
+            .from
+            .is_none()
+            .then(|| arguments.transfer_options().catalog_access()),
+        cache,
+        operators_from_deliveries: arguments.from.is_some(),
     };
     let image_set = ferry_executor::workflow::collect(config, &context).map_err(collect_error)?;
     for warning in &image_set.warnings {
@@ -221,9 +260,16 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         }
         _ => None,
     };
-    let image_set = collect(arguments, &destination.prefix, &loaded.config, releases)?;
+    let mut image_set = collect(arguments, &destination.prefix, &loaded.config, releases)?;
     let runtime = runtime()?;
-    let sourced = source(&runtime, arguments, &destination, &image_set, deliveries)?;
+    let sourced = source(
+        &runtime,
+        arguments,
+        &destination,
+        &loaded.config,
+        &mut image_set,
+        deliveries,
+    )?;
     let planned = runtime
         .block_on(to_registry::plan(
             sourced,
@@ -237,6 +283,8 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         planning: arguments.plan_options(),
         log_file,
         _run_lock: run_lock,
+        catalogs: image_set.catalogs,
+        operator_images: image_set.operator_images,
     })
 }
 
@@ -342,6 +390,31 @@ fn write_cluster_resources(
     let failed: BTreeSet<&str> = report
         .failed_images()
         .map(|image| image.name.as_str())
+        .chain(
+            prepared
+                .planned
+                .resolution
+                .failures
+                .iter()
+                .map(|failure| failure.name.as_str()),
+        )
+        .collect();
+    let catalog_names: BTreeSet<&str> = prepared
+        .catalogs
+        .iter()
+        .map(|catalog| catalog.name.as_str())
+        .collect();
+    // Catalogs get a CatalogSource and a ClusterCatalog, not mirror sets.
+    let catalogs: Vec<publish::MirroredCatalog> = prepared
+        .catalogs
+        .iter()
+        .filter(|catalog| !failed.contains(catalog.name.as_str()))
+        .map(|catalog| publish::MirroredCatalog {
+            registry: prepared.planned.destination.registry.clone(),
+            repository: catalog.destination_repository.clone(),
+            tag: catalog.destination_tag.clone(),
+            template: catalog.source_template.clone(),
+        })
         .collect();
     let images: Vec<MirroredImage> = prepared
         .planned
@@ -349,6 +422,7 @@ fn write_cluster_resources(
         .images
         .iter()
         .filter(|image| !failed.contains(image.name.as_str()))
+        .filter(|image| !catalog_names.contains(image.name.as_str()))
         .filter_map(|image| {
             Some(MirroredImage {
                 origin: ferry_executor::cluster_resources::origin_of(&image.name, image.category)?,
@@ -363,6 +437,7 @@ fn write_cluster_resources(
     let published = publish::cluster_resources(
         &Workspace::in_folder(&prepared.planned.workspace),
         &images,
+        &catalogs,
         repository_scope,
         publish::creation_time(),
     )
@@ -461,8 +536,16 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
     }
     let mut errors = String::new();
     for image in &executed.failed {
-        let _ = writeln!(errors, "{}: {}", image.name, image.reason);
+        let _ = writeln!(
+            errors,
+            "{}",
+            operators::error_line(&prepared.operator_images, &image.name, &image.reason)
+        );
     }
+    let incomplete = operators::incomplete(
+        &prepared.operator_images,
+        executed.failed.iter().map(|image| image.name.as_str()),
+    );
     eprintln!(
         "Done: {} actions completed, {} failed, {} skipped; {} pushed.",
         report.completed,
@@ -482,6 +565,14 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
             count.total,
             count.category.noun(),
             if count.total == 1 { "image" } else { "images" }
+        );
+    }
+    if !incomplete.bundles.is_empty() {
+        let list = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(" ");
+        eprintln!(
+            "✗ incomplete operator bundles: [{}] - operators: [{}] (an image they need failed to mirror)",
+            list(&incomplete.bundles),
+            list(&incomplete.packages)
         );
     }
     if let Some(log_file) = &prepared.log_file

@@ -95,11 +95,11 @@ impl RegistryAccess {
     /// Pins `reference` to the digest the first answering pull source
     /// gives, then reads the configs folder of its linux/amd64 image.
     pub fn read_catalog(&self, reference: &ImageReference) -> Result<FolderFiles, String> {
-        self.read_pinned(reference, |image| {
+        self.pinned(reference, |image, _| {
             layer_files::read_labelled_folder_from(image, CATALOG_CONFIGS_LABEL)
+                .map_err(|error| error.to_string())
         })
         .map_err(|error| format!("cannot read the catalog image: {error}"))?
-        .map(|(_, files)| files)
     }
 
     /// Pins `reference` as [`RegistryAccess::read_catalog`] does, then reads
@@ -110,18 +110,36 @@ impl RegistryAccess {
         reference: &ImageReference,
         folder: &str,
     ) -> Result<(Digest, FolderFiles), String> {
-        self.read_pinned(reference, |image| {
+        self.pinned(reference, |image, pinned| {
+            let digest = pinned
+                .digest()
+                .cloned()
+                .ok_or_else(|| format!("{pinned} is not pinned to a digest"))?;
             layer_files::read_folder_from(image, folder)
+                .map(|files| (digest, files))
+                .map_err(|error| error.to_string())
         })?
     }
 
-    /// The outer error: no pull source answered; the inner one: the
-    /// image was found and could not be read.
-    fn read_pinned(
+    /// Pins `reference` to the digest the first answering pull source
+    /// gives and hands `read` the image there (its blobs fetched verified
+    /// on demand into a temporary store) and the pinned reference at that
+    /// source (`host/repository@digest` as reached, after registries.conf).
+    pub fn with_image<T>(
         &self,
         reference: &ImageReference,
-        read: impl Fn(&dyn ImageBlobs) -> Result<FolderFiles, LayerFilesError>,
-    ) -> Result<Result<(Digest, FolderFiles), String>, String> {
+        read: impl FnOnce(&dyn ImageBlobs, &ImageReference) -> Result<T, String>,
+    ) -> Result<T, String> {
+        self.pinned(reference, read)?
+    }
+
+    /// [`RegistryAccess::with_image`] with the two failures apart: the
+    /// outer error says no pull source answered, the inner one is `read`'s.
+    fn pinned<T>(
+        &self,
+        reference: &ImageReference,
+        read: impl FnOnce(&dyn ImageBlobs, &ImageReference) -> Result<T, String>,
+    ) -> Result<Result<T, String>, String> {
         let sources = self
             .registries
             .pull_sources(reference)
@@ -138,16 +156,15 @@ impl RegistryAccess {
                         .map_err(|error| format!("cannot make a temporary folder: {error}"))?;
                     let store = BlobStore::open(folder.path().join("blobs"))
                         .map_err(|error| error.to_string())?;
+                    let pinned = source.reference.with_digest(manifest.digest.clone());
                     let image = RegistryImage {
                         runtime: &self.runtime,
                         client: &client,
-                        pinned: source.reference.with_digest(manifest.digest.clone()),
+                        pinned: pinned.clone(),
                         top: manifest.bytes.to_vec(),
                         store,
                     };
-                    return Ok(read(&image)
-                        .map(|files| (manifest.digest.clone(), files))
-                        .map_err(|error| error.to_string()));
+                    return Ok(read(&image, &pinned));
                 }
                 Err(error) => failures.push(error.to_string()),
             }

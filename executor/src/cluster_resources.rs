@@ -185,15 +185,224 @@ pub fn generate(
     }
 }
 
+/// The name of a catalog's CatalogSource (`cs-`) or ClusterCatalog
+/// (`cc-`), as oc-mirror names them (notes §4.2): the last path component
+/// of the destination repository, then the first 12 characters of the tag
+/// in RFC 1035 form (lower case, anything but `[a-z0-9-]` as `-`), or the
+/// first 12 hex digits of a digest, or `0`.
+pub fn catalog_object_name(
+    kind_prefix: &str,
+    repository: &str,
+    tag: Option<&str>,
+    digest_hex: Option<&str>,
+) -> String {
+    let last = repository.rsplit('/').next().unwrap_or(repository);
+    let suffix: String = match (tag, digest_hex) {
+        (Some(tag), _) => tag
+            .chars()
+            .take(12)
+            .map(|character| {
+                let character = character.to_ascii_lowercase();
+                if character.is_ascii_lowercase() || character.is_ascii_digit() || character == '-'
+                {
+                    character
+                } else {
+                    '-'
+                }
+            })
+            .collect(),
+        (None, Some(hex)) => hex.chars().take(12).collect(),
+        (None, None) => "0".to_owned(),
+    };
+    let name = format!("{kind_prefix}-{last}-{suffix}")
+        .replace('.', "-")
+        .to_ascii_lowercase();
+    // A DNS-1035 label: at most 63 characters, ending alphanumeric.
+    let name: String = name.chars().take(63).collect();
+    name.trim_end_matches('-').to_owned()
+}
+
+/// Parses a `targetCatalogSourceTemplate` and checks what oc-mirror checks
+/// (notes §4.2): a `CatalogSource` of `operators.coreos.com/v1alpha1`,
+/// `sourceType` empty or `grpc`, no `configMap`. Unlike oc-mirror, which
+/// logs the problem and writes its default object instead, a bad template
+/// is an error before anything is mirrored.
+pub fn check_catalog_source_template(text: &str) -> Result<serde_json::Value, String> {
+    let value: serde_json::Value =
+        serde_yaml::from_str(text).map_err(|cause| format!("not a YAML object: {cause}"))?;
+    if !value.is_object() {
+        return Err("not a YAML object".to_owned());
+    }
+    let field = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_str);
+    if field("/apiVersion") != Some("operators.coreos.com/v1alpha1") {
+        return Err("apiVersion must be operators.coreos.com/v1alpha1".to_owned());
+    }
+    if field("/kind") != Some("CatalogSource") {
+        return Err("kind must be CatalogSource".to_owned());
+    }
+    if !matches!(field("/spec/sourceType"), None | Some("") | Some("grpc")) {
+        return Err("spec.sourceType must be grpc (or left out)".to_owned());
+    }
+    if value.pointer("/spec/configMap").is_some() {
+        return Err("spec.configMap cannot be used with a catalog image".to_owned());
+    }
+    Ok(value)
+}
+
+/// The CatalogSource of `template` (checked by
+/// [`check_catalog_source_template`]) with name, namespace, source type,
+/// image and ferry's annotations set.
+fn catalog_source_from_template(
+    template: &str,
+    name: &str,
+    image: &str,
+    created_at: &str,
+) -> Option<String> {
+    let mut value = check_catalog_source_template(template).ok()?;
+    let object = value.as_object_mut()?;
+    let metadata = object
+        .entry("metadata")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()?;
+    metadata.insert("name".to_owned(), name.into());
+    metadata.insert("namespace".to_owned(), "openshift-marketplace".into());
+    let annotations = metadata
+        .entry("annotations")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()?;
+    annotations.insert("createdAt".to_owned(), created_at.into());
+    annotations.insert("createdBy".to_owned(), "ferry".into());
+    annotations.insert("ferry_version".to_owned(), env!("CARGO_PKG_VERSION").into());
+    let spec = object
+        .entry("spec")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()?;
+    spec.insert("image".to_owned(), image.into());
+    spec.insert("sourceType".to_owned(), "grpc".into());
+    serde_yaml::to_string(&value).ok()
+}
+
+/// The CatalogSource (from `template` when given) and ClusterCatalog of a
+/// catalog mirrored to `registry/repository:tag`: (file name, text) each.
+pub fn catalog_resources(
+    registry: &str,
+    repository: &str,
+    tag: &str,
+    template: Option<&str>,
+    created_at_seconds: i64,
+) -> Vec<(String, String)> {
+    let created_at = rfc3339(created_at_seconds);
+    let image = format!("{registry}/{repository}:{tag}");
+    let annotations = format!(
+        "  annotations:\n    createdAt: \"{created_at}\"\n    createdBy: ferry\n    ferry_version: \"{}\"\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let source_name = catalog_object_name("cs", repository, Some(tag), None);
+    let catalog_name = catalog_object_name("cc", repository, Some(tag), None);
+    let templated = template.and_then(|template| {
+        catalog_source_from_template(template, &source_name, &image, &created_at)
+    });
+    let catalog_source = templated.unwrap_or_else(|| format!(
+        "apiVersion: operators.coreos.com/v1alpha1\nkind: CatalogSource\nmetadata:\n{annotations}  name: {source_name}\n  namespace: openshift-marketplace\nspec:\n  image: {image}\n  sourceType: grpc\n"
+    ));
+    let cluster_catalog = format!(
+        "apiVersion: olm.operatorframework.io/v1\nkind: ClusterCatalog\nmetadata:\n{annotations}  name: {catalog_name}\nspec:\n  source:\n    image:\n      ref: {image}\n    type: Image\n"
+    );
+    vec![
+        (format!("{source_name}.yaml"), catalog_source),
+        (format!("{catalog_name}.yaml"), cluster_catalog),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalog_objects_are_named_as_oc_mirror_names_them() {
+        assert_eq!(
+            catalog_object_name(
+                "cs",
+                "mynamespace/redhat/redhat-operator-index",
+                Some("v4.15"),
+                None
+            ),
+            "cs-redhat-operator-index-v4-15"
+        );
+        assert_eq!(
+            catalog_object_name("cc", "ns/catalog", None, Some(&"ab".repeat(32))),
+            "cc-catalog-abababababab"
+        );
+        assert_eq!(
+            catalog_object_name("cs", "catalog", None, None),
+            "cs-catalog-0"
+        );
+        assert_eq!(
+            catalog_object_name("cs", "c", Some("Sha256_ABCDEFGHIJK"), None),
+            "cs-c-sha256-abcde"
+        );
+        let files = catalog_resources(
+            "mirror.local:5000",
+            "ns/redhat-operator-index",
+            "v4.16",
+            None,
+            0,
+        );
+        assert_eq!(files[0].0, "cs-redhat-operator-index-v4-16.yaml");
+        assert!(
+            files[0]
+                .1
+                .contains("  image: mirror.local:5000/ns/redhat-operator-index:v4.16\n")
+        );
+        assert_eq!(files[1].0, "cc-redhat-operator-index-v4-16.yaml");
+        assert!(
+            files[1]
+                .1
+                .contains("      ref: mirror.local:5000/ns/redhat-operator-index:v4.16\n")
+        );
+    }
 
     fn image(origin: &str, destination: &str) -> MirroredImage {
         MirroredImage {
             origin: origin.parse().unwrap(),
             destination: destination.to_owned(),
             category: Category::Additional,
+        }
+    }
+
+    #[test]
+    fn catalog_source_templates_are_checked_and_their_fields_kept() {
+        let template = "apiVersion: operators.coreos.com/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: mine\n  namespace: elsewhere\nspec:\n  displayName: Mirrored operators\n  updateStrategy:\n    registryPoll:\n      interval: 30m\n";
+        let files = catalog_resources("m:5000", "ns/index", "v1", Some(template), 0);
+        let source: serde_json::Value = serde_yaml::from_str(&files[0].1).unwrap();
+        assert_eq!(source["metadata"]["name"], "cs-index-v1");
+        assert_eq!(source["metadata"]["namespace"], "openshift-marketplace");
+        assert_eq!(source["metadata"]["annotations"]["createdBy"], "ferry");
+        assert_eq!(source["spec"]["image"], "m:5000/ns/index:v1");
+        assert_eq!(source["spec"]["sourceType"], "grpc");
+        assert_eq!(source["spec"]["displayName"], "Mirrored operators");
+        assert_eq!(
+            source["spec"]["updateStrategy"]["registryPoll"]["interval"],
+            "30m"
+        );
+        for (bad, why) in [
+            ("kind: CatalogSource\n", "apiVersion"),
+            (
+                "apiVersion: operators.coreos.com/v1alpha1\nkind: Subscription\n",
+                "kind",
+            ),
+            (
+                "apiVersion: operators.coreos.com/v1alpha1\nkind: CatalogSource\nspec:\n  sourceType: configmap\n",
+                "sourceType",
+            ),
+            (
+                "apiVersion: operators.coreos.com/v1alpha1\nkind: CatalogSource\nspec:\n  configMap: x\n",
+                "configMap",
+            ),
+            ("- a list\n", "object"),
+        ] {
+            let message = check_catalog_source_template(bad).unwrap_err();
+            assert!(message.contains(why), "{bad}: {message}");
         }
     }
 

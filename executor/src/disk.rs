@@ -312,6 +312,17 @@ impl DeliveredManifests {
         }
     }
 
+    /// The bytes of a manifest the deliveries brought.
+    pub fn bytes(&self, digest: &Digest) -> Result<Vec<u8>, String> {
+        self.read(digest, "")
+            .map(|manifest| manifest.bytes.to_vec())
+    }
+
+    /// The cache the deliveries' blobs were imported into.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.cache
+    }
+
     /// A manifest the deliveries brought (or the destination gave back).
     fn read(&self, digest: &Digest, media_type: &str) -> Result<Manifest, String> {
         let bytes = match self.held.get(digest) {

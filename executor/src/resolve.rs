@@ -175,7 +175,7 @@ pub fn additional_image_requests(
     let context = crate::workflow::CollectContext {
         prefix: options.prefix.clone(),
         max_nested_paths: options.max_nested_paths,
-        releases: None,
+        ..Default::default()
     };
     let mut set = crate::workflow::ImageSet::default();
     crate::workflow::collect::AdditionalImages::collect_from(mirror, &context, &mut set);

@@ -42,8 +42,7 @@ fn image_set(prefix: &str) -> ImageSet {
         &configuration(),
         &CollectContext {
             prefix: prefix.to_owned(),
-            max_nested_paths: 0,
-            releases: None,
+            ..CollectContext::default()
         },
     )
     .unwrap()
@@ -159,7 +158,8 @@ async fn a_built_image_and_a_copied_image_go_to_disk_and_back_without_their_sour
         "the base layer is fetched: {fetched:?}"
     );
     assert!(
-        !fetched.contains(&new_layer.digest) && !fetched.contains(&built.config.digest),
+        !fetched.contains(&new_layer.digest)
+            && !fetched.contains(&built.config.as_ref().unwrap().digest),
         "the built blobs are in the cache already: {fetched:?}"
     );
     let delivered = write_delivery(&mut prepared, &transfer_options)
@@ -190,7 +190,8 @@ async fn a_built_image_and_a_copied_image_go_to_disk_and_back_without_their_sour
     let sourced = from_deliveries(
         &deliveries,
         &destination,
-        &disconnected,
+        &mut disconnected,
+        None,
         &offline,
         &planning,
         &folder.path().join("disconnected-cache"),

@@ -37,8 +37,7 @@ async fn a_built_image_and_a_copied_image_mirror_in_one_run() {
         &configuration,
         &CollectContext {
             prefix: "mirror".to_owned(),
-            max_nested_paths: 0,
-            releases: None,
+            ..CollectContext::default()
         },
     )
     .unwrap();

@@ -613,8 +613,9 @@ impl<'t> Decoder<'t> {
                 mirror.blocked_images.push(blocked);
             }
         }
-        // `platform` is mirrored (issue 11); the other stanzas are not yet.
-        self.stanza_features(&fields, false);
+        // `platform` and `operators` are mirrored (issues 11 and 10); the
+        // other stanzas are not yet.
+        self.stanza_features(&fields, Stanza::Mirror);
         Some(mirror)
     }
 
@@ -639,20 +640,25 @@ impl<'t> Decoder<'t> {
             helm: fields.present("helm").and_then(|node| self.helm(node)),
             samples: self.samples(fields.value("samples")),
         };
-        self.stanza_features(&fields, true);
+        self.stanza_features(&fields, Stanza::Delete);
         Some(delete)
     }
 
-    /// Marks the stanzas ferry does not act on yet; `platform` only in a
-    /// delete configuration (releases are mirrored, not deleted yet).
-    fn stanza_features(&mut self, fields: &Fields<'_>, in_delete: bool) {
+    /// Marks the stanzas ferry does not act on yet; `platform` and
+    /// `operators` only in a delete configuration (releases and catalogs
+    /// are mirrored, not deleted yet).
+    fn stanza_features(&mut self, fields: &Fields<'_>, stanza: Stanza) {
         for (name, feature) in [
             ("platform", Feature::ReleaseMirroring),
             ("operators", Feature::OperatorMirroring),
             ("helm", Feature::Helm),
             ("samples", Feature::Samples),
         ] {
-            if feature == Feature::ReleaseMirroring && !in_delete {
+            if matches!(
+                feature,
+                Feature::ReleaseMirroring | Feature::OperatorMirroring
+            ) && stanza == Stanza::Mirror
+            {
                 continue;
             }
             if let (Some(key), Some(_)) = (fields.key(name), fields.present(name)) {
@@ -904,14 +910,6 @@ impl<'t> Decoder<'t> {
             "targetCatalogSourceTemplate",
             "targetCatalogSourceTemplate",
         );
-        if target_catalog_source_template.is_some() {
-            self.uses(
-                Feature::CatalogSourceTemplate,
-                fields
-                    .key("targetCatalogSourceTemplate")
-                    .map_or(fields.span, |k| k.span),
-            );
-        }
         let platforms = self.platform_selectors(fields.value("platforms"), "operators[].platforms");
         if !platforms.is_empty() {
             self.uses(
@@ -1068,12 +1066,6 @@ impl<'t> Decoder<'t> {
             {
                 bundles.push(BundleSelector { name: bundle_name });
             }
-        }
-        if !bundles.is_empty() {
-            self.uses(
-                Feature::BundleSelection,
-                fields.key("bundles").map_or(fields.span, |k| k.span),
-            );
         }
         Some(Package {
             name: name?,
@@ -1287,4 +1279,11 @@ fn closest(name: &str, known: &[&'static str]) -> Option<&'static str> {
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, field)| field)
+}
+
+/// Which stanza of a configuration is read: `mirror` or `delete`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stanza {
+    Mirror,
+    Delete,
 }

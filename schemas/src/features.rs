@@ -12,7 +12,7 @@ use crate::diagnostic::{Problem, Span};
 pub enum Feature {
     /// `platform:` (release payloads from channels or an explicit release).
     ReleaseMirroring,
-    /// `operators:` (catalog filtering and rebuilding).
+    /// `operators:` in a `delete` stanza (mirroring them is built).
     OperatorMirroring,
     /// `helm:`.
     Helm,
@@ -24,12 +24,8 @@ pub enum Feature {
     OkdChannels,
     /// `platform.graph: true`.
     UpdateGraph,
-    /// `targetCatalogSourceTemplate`.
-    CatalogSourceTemplate,
     /// `skipDependencies` (oc-mirror v2 ignores it too).
     SkipDependencies,
-    /// `packages[].bundles`.
-    BundleSelection,
     /// An `additionalImages` entry read from an OCI layout on disk (`oci://`).
     OciAdditionalImage,
 }
@@ -38,18 +34,14 @@ impl Feature {
     /// What the feature is, for messages.
     pub fn description(self) -> &'static str {
         match self {
-            Feature::ReleaseMirroring => "release mirroring (`platform`)",
-            Feature::OperatorMirroring => "operator catalog mirroring (`operators`)",
+            Feature::ReleaseMirroring => "deleting releases (`delete.platform`)",
+            Feature::OperatorMirroring => "deleting operator catalogs (`delete.operators`)",
             Feature::Helm => "helm chart mirroring (`helm`)",
             Feature::Samples => "`samples`",
             Feature::PlatformFiltering => "platform filtering (`platforms`)",
             Feature::OkdChannels => "OKD release channels (`type: okd`)",
             Feature::UpdateGraph => "the update-graph image (`graph: true`)",
-            Feature::CatalogSourceTemplate => {
-                "CatalogSource templates (`targetCatalogSourceTemplate`)"
-            }
             Feature::SkipDependencies => "`skipDependencies`",
-            Feature::BundleSelection => "bundle selection by name (`bundles`)",
             Feature::OciAdditionalImage => {
                 "additional images from an OCI layout on disk (`oci://`)"
             }

@@ -16,7 +16,9 @@ use ferry_registry::Manifest;
 use ferry_schemas::Digest;
 use ferry_schemas::DigestAlgorithm;
 use ferry_store::{BlobStore, digest_of};
-use oci_spec::image::{DescriptorBuilder, ImageManifestBuilder, MediaType};
+use oci_spec::image::{
+    DescriptorBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, Platform,
+};
 
 use crate::resolve::Resolution;
 use crate::workflow::error::{Result, WorkflowError};
@@ -32,7 +34,8 @@ pub struct BuiltBlob {
     pub source: Source,
 }
 
-/// An image ferry built.
+/// An image ferry built: one image manifest, or an index over one built
+/// image per platform (a rebuilt multi-architecture catalog).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuiltImage {
     /// The name it is listed under (plans, errors, cluster resources).
@@ -40,10 +43,14 @@ pub struct BuiltImage {
     pub destination_repository: String,
     pub destination_tag: String,
     pub category: Category,
-    /// Its manifest, exact bytes.
+    /// Its manifest (an image manifest or an index), exact bytes.
     pub manifest: Manifest,
-    pub config: BuiltBlob,
+    /// The config of an image manifest; `None` for an index.
+    pub config: Option<BuiltBlob>,
+    /// The layers of an image manifest; empty for an index.
     pub layers: Vec<BuiltBlob>,
+    /// The images an index lists, in its order; empty for an image.
+    pub platforms: Vec<BuiltImage>,
 }
 
 /// Stores `bytes` in the cache (verified, as every cache write is) and
@@ -109,20 +116,118 @@ impl BuiltImage {
                 digest: digest_of(DigestAlgorithm::Sha256, &bytes),
                 bytes: Bytes::from(bytes),
             },
-            config,
+            config: Some(config),
             layers,
+            platforms: Vec::new(),
         })
     }
 
-    /// The image as the planner takes it: its manifest from the cache, each
-    /// blob from its own source.
-    pub fn resolved(&self) -> ResolvedImage {
-        let blobs: Vec<&BuiltBlob> = std::iter::once(&self.config).chain(&self.layers).collect();
-        let blob_sources: BTreeMap<Digest, Source> = blobs
+    /// An OCI index over `platforms` (each built image with the platform
+    /// its descriptor names), with its manifest written.
+    pub fn index(
+        name: &str,
+        destination_repository: &str,
+        destination_tag: &str,
+        category: Category,
+        platforms: Vec<(BuiltImage, Option<Platform>)>,
+    ) -> Result<BuiltImage> {
+        let descriptors = platforms
             .iter()
-            .filter(|blob| blob.source != Source::Cache)
-            .map(|blob| (blob.digest.clone(), blob.source.clone()))
-            .collect();
+            .map(|(image, platform)| {
+                let digest: oci_spec::image::Digest =
+                    image.manifest.digest.to_string().parse().map_err(|cause| {
+                        WorkflowError::internal(format!(
+                            "digest {}: {cause}",
+                            image.manifest.digest
+                        ))
+                    })?;
+                let mut builder = DescriptorBuilder::default()
+                    .media_type(MediaType::from(image.manifest.media_type.as_str()))
+                    .digest(digest)
+                    .size(image.manifest.bytes.len() as u64);
+                if let Some(platform) = platform {
+                    builder = builder.platform(platform.clone());
+                }
+                builder.build().map_err(|cause| {
+                    WorkflowError::internal(format!("descriptor of {}: {cause}", image.name))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let index = ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(descriptors)
+            .build()
+            .map_err(|cause| WorkflowError::internal(format!("index of {name}: {cause}")))?;
+        let bytes = serde_json::to_vec(&index)
+            .map_err(|cause| WorkflowError::internal(format!("index of {name}: {cause}")))?;
+        Ok(BuiltImage {
+            name: name.to_owned(),
+            destination_repository: destination_repository.to_owned(),
+            destination_tag: destination_tag.to_owned(),
+            category,
+            manifest: Manifest {
+                media_type: MediaType::ImageIndex.to_string(),
+                digest: digest_of(DigestAlgorithm::Sha256, &bytes),
+                bytes: Bytes::from(bytes),
+            },
+            config: None,
+            layers: Vec::new(),
+            platforms: platforms.into_iter().map(|(image, _)| image).collect(),
+        })
+    }
+
+    /// This manifest's blobs (config first); none for an index.
+    fn own_blobs(&self) -> Vec<&BuiltBlob> {
+        self.config.iter().chain(&self.layers).collect()
+    }
+
+    /// Every manifest of the tree, top first, with its exact bytes.
+    pub fn manifests(&self) -> Vec<&Manifest> {
+        std::iter::once(&self.manifest)
+            .chain(self.platforms.iter().flat_map(BuiltImage::manifests))
+            .collect()
+    }
+
+    fn resolved_manifests(&self, into: &mut Vec<ResolvedManifest>) {
+        into.push(ResolvedManifest {
+            digest: self.manifest.digest.clone(),
+            media_type: self.manifest.media_type.clone(),
+            size: self.manifest.bytes.len() as u64,
+            children: self
+                .platforms
+                .iter()
+                .map(|platform| platform.manifest.digest.clone())
+                .collect(),
+            blobs: self
+                .own_blobs()
+                .iter()
+                .map(|blob| (blob.digest.clone(), blob.size))
+                .collect(),
+        });
+        for platform in &self.platforms {
+            platform.resolved_manifests(into);
+        }
+    }
+
+    fn blob_sources(&self, into: &mut BTreeMap<Digest, Source>) {
+        for blob in self.own_blobs() {
+            if blob.source != Source::Cache {
+                into.insert(blob.digest.clone(), blob.source.clone());
+            }
+        }
+        for platform in &self.platforms {
+            platform.blob_sources(into);
+        }
+    }
+
+    /// The image as the planner takes it: its manifests from the cache,
+    /// each blob from its own source.
+    pub fn resolved(&self) -> ResolvedImage {
+        let mut blob_sources = BTreeMap::new();
+        self.blob_sources(&mut blob_sources);
+        let mut manifests = Vec::new();
+        self.resolved_manifests(&mut manifests);
         ResolvedImage {
             name: self.name.clone(),
             source: Source::Cache,
@@ -130,16 +235,7 @@ impl BuiltImage {
             destination_repository: self.destination_repository.clone(),
             destination_tag: Some(self.destination_tag.clone()),
             top: self.manifest.digest.clone(),
-            manifests: vec![ResolvedManifest {
-                digest: self.manifest.digest.clone(),
-                media_type: self.manifest.media_type.clone(),
-                size: self.manifest.bytes.len() as u64,
-                children: Vec::new(),
-                blobs: blobs
-                    .iter()
-                    .map(|blob| (blob.digest.clone(), blob.size))
-                    .collect(),
-            }],
+            manifests,
             category: self.category,
         }
     }
@@ -149,9 +245,11 @@ impl BuiltImage {
 pub fn add_to_resolution(resolution: &mut Resolution, built: &[BuiltImage]) {
     for image in built {
         resolution.images.push(image.resolved());
-        resolution
-            .manifests
-            .insert(image.manifest.digest.clone(), image.manifest.clone());
+        for manifest in image.manifests() {
+            resolution
+                .manifests
+                .insert(manifest.digest.clone(), manifest.clone());
+        }
     }
 }
 

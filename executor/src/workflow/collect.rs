@@ -16,9 +16,11 @@ use ferry_schemas::{ImageReference, ImageSetConfiguration, ImageSource};
 
 use ferry_store::BlobStore;
 
+use crate::catalog_image::RegistryAccessOptions;
 use crate::naming::additional_image_destination;
 use crate::workflow::built::BuiltImage;
 use crate::workflow::error::Result;
+use crate::workflow::operators::{CatalogImage, OperatorImageUse, Operators};
 use ferry_planner::Category;
 
 /// An image the configuration asks for, before resolving: its origin, its
@@ -46,7 +48,13 @@ pub struct ImageSet {
     pub built: Vec<BuiltImage>,
     /// The cache the built images' blobs were stored in.
     pub cache: Option<BlobStore>,
-    /// What a collector wants the user to know (selection warnings...).
+    /// Mirrored operator catalogs (built or copied as they are), for
+    /// their CatalogSource and ClusterCatalog.
+    pub catalogs: Vec<CatalogImage>,
+    /// Operator images by name: the bundles and packages that need them.
+    pub operator_images: BTreeMap<String, OperatorImageUse>,
+    /// What collectors want the user to know (filter warnings, missing
+    /// dependencies); nothing stops for them.
     pub warnings: Vec<String>,
     /// Files the collectors read (update graph answers, payload files), by
     /// path under `working-dir/`: what a delivery carries so that
@@ -84,6 +92,15 @@ pub struct CollectContext {
     /// workspace's saved answers); `None`: the workflow cannot collect
     /// releases, and a configuration with `platform` is refused.
     pub releases: Option<crate::workflow::releases::ReleaseSources>,
+    /// How registries are reached by collectors that read content first
+    /// (operator catalogs); `None` where the sources are not reachable.
+    pub registry: Option<RegistryAccessOptions>,
+    /// The cache built images' new blobs are stored in.
+    pub cache: Option<BlobStore>,
+    /// Disk-to-mirror: operator catalogs are collected again from the
+    /// deliveries once they are verified (`operators::collect_delivered`),
+    /// not at the collect stage.
+    pub operators_from_deliveries: bool,
 }
 
 /// One content kind's part of the collect stage.
@@ -123,12 +140,7 @@ impl AdditionalImages {
     /// The additional images of `mirror` (the part of a configuration this
     /// collector reads).
     pub fn collect_from(mirror: &Mirror, context: &CollectContext, into: &mut ImageSet) {
-        // The patterns were checked when the configuration was loaded.
-        let blocked: Vec<Regex> = mirror
-            .blocked_images
-            .iter()
-            .filter_map(|blocked| Regex::new(&blocked.name).ok())
-            .collect();
+        let blocked = blocked_patterns(mirror);
         for image in &mirror.additional_images {
             // `oci://` sources are refused when the configuration is
             // loaded (`Loaded::refusals`), so none reaches this point.
@@ -162,11 +174,22 @@ impl AdditionalImages {
     }
 }
 
+/// The patterns of `mirror.blockedImages` (checked when the
+/// configuration was loaded).
+pub(crate) fn blocked_patterns(mirror: &Mirror) -> Vec<Regex> {
+    mirror
+        .blocked_images
+        .iter()
+        .filter_map(|blocked| Regex::new(&blocked.name).ok())
+        .collect()
+}
+
 /// Every collector ferry has, in the order their images are listed.
 pub fn collectors() -> Vec<Box<dyn Collector>> {
     vec![
         Box::new(crate::workflow::releases::Releases),
         Box::new(AdditionalImages),
+        Box::new(Operators),
     ]
 }
 
@@ -199,8 +222,7 @@ mod tests {
         );
         let context = CollectContext {
             prefix: "mirror".to_owned(),
-            max_nested_paths: 0,
-            releases: None,
+            ..CollectContext::default()
         };
         let set = collect(&configuration, &context).unwrap();
         assert_eq!(set.images.len(), 1);

@@ -229,7 +229,8 @@ pub fn generate(
     let context = CollectContext {
         prefix: destination.prefix.clone(),
         // Releases and operators are refused in delete configurations
-        // until their image types join `delete_items`.
+        // until their image types join `delete_items`, so no collector
+        // here reaches a registry.
         ..CollectContext::default()
     };
     let image_set = collect(&as_image_set(configuration), &context)?;

@@ -13,7 +13,7 @@ use ferry_registry::RegistriesConf;
 use ferry_store::BlobStore;
 
 use crate::disk::{self, DeliveredManifests};
-use crate::workflow::collect::ImageSet;
+use crate::workflow::collect::{CollectContext, ImageSet};
 use crate::workflow::error::{Result, WorkflowError};
 use crate::workflow::options::{PlanOptions, TransferOptions};
 use crate::workflow::to_disk::{Notice, clean_cache_temporary, open_cache};
@@ -36,16 +36,27 @@ pub struct FromDeliveries {
     pub notices: Vec<Notice>,
 }
 
+/// What disk-to-mirror collects from the deliveries themselves: operator
+/// catalogs (`mirror.operators` of this side's configuration).
+pub struct CollectFromDeliveries<'a> {
+    pub mirror: &'a ferry_schemas::config::Mirror,
+    pub context: &'a CollectContext,
+}
+
 /// Verifies the deliveries in `folder` and imports them into the cache
 /// `cache` (or, for [`Deliveries::Verify`], keeps their manifests in
-/// memory and writes nothing to the cache), then resolves `image_set` from
-/// them: its copied images and its built ones (`image_set.built`, matched
-/// by name; only their names, destinations and categories are read, for
-/// the delivery holds their manifests and blobs).
+/// memory and writes nothing to the cache), collects into `image_set`
+/// what `collect_again` names from the delivered content (operator
+/// catalogs), then resolves `image_set` from them: its copied images and
+/// its built ones (`image_set.built`, matched by name; only their names,
+/// destinations and categories are read, for the delivery holds their
+/// manifests and blobs).
+#[allow(clippy::too_many_arguments)]
 pub async fn from_deliveries(
     folder: &Path,
     destination: &Destination,
-    image_set: &ImageSet,
+    image_set: &mut ImageSet,
+    collect_again: Option<CollectFromDeliveries<'_>>,
     transfer: &TransferOptions,
     planning: &PlanOptions,
     cache: &Path,
@@ -114,6 +125,16 @@ pub async fn from_deliveries(
             DeliveredManifests::held(std::mem::take(&mut report.manifests), blobs.clone())
         }
     };
+    if let Some(again) = collect_again {
+        crate::workflow::operators::collect_delivered(
+            again.mirror,
+            again.context,
+            &report.images,
+            &delivered,
+            image_set,
+        )?;
+    }
+    let image_set = &*image_set;
     let options = resolve_options(planning, &destination.prefix);
     let requests = &image_set.images;
     let client = || {

@@ -30,6 +30,16 @@ pub struct TransferOptions {
 }
 
 impl TransferOptions {
+    /// How collectors that read content first (operator catalogs) reach
+    /// the sources.
+    pub fn catalog_access(&self) -> crate::catalog_image::RegistryAccessOptions {
+        crate::catalog_image::RegistryAccessOptions {
+            registries_conf: self.registries_conf.clone(),
+            authfile: self.authfile.clone(),
+            source_tls_verify: self.source_tls_verify,
+        }
+    }
+
     /// Blob transfers in flight at once: images × layers.
     pub fn blob_transfers(&self) -> usize {
         (self.parallel_images * self.parallel_layers) as usize

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::cluster_resources::{MirroredImage, generate};
+use crate::cluster_resources::{MirroredImage, catalog_resources, generate};
 use crate::workflow::error::{Result, WorkflowError};
 use crate::workflow::workspace::Workspace;
 
@@ -53,11 +53,23 @@ pub fn creation_time() -> i64 {
         .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp())
 }
 
+/// A catalog present at the destination: `registry`, `repository`, `tag`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirroredCatalog {
+    pub registry: String,
+    pub repository: String,
+    pub tag: String,
+    /// The checked `targetCatalogSourceTemplate` text, if any.
+    pub template: Option<String>,
+}
+
 /// Writes the cluster resources for `images` (the image set present at the
-/// destination) and removes ferry's files that no longer apply.
+/// destination, catalogs left out) and the CatalogSource and ClusterCatalog
+/// of each of `catalogs`, and removes ferry's files that no longer apply.
 pub fn cluster_resources(
     workspace: &Workspace,
     images: &[MirroredImage],
+    catalogs: &[MirroredCatalog],
     repository_scope: bool,
     created_at: i64,
 ) -> Result<Published> {
@@ -74,6 +86,21 @@ pub fn cluster_resources(
             write(&path, text)?;
             current.insert(name.to_owned());
             published.written.push(path);
+        }
+    }
+    for catalog in catalogs {
+        for (name, text) in catalog_resources(
+            &catalog.registry,
+            &catalog.repository,
+            &catalog.tag,
+            catalog.template.as_deref(),
+            created_at,
+        ) {
+            let path = folder.join(&name);
+            write(&path, &text)?;
+            if current.insert(name) {
+                published.written.push(path);
+            }
         }
     }
     let Ok(entries) = std::fs::read_dir(&folder) else {
@@ -182,7 +209,7 @@ mod tests {
             image("quay.io/a/b:1", "mirror.local/a/b"),
             image(&format!("quay.io/a/c@sha256:{hex}"), "mirror.local/a/c"),
         ];
-        let first = cluster_resources(&workspace, &both, false, 0).unwrap();
+        let first = cluster_resources(&workspace, &both, &[], false, 0).unwrap();
         assert_eq!(first.written.len(), 2);
         let users = workspace.cluster_resources().join("my-notes.yaml");
         std::fs::write(&users, "kind: ConfigMap\n").unwrap();
@@ -193,7 +220,7 @@ mod tests {
         )
         .unwrap();
         // The digest-pinned image leaves the set: the IDMS has nothing left.
-        let second = cluster_resources(&workspace, &both[..1], false, 0).unwrap();
+        let second = cluster_resources(&workspace, &both[..1], &[], false, 0).unwrap();
         assert_eq!(
             second.written,
             [workspace.cluster_resources().join("itms-oc-mirror.yaml")]

@@ -673,7 +673,7 @@ mod tests {
         let context = CollectContext {
             prefix: "a/b".to_owned(),
             max_nested_paths: 2,
-            releases: None,
+            ..CollectContext::default()
         };
         let error = release_images(&payload(), "x", &BTreeMap::new(), None, &context).unwrap_err();
         assert!(

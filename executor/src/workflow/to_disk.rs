@@ -141,6 +141,9 @@ pub async fn prepare(
             prefix: String::new(),
             max_nested_paths: planning.max_nested_paths,
             releases: None,
+            registry: Some(transfer.catalog_access()),
+            cache: Some(open_cache(&options.cache)?.blobs().clone()),
+            operators_from_deliveries: false,
         },
     )?;
     prepare_image_set(

@@ -1,0 +1,531 @@
+//! Operator catalogs mirrored end to end (mirror-to-mirror) against the
+//! test world: a filtered single-architecture catalog and a filtered
+//! multi-architecture one (retargeted), the bundle images checked with
+//! skopeo at the destination, the rebuilt catalogs read back with `ferry
+//! list bundles` (through `catalog_image` and `layer_files`) and compared
+//! with what the filter selects from the originals, the CatalogSource and
+//! ClusterCatalog checked against the strict CRD schemas, and a rerun that
+//! plans nothing.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+
+use ferry_testworld::registry::{Flavour, Registry, Storage};
+use ferry_testworld::world::World;
+use serde_json::Value;
+
+const TEST_CATALOG: &str = "quay.io/ferry-demo/test-catalog:latest";
+const V416: &str = "registry.redhat.io/redhat/redhat-operator-index:v4.16";
+
+struct Scenario {
+    world: World,
+    destination: Registry,
+    folder: tempfile::TempDir,
+}
+
+impl Scenario {
+    fn config(&self, name: &str, operators: &str) -> String {
+        let path = self.folder.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n{operators}"
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command
+            .env(
+                "REGISTRY_AUTH_FILE",
+                self.folder.path().join("no-auth.json"),
+            )
+            .env("FERRY_CACHE_DIR", self.folder.path().join("cache"))
+            .env("SOURCE_DATE_EPOCH", "1764028800");
+        command
+    }
+
+    fn ferry(&self, command: &str, config: &str, extra: &[&str]) -> Output {
+        let workspace = format!("file://{}", self.folder.path().join("workspace").display());
+        let destination = format!("docker://{}/mirror", self.destination.host());
+        self.command()
+            .args([command, "-c", config, "--workspace", &workspace])
+            .arg("--registries-conf")
+            .arg(self.world.registries_conf())
+            .arg("--dest-tls-verify=false")
+            .args(extra)
+            .arg(&destination)
+            .output()
+            .unwrap()
+    }
+
+    /// `ferry list bundles --format json` of `config`: (package, bundle).
+    fn selected(&self, config: &str, extra: &[&str]) -> BTreeSet<(String, String)> {
+        let output = self
+            .command()
+            .args(["list", "bundles", "-c", config, "--format", "json"])
+            .arg("--registries-conf")
+            .arg(self.world.registries_conf())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+        rows.iter()
+            .map(|row| {
+                (
+                    row["package"].as_str().unwrap().to_owned(),
+                    row["bundle"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn bundle_images(&self, config: &str) -> BTreeSet<String> {
+        let output = self
+            .command()
+            .args(["list", "bundles", "-c", config, "--format", "json"])
+            .arg("--registries-conf")
+            .arg(self.world.registries_conf())
+            .output()
+            .unwrap();
+        let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+        rows.iter()
+            .map(|row| row["image"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn skopeo_raw(&self, reference: &str) -> Option<Value> {
+        let output = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}"))
+            .output()
+            .unwrap();
+        output
+            .status
+            .success()
+            .then(|| serde_json::from_slice(&output.stdout).unwrap())
+    }
+}
+
+fn assert_valid_against_crd(text: &str, schema_name: &str) {
+    let path = crate::support::workspace_root()
+        .join("../shared/fixtures/derived/jsonschema/crds")
+        .join(schema_name);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let value: Value = serde_yaml::from_str(text).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|error| error.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{schema_name}: {errors:?}\n{text}");
+    // The schema is strict: an unknown field fails it.
+    let broken = text.replace("  image", "  imagen");
+    let value: Value = serde_yaml::from_str(&broken).unwrap();
+    assert!(
+        !validator.is_valid(&value),
+        "{schema_name} accepts {broken}"
+    );
+}
+
+#[test]
+fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    let template = scenario.folder.path().join("catalog-source-template.yaml");
+    std::fs::write(
+        &template,
+        "apiVersion: operators.coreos.com/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: replaced\nspec:\n  displayName: Mirrored test operators\n  publisher: ferry tests\n",
+    )
+    .unwrap();
+    let operators = format!(
+        "  - catalog: {TEST_CATALOG}\n    targetCatalogSourceTemplate: {}\n    packages:\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n  - catalog: {V416}\n    targetCatalog: mirrored/operator-index\n    packages:\n    - name: jaeger-product\n",
+        template.display()
+    );
+    let config = scenario.config("operators.yaml", &operators);
+
+    let mirror = scenario.ferry("mirror", &config, &[]);
+    let stderr = String::from_utf8_lossy(&mirror.stderr).into_owned();
+    assert!(mirror.status.success(), "{stderr}");
+    assert!(stderr.contains("operator images mirrored"), "{stderr}");
+
+    // Every selected bundle's image is at the destination.
+    let host = scenario.destination.host();
+    let expected = scenario.selected(&config, &[]);
+    assert!(
+        expected.contains(&("foo".to_owned(), "foo.v0.3.1".to_owned())),
+        "{expected:?}"
+    );
+    assert_eq!(
+        expected
+            .iter()
+            .filter(|(package, _)| package == "foo")
+            .count(),
+        3,
+        "foo.v0.2.0, foo.v0.3.0, foo.v0.3.1: {expected:?}"
+    );
+    for image in scenario.bundle_images(&config) {
+        let reference: ferry_schemas::ImageReference = image.parse().unwrap();
+        let tag = match (reference.tag(), reference.digest()) {
+            (Some(tag), _) => tag.to_owned(),
+            (None, Some(digest)) => format!("sha256-{}", digest.hex()),
+            (None, None) => "latest".to_owned(),
+        };
+        let at = format!("{host}/mirror/{}:{tag}", reference.repository());
+        assert!(scenario.skopeo_raw(&at).is_some(), "{at} is mirrored");
+    }
+
+    // The rebuilt catalogs hold exactly the selected bundles.
+    let mirrored = scenario.config(
+        "mirrored.yaml",
+        &format!(
+            "  - catalog: {host}/mirror/ferry-demo/test-catalog:latest\n    full: true\n  - catalog: {host}/mirror/mirrored/operator-index:v4.16\n    full: true\n"
+        ),
+    );
+    let rebuilt = scenario.selected(&mirrored, &["--src-tls-verify=false"]);
+    assert_eq!(rebuilt, expected, "the rebuilt catalogs' bundles");
+
+    // Both platforms of the multi-architecture catalog were rebuilt.
+    let index = scenario
+        .skopeo_raw(&format!("{host}/mirror/mirrored/operator-index:v4.16"))
+        .unwrap();
+    let architectures: BTreeSet<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|manifest| manifest["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(architectures, BTreeSet::from(["amd64", "arm64"]));
+
+    // CatalogSource and ClusterCatalog, valid against the strict schemas.
+    let resources = scenario
+        .folder
+        .path()
+        .join("workspace/working-dir/cluster-resources");
+    let read = |name: &str| {
+        std::fs::read_to_string(resources.join(name))
+            .unwrap_or_else(|_| panic!("{name} is written"))
+    };
+    let catalog_source = read("cs-test-catalog-latest.yaml");
+    assert!(
+        catalog_source.contains(&format!(
+            "image: {host}/mirror/ferry-demo/test-catalog:latest"
+        )),
+        "{catalog_source}"
+    );
+    assert_valid_against_crd(
+        &catalog_source,
+        "operators.coreos.com_v1alpha1_CatalogSource.strict.schema.json",
+    );
+    assert!(
+        catalog_source.contains("displayName: Mirrored test operators")
+            && catalog_source.contains("name: cs-test-catalog-latest"),
+        "the template's fields are kept, its name replaced: {catalog_source}"
+    );
+    let cluster_catalog = read("cc-operator-index-v4-16.yaml");
+    assert_valid_against_crd(
+        &cluster_catalog,
+        "olm.operatorframework.io_v1_ClusterCatalog.strict.schema.json",
+    );
+    read("cs-operator-index-v4-16.yaml");
+    read("cc-test-catalog-latest.yaml");
+    let mirror_sets = format!(
+        "{}{}",
+        std::fs::read_to_string(resources.join("idms-oc-mirror.yaml")).unwrap_or_default(),
+        std::fs::read_to_string(resources.join("itms-oc-mirror.yaml")).unwrap_or_default()
+    );
+    assert!(mirror_sets.contains("-operator-0"), "{mirror_sets}");
+    assert!(
+        !mirror_sets.contains("test-catalog") && !mirror_sets.contains("operator-index"),
+        "catalogs are not in the mirror sets: {mirror_sets}"
+    );
+
+    // A rerun plans nothing: the rebuilt catalogs are the same bytes.
+    let again = scenario.ferry("plan", &config, &["--detailed-exitcode"]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // One more bundle selected: its images are new, the test catalog is
+    // rebuilt (changed), and nothing else moves.
+    let widened = scenario.config(
+        "widened.yaml",
+        &operators.replace("minVersion: 0.2.0", "minVersion: 0.1.0"),
+    );
+    let plan = scenario.ferry("plan", &widened, &["--detailed-exitcode"]);
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert_eq!(plan.status.code(), Some(2), "{text}");
+    let new_lines: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("  + "))
+        .collect();
+    assert!(
+        new_lines
+            .iter()
+            .any(|line| line.contains("foo-bundle:v0.1.0 ")),
+        "{text}"
+    );
+    assert!(
+        new_lines.iter().all(|line| line.contains("v0.1.0")),
+        "only foo.v0.1.0's images are new: {text}"
+    );
+    assert!(
+        text.contains(" 1 changed,"),
+        "the test catalog is rebuilt: {text}"
+    );
+}
+
+/// Writes an OCI layout holding a one-image catalog whose only bundle
+/// needs `quay.io/ferry-demo/hello:1.0` and a related image no registry
+/// has; returns the layout's path.
+fn layout_with_a_missing_related_image(folder: &std::path::Path) -> std::path::PathBuf {
+    use sha2::Digest as _;
+    let layout = folder.join("broken-catalog");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let store = |bytes: &[u8]| {
+        let hex = hex::encode(sha2::Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let catalog = concat!(
+        r#"{"schema":"olm.package","name":"demo","defaultChannel":"stable"}"#,
+        "\n",
+        r#"{"schema":"olm.channel","package":"demo","name":"stable","entries":[{"name":"demo.v1.0.0"}]}"#,
+        "\n",
+        r#"{"schema":"olm.bundle","package":"demo","name":"demo.v1.0.0","image":"quay.io/ferry-demo/hello:1.0","properties":[{"type":"olm.package","value":{"packageName":"demo","version":"1.0.0"}}],"relatedImages":[{"name":"bundle","image":"quay.io/ferry-demo/hello:1.0"},{"name":"gone","image":"quay.io/ferry-demo/missing-operand:1.0"}]}"#,
+        "\n"
+    );
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(catalog.len() as u64);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, "configs/demo/catalog.json", catalog.as_bytes())
+        .unwrap();
+    let layer = builder.into_inner().unwrap();
+    let (layer_digest, layer_size) = store(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": {"operators.operatorframework.io.index.configs.v1": "/configs"}},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]}
+    });
+    let (config_digest, config_size) = store(&serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}]
+    });
+    let (manifest_digest, manifest_size) = store(&serde_json::to_vec(&manifest).unwrap());
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size}]
+    });
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    layout
+}
+
+#[test]
+fn a_related_image_that_fails_marks_its_bundle_incomplete_and_the_rest_goes_on() {
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    let layout = layout_with_a_missing_related_image(scenario.folder.path());
+    let config = scenario.config(
+        "broken.yaml",
+        &format!(
+            "  - catalog: oci://{}\n  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n",
+            layout.display()
+        ),
+    );
+    let mirror = scenario.ferry("mirror", &config, &[]);
+    let stderr = String::from_utf8_lossy(&mirror.stderr).into_owned();
+    assert_eq!(mirror.status.code(), Some(4), "operator bit only: {stderr}");
+    assert!(
+        stderr.contains("incomplete operator bundles: [demo.v1.0.0] - operators: [demo]"),
+        "{stderr}"
+    );
+    let logs = scenario.folder.path().join("workspace/working-dir/logs");
+    let errors: String = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("mirroring_errors_")
+        })
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
+        .collect();
+    assert!(
+        errors.starts_with(
+            "error mirroring image quay.io/ferry-demo/missing-operand:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: "
+        ),
+        "{errors}"
+    );
+    // The rest arrived: the other catalog, its bundle, and the OCI
+    // catalog rebuilt under its last path element.
+    let host = scenario.destination.host();
+    for reference in [
+        format!("{host}/mirror/ferry-demo/test-catalog:latest"),
+        format!("{host}/mirror/broken-catalog:latest"),
+        format!("{host}/mirror/ferry-demo/hello:1.0"),
+    ] {
+        assert!(scenario.skopeo_raw(&reference).is_some(), "{reference}");
+    }
+    let resources = scenario
+        .folder
+        .path()
+        .join("workspace/working-dir/cluster-resources");
+    assert!(resources.join("cs-broken-catalog-latest.yaml").is_file());
+}
+
+#[test]
+fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_catalog_again() {
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    let config = scenario.config(
+        "disk.yaml",
+        &format!(
+            "  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n"
+        ),
+    );
+    let disk = format!("file://{}", scenario.folder.path().join("disk").display());
+    let to_disk = scenario
+        .command()
+        .args(["mirror", "-c", &config, "--registries-conf"])
+        .arg(scenario.world.registries_conf())
+        .arg(&disk)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&to_disk.stderr).into_owned();
+    assert!(to_disk.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("quay.io/ferry-demo/test-catalog:latest"),
+        "the delivery plan names the rebuilt catalog: {stderr}"
+    );
+    let verify = scenario.command().args(["verify", &disk]).output().unwrap();
+    assert!(verify.status.success());
+    let expected = scenario.selected(&config, &[]);
+    let bundle_images = scenario.bundle_images(&config);
+    assert!(!bundle_images.is_empty());
+
+    // The disconnected side: no source registry, a cache of its own.
+    let Scenario {
+        world,
+        destination,
+        folder,
+    } = scenario;
+    drop(world);
+    let ferry = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command
+            .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+            .env("FERRY_CACHE_DIR", folder.path().join("disconnected-cache"))
+            .env("SOURCE_DATE_EPOCH", "1764028800");
+        command
+    };
+    let host = destination.host();
+    let from_disk = ferry()
+        .args([
+            "mirror",
+            "-c",
+            &config,
+            "--from",
+            &disk,
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("docker://{host}/mirror"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&from_disk.stderr).into_owned();
+    assert!(from_disk.status.success(), "{stderr}");
+    let skopeo = |reference: &str| {
+        Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}"))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    for image in &bundle_images {
+        let reference: ferry_schemas::ImageReference = image.parse().unwrap();
+        let tag = match (reference.tag(), reference.digest()) {
+            (Some(tag), _) => tag.to_owned(),
+            (None, Some(digest)) => format!("sha256-{}", digest.hex()),
+            (None, None) => "latest".to_owned(),
+        };
+        let at = format!("{host}/mirror/{}:{tag}", reference.repository());
+        assert!(skopeo(&at), "{at} is mirrored");
+    }
+    // The catalog at the enclave holds exactly the selected bundles.
+    let mirrored = folder.path().join("enclave.yaml");
+    std::fs::write(
+        &mirrored,
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n  - catalog: {host}/mirror/ferry-demo/test-catalog:latest\n    full: true\n"
+        ),
+    )
+    .unwrap();
+    let listed = ferry()
+        .args(["list", "bundles", "-c"])
+        .arg(&mirrored)
+        .args(["--format", "json", "--src-tls-verify=false"])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let rebuilt: BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row["package"].as_str().unwrap().to_owned(),
+                row["bundle"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(rebuilt, expected);
+    assert!(
+        folder
+            .path()
+            .join("disk/working-dir/cluster-resources/cs-test-catalog-latest.yaml")
+            .is_file(),
+        "{stderr}"
+    );
+}
