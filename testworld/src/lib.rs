@@ -24,6 +24,7 @@ pub mod image_builder;
 pub mod proxy;
 pub mod registries_conf;
 pub mod registry;
+pub mod release_signatures;
 pub mod releases;
 pub mod standard;
 pub mod storage;
