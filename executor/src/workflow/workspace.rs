@@ -8,7 +8,8 @@
 //! | `logs/ferry-<time>.log` | the log of a `mirror` or `apply` run |
 //! | `logs/mirroring_errors_<time>.txt` | the images that failed in a run, one line each |
 //! | `dry-run/` | `mapping.txt` (and for mirror-to-disk `missing.txt`) of the last dry run |
-//! | `cluster-resources/` | IDMS/ITMS (later CatalogSource, ClusterCatalog, UpdateService, signatures) |
+//! | `cluster-resources/` | IDMS/ITMS, the release signature ConfigMap (`signature-configmap.{json,yaml}`; later CatalogSource, ClusterCatalog, UpdateService) |
+//! | `signatures/` | release payload signatures as fetched and verified, `<tag>-sha256-<hex>` (notes §5.3) |
 
 use std::path::{Path, PathBuf};
 
@@ -75,6 +76,11 @@ impl Workspace {
     /// The folder a dry run writes its files to.
     pub fn dry_run(&self) -> PathBuf {
         self.root.join("dry-run")
+    }
+
+    /// The folder of verified release signatures (`<tag>-sha256-<hex>`).
+    pub fn signatures(&self) -> PathBuf {
+        self.root.join("signatures")
     }
 
     /// The folder of the resources users `oc apply -f` on their clusters.
