@@ -59,7 +59,7 @@ pub enum ReleaseSignatureError {
         digest: Digest,
         image: String,
         url: String,
-        source: SignatureError,
+        source: Box<SignatureError>,
     },
     #[error(
         "release signature {} kept in the workspace for {digest} image {image}: {source} (remove the file to fetch it again)",
@@ -69,14 +69,29 @@ pub enum ReleaseSignatureError {
         digest: Digest,
         image: String,
         path: PathBuf,
-        source: SignatureError,
+        source: Box<SignatureError>,
     },
     #[error("{VERIFICATION_KEY_VARIABLE}={}: {message}", path.display())]
     KeyFile { path: PathBuf, message: String },
     #[error("{VERIFICATION_KEY_VARIABLE}={}: {source}", path.display())]
-    Keyring { path: PathBuf, source: KeyringError },
+    Keyring {
+        path: PathBuf,
+        source: Box<KeyringError>,
+    },
     #[error("cannot keep the release signature in {}: {message}", path.display())]
     Keep { path: PathBuf, message: String },
+}
+
+impl ReleaseSignatureError {
+    /// Why the signature itself was refused, when it was (a fetched or a
+    /// kept one): bad signature, other digest, bad claims...
+    pub fn signature_error(&self) -> Option<&SignatureError> {
+        match self {
+            ReleaseSignatureError::Invalid { source, .. }
+            | ReleaseSignatureError::InvalidKept { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 /// The URL of a payload's first signature under `base`.
@@ -177,7 +192,7 @@ impl SignatureSource {
                 digest: digest.clone(),
                 image: image.to_owned(),
                 url: url.clone(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(FetchedSignature {
             url,
@@ -229,7 +244,7 @@ impl SignatureSettings {
             .map_err(|cause| key_file_error(format!("cannot read the key file: {cause}")))?;
         Keyring::from_armored(&text).map_err(|source| ReleaseSignatureError::Keyring {
             path: path.clone(),
-            source,
+            source: Box::new(source),
         })
     }
 }
@@ -315,7 +330,7 @@ impl ReleaseSignatures {
                     digest: digest.clone(),
                     image: image_text.clone(),
                     path: path.clone(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
             return Ok(release_signature(
