@@ -287,6 +287,25 @@ mod tests {
     }
 
     #[test]
+    fn the_signature_config_map_is_left_to_its_own_writer() {
+        let folder = tempfile::tempdir().unwrap();
+        let workspace = Workspace::in_folder(folder.path());
+        let resources = workspace.cluster_resources();
+        std::fs::create_dir_all(&resources).unwrap();
+        let yaml = resources.join(YAML_FILE_NAME);
+        std::fs::write(&yaml, "metadata:\n  annotations:\n    createdBy: ferry\n").unwrap();
+        let published = cluster_resources(
+            &workspace,
+            &[image("quay.io/a/b:1", "mirror.local/a/b")],
+            false,
+            0,
+        )
+        .unwrap();
+        assert!(published.removed.is_empty(), "{published:?}");
+        assert!(yaml.exists());
+    }
+
+    #[test]
     fn a_dry_run_leaves_no_file_of_an_earlier_one() {
         let folder = tempfile::tempdir().unwrap();
         let workspace = Workspace::in_folder(folder.path());
