@@ -10,10 +10,10 @@
 //! differ from the source.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 
 use ferry_testworld::content::{Content, sha256_digest};
 use ferry_testworld::error::{Context, Result};
+use ferry_testworld::gzip::{Level, gzip};
 use ferry_testworld::image_builder::{
     Descriptor, Format, Layer, LayerFiles, OCI_LAYER_GZIP, add_image,
 };
@@ -118,15 +118,7 @@ impl ImageSet {
 pub fn add_stored_gzip_layer(content: &mut Content, files: &LayerFiles) -> Layer {
     let tar = files.tar();
     let diff_id = sha256_digest(&tar);
-    let mut encoder = flate2::GzBuilder::new().mtime(0).write(
-        Vec::with_capacity(tar.len() + 1024),
-        flate2::Compression::none(),
-    );
-    // Writing into memory cannot fail.
-    let blob = encoder
-        .write_all(&tar)
-        .and_then(|()| encoder.finish())
-        .unwrap_or_default();
+    let blob = gzip(&tar, Level::Stored);
     let size = blob.len() as u64;
     let digest = content.add_blob(blob);
     Layer {

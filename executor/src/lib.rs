@@ -25,6 +25,7 @@ pub mod cluster_resources;
 pub mod disk;
 pub mod layer_files;
 pub mod naming;
+pub mod release_signature;
 pub mod resolve;
 pub mod run;
 pub mod update_graph;

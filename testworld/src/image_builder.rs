@@ -2,8 +2,6 @@
 //! four manifest kinds (OCI manifest and index, Docker schema2 manifest and
 //! manifest list), with exact sizes and digests. Same input, same bytes.
 
-use std::io::Write as _;
-
 use serde_json::{Value, json};
 
 use crate::content::{Content, sha256_digest};
@@ -123,13 +121,10 @@ impl LayerFiles {
     }
 }
 
-/// gzip with a fixed header (no name, mtime 0) and level.
+/// gzip at level 6 with a fixed header (no name, mtime 0): the same bytes
+/// in every build (see `crate::gzip`).
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::new(6));
-    encoder.write_all(bytes).expect("gzip into memory");
-    encoder.finish().expect("gzip into memory")
+    crate::gzip::gzip(bytes, crate::gzip::Level::Default)
 }
 
 /// A descriptor as manifests carry it.

@@ -3,7 +3,8 @@
 //! payloads, an update graph, operator catalogs, additional images), reached
 //! through a generated `registries.conf`.
 //!
-//! Pure data: `content` (the contract), `image_builder`, the generators
+//! Pure data: `content` (the contract), `image_builder` (with `gzip`, the
+//! world's build-independent gzip encoder), the generators
 //! `additional_images`, `releases`, `catalogs`, and `standard` (the world).
 //! Side effects: `storage` (publishing into registry storage), `registry`
 //! (processes), `graph_server`, `world` (the whole, built once and shared),
@@ -17,11 +18,13 @@ pub mod certificates;
 pub mod content;
 pub mod error;
 pub mod graph_server;
+pub mod gzip;
 pub mod http;
 pub mod image_builder;
 pub mod proxy;
 pub mod registries_conf;
 pub mod registry;
+pub mod release_signatures;
 pub mod releases;
 pub mod standard;
 pub mod storage;

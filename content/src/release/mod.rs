@@ -9,6 +9,8 @@ pub mod listing;
 pub mod naming;
 pub mod payload;
 pub mod selection;
+pub mod signature;
+pub mod signature_config_map;
 pub mod upgrade_path;
 
 pub use graph::{GraphError, UpdateGraph, graph_query_url};

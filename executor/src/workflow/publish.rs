@@ -5,7 +5,9 @@
 //!   whole folder with `oc apply -f`, so a file ferry wrote earlier whose
 //!   content left the image set is removed. A file is ferry's when it
 //!   carries the `createdBy: ferry` annotation; any other file in the
-//!   folder is the user's and is never touched.
+//!   folder is the user's and is never touched. The release signature
+//!   ConfigMap (`signature-configmap.{json,yaml}`) has its own writer, fed
+//!   the verified signatures (`crate::release_signature`).
 //! - The errors file of a run with failed images.
 //! - The files of a dry run (the folder is emptied first, so no file of an
 //!   earlier dry run is left to mislead).
@@ -13,7 +15,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::cluster_resources::{MirroredImage, catalog_resources, generate};
+use ferry_content::release::signature_config_map::{
+    Annotations, JSON_FILE_NAME, PayloadSignature, YAML_FILE_NAME, signature_config_map,
+};
+
+use crate::cluster_resources::{MirroredImage, catalog_resources, generate, rfc3339};
+use crate::release_signature::ReleaseSignature;
 use crate::workflow::error::{Result, WorkflowError};
 use crate::workflow::workspace::Workspace;
 
@@ -109,6 +116,10 @@ pub fn cluster_resources(
     let mut stale: Vec<PathBuf> = entries
         .flatten()
         .filter(|entry| !current.contains(&*entry.file_name().to_string_lossy()))
+        // The signature ConfigMap has its own writer below.
+        .filter(|entry| {
+            ![JSON_FILE_NAME, YAML_FILE_NAME].contains(&&*entry.file_name().to_string_lossy())
+        })
         .map(|entry| entry.path())
         .filter(|path| path.is_file())
         .filter(|path| std::fs::read_to_string(path).is_ok_and(|text| text.contains(OWNER_MARK)))
@@ -119,6 +130,60 @@ pub fn cluster_resources(
             WorkflowError::environment(format!("cannot remove {}: {cause}", path.display()))
         })?;
         published.removed.push(path);
+    }
+    Ok(published)
+}
+
+/// Writes the release signature ConfigMap (notes §4.4) of `signatures`
+/// (the image set's release payloads, in any order: entries are sorted by
+/// release tag, then digest, one per digest) to
+/// `cluster-resources/signature-configmap.json` and `.yaml`; with no
+/// signature, removes those two files when they are ferry's.
+pub fn signature_config_map_files(
+    workspace: &Workspace,
+    signatures: &[ReleaseSignature],
+    created_at: i64,
+) -> Result<Published> {
+    let folder = workspace.cluster_resources();
+    let mut published = Published::default();
+    let mut entries: Vec<&ReleaseSignature> = signatures.iter().collect();
+    entries.sort_by(|a, b| {
+        (&a.release_tag, a.digest.to_string()).cmp(&(&b.release_tag, b.digest.to_string()))
+    });
+    entries.dedup_by(|a, b| a.digest == b.digest);
+    if entries.is_empty() {
+        for name in [JSON_FILE_NAME, YAML_FILE_NAME] {
+            let path = folder.join(name);
+            let ours = std::fs::read_to_string(&path).is_ok_and(|text| {
+                text.contains(OWNER_MARK) || text.contains("\"createdBy\": \"ferry\"")
+            });
+            if ours {
+                std::fs::remove_file(&path).map_err(|cause| {
+                    WorkflowError::environment(format!("cannot remove {}: {cause}", path.display()))
+                })?;
+                published.removed.push(path);
+            }
+        }
+        return Ok(published);
+    }
+    let payloads: Vec<PayloadSignature> = entries
+        .iter()
+        .map(|signature| PayloadSignature {
+            digest: signature.digest.clone(),
+            signature: signature.bytes.clone(),
+        })
+        .collect();
+    let annotations = Annotations {
+        created_at: rfc3339(created_at),
+        ferry_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let texts = signature_config_map(&payloads, &annotations).map_err(|error| {
+        WorkflowError::internal(format!("release signature ConfigMap: {error}"))
+    })?;
+    for (name, text) in [(JSON_FILE_NAME, &texts.json), (YAML_FILE_NAME, &texts.yaml)] {
+        let path = folder.join(name);
+        write(&path, text)?;
+        published.written.push(path);
     }
     Ok(published)
 }
@@ -246,6 +311,26 @@ mod tests {
         assert!(second.ends_with("logs/mirroring_errors_20261202_101500-2.txt"));
         assert_eq!(std::fs::read_to_string(first).unwrap(), "a: failed\n");
         assert_eq!(std::fs::read_to_string(second).unwrap(), "b: failed\n");
+    }
+
+    #[test]
+    fn the_signature_config_map_is_left_to_its_own_writer() {
+        let folder = tempfile::tempdir().unwrap();
+        let workspace = Workspace::in_folder(folder.path());
+        let resources = workspace.cluster_resources();
+        std::fs::create_dir_all(&resources).unwrap();
+        let yaml = resources.join(YAML_FILE_NAME);
+        std::fs::write(&yaml, "metadata:\n  annotations:\n    createdBy: ferry\n").unwrap();
+        let published = cluster_resources(
+            &workspace,
+            &[image("quay.io/a/b:1", "mirror.local/a/b")],
+            &[],
+            false,
+            0,
+        )
+        .unwrap();
+        assert!(published.removed.is_empty(), "{published:?}");
+        assert!(yaml.exists());
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! | `logs/ferry-<time>.log` | the log of a `mirror` or `apply` run |
 //! | `logs/mirroring_errors_<time>.txt` | the images that failed in a run, one line each |
 //! | `dry-run/` | `mapping.txt` (and for mirror-to-disk `missing.txt`) of the last dry run |
-//! | `cluster-resources/` | IDMS/ITMS (later CatalogSource, ClusterCatalog, UpdateService, signatures) |
+//! | `cluster-resources/` | IDMS/ITMS, CatalogSource and ClusterCatalog, the release signature ConfigMap (`signature-configmap.{json,yaml}`; later UpdateService) |
 //! | `delete/` | `delete-images[-ID].yaml` and `delete-imageset-config[-ID].yaml` of `ferry delete --generate` |
+//! | `signatures/` | release payload signatures as fetched and verified, `<tag>-sha256-<hex>` (notes §5.3) |
 
 use std::path::{Path, PathBuf};
 
@@ -81,6 +82,11 @@ impl Workspace {
     /// The folder `ferry delete --generate` writes its files to.
     pub fn delete_folder(&self) -> PathBuf {
         self.root.join("delete")
+    }
+
+    /// The folder of verified release signatures (`<tag>-sha256-<hex>`).
+    pub fn signatures(&self) -> PathBuf {
+        self.root.join("signatures")
     }
 
     /// The folder of the resources users `oc apply -f` on their clusters.
