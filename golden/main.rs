@@ -2,9 +2,11 @@
 //! Set `FERRY_BLESS=1` to rewrite the committed files from the current
 //! output, then review the diff (see `golden/README.md`).
 
+mod compatibility;
 mod demo;
 mod diagnostics;
 mod disk;
+mod dry_run;
 mod faults;
 mod fixtures_table;
 mod kill;

@@ -13,6 +13,7 @@ mod list_releases;
 mod logging;
 mod mirror;
 mod not_built;
+mod oc_mirror_flags;
 mod progress;
 mod render;
 mod saved_plan;
@@ -66,6 +67,16 @@ enum Command {
     /// List what catalogs and configurations hold, without mirroring.
     #[command(subcommand_required = true)]
     List(list::Args),
+    /// Print ferry's version (as `oc-mirror version` prints its own).
+    Version(VersionArgs),
+}
+
+/// Arguments of `ferry version`.
+#[derive(Debug, clap::Args)]
+struct VersionArgs {
+    /// Accepted for pasted oc-mirror command lines; does nothing.
+    #[arg(long, hide = true)]
+    v2: bool,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +110,10 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache::run(args),
         Command::Delete(_) => not_built::report("delete", "no issue yet"),
         Command::List(args) => list::run(&args),
+        Command::Version(_) => {
+            println!("ferry {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
     }
 }
 
