@@ -766,8 +766,31 @@ fn a_failing_image_is_left_out_whole_and_named() {
         ),
         "{log}"
     );
-    // The other image was delivered.
+    // The other image was delivered, and the run says so once (the plan
+    // it prints first does not state the delivery again).
     assert_eq!(segments(&site.path("disk")), ["mirror_000001.tar"]);
+    assert_eq!(
+        text(&mirrored).matches("Delivery 1 (the first)").count(),
+        1,
+        "{}",
+        text(&mirrored)
+    );
+    assert!(text(&mirrored).starts_with("Plan: 1 image for the next delivery"));
+    assert!(
+        text(&mirrored).contains("Pack: 3 blobs, 1 manifest, 1 image record ("),
+        "{}",
+        text(&mirrored)
+    );
+    let verified = site.ferry(
+        "cache",
+        &["verify", &format!("file://{}", site.path("disk").display())],
+    );
+    assert!(
+        text(&verified).contains("(3 blobs, 1 manifest, 1 image, ")
+            && text(&verified).contains(": 1 delivery verified: "),
+        "{}",
+        text(&verified)
+    );
     drop(world);
 
     // On the disconnected side, an image the configuration names that no

@@ -20,7 +20,7 @@ use ferry_store::RunLock;
 
 use crate::arguments::{Apply, Mirror, MirrorArgs, PlanCommand, refuse_flags_of_other_modes};
 use crate::common::{
-    error, hold_workspace, load_config, mebibytes, print_notices, report_failures, runtime,
+    counted, error, hold_workspace, load_config, mebibytes, print_notices, report_failures, runtime,
 };
 use crate::exit_status;
 use crate::logging;
@@ -165,11 +165,11 @@ fn mirror_to_disk(arguments: &MirrorArgs, writes: bool, manifest_lists: bool) ->
         return match to_disk::dry_run(&prepared.disk, manifest_lists) {
             Ok(written) => {
                 println!(
-                    "dry run: wrote {} and {} ({} of {} images not wholly in the cache); nothing was fetched or written",
+                    "dry run: wrote {} and {} ({} of {} not wholly in the cache); nothing was fetched or written",
                     written.mapping.display(),
                     written.missing.display(),
                     written.missing_images,
-                    written.images
+                    counted(written.images as u64, "image", "images")
                 );
                 ExitCode::SUCCESS
             }
@@ -220,7 +220,7 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
     if delivered.fetched.fetched > 0 {
         println!(
             "fetched {} ({}) into {}",
-            crate::common::counted(delivered.fetched.fetched as u64, "blob", "blobs"),
+            counted(delivered.fetched.fetched as u64, "blob", "blobs"),
             mebibytes(delivered.fetched.bytes),
             prepared.cache.root().display()
         );
@@ -291,21 +291,25 @@ fn render_text(prepared: &DiskPlan, layout: Option<&DeliveryLayout>) -> String {
     let _ = writeln!(
         text,
         "Plan: {} for the next delivery: {changed} new or changed, {} already shipped",
-        crate::common::counted(plan.images.len() as u64, "image", "images"),
+        counted(plan.images.len() as u64, "image", "images"),
         plan.images.len() - changed
     );
     render_image_lines(plan, &prepared.resolution, &mut text);
     let _ = writeln!(
         text,
-        "Cache: {} blobs to fetch ({}). Pack: {} blobs, {} manifests, {} image records ({}). Shipped before: {} blobs, {} manifests ({}).",
-        totals.blobs_to_fetch,
+        "Cache: {} to fetch ({}). Pack: {}, {}, {} ({}). Shipped before: {}, {} ({}).",
+        counted(totals.blobs_to_fetch as u64, "blob", "blobs"),
         mebibytes(totals.bytes_to_fetch),
-        totals.blobs_to_pack,
-        totals.manifests_to_pack,
-        totals.images_to_record,
+        counted(totals.blobs_to_pack as u64, "blob", "blobs"),
+        counted(totals.manifests_to_pack as u64, "manifest", "manifests"),
+        counted(
+            totals.images_to_record as u64,
+            "image record",
+            "image records"
+        ),
         mebibytes(totals.bytes_to_pack),
-        totals.blobs_to_skip,
-        totals.manifests_to_skip,
+        counted(totals.blobs_to_skip as u64, "blob", "blobs"),
+        counted(totals.manifests_to_skip as u64, "manifest", "manifests"),
         mebibytes(totals.bytes_to_skip),
     );
     match layout {
