@@ -22,3 +22,4 @@ mod support;
 mod unreachable;
 mod verify;
 mod world_references;
+mod world_up;
