@@ -48,10 +48,9 @@ fn an_oc_mirror_mirror_to_mirror_command_line_runs_with_its_flags_explained() {
     let config = configuration(folder.path());
     let auth = folder.path().join("auth.json");
     std::fs::write(&auth, "{\"auths\":{}}").unwrap();
-    // As an oc-mirror user writes it, with ferry's --registries-conf to
-    // reach the test world.
+    // As an oc-mirror user writes it (its root command is the mirror
+    // command), with ferry's --registries-conf to reach the test world.
     let output = ferry(folder.path())
-        .arg("mirror")
         .arg("-c")
         .arg(&config)
         .arg("--workspace")
@@ -101,6 +100,17 @@ fn v1_is_refused_naming_v2_and_version_answers() {
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(text(&output).contains("ferry implements oc-mirror v2 only"));
     assert!(!folder.path().join("disk").exists(), "nothing was done");
+
+    // oc-mirror's root command is its mirror: the same line without `mirror`.
+    let root = ferry(folder.path())
+        .arg("--v1")
+        .arg("-c")
+        .arg(&config)
+        .arg(format!("file://{}", folder.path().join("disk").display()))
+        .output()
+        .unwrap();
+    assert_eq!(root.status.code(), Some(1), "{}", text(&root));
+    assert!(text(&root).contains("ferry implements oc-mirror v2 only"));
 
     let version = ferry(folder.path())
         .args(["version", "--v2"])
