@@ -758,9 +758,39 @@ fn a_failing_image_is_left_out_whole_and_named() {
         .collect();
     assert_eq!(logs.len(), 1, "{logs:?}");
     let log = std::fs::read_to_string(site.path("disk/working-dir/logs").join(&logs[0])).unwrap();
-    assert!(log.contains("no-such-image"), "{log}");
-    // The other image was delivered.
+    // Lines as oc-mirror writes them, so scripts that read its errors
+    // files keep working.
+    assert!(
+        log.starts_with(
+            "error mirroring image quay.io/ferry-demo/no-such-image:1.0 error: not resolved: "
+        ),
+        "{log}"
+    );
+    // The other image was delivered, and the run says so once (the plan
+    // it prints first does not state the delivery again).
     assert_eq!(segments(&site.path("disk")), ["mirror_000001.tar"]);
+    assert_eq!(
+        text(&mirrored).matches("Delivery 1 (the first)").count(),
+        1,
+        "{}",
+        text(&mirrored)
+    );
+    assert!(text(&mirrored).starts_with("Plan: 1 image for the next delivery"));
+    assert!(
+        text(&mirrored).contains("Pack: 3 blobs, 1 manifest, 1 image record ("),
+        "{}",
+        text(&mirrored)
+    );
+    let verified = site.ferry(
+        "cache",
+        &["verify", &format!("file://{}", site.path("disk").display())],
+    );
+    assert!(
+        text(&verified).contains("(3 blobs, 1 manifest, 1 image, ")
+            && text(&verified).contains(": 1 delivery verified: "),
+        "{}",
+        text(&verified)
+    );
     drop(world);
 
     // On the disconnected side, an image the configuration names that no
@@ -769,7 +799,9 @@ fn a_failing_image_is_left_out_whole_and_named() {
     let applied = site.disk_to_mirror(&config, "disk", &destination, "enclave-cache");
     assert_eq!(applied.status.code(), Some(8), "{}", text(&applied));
     assert!(
-        text(&applied).contains("no-such-image:1.0: not resolved: no delivery carries this image"),
+        text(&applied).contains(
+            "error mirroring image quay.io/ferry-demo/no-such-image:1.0 error: not resolved: no delivery carries this image"
+        ),
         "{}",
         text(&applied)
     );
@@ -1131,15 +1163,8 @@ fn a_corrupt_cached_blob_is_named_and_the_delivery_copy_used_again() {
     let again = site.disk_to_mirror(&config, "disk", &second, "enclave-cache");
     assert!(again.status.success(), "{}", text(&again));
     assert_mirrored(&second, &expected);
-    let verified = site.ferry(
-        "cache",
-        &[
-            "cache",
-            "verify",
-            "--cache-dir",
-            &site.path("enclave-cache").display().to_string(),
-        ],
-    );
+    // $FERRY_CACHE_DIR names the cache itself (--cache-dir a base folder).
+    let verified = site.ferry("enclave-cache", &["cache", "verify"]);
     assert!(verified.status.success(), "{}", text(&verified));
 }
 
@@ -1155,19 +1180,16 @@ fn temporary_files_of_killed_runs_are_counted_and_cleaned() {
     std::fs::create_dir_all(cache.join("tmp")).unwrap();
     let leftover = cache.join("tmp/0123abcd-killed");
     std::fs::write(&leftover, b"half a blob").unwrap();
-    let cache_dir = cache.display().to_string();
 
-    let verify = site.ferry("cache", &["cache", "verify", "--cache-dir", &cache_dir]);
+    // `site.ferry("cache", ...)` names the cache with $FERRY_CACHE_DIR.
+    let verify = site.ferry("cache", &["cache", "verify"]);
     assert!(verify.status.success(), "{}", text(&verify));
     assert!(
         text(&verify).contains("1 temporary files left by interrupted runs"),
         "{}",
         text(&verify)
     );
-    let prune = site.ferry(
-        "cache",
-        &["cache", "prune", "--dry-run", "--cache-dir", &cache_dir],
-    );
+    let prune = site.ferry("cache", &["cache", "prune", "--dry-run"]);
     assert!(prune.status.success(), "{}", text(&prune));
     assert!(
         text(&prune).contains("1 temporary files of interrupted runs would be cleaned"),

@@ -266,8 +266,8 @@ fn kill_mirror_to_disk_at_twenty_points_and_rerun_to_the_same_delivery() {
             String::from_utf8_lossy(&verify.stderr)
         );
         let cache_check = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["cache", "verify", "--cache-dir"])
-            .arg(run.folder.join(cache))
+            .args(["cache", "verify"])
+            .env("FERRY_CACHE_DIR", run.folder.join(cache))
             .output()
             .unwrap();
         assert!(cache_check.status.success());
@@ -372,8 +372,8 @@ fn kill_disk_to_mirror_at_twenty_points_and_rerun_to_the_same_result() {
         String::from_utf8_lossy(&noop.stderr)
     );
     let cache_check = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["cache", "verify", "--cache-dir"])
-        .arg(run.folder.join("killed-enclave"))
+        .args(["cache", "verify"])
+        .env("FERRY_CACHE_DIR", run.folder.join("killed-enclave"))
         .output()
         .unwrap();
     assert!(cache_check.status.success());

@@ -2,10 +2,12 @@
 //! Set `FERRY_BLESS=1` to rewrite the committed files from the current
 //! output, then review the diff (see `golden/README.md`).
 
+mod compatibility;
 mod delete;
 mod demo;
 mod diagnostics;
 mod disk;
+mod dry_run;
 mod faults;
 mod fixtures_table;
 mod kill;
@@ -23,3 +25,4 @@ mod support;
 mod unreachable;
 mod verify;
 mod world_references;
+mod world_up;

@@ -149,6 +149,22 @@ fn a_blob_missing_at_the_source_is_reported_against_the_source() {
         .map(|path| std::fs::read_to_string(path).unwrap())
         .collect();
     assert!(errors.contains(&source_blob), "{errors}");
+    // The run log names the failed image and its error.
+    let run_log: String = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.display().to_string().contains("/ferry-"))
+        .map(|path| std::fs::read_to_string(path).unwrap())
+        .collect();
+    assert!(
+        run_log.lines().any(|line| line.contains("image failed")
+            && line.contains(&format!(
+                "image={}/quay.io/ferry-demo/hello:1.0",
+                source.host()
+            ))
+            && line.contains("not found (HTTP 404)")),
+        "{run_log}"
+    );
 }
 
 /// A destination that speaks plain HTTP, without `--dest-tls-verify=false`:

@@ -156,9 +156,14 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
     let config = scenario.config("operators.yaml", &operators);
 
     let mirror = scenario.ferry("mirror", &config, &[]);
-    let stderr = String::from_utf8_lossy(&mirror.stderr).into_owned();
-    assert!(mirror.status.success(), "{stderr}");
-    assert!(stderr.contains("operator images mirrored"), "{stderr}");
+    // The summary is on stdout, logs on stderr.
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&mirror.stdout),
+        String::from_utf8_lossy(&mirror.stderr)
+    );
+    assert!(mirror.status.success(), "{output}");
+    assert!(output.contains("operator images mirrored"), "{output}");
 
     // Every selected bundle's image is at the destination.
     let host = scenario.destination.host();
@@ -367,11 +372,15 @@ fn a_related_image_that_fails_marks_its_bundle_incomplete_and_the_rest_goes_on()
         ),
     );
     let mirror = scenario.ferry("mirror", &config, &[]);
-    let stderr = String::from_utf8_lossy(&mirror.stderr).into_owned();
-    assert_eq!(mirror.status.code(), Some(4), "operator bit only: {stderr}");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&mirror.stdout),
+        String::from_utf8_lossy(&mirror.stderr)
+    );
+    assert_eq!(mirror.status.code(), Some(4), "operator bit only: {output}");
     assert!(
-        stderr.contains("incomplete operator bundles: [demo.v1.0.0] - operators: [demo]"),
-        "{stderr}"
+        output.contains("incomplete operator bundles: [demo.v1.0.0] - operators: [demo]"),
+        "{output}"
     );
     let logs = scenario.folder.path().join("workspace/working-dir/logs");
     let errors: String = std::fs::read_dir(&logs)
@@ -429,11 +438,15 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_cata
         .arg(&disk)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&to_disk.stderr).into_owned();
-    assert!(to_disk.status.success(), "{stderr}");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&to_disk.stdout),
+        String::from_utf8_lossy(&to_disk.stderr)
+    );
+    assert!(to_disk.status.success(), "{output}");
     assert!(
-        stderr.contains("quay.io/ferry-demo/test-catalog:latest"),
-        "the delivery plan names the rebuilt catalog: {stderr}"
+        output.contains("quay.io/ferry-demo/test-catalog:latest"),
+        "the delivery plan names the rebuilt catalog: {output}"
     );
     let verify = scenario.command().args(["verify", &disk]).output().unwrap();
     assert!(verify.status.success());

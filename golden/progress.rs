@@ -1,7 +1,9 @@
 //! What a run shows and keeps: without a terminal, a plain progress line
 //! every interval (shortened here with `FERRY_PROGRESS_INTERVAL_MS`);
 //! nothing extra with `--log-level error`; a log file per run in
-//! `working-dir/logs/` that names the run.
+//! `working-dir/logs/` that names the run and every image with its
+//! outcome; the plan and the summary on stdout (so `| tee` keeps them),
+//! progress and logs on stderr, with no colour codes off a terminal.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -59,7 +61,19 @@ fn plain_progress_lines_and_a_run_log() {
 
     let run = mirror(&world, &destination, folder.path(), "lines", &[]);
     let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{stderr}");
+    // The plan and the summary on stdout, nothing of them on stderr.
+    assert!(stdout.starts_with("Plan: "), "{stdout}");
+    assert!(
+        stdout.contains("additional images mirrored") && stdout.contains("Done: "),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains("Plan: ") && !stderr.contains("mirrored") && !stderr.contains("Done: "),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("progress: "), "{stdout}");
     let lines: Vec<&str> = stderr
         .lines()
         .filter(|line| line.starts_with("progress: blobs "))
@@ -95,7 +109,19 @@ fn plain_progress_lines_and_a_run_log() {
         "{text}"
     );
     assert!(text.contains("run finished"), "{text}");
-    assert!(stderr.contains(&format!(
+    // Every image of the image set, with its outcome.
+    for line in crate::kill::configuration().lines() {
+        let Some(name) = line.trim().strip_prefix("- name: ") else {
+            continue;
+        };
+        assert!(
+            text.lines().any(|log| log
+                .contains(&format!("image mirrored to {}/lines/", destination.host()))
+                && log.contains(&format!("image={name} "))),
+            "{name} is not in the run log:\n{text}"
+        );
+    }
+    assert!(stdout.contains(&format!(
             "log written to {}",
             folder
                 .path()
@@ -117,7 +143,39 @@ fn plain_progress_lines_and_a_run_log() {
     assert!(quiet.status.success(), "{stderr}");
     assert!(!stderr.contains("progress:"), "{stderr}");
     assert!(!stderr.contains("log written to"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&quiet.stdout).contains("log written to"),
+        "nothing names an empty log"
+    );
     let logs = run_logs(folder.path(), "quiet");
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].1, "", "nothing at error level in a clean run");
+}
+
+/// Logs on stderr (`--log-level debug` shows them all) carry no colour
+/// codes when stderr is not a terminal.
+#[test]
+fn logs_off_a_terminal_carry_no_colour_codes() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("isc.yaml"),
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n",
+    )
+    .unwrap();
+    let run = mirror(
+        &world,
+        &destination,
+        folder.path(),
+        "debug",
+        &["--log-level", "debug"],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("DEBUG"),
+        "debug logs go to stderr: {stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
 }

@@ -12,6 +12,7 @@ use ferry_planner::Destination;
 use ferry_schemas::ImageReference;
 
 use crate::common::error;
+use crate::oc_mirror_flags::{Folded, OcMirrorFlags};
 
 /// Flags shared by `mirror` and `plan` (oc-mirror's names).
 #[derive(Clone, Debug, clap::Args)]
@@ -62,9 +63,16 @@ pub struct MirrorArgs {
     /// before the transfer counts as stalled and is retried, e.g. `60s`.
     #[arg(long, default_value = "60s", value_parser = parse_timeout)]
     pub(crate) stall_timeout: Duration,
-    /// Content cache (mirror-to-mirror streams and does not use it).
-    #[arg(long, env = "FERRY_CACHE_DIR")]
+    /// Base folder of the content cache, as in oc-mirror: the cache is
+    /// DIR/.ferry/cache (mirror-to-mirror streams and does not use it)
+    /// [default: $OC_MIRROR_CACHE as a base folder, else $FERRY_CACHE_DIR
+    /// as the cache itself, else ~/.cache/ferry]
+    #[arg(long, value_name = "DIR")]
     pub(crate) cache_dir: Option<PathBuf>,
+    /// Set by `apply PLANFILE` (not a flag): the cache folder itself, as
+    /// the plan recorded it.
+    #[arg(skip)]
+    pub(crate) cache_folder: Option<PathBuf>,
     /// info, debug, trace or error.
     #[arg(long, default_value = "info", value_parser = ["info", "debug", "trace", "error"])]
     pub(crate) log_level: String,
@@ -106,15 +114,18 @@ pub struct MirrorArgs {
     /// configuration's archiveSize in GiB, else 500 GiB).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) max_segment_bytes: Option<u64>,
+    /// oc-mirror's flags, accepted so its command lines paste.
+    #[command(flatten)]
+    pub(crate) oc_mirror: OcMirrorFlags,
 }
 
 impl MirrorArgs {
     /// How registries are reached, from the flags.
     pub(crate) fn transfer_options(&self) -> TransferOptions {
         TransferOptions {
-            source_tls_verify: self.src_tls_verify,
-            destination_tls_verify: self.dest_tls_verify,
-            authfile: self.authfile.clone(),
+            source_tls_verify: self.source_tls_verify(),
+            destination_tls_verify: self.destination_tls_verify(),
+            authfile: self.effective_authfile(),
             registries_conf: self.registries_conf.clone(),
             parallel_images: self.parallel_images,
             parallel_layers: self.parallel_layers,
@@ -125,12 +136,57 @@ impl MirrorArgs {
         }
     }
 
+    /// What oc-mirror's flags mean here (checked before any command runs:
+    /// see [`refuse_flags_of_other_modes`]).
+    fn folded(&self) -> Folded {
+        self.oc_mirror
+            .fold(self.explicit_authfile())
+            .unwrap_or_default()
+    }
+
+    /// `--authfile` when given on the command line (not only taken from
+    /// `$REGISTRY_AUTH_FILE`, which `--src-authfile` and
+    /// `--dest-authfile` override).
+    fn explicit_authfile(&self) -> Option<&PathBuf> {
+        let from_variable = |path: &PathBuf| {
+            std::env::var_os("REGISTRY_AUTH_FILE")
+                .is_some_and(|value| path.as_path() == std::path::Path::new(&value))
+        };
+        self.authfile.as_ref().filter(|path| !from_variable(path))
+    }
+
+    /// The auth file `--src-authfile`/`--dest-authfile` name, else
+    /// `--authfile` (or `$REGISTRY_AUTH_FILE`).
+    pub(crate) fn effective_authfile(&self) -> Option<PathBuf> {
+        self.folded().authfile.or_else(|| self.authfile.clone())
+    }
+
+    /// `--src-tls-verify`, turned off by oc-mirror's `--tls-verify=false`.
+    pub(crate) fn source_tls_verify(&self) -> bool {
+        self.src_tls_verify && !self.folded().no_tls_verify
+    }
+
+    /// `--dest-tls-verify`, turned off by oc-mirror's `--tls-verify=false`.
+    pub(crate) fn destination_tls_verify(&self) -> bool {
+        self.dest_tls_verify && !self.folded().no_tls_verify
+    }
+
+    /// The cache folder the user chose (a saved plan's, `--cache-dir`,
+    /// `$OC_MIRROR_CACHE`, `$FERRY_CACHE_DIR`), `None` for the default.
+    pub(crate) fn chosen_cache_folder(&self) -> Result<Option<PathBuf>, String> {
+        match &self.cache_folder {
+            Some(folder) => Ok(Some(folder.clone())),
+            None => crate::cache::chosen_cache_folder_here(self.cache_dir.as_deref()),
+        }
+    }
+
     /// Where the cache is and what shapes a delivery, from the flags.
     pub(crate) fn disk_options(&self) -> DiskOptions {
         DiskOptions {
             cache: self
-                .cache_dir
-                .clone()
+                .chosen_cache_folder()
+                .ok()
+                .flatten()
                 .unwrap_or_else(crate::cache::default_cache_dir),
             since: self.since,
             strict_archive: self.strict_archive,
@@ -201,6 +257,17 @@ pub struct Mirror {
     /// Write working-dir/dry-run/mapping.txt and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// A dry run whose mapping.txt also lists every image of each manifest
+    /// list (`SOURCE@DIGEST=DESTINATION@DIGEST`), as oc-mirror's does.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub(crate) dry_run_manifest_lists: bool,
+}
+
+impl Mirror {
+    /// `--dry-run` or `--dry-run-manifest-lists`.
+    pub(crate) fn is_dry_run(&self) -> bool {
+        self.dry_run || self.dry_run_manifest_lists
+    }
 }
 
 /// `ferry plan`.
@@ -219,6 +286,11 @@ pub struct PlanCommand {
     pub(crate) detailed_exitcode: bool,
 }
 
+/// A duration flag: `500ms`, `2s`, `10m`, `1h` (a number alone is seconds).
+pub(crate) fn parse_duration_flag(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
+
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text
@@ -231,7 +303,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "s" | "" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("`{text}`: use ms, s or m")),
+        "h" => value * 3600.0,
+        _ => return Err(format!("`{text}`: use ms, s, m or h")),
     };
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -262,8 +335,18 @@ pub(crate) fn disk_destination(arguments: &MirrorArgs) -> Option<&str> {
 /// with a registry destination. (`--trust-state` and `--verify` apply to
 /// every mode.)
 pub(crate) fn refuse_flags_of_other_modes(arguments: &MirrorArgs) -> Result<(), ExitCode> {
+    let folded = arguments
+        .oc_mirror
+        .fold(arguments.explicit_authfile())
+        .map_err(|refused| error(format!("{refused}; nothing was done")))?;
+    for warning in &folded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    arguments
+        .chosen_cache_folder()
+        .map_err(|refused| error(format!("{refused}; nothing was done")))?;
     // A mistyped --authfile would otherwise mean anonymous pulls.
-    ferry_registry::CredentialStore::discover_checked(arguments.authfile.as_deref())
+    ferry_registry::CredentialStore::discover_checked(arguments.effective_authfile().as_deref())
         .map_err(|missing| error(format!("{missing}; nothing was done")))?;
     if disk_destination(arguments).is_some() {
         return Ok(());

@@ -1,9 +1,15 @@
 //! `ferry cache verify|prune`: look after the content cache.
 //!
-//! The cache folder is `--cache-dir`, else `$FERRY_CACHE_DIR`, else
+//! Where the cache is, for every command ([`chosen_cache_folder`]): as
+//! oc-mirror does, `--cache-dir DIR` and `$OC_MIRROR_CACHE` name a base
+//! folder and the cache is a subfolder of it (`DIR/.ferry/cache`; oc-mirror's
+//! own is `DIR/.oc-mirror/.cache`), so a home folder is never filled
+//! directly; giving both is an error, as in oc-mirror. `$FERRY_CACHE_DIR`
+//! names the cache folder itself. Without any of them:
 //! `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ferry_store::Cache;
@@ -22,8 +28,11 @@ enum CacheCommand {
     /// Re-hash every blob in the cache and report corrupt ones (and count
     /// temporary files interrupted runs left).
     Verify {
-        /// The cache folder.
-        #[arg(long = "cache-dir", env = "FERRY_CACHE_DIR")]
+        /// Base folder of the cache (the cache is DIR/.ferry/cache, as
+        /// oc-mirror keeps its own in DIR/.oc-mirror/.cache) [default:
+        /// $OC_MIRROR_CACHE as a base folder, else $FERRY_CACHE_DIR as the
+        /// cache itself, else ~/.cache/ferry]
+        #[arg(long = "cache-dir", value_name = "DIR")]
         cache_dir: Option<PathBuf>,
         /// Remove corrupt blobs, so the next run fetches them again, and
         /// temporary files interrupted runs left.
@@ -32,8 +41,9 @@ enum CacheCommand {
     },
     /// Remove blobs that no recorded image needs.
     Prune {
-        /// The cache folder.
-        #[arg(long = "cache-dir", env = "FERRY_CACHE_DIR")]
+        /// Base folder of the cache (the cache is DIR/.ferry/cache)
+        /// [default: as for `cache verify`]
+        #[arg(long = "cache-dir", value_name = "DIR")]
         cache_dir: Option<PathBuf>,
         /// Only say what would be removed.
         #[arg(long)]
@@ -54,8 +64,42 @@ pub fn default_cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".ferry-cache"))
 }
 
+/// The subfolder of a `--cache-dir` or `$OC_MIRROR_CACHE` base folder
+/// that holds ferry's cache.
+pub const CACHE_SUBFOLDER: &str = ".ferry/cache";
+
+/// The cache folder the user chose, or `None` for the default: the
+/// subfolder of `--cache-dir` (`flag`) or `$OC_MIRROR_CACHE`, else
+/// `$FERRY_CACHE_DIR` itself. `variable` reads the environment (a
+/// parameter so tests need not change the process's own).
+pub fn chosen_cache_folder(
+    flag: Option<&Path>,
+    variable: impl Fn(&str) -> Option<OsString>,
+) -> Result<Option<PathBuf>, String> {
+    let variable = |name: &str| variable(name).filter(|value| !value.is_empty());
+    let oc_mirror = variable("OC_MIRROR_CACHE");
+    if flag.is_some() && oc_mirror.is_some() {
+        return Err("either OC_MIRROR_CACHE or --cache-dir can be used but not both".to_owned());
+    }
+    if let Some(base) = flag.map(Path::to_path_buf).or(oc_mirror.map(PathBuf::from)) {
+        return Ok(Some(base.join(CACHE_SUBFOLDER)));
+    }
+    Ok(variable("FERRY_CACHE_DIR").map(PathBuf::from))
+}
+
+/// [`chosen_cache_folder`] from the process's environment.
+pub fn chosen_cache_folder_here(flag: Option<&Path>) -> Result<Option<PathBuf>, String> {
+    chosen_cache_folder(flag, |name| std::env::var_os(name))
+}
+
 fn open(cache_dir: Option<PathBuf>) -> Result<Cache, ExitCode> {
-    let folder = cache_dir.unwrap_or_else(default_cache_dir);
+    let folder = match chosen_cache_folder_here(cache_dir.as_deref()) {
+        Ok(chosen) => chosen.unwrap_or_else(default_cache_dir),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Err(ExitCode::from(exit_status::ERROR));
+        }
+    };
     Cache::open(&folder).map_err(|error| {
         eprintln!("error: cannot open the cache {}: {error}", folder.display());
         ExitCode::from(exit_status::ERROR)
@@ -86,9 +130,9 @@ pub fn run(args: Args) -> ExitCode {
                 (count, false) => format!(", {count} temporary files left by interrupted runs"),
             };
             println!(
-                "{}: {} blobs re-hashed ({}), {} corrupt, {} stray files{temporary}",
+                "{}: {} re-hashed ({}), {} corrupt, {} stray files{temporary}",
                 cache.root().display(),
-                report.checked,
+                crate::common::counted(report.checked as u64, "blob", "blobs"),
                 mebibytes(report.bytes),
                 report.corrupt.len(),
                 report.strays.len()
@@ -143,5 +187,62 @@ pub fn run(args: Args) -> ExitCode {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn environment(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| OsString::from(value))
+        }
+    }
+
+    #[test]
+    fn cache_dir_and_oc_mirror_cache_name_a_base_folder_as_in_oc_mirror() {
+        let flag = chosen_cache_folder(Some(Path::new("/home/me")), environment(&[])).unwrap();
+        assert_eq!(flag, Some(PathBuf::from("/home/me/.ferry/cache")));
+        let variable =
+            chosen_cache_folder(None, environment(&[("OC_MIRROR_CACHE", "/data")])).unwrap();
+        assert_eq!(variable, Some(PathBuf::from("/data/.ferry/cache")));
+        let both = chosen_cache_folder(
+            Some(Path::new("/home/me")),
+            environment(&[("OC_MIRROR_CACHE", "/data")]),
+        );
+        assert_eq!(
+            both.unwrap_err(),
+            "either OC_MIRROR_CACHE or --cache-dir can be used but not both"
+        );
+    }
+
+    #[test]
+    fn ferry_cache_dir_names_the_cache_itself_and_comes_after_oc_mirror_cache() {
+        let own = chosen_cache_folder(None, environment(&[("FERRY_CACHE_DIR", "/c")])).unwrap();
+        assert_eq!(own, Some(PathBuf::from("/c")));
+        let flag_first = chosen_cache_folder(
+            Some(Path::new("/base")),
+            environment(&[("FERRY_CACHE_DIR", "/c")]),
+        )
+        .unwrap();
+        assert_eq!(flag_first, Some(PathBuf::from("/base/.ferry/cache")));
+        let oc_mirror_first = chosen_cache_folder(
+            None,
+            environment(&[("FERRY_CACHE_DIR", "/c"), ("OC_MIRROR_CACHE", "/o")]),
+        )
+        .unwrap();
+        assert_eq!(oc_mirror_first, Some(PathBuf::from("/o/.ferry/cache")));
+        assert_eq!(
+            chosen_cache_folder(None, environment(&[("OC_MIRROR_CACHE", "")])).unwrap(),
+            None
+        );
     }
 }

@@ -31,6 +31,16 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         .map_err(|cause| error(format!("cannot start the async runtime: {cause}")))
 }
 
+/// `1 image`, `2 images`: a count with its noun in the right number.
+pub(crate) fn counted(count: impl Into<u64>, singular: &str, plural: &str) -> String {
+    let count = count.into();
+    if count == 1 {
+        format!("1 {singular}")
+    } else {
+        format!("{count} {plural}")
+    }
+}
+
 pub(crate) fn mebibytes(bytes: u64) -> String {
     ferry_executor::workflow::mebibytes(bytes)
 }
@@ -54,8 +64,8 @@ pub(crate) fn report_failures(workspace: &Workspace, errors: &str, exit_bits: u8
         Ok(path) => path,
         Err(cause) => return error(cause),
     };
-    eprint!("{errors}");
-    eprintln!("errors written to {}", path.display());
+    print!("{errors}");
+    println!("errors written to {}", path.display());
     if exit_bits == 0 {
         exit_status::ADDITIONAL_IMAGE_FAILED.into()
     } else {

@@ -20,7 +20,7 @@ use ferry_store::RunLock;
 
 use crate::arguments::{Apply, Mirror, MirrorArgs, PlanCommand, refuse_flags_of_other_modes};
 use crate::common::{
-    error, hold_workspace, load_config, mebibytes, print_notices, report_failures, runtime,
+    counted, error, hold_workspace, load_config, mebibytes, print_notices, report_failures, runtime,
 };
 use crate::exit_status;
 use crate::logging;
@@ -138,7 +138,11 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
     if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
         return code;
     }
-    mirror_to_disk(&arguments.common, !arguments.dry_run)
+    mirror_to_disk(
+        &arguments.common,
+        !arguments.is_dry_run(),
+        arguments.dry_run_manifest_lists,
+    )
 }
 
 /// `ferry apply -c FILE file://DIR`: plans and writes in one step.
@@ -146,11 +150,12 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
     if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
         return code;
     }
-    mirror_to_disk(&arguments.common, true)
+    mirror_to_disk(&arguments.common, true, false)
 }
 
-/// Plans, then writes the delivery (`writes`) or the dry-run files.
-fn mirror_to_disk(arguments: &MirrorArgs, writes: bool) -> ExitCode {
+/// Plans, then writes the delivery (`writes`) or the dry-run files (with
+/// the images of manifest lists: `manifest_lists`).
+fn mirror_to_disk(arguments: &MirrorArgs, writes: bool, manifest_lists: bool) -> ExitCode {
     let mut prepared = match prepare(arguments, true, writes) {
         Ok(prepared) => prepared,
         Err(code) => return code,
@@ -159,16 +164,19 @@ fn mirror_to_disk(arguments: &MirrorArgs, writes: bool) -> ExitCode {
         Ok(layout) => layout,
         Err(cause) => return error(cause),
     };
-    eprint!("{}", render_text(&prepared.disk, Some(&layout)));
+    // A run says what it delivered once, after writing it; a dry run
+    // shows the delivery it would write with the plan.
+    let planned = (!writes).then_some(&layout);
+    print!("{}", render_text(&prepared.disk, planned));
     if !writes {
-        return match to_disk::dry_run(&prepared.disk) {
+        return match to_disk::dry_run(&prepared.disk, manifest_lists) {
             Ok(written) => {
-                eprintln!(
-                    "dry run: wrote {} and {} ({} of {} images not wholly in the cache); nothing was fetched or written",
+                println!(
+                    "dry run: wrote {} and {} ({} of {} not wholly in the cache); nothing was fetched or written",
                     written.mapping.display(),
                     written.missing.display(),
                     written.missing_images,
-                    written.images
+                    counted(written.images as u64, "image", "images")
                 );
                 ExitCode::SUCCESS
             }
@@ -199,7 +207,7 @@ pub(crate) fn apply_document(apply: &ApplyInputs, log_level: &str) -> ExitCode {
     ) {
         return code;
     }
-    eprint!("{}", render_text(&prepared.disk, None));
+    print!("{}", render_text(&prepared.disk, None));
     write_delivery(&arguments, &mut prepared.disk)
 }
 
@@ -217,25 +225,25 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
         Err(cause) => return crate::mirror::collect_error(cause),
     };
     if delivered.fetched.fetched > 0 {
-        eprintln!(
-            "fetched {} blobs ({}) into {}",
-            delivered.fetched.fetched,
+        println!(
+            "fetched {} ({}) into {}",
+            counted(delivered.fetched.fetched as u64, "blob", "blobs"),
             mebibytes(delivered.fetched.bytes),
             prepared.cache.root().display()
         );
     }
     match &delivered.layout {
-        None => eprintln!("Nothing to deliver: no delivery was written."),
+        None => println!("No delivery was written."),
         Some(layout) => {
             for warning in &layout.warnings {
                 eprintln!("warning: {warning}");
             }
-            eprintln!(
+            println!(
                 "{}\nwritten to {}",
                 describe_delivery(&prepared.settings, layout),
                 prepared.folder.display()
             );
-            eprintln!(
+            println!(
                 "carry the new segment files across; on the disconnected side run: ferry mirror -c {} --from file://DIR docker://REGISTRY",
                 arguments
                     .config
@@ -247,7 +255,10 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
     }
     let mut errors = String::new();
     for image in &delivered.failed {
-        let _ = writeln!(errors, "{}: {}", image.name, image.reason);
+        errors.push_str(&ferry_executor::workflow::publish::error_line(
+            &image.name,
+            &image.reason,
+        ));
     }
     if errors.is_empty() {
         return ExitCode::SUCCESS;
@@ -286,22 +297,26 @@ fn render_text(prepared: &DiskPlan, layout: Option<&DeliveryLayout>) -> String {
         .count();
     let _ = writeln!(
         text,
-        "Plan: {} images for the next delivery: {changed} new or changed, {} already shipped",
-        plan.images.len(),
+        "Plan: {} for the next delivery: {changed} new or changed, {} already shipped",
+        counted(plan.images.len() as u64, "image", "images"),
         plan.images.len() - changed
     );
     render_image_lines(plan, &prepared.resolution, &mut text);
     let _ = writeln!(
         text,
-        "Cache: {} blobs to fetch ({}). Pack: {} blobs, {} manifests, {} image records ({}). Shipped before: {} blobs, {} manifests ({}).",
-        totals.blobs_to_fetch,
+        "Cache: {} to fetch ({}). Pack: {}, {}, {} ({}). Shipped before: {}, {} ({}).",
+        counted(totals.blobs_to_fetch as u64, "blob", "blobs"),
         mebibytes(totals.bytes_to_fetch),
-        totals.blobs_to_pack,
-        totals.manifests_to_pack,
-        totals.images_to_record,
+        counted(totals.blobs_to_pack as u64, "blob", "blobs"),
+        counted(totals.manifests_to_pack as u64, "manifest", "manifests"),
+        counted(
+            totals.images_to_record as u64,
+            "image record",
+            "image records"
+        ),
         mebibytes(totals.bytes_to_pack),
-        totals.blobs_to_skip,
-        totals.manifests_to_skip,
+        counted(totals.blobs_to_skip as u64, "blob", "blobs"),
+        counted(totals.manifests_to_skip as u64, "manifest", "manifests"),
         mebibytes(totals.bytes_to_skip),
     );
     match layout {

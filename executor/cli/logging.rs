@@ -1,5 +1,5 @@
 //! Logging of a run: warnings and errors on stderr (everything at `debug`
-//! and `trace`), and for `mirror` and `apply` the whole log at the chosen
+//! and `trace`; colour codes only when stderr is a terminal), and for `mirror` and `apply` the whole log at the chosen
 //! `--log-level` in `working-dir/logs/ferry-<YYYYMMDD_HHMMSS>.log` (UTC;
 //! `ferry-<YYYYMMDD_HHMMSS>-2.log` and so on for runs that start in the
 //! same second, so each run has a log of its own).
@@ -68,7 +68,9 @@ pub fn init(level: &str, logs_folder: Option<&Path>) -> Result<Option<PathBuf>, 
         "trace" | "debug" | "error" => level,
         _ => "info",
     };
+    use std::io::IsTerminal as _;
     let stderr_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_filter(filter(stderr_level));
     let Some(folder) = logs_folder else {

@@ -13,6 +13,7 @@ mod list;
 mod list_releases;
 mod logging;
 mod mirror;
+mod oc_mirror_flags;
 mod progress;
 mod render;
 mod saved_plan;
@@ -30,7 +31,13 @@ use clap::{Parser, Subcommand};
 /// content-addressed plan of fetch, verify, pack and push actions, and
 /// applies only what is missing.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about, long_about = None)]
+#[command(
+    name = "ferry",
+    version,
+    about,
+    long_about = None,
+    after_help = "As with oc-mirror, a command line that starts with a flag or a destination is a mirror: `ferry -c isc.yaml file://DIR --v2` runs `ferry mirror -c isc.yaml file://DIR --v2`."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,10 +75,38 @@ enum Command {
     /// List what catalogs and configurations hold, without mirroring.
     #[command(subcommand_required = true)]
     List(list::Args),
+    /// Print ferry's version (as `oc-mirror version` prints its own).
+    Version(VersionArgs),
+}
+
+/// Arguments of `ferry version`.
+#[derive(Debug, clap::Args)]
+struct VersionArgs {
+    /// Accepted for pasted oc-mirror command lines; does nothing.
+    #[arg(long, hide = true)]
+    v2: bool,
+}
+
+/// oc-mirror's root command is its mirror command: `oc-mirror -c isc.yaml
+/// file://DIR --v2` pastes as `ferry -c isc.yaml file://DIR --v2`, read as
+/// `ferry mirror ...`. Only a command line that starts with a flag (other
+/// than help and version) or a destination is read so; anything else is
+/// parsed as it is.
+fn with_mirror_as_default(mut arguments: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(first) = arguments.get(1).and_then(|first| first.to_str()) else {
+        return arguments;
+    };
+    let own = ["-h", "--help", "-V", "--version"];
+    let is_flag = first.starts_with('-') && !own.contains(&first);
+    let is_destination = first.starts_with("docker://") || first.starts_with("file://");
+    if is_flag || is_destination {
+        arguments.insert(1, "mirror".into());
+    }
+    arguments
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(with_mirror_as_default(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(error) => {
             // clap prints help and version to stdout with success; everything
@@ -101,6 +136,10 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache::run(args),
         Command::Delete(args) => delete::run(&args),
         Command::List(args) => list::run(&args),
+        Command::Version(_) => {
+            println!("ferry {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -131,5 +170,41 @@ fn apply(args: &arguments::Apply) -> ExitCode {
         disk::apply_document(&saved, &args.common.log_level)
     } else {
         mirror::apply_document(&saved, &args.common.log_level)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(line: &[&str]) -> Vec<String> {
+        with_mirror_as_default(line.iter().map(|word| (*word).into()).collect())
+            .into_iter()
+            .map(|word| word.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn an_oc_mirror_command_line_without_a_subcommand_is_a_mirror() {
+        assert_eq!(
+            read(&["ferry", "-c", "isc.yaml", "file://d", "--v2"]),
+            ["ferry", "mirror", "-c", "isc.yaml", "file://d", "--v2"]
+        );
+        assert_eq!(
+            read(&["ferry", "docker://m", "--from", "file://d"]),
+            ["ferry", "mirror", "docker://m", "--from", "file://d"]
+        );
+        for unchanged in [
+            &["ferry", "plan", "-c", "x"][..],
+            &["ferry", "--help"],
+            &["ferry", "-V"],
+            &["ferry", "mirorr"],
+            &["ferry"],
+        ] {
+            assert_eq!(read(unchanged), unchanged);
+        }
+        let parsed =
+            Cli::try_parse_from(read(&["ferry", "-c", "isc.yaml", "file://d", "--v2"])).unwrap();
+        assert!(matches!(parsed.command, Command::Mirror(_)));
     }
 }

@@ -12,7 +12,6 @@
 //! checks, the rendering, the progress and the exit statuses.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -332,7 +331,7 @@ pub(crate) fn apply_document(apply: &ferry_planner::ApplyInputs, log_level: &str
     ) {
         return code;
     }
-    eprint!(
+    print!(
         "{}",
         render_text(
             &prepared.planned.plan,
@@ -382,14 +381,15 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
 /// longer apply.
 fn write_cluster_resources(
     prepared: &Prepared,
-    report: &ferry_executor::run::RunReport,
+    failed: &BTreeSet<&str>,
     repository_scope: bool,
 ) -> Result<(), ExitCode> {
     use ferry_executor::cluster_resources::MirroredImage;
     use ferry_executor::workflow::publish;
-    let failed: BTreeSet<&str> = report
-        .failed_images()
-        .map(|image| image.name.as_str())
+    // Images that failed to resolve are not at the destination either.
+    let failed: BTreeSet<&str> = failed
+        .iter()
+        .copied()
         .chain(
             prepared
                 .planned
@@ -443,10 +443,10 @@ fn write_cluster_resources(
     )
     .map_err(error)?;
     for path in &published.written {
-        eprintln!("wrote {}", path.display());
+        println!("wrote {}", path.display());
     }
     for path in &published.removed {
-        eprintln!(
+        println!(
             "removed {}: what it listed left the image set",
             path.display()
         );
@@ -461,7 +461,7 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
     }
     let mut common = arguments.common.clone();
     common.run_log = Some("mirror");
-    let deliveries = if arguments.dry_run {
+    let deliveries = if arguments.is_dry_run() {
         Deliveries::Verify
     } else {
         Deliveries::Import
@@ -470,7 +470,7 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    eprint!(
+    print!(
         "{}",
         render_text(
             &prepared.planned.plan,
@@ -478,10 +478,29 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
             &prepared.planning,
         )
     );
-    if arguments.dry_run {
-        // oc-mirror's mapping.txt: docker://source=docker://destination, one per image.
-        let mut mapping = String::new();
-        for image in &prepared.planned.resolution.images {
+    if arguments.is_dry_run() {
+        return dry_run(&prepared, &common, arguments.dry_run_manifest_lists);
+    }
+    run_prepared(prepared, &common)
+}
+
+/// A dry run to a registry, as oc-mirror's: `mapping.txt` (each image's
+/// source, `file://DIR:REF` in disk-to-mirror, and its destination) and
+/// the cluster resources the run would produce; nothing is copied.
+fn dry_run(prepared: &Prepared, arguments: &MirrorArgs, manifest_lists: bool) -> ExitCode {
+    use ferry_executor::workflow::publish::{self, MappedImage};
+    let registry = &prepared.planned.destination.registry;
+    let from_folder = arguments
+        .from
+        .as_deref()
+        .and_then(|from| from.strip_prefix("file://"))
+        .map(|folder| std::path::absolute(folder).unwrap_or_else(|_| PathBuf::from(folder)));
+    let images: Vec<MappedImage> = prepared
+        .planned
+        .resolution
+        .images
+        .iter()
+        .map(|image| {
             let destination = prepared
                 .planned
                 .graph
@@ -490,26 +509,40 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
                 .find(|nodes| nodes.name == image.name)
                 .map(|nodes| nodes.destination.clone())
                 .unwrap_or_default();
-            let _ = writeln!(
-                mapping,
-                "docker://{}@{}=docker://{destination}",
-                image.source, image.top
-            );
-        }
-        let workspace = Workspace::in_folder(&prepared.planned.workspace);
-        let written = match ferry_executor::workflow::publish::dry_run_files(
-            &workspace,
-            &[("mapping.txt", &mapping)],
-        ) {
-            Ok(written) => written,
-            Err(cause) => return error(cause),
-        };
-        for path in written {
-            eprintln!("dry run: wrote {}; nothing was copied", path.display());
-        }
-        return ExitCode::SUCCESS;
+            let (source, source_repository) = match &from_folder {
+                Some(folder) => (publish::delivery_name(folder, &image.name), None),
+                None => {
+                    let origin = publish::origin_repository(image);
+                    (format!("{origin}@{}", image.top), Some(origin))
+                }
+            };
+            MappedImage {
+                source,
+                source_repository,
+                destination: format!("docker://{destination}"),
+                destination_repository: Some(format!(
+                    "docker://{registry}/{}",
+                    image.destination_repository
+                )),
+                children: publish::top_children(image),
+            }
+        })
+        .collect();
+    let mapping = publish::mapping(&images, manifest_lists);
+    let workspace = Workspace::in_folder(&prepared.planned.workspace);
+    let written = match publish::dry_run_files(&workspace, &[("mapping.txt", &mapping)]) {
+        Ok(written) => written,
+        Err(cause) => return error(cause),
+    };
+    if let Err(code) =
+        write_cluster_resources(prepared, &BTreeSet::new(), arguments.max_nested_paths > 0)
+    {
+        return code;
     }
-    run_prepared(prepared, &common)
+    for path in written {
+        println!("dry run: wrote {}; nothing was copied", path.display());
+    }
+    ExitCode::SUCCESS
 }
 
 /// Runs a prepared plan: the shared end of `mirror` and `apply`.
@@ -531,22 +564,27 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         Err(cause) => return error(cause),
     };
     let report = &executed.report;
-    if let Err(code) = write_cluster_resources(&prepared, report, arguments.max_nested_paths > 0) {
+    let failed: BTreeSet<&str> = report
+        .failed_images()
+        .map(|image| image.name.as_str())
+        .collect();
+    if let Err(code) = write_cluster_resources(&prepared, &failed, arguments.max_nested_paths > 0) {
         return code;
     }
     let mut errors = String::new();
     for image in &executed.failed {
-        let _ = writeln!(
-            errors,
-            "{}",
-            operators::error_line(&prepared.operator_images, &image.name, &image.reason)
-        );
+        errors.push_str(&operators::error_line(
+            &prepared.operator_images,
+            &image.name,
+            &image.reason,
+        ));
+        errors.push('\n');
     }
     let incomplete = operators::incomplete(
         &prepared.operator_images,
         executed.failed.iter().map(|image| image.name.as_str()),
     );
-    eprintln!(
+    println!(
         "Done: {} actions completed, {} failed, {} skipped; {} pushed.",
         report.completed,
         report.failed,
@@ -559,7 +597,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         } else {
             "✗"
         };
-        eprintln!(
+        println!(
             "{mark} {} / {} {} {} mirrored",
             count.mirrored,
             count.total,
@@ -569,7 +607,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
     }
     if !incomplete.bundles.is_empty() {
         let list = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(" ");
-        eprintln!(
+        println!(
             "✗ incomplete operator bundles: [{}] - operators: [{}] (an image they need failed to mirror)",
             list(&incomplete.bundles),
             list(&incomplete.packages)
@@ -578,7 +616,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
     if let Some(log_file) = &prepared.log_file
         && arguments.log_level != "error"
     {
-        eprintln!("log written to {}", log_file.display());
+        println!("log written to {}", log_file.display());
     }
     if errors.is_empty() {
         return ExitCode::SUCCESS;
@@ -601,7 +639,7 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    eprint!(
+    print!(
         "{}",
         render_text(
             &prepared.planned.plan,

@@ -62,8 +62,8 @@ pub(crate) fn render_text(
     };
     let _ = writeln!(
         text,
-        "Plan: {} images: {} new, {} changed, {} unchanged",
-        plan.images.len(),
+        "Plan: {}: {} new, {} changed, {} unchanged",
+        crate::common::counted(plan.images.len() as u64, "image", "images"),
         count(ImageChange::New),
         count(ImageChange::Changed),
         count(ImageChange::Unchanged)

@@ -43,11 +43,17 @@ fn absolute_location(location: &str) -> String {
 /// from any folder.
 pub(crate) fn run_settings(arguments: &MirrorArgs) -> ferry_planner::RunSettings {
     ferry_planner::RunSettings {
-        source_tls_verify: arguments.src_tls_verify,
-        destination_tls_verify: arguments.dest_tls_verify,
+        source_tls_verify: arguments.source_tls_verify(),
+        destination_tls_verify: arguments.destination_tls_verify(),
         registries_conf: arguments.registries_conf.as_deref().map(absolute),
-        authfile: arguments.authfile.as_deref().map(absolute),
-        cache_dir: arguments.cache_dir.as_deref().map(absolute),
+        authfile: arguments.effective_authfile().as_deref().map(absolute),
+        // The cache folder itself (not the base folder of --cache-dir).
+        cache_dir: arguments
+            .chosen_cache_folder()
+            .ok()
+            .flatten()
+            .as_deref()
+            .map(absolute),
         parallel_images: arguments.parallel_images,
         parallel_layers: arguments.parallel_layers,
         retry_times: arguments.retry_times,
@@ -192,7 +198,8 @@ pub(crate) fn arguments_of(apply: &ferry_planner::ApplyInputs, log_level: &str) 
         // Plans do not record timeouts: a saved plan applies with the defaults.
         header_timeout: ferry_registry::client::HEADER_TIMEOUT,
         stall_timeout: ferry_registry::client::STALL_TIMEOUT,
-        cache_dir: settings.cache_dir.as_ref().map(PathBuf::from),
+        cache_dir: None,
+        cache_folder: settings.cache_dir.as_ref().map(PathBuf::from),
         log_level: log_level.to_owned(),
         remove_signatures: settings.remove_signatures,
         max_nested_paths: settings.max_nested_paths,
@@ -205,6 +212,7 @@ pub(crate) fn arguments_of(apply: &ferry_planner::ApplyInputs, log_level: &str) 
         since: settings.since,
         strict_archive: settings.strict_archive,
         max_segment_bytes: settings.max_segment_bytes,
+        oc_mirror: Default::default(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use ferry_executor::workflow::Workspace;
 use ferry_store::WorkspaceState;
 
-use crate::common::{error, mebibytes};
+use crate::common::{counted, error, mebibytes};
 
 /// `ferry verify`.
 #[derive(Debug, clap::Args)]
@@ -38,19 +38,19 @@ pub fn run(arguments: &Args) -> ExitCode {
         Ok(report) => {
             for delivery in &report.deliveries {
                 println!(
-                    "delivery {}: {} ({} blobs, {} manifests, {} images, {})",
+                    "delivery {}: {} ({}, {}, {}, {})",
                     delivery.delivery,
                     delivery.segments.join(", "),
-                    delivery.blob_count,
-                    delivery.manifest_count,
-                    delivery.images.len(),
+                    counted(delivery.blob_count as u64, "blob", "blobs"),
+                    counted(delivery.manifest_count as u64, "manifest", "manifests"),
+                    counted(delivery.images.len() as u64, "image", "images"),
                     mebibytes(delivery.bytes)
                 );
             }
             println!(
-                "{}: {} deliveries verified: {} entries, {} re-hashed",
+                "{}: {} verified: {} entries, {} re-hashed",
                 folder.display(),
-                report.deliveries.len(),
+                counted(report.deliveries.len() as u64, "delivery", "deliveries"),
                 report.entries_checked,
                 mebibytes(report.bytes_checked)
             );

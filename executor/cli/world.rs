@@ -21,7 +21,9 @@ enum Action {
     /// Start the world in the background: three read-only registries on
     /// 127.0.0.1 (plain HTTP, TLS, TLS with basic auth) serving every public
     /// host of the demo content, and the update-graph server. Prints where
-    /// they are and returns.
+    /// they are and returns. The registries' storage is built once in
+    /// $FERRY_WORLD_CACHE, else $XDG_CACHE_HOME/ferry/world, else
+    /// ~/.cache/ferry/world.
     Up(DirectoryArgs),
     /// Stop the world started by `ferry world up`.
     Down(DirectoryArgs),
@@ -68,6 +70,11 @@ fn up(directory: &std::path::Path) -> ExitCode {
             );
         }
     };
+    // The world's storage goes to the user's cache folder, not into the
+    // source checkout this binary was built from.
+    ferry_testworld::world::use_cache_root(ferry_testworld::world::program_cache_root(|name| {
+        std::env::var_os(name)
+    }));
     let mut graph_server = Command::new(program);
     graph_server
         .args(["world", "serve-graph", "--dir"])

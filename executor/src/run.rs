@@ -9,7 +9,11 @@
 //! Manifest writes in one repository run concurrently unless they touch
 //! the same manifest or tag, or one is an index ([`ManifestWrite`]).
 //! Among ready actions, links go before uploads (a link moves no bytes and
-//! frees the manifests waiting for it), then the plan's order decides. A
+//! frees the manifests waiting for it); then the actions of images earlier
+//! in the image set go first ([`image_ranks`]), so images complete one after
+//! another as the run goes and an interrupted run leaves whole images at
+//! the destination (a priority, not a barrier: a free slot always takes a
+//! ready action, whichever image it serves); then the plan's order decides. A
 //! manifest push whose only follower is its tag is done by one PUT by tag
 //! (the registry keeps the manifest under its digest too), and both
 //! actions are recorded when it succeeds.
@@ -416,6 +420,22 @@ impl Schedule {
     }
 }
 
+/// For each planned action, the place in the image set of the first image
+/// it serves (`usize::MAX` for an action of no image): the second key of
+/// the order in which ready actions start.
+fn image_ranks(plan: &Plan, graph: &ActionGraph) -> Vec<usize> {
+    let mut first_image: BTreeMap<ActionKey, usize> = BTreeMap::new();
+    for (rank, image) in graph.images.iter().enumerate() {
+        for node in &image.nodes {
+            first_image.entry(graph.action(*node).key()).or_insert(rank);
+        }
+    }
+    plan.actions
+        .iter()
+        .map(|planned| first_image.get(&planned.key).copied().unwrap_or(usize::MAX))
+        .collect()
+}
+
 /// Which bound an action counts against.
 fn is_blob_transfer(action: &Action) -> bool {
     matches!(action, Action::UploadBlob { .. } | Action::LinkBlob { .. })
@@ -557,16 +577,24 @@ pub async fn execute(
     } = Schedule::new(plan, graph);
     let blob_limit = limits.blobs.max(1);
     let manifest_limit = limits.manifests.max(1);
-    // Ready actions by (rank, plan index): links before uploads, then
-    // the plan's order.
-    let mut ready_blobs: BTreeSet<(u8, usize)> = BTreeSet::new();
-    let mut ready_manifests: BTreeSet<(u8, usize)> = BTreeSet::new();
+    // Ready actions by (rank, image rank, plan index): links before
+    // uploads, then earlier images first, then the plan's order.
+    let image_rank = image_ranks(plan, graph);
+    let order = |index: usize| {
+        (
+            start_rank(&plan.actions[index].action),
+            image_rank[index],
+            index,
+        )
+    };
+    let mut ready_blobs: BTreeSet<(u8, usize, usize)> = BTreeSet::new();
+    let mut ready_manifests: BTreeSet<(u8, usize, usize)> = BTreeSet::new();
     for (index, planned) in plan.actions.iter().enumerate() {
         if waiting_for[index] == 0 {
             if is_blob_transfer(&planned.action) {
-                ready_blobs.insert((start_rank(&planned.action), index));
+                ready_blobs.insert(order(index));
             } else {
-                ready_manifests.insert((start_rank(&planned.action), index));
+                ready_manifests.insert(order(index));
             }
         }
     }
@@ -633,18 +661,19 @@ pub async fn execute(
                     let request = &plan.actions[fused_tag.unwrap_or(index)].action;
                     (fused_tag, request, ManifestWrite::of(request, manifests))
                 };
-                let Some((rank, index, (fused_tag, request, write))) =
-                    ready.iter().find_map(|&(rank, index)| {
-                        let (fused_tag, request, write) = request_of(index);
+                let Some((position, (fused_tag, request, write))) =
+                    ready.iter().find_map(|&position| {
+                        let (fused_tag, request, write) = request_of(position.2);
                         let free = write.is_none_or(|write| {
                             writing.values().all(|other| write.compatible_with(other))
                         });
-                        free.then_some((rank, index, (fused_tag, request, write)))
+                        free.then_some((position, (fused_tag, request, write)))
                     })
                 else {
                     break;
                 };
-                ready.remove(&(rank, index));
+                ready.remove(&position);
+                let index = position.2;
                 *running_count += 1;
                 let action = &plan.actions[index].action;
                 if let Some(write) = write {
@@ -716,11 +745,10 @@ pub async fn execute(
                         }
                         waiting_for[after] -= 1;
                         if waiting_for[after] == 0 && Some(after) != tag_set {
-                            let action = &plan.actions[after].action;
-                            if is_blob_transfer(action) {
-                                ready_blobs.insert((start_rank(action), after));
+                            if is_blob_transfer(&plan.actions[after].action) {
+                                ready_blobs.insert(order(after));
                             } else {
-                                ready_manifests.insert((start_rank(action), after));
+                                ready_manifests.insert(order(after));
                             }
                         }
                     }

@@ -1,7 +1,8 @@
 //! The executor streams: with one image's blob held half-way by the fault
 //! proxy, another image's blobs, manifest and tag are pushed and recorded
 //! in the state while the held blob is still moving; once released, the
-//! held image completes too.
+//! held image completes too. Images complete in the image set's order
+//! (a priority among ready actions, not a barrier).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -221,6 +222,129 @@ async fn a_held_blob_does_not_hold_back_another_image() {
     assert_eq!(held_reported, Some(held_size));
     let total: u64 = reported.values().sum();
     assert_eq!(total, plan.totals.bytes_to_push - manifest_bytes(&plan));
+}
+
+/// Images complete one after another: with one blob transfer at a time,
+/// every upload of the image set's first image finishes before any upload
+/// of the second, and the first image is tagged first, although the plan
+/// lists the second image's repository (`mirror/aa/...`) first. The
+/// executor prefers the actions of earlier images (a priority, not a
+/// barrier), so an interrupted run leaves whole images.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_complete_in_the_image_sets_order() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let source = world.registry().host();
+    let client = RegistryClient::new(ClientOptions {
+        credentials: CredentialStore::from_files(Vec::new()),
+        certificate_folders: Vec::new(),
+        insecure_hosts: vec![source.clone(), destination.host()],
+        retry_times: 1,
+        retry_delay: Some(Duration::from_millis(10)),
+        ..ClientOptions::default()
+    });
+    let requests = [
+        request(
+            &source,
+            "registry.redhat.io/ubi9/ubi-minimal:9.4",
+            "mirror/zz/ubi-minimal",
+            "9.4",
+        ),
+        request(
+            &source,
+            "quay.io/ferry-demo/hello:1.0",
+            "mirror/aa/hello",
+            "1.0",
+        ),
+    ];
+    let options = ResolveOptions {
+        remove_signatures: true,
+        ..ResolveOptions::default()
+    };
+    let resolution = resolve(&client, &RegistriesConf::default(), &requests, &options).await;
+    assert!(resolution.failures.is_empty(), "{:?}", resolution.failures);
+    let target_destination = Destination {
+        registry: destination.host(),
+        prefix: "mirror".to_owned(),
+    };
+    let graph = compile(&resolution.images, &target_destination);
+    let plan = plan(&graph, &StateSnapshot::default());
+    let first_upload = plan
+        .actions
+        .iter()
+        .find(|planned| matches!(planned.action, Action::UploadBlob { .. }))
+        .unwrap();
+    assert!(
+        first_upload
+            .action
+            .describe()
+            .ends_with("to mirror/aa/hello"),
+        "the plan lists the second image's uploads first: {}",
+        first_upload.action.describe()
+    );
+    let folder = tempfile::tempdir().unwrap();
+    let mut state = WorkspaceState::open(folder.path().join("state.db")).unwrap();
+    let destination_text = target_destination.display();
+    let target = Target {
+        destination: &destination_text,
+        registry: &target_destination.registry,
+        local_blobs: None,
+        stop_on_failure_of: Default::default(),
+    };
+    let recorder = Recorder::default();
+    let limits = Limits {
+        blobs: 1,
+        manifests: 1,
+    };
+    let report = run::execute(
+        &plan,
+        &graph,
+        &resolution.manifests,
+        &client,
+        &mut state,
+        &target,
+        limits,
+        &recorder,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    let events = recorder.events.lock().unwrap().clone();
+    let position = |wanted: &dyn Fn(&str) -> bool| events.iter().position(|event| wanted(event));
+    // A blob both images hold serves the first (it may be uploaded into
+    // the second's repository and linked into the first's).
+    let first_image_blobs: Vec<String> = resolution.images[0]
+        .manifests
+        .iter()
+        .flat_map(|manifest| manifest.blobs.iter().map(|(digest, _)| digest.to_string()))
+        .collect();
+    let serves_first = |event: &str| {
+        first_image_blobs
+            .iter()
+            .any(|digest| event.contains(digest.as_str()))
+    };
+    let uploads: Vec<&String> = events
+        .iter()
+        .filter(|event| event.starts_with("Succeeded upload"))
+        .collect();
+    let last_first_image_upload = uploads
+        .iter()
+        .rposition(|event| serves_first(event))
+        .unwrap();
+    let first_second_image_upload = uploads
+        .iter()
+        .position(|event| !serves_first(event))
+        .unwrap();
+    assert!(
+        last_first_image_upload < first_second_image_upload,
+        "the first image's uploads go first: {events:#?}"
+    );
+    let first_tagged = position(&|event| event.starts_with("Succeeded tag mirror/zz/")).unwrap();
+    let second_tagged = position(&|event| event.starts_with("Succeeded tag mirror/aa/")).unwrap();
+    assert!(
+        first_tagged < second_tagged,
+        "the first image is complete first: {events:#?}"
+    );
 }
 
 /// Bytes of the plan's manifests (reported per action, not per byte).

@@ -7,8 +7,9 @@
 //! built into a temporary sibling directory and renamed into place, under an
 //! exclusive file lock (`<key>.lock`, released by the kernel if the holder
 //! dies), so concurrent test processes build it once and the others wait.
-//! The cache root is, in order: `$FERRY_WORLD_CACHE`;
-//! `$CARGO_TARGET_DIR/ferry-world`; `<workspace>/target/ferry-world` when the
+//! The cache root is, in order: `$FERRY_WORLD_CACHE`; the root a program
+//! chose with [`use_cache_root`] (`ferry world up`: [`program_cache_root`],
+//! never the source checkout); `$CARGO_TARGET_DIR/ferry-world`; `<workspace>/target/ferry-world` when the
 //! workspace this crate was built from still exists; else
 //! `<temp dir>/ferry-world-cache`.
 //!
@@ -53,10 +54,36 @@ use crate::storage;
 /// content, so caches built by an older writer are not reused.
 pub const GENERATOR_VERSION: &str = "ferry-testworld storage layout 1";
 
+/// The cache root a program chose with [`use_cache_root`], if any.
+static CHOSEN_CACHE_ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes [`cache_root`] answer `root` for the rest of the process (unless
+/// `$FERRY_WORLD_CACHE` is set). Programs that may run from an installed
+/// binary (`ferry world up`) call it with [`program_cache_root`] so they
+/// never write into the source checkout they were built from. Without
+/// effect once the standard storage was looked up.
+pub fn use_cache_root(root: PathBuf) {
+    let _ = CHOSEN_CACHE_ROOT.set(root);
+}
+
+/// The cache root for programs, outside any source checkout:
+/// `$XDG_CACHE_HOME/ferry/world`, else `~/.cache/ferry/world`, else
+/// `<temp dir>/ferry-world-cache`. `variable` reads the environment.
+pub fn program_cache_root(variable: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    let variable = |name: &str| variable(name).filter(|value| !value.is_empty());
+    variable("XDG_CACHE_HOME")
+        .map(|folder| PathBuf::from(folder).join("ferry/world"))
+        .or_else(|| variable("HOME").map(|home| PathBuf::from(home).join(".cache/ferry/world")))
+        .unwrap_or_else(|| std::env::temp_dir().join("ferry-world-cache"))
+}
+
 /// Where published worlds are cached (see the module docs).
 pub fn cache_root() -> PathBuf {
     if let Some(path) = std::env::var_os("FERRY_WORLD_CACHE") {
         return PathBuf::from(path);
+    }
+    if let Some(root) = CHOSEN_CACHE_ROOT.get() {
+        return root.clone();
     }
     if let Some(path) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(path).join("ferry-world");
@@ -386,5 +413,37 @@ pub fn require_program(program: &str, package: &str) -> Result<()> {
         Err(crate::error::Error::new(format!(
             "{program} is not installed (install the Debian package {package})"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_cache_the_world_in_the_users_cache_folder_not_the_checkout() {
+        let environment = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| std::ffi::OsString::from(value))
+            }
+        };
+        assert_eq!(
+            program_cache_root(environment(&[
+                ("XDG_CACHE_HOME", "/x/cache"),
+                ("HOME", "/home/me")
+            ])),
+            PathBuf::from("/x/cache/ferry/world")
+        );
+        assert_eq!(
+            program_cache_root(environment(&[("HOME", "/home/me")])),
+            PathBuf::from("/home/me/.cache/ferry/world")
+        );
+        assert_eq!(
+            program_cache_root(environment(&[("HOME", "")])),
+            std::env::temp_dir().join("ferry-world-cache")
+        );
     }
 }

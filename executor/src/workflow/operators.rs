@@ -784,7 +784,7 @@ pub fn error_line(uses: &BTreeMap<String, OperatorImageUse>, name: &str, reason:
             used.bundles.iter().cloned().collect::<Vec<_>>().join(" "),
             used.packages.iter().cloned().collect::<Vec<_>>().join(" "),
         ),
-        None => format!("{name}: {reason}"),
+        None => format!("error mirroring image {name} error: {reason}"),
     }
 }
 
@@ -886,7 +886,7 @@ mod tests {
         );
         assert_eq!(
             error_line(&uses, "quay.io/c:1", "gone"),
-            "quay.io/c:1: gone"
+            "error mirroring image quay.io/c:1 error: gone"
         );
         let incomplete = incomplete(&uses, ["quay.io/a/b:1", "quay.io/c:1"]);
         assert_eq!(incomplete.packages, ["p1".to_owned()].into());

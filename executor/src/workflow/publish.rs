@@ -10,7 +10,10 @@
 //!   the verified signatures (`crate::release_signature`).
 //! - The errors file of a run with failed images.
 //! - The files of a dry run (the folder is emptied first, so no file of an
-//!   earlier dry run is left to mislead).
+//!   earlier dry run is left to mislead), and their `mapping.txt` lines:
+//!   oc-mirror's `SOURCE=DESTINATION`, both sides with their transport
+//!   prefix. An image in a delivery is `file://DIR:REF`, REF being its
+//!   name in the delivery's `index.json` (`org.opencontainers.image.ref.name`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -188,6 +191,82 @@ pub fn signature_config_map_files(
     Ok(published)
 }
 
+/// One line of the errors file, as oc-mirror writes them (scripts parse
+/// `error mirroring image <origin> error: <reason>`).
+pub fn error_line(origin: &str, reason: &str) -> String {
+    format!("error mirroring image {origin} error: {reason}\n")
+}
+
+/// An image as `mapping.txt` names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappedImage {
+    /// Where it is read, transport included, naming its top manifest:
+    /// `docker://quay.io/a/b@sha256:…` or `file://DIR:REF`.
+    pub source: String,
+    /// The source repository for the images of a manifest list
+    /// (`docker://quay.io/a/b`), `None` where they have no name of their
+    /// own (in a delivery).
+    pub source_repository: Option<String>,
+    /// Where it goes, transport included: `docker://host/repo:tag` or
+    /// `file://DIR:REF`.
+    pub destination: String,
+    /// The destination repository for the images of a manifest list.
+    pub destination_repository: Option<String>,
+    /// The images of its top manifest when that is a manifest list.
+    pub children: Vec<ferry_schemas::Digest>,
+}
+
+/// The `file://DIR:REF` name of the image configured as `name` in the
+/// deliveries in `folder`.
+pub fn delivery_name(folder: &Path, name: &str) -> String {
+    format!(
+        "file://{}:{}",
+        folder.display(),
+        ferry_archive::oci_ref_name(name)
+    )
+}
+
+/// `docker://host/repository` of the image as the configuration names it
+/// (oc-mirror's mapping names origins; registries.conf decides where they
+/// are pulled from), its source location when the name does not parse.
+pub fn origin_repository(image: &ferry_planner::ResolvedImage) -> String {
+    match image.name.parse::<ferry_schemas::ImageReference>() {
+        Ok(reference) => format!("docker://{}", reference.name()),
+        Err(_) => format!("docker://{}", image.source),
+    }
+}
+
+/// The images of `image`'s top manifest when it is a manifest list.
+pub fn top_children(image: &ferry_planner::ResolvedImage) -> Vec<ferry_schemas::Digest> {
+    image
+        .manifests
+        .iter()
+        .find(|manifest| manifest.digest == image.top)
+        .map(|manifest| manifest.children.clone())
+        .unwrap_or_default()
+}
+
+/// oc-mirror's `mapping.txt`: `SOURCE=DESTINATION`, one line per image;
+/// with `manifest_lists` (`--dry-run-manifest-lists`) also one line per
+/// image of each manifest list, `SOURCE@DIGEST=DESTINATION@DIGEST`.
+pub fn mapping(images: &[MappedImage], manifest_lists: bool) -> String {
+    let mut text = String::new();
+    for image in images {
+        text.push_str(&format!("{}={}\n", image.source, image.destination));
+        if !manifest_lists {
+            continue;
+        }
+        if let (Some(source), Some(destination)) =
+            (&image.source_repository, &image.destination_repository)
+        {
+            for child in &image.children {
+                text.push_str(&format!("{source}@{child}={destination}@{child}\n"));
+            }
+        }
+    }
+    text
+}
+
 /// Writes the errors file of a run (`lines`: one failed image a line) and
 /// returns its path.
 pub fn errors_file(workspace: &Workspace, timestamp: &str, lines: &str) -> Result<PathBuf> {
@@ -331,6 +410,50 @@ mod tests {
         .unwrap();
         assert!(published.removed.is_empty(), "{published:?}");
         assert!(yaml.exists());
+    }
+
+    #[test]
+    fn mapping_lines_keep_transports_and_list_manifest_list_images_on_request() {
+        let child =
+            ferry_schemas::Digest::new(ferry_schemas::DigestAlgorithm::Sha256, &"cd".repeat(32))
+                .unwrap();
+        let images = [
+            MappedImage {
+                source: "docker://quay.io/a/list@sha256:aa".to_owned(),
+                source_repository: Some("docker://quay.io/a/list".to_owned()),
+                destination: "docker://mirror.local/a/list:1".to_owned(),
+                destination_repository: Some("docker://mirror.local/a/list".to_owned()),
+                children: vec![child.clone()],
+            },
+            MappedImage {
+                source: delivery_name(Path::new("/data/disk"), "quay.io/a/one:2"),
+                source_repository: None,
+                destination: "docker://mirror.local/a/one:2".to_owned(),
+                destination_repository: None,
+                children: Vec::new(),
+            },
+        ];
+        assert_eq!(
+            mapping(&images, false),
+            "docker://quay.io/a/list@sha256:aa=docker://mirror.local/a/list:1\n\
+             file:///data/disk:quay.io/a/one:2=docker://mirror.local/a/one:2\n"
+        );
+        assert_eq!(
+            mapping(&images, true),
+            format!(
+                "docker://quay.io/a/list@sha256:aa=docker://mirror.local/a/list:1\n\
+                 docker://quay.io/a/list@{child}=docker://mirror.local/a/list@{child}\n\
+                 file:///data/disk:quay.io/a/one:2=docker://mirror.local/a/one:2\n"
+            )
+        );
+    }
+
+    #[test]
+    fn error_lines_read_as_oc_mirror_writes_them() {
+        assert_eq!(
+            error_line("quay.io/a/b:1", "not found (HTTP 404)"),
+            "error mirroring image quay.io/a/b:1 error: not found (HTTP 404)\n"
+        );
     }
 
     #[test]

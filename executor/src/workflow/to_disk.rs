@@ -398,23 +398,29 @@ pub struct DryRun {
     pub missing_images: usize,
 }
 
-/// oc-mirror's `mapping.txt` and `missing.txt` in `working-dir/dry-run/`.
-pub fn dry_run(prepared: &DiskPlan) -> Result<DryRun> {
+/// oc-mirror's `mapping.txt` and `missing.txt` in `working-dir/dry-run/`:
+/// each image's source, and its name in the delivery (`file://DIR:REF`);
+/// with `manifest_lists`, the images of each manifest list too.
+pub fn dry_run(prepared: &DiskPlan, manifest_lists: bool) -> Result<DryRun> {
     let mut mapping = String::new();
     let mut missing = String::new();
+    let mut missing_images = 0;
     for (image, nodes) in prepared
         .resolution
         .images
         .iter()
         .zip(&prepared.graph.images)
     {
-        let line = format!(
-            "docker://{}@{}=file://{}/{}\n",
-            image.source,
-            image.top,
-            prepared.folder.display(),
-            nodes.destination
-        );
+        let in_delivery = publish::delivery_name(&prepared.folder, &image.name);
+        let origin = publish::origin_repository(image);
+        let mapped = publish::MappedImage {
+            source: format!("{origin}@{}", image.top),
+            source_repository: Some(origin),
+            destination: in_delivery.clone(),
+            destination_repository: Some(in_delivery),
+            children: publish::top_children(image),
+        };
+        let lines = publish::mapping(std::slice::from_ref(&mapped), manifest_lists);
         let cached = nodes
             .nodes
             .iter()
@@ -423,9 +429,10 @@ pub fn dry_run(prepared: &DiskPlan) -> Result<DryRun> {
                 _ => true,
             });
         if !cached {
-            missing.push_str(&line);
+            missing.push_str(&lines);
+            missing_images += 1;
         }
-        mapping.push_str(&line);
+        mapping.push_str(&lines);
     }
     let written = publish::dry_run_files(
         &prepared.workspace,
@@ -436,8 +443,8 @@ pub fn dry_run(prepared: &DiskPlan) -> Result<DryRun> {
     Ok(DryRun {
         mapping: mapping_path,
         missing: missing_path,
-        images: mapping.lines().count(),
-        missing_images: missing.lines().count(),
+        images: prepared.resolution.images.len(),
+        missing_images,
     })
 }
 
@@ -512,6 +519,13 @@ pub async fn write_delivery(
             .into_iter()
             .map(|(name, reason)| (name, format!("left out of the delivery: {reason}"))),
     );
+    let folder = prepared.folder.clone();
+    crate::workflow::to_registry::log_image_outcomes(&prepared.resolution, &failed, |image| {
+        format!(
+            "in the delivery as {}",
+            publish::delivery_name(&folder, &image.name)
+        )
+    });
     Ok(Delivered {
         fetched,
         layout,

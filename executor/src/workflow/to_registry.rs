@@ -604,6 +604,26 @@ impl FailedImage {
     }
 }
 
+/// Logs (at info, so the run log names them) every image of the image set
+/// with its outcome: `done` says where a whole image went; a failed one is
+/// logged with its error, an unresolved one too.
+pub fn log_image_outcomes(
+    resolution: &Resolution,
+    failed: &[FailedImage],
+    done: impl Fn(&ferry_planner::ResolvedImage) -> String,
+) {
+    let failed_names: std::collections::BTreeSet<&str> =
+        failed.iter().map(|image| image.name.as_str()).collect();
+    for image in &resolution.images {
+        if !failed_names.contains(image.name.as_str()) {
+            tracing::info!(image = %image.name, digest = %image.top, "image {}", done(image));
+        }
+    }
+    for image in failed {
+        tracing::info!(image = %image.name, error = %image.reason, "image failed");
+    }
+}
+
 /// What a run to a registry did.
 pub struct Executed {
     pub report: RunReport,
@@ -738,11 +758,16 @@ pub async fn execute(
     );
     let failed = FailedImage::all_of(
         &planned.resolution,
-        report.failed_images().map(|image| {
-            tracing::info!(image = %image.name, error = image.error.as_deref().unwrap_or(""), "image failed");
-            (image.name.clone(), image.error.clone().unwrap_or_default())
-        }),
+        report
+            .failed_images()
+            .map(|image| (image.name.clone(), image.error.clone().unwrap_or_default())),
     );
+    log_image_outcomes(&planned.resolution, &failed, |image| {
+        format!(
+            "mirrored to {}/{}",
+            planned.destination.registry, image.destination_repository
+        )
+    });
     let outcome = if report.failed + report.skipped == 0 && failed.is_empty() {
         "succeeded"
     } else {
