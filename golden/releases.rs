@@ -438,11 +438,12 @@ fn a_release_copy_failure_stops_the_run_with_exit_2() {
         &world.graph_url(),
         &["--parallel-images", "1", "--retry-delay=10ms"],
     );
-    let stderr = text(&run.stderr);
-    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    // The summary and failures are on stdout, logs on stderr.
+    let output = format!("{}{}", text(&run.stdout), text(&run.stderr));
+    assert_eq!(run.status.code(), Some(2), "{output}");
     assert!(
-        stderr.contains("not started: a release image failed, the run stopped"),
-        "{stderr}"
+        output.contains("not started: a release image failed, the run stopped"),
+        "{output}"
     );
     let pushes = destination
         .records()
