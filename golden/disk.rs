@@ -277,6 +277,11 @@ fn deliveries_cross_the_gap_incrementally_with_sources_stopped() {
     }
     let mirrored = site.mirror_to_disk(&world, "mirror", &first, "disk", &[]);
     assert!(mirrored.status.success(), "{}", text(&mirrored));
+    assert!(
+        String::from_utf8_lossy(&mirrored.stdout).contains("✓ 2 / 2 additional images delivered"),
+        "the summary counts the delivered images per category: {}",
+        text(&mirrored)
+    );
     assert_eq!(segments(&site.path("disk")), ["mirror_000001.tar"]);
     let noop = site.mirror_to_disk(&world, "plan", &first, "disk", &["--detailed-exitcode"]);
     assert_eq!(noop.status.code(), Some(0), "{}", text(&noop));

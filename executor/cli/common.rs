@@ -180,3 +180,25 @@ pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), ExitCode> {
     std::fs::write(path, text)
         .map_err(|cause| error(format!("cannot write {}: {cause}", path.display())))
 }
+
+/// The summary's per-category lines: `✓ 3 / 3 additional images mirrored`
+/// (`✗` when some are missing), on stdout.
+pub(crate) fn print_category_counts(
+    categories: &[ferry_executor::workflow::to_registry::CategoryCount],
+    verb: &str,
+) {
+    for count in categories {
+        let mark = if count.mirrored == count.total {
+            "✓"
+        } else {
+            "✗"
+        };
+        println!(
+            "{mark} {} / {} {} {} {verb}",
+            count.mirrored,
+            count.total,
+            count.category.noun(),
+            if count.total == 1 { "image" } else { "images" }
+        );
+    }
+}

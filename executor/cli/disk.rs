@@ -253,6 +253,7 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
             );
         }
     }
+    crate::common::print_category_counts(&delivered.categories, "delivered");
     let mut errors = String::new();
     for image in &delivered.failed {
         errors.push_str(&ferry_executor::workflow::publish::error_line(

@@ -591,20 +591,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         report.skipped,
         mebibytes(report.bytes)
     );
-    for count in &executed.categories {
-        let mark = if count.mirrored == count.total {
-            "✓"
-        } else {
-            "✗"
-        };
-        println!(
-            "{mark} {} / {} {} {} mirrored",
-            count.mirrored,
-            count.total,
-            count.category.noun(),
-            if count.total == 1 { "image" } else { "images" }
-        );
-    }
+    crate::common::print_category_counts(&executed.categories, "mirrored");
     if !incomplete.bundles.is_empty() {
         let list = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(" ");
         println!(

@@ -33,7 +33,8 @@ use crate::workflow::error::{Result, WorkflowError};
 use crate::workflow::options::{DiskOptions, PlanOptions, TransferOptions};
 use crate::workflow::publish;
 use crate::workflow::to_registry::{
-    FailedImage, load_registries, resolve_options, source_client, unix_now,
+    CategoryCount, FailedImage, count_categories, load_registries, resolve_options, source_client,
+    unix_now,
 };
 use crate::workflow::workspace::Workspace;
 
@@ -456,6 +457,9 @@ pub struct Delivered {
     pub layout: Option<DeliveryLayout>,
     /// Images that were not resolved or were left out, in that order.
     pub failed: Vec<FailedImage>,
+    /// Per category with images: how many of the image set's images the
+    /// folder's deliveries now hold, of how many.
+    pub categories: Vec<CategoryCount>,
 }
 
 impl Delivered {
@@ -526,10 +530,12 @@ pub async fn write_delivery(
             publish::delivery_name(&folder, &image.name)
         )
     });
+    let categories = count_categories(&prepared.resolution, &failed);
     Ok(Delivered {
         fetched,
         layout,
         failed,
+        categories,
     })
 }
 

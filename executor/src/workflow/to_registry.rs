@@ -658,7 +658,10 @@ fn is_signature_tag(tag: &str) -> bool {
 }
 
 /// How many images of each category reached the destination.
-fn count_categories(resolution: &Resolution, failed: &[FailedImage]) -> Vec<CategoryCount> {
+pub(crate) fn count_categories(
+    resolution: &Resolution,
+    failed: &[FailedImage],
+) -> Vec<CategoryCount> {
     let failed_names: BTreeSet<&str> = failed.iter().map(|image| image.name.as_str()).collect();
     Category::ALL
         .into_iter()
