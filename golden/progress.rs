@@ -80,7 +80,7 @@ fn plain_progress_lines_and_a_run_log() {
         .collect();
     assert!(!lines.is_empty(), "no progress line in:\n{stderr}");
     let pattern = regex::Regex::new(
-        r"^progress: blobs [0-9.]+ [KMG]?i?B of [0-9.]+ [KMG]?i?B \([0-9.]+ [KMG]?i?B/s(, ETA [0-9]+s)?\), [0-9]+/[0-9]+ blob actions; manifests [0-9]+/[0-9]+; tags [0-9]+/[0-9]+; [0-9]+s elapsed$",
+        r"^progress: blobs [0-9.]+ [KMG]?i?B of [0-9.]+ [KMG]?i?B \([0-9.]+ [KMG]?i?B/s(, ETA [0-9]+s)?\), [0-9]+/[0-9]+ blob actions; manifests [0-9]+/[0-9]+; tags [0-9]+/[0-9]+; images [0-9]+/[0-9]+; [0-9]+s elapsed$",
     )
     .unwrap();
     for line in &lines {

@@ -551,7 +551,11 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let progress = RunProgress::start(&prepared.planned.plan, Mode::choose(&arguments.log_level));
+    let progress = RunProgress::start(
+        &prepared.planned.plan,
+        &prepared.planned.graph,
+        Mode::choose(&arguments.log_level),
+    );
     let executed = runtime.block_on(to_registry::execute(
         &mut prepared.planned,
         &arguments.transfer_options(),

@@ -5,14 +5,15 @@
 //! every few seconds (`FERRY_PROGRESS_INTERVAL_MS` changes the interval,
 //! for tests). With `--log-level error`: nothing.
 
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ferry_executor::run::{Outcome, Progress};
-use ferry_planner::{Action, Plan};
+use ferry_planner::{Action, ActionGraph, ActionKey, Plan};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How progress is shown.
@@ -56,6 +57,69 @@ struct Tally {
     blobs: Counter,
     manifests: Counter,
     tags: Counter,
+    /// Images with planned work: done when every planned action of theirs
+    /// succeeded, failed when one of them failed or was skipped.
+    images: Counter,
+    image_work: ImageWork,
+}
+
+/// Which planned actions each image waits for.
+#[derive(Default)]
+struct ImageWork {
+    /// Planned actions of each image not finished yet.
+    remaining: Vec<AtomicUsize>,
+    /// Whether an action of the image failed or was skipped.
+    failed: Vec<AtomicBool>,
+    /// Action key → the images (indices above) the action belongs to.
+    images_of: HashMap<ActionKey, Vec<usize>>,
+}
+
+impl ImageWork {
+    /// The planned actions of every image of `graph` that has any.
+    fn of(plan: &Plan, graph: &ActionGraph) -> ImageWork {
+        let planned: HashSet<ActionKey> = plan.actions.iter().map(|action| action.key).collect();
+        let keys = graph.node_keys();
+        let mut work = ImageWork::default();
+        for image in &graph.images {
+            let mine: Vec<ActionKey> = image
+                .nodes
+                .iter()
+                .map(|node| keys[node.index()])
+                .filter(|key| planned.contains(key))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let index = work.remaining.len();
+            work.remaining.push(AtomicUsize::new(mine.len()));
+            work.failed.push(AtomicBool::new(false));
+            for key in mine {
+                work.images_of.entry(key).or_default().push(index);
+            }
+        }
+        work
+    }
+
+    /// Counts `action`'s outcome against its images; returns how many of
+    /// them completed now and how many failed now.
+    fn finished(&self, action: &Action, outcome: Outcome) -> (u64, u64) {
+        let Some(images) = self.images_of.get(&action.key()) else {
+            return (0, 0);
+        };
+        let (mut completed, mut failed) = (0, 0);
+        for &image in images {
+            let failed_now = !matches!(outcome, Outcome::Succeeded)
+                && !self.failed[image].swap(true, Ordering::SeqCst);
+            if failed_now {
+                failed += 1;
+            }
+            let left = self.remaining[image].fetch_sub(1, Ordering::SeqCst);
+            if left == 1 && !self.failed[image].load(Ordering::SeqCst) {
+                completed += 1;
+            }
+        }
+        (completed, failed)
+    }
 }
 
 impl Tally {
@@ -97,13 +161,14 @@ impl Tally {
             )
         };
         format!(
-            "progress: blobs {} of {} ({}/s{eta}), {} blob actions; manifests {}; tags {}; {:.0}s elapsed",
+            "progress: blobs {} of {} ({}/s{eta}), {} blob actions; manifests {}; tags {}; images {}; {:.0}s elapsed",
             human_bytes(bytes),
             human_bytes(self.bytes_total),
             human_bytes(rate as u64),
             count(&self.blobs),
             count(&self.manifests),
             count(&self.tags),
+            count(&self.images),
             elapsed.as_secs_f64()
         )
     }
@@ -119,6 +184,7 @@ struct Bars {
     bytes: ProgressBar,
     manifests: ProgressBar,
     tags: ProgressBar,
+    images: ProgressBar,
 }
 
 /// The line printer's thread and its stop signal.
@@ -136,9 +202,14 @@ pub struct RunProgress {
 }
 
 impl RunProgress {
-    /// Starts showing the progress of `plan` in `mode`.
-    pub fn start(plan: &Plan, mode: Mode) -> RunProgress {
-        let mut tally = Tally::default();
+    /// Starts showing the progress of `plan` (compiled as `graph`) in
+    /// `mode`.
+    pub fn start(plan: &Plan, graph: &ActionGraph, mode: Mode) -> RunProgress {
+        let mut tally = Tally {
+            image_work: ImageWork::of(plan, graph),
+            ..Tally::default()
+        };
+        tally.images.total = tally.image_work.remaining.len() as u64;
         for planned in &plan.actions {
             match &planned.action {
                 Action::UploadBlob { size, .. }
@@ -213,6 +284,7 @@ impl RunProgress {
             bytes: bar(tally.bytes_total, &bytes_style, "blobs"),
             manifests: bar(tally.manifests.total, &count_style, "manifests"),
             tags: bar(tally.tags.total, &count_style, "tags"),
+            images: bar(tally.images.total, &count_style, "images"),
             _multi: multi,
         }
     }
@@ -227,6 +299,7 @@ impl RunProgress {
             bars.bytes.finish_and_clear();
             bars.manifests.finish_and_clear();
             bars.tags.finish_and_clear();
+            bars.images.finish_and_clear();
         }
         if let Some(printer) = &self.printer {
             let (lock, wake) = &*printer.stop;
@@ -256,6 +329,18 @@ impl Progress for RunProgress {
     }
 
     fn action_finished(&self, action: &Action, outcome: Outcome) {
+        let (completed, failed) = self.tally.image_work.finished(action, outcome);
+        self.tally
+            .images
+            .done
+            .fetch_add(completed, Ordering::Relaxed);
+        self.tally
+            .images
+            .failed
+            .fetch_add(failed, Ordering::Relaxed);
+        if let Some(bars) = &self.bars {
+            bars.images.inc(completed);
+        }
         let counter = self.tally.counter(action);
         match outcome {
             Outcome::Succeeded => counter.done.fetch_add(1, Ordering::Relaxed),
@@ -295,11 +380,87 @@ mod tests {
                 failed: AtomicU64::new(1),
             },
             tags: Counter::default(),
+            images: Counter {
+                total: 3,
+                done: AtomicU64::new(1),
+                failed: AtomicU64::new(0),
+            },
+            image_work: ImageWork::default(),
         };
         let line = tally.line(Duration::from_secs(2));
         assert_eq!(
             line,
-            "progress: blobs 1.00 MiB of 4.00 MiB (512.00 KiB/s, ETA 6s), 1/4 blob actions; manifests 0/2 (1 failed); tags 0/0; 2s elapsed"
+            "progress: blobs 1.00 MiB of 4.00 MiB (512.00 KiB/s, ETA 6s), 1/4 blob actions; manifests 0/2 (1 failed); tags 0/0; images 1/3; 2s elapsed"
+        );
+    }
+
+    fn image(name: &str, repository: &str, seed: u8) -> ferry_planner::ResolvedImage {
+        use ferry_schemas::{Digest, DigestAlgorithm};
+        let digest = |byte: u8| {
+            Digest::new(DigestAlgorithm::Sha256, &format!("{byte:02x}").repeat(32)).unwrap()
+        };
+        let top = digest(seed);
+        ferry_planner::ResolvedImage {
+            name: name.to_owned(),
+            source: ferry_planner::Source::Registry(format!("quay.io/{repository}")),
+            blob_sources: Default::default(),
+            destination_repository: repository.to_owned(),
+            destination_tag: Some("1".to_owned()),
+            top: top.clone(),
+            manifests: vec![ferry_planner::ResolvedManifest {
+                digest: top,
+                media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
+                size: 100,
+                children: Vec::new(),
+                // A base layer both images share, and one of its own.
+                blobs: vec![(digest(0xee), 10), (digest(seed + 1), 20)],
+            }],
+            category: ferry_planner::Category::Additional,
+        }
+    }
+
+    #[test]
+    fn images_count_as_done_when_all_their_planned_actions_succeeded() {
+        let images = [
+            image("quay.io/a:1", "a", 0x10),
+            image("quay.io/b:1", "b", 0x20),
+        ];
+        let destination = ferry_planner::Destination {
+            registry: "mirror.local".to_owned(),
+            prefix: String::new(),
+        };
+        let graph = ferry_planner::compile(&images, &destination);
+        let plan = ferry_planner::plan(&graph, &ferry_planner::StateSnapshot::default());
+        let progress = RunProgress::start(&plan, &graph, Mode::Quiet);
+        assert_eq!(progress.tally.images.total, 2);
+        // Every action but the last of image b succeeds; image b's tag fails.
+        let tag_of_b = plan
+            .actions
+            .iter()
+            .position(|planned| {
+                matches!(&planned.action, Action::Tag { repository, .. } if repository == "b")
+            })
+            .unwrap();
+        let mut done_before_last = 0;
+        for (index, planned) in plan.actions.iter().enumerate() {
+            let outcome = if index == tag_of_b {
+                Outcome::Failed
+            } else {
+                Outcome::Succeeded
+            };
+            progress.action_finished(&planned.action, outcome);
+            if index + 2 == plan.actions.len() {
+                done_before_last = progress.tally.images.done.load(Ordering::SeqCst);
+            }
+        }
+        assert!(done_before_last <= 1, "{done_before_last}");
+        assert_eq!(progress.tally.images.done.load(Ordering::SeqCst), 1);
+        assert_eq!(progress.tally.images.failed.load(Ordering::SeqCst), 1);
+        assert!(
+            progress
+                .tally
+                .line(Duration::from_secs(1))
+                .contains("images 1/2 (1 failed)")
         );
     }
 }
