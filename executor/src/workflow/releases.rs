@@ -14,12 +14,18 @@
 //! with `kubeVirtContainer`. A multi-architecture payload is an index and
 //! is mirrored whole, like any index.
 //!
+//! Unless `--ignore-release-signature`, every payload's signature is
+//! fetched and verified (`crate::release_signature`; offline, in
+//! disk-to-mirror, only the ones kept in `working-dir/signatures/`) before
+//! any of its images is collected; the verified signatures go into the
+//! image set for the signature ConfigMap.
+//!
 //! The release tag is the one the payload's signature identity gives in
 //! oc-mirror (`<version>-<architecture>`, e.g. `4.16.1-x86_64`,
-//! `4.16.1-multi`); until signatures are verified (another branch) it is
-//! built from the selected version and architecture, which is what the
-//! identity says for OpenShift's payloads. An explicit `platform.release`
-//! keeps its own tag (its digest's hex when it has none).
+//! `4.16.1-multi`); it is built from the selected version and
+//! architecture, which is what the identity says for OpenShift's payloads.
+//! An explicit `platform.release` keeps its own tag (its digest's hex when
+//! it has none).
 //!
 //! Any error here is a release error: it ends the run before anything is
 //! pushed, with the release exit bit (notes §7).
@@ -40,6 +46,7 @@ use ferry_schemas::{Digest, ImageReference, ImageSetConfiguration};
 
 use crate::catalog_image::{RegistryAccess, RegistryAccessOptions};
 use crate::naming::flatten;
+use crate::release_signature::{ReleaseSignature, ReleaseSignatures, SignatureSettings};
 use crate::update_graph::{FetchedGraph, UpdateService};
 use crate::workflow::collect::{CollectContext, CollectedImage, Collector, ImageSet};
 use crate::workflow::error::{Result, WorkflowError};
@@ -47,9 +54,6 @@ use crate::workflow::workspace::Workspace;
 
 /// The folder of a payload that holds the files ferry reads.
 const RELEASE_MANIFESTS: &str = "release-manifests";
-
-/// The warning every run with releases prints until signatures land.
-pub const SIGNATURES_NOT_VERIFIED: &str = "release signatures are not verified yet: the payloads are mirrored as the update service names them";
 
 /// Where release content comes from in a run.
 #[derive(Clone, Debug)]
@@ -67,6 +71,10 @@ pub struct ReleaseSources {
     /// alone (restored from the deliveries by [`restore_inputs`]); neither
     /// the update service nor a registry is asked.
     pub offline: bool,
+    /// How payload signatures are found and verified (`OCP_SIGNATURE_URL`,
+    /// `OCP_SIGNATURE_VERIFICATION_PK`); `None`: `--ignore-release-signature`,
+    /// nothing is verified.
+    pub signatures: Option<SignatureSettings>,
 }
 
 impl ReleaseSources {
@@ -198,8 +206,8 @@ impl Collector for Releases {
         })
         .map_err(|_| WorkflowError::internal("the release collector panicked"))?
         .map_err(|error| error.in_category(Category::Release))?;
-        into.warnings.push(SIGNATURES_NOT_VERIFIED.to_owned());
         into.warnings.extend(collected.warnings);
+        into.release_signatures.extend(collected.signatures);
         into.inputs.extend(collected.inputs);
         let mut names: BTreeSet<String> =
             into.images.iter().map(|image| image.name.clone()).collect();
@@ -219,6 +227,8 @@ struct Collected {
     warnings: Vec<String>,
     /// What was read, by path under `working-dir/`.
     inputs: BTreeMap<String, Vec<u8>>,
+    /// Each payload's verified signature, by the payload image's name.
+    signatures: BTreeMap<String, ReleaseSignature>,
 }
 
 fn release_error(message: impl std::fmt::Display) -> WorkflowError {
@@ -232,6 +242,15 @@ fn collect_releases(
 ) -> Result<Collected> {
     let access = RegistryAccess::new(&sources.registries)
         .map_err(|error| release_error(format!("release payloads: {error}")))?;
+    // A key file that cannot be read is an error before any payload.
+    let signatures = sources
+        .signatures
+        .as_ref()
+        .map(|settings| {
+            ReleaseSignatures::new(settings, sources.workspace.signatures(), sources.offline)
+        })
+        .transpose()
+        .map_err(|error| release_error(format!("release signatures: {error}")))?;
     let mut collected = Collected::default();
     let selection = if platform.channels.is_empty() {
         None
@@ -274,6 +293,18 @@ fn collect_releases(
             );
         }
         let pinned = payload.with_digest(digest.clone());
+        let signature = match &signatures {
+            Some(signatures) => Some(
+                access
+                    .block_on(signatures.verified(&digest, &pinned))
+                    .map_err(|error| {
+                        release_error(format!(
+                            "the release payload {pinned} is not verified: {error}"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         let tag = if tag.is_empty() {
             payload
                 .tag()
@@ -284,9 +315,14 @@ fn collect_releases(
         let kube_virt = platform
             .kube_virt_container
             .then_some((architecture, several_architectures));
-        collected.images.extend(
-            release_images(&pinned, &tag, &files, kube_virt, context).map_err(release_error)?,
-        );
+        let images =
+            release_images(&pinned, &tag, &files, kube_virt, context).map_err(release_error)?;
+        if let (Some(signature), Some(payload_image)) = (signature, images.first()) {
+            collected
+                .signatures
+                .insert(payload_image.name.clone(), signature);
+        }
+        collected.images.extend(images);
     }
     Ok(collected)
 }
