@@ -729,11 +729,18 @@ fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_ne
     // source): the releases are collected from what the deliveries carry.
     let payload_one = payload_digest(&world, "stable-4.16", "amd64", "4.16.1");
     drop(world);
-    // The signatures the first side kept are verified again, offline.
+    // The disconnected side has the segments alone (no working-dir): the
+    // signatures the deliveries carry are verified again, offline.
     drop(signing.server);
+    let enclave_folder = folder.path().join("enclave");
+    std::fs::create_dir(&enclave_folder).unwrap();
+    for segment in ["mirror_000001.tar", "mirror_000002.tar"] {
+        std::fs::copy(out.join(segment), enclave_folder.join(segment)).unwrap();
+    }
+    let delivered = format!("file://{}", enclave_folder.display());
     let destination_registry = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
     let enclave = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["mirror", "-c", &second, "--from", &destination])
+        .args(["mirror", "-c", &second, "--from", &delivered])
         .arg("--dest-tls-verify=false")
         .arg(format!("docker://{}/mirror", destination_registry.host()))
         .env("UPDATE_URL_OVERRIDE", "http://127.0.0.1:9/graph")
@@ -773,12 +780,26 @@ fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_ne
         &format!("dir:{}", folder.path().join("etcd").display()),
     ]);
     assert!(copied.status.success(), "{}", text(&copied.stderr));
-    let idms =
-        std::fs::read_to_string(out.join("working-dir/cluster-resources/idms-oc-mirror.yaml"))
-            .unwrap();
+    let idms = std::fs::read_to_string(
+        enclave_folder.join("working-dir/cluster-resources/idms-oc-mirror.yaml"),
+    )
+    .unwrap();
     assert!(
         idms.contains(&format!("    - {mirror}/openshift/release-images\n    source: {RELEASE_HOST}/{RELEASE_REPOSITORY}\n")),
         "{idms}"
+    );
+    let kept = |folder: &Path| {
+        std::fs::read(folder.join(format!(
+            "working-dir/signatures/4.16.2-x86_64-{}",
+            payload.replace(':', "-")
+        )))
+        .unwrap()
+    };
+    assert_eq!(kept(&enclave_folder), kept(&out));
+    assert!(
+        enclave_folder
+            .join("working-dir/cluster-resources/signature-configmap.json")
+            .is_file()
     );
 }
 
