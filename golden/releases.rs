@@ -6,12 +6,18 @@
 //! pulled by its original digest with the sources unreachable), a rerun
 //! that plans nothing, `--trust-state` with the update service gone, and a
 //! release error that stops the run with exit 2 before anything is pushed.
+//!
+//! Every payload of the world is signed with a key made for the run, the
+//! signatures served on loopback (`OCP_SIGNATURE_URL`) and the key exported
+//! (`OCP_SIGNATURE_VERIFICATION_PK`): the runs verify them, write the
+//! signature ConfigMap, and stop with exit 2 on a tampered or a missing one.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ferry_testworld::registry::{Flavour, Registry, Storage};
+use ferry_testworld::release_signatures::{ReleaseSigner, SignatureServer};
 use ferry_testworld::releases::{
     COMPONENT_REPOSITORY, COMPONENTS, RELEASE_HOST, RELEASE_REPOSITORY,
 };
@@ -21,15 +27,75 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The world's release signatures: served on loopback, checked with an
+/// exported key.
+struct Signing {
+    server: SignatureServer,
+    key_file: PathBuf,
+}
+
+impl Signing {
+    /// The two variables that point ferry at the served signatures and key.
+    fn environment(&self, command: &mut Command) {
+        command
+            .env("OCP_SIGNATURE_URL", self.server.base_url())
+            .env("OCP_SIGNATURE_VERIFICATION_PK", &self.key_file);
+    }
+}
+
+/// The tag suffix of an architecture in the world's release identities.
+fn identity_suffix(architecture: &str) -> &str {
+    match architecture {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        other => other,
+    }
+}
+
+/// Signs every payload of every graph of the world, as Red Hat would
+/// (identity `quay.io/openshift-release-dev/ocp-release:<version>-<arch>`);
+/// `change` may then alter what is served (digest `sha256:<hex>` → file).
+fn sign_world(
+    world: &World,
+    folder: &Path,
+    change: impl FnOnce(&ReleaseSigner, &mut BTreeMap<String, Vec<u8>>),
+) -> Signing {
+    let signer = ReleaseSigner::generate();
+    let mut served = BTreeMap::new();
+    for ((_, architecture), graph) in world.graphs() {
+        let graph: serde_json::Value = serde_json::from_str(graph).unwrap();
+        for node in graph["nodes"].as_array().unwrap() {
+            let payload = node["payload"].as_str().unwrap();
+            let digest = payload.rsplit_once('@').unwrap().1;
+            let identity = format!(
+                "quay.io/openshift-release-dev/ocp-release:{}-{}",
+                node["version"].as_str().unwrap(),
+                identity_suffix(architecture)
+            );
+            served.insert(digest.to_owned(), signer.sign_payload(digest, &identity));
+        }
+    }
+    change(&signer, &mut served);
+    let key_file = folder.join("release-key.asc");
+    std::fs::write(&key_file, signer.public_keyring_armored()).unwrap();
+    Signing {
+        server: SignatureServer::start(served).unwrap(),
+        key_file,
+    }
+}
+
 struct Setup<'a> {
     world: &'a World,
     folder: &'a Path,
     destination: String,
+    signing: Signing,
 }
 
 impl Setup<'_> {
     fn ferry(&self, command: &str, config: &str, graph_url: &str, extra: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let mut ferry = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        self.signing.environment(&mut ferry);
+        ferry
             .arg(command)
             .args(["-c", &self.folder.join(config).display().to_string()])
             .args([
@@ -134,6 +200,7 @@ fn releases_mirror_to_mirror_on_the_test_world() {
         world: &world,
         folder: folder.path(),
         destination: destination.host(),
+        signing: sign_world(&world, folder.path(), |_, _| {}),
     };
     // stable-4.15's head (4.15.12) and stable-4.16 from 4.16.1 up; the
     // cross-channel path from 4.15.12 to 4.16.2 adds nothing else (the
@@ -176,14 +243,49 @@ fn releases_mirror_to_mirror_on_the_test_world() {
     let mirrored = setup.ferry("mirror", "isc.yaml", &world.graph_url(), &[]);
     let stderr = text(&mirrored.stderr);
     assert_eq!(mirrored.status.code(), Some(0), "{stderr}");
-    assert_eq!(
-        stderr
-            .matches("release signatures are not verified yet")
-            .count(),
-        1,
-        "{stderr}"
-    );
+    assert!(!stderr.contains("not verified"), "{stderr}");
     let mirror = format!("{}/mirror", setup.destination);
+    // The signature ConfigMap lists every payload's verified signature,
+    // byte for byte as served.
+    let config_map: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            folder
+                .path()
+                .join("workspace/working-dir/cluster-resources/signature-configmap.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let binary_data = config_map["binaryData"].as_object().unwrap();
+    assert_eq!(binary_data.len(), expected.len(), "{config_map}");
+    for (architecture, version) in &expected {
+        let channel = if version.starts_with("4.15") {
+            "stable-4.15"
+        } else {
+            "stable-4.16"
+        };
+        let digest = payload_digest(&world, channel, architecture, version);
+        // `sha256-<hex>-<n>`, n counting across the entries as in oc-mirror.
+        let prefix = format!("sha256-{}-", digest.trim_start_matches("sha256:"));
+        let (key, value) = binary_data
+            .iter()
+            .find(|(key, _)| key.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {config_map}"));
+        let kept = std::fs::read(folder.path().join(format!(
+            "workspace/working-dir/signatures/{version}-{}-{}",
+            identity_suffix(architecture),
+            digest.replace(':', "-")
+        )))
+        .unwrap();
+        use base64::Engine as _;
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(value.as_str().unwrap())
+                .unwrap(),
+            kept,
+            "{key}"
+        );
+    }
 
     // Every payload, by the digest the update graph names.
     let payload_tags = tags_of(&format!("docker://{mirror}/openshift/release-images"));
@@ -361,6 +463,7 @@ fn a_release_error_stops_the_run_before_anything_is_pushed() {
         world: &world,
         folder: folder.path(),
         destination: destination.host(),
+        signing: sign_world(&world, folder.path(), |_, _| {}),
     };
     // A payload that does not exist, next to an additional image that does.
     std::fs::write(
@@ -401,6 +504,81 @@ fn a_release_error_stops_the_run_before_anything_is_pushed() {
 }
 
 #[test]
+fn a_tampered_or_missing_signature_stops_the_run_before_anything_is_pushed() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let digest = payload_digest(&world, "stable-4.16", "amd64", "4.16.2");
+    let identity = "quay.io/openshift-release-dev/ocp-release:4.16.2-x86_64";
+    type Change = Box<dyn FnOnce(&ReleaseSigner, &mut BTreeMap<String, Vec<u8>>)>;
+    let tampered: Change = {
+        let digest = digest.clone();
+        Box::new(
+            move |signer: &ReleaseSigner, served: &mut BTreeMap<String, Vec<u8>>| {
+                served.insert(
+                    digest.clone(),
+                    signer.tampered_payload_signature(&digest, identity),
+                );
+            },
+        )
+    };
+    let missing: Change = {
+        let digest = digest.clone();
+        Box::new(
+            move |_: &ReleaseSigner, served: &mut BTreeMap<String, Vec<u8>>| {
+                served.remove(&digest);
+            },
+        )
+    };
+    for (case, change, why) in [
+        ("tampered", tampered, "no valid signature from the keyring"),
+        ("missing", missing, "no signature found for"),
+    ] {
+        let folder = tempfile::tempdir().unwrap();
+        let setup = Setup {
+            world: &world,
+            folder: folder.path(),
+            destination: destination.host(),
+            signing: sign_world(&world, folder.path(), change),
+        };
+        std::fs::write(
+            folder.path().join("one.yaml"),
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n",
+        )
+        .unwrap();
+        let run = setup.ferry("mirror", "one.yaml", &world.graph_url(), &[]);
+        let stderr = text(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{case}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "the release payload {RELEASE_HOST}/{RELEASE_REPOSITORY}@{digest} is not verified"
+            )),
+            "{case}: {stderr}"
+        );
+        assert!(stderr.contains(why), "{case}: {stderr}");
+        assert!(stderr.contains("nothing was pushed"), "{case}: {stderr}");
+        for repository in [
+            "ferry-demo/hello",
+            "openshift/release-images",
+            "openshift/release",
+        ] {
+            let listed = skopeo(&[
+                "list-tags",
+                "--tls-verify=false",
+                &format!("docker://{}/mirror/{repository}", setup.destination),
+            ]);
+            assert!(!listed.status.success(), "{case}: {repository} was pushed");
+        }
+        assert!(
+            !folder
+                .path()
+                .join("workspace/working-dir/cluster-resources/signature-configmap.json")
+                .exists(),
+            "{case}"
+        );
+    }
+}
+
+#[test]
 fn a_release_copy_failure_stops_the_run_with_exit_2() {
     use ferry_testworld::proxy::{ErrorAnswer, FaultProxy, Faults};
     let world = World::start().unwrap();
@@ -411,6 +589,7 @@ fn a_release_copy_failure_stops_the_run_with_exit_2() {
         world: &world,
         folder: folder.path(),
         destination: destination.host(),
+        signing: sign_world(&world, folder.path(), |_, _| {}),
     };
     // One payload (16 components), one image at a time: every manifest
     // push of a component is refused, so the first failure stops the run
@@ -478,8 +657,11 @@ fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_ne
     let world = World::start().unwrap();
     let folder = tempfile::tempdir().unwrap();
     let out = folder.path().join("out");
+    let signing = sign_world(&world, folder.path(), |_, _| {});
     let ferry = |arguments: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let mut ferry = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        signing.environment(&mut ferry);
+        ferry
             .args(arguments)
             .args([
                 "--registries-conf",
@@ -547,12 +729,23 @@ fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_ne
     // source): the releases are collected from what the deliveries carry.
     let payload_one = payload_digest(&world, "stable-4.16", "amd64", "4.16.1");
     drop(world);
+    // The disconnected side has the segments alone (no working-dir): the
+    // signatures the deliveries carry are verified again, offline.
+    drop(signing.server);
+    let enclave_folder = folder.path().join("enclave");
+    std::fs::create_dir(&enclave_folder).unwrap();
+    for segment in ["mirror_000001.tar", "mirror_000002.tar"] {
+        std::fs::copy(out.join(segment), enclave_folder.join(segment)).unwrap();
+    }
+    let delivered = format!("file://{}", enclave_folder.display());
     let destination_registry = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
     let enclave = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["mirror", "-c", &second, "--from", &destination])
+        .args(["mirror", "-c", &second, "--from", &delivered])
         .arg("--dest-tls-verify=false")
         .arg(format!("docker://{}/mirror", destination_registry.host()))
         .env("UPDATE_URL_OVERRIDE", "http://127.0.0.1:9/graph")
+        .env("OCP_SIGNATURE_URL", "http://127.0.0.1:9/signatures/")
+        .env("OCP_SIGNATURE_VERIFICATION_PK", &signing.key_file)
         .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
         .env("FERRY_CACHE_DIR", folder.path().join("enclave-cache"))
         .output()
@@ -587,12 +780,26 @@ fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_ne
         &format!("dir:{}", folder.path().join("etcd").display()),
     ]);
     assert!(copied.status.success(), "{}", text(&copied.stderr));
-    let idms =
-        std::fs::read_to_string(out.join("working-dir/cluster-resources/idms-oc-mirror.yaml"))
-            .unwrap();
+    let idms = std::fs::read_to_string(
+        enclave_folder.join("working-dir/cluster-resources/idms-oc-mirror.yaml"),
+    )
+    .unwrap();
     assert!(
         idms.contains(&format!("    - {mirror}/openshift/release-images\n    source: {RELEASE_HOST}/{RELEASE_REPOSITORY}\n")),
         "{idms}"
+    );
+    let kept = |folder: &Path| {
+        std::fs::read(folder.join(format!(
+            "working-dir/signatures/4.16.2-x86_64-{}",
+            payload.replace(':', "-")
+        )))
+        .unwrap()
+    };
+    assert_eq!(kept(&enclave_folder), kept(&out));
+    assert!(
+        enclave_folder
+            .join("working-dir/cluster-resources/signature-configmap.json")
+            .is_file()
     );
 }
 
@@ -633,7 +840,10 @@ fn a_release_fetch_failure_writes_no_delivery_and_exits_2() {
         ..Faults::default()
     });
     let out = folder.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let signing = sign_world(&world, folder.path(), |_, _| {});
+    let mut run = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    signing.environment(&mut run);
+    let run = run
         .args(["mirror", "-c", &config.display().to_string()])
         .args(["--registries-conf", &conf.display().to_string()])
         .args(["--src-tls-verify=false", "--retry-delay=10ms"])

@@ -90,8 +90,9 @@ pub struct MirrorArgs {
     /// each) and put back any that is missing.
     #[arg(long)]
     pub(crate) verify: bool,
-    /// Do not verify release payload signatures (oc-mirror's flag; ferry
-    /// does not verify them yet and says so).
+    /// Do not verify release payload signatures (fetched from
+    /// OCP_SIGNATURE_URL, checked with the OCP_SIGNATURE_VERIFICATION_PK
+    /// keyring, by default Red Hat's).
     #[arg(long)]
     pub(crate) ignore_release_signature: bool,
     /// Set by `mirror` and `apply` (not a flag): the command whose run log
@@ -212,6 +213,8 @@ impl MirrorArgs {
             workspace: workspace.clone(),
             reuse_saved_graphs: self.trust_state,
             offline: false,
+            signatures: (!self.ignore_release_signature)
+                .then(ferry_executor::release_signature::SignatureSettings::from_environment),
         }
     }
 

@@ -49,6 +49,10 @@ struct Prepared {
     catalogs: Vec<CatalogImage>,
     /// Operator images by name: the bundles and packages needing them.
     operator_images: std::collections::BTreeMap<String, OperatorImageUse>,
+    /// The release payloads' verified signatures, by payload image name
+    /// (for the signature ConfigMap).
+    release_signatures:
+        std::collections::BTreeMap<String, ferry_executor::release_signature::ReleaseSignature>,
 }
 
 /// Where a run to a registry takes its content from: the deliveries of
@@ -284,6 +288,7 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         _run_lock: run_lock,
         catalogs: image_set.catalogs,
         operator_images: image_set.operator_images,
+        release_signatures: image_set.release_signatures,
     })
 }
 
@@ -377,8 +382,8 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
 }
 
 /// Publishes the cluster resources for every image now at the
-/// destination (failed ones left out), removing ferry's files that no
-/// longer apply.
+/// destination (failed ones left out) and the signature ConfigMap of every
+/// payload now there, removing ferry's files that no longer apply.
 fn write_cluster_resources(
     prepared: &Prepared,
     failed: &BTreeSet<&str>,
@@ -434,14 +439,21 @@ fn write_cluster_resources(
             })
         })
         .collect();
-    let published = publish::cluster_resources(
-        &Workspace::in_folder(&prepared.planned.workspace),
-        &images,
-        &catalogs,
-        repository_scope,
-        publish::creation_time(),
-    )
-    .map_err(error)?;
+    let workspace = Workspace::in_folder(&prepared.planned.workspace);
+    let created_at = publish::creation_time();
+    let mut published =
+        publish::cluster_resources(&workspace, &images, &catalogs, repository_scope, created_at)
+            .map_err(error)?;
+    let signatures: Vec<_> = prepared
+        .release_signatures
+        .iter()
+        .filter(|(payload, _)| !failed.contains(payload.as_str()))
+        .map(|(_, signature)| signature.clone())
+        .collect();
+    let signature_files =
+        publish::signature_config_map_files(&workspace, &signatures, created_at).map_err(error)?;
+    published.written.extend(signature_files.written);
+    published.removed.extend(signature_files.removed);
     for path in &published.written {
         println!("wrote {}", path.display());
     }

@@ -205,7 +205,7 @@ pub(crate) fn arguments_of(apply: &ferry_planner::ApplyInputs, log_level: &str) 
         max_nested_paths: settings.max_nested_paths,
         trust_state: settings.trust_state,
         verify: settings.verify,
-        // Not recorded: ferry does not verify release signatures yet.
+        // Not recorded: applying a saved plan verifies the payloads' signatures.
         ignore_release_signature: false,
         run_log: Some("apply"),
         config_text: Some(apply.configuration.text.clone()),

@@ -60,6 +60,10 @@ pub struct ImageSet {
     /// path under `working-dir/`: what a delivery carries so that
     /// disk-to-mirror collects the same images offline.
     pub inputs: BTreeMap<String, Vec<u8>>,
+    /// The release payloads' verified signatures, by the payload image's
+    /// name (empty with `--ignore-release-signature`): what the signature
+    /// ConfigMap lists.
+    pub release_signatures: BTreeMap<String, crate::release_signature::ReleaseSignature>,
 }
 
 impl ImageSet {

@@ -14,12 +14,18 @@
 //! with `kubeVirtContainer`. A multi-architecture payload is an index and
 //! is mirrored whole, like any index.
 //!
+//! Unless `--ignore-release-signature`, every payload's signature is
+//! fetched and verified (`crate::release_signature`; offline, in
+//! disk-to-mirror, only the ones kept in `working-dir/signatures/`) before
+//! any of its images is collected; the verified signatures go into the
+//! image set for the signature ConfigMap.
+//!
 //! The release tag is the one the payload's signature identity gives in
 //! oc-mirror (`<version>-<architecture>`, e.g. `4.16.1-x86_64`,
-//! `4.16.1-multi`); until signatures are verified (another branch) it is
-//! built from the selected version and architecture, which is what the
-//! identity says for OpenShift's payloads. An explicit `platform.release`
-//! keeps its own tag (its digest's hex when it has none).
+//! `4.16.1-multi`); it is built from the selected version and
+//! architecture, which is what the identity says for OpenShift's payloads.
+//! An explicit `platform.release` keeps its own tag (its digest's hex when
+//! it has none).
 //!
 //! Any error here is a release error: it ends the run before anything is
 //! pushed, with the release exit bit (notes §7).
@@ -40,6 +46,7 @@ use ferry_schemas::{Digest, ImageReference, ImageSetConfiguration};
 
 use crate::catalog_image::{RegistryAccess, RegistryAccessOptions};
 use crate::naming::flatten;
+use crate::release_signature::{ReleaseSignature, ReleaseSignatures, SignatureSettings};
 use crate::update_graph::{FetchedGraph, UpdateService};
 use crate::workflow::collect::{CollectContext, CollectedImage, Collector, ImageSet};
 use crate::workflow::error::{Result, WorkflowError};
@@ -47,9 +54,6 @@ use crate::workflow::workspace::Workspace;
 
 /// The folder of a payload that holds the files ferry reads.
 const RELEASE_MANIFESTS: &str = "release-manifests";
-
-/// The warning every run with releases prints until signatures land.
-pub const SIGNATURES_NOT_VERIFIED: &str = "release signatures are not verified yet: the payloads are mirrored as the update service names them";
 
 /// Where release content comes from in a run.
 #[derive(Clone, Debug)]
@@ -67,6 +71,10 @@ pub struct ReleaseSources {
     /// alone (restored from the deliveries by [`restore_inputs`]); neither
     /// the update service nor a registry is asked.
     pub offline: bool,
+    /// How payload signatures are found and verified (`OCP_SIGNATURE_URL`,
+    /// `OCP_SIGNATURE_VERIFICATION_PK`); `None`: `--ignore-release-signature`,
+    /// nothing is verified.
+    pub signatures: Option<SignatureSettings>,
 }
 
 impl ReleaseSources {
@@ -95,38 +103,76 @@ pub fn payloads_folder(workspace: &Workspace) -> PathBuf {
     workspace.root().join(PAYLOADS)
 }
 
+/// Verified release signatures, under `working-dir/` (as
+/// `Workspace::signatures` names the folder).
+const SIGNATURES: &str = "signatures";
+
 /// Version of the `inputs.json` document deliveries carry.
 const INPUTS_FORMAT_VERSION: u32 = 1;
 
 /// `inputs.json` as a delivery carries it: compact JSON
-/// `{"format_version":1,"files":{"<path under working-dir/>":"<text>"}}`,
-/// paths sorted (so deliveries stay reproducible); every file the
-/// collectors read is text (graph answers, ImageStreams, YAML). `None`
-/// when nothing was read.
+/// `{"format_version":1,"files":{"<path under working-dir/>":"<text>"},
+/// "signatures":{"signatures/<name>":"<base64>"}}`, paths sorted (so
+/// deliveries stay reproducible). Every file the collectors read is text
+/// (graph answers, ImageStreams, YAML) but the payloads' signatures
+/// (OpenPGP messages), kept apart in base64 (an older ferry ignores them).
+/// `None` when nothing was read.
 pub fn inputs_document(inputs: &BTreeMap<String, Vec<u8>>) -> Result<Option<Vec<u8>>> {
+    use base64::Engine as _;
     if inputs.is_empty() {
         return Ok(None);
     }
     let mut files = serde_json::Map::new();
+    let mut signatures = serde_json::Map::new();
     for (path, bytes) in inputs {
+        if path.starts_with(&format!("{SIGNATURES}/")) {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            signatures.insert(path.clone(), serde_json::Value::String(encoded));
+            continue;
+        }
         let text = std::str::from_utf8(bytes).map_err(|_| {
             WorkflowError::internal(format!("the collection input {path} is not UTF-8 text"))
         })?;
         files.insert(path.clone(), serde_json::Value::String(text.to_owned()));
     }
-    let document = serde_json::json!({
+    let mut document = serde_json::json!({
         "format_version": INPUTS_FORMAT_VERSION,
         "files": files,
     });
+    if !signatures.is_empty() {
+        document["signatures"] = serde_json::Value::Object(signatures);
+    }
     serde_json::to_vec(&document)
         .map(Some)
         .map_err(WorkflowError::internal)
 }
 
+/// Whether `path` (from a delivery) is a plain relative path below
+/// `prefix` (`hold-release/`, `signatures/`): nothing that could leave it.
+fn below(path: &str, prefix: &str) -> bool {
+    path.starts_with(prefix)
+        && Path::new(path)
+            .components()
+            .all(|part| matches!(part, std::path::Component::Normal(_)))
+}
+
+/// Writes `bytes` at `path` under `workspace`, creating its folder.
+fn restore_file(workspace: &Workspace, path: &str, bytes: &[u8]) -> Result<()> {
+    let target = workspace.root().join(path);
+    let parent = target.parent().unwrap_or(workspace.root());
+    std::fs::create_dir_all(parent)
+        .and_then(|()| std::fs::write(&target, bytes))
+        .map_err(|cause| {
+            WorkflowError::environment(format!("cannot write {}: {cause}", target.display()))
+        })
+}
+
 /// Writes the files of a delivery's `inputs.json` into `workspace` (the
 /// disconnected side's), refusing any path that would leave
-/// `working-dir/hold-release/`. Returns how many files were written.
+/// `working-dir/hold-release/` (and, for signatures,
+/// `working-dir/signatures/`). Returns how many files were written.
 pub fn restore_inputs(workspace: &Workspace, document: &[u8]) -> Result<usize> {
+    use base64::Engine as _;
     let refused = |why: String| {
         WorkflowError::input(format!("the delivery's inputs.json cannot be used: {why}"))
     };
@@ -141,26 +187,37 @@ pub fn restore_inputs(workspace: &Workspace, document: &[u8]) -> Result<usize> {
     let files = value["files"]
         .as_object()
         .ok_or_else(|| refused("no `files` object".to_owned()))?;
+    let empty = serde_json::Map::new();
+    let signatures = match &value["signatures"] {
+        serde_json::Value::Null => &empty,
+        serde_json::Value::Object(signatures) => signatures,
+        _ => return Err(refused("`signatures` is not an object".to_owned())),
+    };
+    // Every path is checked before anything is written.
+    let mut restored: Vec<(&String, Vec<u8>)> = Vec::new();
     for (path, text) in files {
-        let safe = path.starts_with("hold-release/")
-            && Path::new(path)
-                .components()
-                .all(|part| matches!(part, std::path::Component::Normal(_)));
         let text = text
             .as_str()
             .ok_or_else(|| refused(format!("{path} is not text")))?;
-        if !safe {
+        if !below(path, "hold-release/") {
             return Err(refused(format!("{path} is not a path under hold-release/")));
         }
-        let target = workspace.root().join(path);
-        let parent = target.parent().unwrap_or(workspace.root());
-        std::fs::create_dir_all(parent)
-            .and_then(|()| std::fs::write(&target, text))
-            .map_err(|cause| {
-                WorkflowError::environment(format!("cannot write {}: {cause}", target.display()))
-            })?;
+        restored.push((path, text.as_bytes().to_vec()));
     }
-    Ok(files.len())
+    for (path, encoded) in signatures {
+        if !below(path, &format!("{SIGNATURES}/")) {
+            return Err(refused(format!("{path} is not a path under {SIGNATURES}/")));
+        }
+        let bytes = encoded
+            .as_str()
+            .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+            .ok_or_else(|| refused(format!("{path} is not base64 text")))?;
+        restored.push((path, bytes));
+    }
+    for (path, bytes) in &restored {
+        restore_file(workspace, path, bytes)?;
+    }
+    Ok(restored.len())
 }
 
 /// `mirror.platform`.
@@ -198,8 +255,8 @@ impl Collector for Releases {
         })
         .map_err(|_| WorkflowError::internal("the release collector panicked"))?
         .map_err(|error| error.in_category(Category::Release))?;
-        into.warnings.push(SIGNATURES_NOT_VERIFIED.to_owned());
         into.warnings.extend(collected.warnings);
+        into.release_signatures.extend(collected.signatures);
         into.inputs.extend(collected.inputs);
         let mut names: BTreeSet<String> =
             into.images.iter().map(|image| image.name.clone()).collect();
@@ -219,6 +276,8 @@ struct Collected {
     warnings: Vec<String>,
     /// What was read, by path under `working-dir/`.
     inputs: BTreeMap<String, Vec<u8>>,
+    /// Each payload's verified signature, by the payload image's name.
+    signatures: BTreeMap<String, ReleaseSignature>,
 }
 
 fn release_error(message: impl std::fmt::Display) -> WorkflowError {
@@ -232,6 +291,15 @@ fn collect_releases(
 ) -> Result<Collected> {
     let access = RegistryAccess::new(&sources.registries)
         .map_err(|error| release_error(format!("release payloads: {error}")))?;
+    // A key file that cannot be read is an error before any payload.
+    let signatures = sources
+        .signatures
+        .as_ref()
+        .map(|settings| {
+            ReleaseSignatures::new(settings, sources.workspace.signatures(), sources.offline)
+        })
+        .transpose()
+        .map_err(|error| release_error(format!("release signatures: {error}")))?;
     let mut collected = Collected::default();
     let selection = if platform.channels.is_empty() {
         None
@@ -274,6 +342,18 @@ fn collect_releases(
             );
         }
         let pinned = payload.with_digest(digest.clone());
+        let signature = match &signatures {
+            Some(signatures) => Some(
+                access
+                    .block_on(signatures.verified(&digest, &pinned))
+                    .map_err(|error| {
+                        release_error(format!(
+                            "the release payload {pinned} is not verified: {error}"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         let tag = if tag.is_empty() {
             payload
                 .tag()
@@ -284,9 +364,21 @@ fn collect_releases(
         let kube_virt = platform
             .kube_virt_container
             .then_some((architecture, several_architectures));
-        collected.images.extend(
-            release_images(&pinned, &tag, &files, kube_virt, context).map_err(release_error)?,
-        );
+        let images =
+            release_images(&pinned, &tag, &files, kube_virt, context).map_err(release_error)?;
+        if let (Some(signature), Some(payload_image)) = (signature, images.first()) {
+            // Carried in deliveries, so disk-to-mirror verifies it offline.
+            if let Some(name) = signature.kept_at.file_name() {
+                collected.inputs.insert(
+                    format!("{SIGNATURES}/{}", name.to_string_lossy()),
+                    signature.bytes.clone(),
+                );
+            }
+            collected
+                .signatures
+                .insert(payload_image.name.clone(), signature);
+        }
+        collected.images.extend(images);
     }
     Ok(collected)
 }
@@ -728,6 +820,32 @@ mod tests {
             );
         }
         assert!(!folder.path().join("escape").exists());
+        // Signatures (binary) travel in base64 and are restored only under
+        // signatures/.
+        let signature = vec![0xa3, 0x01, 0xff, 0x00, 0x80];
+        let with_signature = BTreeMap::from([(
+            "signatures/4.16.1-x86_64-sha256-ab".to_owned(),
+            signature.clone(),
+        )]);
+        let document = inputs_document(&with_signature).unwrap().unwrap();
+        assert_eq!(restore_inputs(&workspace, &document).unwrap(), 1);
+        assert_eq!(
+            std::fs::read(workspace.signatures().join("4.16.1-x86_64-sha256-ab")).unwrap(),
+            signature
+        );
+        for bad in [
+            "signatures/../state.db",
+            "hold-release/x",
+            "../signatures/x",
+        ] {
+            let document =
+                serde_json::json!({"format_version": 1, "files": {}, "signatures": {bad: "AA=="}});
+            let error = restore_inputs(&workspace, document.to_string().as_bytes()).unwrap_err();
+            assert!(
+                error.message.contains("not a path under signatures/"),
+                "{bad}: {error}"
+            );
+        }
         let newer = serde_json::json!({"format_version": 2, "files": {}});
         assert!(restore_inputs(&workspace, newer.to_string().as_bytes()).is_err());
     }
