@@ -51,7 +51,7 @@ struct BlobWork {
 }
 
 /// The blobs of an image manifest (config and layers), from its JSON.
-fn manifest_blobs(bytes: &[u8]) -> Result<Vec<(Digest, u64)>> {
+pub fn manifest_blobs(bytes: &[u8]) -> Result<Vec<(Digest, u64)>> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).context(|| "a set manifest is not JSON".to_owned())?;
     if value.get("manifests").is_some() {

@@ -290,10 +290,6 @@ pub struct PlanCommand {
 }
 
 /// A duration flag: `500ms`, `2s`, `10m`, `1h` (a number alone is seconds).
-pub(crate) fn parse_duration_flag(text: &str) -> Result<Duration, String> {
-    parse_duration(text)
-}
-
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text

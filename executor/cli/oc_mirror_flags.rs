@@ -25,7 +25,7 @@ pub struct OcMirrorFlags {
     /// (oc-mirror) Time limit of one image's copy, e.g. 10m. ferry limits
     /// stalls instead (--header-timeout, --stall-timeout): ignored, with a
     /// warning.
-    #[arg(long, value_parser = crate::arguments::parse_duration_flag)]
+    #[arg(long, value_parser = crate::arguments::parse_duration)]
     pub(crate) image_timeout: Option<Duration>,
     /// (oc-mirror) Verify signatures with a containers policy. ferry does
     /// not read policy.json (every blob and manifest is checked against its

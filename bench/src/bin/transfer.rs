@@ -84,19 +84,7 @@ fn client_copy(source: &str, destination: &str, repository: &str, tag: &str) -> 
             .get_manifest(&reference(source)?)
             .await
             .context(|| "reading the source manifest".to_owned())?;
-        let value: serde_json::Value = serde_json::from_slice(&manifest.bytes)
-            .context(|| "the source manifest is not JSON".to_owned())?;
-        let mut blobs = vec![value["config"].clone()];
-        blobs.extend(value["layers"].as_array().cloned().unwrap_or_default());
-        for blob in blobs {
-            let digest = blob["digest"]
-                .as_str()
-                .ok_or_else(|| Error::new("a descriptor without digest"))?
-                .parse()
-                .context(|| "a descriptor with a bad digest".to_owned())?;
-            let size = blob["size"]
-                .as_u64()
-                .ok_or_else(|| Error::new("a descriptor without size"))?;
+        for (digest, size) in ferry_bench::floor::manifest_blobs(&manifest.bytes)? {
             client
                 .copy_blob(
                     source,
