@@ -10,6 +10,7 @@ mod disk;
 mod dry_run;
 mod faults;
 mod fixtures_table;
+mod graph_image;
 mod kill;
 mod list_bundles;
 mod list_releases;

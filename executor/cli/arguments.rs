@@ -210,6 +210,11 @@ impl MirrorArgs {
             },
             update_url_override: std::env::var(ferry_content::release::graph::UPDATE_URL_OVERRIDE)
                 .ok(),
+            graph_data_url: std::env::var(
+                ferry_executor::workflow::graph_image::GRAPH_DATA_URL_VARIABLE,
+            )
+            .ok()
+            .filter(|url| !url.is_empty()),
             workspace: workspace.clone(),
             reuse_saved_graphs: self.trust_state,
             offline: false,

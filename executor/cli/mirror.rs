@@ -53,6 +53,8 @@ struct Prepared {
     /// (for the signature ConfigMap).
     release_signatures:
         std::collections::BTreeMap<String, ferry_executor::release_signature::ReleaseSignature>,
+    /// What the UpdateService names (`graph: true`).
+    update_service: Option<ferry_executor::workflow::graph_image::UpdateServiceTarget>,
 }
 
 /// Where a run to a registry takes its content from: the deliveries of
@@ -129,9 +131,16 @@ pub(crate) fn collect(
     config: &ferry_schemas::ImageSetConfiguration,
     releases: Option<ferry_executor::workflow::releases::ReleaseSources>,
 ) -> Result<ImageSet, ExitCode> {
-    // Rebuilt catalogs' blobs go to the cache; nothing else needs it here
-    // (disk-to-mirror collects catalogs from the deliveries, later).
-    let cache = if config.mirror.operators.is_empty() || arguments.from.is_some() {
+    // Rebuilt catalogs' and the graph image's blobs go to the cache;
+    // nothing else needs it here (disk-to-mirror collects catalogs from the
+    // deliveries, later, and names the delivered graph image).
+    let builds = !config.mirror.operators.is_empty()
+        || config
+            .mirror
+            .platform
+            .as_ref()
+            .is_some_and(|platform| platform.graph);
+    let cache = if !builds || arguments.from.is_some() {
         None
     } else {
         let folder = arguments.disk_options().cache;
@@ -289,6 +298,7 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         catalogs: image_set.catalogs,
         operator_images: image_set.operator_images,
         release_signatures: image_set.release_signatures,
+        update_service: image_set.update_service,
     })
 }
 
@@ -454,6 +464,23 @@ fn write_cluster_resources(
         publish::signature_config_map_files(&workspace, &signatures, created_at).map_err(error)?;
     published.written.extend(signature_files.written);
     published.removed.extend(signature_files.removed);
+    let registry = &prepared.planned.destination.registry;
+    let update_service = prepared
+        .update_service
+        .as_ref()
+        .filter(|target| !failed.contains(target.graph_image_name.as_str()))
+        .map(|target| publish::MirroredUpdateService {
+            releases: format!("{registry}/{}", target.releases_repository),
+            graph_data_image: format!(
+                "{registry}/{}:{}",
+                target.graph_image_repository, target.graph_image_tag
+            ),
+        });
+    let update_service_files =
+        publish::update_service_file(&workspace, update_service.as_ref(), created_at)
+            .map_err(error)?;
+    published.written.extend(update_service_files.written);
+    published.removed.extend(update_service_files.removed);
     for path in &published.written {
         println!("wrote {}", path.display());
     }

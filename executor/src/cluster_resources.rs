@@ -34,8 +34,12 @@ pub use crate::workflow::Category;
 /// The origin of the image named `name` in a run. Release images are
 /// named `<origin repository>:<destination tag>@<digest>` (unique per
 /// release and component) and come from their digest alone: the tag is
-/// dropped, so they go in the IDMS only.
+/// dropped, so they go in the IDMS only. The graph image has none: ferry
+/// built it, and oc-mirror leaves it out of both files (notes §4.1).
 pub fn origin_of(name: &str, category: Category) -> Option<ImageReference> {
+    if name == crate::workflow::graph_image::GRAPH_IMAGE_NAME {
+        return None;
+    }
     let reference: ImageReference = name.parse().ok()?;
     match (category, reference.digest()) {
         (Category::Release, Some(digest)) => format!("{}@{digest}", reference.name()).parse().ok(),
@@ -314,9 +318,64 @@ pub fn catalog_resources(
     ]
 }
 
+/// The file the UpdateService is written to.
+pub const UPDATE_SERVICE_FILE: &str = "updateService.yaml";
+
+/// The UpdateService of `graph: true` (notes §4.3): oc-mirror's name,
+/// namespace and two replicas, the release images' repository and the
+/// graph image at the destination (`registry/repository`, and
+/// `registry/repository:tag`).
+pub fn update_service(releases: &str, graph_data_image: &str, created_at_seconds: i64) -> String {
+    format!(
+        "apiVersion: updateservice.operator.openshift.io/v1\nkind: UpdateService\nmetadata:\n  annotations:\n    createdAt: \"{}\"\n    createdBy: ferry\n    ferry_version: \"{}\"\n  name: update-service-oc-mirror\n  namespace: openshift-update-service\nspec:\n  graphDataImage: {graph_data_image}\n  releases: {releases}\n  replicas: 2\n",
+        rfc3339(created_at_seconds),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_update_service_names_the_release_images_and_the_graph_image() {
+        let text = update_service(
+            "mirror.example.com/ns/openshift/release-images",
+            "mirror.example.com/ns/openshift/graph-image:latest",
+            0,
+        );
+        let value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(value["kind"].as_str(), Some("UpdateService"));
+        assert_eq!(
+            value["metadata"]["name"].as_str(),
+            Some("update-service-oc-mirror")
+        );
+        assert_eq!(
+            value["metadata"]["namespace"].as_str(),
+            Some("openshift-update-service")
+        );
+        assert_eq!(value["spec"]["replicas"].as_u64(), Some(2));
+        assert_eq!(
+            value["spec"]["releases"].as_str(),
+            Some("mirror.example.com/ns/openshift/release-images")
+        );
+        assert_eq!(
+            value["spec"]["graphDataImage"].as_str(),
+            Some("mirror.example.com/ns/openshift/graph-image:latest")
+        );
+        assert_eq!(
+            value["metadata"]["annotations"]["createdAt"].as_str(),
+            Some("1970-01-01T00:00:00Z")
+        );
+        // The graph image is in neither mirror set.
+        assert_eq!(
+            origin_of(
+                crate::workflow::graph_image::GRAPH_IMAGE_NAME,
+                Category::Release
+            ),
+            None
+        );
+    }
 
     #[test]
     fn catalog_objects_are_named_as_oc_mirror_names_them() {

@@ -208,7 +208,8 @@ fn read_folder_of(
     Ok(FolderFiles { folder, files })
 }
 
-fn amd64_or_first(index: &Value) -> Option<Value> {
+/// The `linux/amd64` descriptor of an index, else its first.
+pub(crate) fn amd64_or_first(index: &Value) -> Option<Value> {
     let manifests = index.get("manifests")?.as_array()?;
     manifests
         .iter()

@@ -692,12 +692,6 @@ impl<'t> Decoder<'t> {
                 .and_then(|node| self.reference(node, "platform.release")),
             ..Platform::default()
         };
-        if platform.graph {
-            self.uses(
-                Feature::UpdateGraph,
-                fields.key("graph").map_or(fields.span, |k| k.span),
-            );
-        }
         let mut names: HashMap<String, Span> = HashMap::new();
         for item in self.list(fields.value("channels"), "platform.channels") {
             let Some(channel) = self.release_channel(item) else {

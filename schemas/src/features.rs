@@ -22,8 +22,6 @@ pub enum Feature {
     PlatformFiltering,
     /// A release channel of `type: okd` (OKD's own update service).
     OkdChannels,
-    /// `platform.graph: true`.
-    UpdateGraph,
     /// `skipDependencies` (oc-mirror v2 ignores it too).
     SkipDependencies,
     /// An `additionalImages` entry read from an OCI layout on disk (`oci://`).
@@ -40,7 +38,6 @@ impl Feature {
             Feature::Samples => "`samples`",
             Feature::PlatformFiltering => "platform filtering (`platforms`)",
             Feature::OkdChannels => "OKD release channels (`type: okd`)",
-            Feature::UpdateGraph => "the update-graph image (`graph: true`)",
             Feature::SkipDependencies => "`skipDependencies`",
             Feature::OciAdditionalImage => {
                 "additional images from an OCI layout on disk (`oci://`)"

@@ -25,7 +25,7 @@ pub fn add_additional_images(content: &mut Content) {
     };
 
     // registry.redhat.io/ubi9/ubi:latest: a Docker manifest list over two
-    // Docker schema2 images.
+    // Docker schema2 images (also at registry.access.redhat.com).
     let mut ubi = Vec::new();
     for architecture in ["amd64", "arm64"] {
         let base_layer = base(content, architecture, Format::Docker);
@@ -46,6 +46,14 @@ pub fn add_additional_images(content: &mut Content) {
         "ubi9/ubi",
         &ubi_list.digest,
         &["latest", "9.4"],
+    );
+    // The same list where oc-mirror takes the graph image's base from
+    // (registry.access.redhat.com/ubi9/ubi:latest, notes §5.5).
+    content.place(
+        "registry.access.redhat.com",
+        "ubi9/ubi",
+        &ubi_list.digest,
+        &["latest"],
     );
 
     // registry.redhat.io/ubi9/ubi-minimal:9.4: an OCI index over two OCI images.

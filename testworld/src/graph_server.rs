@@ -8,6 +8,12 @@
 //! answers 404 and missing parameters 400, both with a JSON error body
 //! `{"kind":"...","value":"..."}`. `arch` defaults to nothing: it is
 //! required, as oc-mirror always sends it.
+//!
+//! `GET /api/upgrades_info/graph-data` answers the graph-data tarball
+//! (`application/gzip`), as `api.openshift.com` does for oc-mirror's
+//! graph image: [`graph_data_tarball`], a small deterministic
+//! cincinnati-graph-data snapshot (ferry reads it from
+//! `FERRY_GRAPH_DATA_URL`, [`GraphServer::graph_data_url`]).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -65,6 +71,41 @@ impl GraphServer {
     pub fn url(&self) -> String {
         format!("http://{}/graph", self.address)
     }
+
+    /// The graph-data tarball's URL, for `FERRY_GRAPH_DATA_URL`.
+    pub fn graph_data_url(&self) -> String {
+        format!("http://{}{GRAPH_DATA_PATH}", self.address)
+    }
+}
+
+/// Where the graph-data tarball is served (the path of
+/// `https://api.openshift.com/api/upgrades_info/graph-data`).
+pub const GRAPH_DATA_PATH: &str = "/api/upgrades_info/graph-data";
+
+/// The graph-data tarball the server answers: a cincinnati-graph-data
+/// snapshot's shape (`version`, `raw/metadata.json`, one
+/// `channels/<channel>.yaml` per channel of the world's graphs listing its
+/// versions, `blocked-edges/`), as a tar with fixed headers, gzip with a
+/// fixed header: the same bytes every time.
+pub fn graph_data_tarball() -> Vec<u8> {
+    let mut files = crate::image_builder::LayerFiles::new()
+        .file("version", "1.0.0\n")
+        .file(
+            "raw/metadata.json",
+            "{\"description\":\"ferry test world graph data\"}\n",
+        )
+        .file(
+            "blocked-edges/4.16.0-known-risk.yaml",
+            "to: 4.16.0\nfrom: 4\\.15\\.12\nurl: https://example.invalid/risk\nname: KnownRisk\nmessage: A known risk of the test world.\nmatchingRules:\n- type: Always\n",
+        );
+    for (channel, versions) in crate::releases::channels() {
+        let mut text = format!("name: {channel}\nversions:\n");
+        for version in versions {
+            text.push_str(&format!("- {version}\n"));
+        }
+        files = files.file(&format!("channels/{channel}.yaml"), text);
+    }
+    crate::image_builder::gzip(&files.tar())
 }
 
 impl Drop for GraphServer {
@@ -109,7 +150,13 @@ fn handle(mut stream: TcpStream, graphs: &Graphs) -> std::io::Result<()> {
             break;
         }
     }
-    let (status, body) = answer(&request_line, graphs);
+    let (status, content_type, body) = match graph_data_request(&request_line) {
+        Some(tarball) => (200, "application/gzip", tarball),
+        None => {
+            let (status, body) = answer(&request_line, graphs);
+            (status, "application/json", body.into_bytes())
+        }
+    };
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -117,12 +164,21 @@ fn handle(mut stream: TcpStream, graphs: &Graphs) -> std::io::Result<()> {
         _ => "Method Not Allowed",
     };
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
+    stream.write_all(&body)?;
     stream.flush()
+}
+
+/// The tarball, when `request_line` asks for the graph data.
+fn graph_data_request(request_line: &str) -> Option<Vec<u8>> {
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    (method == "GET" && path == GRAPH_DATA_PATH).then(graph_data_tarball)
 }
 
 /// Status and body for one request line, e.g. `GET /graph?channel=stable-4.15&arch=amd64 HTTP/1.1`.
@@ -245,6 +301,27 @@ mod tests {
         assert_eq!(status, 400);
         let (status, _) = answer("GET /graph HTTP/1.1", &graphs());
         assert_eq!(status, 400);
+    }
+
+    #[test]
+    fn the_graph_data_tarball_is_deterministic_and_lists_the_channels() {
+        let tarball = graph_data_tarball();
+        assert_eq!(tarball, graph_data_tarball());
+        assert_eq!(
+            graph_data_request(&format!("GET {GRAPH_DATA_PATH} HTTP/1.1")),
+            Some(tarball.clone())
+        );
+        assert_eq!(graph_data_request("GET /graph HTTP/1.1"), None);
+        let tar = crate::content::gunzip(&tarball).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert!(names.contains(&"channels/stable-4.16.yaml".to_owned()), "{names:?}");
+        assert!(names.contains(&"version".to_owned()), "{names:?}");
     }
 
     #[test]

@@ -368,6 +368,11 @@ impl World {
         self.graph_server.url()
     }
 
+    /// The graph-data tarball's URL, for `FERRY_GRAPH_DATA_URL`.
+    pub fn graph_data_url(&self) -> String {
+        self.graph_server.graph_data_url()
+    }
+
     /// The graph server (its address, for raw requests).
     pub fn graph_server(&self) -> &GraphServer {
         &self.graph_server

@@ -64,6 +64,9 @@ pub struct ImageSet {
     /// name (empty with `--ignore-release-signature`): what the signature
     /// ConfigMap lists.
     pub release_signatures: BTreeMap<String, crate::release_signature::ReleaseSignature>,
+    /// What the UpdateService names when the graph image is in the set
+    /// (`graph: true`).
+    pub update_service: Option<crate::workflow::graph_image::UpdateServiceTarget>,
 }
 
 impl ImageSet {

@@ -7,7 +7,9 @@
 //!   carries the `createdBy: ferry` annotation; any other file in the
 //!   folder is the user's and is never touched. The release signature
 //!   ConfigMap (`signature-configmap.{json,yaml}`) has its own writer, fed
-//!   the verified signatures (`crate::release_signature`).
+//!   the verified signatures (`crate::release_signature`), and so has the
+//!   UpdateService (`updateService.yaml`, written while the graph image is
+//!   in the image set).
 //! - The errors file of a run with failed images.
 //! - The files of a dry run (the folder is emptied first, so no file of an
 //!   earlier dry run is left to mislead), and their `mapping.txt` lines:
@@ -22,7 +24,9 @@ use ferry_content::release::signature_config_map::{
     Annotations, JSON_FILE_NAME, PayloadSignature, YAML_FILE_NAME, signature_config_map,
 };
 
-use crate::cluster_resources::{MirroredImage, catalog_resources, generate, rfc3339};
+use crate::cluster_resources::{
+    MirroredImage, UPDATE_SERVICE_FILE, catalog_resources, generate, rfc3339, update_service,
+};
 use crate::release_signature::ReleaseSignature;
 use crate::workflow::error::{Result, WorkflowError};
 use crate::workflow::workspace::Workspace;
@@ -119,9 +123,11 @@ pub fn cluster_resources(
     let mut stale: Vec<PathBuf> = entries
         .flatten()
         .filter(|entry| !current.contains(&*entry.file_name().to_string_lossy()))
-        // The signature ConfigMap has its own writer below.
+        // The signature ConfigMap and the UpdateService have their own
+        // writers below.
         .filter(|entry| {
-            ![JSON_FILE_NAME, YAML_FILE_NAME].contains(&&*entry.file_name().to_string_lossy())
+            ![JSON_FILE_NAME, YAML_FILE_NAME, UPDATE_SERVICE_FILE]
+                .contains(&&*entry.file_name().to_string_lossy())
         })
         .map(|entry| entry.path())
         .filter(|path| path.is_file())
@@ -187,6 +193,44 @@ pub fn signature_config_map_files(
         let path = folder.join(name);
         write(&path, text)?;
         published.written.push(path);
+    }
+    Ok(published)
+}
+
+/// The UpdateService at the destination: the release images' repository
+/// and the graph image (`registry/repository`, `registry/repository:tag`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirroredUpdateService {
+    pub releases: String,
+    pub graph_data_image: String,
+}
+
+/// Writes `cluster-resources/updateService.yaml` for `service` (notes
+/// §4.3); with none (the graph image left the image set, or failed),
+/// removes the file when it is ferry's.
+pub fn update_service_file(
+    workspace: &Workspace,
+    service: Option<&MirroredUpdateService>,
+    created_at: i64,
+) -> Result<Published> {
+    let path = workspace.cluster_resources().join(UPDATE_SERVICE_FILE);
+    let mut published = Published::default();
+    match service {
+        Some(service) => {
+            write(
+                &path,
+                &update_service(&service.releases, &service.graph_data_image, created_at),
+            )?;
+            published.written.push(path);
+        }
+        None => {
+            if std::fs::read_to_string(&path).is_ok_and(|text| text.contains(OWNER_MARK)) {
+                std::fs::remove_file(&path).map_err(|cause| {
+                    WorkflowError::environment(format!("cannot remove {}: {cause}", path.display()))
+                })?;
+                published.removed.push(path);
+            }
+        }
     }
     Ok(published)
 }
@@ -410,6 +454,42 @@ mod tests {
         .unwrap();
         assert!(published.removed.is_empty(), "{published:?}");
         assert!(yaml.exists());
+    }
+
+    #[test]
+    fn the_update_service_is_written_while_the_graph_image_is_in_the_set_then_removed() {
+        let folder = tempfile::tempdir().unwrap();
+        let workspace = Workspace::in_folder(folder.path());
+        let service = MirroredUpdateService {
+            releases: "mirror.local/ns/openshift/release-images".to_owned(),
+            graph_data_image: "mirror.local/ns/openshift/graph-image:latest".to_owned(),
+        };
+        let path = workspace.cluster_resources().join(UPDATE_SERVICE_FILE);
+        let written = update_service_file(&workspace, Some(&service), 0).unwrap();
+        assert_eq!(written.written, [path.clone()]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("  graphDataImage: mirror.local/ns/openshift/graph-image:latest\n"),
+            "{text}"
+        );
+        // The other writer leaves it alone.
+        let published = cluster_resources(
+            &workspace,
+            &[image("quay.io/a/b:1", "mirror.local/a/b")],
+            &[],
+            false,
+            0,
+        )
+        .unwrap();
+        assert!(published.removed.is_empty(), "{published:?}");
+        // graph leaves the image set: the file goes.
+        let removed = update_service_file(&workspace, None, 0).unwrap();
+        assert_eq!(removed.removed, [path.clone()]);
+        assert!(!path.exists());
+        // A user's file of that name is never removed.
+        std::fs::write(&path, "kind: UpdateService\n").unwrap();
+        assert!(update_service_file(&workspace, None, 0).unwrap().removed.is_empty());
+        assert!(path.exists());
     }
 
     #[test]

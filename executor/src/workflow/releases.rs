@@ -62,6 +62,9 @@ pub struct ReleaseSources {
     pub registries: RegistryAccessOptions,
     /// `UPDATE_URL_OVERRIDE` as the caller read it.
     pub update_url_override: Option<String>,
+    /// `FERRY_GRAPH_DATA_URL` as the caller read it: where the graph data
+    /// of `graph: true` is downloaded (even with `UPDATE_URL_OVERRIDE`).
+    pub graph_data_url: Option<String>,
     /// Where graph answers and payload files are saved.
     pub workspace: Workspace,
     /// `--trust-state`: graphs saved in the workspace are used instead of
@@ -237,7 +240,7 @@ impl Collector for Releases {
         let Some(platform) = &configuration.mirror.platform else {
             return Ok(());
         };
-        if platform.channels.is_empty() && platform.release.is_none() {
+        if platform.channels.is_empty() && platform.release.is_none() && !platform.graph {
             return Ok(());
         }
         let Some(sources) = &context.releases else {
@@ -258,6 +261,15 @@ impl Collector for Releases {
         into.warnings.extend(collected.warnings);
         into.release_signatures.extend(collected.signatures);
         into.inputs.extend(collected.inputs);
+        if let Some(graph_image) = collected.graph_image {
+            into.update_service = Some(crate::workflow::graph_image::update_service_target(
+                context,
+            ));
+            into.built.push(graph_image);
+            if into.cache.is_none() {
+                into.cache = context.cache.clone();
+            }
+        }
         let mut names: BTreeSet<String> =
             into.images.iter().map(|image| image.name.clone()).collect();
         for image in collected.images {
@@ -278,6 +290,8 @@ struct Collected {
     inputs: BTreeMap<String, Vec<u8>>,
     /// Each payload's verified signature, by the payload image's name.
     signatures: BTreeMap<String, ReleaseSignature>,
+    /// The graph-data image (`graph: true`).
+    graph_image: Option<crate::workflow::built::BuiltImage>,
 }
 
 fn release_error(message: impl std::fmt::Display) -> WorkflowError {
@@ -324,10 +338,16 @@ fn collect_releases(
     if let Some(explicit) = &platform.release {
         payloads.push((explicit.clone(), String::new(), Architecture::Amd64));
     }
-    if payloads.is_empty() {
+    if payloads.is_empty() && (selection.is_some() || platform.release.is_some()) {
         return Err(release_error(
             "no release images found: the channels select no release",
         ));
+    }
+    if platform.graph {
+        let (image, (path, record)) =
+            crate::workflow::graph_image::graph_image(&access, context, sources)?;
+        collected.inputs.insert(path, record);
+        collected.graph_image = Some(image);
     }
     for (payload, tag, architecture) in payloads {
         let (digest, files) = payload_files(&access, sources, &payload)?;

@@ -1,0 +1,350 @@
+//! `graph: true` end to end on the test world: the graph-data image built
+//! from the world's graph-data tarball (`FERRY_GRAPH_DATA_URL`) over the
+//! world's `registry.access.redhat.com/ubi9/ubi:latest`, checked with skopeo
+//! (its last layer lists the graph data under
+//! `/var/lib/cincinnati-graph-data`, its other layers are the base's), the
+//! same digest on every build, reused with `UPDATE_URL_OVERRIDE` alone,
+//! `updateService.yaml` (golden, and valid against the strict CRD schema)
+//! written while the image is in the set and removed after, the dry run's
+//! mapping, and mirror-to-disk then disk-to-mirror with every source and
+//! the update service stopped.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ferry_testworld::registry::{Flavour, Registry, Storage};
+use ferry_testworld::world::World;
+use serde_json::Value;
+
+use crate::releases::{Signing, sign_world};
+use crate::support::{compare_or_bless, golden_path, workspace_root};
+
+const GRAPH_IMAGE: &str = "openshift/graph-image:latest";
+const GRAPH_DATA: &str = "var/lib/cincinnati-graph-data/";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn configuration(folder: &Path, name: &str, graph: bool) -> String {
+    let path = folder.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    graph: {graph}\n    architectures: [amd64, multi]\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.2\n      maxVersion: 4.16.2\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// `ferry` with the world's registries, signatures and update service;
+/// `graph_data`: whether `FERRY_GRAPH_DATA_URL` names the world's tarball.
+fn ferry(world: &World, signing: &Signing, folder: &Path, graph_data: bool) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    signing.environment(&mut command);
+    command
+        .args([
+            "--registries-conf",
+            &world.registries_conf().display().to_string(),
+        ])
+        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+        .env("UPDATE_URL_OVERRIDE", world.graph_url())
+        .env("REGISTRY_AUTH_FILE", folder.join("no-auth.json"))
+        .env("FERRY_CACHE_DIR", folder.join("cache"))
+        .env("SOURCE_DATE_EPOCH", "1764028800")
+        .env_remove("FERRY_GRAPH_DATA_URL");
+    if graph_data {
+        command.env("FERRY_GRAPH_DATA_URL", world.graph_data_url());
+    }
+    command
+}
+
+fn succeeded(output: &Output) -> String {
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    all
+}
+
+fn skopeo_raw(reference: &str) -> Value {
+    let output = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{reference}: {}", text(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Checks the graph image at `reference` with skopeo: its last layer holds
+/// the world's graph data under the graph-data folder, its other layers are
+/// those of the world's ubi (linux/amd64), its command is oc-mirror's.
+/// Returns its digest.
+fn check_graph_image(reference: &str, base: &Value, folder: &Path) -> String {
+    let manifest = skopeo_raw(reference);
+    let layers: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| layer["digest"].as_str().unwrap())
+        .collect();
+    let base_layers: Vec<&str> = base["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| layer["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(layers[..layers.len() - 1], base_layers[..], "the base's layers first");
+    let copy = tempfile::tempdir_in(folder).unwrap().keep();
+    let copied = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("dir:{}", copy.display()))
+        .output()
+        .unwrap();
+    assert!(copied.status.success(), "{}", text(&copied.stderr));
+    let last = layers.last().unwrap().trim_start_matches("sha256:");
+    let layer = std::fs::read(copy.join(last)).unwrap();
+    let names: BTreeSet<String> = tar::Archive::new(layer.as_slice())
+        .entries()
+        .unwrap()
+        .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+        .collect();
+    for expected in [
+        GRAPH_DATA.to_owned(),
+        format!("{GRAPH_DATA}version"),
+        format!("{GRAPH_DATA}channels/stable-4.16.yaml"),
+        format!("{GRAPH_DATA}blocked-edges/4.16.0-known-risk.yaml"),
+    ] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let config: Value = serde_json::from_slice(
+        &std::fs::read(copy.join(config_digest.trim_start_matches("sha256:"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!([
+            "/bin/bash",
+            "-c",
+            "exec cp -rp /var/lib/cincinnati-graph-data/* /var/lib/cincinnati/graph-data"
+        ])
+    );
+    assert_eq!(config["architecture"], "amd64");
+    let bytes = std::fs::read(copy.join("manifest.json")).unwrap();
+    sha256(&bytes)
+}
+
+/// The world's ubi (linux/amd64 image of the list), as skopeo reads it.
+fn base_image(world: &World) -> Value {
+    let list = skopeo_raw(&format!(
+        "{}/registry.access.redhat.com/ubi9/ubi:latest",
+        world.registry().host()
+    ));
+    let amd64 = list["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|manifest| manifest["platform"]["architecture"] == "amd64")
+        .unwrap();
+    skopeo_raw(&format!(
+        "{}/registry.access.redhat.com/ubi9/ubi@{}",
+        world.registry().host(),
+        amd64["digest"].as_str().unwrap()
+    ))
+}
+
+/// The UpdateService is valid against the strict CRD schema, which refuses
+/// an unknown field.
+fn assert_valid_update_service(text: &str) {
+    let path = workspace_root().join(
+        "../shared/fixtures/derived/jsonschema/crds/updateservice.operator.openshift.io_v1_UpdateService.strict.schema.json",
+    );
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let value: Value = serde_yaml::from_str(text).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|error| error.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{text}");
+    let broken: Value = serde_yaml::from_str(&text.replace("  replicas", "  replica")).unwrap();
+    assert!(!validator.is_valid(&broken), "the strict schema refuses it");
+}
+
+#[test]
+fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let folder = folder.path();
+    let signing = sign_world(&world, folder, |_, _| {});
+    let config = configuration(folder, "graph.yaml", true);
+    let workspace = format!("file://{}", folder.join("workspace").display());
+    let host = destination.host();
+    let target = format!("docker://{host}/mirror");
+    let run = |command: &str, config: &str, graph_data: bool, extra: &[&str]| {
+        ferry(&world, &signing, folder, graph_data)
+            .args([command, "-c", config, "--workspace", &workspace])
+            .args(extra)
+            .arg(&target)
+            .output()
+            .unwrap()
+    };
+
+    // The plan and the dry run name it.
+    let planned = succeeded(&run("plan", &config, true, &[]));
+    assert!(planned.contains("graph-image"), "{planned}");
+    let dry = succeeded(&run("mirror", &config, true, &["--dry-run"]));
+    assert!(dry.contains("dry run"), "{dry}");
+    let mapping =
+        std::fs::read_to_string(folder.join("workspace/working-dir/dry-run/mapping.txt")).unwrap();
+    assert!(
+        mapping.contains(&format!("=docker://{host}/mirror/{GRAPH_IMAGE}\n")),
+        "{mapping}"
+    );
+
+    succeeded(&run("mirror", &config, true, &[]));
+    let base = base_image(&world);
+    let digest = check_graph_image(&format!("{host}/mirror/{GRAPH_IMAGE}"), &base, folder);
+
+    // updateService.yaml, golden (the destination's port replaced) and
+    // valid; the graph image is in neither mirror set.
+    let resources = folder.join("workspace/working-dir/cluster-resources");
+    let update_service = std::fs::read_to_string(resources.join("updateService.yaml")).unwrap();
+    assert_valid_update_service(&update_service);
+    let shown = update_service
+        .replace(&host, "MIRROR")
+        .replace(env!("CARGO_PKG_VERSION"), "VERSION");
+    if let Some(mismatch) = compare_or_bless(&golden_path("graph_image/updateService.yaml"), &shown)
+    {
+        panic!("{mismatch}");
+    }
+    let mirror_sets = format!(
+        "{}{}",
+        std::fs::read_to_string(resources.join("idms-oc-mirror.yaml")).unwrap_or_default(),
+        std::fs::read_to_string(resources.join("itms-oc-mirror.yaml")).unwrap_or_default()
+    );
+    assert!(!mirror_sets.contains("graph-image"), "{mirror_sets}");
+
+    // Built again from the same tarball: the same digest, nothing to do.
+    let again = run("plan", &config, true, &["--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+    // UPDATE_URL_OVERRIDE alone: nothing downloaded, the image built last
+    // reused from the cache, nothing to do either.
+    let reused = run("plan", &config, false, &["--detailed-exitcode"]);
+    assert_eq!(
+        reused.status.code(),
+        Some(0),
+        "{}{}",
+        text(&reused.stdout),
+        text(&reused.stderr)
+    );
+    // A workspace that never built it cannot reuse it: a release error.
+    let fresh = ferry(&world, &signing, folder, false)
+        .args(["plan", "-c", &config, "--workspace"])
+        .arg(format!("file://{}", folder.join("fresh").display()))
+        .arg(&target)
+        .output()
+        .unwrap();
+    let stderr = text(&fresh.stderr);
+    assert_eq!(fresh.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("FERRY_GRAPH_DATA_URL"), "{stderr}");
+
+    // `graph` leaves the configuration: the UpdateService goes.
+    let without = configuration(folder, "no-graph.yaml", false);
+    let output = succeeded(&run("mirror", &without, true, &[]));
+    assert!(!resources.join("updateService.yaml").exists(), "{output}");
+    assert!(output.contains("updateService.yaml"), "{output}");
+    assert_eq!(
+        check_graph_image(&format!("{host}/mirror/{GRAPH_IMAGE}"), &base, folder),
+        digest,
+        "what was pushed stays"
+    );
+}
+
+#[test]
+fn mirror_to_disk_delivers_the_graph_image_and_disk_to_mirror_pushes_it_offline() {
+    let world = World::start().unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let folder = folder.path();
+    let signing = sign_world(&world, folder, |_, _| {});
+    let config = configuration(folder, "graph.yaml", true);
+    let out = folder.join("out");
+    let to_disk = succeeded(
+        &ferry(&world, &signing, folder, true)
+            .args(["mirror", "-c", &config])
+            .arg(format!("file://{}", out.display()))
+            .output()
+            .unwrap(),
+    );
+    assert!(to_disk.contains("graph-image"), "{to_disk}");
+    let verified = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["verify", &format!("file://{}", out.display())])
+        .output()
+        .unwrap();
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified.stderr));
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(out.join("working-dir/hold-release/graph-image.json")).unwrap(),
+    )
+    .unwrap();
+    let built = sha256(record["manifest"].as_str().unwrap().as_bytes());
+    let base = base_image(&world);
+
+    // The disconnected side: the segments alone, every source, the update
+    // service and the signature server gone.
+    drop(world);
+    drop(signing.server);
+    let enclave = folder.join("enclave");
+    std::fs::create_dir(&enclave).unwrap();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with("mirror_") {
+            std::fs::copy(entry.path(), enclave.join(entry.file_name())).unwrap();
+        }
+    }
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let host = destination.host();
+    let from_disk = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["mirror", "-c", &config, "--from"])
+        .arg(format!("file://{}", enclave.display()))
+        .arg("--dest-tls-verify=false")
+        .arg(format!("docker://{host}/mirror"))
+        .env("UPDATE_URL_OVERRIDE", "http://127.0.0.1:9/graph")
+        .env("FERRY_GRAPH_DATA_URL", "http://127.0.0.1:9/graph-data")
+        .env("OCP_SIGNATURE_URL", "http://127.0.0.1:9/signatures/")
+        .env("OCP_SIGNATURE_VERIFICATION_PK", &signing.key_file)
+        .env("REGISTRY_AUTH_FILE", folder.join("no-auth.json"))
+        .env("FERRY_CACHE_DIR", folder.join("enclave-cache"))
+        .env("SOURCE_DATE_EPOCH", "1764028800")
+        .output()
+        .unwrap();
+    succeeded(&from_disk);
+    let pushed = skopeo_raw(&format!("{host}/mirror/{GRAPH_IMAGE}"));
+    let layers = pushed["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), base["layers"].as_array().unwrap().len() + 1);
+    // The pushed manifest is the one built at the connected side, byte for
+    // byte.
+    let output = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+        .arg(format!("docker://{host}/mirror/{GRAPH_IMAGE}"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&output.stdout).trim(), built);
+    let update_service = std::fs::read_to_string(
+        enclave.join("working-dir/cluster-resources/updateService.yaml"),
+    )
+    .unwrap();
+    assert_valid_update_service(&update_service);
+    assert!(
+        update_service.contains(&format!("graphDataImage: {host}/mirror/{GRAPH_IMAGE}\n")),
+        "{update_service}"
+    );
+}
