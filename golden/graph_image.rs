@@ -73,7 +73,11 @@ fn skopeo_raw(reference: &str) -> Value {
         .arg(format!("docker://{reference}"))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{reference}: {}", text(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{reference}: {}",
+        text(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -100,7 +104,11 @@ fn check_graph_image(reference: &str, base: &Value, folder: &Path) -> String {
         .iter()
         .map(|layer| layer["digest"].as_str().unwrap())
         .collect();
-    assert_eq!(layers[..layers.len() - 1], base_layers[..], "the base's layers first");
+    assert_eq!(
+        layers[..layers.len() - 1],
+        base_layers[..],
+        "the base's layers first"
+    );
     let copy = tempfile::tempdir_in(folder).unwrap().keep();
     let copied = Command::new("skopeo")
         .args(["copy", "--src-tls-verify=false"])
@@ -258,6 +266,42 @@ fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
     assert_eq!(fresh.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("FERRY_GRAPH_DATA_URL"), "{stderr}");
 
+    // A plan saved with --ignore-release-signature applies without
+    // verifying: here no signature can be had, none is kept in this
+    // workspace, and apply still runs (it verified before the flag was
+    // recorded in plans).
+    let ignoring = folder.join("ignoring");
+    let plan_file = folder.join("ignoring.json");
+    let unsigned = |command: &mut Command| {
+        command
+            .env("OCP_SIGNATURE_URL", "http://127.0.0.1:9/signatures/")
+            .env("UPDATE_URL_OVERRIDE", world.graph_url())
+            .env("FERRY_GRAPH_DATA_URL", world.graph_data_url())
+            .env("REGISTRY_AUTH_FILE", folder.join("no-auth.json"))
+            .env("FERRY_CACHE_DIR", folder.join("cache"));
+    };
+    let mut planning = ferry(&world, &signing, folder, true);
+    unsigned(&mut planning);
+    succeeded(
+        &planning
+            .args([
+                "plan",
+                "-c",
+                &config,
+                "--ignore-release-signature",
+                "--workspace",
+            ])
+            .arg(format!("file://{}", ignoring.display()))
+            .arg("--out")
+            .arg(&plan_file)
+            .arg(&target)
+            .output()
+            .unwrap(),
+    );
+    let mut applying = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    unsigned(&mut applying);
+    succeeded(&applying.arg("apply").arg(&plan_file).output().unwrap());
+
     // `graph` leaves the configuration: the UpdateService goes.
     let without = configuration(folder, "no-graph.yaml", false);
     let output = succeeded(&run("mirror", &without, true, &[]));
@@ -290,7 +334,12 @@ fn mirror_to_disk_delivers_the_graph_image_and_disk_to_mirror_pushes_it_offline(
         .args(["verify", &format!("file://{}", out.display())])
         .output()
         .unwrap();
-    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified.stderr));
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        text(&verified.stderr)
+    );
     let record: Value = serde_json::from_slice(
         &std::fs::read(out.join("working-dir/hold-release/graph-image.json")).unwrap(),
     )
@@ -338,10 +387,9 @@ fn mirror_to_disk_delivers_the_graph_image_and_disk_to_mirror_pushes_it_offline(
         .output()
         .unwrap();
     assert_eq!(text(&output.stdout).trim(), built);
-    let update_service = std::fs::read_to_string(
-        enclave.join("working-dir/cluster-resources/updateService.yaml"),
-    )
-    .unwrap();
+    let update_service =
+        std::fs::read_to_string(enclave.join("working-dir/cluster-resources/updateService.yaml"))
+            .unwrap();
     assert_valid_update_service(&update_service);
     assert!(
         update_service.contains(&format!("graphDataImage: {host}/mirror/{GRAPH_IMAGE}\n")),

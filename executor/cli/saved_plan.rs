@@ -60,6 +60,7 @@ pub(crate) fn run_settings(arguments: &MirrorArgs) -> ferry_planner::RunSettings
         retry_delay_milliseconds: arguments.retry_delay.as_millis() as u64,
         max_nested_paths: arguments.max_nested_paths,
         remove_signatures: arguments.remove_signatures,
+        ignore_release_signature: arguments.ignore_release_signature,
         trust_state: arguments.trust_state,
         verify: arguments.verify,
         since: arguments.since,
@@ -205,8 +206,9 @@ pub(crate) fn arguments_of(apply: &ferry_planner::ApplyInputs, log_level: &str) 
         max_nested_paths: settings.max_nested_paths,
         trust_state: settings.trust_state,
         verify: settings.verify,
-        // Not recorded: applying a saved plan verifies the payloads' signatures.
-        ignore_release_signature: false,
+        // As the plan was made: a plan made with --ignore-release-signature
+        // applies without verifying the payloads' signatures.
+        ignore_release_signature: settings.ignore_release_signature,
         run_log: Some("apply"),
         config_text: Some(apply.configuration.text.clone()),
         since: settings.since,

@@ -37,6 +37,10 @@ pub struct RunSettings {
     pub retry_delay_milliseconds: u64,
     pub max_nested_paths: usize,
     pub remove_signatures: bool,
+    /// `--ignore-release-signature` (absent in plans made before it was
+    /// recorded: verify).
+    #[serde(default)]
+    pub ignore_release_signature: bool,
     pub trust_state: bool,
     pub verify: bool,
     /// Mirror-to-disk: `--since` (seconds since the epoch).
@@ -151,6 +155,7 @@ mod tests {
                 retry_delay_milliseconds: 0,
                 max_nested_paths: 0,
                 remove_signatures: false,
+                ignore_release_signature: true,
                 trust_state: false,
                 verify: false,
                 since: None,
@@ -214,5 +219,11 @@ mod tests {
         let text = serde_json::to_string(&saved).unwrap();
         let read: ApplyInputs = serde_json::from_str(&text).unwrap();
         assert_eq!(read, saved);
+        // A plan written before `ignore_release_signature` was recorded
+        // verifies the signatures.
+        let older = text.replace("\"ignore_release_signature\":true,", "");
+        assert_ne!(older, text);
+        let read: ApplyInputs = serde_json::from_str(&older).unwrap();
+        assert!(!read.settings.ignore_release_signature);
     }
 }

@@ -320,7 +320,10 @@ mod tests {
             .map(|entry| entry.unwrap().path().unwrap().display().to_string())
             .collect();
         names.sort();
-        assert!(names.contains(&"channels/stable-4.16.yaml".to_owned()), "{names:?}");
+        assert!(
+            names.contains(&"channels/stable-4.16.yaml".to_owned()),
+            "{names:?}"
+        );
         assert!(names.contains(&"version".to_owned()), "{names:?}");
     }
 

@@ -85,8 +85,7 @@ pub struct UpdateServiceTarget {
 }
 
 fn graph_error(message: impl std::fmt::Display) -> WorkflowError {
-    WorkflowError::environment(format!("the graph image: {message}"))
-        .in_category(Category::Release)
+    WorkflowError::environment(format!("the graph image: {message}")).in_category(Category::Release)
 }
 
 /// `prefix/repository`, flattened by `--max-nested-paths`.
@@ -288,20 +287,21 @@ pub fn graph_data_layer(tarball: &[u8]) -> std::result::Result<Vec<u8>, String> 
         entries.insert(name, made);
     }
     let mut builder = tar::Builder::new(Vec::new());
-    let mut append = |path: &str, kind: tar::EntryType, mode: u32, data: &[u8], link: Option<&str>| {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(kind);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        header.set_mode(mode);
-        header.set_size(data.len() as u64);
-        match link {
-            Some(target) => builder.append_link(&mut header, path, target),
-            None => builder.append_data(&mut header, path, data),
-        }
-        .map_err(|cause| format!("{path}: {cause}"))
-    };
+    let mut append =
+        |path: &str, kind: tar::EntryType, mode: u32, data: &[u8], link: Option<&str>| {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_mode(mode);
+            header.set_size(data.len() as u64);
+            match link {
+                Some(target) => builder.append_link(&mut header, path, target),
+                None => builder.append_data(&mut header, path, data),
+            }
+            .map_err(|cause| format!("{path}: {cause}"))
+        };
     let mut folder = String::new();
     for part in GRAPH_DATA_FOLDER.split('/') {
         folder.push_str(part);
@@ -549,14 +549,15 @@ fn read_record(workspace: &Workspace) -> Option<Vec<u8>> {
 
 fn save_record(workspace: &Workspace, bytes: &[u8]) -> Result<()> {
     let path = workspace.root().join(RECORD);
-    let failed = |cause: std::io::Error| {
-        graph_error(format!("cannot save {}: {cause}", path.display()))
-    };
+    let failed =
+        |cause: std::io::Error| graph_error(format!("cannot save {}: {cause}", path.display()));
     let parent = path.parent().unwrap_or(workspace.root());
     std::fs::create_dir_all(parent).map_err(failed)?;
     let mut temporary = tempfile::NamedTempFile::new_in(parent).map_err(failed)?;
     std::io::Write::write_all(&mut temporary, bytes).map_err(failed)?;
-    temporary.persist(&path).map_err(|error| failed(error.error))?;
+    temporary
+        .persist(&path)
+        .map_err(|error| failed(error.error))?;
     Ok(())
 }
 

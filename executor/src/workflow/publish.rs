@@ -466,7 +466,7 @@ mod tests {
         };
         let path = workspace.cluster_resources().join(UPDATE_SERVICE_FILE);
         let written = update_service_file(&workspace, Some(&service), 0).unwrap();
-        assert_eq!(written.written, [path.clone()]);
+        assert_eq!(written.written, std::slice::from_ref(&path));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.contains("  graphDataImage: mirror.local/ns/openshift/graph-image:latest\n"),
@@ -484,11 +484,16 @@ mod tests {
         assert!(published.removed.is_empty(), "{published:?}");
         // graph leaves the image set: the file goes.
         let removed = update_service_file(&workspace, None, 0).unwrap();
-        assert_eq!(removed.removed, [path.clone()]);
+        assert_eq!(removed.removed, std::slice::from_ref(&path));
         assert!(!path.exists());
         // A user's file of that name is never removed.
         std::fs::write(&path, "kind: UpdateService\n").unwrap();
-        assert!(update_service_file(&workspace, None, 0).unwrap().removed.is_empty());
+        assert!(
+            update_service_file(&workspace, None, 0)
+                .unwrap()
+                .removed
+                .is_empty()
+        );
         assert!(path.exists());
     }
 

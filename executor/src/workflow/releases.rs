@@ -262,9 +262,8 @@ impl Collector for Releases {
         into.release_signatures.extend(collected.signatures);
         into.inputs.extend(collected.inputs);
         if let Some(graph_image) = collected.graph_image {
-            into.update_service = Some(crate::workflow::graph_image::update_service_target(
-                context,
-            ));
+            into.update_service =
+                Some(crate::workflow::graph_image::update_service_target(context));
             into.built.push(graph_image);
             if into.cache.is_none() {
                 into.cache = context.cache.clone();

@@ -117,7 +117,9 @@ fn the_same_tarball_and_base_build_the_same_image() {
     let mut header = tar::Header::new_gnu();
     header.set_size(1);
     header.set_entry_type(tar::EntryType::Regular);
-    builder.append_data(&mut header, "version", &b"2"[..]).unwrap();
+    builder
+        .append_data(&mut header, "version", &b"2"[..])
+        .unwrap();
     let other = build(
         &Base::new(),
         Source::Cache,
@@ -195,7 +197,10 @@ fn the_image_is_the_amd64_base_plus_the_graph_data_layer_with_oc_mirrors_command
         }
         names.push(name);
     }
-    assert_eq!(names[..3], ["var/", "var/lib/", "var/lib/cincinnati-graph-data/"]);
+    assert_eq!(
+        names[..3],
+        ["var/", "var/lib/", "var/lib/cincinnati-graph-data/"]
+    );
     for expected in [
         "var/lib/cincinnati-graph-data/version",
         "var/lib/cincinnati-graph-data/raw/metadata.json",
@@ -270,11 +275,8 @@ fn a_record_names_the_same_image_and_a_tampered_one_is_refused() {
     let again = image_from_record(&bytes, &target()).unwrap();
     assert_eq!(again, image);
     // Another prefix names it elsewhere; the digest stays.
-    let elsewhere = image_from_record(
-        &bytes,
-        &update_service_target(&CollectContext::default()),
-    )
-    .unwrap();
+    let elsewhere =
+        image_from_record(&bytes, &update_service_target(&CollectContext::default())).unwrap();
     assert_eq!(elsewhere.manifest.digest, image.manifest.digest);
     assert_eq!(elsewhere.destination_repository, "openshift/graph-image");
     let mut tampered: Value = serde_json::from_slice(&bytes).unwrap();
@@ -285,7 +287,10 @@ fn a_record_names_the_same_image_and_a_tampered_one_is_refused() {
             .replace("\"schemaVersion\":2", "\"schemaVersion\":2 "),
     );
     let error = image_from_record(&serde_json::to_vec(&tampered).unwrap(), &target()).unwrap_err();
-    assert!(error.message.contains("not the one ferry writes"), "{error}");
+    assert!(
+        error.message.contains("not the one ferry writes"),
+        "{error}"
+    );
     assert_eq!(error.category, Some(Category::Release));
     let newer = json!({"format_version": 2});
     assert!(image_from_record(newer.to_string().as_bytes(), &target()).is_err());
