@@ -39,12 +39,20 @@ fn configuration(folder: &Path, name: &str, graph: bool) -> String {
     path.display().to_string()
 }
 
-/// `ferry` with the world's registries, signatures and update service;
-/// `graph_data`: whether `FERRY_GRAPH_DATA_URL` names the world's tarball.
-fn ferry(world: &World, signing: &Signing, folder: &Path, graph_data: bool) -> Command {
+/// `ferry SUBCOMMAND` with the world's registries, signatures and update
+/// service; `graph_data`: whether `FERRY_GRAPH_DATA_URL` names the world's
+/// tarball.
+fn ferry(
+    world: &World,
+    signing: &Signing,
+    folder: &Path,
+    graph_data: bool,
+    subcommand: &str,
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
     signing.environment(&mut command);
     command
+        .arg(subcommand)
         .args([
             "--registries-conf",
             &world.registries_conf().display().to_string(),
@@ -199,8 +207,8 @@ fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
     let host = destination.host();
     let target = format!("docker://{host}/mirror");
     let run = |command: &str, config: &str, graph_data: bool, extra: &[&str]| {
-        ferry(&world, &signing, folder, graph_data)
-            .args([command, "-c", config, "--workspace", &workspace])
+        ferry(&world, &signing, folder, graph_data, command)
+            .args(["-c", config, "--workspace", &workspace])
             .args(extra)
             .arg(&target)
             .output()
@@ -256,8 +264,8 @@ fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
         text(&reused.stderr)
     );
     // A workspace that never built it cannot reuse it: a release error.
-    let fresh = ferry(&world, &signing, folder, false)
-        .args(["plan", "-c", &config, "--workspace"])
+    let fresh = ferry(&world, &signing, folder, false, "plan")
+        .args(["-c", &config, "--workspace"])
         .arg(format!("file://{}", folder.join("fresh").display()))
         .arg(&target)
         .output()
@@ -280,17 +288,11 @@ fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
             .env("REGISTRY_AUTH_FILE", folder.join("no-auth.json"))
             .env("FERRY_CACHE_DIR", folder.join("cache"));
     };
-    let mut planning = ferry(&world, &signing, folder, true);
+    let mut planning = ferry(&world, &signing, folder, true, "plan");
     unsigned(&mut planning);
     succeeded(
         &planning
-            .args([
-                "plan",
-                "-c",
-                &config,
-                "--ignore-release-signature",
-                "--workspace",
-            ])
+            .args(["-c", &config, "--ignore-release-signature", "--workspace"])
             .arg(format!("file://{}", ignoring.display()))
             .arg("--out")
             .arg(&plan_file)
@@ -323,8 +325,8 @@ fn mirror_to_disk_delivers_the_graph_image_and_disk_to_mirror_pushes_it_offline(
     let config = configuration(folder, "graph.yaml", true);
     let out = folder.join("out");
     let to_disk = succeeded(
-        &ferry(&world, &signing, folder, true)
-            .args(["mirror", "-c", &config])
+        &ferry(&world, &signing, folder, true, "mirror")
+            .args(["-c", &config])
             .arg(format!("file://{}", out.display()))
             .output()
             .unwrap(),
