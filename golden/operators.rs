@@ -293,6 +293,43 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
         text.contains(" 1 changed,"),
         "the test catalog is rebuilt: {text}"
     );
+    // The plan speaks of bundles too, per catalog and package.
+    assert!(
+        text.contains(&format!(
+            "Operator bundles:\n  catalog {TEST_CATALOG}, package foo:\n    + foo.v0.1.0 (new bundle in channel beta)\n"
+        )),
+        "{text}"
+    );
+    let json = scenario.ferry("plan", &widened, &["--format", "json"]);
+    let document: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        document["bundles"],
+        serde_json::json!([{
+            "catalog": TEST_CATALOG,
+            "package": "foo",
+            "bundle": "foo.v0.1.0",
+            "change": "new",
+            "channels": ["beta"]
+        }])
+    );
+    let narrowed = scenario.config(
+        "narrowed.yaml",
+        &operators.replace("minVersion: 0.2.0", "minVersion: 0.3.0"),
+    );
+    let plan = scenario.ferry("plan", &narrowed, &[]);
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(
+        text.contains("    - foo.v0.2.0 (no longer selected)\n"),
+        "{text}"
+    );
+    let markdown = scenario.ferry("plan", &narrowed, &["--format", "markdown"]);
+    let markdown = String::from_utf8_lossy(&markdown.stdout).into_owned();
+    assert!(
+        markdown.contains(&format!(
+            "| - | `{TEST_CATALOG}` | foo | `foo.v0.2.0` | no longer selected |"
+        )),
+        "{markdown}"
+    );
 }
 
 /// Writes an OCI layout holding a one-image catalog whose only bundle
@@ -394,41 +431,90 @@ fn a_related_image_that_fails_marks_its_bundle_incomplete_and_the_rest_goes_on()
         })
         .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
         .collect();
+    let lines: Vec<&str> = errors.lines().collect();
     assert!(
-        errors.starts_with(
+        lines[0].starts_with(
             "error mirroring image quay.io/ferry-demo/missing-operand:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: "
         ),
         "{errors}"
     );
-    // The rest arrived: the other catalog, its bundle, and the OCI
-    // catalog rebuilt under its last path element.
+    // The bundle image needs its related images, the catalog its bundle:
+    // neither is mirrored, each says why.
+    assert!(
+        lines.contains(
+            &"error mirroring image quay.io/ferry-demo/hello:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: not resolved: not mirrored: it needs quay.io/ferry-demo/missing-operand:1.0, which failed"
+        ),
+        "{errors}"
+    );
+    assert!(
+        lines.contains(&format!(
+            "error mirroring image oci://{} error: not resolved: not mirrored: it needs quay.io/ferry-demo/hello:1.0, which failed",
+            layout.display()
+        ).as_str()),
+        "{errors}"
+    );
+    assert_eq!(lines.len(), 3, "{errors}");
     let host = scenario.destination.host();
     for reference in [
-        format!("{host}/mirror/ferry-demo/test-catalog:latest"),
-        format!("{host}/mirror/broken-catalog:latest"),
         format!("{host}/mirror/ferry-demo/hello:1.0"),
+        format!("{host}/mirror/broken-catalog:latest"),
     ] {
+        assert!(
+            scenario.skopeo_raw(&reference).is_none(),
+            "{reference} is not mirrored"
+        );
+    }
+    // The other catalog and its operator arrived.
+    let baz = scenario.bundle_images(&scenario.config(
+        "baz.yaml",
+        &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n"),
+    ));
+    assert!(!baz.is_empty());
+    for reference in baz
+        .iter()
+        .map(|image| destination_of(&host, image))
+        .chain([format!("{host}/mirror/ferry-demo/test-catalog:latest")])
+    {
         assert!(scenario.skopeo_raw(&reference).is_some(), "{reference}");
     }
     let resources = scenario
         .folder
         .path()
         .join("workspace/working-dir/cluster-resources");
-    assert!(resources.join("cs-broken-catalog-latest.yaml").is_file());
+    assert!(resources.join("cs-test-catalog-latest.yaml").is_file());
+    assert!(
+        !resources.join("cs-broken-catalog-latest.yaml").exists(),
+        "no CatalogSource for a catalog that is not mirrored"
+    );
+}
+
+/// Where an operator image goes under `<host>/mirror`.
+fn destination_of(host: &str, image: &str) -> String {
+    let reference: ferry_schemas::ImageReference = image.parse().unwrap();
+    let tag = match (reference.tag(), reference.digest()) {
+        (Some(tag), _) => tag.to_owned(),
+        (None, Some(digest)) => format!("sha256-{}", digest.hex()),
+        (None, None) => "latest".to_owned(),
+    };
+    format!("{host}/mirror/{}:{tag}", reference.repository())
 }
 
 #[test]
-fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_catalog_again() {
+fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_filters_the_catalog_again() {
     let scenario = Scenario {
         world: World::start().unwrap(),
         destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
         folder: tempfile::tempdir().unwrap(),
     };
+    let foo = "    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n";
     let config = scenario.config(
         "disk.yaml",
-        &format!(
-            "  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n"
-        ),
+        &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n{foo}"),
+    );
+    // The disconnected side selects one of the two delivered packages.
+    let enclave_config = scenario.config(
+        "enclave-disk.yaml",
+        &format!("  - catalog: {TEST_CATALOG}\n    packages:\n{foo}"),
     );
     let disk = format!("file://{}", scenario.folder.path().join("disk").display());
     let to_disk = scenario
@@ -446,13 +532,15 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_cata
     assert!(to_disk.status.success(), "{output}");
     assert!(
         output.contains("quay.io/ferry-demo/test-catalog:latest"),
-        "the delivery plan names the rebuilt catalog: {output}"
+        "the delivery plan names the catalog: {output}"
     );
     let verify = scenario.command().args(["verify", &disk]).output().unwrap();
     assert!(verify.status.success());
-    let expected = scenario.selected(&config, &[]);
-    let bundle_images = scenario.bundle_images(&config);
-    assert!(!bundle_images.is_empty());
+    let expected = scenario.selected(&enclave_config, &[]);
+    let foo_images = scenario.bundle_images(&enclave_config);
+    let all_images = scenario.bundle_images(&config);
+    let baz_only: BTreeSet<&String> = all_images.difference(&foo_images).collect();
+    assert!(!foo_images.is_empty() && !baz_only.is_empty());
 
     // The disconnected side: no source registry, a cache of its own.
     let Scenario {
@@ -470,20 +558,49 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_cata
         command
     };
     let host = destination.host();
-    let from_disk = ferry()
-        .args([
-            "mirror",
-            "-c",
-            &config,
-            "--from",
-            &disk,
-            "--dest-tls-verify=false",
-        ])
-        .arg(format!("docker://{host}/mirror"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&from_disk.stderr).into_owned();
-    assert!(from_disk.status.success(), "{stderr}");
+    let from_disk = |config: &str| {
+        ferry()
+            .args([
+                "mirror",
+                "-c",
+                config,
+                "--from",
+                &disk,
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("docker://{host}/mirror"))
+            .output()
+            .unwrap()
+    };
+    // A package the delivery does not carry is a clear error.
+    let wider = folder.path().join("wider.yaml");
+    std::fs::write(
+        &wider,
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n  - catalog: {TEST_CATALOG}\n    packages:\n    - name: bar\n{foo}"
+        ),
+    )
+    .unwrap();
+    let refused = from_disk(&wider.display().to_string());
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("selects more than the deliveries carry")
+            && stderr.contains("package bar: not delivered")
+            && !stderr.contains("package foo"),
+        "{stderr}"
+    );
+
+    let mirrored = from_disk(&enclave_config);
+    let stderr = String::from_utf8_lossy(&mirrored.stderr).into_owned();
+    assert!(mirrored.status.success(), "{stderr}");
+    // The filter's warnings are shown on this side too.
+    assert!(
+        stderr.contains(&format!(
+            "warning: catalog {TEST_CATALOG}: package \"foo\" bundle \"foo.v0.3.1\" requires"
+        )),
+        "{stderr}"
+    );
     let skopeo = |reference: &str| {
         Command::new("skopeo")
             .args(["inspect", "--raw", "--tls-verify=false"])
@@ -493,17 +610,15 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_cata
             .status
             .success()
     };
-    for image in &bundle_images {
-        let reference: ferry_schemas::ImageReference = image.parse().unwrap();
-        let tag = match (reference.tag(), reference.digest()) {
-            (Some(tag), _) => tag.to_owned(),
-            (None, Some(digest)) => format!("sha256-{}", digest.hex()),
-            (None, None) => "latest".to_owned(),
-        };
-        let at = format!("{host}/mirror/{}:{tag}", reference.repository());
+    for image in &foo_images {
+        let at = destination_of(&host, image);
         assert!(skopeo(&at), "{at} is mirrored");
     }
-    // The catalog at the enclave holds exactly the selected bundles.
+    for image in baz_only {
+        let at = destination_of(&host, image);
+        assert!(!skopeo(&at), "{at} was delivered but not selected here");
+    }
+    // The catalog at the enclave holds exactly this side's selection.
     let mirrored = folder.path().join("enclave.yaml");
     std::fs::write(
         &mirrored,
@@ -534,6 +649,7 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_cata
         })
         .collect();
     assert_eq!(rebuilt, expected);
+    assert!(rebuilt.iter().all(|(package, _)| package == "foo"));
     assert!(
         folder
             .path()

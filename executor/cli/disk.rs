@@ -77,6 +77,7 @@ fn prepare(arguments: &MirrorArgs, holds: bool, writes: bool) -> Result<Prepared
         "",
         &loaded.config,
         Some(arguments.release_sources(&workspace)),
+        !writes,
     )?;
     let disk = runtime()?
         .block_on(to_disk::prepare_image_set(
@@ -254,12 +255,22 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
         }
     }
     crate::common::print_category_counts(&delivered.categories, "delivered");
+    let operators = &prepared.operator_images;
+    if let Some(line) = ferry_executor::workflow::operators::incomplete_line(
+        operators,
+        delivered.failed.iter().map(|image| image.name.as_str()),
+    ) {
+        println!("{line}");
+    }
     let mut errors = String::new();
     for image in &delivered.failed {
-        errors.push_str(&ferry_executor::workflow::publish::error_line(
+        // Operator images name the bundles and packages needing them.
+        errors.push_str(&ferry_executor::workflow::operators::error_line(
+            operators,
             &image.name,
             &image.reason,
         ));
+        errors.push('\n');
     }
     if errors.is_empty() {
         return ExitCode::SUCCESS;

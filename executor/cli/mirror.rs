@@ -31,7 +31,9 @@ use crate::common::{
 use crate::exit_status;
 use crate::logging;
 use crate::progress::{Mode, RunProgress};
-use crate::render::{render_markdown, render_text};
+use crate::render::{
+    render_bundle_changes, render_bundle_changes_markdown, render_markdown, render_text,
+};
 use crate::saved_plan::{self, Staleness};
 
 /// Everything prepared before the plan.
@@ -53,6 +55,21 @@ struct Prepared {
     /// (for the signature ConfigMap).
     release_signatures:
         std::collections::BTreeMap<String, ferry_executor::release_signature::ReleaseSignature>,
+    /// The bundles the operator catalogs' filters select, and how they
+    /// differ from what the last run to the destination mirrored.
+    selected_bundles: Vec<operators::selection::SelectedBundle>,
+    bundle_changes: Vec<ferry_planner::BundleChange>,
+}
+
+/// The plan as text, with the operator bundles it adds or drops.
+fn plan_text(prepared: &Prepared) -> String {
+    let mut text = render_text(
+        &prepared.planned.plan,
+        &prepared.planned.resolution,
+        &prepared.planning,
+    );
+    render_bundle_changes(&prepared.bundle_changes, &mut text);
+    text
 }
 
 /// Where a run to a registry takes its content from: the deliveries of
@@ -122,17 +139,25 @@ fn source(
 /// The collect stage for a destination prefix. Releases are collected
 /// with `releases` (mirror-to-mirror: the workspace keeps their graphs and
 /// payload files; mirror-to-disk: the folder's working-dir); a release
-/// error ends the command with the release exit bit.
+/// error ends the command with the release exit bit. `plan_only`: a plan,
+/// which leaves the cache as it is (built images' blobs are described, not
+/// stored). A `file://` destination gets the original operator catalogs
+/// (disk-to-mirror filters them again).
 pub(crate) fn collect(
     arguments: &MirrorArgs,
     prefix: &str,
     config: &ferry_schemas::ImageSetConfiguration,
     releases: Option<ferry_executor::workflow::releases::ReleaseSources>,
+    plan_only: bool,
 ) -> Result<ImageSet, ExitCode> {
     // Rebuilt catalogs' blobs go to the cache; nothing else needs it here
     // (disk-to-mirror collects catalogs from the deliveries, later).
     let cache = if config.mirror.operators.is_empty() || arguments.from.is_some() {
         None
+    } else if plan_only {
+        Some(ferry_store::BlobStore::read_only(
+            arguments.disk_options().cache,
+        ))
     } else {
         let folder = arguments.disk_options().cache;
         Some(ferry_store::BlobStore::open(&folder).map_err(|cause| {
@@ -153,6 +178,11 @@ pub(crate) fn collect(
             .then(|| arguments.transfer_options().catalog_access()),
         cache,
         operators_from_deliveries: arguments.from.is_some(),
+        deliver_original_catalogs: arguments
+            .destination
+            .as_deref()
+            .is_some_and(|destination| destination.starts_with("file://")),
+        plan_only,
     };
     let image_set = ferry_executor::workflow::collect(config, &context).map_err(collect_error)?;
     for warning in &image_set.warnings {
@@ -263,7 +293,14 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         }
         _ => None,
     };
-    let mut image_set = collect(arguments, &destination.prefix, &loaded.config, releases)?;
+    // `plan` (no run log) leaves the cache as it is.
+    let mut image_set = collect(
+        arguments,
+        &destination.prefix,
+        &loaded.config,
+        releases,
+        arguments.run_log.is_none(),
+    )?;
     let runtime = runtime()?;
     let sourced = source(
         &runtime,
@@ -280,9 +317,21 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
             &arguments.plan_options(),
         ))
         .map_err(error)?;
+    let bundle_changes = if image_set.selected_bundles.is_empty() {
+        Vec::new()
+    } else {
+        let recorded = operators::selection::recorded(
+            &Workspace::in_folder(&planned.workspace),
+            &planned.destination.display(),
+        )
+        .map_err(error)?;
+        operators::selection::changes(&recorded, &image_set.selected_bundles)
+    };
     Ok(Prepared {
         config_text: text,
         planned,
+        selected_bundles: image_set.selected_bundles,
+        bundle_changes,
         planning: arguments.plan_options(),
         log_file,
         _run_lock: run_lock,
@@ -304,6 +353,7 @@ fn plan_document(arguments: &MirrorArgs, prepared: &Prepared) -> ferry_planner::
         &planned.resolution,
         action_keys(&planned.plan),
     ));
+    document.bundles = prepared.bundle_changes.clone();
     document
 }
 
@@ -336,14 +386,7 @@ pub(crate) fn apply_document(apply: &ferry_planner::ApplyInputs, log_level: &str
     ) {
         return code;
     }
-    print!(
-        "{}",
-        render_text(
-            &prepared.planned.plan,
-            &prepared.planned.resolution,
-            &prepared.planning,
-        )
-    );
+    print!("{}", plan_text(&prepared));
     run_prepared(prepared, &common)
 }
 
@@ -359,12 +402,12 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
     let document = plan_document(&arguments.common, &prepared);
     let output = match arguments.format.as_str() {
         "json" => saved_plan::render_json(&document),
-        "markdown" => render_markdown(&prepared.planned.plan, &prepared.planned.resolution),
-        _ => render_text(
-            &prepared.planned.plan,
-            &prepared.planned.resolution,
-            &prepared.planning,
-        ),
+        "markdown" => {
+            let mut text = render_markdown(&prepared.planned.plan, &prepared.planned.resolution);
+            render_bundle_changes_markdown(&prepared.bundle_changes, &mut text);
+            text
+        }
+        _ => plan_text(&prepared),
     };
     print!("{output}");
     if let Some(out) = &arguments.out
@@ -482,14 +525,7 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    print!(
-        "{}",
-        render_text(
-            &prepared.planned.plan,
-            &prepared.planned.resolution,
-            &prepared.planning,
-        )
-    );
+    print!("{}", plan_text(&prepared));
     if arguments.is_dry_run() {
         return dry_run(&prepared, &common, arguments.dry_run_manifest_lists);
     }
@@ -587,6 +623,23 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
     if let Err(code) = write_cluster_resources(&prepared, &failed, arguments.max_nested_paths > 0) {
         return code;
     }
+    if !prepared.selected_bundles.is_empty() {
+        // What the next plan compares its bundles with: the catalogs that
+        // reached the destination.
+        let failed_catalogs: BTreeSet<&str> = executed
+            .failed
+            .iter()
+            .map(|image| image.name.as_str())
+            .collect();
+        if let Err(cause) = operators::selection::record(
+            &Workspace::in_folder(&prepared.planned.workspace),
+            &prepared.planned.destination.display(),
+            &prepared.selected_bundles,
+            &failed_catalogs,
+        ) {
+            return error(cause);
+        }
+    }
     let mut errors = String::new();
     for image in &executed.failed {
         errors.push_str(&operators::error_line(
@@ -596,10 +649,6 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         ));
         errors.push('\n');
     }
-    let incomplete = operators::incomplete(
-        &prepared.operator_images,
-        executed.failed.iter().map(|image| image.name.as_str()),
-    );
     println!(
         "Done: {} actions completed, {} failed, {} skipped; {} pushed.",
         report.completed,
@@ -608,13 +657,11 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         mebibytes(report.bytes)
     );
     crate::common::print_category_counts(&executed.categories, "mirrored");
-    if !incomplete.bundles.is_empty() {
-        let list = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(" ");
-        println!(
-            "✗ incomplete operator bundles: [{}] - operators: [{}] (an image they need failed to mirror)",
-            list(&incomplete.bundles),
-            list(&incomplete.packages)
-        );
+    if let Some(line) = operators::incomplete_line(
+        &prepared.operator_images,
+        executed.failed.iter().map(|image| image.name.as_str()),
+    ) {
+        println!("{line}");
     }
     if let Some(log_file) = &prepared.log_file
         && arguments.log_level != "error"
@@ -642,13 +689,6 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    print!(
-        "{}",
-        render_text(
-            &prepared.planned.plan,
-            &prepared.planned.resolution,
-            &prepared.planning,
-        )
-    );
+    print!("{}", plan_text(&prepared));
     run_prepared(prepared, &common)
 }

@@ -63,6 +63,9 @@ pub struct Resolution {
     pub records: Vec<RecordedResolution>,
     /// Requests answered from the record without reading a tree again.
     pub reused: usize,
+    /// Images that need others at the destination first, by name
+    /// (`crate::workflow::needs`; set by the workflows from the image set).
+    pub needs: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Options of resolving.
