@@ -336,6 +336,21 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
 /// needs `quay.io/ferry-demo/hello:1.0` and a related image no registry
 /// has; returns the layout's path.
 fn layout_with_a_missing_related_image(folder: &std::path::Path) -> std::path::PathBuf {
+    layout_with_one_bundle(
+        folder,
+        "quay.io/ferry-demo/hello:1.0",
+        "quay.io/ferry-demo/missing-operand:1.0",
+    )
+}
+
+/// Writes an OCI layout `broken-catalog` holding a one-image catalog whose
+/// only bundle, demo.v1.0.0, has the image `bundle` and the related image
+/// `related`; returns the layout's path.
+fn layout_with_one_bundle(
+    folder: &std::path::Path,
+    bundle: &str,
+    related: &str,
+) -> std::path::PathBuf {
     use sha2::Digest as _;
     let layout = folder.join("broken-catalog");
     let blobs = layout.join("blobs/sha256");
@@ -345,14 +360,14 @@ fn layout_with_a_missing_related_image(folder: &std::path::Path) -> std::path::P
         std::fs::write(blobs.join(&hex), bytes).unwrap();
         (format!("sha256:{hex}"), bytes.len())
     };
-    let catalog = concat!(
+    let catalog = format!(
+        "{}\n{}\n{}\n",
         r#"{"schema":"olm.package","name":"demo","defaultChannel":"stable"}"#,
-        "\n",
         r#"{"schema":"olm.channel","package":"demo","name":"stable","entries":[{"name":"demo.v1.0.0"}]}"#,
-        "\n",
-        r#"{"schema":"olm.bundle","package":"demo","name":"demo.v1.0.0","image":"quay.io/ferry-demo/hello:1.0","properties":[{"type":"olm.package","value":{"packageName":"demo","version":"1.0.0"}}],"relatedImages":[{"name":"bundle","image":"quay.io/ferry-demo/hello:1.0"},{"name":"gone","image":"quay.io/ferry-demo/missing-operand:1.0"}]}"#,
-        "\n"
-    );
+        r#"{"schema":"olm.bundle","package":"demo","name":"demo.v1.0.0","image":"BUNDLE","properties":[{"type":"olm.package","value":{"packageName":"demo","version":"1.0.0"}}],"relatedImages":[{"name":"bundle","image":"BUNDLE"},{"name":"operand","image":"RELATED"}]}"#
+    )
+    .replace("BUNDLE", bundle)
+    .replace("RELATED", related);
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(catalog.len() as u64);
@@ -656,5 +671,86 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_filters_the_catal
             .join("disk/working-dir/cluster-resources/cs-test-catalog-latest.yaml")
             .is_file(),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_related_image_that_fails_while_copying_keeps_its_bundle_and_catalog_away() {
+    use ferry_testworld::proxy::{ErrorAnswer, FaultProxy, Faults};
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    // The related image resolves, then every blob of its repository is
+    // refused: it fails while the plan runs, not before.
+    let proxy = FaultProxy::start(scenario.world.registry().address()).unwrap();
+    let source = proxy.host();
+    let bundle = format!("{source}/quay.io/ferry-demo/hello:1.0");
+    let related = format!("{source}/registry.redhat.io/ubi9/ubi-minimal:9.4");
+    let layout = layout_with_one_bundle(scenario.folder.path(), &bundle, &related);
+    proxy.arm(Faults {
+        errors: vec![ErrorAnswer {
+            method: "GET".to_owned(),
+            path_contains: "/ubi9/ubi-minimal/blobs/".to_owned(),
+            status: 404,
+            retry_after: None,
+            times: 1000,
+        }],
+        ..Faults::default()
+    });
+    let config = scenario.config(
+        "copy-fails.yaml",
+        &format!(
+            "  - catalog: oci://{}\n  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n",
+            layout.display()
+        ),
+    );
+    let mirror = scenario.ferry("mirror", &config, &["--src-tls-verify=false"]);
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&mirror.stdout),
+        String::from_utf8_lossy(&mirror.stderr)
+    );
+    assert_eq!(mirror.status.code(), Some(4), "operator bit only: {output}");
+    let logs = scenario.folder.path().join("workspace/working-dir/logs");
+    let errors: String = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("mirroring_errors_")
+        })
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
+        .collect();
+    assert!(
+        errors.contains(&format!(
+            "error mirroring image {related} (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: "
+        )),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(&format!(
+            "error mirroring image {bundle} (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: skipped: a step it needs failed"
+        )),
+        "the bundle image waits for its related image: {errors}"
+    );
+    let host = scenario.destination.host();
+    for reference in [
+        format!("{host}/mirror/quay.io/ferry-demo/hello:1.0"),
+        format!("{host}/mirror/broken-catalog:latest"),
+    ] {
+        assert!(
+            scenario.skopeo_raw(&reference).is_none(),
+            "{reference} is not mirrored"
+        );
+    }
+    assert!(
+        scenario
+            .skopeo_raw(&format!("{host}/mirror/ferry-demo/test-catalog:latest"))
+            .is_some(),
+        "the other catalog is mirrored"
     );
 }
