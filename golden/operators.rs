@@ -4,8 +4,12 @@
 //! skopeo at the destination, the rebuilt catalogs read back with `ferry
 //! list bundles` (through `catalog_image` and `layer_files`) and compared
 //! with what the filter selects from the originals, the CatalogSource and
-//! ClusterCatalog checked against the strict CRD schemas, and a rerun that
-//! plans nothing.
+//! ClusterCatalog checked against the strict CRD schemas, a rerun that
+//! plans nothing and the plan's bundle lines; a related image that fails
+//! (before or while the plan runs) keeping its bundle image and catalog
+//! away; mirror-to-disk's error lines; and mirror-to-disk then
+//! disk-to-mirror (sources stopped) filtering the delivered original
+//! catalog again by a narrower configuration.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
@@ -752,5 +756,54 @@ fn a_related_image_that_fails_while_copying_keeps_its_bundle_and_catalog_away() 
             .skopeo_raw(&format!("{host}/mirror/ferry-demo/test-catalog:latest"))
             .is_some(),
         "the other catalog is mirrored"
+    );
+}
+
+#[test]
+fn mirror_to_disk_error_lines_name_the_bundles_and_operators_of_a_failed_image() {
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    let layout = layout_with_a_missing_related_image(scenario.folder.path());
+    let config = scenario.config(
+        "broken-disk.yaml",
+        &format!("  - catalog: oci://{}\n", layout.display()),
+    );
+    let folder = scenario.folder.path().join("disk");
+    let to_disk = scenario
+        .command()
+        .args(["mirror", "-c", &config, "--registries-conf"])
+        .arg(scenario.world.registries_conf())
+        .arg(format!("file://{}", folder.display()))
+        .output()
+        .unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&to_disk.stdout),
+        String::from_utf8_lossy(&to_disk.stderr)
+    );
+    assert_eq!(to_disk.status.code(), Some(4), "{output}");
+    assert!(
+        output.contains("incomplete operator bundles: [demo.v1.0.0] - operators: [demo]"),
+        "{output}"
+    );
+    let errors: String = std::fs::read_dir(folder.join("working-dir/logs"))
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("mirroring_errors_")
+        })
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
+        .collect();
+    assert!(
+        errors.starts_with(
+            "error mirroring image quay.io/ferry-demo/missing-operand:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: "
+        ),
+        "{errors}"
     );
 }
