@@ -159,6 +159,18 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
     );
     let config = scenario.config("operators.yaml", &operators);
 
+    // A plan rebuilds the catalogs in memory: the cache is left as it is.
+    let plan = scenario.ferry("plan", &config, &[]);
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        !scenario.folder.path().join("cache").exists(),
+        "ferry plan wrote the cache"
+    );
+
     let mirror = scenario.ferry("mirror", &config, &[]);
     // The summary is on stdout, logs on stderr.
     let output = format!(
