@@ -22,8 +22,9 @@ use ferry_executor::workflow::{CollectContext, ImageSet, Workspace};
 use ferry_planner::{Destination, Plan};
 
 use crate::arguments::{
-    Apply, Mirror, MirrorArgs, PlanCommand, parse_destination, refuse_flags_of_other_modes,
+    Apply, Mirror, MirrorArgs, PlanCommand, check_flags_for_mode, parse_destination,
 };
+use crate::collection::{collect, collect_error};
 use crate::common::{
     check_config, error, hold_workspace_of, load_config, mebibytes, print_notices, report_failures,
     runtime,
@@ -136,61 +137,6 @@ fn source(
         .map_err(collect_error)
 }
 
-/// The collect stage for a destination prefix. Releases are collected
-/// with `releases` (mirror-to-mirror: the workspace keeps their graphs and
-/// payload files; mirror-to-disk: the folder's working-dir); a release
-/// error ends the command with the release exit bit. `plan_only`: a plan,
-/// which leaves the cache as it is (built images' blobs are described, not
-/// stored). A `file://` destination gets the original operator catalogs
-/// (disk-to-mirror filters them again).
-pub(crate) fn collect(
-    arguments: &MirrorArgs,
-    prefix: &str,
-    config: &ferry_schemas::ImageSetConfiguration,
-    releases: Option<ferry_executor::workflow::releases::ReleaseSources>,
-    plan_only: bool,
-) -> Result<ImageSet, ExitCode> {
-    // Rebuilt catalogs' blobs go to the cache; nothing else needs it here
-    // (disk-to-mirror collects catalogs from the deliveries, later).
-    let cache = if config.mirror.operators.is_empty() || arguments.from.is_some() {
-        None
-    } else if plan_only {
-        Some(ferry_store::BlobStore::read_only(
-            arguments.disk_options().cache,
-        ))
-    } else {
-        let folder = arguments.disk_options().cache;
-        Some(ferry_store::BlobStore::open(&folder).map_err(|cause| {
-            error(format!(
-                "cannot open the cache {}: {cause}",
-                folder.display()
-            ))
-        })?)
-    };
-    let context = CollectContext {
-        prefix: prefix.to_owned(),
-        max_nested_paths: arguments.max_nested_paths,
-        releases,
-        // Disk-to-mirror reaches no source registry.
-        registry: arguments
-            .from
-            .is_none()
-            .then(|| arguments.transfer_options().catalog_access()),
-        cache,
-        operators_from_deliveries: arguments.from.is_some(),
-        deliver_original_catalogs: arguments
-            .destination
-            .as_deref()
-            .is_some_and(|destination| destination.starts_with("file://")),
-        plan_only,
-    };
-    let image_set = ferry_executor::workflow::collect(config, &context).map_err(collect_error)?;
-    for warning in &image_set.warnings {
-        eprintln!("warning: {warning}");
-    }
-    Ok(image_set)
-}
-
 /// Disk-to-mirror's release sources: the latest delivery's `inputs.json`
 /// (update graph answers and payload files) restored into the folder's
 /// working-dir, read from there with nothing asked over the network.
@@ -216,18 +162,6 @@ fn delivered_release_sources(
     let mut sources = arguments.release_sources(&workspace);
     sources.offline = true;
     Ok(Some(sources))
-}
-
-/// A workflow error: exit 1, or the category's exit bit (a release error is
-/// fatal with exit 2, notes §7); nothing was pushed or delivered.
-pub(crate) fn collect_error(cause: ferry_executor::workflow::WorkflowError) -> ExitCode {
-    match cause.category {
-        Some(category) => {
-            eprintln!("error: {cause}\nnothing was pushed");
-            ferry_executor::workflow::exit_bits([category]).into()
-        }
-        None => error(cause),
-    }
 }
 
 /// Checks the destination and flags the way oc-mirror does, then resolves,
@@ -392,7 +326,7 @@ pub(crate) fn apply_document(apply: &ferry_planner::ApplyInputs, log_level: &str
 
 /// `ferry plan` to a registry.
 pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let prepared = match prepare(&arguments.common, Deliveries::Verify) {
@@ -511,7 +445,7 @@ fn write_cluster_resources(
 
 /// `ferry mirror` to a registry.
 pub fn mirror_command(arguments: &Mirror) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let mut common = arguments.common.clone();
@@ -680,7 +614,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
 
 /// `ferry apply -c FILE docker://...`: plans and applies in one step.
 pub fn apply_command(arguments: &Apply) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let mut common = arguments.common.clone();

@@ -182,7 +182,8 @@ pub async fn from_deliveries(
         &report.manifest_media_types,
         &delivered,
         options.remove_signatures,
-    );
+    )
+    .await;
     // Built images by name, as the delivery recorded them: every blob of
     // theirs is in the cache now, whatever its source was where they were
     // built.
@@ -192,7 +193,8 @@ pub async fn from_deliveries(
         &report.manifest_media_types,
         &delivered,
         &mut resolution,
-    );
+    )
+    .await;
     crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built[delivered_built..]);
     resolution.blocked = image_set.blocked.clone();
     resolution.needs = image_set.needs.clone();
