@@ -11,7 +11,9 @@
 //!    file, the update graph from `UPDATE_URL_OVERRIDE` (the world's graph
 //!    server, standing for an update service inside), the release
 //!    signatures the first delivery carried (copied into the enclave
-//!    folder's `working-dir/signatures/`), the cache disk-to-mirror filled.
+//!    folder's `working-dir/signatures/`), the cache disk-to-mirror filled;
+//!    a second enclave's delivery from the same cache fetches nothing
+//!    either.
 //! 4. Enclave side: disk-to-mirror into the enclave registry; a "node" pulls
 //!    every original reference by digest with `skopeo --registries-conf`
 //!    (the file written from the enclave's IDMS/ITMS) and gets it from the
@@ -464,6 +466,18 @@ mirror:
   - name: quay.io/ferry-demo/hello:1.0
 ";
 
+/// Another enclave's smaller set, from the same enterprise cache.
+const SECOND_ENCLAVE_IMAGE_SET: &str = "kind: ImageSetConfiguration
+apiVersion: mirror.openshift.io/v2alpha1
+mirror:
+  operators:
+  - catalog: quay.io/ferry-demo/test-catalog:latest
+    packages:
+    - name: foo
+  additionalImages:
+  - name: registry.redhat.io/ubi9/ubi-minimal:9.4
+";
+
 #[test]
 fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped() {
     let world = World::start().unwrap();
@@ -619,7 +633,7 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
         std::fs::copy(entry.path(), signatures.join(entry.file_name())).unwrap();
     }
     enterprise.clear();
-    flow.ferry(
+    let enclave_run = flow.ferry(
         &[
             "mirror",
             "-c",
@@ -633,6 +647,38 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
         &[("UPDATE_URL_OVERRIDE", &graph_server.url())],
     );
     let (enclave_requests, enclave_blobs, enclave_fetched) = blob_traffic(&enterprise);
+    // Every blob it packs came from the cache disk-to-mirror filled.
+    assert!(
+        text(&enclave_run.stdout).contains("Cache: 0 blobs to fetch"),
+        "{}",
+        text(&enclave_run.stdout)
+    );
+    // A second enclave, from the same cache: nothing fetched either.
+    enterprise.clear();
+    let second_set = flow.write("isc-enclave2.yaml", SECOND_ENCLAVE_IMAGE_SET);
+    let second_run = flow.ferry(
+        &[
+            "mirror",
+            "-c",
+            &second_set,
+            "--registries-conf",
+            &enterprise_conf.display().to_string(),
+            "--src-tls-verify=false",
+            &format!("file://{}", flow.path("enclave2-disk").display()),
+        ],
+        "enterprise-cache",
+        &[],
+    );
+    assert!(
+        text(&second_run.stdout).contains("Cache: 0 blobs to fetch"),
+        "{}",
+        text(&second_run.stdout)
+    );
+    let (second_requests, second_blobs, second_fetched) = blob_traffic(&enterprise);
+    assert_eq!(second_requests, second_blobs, "a blob read twice");
+    eprintln!(
+        "second enclave: {second_fetched} bytes in {second_requests} blob requests to the enterprise registry (the catalog's layers, for its configs)"
+    );
     drop(graph_server);
     drop(enterprise);
     drop(enterprise_registry);
