@@ -394,7 +394,10 @@ fn registries_conf(table: &MirrorTable, insecure: bool, read: &[&str]) -> String
         let mixed = !digests_only && mirrors.values().any(|pulls| *pulls == Pulls::DigestsOnly);
         let _ = writeln!(text, "\n[[registry]]");
         let _ = writeln!(text, "prefix = {}", quoted(source));
-        let _ = writeln!(text, "location = {}", quoted(source));
+        // A wildcard prefix (`*.example.com`) keeps each name as it is.
+        if !source.starts_with("*.") {
+            let _ = writeln!(text, "location = {}", quoted(source));
+        }
         if digests_only {
             let _ = writeln!(text, "mirror-by-digest-only = true");
         }
@@ -580,6 +583,26 @@ mod tests {
             &text[problems[0].span.range()],
             "quay.io/NS/app",
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_wildcard_source_keeps_each_name_and_gets_no_host_level_table() {
+        let text = "kind: ImageTagMirrorSet\nspec:\n  imageTagMirrors:\n  - source: \"*.example.com\"\n    mirrors: [m.example/all]\n";
+        let table = table_of(&[text]);
+        assert!(host_level_tables(&table).is_empty());
+        let written = registries_conf(&table, false, &[]);
+        assert!(
+            !written.contains("location = \"*.example.com\""),
+            "{written}"
+        );
+        let conf = RegistriesConf::parse(Path::new("r.conf"), &written).unwrap();
+        assert_eq!(
+            pulls(&conf, "registry.example.com/team/app:1.0"),
+            [
+                "m.example/all/team/app:1.0",
+                "registry.example.com/team/app:1.0"
+            ]
         );
     }
 
