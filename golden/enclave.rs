@@ -591,6 +591,9 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
         &[],
     );
     let enterprise_stored = stored_bytes(&enterprise_registry);
+    // The enterprise registry stores exactly the first delivery's content.
+    let (first_content, _, _, _) = delivery_entries(&enterprise_disk);
+    assert_eq!(first_content, enterprise_stored);
     let enterprise_conf = flow.path("enterprise-registries.conf");
     flow.ferry(
         &[
