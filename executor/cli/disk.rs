@@ -18,7 +18,7 @@ use ferry_executor::workflow::workspace::refuse_filesystem_root;
 use ferry_planner::{ApplyInputs, PlanDocument};
 use ferry_store::RunLock;
 
-use crate::arguments::{Apply, Mirror, MirrorArgs, PlanCommand, refuse_flags_of_other_modes};
+use crate::arguments::{Apply, Mirror, MirrorArgs, PlanCommand, check_flags_for_mode};
 use crate::common::{
     counted, error, hold_workspace, load_config, mebibytes, print_notices, report_failures, runtime,
 };
@@ -72,7 +72,7 @@ fn prepare(arguments: &MirrorArgs, holds: bool, writes: bool) -> Result<Prepared
         Some(text) => crate::common::check_config(config_path, text.clone())?,
         None => load_config(config_path)?,
     };
-    let image_set = crate::mirror::collect(
+    let image_set = crate::collection::collect(
         arguments,
         "",
         &loaded.config,
@@ -89,7 +89,7 @@ fn prepare(arguments: &MirrorArgs, holds: bool, writes: bool) -> Result<Prepared
             &arguments.disk_options(),
             writes,
         ))
-        .map_err(crate::mirror::collect_error)?;
+        .map_err(crate::collection::collect_error)?;
     print_notices(&disk.notices);
     Ok(Prepared {
         disk,
@@ -99,7 +99,7 @@ fn prepare(arguments: &MirrorArgs, holds: bool, writes: bool) -> Result<Prepared
 
 /// `ferry plan ... file://DIR`.
 pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let prepared = match prepare(&arguments.common, false, false) {
@@ -135,7 +135,7 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
 /// `ferry mirror ... file://DIR` (with `--dry-run`: oc-mirror's
 /// `mapping.txt` and `missing.txt`, nothing fetched or written).
 pub fn mirror_command(arguments: &Mirror) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     mirror_to_disk(
@@ -147,7 +147,7 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
 
 /// `ferry apply -c FILE file://DIR`: plans and writes in one step.
 pub fn apply_command(arguments: &Apply) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     mirror_to_disk(&arguments.common, true, false)
@@ -222,7 +222,7 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
         &arguments.transfer_options(),
     )) {
         Ok(delivered) => delivered,
-        Err(cause) => return crate::mirror::collect_error(cause),
+        Err(cause) => return crate::collection::collect_error(cause),
     };
     if delivered.fetched.fetched > 0 {
         println!(

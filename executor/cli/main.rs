@@ -4,6 +4,7 @@
 
 mod arguments;
 mod cache;
+mod collection;
 mod common;
 mod delete;
 mod demo;
@@ -160,7 +161,7 @@ fn apply(args: &arguments::Apply) -> ExitCode {
             mirror::apply_command(args)
         };
     }
-    if let Err(code) = arguments::refuse_flags_of_other_modes(&args.common) {
+    if let Err(code) = arguments::check_flags_for_mode(&args.common) {
         return code;
     }
     let Some(plan_path) = &args.common.destination else {

@@ -22,8 +22,9 @@ use ferry_executor::workflow::{CollectContext, ImageSet, Workspace};
 use ferry_planner::{Destination, Plan};
 
 use crate::arguments::{
-    Apply, Mirror, MirrorArgs, PlanCommand, parse_destination, refuse_flags_of_other_modes,
+    Apply, Mirror, MirrorArgs, PlanCommand, check_flags_for_mode, parse_destination,
 };
+use crate::collection::{collect, collect_error};
 use crate::common::{
     check_config, error, hold_workspace_of, load_config, mebibytes, print_notices, report_failures,
     runtime,
@@ -119,48 +120,6 @@ fn source(
         .map_err(collect_error)
 }
 
-/// The collect stage for a destination prefix. Releases are collected
-/// with `releases` (mirror-to-mirror: the workspace keeps their graphs and
-/// payload files; mirror-to-disk: the folder's working-dir); a release
-/// error ends the command with the release exit bit.
-pub(crate) fn collect(
-    arguments: &MirrorArgs,
-    prefix: &str,
-    config: &ferry_schemas::ImageSetConfiguration,
-    releases: Option<ferry_executor::workflow::releases::ReleaseSources>,
-) -> Result<ImageSet, ExitCode> {
-    // Rebuilt catalogs' blobs go to the cache; nothing else needs it here
-    // (disk-to-mirror collects catalogs from the deliveries, later).
-    let cache = if config.mirror.operators.is_empty() || arguments.from.is_some() {
-        None
-    } else {
-        let folder = arguments.disk_options().cache;
-        Some(ferry_store::BlobStore::open(&folder).map_err(|cause| {
-            error(format!(
-                "cannot open the cache {}: {cause}",
-                folder.display()
-            ))
-        })?)
-    };
-    let context = CollectContext {
-        prefix: prefix.to_owned(),
-        max_nested_paths: arguments.max_nested_paths,
-        releases,
-        // Disk-to-mirror reaches no source registry.
-        registry: arguments
-            .from
-            .is_none()
-            .then(|| arguments.transfer_options().catalog_access()),
-        cache,
-        operators_from_deliveries: arguments.from.is_some(),
-    };
-    let image_set = ferry_executor::workflow::collect(config, &context).map_err(collect_error)?;
-    for warning in &image_set.warnings {
-        eprintln!("warning: {warning}");
-    }
-    Ok(image_set)
-}
-
 /// Disk-to-mirror's release sources: the latest delivery's `inputs.json`
 /// (update graph answers and payload files) restored into the folder's
 /// working-dir, read from there with nothing asked over the network.
@@ -186,18 +145,6 @@ fn delivered_release_sources(
     let mut sources = arguments.release_sources(&workspace);
     sources.offline = true;
     Ok(Some(sources))
-}
-
-/// A workflow error: exit 1, or the category's exit bit (a release error is
-/// fatal with exit 2, notes §7); nothing was pushed or delivered.
-pub(crate) fn collect_error(cause: ferry_executor::workflow::WorkflowError) -> ExitCode {
-    match cause.category {
-        Some(category) => {
-            eprintln!("error: {cause}\nnothing was pushed");
-            ferry_executor::workflow::exit_bits([category]).into()
-        }
-        None => error(cause),
-    }
 }
 
 /// Checks the destination and flags the way oc-mirror does, then resolves,
@@ -349,7 +296,7 @@ pub(crate) fn apply_document(apply: &ferry_planner::ApplyInputs, log_level: &str
 
 /// `ferry plan` to a registry.
 pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let prepared = match prepare(&arguments.common, Deliveries::Verify) {
@@ -468,7 +415,7 @@ fn write_cluster_resources(
 
 /// `ferry mirror` to a registry.
 pub fn mirror_command(arguments: &Mirror) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let mut common = arguments.common.clone();
@@ -633,7 +580,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
 
 /// `ferry apply -c FILE docker://...`: plans and applies in one step.
 pub fn apply_command(arguments: &Apply) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let mut common = arguments.common.clone();

@@ -172,7 +172,8 @@ pub async fn from_deliveries(
         &report.manifest_media_types,
         &delivered,
         options.remove_signatures,
-    );
+    )
+    .await;
     // Built images by name, as the delivery recorded them: every blob of
     // theirs is in the cache now, whatever its source was where they were
     // built.
@@ -182,7 +183,8 @@ pub async fn from_deliveries(
         &report.manifest_media_types,
         &delivered,
         &mut resolution,
-    );
+    )
+    .await;
     resolution.blocked = image_set.blocked.clone();
     Ok(FromDeliveries {
         sourced: Sourced {
