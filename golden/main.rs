@@ -8,6 +8,7 @@ mod demo;
 mod diagnostics;
 mod disk;
 mod dry_run;
+mod enclave;
 mod faults;
 mod fixtures_table;
 mod kill;

@@ -16,6 +16,7 @@ mod logging;
 mod mirror;
 mod oc_mirror_flags;
 mod progress;
+mod registries_conf;
 mod render;
 mod saved_plan;
 mod validate;
@@ -76,6 +77,10 @@ enum Command {
     /// List what catalogs and configurations hold, without mirroring.
     #[command(subcommand_required = true)]
     List(list::Args),
+    /// Write a registries.conf from the IDMS/ITMS a run left in
+    /// working-dir/cluster-resources: public names pulled from the mirror
+    /// (for an enclave's mirror-to-disk from the enterprise registry).
+    RegistriesConf(registries_conf::Args),
     /// Print ferry's version (as `oc-mirror version` prints its own).
     Version(VersionArgs),
 }
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache::run(args),
         Command::Delete(args) => delete::run(&args),
         Command::List(args) => list::run(&args),
+        Command::RegistriesConf(args) => registries_conf::run(&args),
         Command::Version(_) => {
             println!("ferry {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
