@@ -579,6 +579,13 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         Ok(executed) => executed,
         Err(cause) => return error(cause),
     };
+    // The image sets sharing this cache: what a delete must not take from them.
+    if let Err(cause) = ferry_store::image_sets::record_workspace(
+        &arguments.disk_options().cache,
+        Path::new(&prepared.planned.workspace),
+    ) {
+        eprintln!("warning: {cause}: a delete from this registry by another image set will not know what this one needs");
+    }
     let report = &executed.report;
     let failed: BTreeSet<&str> = report
         .failed_images()
