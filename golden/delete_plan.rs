@@ -70,7 +70,11 @@ fn pulled(reference: &str) -> BTreeMap<String, Vec<u8>> {
         .arg(format!("dir:{}", folder.path().display()))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{reference}: {}", text(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{reference}: {}",
+        text(&output.stderr)
+    );
     std::fs::read_dir(folder.path())
         .unwrap()
         .map(|entry| {
@@ -83,7 +87,12 @@ fn pulled(reference: &str) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn plan_delete(scenario: &Scenario, workspace: &str, disc: &str, extra: &[&str]) -> std::process::Output {
+fn plan_delete(
+    scenario: &Scenario,
+    workspace: &str,
+    disc: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let workspace = scenario.workspace_named(workspace);
     let mut arguments = vec![
         "plan",
@@ -104,12 +113,18 @@ fn plan_delete(scenario: &Scenario, workspace: &str, disc: &str, extra: &[&str])
 fn a_delete_plan_frees_what_garbage_collection_frees_and_the_next_mirror_copies_it_again() {
     let scenario = Scenario::start(Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap());
     scenario.mirror(IMAGES);
-    let ubi = format!("docker://{}/mirror/ubi9/ubi:latest", scenario.destination.host());
+    let ubi = format!(
+        "docker://{}/mirror/ubi9/ubi:latest",
+        scenario.destination.host()
+    );
     let before = pulled(&ubi);
 
     let disc = scenario.write(
         "delete-isc.yaml",
-        &delete_configuration(&["quay.io/ferry-demo/hello:1.0", "quay.io/ferry-demo/signed:1.0"]),
+        &delete_configuration(&[
+            "quay.io/ferry-demo/hello:1.0",
+            "quay.io/ferry-demo/signed:1.0",
+        ]),
     );
     let plan_file = scenario.folder.path().join("delete-plan.json");
     let plan_argument = plan_file.display().to_string();
@@ -117,17 +132,35 @@ fn a_delete_plan_frees_what_garbage_collection_frees_and_the_next_mirror_copies_
         &scenario,
         "workspace",
         &disc,
-        &["--delete-signatures", "--detailed-exitcode", "--out", &plan_argument],
+        &[
+            "--delete-signatures",
+            "--detailed-exitcode",
+            "--out",
+            &plan_argument,
+        ],
     );
     let stdout = text(&planned.stdout);
-    assert_eq!(planned.status.code(), Some(2), "{stdout}{}", text(&planned.stderr));
-    assert!(stdout.contains("Plan: 3 manifests and 3 tags to delete"), "{stdout}");
+    assert_eq!(
+        planned.status.code(),
+        Some(2),
+        "{stdout}{}",
+        text(&planned.stderr)
+    );
+    assert!(
+        stdout.contains("Plan: 3 manifests and 3 tags to delete"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("remove tag mirror/ferry-demo/hello:latest")
             || !stdout.contains("hello:latest"),
         "{stdout}"
     );
-    let markdown = plan_delete(&scenario, "workspace", &disc, &["--delete-signatures", "--format", "markdown"]);
+    let markdown = plan_delete(
+        &scenario,
+        "workspace",
+        &disc,
+        &["--delete-signatures", "--format", "markdown"],
+    );
     assert!(text(&markdown.stdout).contains("| Manifest | Bytes | Why |"));
     let document: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
@@ -150,8 +183,15 @@ fn a_delete_plan_frees_what_garbage_collection_frees_and_the_next_mirror_copies_
     let bytes_before = blob_bytes(&storage);
     let applied = scenario.ferry(&["apply", &plan_argument]);
     let applied_out = text(&applied.stdout);
-    assert!(applied.status.success(), "{applied_out}{}", text(&applied.stderr));
-    assert!(applied_out.contains("done: 3 manifests deleted, 0 failed"), "{applied_out}");
+    assert!(
+        applied.status.success(),
+        "{applied_out}{}",
+        text(&applied.stderr)
+    );
+    assert!(
+        applied_out.contains("done: 3 manifests deleted, 0 failed"),
+        "{applied_out}"
+    );
     for (repository, digest) in &deleted {
         let answer = scenario
             .destination
@@ -172,19 +212,38 @@ fn a_delete_plan_frees_what_garbage_collection_frees_and_the_next_mirror_copies_
     // Applying the same plan again: it is stale (the images are gone).
     let again = scenario.ferry(&["apply", &plan_argument]);
     assert_eq!(again.status.code(), Some(1));
-    assert!(text(&again.stderr).contains("the plan is stale"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("the plan is stale"),
+        "{}",
+        text(&again.stderr)
+    );
 
     // The workspace forgot them: even a plan trusting the state copies
     // hello and signed again, and the mirror brings them back.
-    let config = scenario.folder.path().join("workspace.yaml").display().to_string();
+    let config = scenario
+        .folder
+        .path()
+        .join("workspace.yaml")
+        .display()
+        .to_string();
     let workspace = scenario.workspace();
     let destination = scenario.destination();
     let replanned = scenario.ferry(&[
-        "plan", "-c", &config, "--workspace", &workspace, "--trust-state", "--dest-tls-verify=false", &destination,
+        "plan",
+        "-c",
+        &config,
+        "--workspace",
+        &workspace,
+        "--trust-state",
+        "--dest-tls-verify=false",
+        &destination,
     ]);
     let replanned_out = text(&replanned.stdout);
     assert!(replanned.status.success(), "{}", text(&replanned.stderr));
-    assert!(replanned_out.contains("quay.io/ferry-demo/hello:1.0"), "{replanned_out}");
+    assert!(
+        replanned_out.contains("quay.io/ferry-demo/hello:1.0"),
+        "{replanned_out}"
+    );
     assert!(
         !replanned_out.contains("nothing to do") && !replanned_out.contains("Nothing to do"),
         "{replanned_out}"
@@ -192,27 +251,50 @@ fn a_delete_plan_frees_what_garbage_collection_frees_and_the_next_mirror_copies_
     scenario.mirror(IMAGES);
     assert!(scenario.holds("ferry-demo/hello:1.0"));
     assert!(scenario.holds("ferry-demo/signed:1.0"));
-    pulled(&format!("docker://{}/mirror/ferry-demo/hello:1.0", scenario.destination.host()));
+    pulled(&format!(
+        "docker://{}/mirror/ferry-demo/hello:1.0",
+        scenario.destination.host()
+    ));
 }
 
 #[test]
 fn what_another_image_set_needs_is_kept_unless_forced() {
     let scenario = Scenario::start(Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap());
     // Two image sets, two workspaces, one cache, sharing hello.
-    scenario.mirror_from("first", "  - name: quay.io/ferry-demo/hello:1.0\n  - name: registry.redhat.io/ubi9/ubi:latest\n");
-    scenario.mirror_from("second", "  - name: quay.io/ferry-demo/hello:1.0\n  - name: quay.io/ferry-demo/signed:1.0\n");
-    let hello = format!("docker://{}/mirror/ferry-demo/hello:1.0", scenario.destination.host());
+    scenario.mirror_from(
+        "first",
+        "  - name: quay.io/ferry-demo/hello:1.0\n  - name: registry.redhat.io/ubi9/ubi:latest\n",
+    );
+    scenario.mirror_from(
+        "second",
+        "  - name: quay.io/ferry-demo/hello:1.0\n  - name: quay.io/ferry-demo/signed:1.0\n",
+    );
+    let hello = format!(
+        "docker://{}/mirror/ferry-demo/hello:1.0",
+        scenario.destination.host()
+    );
     let before = pulled(&hello);
     let disc = scenario.write(
         "delete-first.yaml",
-        &delete_configuration(&["quay.io/ferry-demo/hello:1.0", "registry.redhat.io/ubi9/ubi:latest"]),
+        &delete_configuration(&[
+            "quay.io/ferry-demo/hello:1.0",
+            "registry.redhat.io/ubi9/ubi:latest",
+        ]),
     );
     let second = scenario.folder.path().join("second").display().to_string();
 
     // --generate leaves hello out, naming the other image set.
     let workspace = scenario.workspace_named("first");
     let destination = scenario.destination();
-    let generated = scenario.ferry(&["delete", "--generate", "-c", &disc, "--workspace", &workspace, &destination]);
+    let generated = scenario.ferry(&[
+        "delete",
+        "--generate",
+        "-c",
+        &disc,
+        "--workspace",
+        &workspace,
+        &destination,
+    ]);
     let stderr = text(&generated.stderr);
     assert!(generated.status.success(), "{stderr}");
     assert!(
@@ -221,28 +303,72 @@ fn what_another_image_set_needs_is_kept_unless_forced() {
             && stderr.contains("mirror/ferry-demo/hello:1.0"),
         "{stderr}"
     );
-    let list = std::fs::read_to_string(scenario.folder.path().join("first/working-dir/delete/delete-images.yaml")).unwrap();
+    let list = std::fs::read_to_string(
+        scenario
+            .folder
+            .path()
+            .join("first/working-dir/delete/delete-images.yaml"),
+    )
+    .unwrap();
     assert!(!list.contains("hello"), "{list}");
     assert!(list.contains("ubi9/ubi:latest"), "{list}");
-    let forced = scenario.ferry(&["delete", "--generate", "--force", "--dry-run", "-c", &disc, "--workspace", &workspace, &destination]);
-    assert!(text(&forced.stdout).contains("hello"), "{}", text(&forced.stdout));
+    let forced = scenario.ferry(&[
+        "delete",
+        "--generate",
+        "--force",
+        "--dry-run",
+        "-c",
+        &disc,
+        "--workspace",
+        &workspace,
+        &destination,
+    ]);
+    assert!(
+        text(&forced.stdout).contains("hello"),
+        "{}",
+        text(&forced.stdout)
+    );
 
     // The plan keeps hello too, and --force would delete it.
     let planned = plan_delete(&scenario, "first", &disc, &[]);
     let stdout = text(&planned.stdout);
     assert!(planned.status.success(), "{}", text(&planned.stderr));
-    assert!(stdout.contains("keep docker://") && stdout.contains(&second), "{stdout}");
-    assert!(stdout.contains("Plan: 1 manifests and 1 tags to delete, 1 kept"), "{stdout}");
+    assert!(
+        stdout.contains("keep docker://") && stdout.contains(&second),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Plan: 1 manifests and 1 tags to delete, 1 kept"),
+        "{stdout}"
+    );
     let plan_forced = plan_delete(&scenario, "first", &disc, &["--force"]);
-    assert!(text(&plan_forced.stdout).contains("Plan: 2 manifests"), "{}", text(&plan_forced.stdout));
+    assert!(
+        text(&plan_forced.stdout).contains("Plan: 2 manifests"),
+        "{}",
+        text(&plan_forced.stdout)
+    );
 
-    let plan_file = scenario.folder.path().join("first-plan.json").display().to_string();
+    let plan_file = scenario
+        .folder
+        .path()
+        .join("first-plan.json")
+        .display()
+        .to_string();
     let saved = plan_delete(&scenario, "first", &disc, &["--out", &plan_file]);
     assert!(saved.status.success());
     let applied = scenario.ferry(&["apply", &plan_file]);
-    assert!(applied.status.success(), "{}{}", text(&applied.stdout), text(&applied.stderr));
+    assert!(
+        applied.status.success(),
+        "{}{}",
+        text(&applied.stdout),
+        text(&applied.stderr)
+    );
     garbage_collect(&scenario);
     assert!(!scenario.holds("ubi9/ubi:latest"), "ubi was deleted");
-    assert_eq!(pulled(&hello), before, "the shared image stays and pulls byte for byte");
+    assert_eq!(
+        pulled(&hello),
+        before,
+        "the shared image stays and pulls byte for byte"
+    );
     assert!(scenario.holds("ferry-demo/signed:1.0"));
 }

@@ -176,9 +176,13 @@ fn generate(args: &Args, destination: &Destination) -> Result<ExitCode, ExitCode
     let state = workspace.open_state().map_err(error)?;
     let recorded = delete::WorkspaceRecord::load(&state, destination).map_err(error)?;
     let cache = cache_folder(args.cache_dir.as_deref())?;
-    let (shared, shared_notices) =
-        delete::SharedContent::load(&cache, Path::new(folder), &destination.display(), &destination.registry)
-            .map_err(error)?;
+    let (shared, shared_notices) = delete::SharedContent::load(
+        &cache,
+        Path::new(folder),
+        &destination.display(),
+        &destination.registry,
+    )
+    .map_err(error)?;
     print_notices(&shared_notices);
     let generated = delete::generate(
         &configuration,

@@ -10,7 +10,7 @@
 //! forget them, so the next mirror plans them again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -150,15 +150,17 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
     let mut manifests: BTreeMap<ferry_schemas::Digest, ResolvedManifest> = BTreeMap::new();
     let mut remember = |state: &ferry_store::WorkspaceState, tops: Vec<ferry_schemas::Digest>| {
         for top in tops {
-            let (tree, _) = delete::shared::manifest_tree(&top, &|digest| {
-                recorded_manifest(state, digest)
-            });
+            let (tree, _) =
+                delete::shared::manifest_tree(&top, &|digest| recorded_manifest(state, digest));
             for manifest in tree {
                 manifests.insert(manifest.digest.clone(), manifest);
             }
         }
     };
-    remember(&state, recorded.tags_at_destination.values().cloned().collect());
+    remember(
+        &state,
+        recorded.tags_at_destination.values().cloned().collect(),
+    );
     for resolution in recorded.resolutions.values() {
         remember(&state, vec![resolution.top.clone()]);
     }

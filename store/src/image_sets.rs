@@ -113,7 +113,9 @@ mod tests {
         expected.sort();
         assert_eq!(recorded_workspaces(cache.path()).unwrap(), expected);
         assert_eq!(
-            std::fs::read_dir(records_folder(cache.path())).unwrap().count(),
+            std::fs::read_dir(records_folder(cache.path()))
+                .unwrap()
+                .count(),
             2
         );
         let gone = second.path().to_path_buf();
@@ -124,7 +126,9 @@ mod tests {
         );
         assert_eq!(forget_missing(cache.path()).unwrap(), [gone]);
         assert_eq!(
-            std::fs::read_dir(records_folder(cache.path())).unwrap().count(),
+            std::fs::read_dir(records_folder(cache.path()))
+                .unwrap()
+                .count(),
             1
         );
     }

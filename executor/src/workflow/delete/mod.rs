@@ -269,11 +269,12 @@ fn protect(
 ) -> Vec<DeleteItem> {
     let mut kept = Vec::new();
     for item in items {
-        let Some((repository, tag)) = item
-            .destination()
-            .ok()
-            .and_then(|reference| Some((reference.repository().to_owned(), reference.tag()?.to_owned())))
-        else {
+        let Some((repository, tag)) = item.destination().ok().and_then(|reference| {
+            Some((
+                reference.repository().to_owned(),
+                reference.tag()?.to_owned(),
+            ))
+        }) else {
             kept.push(item);
             continue;
         };
@@ -446,7 +447,10 @@ struct AppliedConfiguration<'a> {
 /// The configuration as applied, with image names as `typed` (the
 /// configuration's text) wrote them: oc-mirror writes its configuration
 /// back without adding `docker://` to a name typed without it (notes §3.8).
-pub fn applied_configuration(configuration: &DeleteImageSetConfiguration, typed: &str) -> Result<String> {
+pub fn applied_configuration(
+    configuration: &DeleteImageSetConfiguration,
+    typed: &str,
+) -> Result<String> {
     let mut applied = serde_yaml::to_value(AppliedConfiguration {
         api_version: API_VERSION,
         kind: "DeleteImageSetConfiguration",

@@ -259,8 +259,7 @@ pub fn plan_delete(inputs: &DeleteInputs<'_>) -> DeletePlan {
             child_of: None,
         });
         if !complete {
-            plan.unknown_content
-                .push(format!("{repository}@{digest}"));
+            plan.unknown_content.push(format!("{repository}@{digest}"));
         }
         for manifest in &tree {
             let pair = (repository.clone(), manifest.digest.clone());
@@ -328,7 +327,9 @@ pub async fn live_digests(
     let mut live = BTreeMap::new();
     for (name, answer) in answers {
         let digest = answer.map_err(|problem| {
-            WorkflowError::environment(format!("cannot ask the destination about {name}: {problem}"))
+            WorkflowError::environment(format!(
+                "cannot ask the destination about {name}: {problem}"
+            ))
         })?;
         live.insert(name, digest);
     }
@@ -361,8 +362,8 @@ pub async fn fetch_unknown(
                 pending.extend(manifest.children.iter().cloned());
                 continue;
             }
-            let Ok(reference) = format!("{}/{repository}@{digest}", destination.registry)
-                .parse::<ImageReference>()
+            let Ok(reference) =
+                format!("{}/{repository}@{digest}", destination.registry).parse::<ImageReference>()
             else {
                 continue;
             };
@@ -396,7 +397,11 @@ pub async fn apply_plan(
     let mut outcomes = Vec::new();
     for manifest in &plan.manifests {
         let outcome = match client
-            .delete_manifest(&destination.registry, &manifest.repository, &manifest.digest)
+            .delete_manifest(
+                &destination.registry,
+                &manifest.repository,
+                &manifest.digest,
+            )
             .await
         {
             Ok(DeleteOutcome::Deleted) => ManifestOutcome::Deleted,

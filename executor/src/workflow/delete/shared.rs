@@ -8,11 +8,11 @@
 //! prefixes) count as image sets too: the registry's storage is one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use ferry_planner::ResolvedManifest;
+use ferry_planner::{Action, ActionGraph, Destination, ResolvedManifest};
 use ferry_schemas::Digest;
-use ferry_store::WorkspaceState;
+use ferry_store::{FinishedAction, WorkspaceState};
 
 use crate::workflow::error::{Result, WorkflowError};
 use crate::workflow::to_disk::Notice;
@@ -129,17 +129,24 @@ impl SharedContent {
     ) -> Result<(Self, Vec<Notice>)> {
         let mut shared = SharedContent::default();
         let mut notices = Vec::new();
-        let own = std::path::absolute(own).unwrap_or_else(|_| own.to_path_buf());
-        let mut workspaces =
+        let root = |folder: &Path| {
+            let root = Workspace::in_folder(folder).root().to_path_buf();
+            std::path::absolute(&root).unwrap_or(root)
+        };
+        let own = root(own);
+        let workspaces =
             ferry_store::image_sets::recorded_workspaces(cache_root).map_err(|cause| {
                 WorkflowError::environment(format!(
                     "cannot read the image sets recorded in the cache {}: {cause}",
                     cache_root.display()
                 ))
             })?;
+        let mut workspaces: Vec<PathBuf> = workspaces.iter().map(|folder| root(folder)).collect();
         if !workspaces.contains(&own) {
             workspaces.push(own.clone());
         }
+        workspaces.sort();
+        workspaces.dedup();
         for folder in workspaces {
             let workspace = Workspace::in_folder(&folder);
             if !workspace.state_file().is_file() {
@@ -155,9 +162,7 @@ impl SharedContent {
                     continue;
                 }
             };
-            let destinations = state
-                .destinations()
-                .map_err(WorkflowError::environment)?;
+            let destinations = state.destinations().map_err(WorkflowError::environment)?;
             for destination in destinations {
                 let is_own = folder == own && destination == own_destination;
                 if is_own || !on_registry(&destination, registry) {
@@ -202,7 +207,10 @@ impl SharedContent {
                     .contains(&(repository.to_owned(), digest.clone()))
             });
             if tags.is_empty() && child {
-                tags.push(format!("{repository}@{}", digest.map(ToString::to_string).unwrap_or_default()));
+                tags.push(format!(
+                    "{repository}@{}",
+                    digest.map(ToString::to_string).unwrap_or_default()
+                ));
             }
             if !tags.is_empty() {
                 needing.push((image_set.name.clone(), tags));
@@ -236,4 +244,40 @@ pub fn describe_needing(needing: &[(String, Vec<String>)]) -> String {
         .map(|(name, tags)| format!("the image set {name} ({})", tags.join(", ")))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Records in `state` the tag of every image of `graph` now at
+/// `destination` (the images named in `failed` left out): the tags the
+/// run set and those it found already there (which a run does not record
+/// as it does not set them), so the state says everything this image set
+/// needs at the registry, for another image set's delete to protect.
+pub fn record_present_tags(
+    state: &mut WorkspaceState,
+    destination: &Destination,
+    graph: &ActionGraph,
+    failed: &BTreeSet<&str>,
+    now: i64,
+) -> Result<()> {
+    let present: Vec<FinishedAction> = graph
+        .images
+        .iter()
+        .filter(|image| !failed.contains(image.name.as_str()))
+        .filter_map(|image| image.tag)
+        .filter_map(|node| match graph.action(node) {
+            action @ Action::Tag {
+                repository,
+                tag,
+                digest,
+            } => Some(FinishedAction::Tag {
+                key: action.key().to_hex(),
+                repository: repository.clone(),
+                tag: tag.clone(),
+                digest: digest.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    state
+        .record_finished(&destination.display(), &present, now)
+        .map_err(WorkflowError::environment)
 }

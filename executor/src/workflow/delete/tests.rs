@@ -4,7 +4,8 @@
 use super::*;
 
 fn unprotected() -> Protection<'static> {
-    static NONE: std::sync::LazyLock<SharedContent> = std::sync::LazyLock::new(SharedContent::default);
+    static NONE: std::sync::LazyLock<SharedContent> =
+        std::sync::LazyLock::new(SharedContent::default);
     Protection {
         shared: &NONE,
         force: false,
@@ -42,6 +43,7 @@ fn items_are_sorted_and_de_duplicated_by_destination() {
         &destination(),
         &WorkspaceRecord::default(),
         false,
+        &unprotected(),
     )
     .unwrap();
     let references: Vec<&str> = generated
@@ -102,7 +104,14 @@ fn signature_tags_come_from_recorded_digests() {
         .into_iter()
         .collect(),
     };
-    let generated = generate(&configuration, &destination(), &recorded, true, &unprotected()).unwrap();
+    let generated = generate(
+        &configuration,
+        &destination(),
+        &recorded,
+        true,
+        &unprotected(),
+    )
+    .unwrap();
     let warned = format!("{:?}", generated.notices);
     assert_eq!(generated.notices.len(), 3, "{warned}");
     assert!(
@@ -131,8 +140,7 @@ fn signature_tags_come_from_recorded_digests() {
             ),
             (
                 format!("quay.io/a/pinned:sha256-{c}.sig").as_str(),
-                format!("docker://mirror.example.com:5000/team/a/pinned:sha256-{c}.sig")
-                    .as_str()
+                format!("docker://mirror.example.com:5000/team/a/pinned:sha256-{c}.sig").as_str()
             ),
             (
                 "quay.io/a/signed:1.0",
@@ -140,8 +148,7 @@ fn signature_tags_come_from_recorded_digests() {
             ),
             (
                 format!("quay.io/a/signed:sha256-{a}.sig").as_str(),
-                format!("docker://mirror.example.com:5000/team/a/signed:sha256-{a}.sig")
-                    .as_str()
+                format!("docker://mirror.example.com:5000/team/a/signed:sha256-{a}.sig").as_str()
             ),
             (
                 "quay.io/a/unsigned:1.0",
