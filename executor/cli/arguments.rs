@@ -288,13 +288,10 @@ pub struct PlanCommand {
     #[arg(long)]
     pub(crate) detailed_exitcode: bool,
     /// Plan a delete: -c names a DeleteImageSetConfiguration; the plan lists
-    /// the manifests and tags to delete and the blobs garbage collection frees.
+    /// the manifests and tags to delete and the blobs garbage collection frees
+    /// (`--force`: also what another image set at that registry needs).
     #[arg(long)]
     pub(crate) delete: bool,
-    /// With --delete: also delete what another image set mirrored to the
-    /// same registry still needs.
-    #[arg(long, requires = "delete")]
-    pub(crate) force: bool,
     /// With --delete: also delete the images' cosign signature tags.
     #[arg(long, requires = "delete")]
     pub(crate) delete_signatures: bool,

@@ -71,7 +71,7 @@ fn inputs_of(arguments: &PlanCommand) -> Result<DeleteApplyInputs, ExitCode> {
         destination: destination.clone(),
         workspace: format!("file://{}", absolute(Path::new(workspace))),
         cache_dir: absolute(&cache_folder(common.cache_dir.as_deref())?),
-        force: arguments.force,
+        force: common.oc_mirror.force,
         delete_signatures: arguments.delete_signatures,
         trust_state: common.trust_state,
         destination_tls_verify: common.destination_tls_verify(),

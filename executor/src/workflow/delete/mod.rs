@@ -459,8 +459,15 @@ pub fn applied_configuration(
     .map_err(WorkflowError::internal)?;
     if let Ok(original) = serde_yaml::from_str::<serde_yaml::Value>(typed) {
         for (list, field) in [("additionalImages", "name"), ("operators", "catalog")] {
-            let typed_items = original["delete"][list].as_sequence();
-            let Some(items) = applied["delete"][list].as_sequence_mut() else {
+            let typed_items = original
+                .get("delete")
+                .and_then(|delete| delete.get(list))
+                .and_then(serde_yaml::Value::as_sequence);
+            let Some(items) = applied
+                .get_mut("delete")
+                .and_then(|delete| delete.get_mut(list))
+                .and_then(serde_yaml::Value::as_sequence_mut)
+            else {
                 continue;
             };
             for (index, item) in items.iter_mut().enumerate() {
