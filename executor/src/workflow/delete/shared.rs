@@ -168,10 +168,12 @@ impl SharedContent {
                 if is_own || !on_registry(&destination, registry) {
                     continue;
                 }
+                // The folder the user named (the one holding `working-dir`).
+                let shown = folder.parent().unwrap_or(&folder).display();
                 let name = if folder == own {
                     format!("this workspace's docker://{destination}")
                 } else {
-                    format!("{} (docker://{destination})", folder.display())
+                    format!("{shown} (docker://{destination})")
                 };
                 shared
                     .image_sets
