@@ -95,6 +95,7 @@ impl DeletePlan {
 }
 
 /// What [`plan_delete`] plans from.
+#[derive(Clone, Copy)]
 pub struct DeleteInputs<'a> {
     pub destination: &'a Destination,
     pub items: &'a [DeleteItem],
@@ -445,22 +446,16 @@ pub fn forgotten(
             continue;
         }
         repositories.insert(manifest.repository.clone());
-        let media_types: Vec<String> = match manifests(&manifest.digest) {
-            Some(known) => vec![known.media_type.clone()],
-            None => vec![manifest.media_type.clone()],
-        };
-        for media_type in media_types {
-            keys.insert(
-                Action::PushManifest {
-                    repository: manifest.repository.clone(),
-                    digest: manifest.digest.clone(),
-                    media_type,
-                    size: manifest.size,
-                    source: none(),
-                }
-                .key(),
-            );
-        }
+        keys.insert(
+            Action::PushManifest {
+                repository: manifest.repository.clone(),
+                digest: manifest.digest.clone(),
+                media_type: manifest.media_type.clone(),
+                size: manifest.size,
+                source: none(),
+            }
+            .key(),
+        );
         if let Some(known) = manifests(&manifest.digest) {
             for (blob, size) in &known.blobs {
                 keys.insert(link_key(&manifest.repository, blob, *size));
@@ -510,4 +505,175 @@ fn link_key(repository: &str, digest: &Digest, size: u64) -> ferry_planner::Acti
         source: Source::Registry(String::new()),
     }
     .key()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::delete::ItemType;
+    use crate::workflow::delete::shared::OtherImageSet;
+
+    fn digest(character: char) -> Digest {
+        format!("sha256:{}", character.to_string().repeat(64))
+            .parse()
+            .unwrap()
+    }
+
+    fn manifest(name: char, children: &[char], blobs: &[(char, u64)]) -> ResolvedManifest {
+        ResolvedManifest {
+            digest: digest(name),
+            media_type: "application/vnd.oci.image.index.v1+json".to_owned(),
+            size: 100,
+            children: children.iter().map(|child| digest(*child)).collect(),
+            blobs: blobs
+                .iter()
+                .map(|(blob, size)| (digest(*blob), *size))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_index_its_images_and_only_their_own_blobs_are_freed_and_shared_tags_are_kept() {
+        let destination = Destination {
+            registry: "mirror.local:5000".to_owned(),
+            prefix: "team".to_owned(),
+        };
+        // app:1.0 is an index over two images; keep:1.0 shares layer `e`.
+        let known: BTreeMap<Digest, ResolvedManifest> = [
+            manifest('a', &['b', 'c'], &[]),
+            manifest('b', &[], &[('e', 1000), ('f', 2000)]),
+            manifest('c', &[], &[('e', 1000), ('0', 3000)]),
+            manifest('d', &[], &[('e', 1000), ('1', 10)]),
+        ]
+        .into_iter()
+        .map(|manifest| (manifest.digest.clone(), manifest))
+        .collect();
+        let recorded: BTreeMap<(String, String), Digest> = [
+            (("team/app".to_owned(), "1.0".to_owned()), digest('a')),
+            (("team/app".to_owned(), "stable".to_owned()), digest('a')),
+            (("team/keep".to_owned(), "1.0".to_owned()), digest('d')),
+        ]
+        .into_iter()
+        .collect();
+        let item = |tag: &str| DeleteItem {
+            image_name: format!("quay.io/x/app:{tag}"),
+            image_reference: format!("docker://mirror.local:5000/team/app:{tag}"),
+            image_type: ItemType::Generic,
+        };
+        let items = [item("1.0"), item("2.0")];
+        let live: BTreeMap<String, Option<Digest>> = [
+            (items[0].image_reference.clone(), Some(digest('a'))),
+            (items[1].image_reference.clone(), None),
+        ]
+        .into_iter()
+        .collect();
+        let lookup = |digest: &Digest| known.get(digest).cloned();
+        let unshared = SharedContent::default();
+        let inputs = DeleteInputs {
+            destination: &destination,
+            items: &items,
+            live: &live,
+            recorded_tags: &recorded,
+            manifests: &lookup,
+            shared: &unshared,
+            force: false,
+        };
+        let plan = plan_delete(&inputs);
+        let deleted: Vec<(char, bool)> = plan
+            .manifests
+            .iter()
+            .map(|manifest| {
+                let first = manifest.digest.hex().chars().next().unwrap();
+                (first, manifest.child_of.is_some())
+            })
+            .collect();
+        assert_eq!(deleted, [('a', false), ('b', true), ('c', true)]);
+        let tags: Vec<(&str, bool)> = plan
+            .tags
+            .iter()
+            .map(|tag| (tag.tag.as_str(), tag.listed))
+            .collect();
+        assert_eq!(tags, [("1.0", true), ("stable", false)]);
+        assert_eq!(
+            plan.already_gone,
+            ["docker://mirror.local:5000/team/app:2.0"]
+        );
+        // Three manifests (100 bytes each) and the layers `f` and `0`;
+        // `e` stays for keep:1.0.
+        assert_eq!(plan.freed_bytes, 300 + 2000 + 3000);
+        assert!(
+            plan.freed_blobs
+                .iter()
+                .all(|blob| blob.digest != digest('e'))
+        );
+
+        // Another image set names the same manifest: kept unless forced.
+        let other = SharedContent {
+            image_sets: vec![OtherImageSet {
+                name: "/srv/other (docker://mirror.local:5000/team)".to_owned(),
+                tags: [(("team/app".to_owned(), "latest".to_owned()), digest('a'))]
+                    .into_iter()
+                    .collect(),
+                manifests: [("team/app".to_owned(), digest('a'))].into_iter().collect(),
+                digests: [
+                    digest('a'),
+                    digest('b'),
+                    digest('c'),
+                    digest('e'),
+                    digest('f'),
+                    digest('0'),
+                ]
+                .into_iter()
+                .collect(),
+                known: BTreeMap::new(),
+            }],
+        };
+        let protected = plan_delete(&DeleteInputs {
+            shared: &other,
+            ..inputs
+        });
+        assert!(protected.manifests.is_empty());
+        assert_eq!(protected.kept.len(), 1);
+        assert!(protected.kept[0].needed_by.contains("/srv/other"));
+        let forced = plan_delete(&DeleteInputs {
+            shared: &other,
+            force: true,
+            ..inputs
+        });
+        assert_eq!(forced.manifests.len(), 3);
+        assert!(forced.tags.iter().any(|tag| tag.tag == "latest"));
+        assert_eq!(forced.freed_bytes, plan.freed_bytes);
+
+        // What the state forgets: pushes, tags, uploads and links.
+        let everything: BTreeSet<(String, Digest)> = plan
+            .manifests
+            .iter()
+            .map(|manifest| (manifest.repository.clone(), manifest.digest.clone()))
+            .collect();
+        let (keys, forgotten_tags) = forgotten(&plan, &everything, &recorded, &lookup);
+        assert_eq!(forgotten_tags.len(), 2);
+        let upload_f = Action::UploadBlob {
+            destination: "mirror.local:5000/team".to_owned(),
+            repository: "team/app".to_owned(),
+            digest: digest('f'),
+            size: 2000,
+            source: Source::Cache,
+        }
+        .key()
+        .to_hex();
+        assert!(keys.contains(&upload_f));
+        let upload_e = Action::UploadBlob {
+            destination: "mirror.local:5000/team".to_owned(),
+            repository: "team/keep".to_owned(),
+            digest: digest('e'),
+            size: 1000,
+            source: Source::Cache,
+        }
+        .key()
+        .to_hex();
+        assert!(
+            !keys.contains(&upload_e),
+            "a blob that stays stays uploaded"
+        );
+    }
 }
