@@ -267,6 +267,7 @@ fn delete_listed(args: &Args, destination: &Destination) -> Result<ExitCode, Exi
             (args.workspace.is_some(), "--workspace"),
             (args.delete_id.is_some(), "--delete-id"),
             (args.delete_signatures, "--delete-signatures"),
+            (args.force, "--force"),
         ],
     );
     warn_unused(
