@@ -15,6 +15,7 @@ mod list_releases;
 mod logging;
 mod mirror;
 mod oc_mirror_flags;
+mod plan_delete;
 mod progress;
 mod registries_conf;
 mod render;
@@ -133,6 +134,7 @@ fn main() -> ExitCode {
             disk::mirror_command(&args)
         }
         Command::Mirror(args) => mirror::mirror_command(&args),
+        Command::Plan(args) if args.delete => plan_delete::plan_command(&args),
         Command::Plan(args) if arguments::disk_destination(&args.common).is_some() => {
             disk::plan_command(&args)
         }
@@ -169,6 +171,11 @@ fn apply(args: &arguments::Apply) -> ExitCode {
             "name a plan file (from `ferry plan --out FILE`), or use -c to plan and apply in one step",
         );
     };
+    if let Ok(text) = std::fs::read_to_string(plan_path)
+        && ferry_executor::workflow::delete::document::DeletePlanDocument::is_delete_plan(&text)
+    {
+        return plan_delete::apply_document(plan_path, &text, &args.common.log_level);
+    }
     let saved = match saved_plan::read_saved(plan_path) {
         Ok(saved) => saved,
         Err(code) => return code,
