@@ -287,6 +287,14 @@ pub struct PlanCommand {
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
     #[arg(long)]
     pub(crate) detailed_exitcode: bool,
+    /// Plan a delete: -c names a DeleteImageSetConfiguration; the plan lists
+    /// the manifests and tags to delete and the blobs garbage collection frees
+    /// (`--force`: also what another image set at that registry needs).
+    #[arg(long)]
+    pub(crate) delete: bool,
+    /// With --delete: also delete the images' cosign signature tags.
+    #[arg(long, requires = "delete")]
+    pub(crate) delete_signatures: bool,
 }
 
 /// A duration flag: `500ms`, `2s`, `10m`, `1h` (a number alone is seconds).

@@ -15,7 +15,9 @@ mod list_releases;
 mod logging;
 mod mirror;
 mod oc_mirror_flags;
+mod plan_delete;
 mod progress;
+mod registries_conf;
 mod render;
 mod saved_plan;
 mod validate;
@@ -76,6 +78,10 @@ enum Command {
     /// List what catalogs and configurations hold, without mirroring.
     #[command(subcommand_required = true)]
     List(list::Args),
+    /// Write a registries.conf from the IDMS/ITMS a run left in
+    /// working-dir/cluster-resources: public names pulled from the mirror
+    /// (for an enclave's mirror-to-disk from the enterprise registry).
+    RegistriesConf(registries_conf::Args),
     /// Print ferry's version (as `oc-mirror version` prints its own).
     Version(VersionArgs),
 }
@@ -128,6 +134,7 @@ fn main() -> ExitCode {
             disk::mirror_command(&args)
         }
         Command::Mirror(args) => mirror::mirror_command(&args),
+        Command::Plan(args) if args.delete => plan_delete::plan_command(&args),
         Command::Plan(args) if arguments::disk_destination(&args.common).is_some() => {
             disk::plan_command(&args)
         }
@@ -137,6 +144,7 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache::run(args),
         Command::Delete(args) => delete::run(&args),
         Command::List(args) => list::run(&args),
+        Command::RegistriesConf(args) => registries_conf::run(&args),
         Command::Version(_) => {
             println!("ferry {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -163,6 +171,11 @@ fn apply(args: &arguments::Apply) -> ExitCode {
             "name a plan file (from `ferry plan --out FILE`), or use -c to plan and apply in one step",
         );
     };
+    if let Ok(text) = std::fs::read_to_string(plan_path)
+        && ferry_executor::workflow::delete::document::DeletePlanDocument::is_delete_plan(&text)
+    {
+        return plan_delete::apply_document(plan_path, &text, &args.common.log_level);
+    }
     let saved = match saved_plan::read_saved(plan_path) {
         Ok(saved) => saved,
         Err(code) => return code,

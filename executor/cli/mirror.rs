@@ -549,6 +549,34 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         Ok(executed) => executed,
         Err(cause) => return error(cause),
     };
+    // The image sets sharing this cache, and what each has at the
+    // registry: what a delete by another must not take from it.
+    let failed_images: BTreeSet<&str> = executed
+        .report
+        .failed_images()
+        .map(|image| image.name.as_str())
+        .collect();
+    let recorded = ferry_store::image_sets::record_workspace(
+        &arguments.disk_options().cache,
+        Path::new(&prepared.planned.workspace),
+    )
+    .map_err(|cause| cause.to_string())
+    .and_then(|()| {
+        ferry_executor::workflow::delete::shared::record_present_tags(
+            &mut prepared.planned.state,
+            &prepared.planned.destination,
+            &prepared.planned.graph,
+            &failed_images,
+            ferry_executor::workflow::to_registry::unix_now(),
+        )
+        .map_err(|cause| cause.to_string())
+    });
+    drop(failed_images);
+    if let Err(cause) = recorded {
+        eprintln!(
+            "warning: {cause}: a delete from this registry by another image set will not know what this one needs"
+        );
+    }
     let report = &executed.report;
     let failed: BTreeSet<&str> = report
         .failed_images()

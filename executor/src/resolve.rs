@@ -138,8 +138,20 @@ impl Recorded {
         Some(tree)
     }
 
+    /// The tree below `top` when all of it is recorded, its manifests
+    /// added to `manifests`.
+    pub(crate) fn known_tree(
+        &self,
+        top: &Digest,
+        manifests: &mut BTreeMap<Digest, Manifest>,
+    ) -> Option<Vec<ResolvedManifest>> {
+        let tree = self.tree(top)?;
+        self.tree_manifests(top, manifests);
+        Some(tree)
+    }
+
     /// The manifests of the tree below `top` (all recorded).
-    pub(crate) fn tree_manifests(&self, top: &Digest, into: &mut BTreeMap<Digest, Manifest>) {
+    fn tree_manifests(&self, top: &Digest, into: &mut BTreeMap<Digest, Manifest>) {
         let mut queue = vec![top.clone()];
         while let Some(digest) = queue.pop() {
             let Some(manifest) = self.manifests.get(&digest) else {

@@ -253,9 +253,7 @@ impl ContentSource for Registries<'_> {
         top: &Digest,
         manifests: &mut BTreeMap<Digest, Manifest>,
     ) -> Option<Vec<ResolvedManifest>> {
-        let tree = self.recorded.tree(top)?;
-        self.recorded.tree_manifests(top, manifests);
-        Some(tree)
+        self.recorded.known_tree(top, manifests)
     }
 
     fn known_manifest(&self, digest: &Digest) -> Option<Manifest> {
@@ -352,9 +350,7 @@ impl ContentSource for RecordedState<'_> {
         top: &Digest,
         manifests: &mut BTreeMap<Digest, Manifest>,
     ) -> Option<Vec<ResolvedManifest>> {
-        let tree = self.recorded.tree(top)?;
-        self.recorded.tree_manifests(top, manifests);
-        Some(tree)
+        self.recorded.known_tree(top, manifests)
     }
 }
 

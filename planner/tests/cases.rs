@@ -19,6 +19,9 @@ use ferry_planner::{
 use ferry_schemas::Digest;
 use serde::Deserialize;
 
+mod common;
+use common::apply;
+
 /// `images.yaml`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,33 +195,6 @@ fn plan_for(
         None => compile_archive(images),
     };
     plan(&graph, state)
-}
-
-/// Records every planned action as done, as the executor does.
-fn apply(plan: &Plan, state: &mut StateSnapshot) {
-    for planned in &plan.actions {
-        state.done.insert(planned.key);
-        state
-            .done
-            .extend(planned.action.implied_link().map(|link| link.key()));
-        match &planned.action {
-            Action::Tag {
-                repository,
-                tag,
-                digest,
-            } => {
-                state
-                    .tags
-                    .insert((repository.clone(), tag.clone()), digest.clone());
-            }
-            Action::RecordImage { name, digest } => {
-                state
-                    .tags
-                    .insert((name.clone(), String::new()), digest.clone());
-            }
-            _ => {}
-        }
-    }
 }
 
 /// The plan as people read it: every action with its reason, each image's
