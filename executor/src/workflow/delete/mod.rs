@@ -355,7 +355,7 @@ pub fn delete_items(
             None => image.origin.digest().cloned(),
         };
         let Some(top) = signed else { continue };
-        let tag = format!("{}-{}.sig", top.algorithm().name(), top.hex());
+        let tag = crate::resolve::signature_tag(&top);
         items.push(DeleteItem {
             image_name: format!(
                 "{}/{}:{tag}",
