@@ -352,3 +352,28 @@ pub fn compile_archive(images: &[ResolvedImage]) -> ActionGraph {
     }
     graph.graph
 }
+
+/// Makes whole images wait for others: for each `(before, after)` pair of
+/// indexes into `graph.images`, the top manifest of `after` is written
+/// only once `before` is complete (its tag set, or its top manifest
+/// written when it has no tag), so a failure of `before` skips `after` and
+/// `after` is never at its destination without `before` (a bundle image
+/// and its related images). A pair whose edge would close a cycle (the two
+/// share their top manifest) is left out.
+pub fn order_images(graph: &mut ActionGraph, pairs: &[(usize, usize)]) {
+    for &(before, after) in pairs {
+        let (Some(before), Some(after)) = (graph.images.get(before), graph.images.get(after))
+        else {
+            continue;
+        };
+        let from = before.tag.unwrap_or(before.top_manifest);
+        let to = after.top_manifest;
+        if from == to
+            || graph.graph.contains_edge(from, to)
+            || petgraph::algo::has_path_connecting(&graph.graph, to, from, None)
+        {
+            continue;
+        }
+        graph.graph.add_edge(from, to, ());
+    }
+}

@@ -6,6 +6,9 @@ use ferry_planner::{
 };
 use ferry_schemas::Digest;
 
+mod common;
+use common::apply;
+
 fn digest(name: &str) -> Digest {
     // A stable fake digest per name.
     let hex: String = blake3::hash(name.as_bytes()).to_hex().to_string();
@@ -39,26 +42,6 @@ fn destination() -> Destination {
     Destination {
         registry: "mirror.local:5000".to_owned(),
         prefix: "mirror".to_owned(),
-    }
-}
-
-/// Records every planned action as done, as the executor will.
-fn apply(plan: &Plan, state: &mut StateSnapshot) {
-    for planned in &plan.actions {
-        state.done.insert(planned.key);
-        state
-            .done
-            .extend(planned.action.implied_link().map(|link| link.key()));
-        if let Action::Tag {
-            repository,
-            tag,
-            digest,
-        } = &planned.action
-        {
-            state
-                .tags
-                .insert((repository.clone(), tag.clone()), digest.clone());
-        }
     }
 }
 

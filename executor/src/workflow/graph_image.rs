@@ -170,11 +170,16 @@ pub fn graph_image(
     let image = access
         .with_image(&base, |image, pinned| {
             let source = Source::Registry(format!("{}/{}", pinned.registry(), pinned.repository()));
-            build(image, source, &tarball, cache, &target).map_err(|error| error.to_string())
+            build(image, source, &tarball, cache, !context.plan_only, &target)
+                .map_err(|error| error.to_string())
         })
         .map_err(|message| graph_error(format!("the base image {BASE_IMAGE}: {message}")))?;
     let bytes = record(&image)?;
-    save_record(workspace, &bytes)?;
+    // A plan leaves the cache as it is: its blobs were not stored, so no
+    // later run may reuse it.
+    if !context.plan_only {
+        save_record(workspace, &bytes)?;
+    }
     Ok((image, (RECORD.to_owned(), bytes)))
 }
 
@@ -363,14 +368,28 @@ fn checked(digest: &Digest, bytes: Vec<u8>) -> std::result::Result<Vec<u8>, Stri
 
 /// Builds the graph image over the linux/amd64 image of `base` (its layers
 /// read from `base_source`), with the graph data of `tarball`; the new
-/// layer and the config are stored in `cache`.
+/// layer and the config are stored in `cache` (with `store`; a plan only
+/// describes them).
 pub fn build(
     base: &dyn ImageBlobs,
     base_source: Source,
     tarball: &[u8],
     cache: &BlobStore,
+    store: bool,
     target: &UpdateServiceTarget,
 ) -> std::result::Result<BuiltImage, String> {
+    let keep = |bytes: &[u8], media_type: &str| {
+        if store {
+            store_blob(cache, bytes, media_type).map_err(|error| error.to_string())
+        } else {
+            Ok(BuiltBlob {
+                digest: digest_of(ferry_schemas::DigestAlgorithm::Sha256, bytes),
+                size: bytes.len() as u64,
+                media_type: media_type.to_owned(),
+                source: Source::Cache,
+            })
+        }
+    };
     let layer = graph_data_layer(tarball)?;
     let mut document = json_of(&base.top().map_err(|e| e.to_string())?, "the base manifest")?;
     let mut depth = 0;
@@ -391,11 +410,10 @@ pub fn build(
         .read_to_end(&mut config_bytes)
         .map_err(|cause| format!("the base config: {cause}"))?;
     let base_config = json_of(&checked(&config_digest, config_bytes)?, "the base config")?;
-    let layer_blob = store_blob(cache, &layer, LAYER_MEDIA_TYPE).map_err(|e| e.to_string())?;
+    let layer_blob = keep(&layer, LAYER_MEDIA_TYPE)?;
     let config = graph_image_config(&base_config, &layer_blob.digest)?;
     let config_bytes = serde_json::to_vec(&config).map_err(|cause| cause.to_string())?;
-    let config_blob =
-        store_blob(cache, &config_bytes, CONFIG_MEDIA_TYPE).map_err(|e| e.to_string())?;
+    let config_blob = keep(&config_bytes, CONFIG_MEDIA_TYPE)?;
     let mut layers = Vec::new();
     for descriptor in document["layers"].as_array().into_iter().flatten() {
         let digest = descriptor_digest(descriptor)?;

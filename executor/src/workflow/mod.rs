@@ -28,6 +28,7 @@ pub mod delete;
 pub mod error;
 pub mod from_deliveries;
 pub mod graph_image;
+pub mod needs;
 pub mod operators;
 pub mod options;
 pub mod publish;

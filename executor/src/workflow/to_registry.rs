@@ -171,6 +171,8 @@ pub async fn from_registries(
     // Built images need no resolving: their manifests are in hand and their
     // new blobs in the cache, which the run then reads them from.
     crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built);
+    resolution.needs = image_set.needs.clone();
+    crate::workflow::needs::drop_unmet(&mut resolution, &image_set.needs);
     let local = match (&image_set.cache, image_set.built.is_empty()) {
         (_, true) => None,
         (Some(blobs), false) => Some(LocalSource {
@@ -469,7 +471,8 @@ pub async fn plan(
         missing: BTreeSet::new(),
         missing_blobs: BTreeSet::new(),
     };
-    let graph = compile(&resolution.images, &destination);
+    let mut graph = compile(&resolution.images, &destination);
+    crate::workflow::needs::order(&mut graph, &resolution.needs);
     let mut resolution = resolution;
     // Tags the state records here that no image of the set sets any more.
     let current_tags: BTreeSet<(&str, &str)> = graph

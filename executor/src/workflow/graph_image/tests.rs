@@ -97,7 +97,7 @@ fn target() -> UpdateServiceTarget {
 
 fn built(cache: &BlobStore) -> BuiltImage {
     let source = Source::Registry("registry.access.redhat.com/ubi9/ubi".to_owned());
-    build(&Base::new(), source, &tarball(), cache, &target()).unwrap()
+    build(&Base::new(), source, &tarball(), cache, true, &target()).unwrap()
 }
 
 #[test]
@@ -125,6 +125,7 @@ fn the_same_tarball_and_base_build_the_same_image() {
         Source::Cache,
         &builder.into_inner().unwrap(),
         &BlobStore::open(cache.path()).unwrap(),
+        true,
         &target(),
     )
     .unwrap();
