@@ -10,8 +10,8 @@
 //!    by the public names, found at the enterprise registry through that
 //!    file, the update graph from `UPDATE_URL_OVERRIDE` (the world's graph
 //!    server, standing for an update service inside), the release
-//!    signatures the first delivery carried (copied into the enclave
-//!    folder's `working-dir/signatures/`), the cache disk-to-mirror filled;
+//!    signatures the first delivery carried (shared through the cache
+//!    disk-to-mirror filled, which the enclave's run uses too);
 //!    a second enclave's delivery from the same cache fetches nothing
 //!    either.
 //! 4. Enclave side: disk-to-mirror into the enclave registry; a "node" pulls
@@ -675,12 +675,10 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
     // registry: the graph from the update service inside, the signatures
     // the first delivery carried, the cache disk-to-mirror filled.
     let enclave_disk = flow.path("enclave-disk");
-    let signatures = enclave_disk.join("working-dir/signatures");
-    std::fs::create_dir_all(&signatures).unwrap();
-    for entry in std::fs::read_dir(enterprise_disk.join("working-dir/signatures")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), signatures.join(entry.file_name())).unwrap();
-    }
+    // Disk-to-mirror shared the delivered signatures through its cache;
+    // the enclave's run finds them there (the store is a trap).
+    let shared = signature_files(&flow.path("enterprise-cache").join("signatures"));
+    assert!(!shared.is_empty(), "no signature shared through the cache");
     enterprise.clear();
     let enclave_run = flow.ferry(
         &[
@@ -696,6 +694,16 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
         &[("UPDATE_URL_OVERRIDE", &graph_server.url())],
     );
     let (enclave_requests, enclave_blobs, enclave_fetched) = blob_traffic(&enterprise);
+    assert!(
+        signature_files(&enclave_disk.join("working-dir/signatures"))
+            .iter()
+            .all(|name| shared.contains(name)),
+        "the enclave kept a signature the cache did not share"
+    );
+    assert!(
+        !signature_files(&enclave_disk.join("working-dir/signatures")).is_empty(),
+        "the enclave kept no signature"
+    );
     // Every blob it packs came from the cache disk-to-mirror filled.
     assert!(
         text(&enclave_run.stdout).contains("Cache: 0 blobs to fetch"),
@@ -897,4 +905,16 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
         0,
         "a command tried to reach an address outside loopback"
     );
+}
+
+/// The file names in a signatures folder (empty when there is none).
+fn signature_files(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }

@@ -111,6 +111,7 @@ impl Setup<'_> {
             .arg(format!("docker://{}/mirror", self.destination))
             .env("UPDATE_URL_OVERRIDE", graph_url)
             .env("REGISTRY_AUTH_FILE", self.folder.join("no-auth.json"))
+            .env("FERRY_CACHE_DIR", self.folder.join("cache"))
             .output()
             .unwrap()
     }

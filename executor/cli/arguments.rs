@@ -220,6 +220,7 @@ impl MirrorArgs {
             offline: false,
             signatures: (!self.ignore_release_signature)
                 .then(ferry_executor::release_signature::SignatureSettings::from_environment),
+            shared_signatures: Some(self.disk_options().cache.join("signatures")),
         }
     }
 

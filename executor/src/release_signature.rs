@@ -284,6 +284,11 @@ pub struct ReleaseSignatures {
     source: SignatureSource,
     keyring: Keyring,
     folder: PathBuf,
+    /// The cache's `signatures/` folder, shared by every workspace that
+    /// uses the cache: looked in after `folder`, and given a copy of every
+    /// signature verified, so an enclave's mirror-to-disk finds what the
+    /// enterprise side's disk-to-mirror brought, never asking the store.
+    shared: Option<PathBuf>,
     offline: bool,
 }
 
@@ -301,8 +306,16 @@ impl ReleaseSignatures {
             source: SignatureSource::new(settings.url_override.clone())?,
             keyring: settings.keyring()?,
             folder,
+            shared: None,
             offline,
         })
+    }
+
+    /// Also looks in, and keeps a copy in, `shared` (the cache's
+    /// `signatures/` folder).
+    pub fn sharing(mut self, shared: Option<PathBuf>) -> ReleaseSignatures {
+        self.shared = shared;
+        self
     }
 
     /// The keyring signatures are verified with.
@@ -320,7 +333,11 @@ impl ReleaseSignatures {
         image: &ImageReference,
     ) -> Result<ReleaseSignature, ReleaseSignatureError> {
         let image_text = image.to_string();
-        if let Some(path) = self.kept_file(digest)? {
+        let kept = match Self::kept_file(&self.folder, digest)? {
+            Some(path) => Some((path, false)),
+            None => self.shared_file(digest),
+        };
+        if let Some((path, from_shared)) = kept {
             let bytes = std::fs::read(&path).map_err(|cause| ReleaseSignatureError::Keep {
                 path: path.clone(),
                 message: format!("cannot read it: {cause}"),
@@ -333,6 +350,16 @@ impl ReleaseSignatures {
                     source: Box::new(source),
                 }
             })?;
+            let name = path.file_name().map(PathBuf::from).unwrap_or_default();
+            let path = if from_shared {
+                // Kept in this workspace too, as a fetched one would be.
+                let own = self.folder.join(&name);
+                keep(&own, &bytes)?;
+                own
+            } else {
+                self.share(&name, &bytes);
+                path
+            };
             return Ok(release_signature(
                 digest,
                 bytes,
@@ -353,8 +380,9 @@ impl ReleaseSignatures {
             .fetch_verified(digest, &image_text, &self.keyring)
             .await?;
         let name = kept_file_name(fetched.verified.release_tag(), digest);
-        let path = self.folder.join(name);
+        let path = self.folder.join(&name);
         keep(&path, &fetched.bytes)?;
+        self.share(Path::new(&name), &fetched.bytes);
         Ok(release_signature(
             digest,
             fetched.bytes,
@@ -364,16 +392,51 @@ impl ReleaseSignatures {
         ))
     }
 
-    /// The file kept for `digest`, if any: the first name (sorted) that ends
-    /// with `sha256-<hex>`, as oc-mirror looks for `*<digest>*`.
-    fn kept_file(&self, digest: &Digest) -> Result<Option<PathBuf>, ReleaseSignatureError> {
+    /// The shared folder's file for `digest` when it verifies with this
+    /// keyring (`true`: from the shared folder). One that does not (another
+    /// keyring's, or damaged) is passed over, not an error: the shared
+    /// folder is a cache, and the signature is fetched as if it were not
+    /// there.
+    fn shared_file(&self, digest: &Digest) -> Option<(PathBuf, bool)> {
+        let path = Self::kept_file(self.shared.as_deref()?, digest).ok()??;
+        let bytes = std::fs::read(&path).ok()?;
+        match verify(&self.keyring, &bytes, digest) {
+            Ok(_) => Some((path, true)),
+            Err(error) => {
+                tracing::warn!(
+                    "release signature {} in the cache passed over: {error}",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// A copy of a verified signature in the shared folder, when there is
+    /// one. A copy that cannot be written costs only a later fetch: logged,
+    /// not an error.
+    fn share(&self, name: &Path, bytes: &[u8]) {
+        let Some(shared) = &self.shared else { return };
+        let path = shared.join(name);
+        if path.is_file() {
+            return;
+        }
+        if let Err(error) = keep(&path, bytes) {
+            tracing::warn!("release signature not shared through the cache: {error}");
+        }
+    }
+
+    /// The file kept in `folder` for `digest`, if any: the first name
+    /// (sorted) that ends with `sha256-<hex>`, as oc-mirror looks for
+    /// `*<digest>*`.
+    fn kept_file(folder: &Path, digest: &Digest) -> Result<Option<PathBuf>, ReleaseSignatureError> {
         let suffix = kept_file_name(None, digest);
-        let entries = match std::fs::read_dir(&self.folder) {
+        let entries = match std::fs::read_dir(folder) {
             Ok(entries) => entries,
             Err(cause) if cause.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(cause) => {
                 return Err(ReleaseSignatureError::Keep {
-                    path: self.folder.clone(),
+                    path: folder.to_path_buf(),
                     message: format!("cannot list the folder: {cause}"),
                 });
             }

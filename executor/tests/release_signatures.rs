@@ -297,3 +297,52 @@ async fn the_signature_config_map_is_written_in_both_forms_and_removed_with_the_
     assert!(!json_path.exists() && !yaml_path.exists());
     assert!(folder.join("my-notes.yaml").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_shared_through_the_cache_serves_another_workspace_offline() {
+    let setup = setup();
+    let shared = setup._folder.path().join("cache/signatures");
+    let first = ReleaseSignatures::new(&setup.settings, setup.workspace.signatures(), false)
+        .unwrap()
+        .sharing(Some(shared.clone()));
+    let fetched = first
+        .verified(&SIGNED.parse().unwrap(), &source(SIGNED))
+        .await
+        .expect("fetched and verified");
+    let name = format!("4.18.1-x86_64-sha256-{}", &SIGNED[7..]);
+    assert_eq!(std::fs::read(shared.join(&name)).unwrap(), fetched.bytes);
+
+    // Another workspace, offline, with the store stopped: found in the
+    // shared folder, verified, and kept in its own folder too.
+    drop(setup._server);
+    let other = Workspace::in_folder(setup._folder.path().join("enclave"));
+    let second = ReleaseSignatures::new(&setup.settings, other.signatures(), true)
+        .unwrap()
+        .sharing(Some(shared.clone()));
+    let found = second
+        .verified(&SIGNED.parse().unwrap(), &source(SIGNED))
+        .await
+        .expect("found through the cache");
+    assert_eq!(found.origin, SignatureOrigin::Kept);
+    assert_eq!(found.kept_at, other.signatures().join(&name));
+    assert_eq!(std::fs::read(&found.kept_at).unwrap(), fetched.bytes);
+
+    // A shared file that does not verify is passed over, not trusted: the
+    // offline workspace then has nothing kept.
+    let third_workspace = Workspace::in_folder(setup._folder.path().join("third"));
+    let mut changed = fetched.bytes.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 0x01;
+    std::fs::write(shared.join(&name), &changed).unwrap();
+    let third = ReleaseSignatures::new(&setup.settings, third_workspace.signatures(), true)
+        .unwrap()
+        .sharing(Some(shared));
+    let error = third
+        .verified(&SIGNED.parse().unwrap(), &source(SIGNED))
+        .await
+        .expect_err("the shared file was changed");
+    assert!(
+        matches!(error, ReleaseSignatureError::NotKept { .. }),
+        "{error}"
+    );
+}

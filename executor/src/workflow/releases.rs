@@ -78,6 +78,9 @@ pub struct ReleaseSources {
     /// `OCP_SIGNATURE_VERIFICATION_PK`); `None`: `--ignore-release-signature`,
     /// nothing is verified.
     pub signatures: Option<SignatureSettings>,
+    /// The cache's `signatures/` folder: verified signatures shared by the
+    /// workspaces that use the cache (the enclave flow).
+    pub shared_signatures: Option<PathBuf>,
 }
 
 impl ReleaseSources {
@@ -310,6 +313,7 @@ fn collect_releases(
         .as_ref()
         .map(|settings| {
             ReleaseSignatures::new(settings, sources.workspace.signatures(), sources.offline)
+                .map(|signatures| signatures.sharing(sources.shared_signatures.clone()))
         })
         .transpose()
         .map_err(|error| release_error(format!("release signatures: {error}")))?;
