@@ -389,6 +389,12 @@ pub fn describe(descriptor: &WorldDescriptor, directory: &Path) -> String {
         "  update graph    {}  (UPDATE_URL_OVERRIDE)\n",
         descriptor.graph_url
     ));
+    if let Some(server) = descriptor.graph_url.strip_suffix("/graph") {
+        text.push_str(&format!(
+            "  graph data      {server}{}  (FERRY_GRAPH_DATA_URL)\n",
+            crate::graph_server::GRAPH_DATA_PATH
+        ));
+    }
     text.push_str(&format!(
         "  registries.conf {}\n",
         descriptor.registries_conf.display()
