@@ -16,14 +16,14 @@ use crate::support::{compare_or_bless, golden_path};
 const SIGNED_DIGEST: &str = "d635812d4c415c51a22f416be754e768ef01f4c4e4918cd612199df79fea0415";
 const PINNED: &str = "quay.io/ferry-demo/pinned@sha256:8c67bd3eaec9c37aab1fdb39478385e040676adaa7e2056bc0302eb4e1cdef78";
 
-struct Scenario {
-    world: World,
-    destination: Registry,
-    folder: tempfile::TempDir,
+pub(crate) struct Scenario {
+    pub(crate) world: World,
+    pub(crate) destination: Registry,
+    pub(crate) folder: tempfile::TempDir,
 }
 
 impl Scenario {
-    fn start(destination: Registry) -> Self {
+    pub(crate) fn start(destination: Registry) -> Self {
         Scenario {
             world: World::start().unwrap(),
             destination,
@@ -31,21 +31,21 @@ impl Scenario {
         }
     }
 
-    fn write(&self, name: &str, text: &str) -> String {
+    pub(crate) fn write(&self, name: &str, text: &str) -> String {
         let path = self.folder.path().join(name);
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
     }
 
-    fn workspace(&self) -> String {
+    pub(crate) fn workspace(&self) -> String {
         format!("file://{}", self.folder.path().join("workspace").display())
     }
 
-    fn destination(&self) -> String {
+    pub(crate) fn destination(&self) -> String {
         format!("docker://{}/mirror", self.destination.host())
     }
 
-    fn ferry(&self, arguments: &[&str]) -> Output {
+    pub(crate) fn ferry(&self, arguments: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(arguments)
             .env(
@@ -58,9 +58,20 @@ impl Scenario {
     }
 
     /// Mirrors `images` (additionalImages lines) to the destination.
-    fn mirror(&self, images: &str) {
+    pub(crate) fn mirror(&self, images: &str) {
+        self.mirror_from("workspace", images);
+    }
+
+    /// The workspace folder `name`, as `file://DIR`.
+    pub(crate) fn workspace_named(&self, name: &str) -> String {
+        format!("file://{}", self.folder.path().join(name).display())
+    }
+
+    /// Mirrors `images` (additionalImages lines) to the destination with
+    /// the workspace `name` (its configuration `name.yaml`).
+    pub(crate) fn mirror_from(&self, name: &str, images: &str) {
         let config = self.write(
-            "isc.yaml",
+            &format!("{name}.yaml"),
             &format!("kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n{images}"),
         );
         let registries_conf = self.world.registries_conf().display().to_string();
@@ -69,7 +80,7 @@ impl Scenario {
             "-c",
             &config,
             "--workspace",
-            &self.workspace(),
+            &self.workspace_named(name),
             "--registries-conf",
             &registries_conf,
             "--dest-tls-verify=false",
@@ -79,7 +90,7 @@ impl Scenario {
     }
 
     /// Whether the destination serves `reference` (below `mirror/`).
-    fn holds(&self, reference: &str) -> bool {
+    pub(crate) fn holds(&self, reference: &str) -> bool {
         Command::new("skopeo")
             .args([
                 "inspect",
@@ -99,7 +110,7 @@ impl Scenario {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

@@ -29,6 +29,13 @@ fn the_demo_runs_every_workflow_and_checks_the_enclave() {
         stdout.contains("Nothing to do: the destination's top manifests are present (use --verify to check every blob)."),
         "the rerun plans nothing: {stdout}"
     );
+    // The operator catalog, filtered to one package, reached the enclave
+    // with its CatalogSource.
+    assert!(
+        stdout.contains("kind: CatalogSource")
+            && stdout.contains("/demo/ferry-demo/test-catalog:latest"),
+        "{stdout}"
+    );
     assert!(folder.path().join("disk/mirror_000001.tar").is_file());
     assert!(
         folder

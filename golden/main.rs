@@ -4,10 +4,12 @@
 
 mod compatibility;
 mod delete;
+mod delete_plan;
 mod demo;
 mod diagnostics;
 mod disk;
 mod dry_run;
+mod enclave;
 mod faults;
 mod fixtures_table;
 mod kill;

@@ -4,8 +4,12 @@
 //! skopeo at the destination, the rebuilt catalogs read back with `ferry
 //! list bundles` (through `catalog_image` and `layer_files`) and compared
 //! with what the filter selects from the originals, the CatalogSource and
-//! ClusterCatalog checked against the strict CRD schemas, and a rerun that
-//! plans nothing.
+//! ClusterCatalog checked against the strict CRD schemas, a rerun that
+//! plans nothing and the plan's bundle lines; a related image that fails
+//! (before or while the plan runs) keeping its bundle image and catalog
+//! away; mirror-to-disk's error lines; and mirror-to-disk then
+//! disk-to-mirror (sources stopped) filtering the delivered original
+//! catalog again by a narrower configuration.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
@@ -155,6 +159,18 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
     );
     let config = scenario.config("operators.yaml", &operators);
 
+    // A plan rebuilds the catalogs in memory: the cache is left as it is.
+    let plan = scenario.ferry("plan", &config, &[]);
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        !scenario.folder.path().join("cache").exists(),
+        "ferry plan wrote the cache"
+    );
+
     let mirror = scenario.ferry("mirror", &config, &[]);
     // The summary is on stdout, logs on stderr.
     let output = format!(
@@ -293,12 +309,64 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
         text.contains(" 1 changed,"),
         "the test catalog is rebuilt: {text}"
     );
+    // The plan speaks of bundles too, per catalog and package.
+    assert!(
+        text.contains(&format!(
+            "Operator bundles:\n  catalog {TEST_CATALOG}, package foo:\n    + foo.v0.1.0 (new bundle in channel beta)\n"
+        )),
+        "{text}"
+    );
+    let json = scenario.ferry("plan", &widened, &["--format", "json"]);
+    let document: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        document["bundles"],
+        serde_json::json!([{
+            "catalog": TEST_CATALOG,
+            "package": "foo",
+            "bundle": "foo.v0.1.0",
+            "change": "new",
+            "channels": ["beta"]
+        }])
+    );
+    let narrowed = scenario.config(
+        "narrowed.yaml",
+        &operators.replace("minVersion: 0.2.0", "minVersion: 0.3.0"),
+    );
+    let plan = scenario.ferry("plan", &narrowed, &[]);
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(
+        text.contains("    - foo.v0.2.0 (no longer selected)\n"),
+        "{text}"
+    );
+    let markdown = scenario.ferry("plan", &narrowed, &["--format", "markdown"]);
+    let markdown = String::from_utf8_lossy(&markdown.stdout).into_owned();
+    assert!(
+        markdown.contains(&format!(
+            "| - | `{TEST_CATALOG}` | foo | `foo.v0.2.0` | no longer selected |"
+        )),
+        "{markdown}"
+    );
 }
 
 /// Writes an OCI layout holding a one-image catalog whose only bundle
 /// needs `quay.io/ferry-demo/hello:1.0` and a related image no registry
 /// has; returns the layout's path.
 fn layout_with_a_missing_related_image(folder: &std::path::Path) -> std::path::PathBuf {
+    layout_with_one_bundle(
+        folder,
+        "quay.io/ferry-demo/hello:1.0",
+        "quay.io/ferry-demo/missing-operand:1.0",
+    )
+}
+
+/// Writes an OCI layout `broken-catalog` holding a one-image catalog whose
+/// only bundle, demo.v1.0.0, has the image `bundle` and the related image
+/// `related`; returns the layout's path.
+fn layout_with_one_bundle(
+    folder: &std::path::Path,
+    bundle: &str,
+    related: &str,
+) -> std::path::PathBuf {
     use sha2::Digest as _;
     let layout = folder.join("broken-catalog");
     let blobs = layout.join("blobs/sha256");
@@ -308,14 +376,14 @@ fn layout_with_a_missing_related_image(folder: &std::path::Path) -> std::path::P
         std::fs::write(blobs.join(&hex), bytes).unwrap();
         (format!("sha256:{hex}"), bytes.len())
     };
-    let catalog = concat!(
+    let catalog = format!(
+        "{}\n{}\n{}\n",
         r#"{"schema":"olm.package","name":"demo","defaultChannel":"stable"}"#,
-        "\n",
         r#"{"schema":"olm.channel","package":"demo","name":"stable","entries":[{"name":"demo.v1.0.0"}]}"#,
-        "\n",
-        r#"{"schema":"olm.bundle","package":"demo","name":"demo.v1.0.0","image":"quay.io/ferry-demo/hello:1.0","properties":[{"type":"olm.package","value":{"packageName":"demo","version":"1.0.0"}}],"relatedImages":[{"name":"bundle","image":"quay.io/ferry-demo/hello:1.0"},{"name":"gone","image":"quay.io/ferry-demo/missing-operand:1.0"}]}"#,
-        "\n"
-    );
+        r#"{"schema":"olm.bundle","package":"demo","name":"demo.v1.0.0","image":"BUNDLE","properties":[{"type":"olm.package","value":{"packageName":"demo","version":"1.0.0"}}],"relatedImages":[{"name":"bundle","image":"BUNDLE"},{"name":"operand","image":"RELATED"}]}"#
+    )
+    .replace("BUNDLE", bundle)
+    .replace("RELATED", related);
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(catalog.len() as u64);
@@ -394,41 +462,90 @@ fn a_related_image_that_fails_marks_its_bundle_incomplete_and_the_rest_goes_on()
         })
         .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
         .collect();
+    let lines: Vec<&str> = errors.lines().collect();
     assert!(
-        errors.starts_with(
+        lines[0].starts_with(
             "error mirroring image quay.io/ferry-demo/missing-operand:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: "
         ),
         "{errors}"
     );
-    // The rest arrived: the other catalog, its bundle, and the OCI
-    // catalog rebuilt under its last path element.
+    // The bundle image needs its related images, the catalog its bundle:
+    // neither is mirrored, each says why.
+    assert!(
+        lines.contains(
+            &"error mirroring image quay.io/ferry-demo/hello:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: not resolved: not mirrored: it needs quay.io/ferry-demo/missing-operand:1.0, which failed"
+        ),
+        "{errors}"
+    );
+    assert!(
+        lines.contains(&format!(
+            "error mirroring image oci://{} error: not resolved: not mirrored: it needs quay.io/ferry-demo/hello:1.0, which failed",
+            layout.display()
+        ).as_str()),
+        "{errors}"
+    );
+    assert_eq!(lines.len(), 3, "{errors}");
     let host = scenario.destination.host();
     for reference in [
-        format!("{host}/mirror/ferry-demo/test-catalog:latest"),
-        format!("{host}/mirror/broken-catalog:latest"),
         format!("{host}/mirror/ferry-demo/hello:1.0"),
+        format!("{host}/mirror/broken-catalog:latest"),
     ] {
+        assert!(
+            scenario.skopeo_raw(&reference).is_none(),
+            "{reference} is not mirrored"
+        );
+    }
+    // The other catalog and its operator arrived.
+    let baz = scenario.bundle_images(&scenario.config(
+        "baz.yaml",
+        &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n"),
+    ));
+    assert!(!baz.is_empty());
+    for reference in baz
+        .iter()
+        .map(|image| destination_of(&host, image))
+        .chain([format!("{host}/mirror/ferry-demo/test-catalog:latest")])
+    {
         assert!(scenario.skopeo_raw(&reference).is_some(), "{reference}");
     }
     let resources = scenario
         .folder
         .path()
         .join("workspace/working-dir/cluster-resources");
-    assert!(resources.join("cs-broken-catalog-latest.yaml").is_file());
+    assert!(resources.join("cs-test-catalog-latest.yaml").is_file());
+    assert!(
+        !resources.join("cs-broken-catalog-latest.yaml").exists(),
+        "no CatalogSource for a catalog that is not mirrored"
+    );
+}
+
+/// Where an operator image goes under `<host>/mirror`.
+fn destination_of(host: &str, image: &str) -> String {
+    let reference: ferry_schemas::ImageReference = image.parse().unwrap();
+    let tag = match (reference.tag(), reference.digest()) {
+        (Some(tag), _) => tag.to_owned(),
+        (None, Some(digest)) => format!("sha256-{}", digest.hex()),
+        (None, None) => "latest".to_owned(),
+    };
+    format!("{host}/mirror/{}:{tag}", reference.repository())
 }
 
 #[test]
-fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_catalog_again() {
+fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_filters_the_catalog_again() {
     let scenario = Scenario {
         world: World::start().unwrap(),
         destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
         folder: tempfile::tempdir().unwrap(),
     };
+    let foo = "    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n";
     let config = scenario.config(
         "disk.yaml",
-        &format!(
-            "  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n"
-        ),
+        &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n{foo}"),
+    );
+    // The disconnected side selects one of the two delivered packages.
+    let enclave_config = scenario.config(
+        "enclave-disk.yaml",
+        &format!("  - catalog: {TEST_CATALOG}\n    packages:\n{foo}"),
     );
     let disk = format!("file://{}", scenario.folder.path().join("disk").display());
     let to_disk = scenario
@@ -446,13 +563,15 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_cata
     assert!(to_disk.status.success(), "{output}");
     assert!(
         output.contains("quay.io/ferry-demo/test-catalog:latest"),
-        "the delivery plan names the rebuilt catalog: {output}"
+        "the delivery plan names the catalog: {output}"
     );
     let verify = scenario.command().args(["verify", &disk]).output().unwrap();
     assert!(verify.status.success());
-    let expected = scenario.selected(&config, &[]);
-    let bundle_images = scenario.bundle_images(&config);
-    assert!(!bundle_images.is_empty());
+    let expected = scenario.selected(&enclave_config, &[]);
+    let foo_images = scenario.bundle_images(&enclave_config);
+    let all_images = scenario.bundle_images(&config);
+    let baz_only: BTreeSet<&String> = all_images.difference(&foo_images).collect();
+    assert!(!foo_images.is_empty() && !baz_only.is_empty());
 
     // The disconnected side: no source registry, a cache of its own.
     let Scenario {
@@ -470,20 +589,49 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_cata
         command
     };
     let host = destination.host();
-    let from_disk = ferry()
-        .args([
-            "mirror",
-            "-c",
-            &config,
-            "--from",
-            &disk,
-            "--dest-tls-verify=false",
-        ])
-        .arg(format!("docker://{host}/mirror"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&from_disk.stderr).into_owned();
-    assert!(from_disk.status.success(), "{stderr}");
+    let from_disk = |config: &str| {
+        ferry()
+            .args([
+                "mirror",
+                "-c",
+                config,
+                "--from",
+                &disk,
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("docker://{host}/mirror"))
+            .output()
+            .unwrap()
+    };
+    // A package the delivery does not carry is a clear error.
+    let wider = folder.path().join("wider.yaml");
+    std::fs::write(
+        &wider,
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n  - catalog: {TEST_CATALOG}\n    packages:\n    - name: bar\n{foo}"
+        ),
+    )
+    .unwrap();
+    let refused = from_disk(&wider.display().to_string());
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("selects more than the deliveries carry")
+            && stderr.contains("package bar: not delivered")
+            && !stderr.contains("package foo"),
+        "{stderr}"
+    );
+
+    let mirrored = from_disk(&enclave_config);
+    let stderr = String::from_utf8_lossy(&mirrored.stderr).into_owned();
+    assert!(mirrored.status.success(), "{stderr}");
+    // The filter's warnings are shown on this side too.
+    assert!(
+        stderr.contains(&format!(
+            "warning: catalog {TEST_CATALOG}: package \"foo\" bundle \"foo.v0.3.1\" requires"
+        )),
+        "{stderr}"
+    );
     let skopeo = |reference: &str| {
         Command::new("skopeo")
             .args(["inspect", "--raw", "--tls-verify=false"])
@@ -493,17 +641,15 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_cata
             .status
             .success()
     };
-    for image in &bundle_images {
-        let reference: ferry_schemas::ImageReference = image.parse().unwrap();
-        let tag = match (reference.tag(), reference.digest()) {
-            (Some(tag), _) => tag.to_owned(),
-            (None, Some(digest)) => format!("sha256-{}", digest.hex()),
-            (None, None) => "latest".to_owned(),
-        };
-        let at = format!("{host}/mirror/{}:{tag}", reference.repository());
+    for image in &foo_images {
+        let at = destination_of(&host, image);
         assert!(skopeo(&at), "{at} is mirrored");
     }
-    // The catalog at the enclave holds exactly the selected bundles.
+    for image in baz_only {
+        let at = destination_of(&host, image);
+        assert!(!skopeo(&at), "{at} was delivered but not selected here");
+    }
+    // The catalog at the enclave holds exactly this side's selection.
     let mirrored = folder.path().join("enclave.yaml");
     std::fs::write(
         &mirrored,
@@ -534,11 +680,142 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_collects_the_cata
         })
         .collect();
     assert_eq!(rebuilt, expected);
+    assert!(rebuilt.iter().all(|(package, _)| package == "foo"));
     assert!(
         folder
             .path()
             .join("disk/working-dir/cluster-resources/cs-test-catalog-latest.yaml")
             .is_file(),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_related_image_that_fails_while_copying_keeps_its_bundle_and_catalog_away() {
+    use ferry_testworld::proxy::{ErrorAnswer, FaultProxy, Faults};
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    // The related image resolves, then every blob of its repository is
+    // refused: it fails while the plan runs, not before.
+    let proxy = FaultProxy::start(scenario.world.registry().address()).unwrap();
+    let source = proxy.host();
+    let bundle = format!("{source}/quay.io/ferry-demo/hello:1.0");
+    let related = format!("{source}/registry.redhat.io/ubi9/ubi-minimal:9.4");
+    let layout = layout_with_one_bundle(scenario.folder.path(), &bundle, &related);
+    proxy.arm(Faults {
+        errors: vec![ErrorAnswer {
+            method: "GET".to_owned(),
+            path_contains: "/ubi9/ubi-minimal/blobs/".to_owned(),
+            status: 404,
+            retry_after: None,
+            times: 1000,
+        }],
+        ..Faults::default()
+    });
+    let config = scenario.config(
+        "copy-fails.yaml",
+        &format!(
+            "  - catalog: oci://{}\n  - catalog: {TEST_CATALOG}\n    packages:\n    - name: baz\n",
+            layout.display()
+        ),
+    );
+    let mirror = scenario.ferry("mirror", &config, &["--src-tls-verify=false"]);
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&mirror.stdout),
+        String::from_utf8_lossy(&mirror.stderr)
+    );
+    assert_eq!(mirror.status.code(), Some(4), "operator bit only: {output}");
+    let logs = scenario.folder.path().join("workspace/working-dir/logs");
+    let errors: String = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("mirroring_errors_")
+        })
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
+        .collect();
+    assert!(
+        errors.contains(&format!(
+            "error mirroring image {related} (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: "
+        )),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(&format!(
+            "error mirroring image {bundle} (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: skipped: a step it needs failed"
+        )),
+        "the bundle image waits for its related image: {errors}"
+    );
+    let host = scenario.destination.host();
+    for reference in [
+        format!("{host}/mirror/quay.io/ferry-demo/hello:1.0"),
+        format!("{host}/mirror/broken-catalog:latest"),
+    ] {
+        assert!(
+            scenario.skopeo_raw(&reference).is_none(),
+            "{reference} is not mirrored"
+        );
+    }
+    assert!(
+        scenario
+            .skopeo_raw(&format!("{host}/mirror/ferry-demo/test-catalog:latest"))
+            .is_some(),
+        "the other catalog is mirrored"
+    );
+}
+
+#[test]
+fn mirror_to_disk_error_lines_name_the_bundles_and_operators_of_a_failed_image() {
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    let layout = layout_with_a_missing_related_image(scenario.folder.path());
+    let config = scenario.config(
+        "broken-disk.yaml",
+        &format!("  - catalog: oci://{}\n", layout.display()),
+    );
+    let folder = scenario.folder.path().join("disk");
+    let to_disk = scenario
+        .command()
+        .args(["mirror", "-c", &config, "--registries-conf"])
+        .arg(scenario.world.registries_conf())
+        .arg(format!("file://{}", folder.display()))
+        .output()
+        .unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&to_disk.stdout),
+        String::from_utf8_lossy(&to_disk.stderr)
+    );
+    assert_eq!(to_disk.status.code(), Some(4), "{output}");
+    assert!(
+        output.contains("incomplete operator bundles: [demo.v1.0.0] - operators: [demo]"),
+        "{output}"
+    );
+    let errors: String = std::fs::read_dir(folder.join("working-dir/logs"))
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("mirroring_errors_")
+        })
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
+        .collect();
+    assert!(
+        errors.starts_with(
+            "error mirroring image quay.io/ferry-demo/missing-operand:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: "
+        ),
+        "{errors}"
     );
 }

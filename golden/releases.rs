@@ -29,14 +29,14 @@ fn text(bytes: &[u8]) -> String {
 
 /// The world's release signatures: served on loopback, checked with an
 /// exported key.
-struct Signing {
-    server: SignatureServer,
-    key_file: PathBuf,
+pub(crate) struct Signing {
+    pub(crate) server: SignatureServer,
+    pub(crate) key_file: PathBuf,
 }
 
 impl Signing {
     /// The two variables that point ferry at the served signatures and key.
-    fn environment(&self, command: &mut Command) {
+    pub(crate) fn environment(&self, command: &mut Command) {
         command
             .env("OCP_SIGNATURE_URL", self.server.base_url())
             .env("OCP_SIGNATURE_VERIFICATION_PK", &self.key_file);
@@ -55,7 +55,7 @@ fn identity_suffix(architecture: &str) -> &str {
 /// Signs every payload of every graph of the world, as Red Hat would
 /// (identity `quay.io/openshift-release-dev/ocp-release:<version>-<arch>`);
 /// `change` may then alter what is served (digest `sha256:<hex>` → file).
-fn sign_world(
+pub(crate) fn sign_world(
     world: &World,
     folder: &Path,
     change: impl FnOnce(&ReleaseSigner, &mut BTreeMap<String, Vec<u8>>),

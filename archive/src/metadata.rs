@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use ferry_schemas::{Digest, DigestAlgorithm};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::model::ImageRecord;
 use crate::ref_name::oci_ref_names;
@@ -219,48 +218,16 @@ impl ImagesFile {
     }
 }
 
-/// A running hash of either digest algorithm.
-pub enum ContentHasher {
-    Sha256(Sha256),
-    Sha512(Sha512),
-}
-
-impl ContentHasher {
-    pub fn new(algorithm: DigestAlgorithm) -> Self {
-        match algorithm {
-            DigestAlgorithm::Sha256 => ContentHasher::Sha256(Sha256::new()),
-            DigestAlgorithm::Sha512 => ContentHasher::Sha512(Sha512::new()),
-        }
-    }
-
-    pub fn update(&mut self, bytes: &[u8]) {
-        match self {
-            ContentHasher::Sha256(hasher) => hasher.update(bytes),
-            ContentHasher::Sha512(hasher) => hasher.update(bytes),
-        }
-    }
-
-    pub fn finish(self) -> Digest {
-        let (algorithm, hex) = match self {
-            ContentHasher::Sha256(hasher) => {
-                (DigestAlgorithm::Sha256, hex::encode(hasher.finalize()))
-            }
-            ContentHasher::Sha512(hasher) => {
-                (DigestAlgorithm::Sha512, hex::encode(hasher.finalize()))
-            }
-        };
-        Digest::new(algorithm, &hex).expect("a hash has the right length")
-    }
-}
+/// A running hash of either digest algorithm (the one ferry-schemas
+/// defines).
+pub use ferry_schemas::DigestHasher as ContentHasher;
 
 /// The digest of `bytes` with `algorithm`.
 pub fn digest_of(algorithm: DigestAlgorithm, bytes: &[u8]) -> Digest {
-    let mut hasher = ContentHasher::new(algorithm);
-    hasher.update(bytes);
-    hasher.finish()
+    Digest::of(algorithm, bytes)
 }
 
 /// The sha256 digest of `bytes` (metadata files are named by sha256).
 pub fn sha256_of(bytes: &[u8]) -> Digest {
-    digest_of(DigestAlgorithm::Sha256, bytes)
+    Digest::sha256_of(bytes)
 }

@@ -138,7 +138,7 @@ impl MirrorArgs {
     }
 
     /// What oc-mirror's flags mean here (checked before any command runs:
-    /// see [`refuse_flags_of_other_modes`]).
+    /// see [`check_flags_for_mode`]).
     fn folded(&self) -> Folded {
         self.oc_mirror
             .fold(self.explicit_authfile())
@@ -287,6 +287,14 @@ pub struct PlanCommand {
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
     #[arg(long)]
     pub(crate) detailed_exitcode: bool,
+    /// Plan a delete: -c names a DeleteImageSetConfiguration; the plan lists
+    /// the manifests and tags to delete and the blobs garbage collection frees
+    /// (`--force`: also what another image set at that registry needs).
+    #[arg(long)]
+    pub(crate) delete: bool,
+    /// With --delete: also delete the images' cosign signature tags.
+    #[arg(long, requires = "delete")]
+    pub(crate) delete_signatures: bool,
 }
 
 /// A duration flag: `500ms`, `2s`, `10m`, `1h` (a number alone is seconds).
@@ -329,11 +337,13 @@ pub(crate) fn disk_destination(arguments: &MirrorArgs) -> Option<&str> {
     arguments.destination.as_deref()?.strip_prefix("file://")
 }
 
-/// Refuses ferry's own flags that the chosen mode does not act on, so
-/// none is accepted and then ignored: the flags that shape a delivery
-/// with a registry destination. (`--trust-state` and `--verify` apply to
-/// every mode.)
-pub(crate) fn refuse_flags_of_other_modes(arguments: &MirrorArgs) -> Result<(), ExitCode> {
+/// Checks the flags before any command runs: oc-mirror's flags are folded
+/// into ferry's (with a one-line warning where ferry does otherwise), the
+/// cache folder and the authfile are checked, and ferry's own flags that
+/// the chosen mode does not act on are refused, so none is accepted and
+/// then ignored (the flags that shape a delivery, with a registry
+/// destination; `--trust-state` and `--verify` apply to every mode).
+pub(crate) fn check_flags_for_mode(arguments: &MirrorArgs) -> Result<(), ExitCode> {
     let folded = arguments
         .oc_mirror
         .fold(arguments.explicit_authfile())

@@ -50,6 +50,10 @@ pub struct Args {
     /// oc-mirror v1's tag scheme: refused (ferry never wrote v1 tags).
     #[arg(long)]
     delete_v1_images: bool,
+    /// With --generate: also list what another image set mirrored to the
+    /// same registry still needs (left out with a warning otherwise).
+    #[arg(long)]
+    force: bool,
     /// Print what would be written or deleted, and change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -59,8 +63,8 @@ pub struct Args {
     /// Verify TLS for the registry (false also allows plain HTTP).
     #[arg(long, action = clap::ArgAction::Set)]
     dest_tls_verify: Option<bool>,
-    /// The cache --force-cache-delete cleans (default: $FERRY_CACHE_DIR,
-    /// else ~/.cache/ferry).
+    /// The cache --force-cache-delete cleans, and whose recorded image sets
+    /// --generate protects (default: $FERRY_CACHE_DIR, else ~/.cache/ferry).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// Auth file (default: $REGISTRY_AUTH_FILE, then the containers and docker defaults).
@@ -135,7 +139,6 @@ fn generate(args: &Args, destination: &Destination) -> Result<ExitCode, ExitCode
             (args.registries_conf.is_some(), "--registries-conf"),
             (args.retry_times.is_some(), "--retry-times"),
             (args.retry_delay.is_some(), "--retry-delay"),
-            (args.cache_dir.is_some(), "--cache-dir"),
         ],
     );
     let Some(workspace_text) = &args.workspace else {
@@ -160,6 +163,7 @@ fn generate(args: &Args, destination: &Destination) -> Result<ExitCode, ExitCode
         delete::check_delete_id(delete_id).map_err(error)?;
     }
     let configuration = load_configuration(config_path)?;
+    let typed = ferry_schemas::read_configuration_file(config_path).unwrap_or_default();
     let workspace = Workspace::in_folder(folder);
     if !workspace.state_file().is_file() {
         return Err(error(format!(
@@ -171,11 +175,24 @@ fn generate(args: &Args, destination: &Destination) -> Result<ExitCode, ExitCode
     let _lock = hold_workspace(workspace.root(), !args.dry_run)?;
     let state = workspace.open_state().map_err(error)?;
     let recorded = delete::WorkspaceRecord::load(&state, destination).map_err(error)?;
+    let cache = cache_folder(args.cache_dir.as_deref())?;
+    let (shared, shared_notices) = delete::SharedContent::load(
+        &cache,
+        Path::new(folder),
+        &destination.display(),
+        &destination.registry,
+    )
+    .map_err(error)?;
+    print_notices(&shared_notices);
     let generated = delete::generate(
         &configuration,
         destination,
         &recorded,
         args.delete_signatures,
+        &delete::Protection {
+            shared: &shared,
+            force: args.force,
+        },
     )
     .map_err(error)?;
     print_notices(&generated.notices);
@@ -188,7 +205,7 @@ fn generate(args: &Args, destination: &Destination) -> Result<ExitCode, ExitCode
         return Ok(ExitCode::SUCCESS);
     }
     let (list_path, configuration_path) =
-        delete::write_generated(&workspace, args.delete_id.as_deref(), &generated)
+        delete::write_generated(&workspace, args.delete_id.as_deref(), &generated, &typed)
             .map_err(error)?;
     println!(
         "{} items listed for deletion at docker://{} in {}",
@@ -210,20 +227,29 @@ fn generate(args: &Args, destination: &Destination) -> Result<ExitCode, ExitCode
 
 /// Reads and checks a DeleteImageSetConfiguration, refusing parts ferry
 /// does not delete yet.
-fn load_configuration(path: &Path) -> Result<ferry_schemas::DeleteImageSetConfiguration, ExitCode> {
+pub(crate) fn load_configuration(
+    path: &Path,
+) -> Result<ferry_schemas::DeleteImageSetConfiguration, ExitCode> {
     let text = ferry_schemas::read_configuration_file(path)
         .map_err(|cause| error(format!("cannot read {}: {cause}", path.display())))?;
-    let name = path.display().to_string();
-    let loaded = match load_delete_configuration(&text) {
+    load_configuration_text(&path.display().to_string(), &text)
+}
+
+/// [`load_configuration`] of the text `text` read from `name`.
+pub(crate) fn load_configuration_text(
+    name: &str,
+    text: &str,
+) -> Result<ferry_schemas::DeleteImageSetConfiguration, ExitCode> {
+    let loaded = match load_delete_configuration(text) {
         Ok(loaded) => loaded,
         Err(problems) => {
-            eprint!("{}", render(&name, &text, &problems));
+            eprint!("{}", render(name, text, &problems));
             return Err(exit_status::ERROR.into());
         }
     };
     let refusals = loaded.refusals();
     if !refusals.is_empty() {
-        eprint!("{}", render(&name, &text, &refusals));
+        eprint!("{}", render(name, text, &refusals));
         return Err(error(
             "the delete configuration uses parts ferry does not delete yet; nothing was done",
         ));
@@ -241,6 +267,7 @@ fn delete_listed(args: &Args, destination: &Destination) -> Result<ExitCode, Exi
             (args.workspace.is_some(), "--workspace"),
             (args.delete_id.is_some(), "--delete-id"),
             (args.delete_signatures, "--delete-signatures"),
+            (args.force, "--force"),
         ],
     );
     warn_unused(
@@ -270,20 +297,13 @@ fn delete_listed(args: &Args, destination: &Destination) -> Result<ExitCode, Exi
     let text = ferry_schemas::read_configuration_file(list_path)
         .map_err(|cause| error(format!("cannot read {}: {cause}", list_path.display())))?;
     let list = DeleteImageList::parse(&list_path.display().to_string(), &text).map_err(error)?;
-    let credentials = CredentialStore::discover_checked(args.authfile.as_deref())
-        .map_err(|missing| error(format!("{missing}; nothing was deleted")))?;
-    let defaults = ClientOptions::default();
-    let client = RegistryClient::new(ClientOptions {
-        credentials,
-        insecure_hosts: if args.dest_tls_verify == Some(false) {
-            vec![destination.registry.clone()]
-        } else {
-            Vec::new()
-        },
-        retry_times: args.retry_times.unwrap_or(defaults.retry_times),
-        retry_delay: args.retry_delay.filter(|delay| !delay.is_zero()),
-        ..defaults
-    });
+    let client = destination_client(
+        destination,
+        args.dest_tls_verify != Some(false),
+        args.authfile.as_deref(),
+        args.retry_times,
+        args.retry_delay,
+    )?;
     let report = runtime()?
         .block_on(delete::delete_listed(
             &list,
@@ -335,6 +355,39 @@ fn delete_listed(args: &Args, destination: &Destination) -> Result<ExitCode, Exi
     })
 }
 
+/// The cache a mirror run with `--cache-dir` `flag` uses (its
+/// `.ferry/cache` subfolder, else `$OC_MIRROR_CACHE`'s, else
+/// `$FERRY_CACHE_DIR`, else the default).
+pub(crate) fn cache_folder(flag: Option<&Path>) -> Result<PathBuf, ExitCode> {
+    crate::cache::chosen_cache_folder_here(flag)
+        .map(|chosen| chosen.unwrap_or_else(crate::cache::default_cache_dir))
+        .map_err(|refused| error(format!("{refused}; nothing was done")))
+}
+
+/// The client a delete reaches `destination` with.
+pub(crate) fn destination_client(
+    destination: &Destination,
+    tls_verify: bool,
+    authfile: Option<&Path>,
+    retry_times: Option<u32>,
+    retry_delay: Option<Duration>,
+) -> Result<RegistryClient, ExitCode> {
+    let credentials = CredentialStore::discover_checked(authfile)
+        .map_err(|missing| error(format!("{missing}; nothing was deleted")))?;
+    let defaults = ClientOptions::default();
+    Ok(RegistryClient::new(ClientOptions {
+        credentials,
+        insecure_hosts: if tls_verify {
+            Vec::new()
+        } else {
+            vec![destination.registry.clone()]
+        },
+        retry_times: retry_times.unwrap_or(defaults.retry_times),
+        retry_delay: retry_delay.filter(|delay| !delay.is_zero()),
+        ..defaults
+    }))
+}
+
 /// `--force-cache-delete`: the cache forgets the items that are gone from
 /// the registry (not those that failed) and frees what nothing else needs.
 fn forget_in_cache(
@@ -342,15 +395,7 @@ fn forget_in_cache(
     list: &DeleteImageList,
     report: &delete::DeleteReport,
 ) -> Result<(), ExitCode> {
-    let cache = args
-        .cache_dir
-        .clone()
-        .or_else(|| {
-            std::env::var_os("FERRY_CACHE_DIR")
-                .filter(|value| !value.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(crate::cache::default_cache_dir);
+    let cache = cache_folder(args.cache_dir.as_deref())?;
     let done = DeleteImageList::new(
         report
             .outcomes

@@ -7,9 +7,11 @@
 //! set selects (`ferry list releases -c`, from the world's update graph),
 //! plan and mirror-to-mirror,
 //! the no-op rerun, mirror-to-disk, `ferry verify`, and — with every source
-//! registry stopped — disk-to-mirror into the enclave. At the end skopeo
-//! (when installed) checks that the enclave holds every image byte for
-//! byte. It exits 0 only when every step did what it should.
+//! registry stopped — disk-to-mirror into the enclave (the delivered
+//! operator catalog filtered and rebuilt there). At the end skopeo (when
+//! installed) checks that the enclave holds every additional image byte for
+//! byte, and the CatalogSource written for the catalog is shown. It exits 0
+//! only when every step did what it should.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -277,6 +279,20 @@ pub fn run(arguments: &Args) -> ExitCode {
                 println!("  {reference}: byte-identical to {name}");
             }
             _ => return fail(format!("{reference} does not hold {name} byte for byte")),
+        }
+    }
+    println!("\n== 5. the operator catalog: filtered, rebuilt, and its CatalogSource");
+    let resources = folder.join("disk/working-dir/cluster-resources");
+    let catalog_source = resources.join("cs-test-catalog-latest.yaml");
+    match std::fs::read_to_string(&catalog_source) {
+        Ok(text) => println!(
+            "$DEMO/disk/working-dir/cluster-resources/cs-test-catalog-latest.yaml:\n{text}"
+        ),
+        Err(error) => {
+            return fail(format!(
+                "no CatalogSource for the catalog: {}: {error}",
+                catalog_source.display()
+            ));
         }
     }
     println!(

@@ -18,7 +18,7 @@ use ferry_executor::workflow::workspace::refuse_filesystem_root;
 use ferry_planner::{ApplyInputs, PlanDocument};
 use ferry_store::RunLock;
 
-use crate::arguments::{Apply, Mirror, MirrorArgs, PlanCommand, refuse_flags_of_other_modes};
+use crate::arguments::{Apply, Mirror, MirrorArgs, PlanCommand, check_flags_for_mode};
 use crate::common::{
     counted, error, hold_workspace, load_config, mebibytes, print_notices, report_failures, runtime,
 };
@@ -72,11 +72,12 @@ fn prepare(arguments: &MirrorArgs, holds: bool, writes: bool) -> Result<Prepared
         Some(text) => crate::common::check_config(config_path, text.clone())?,
         None => load_config(config_path)?,
     };
-    let image_set = crate::mirror::collect(
+    let image_set = crate::collection::collect(
         arguments,
         "",
         &loaded.config,
         Some(arguments.release_sources(&workspace)),
+        !writes,
     )?;
     let disk = runtime()?
         .block_on(to_disk::prepare_image_set(
@@ -89,7 +90,7 @@ fn prepare(arguments: &MirrorArgs, holds: bool, writes: bool) -> Result<Prepared
             &arguments.disk_options(),
             writes,
         ))
-        .map_err(crate::mirror::collect_error)?;
+        .map_err(crate::collection::collect_error)?;
     print_notices(&disk.notices);
     Ok(Prepared {
         disk,
@@ -99,7 +100,7 @@ fn prepare(arguments: &MirrorArgs, holds: bool, writes: bool) -> Result<Prepared
 
 /// `ferry plan ... file://DIR`.
 pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let prepared = match prepare(&arguments.common, false, false) {
@@ -135,7 +136,7 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
 /// `ferry mirror ... file://DIR` (with `--dry-run`: oc-mirror's
 /// `mapping.txt` and `missing.txt`, nothing fetched or written).
 pub fn mirror_command(arguments: &Mirror) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     mirror_to_disk(
@@ -147,7 +148,7 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
 
 /// `ferry apply -c FILE file://DIR`: plans and writes in one step.
 pub fn apply_command(arguments: &Apply) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     mirror_to_disk(&arguments.common, true, false)
@@ -222,7 +223,7 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
         &arguments.transfer_options(),
     )) {
         Ok(delivered) => delivered,
-        Err(cause) => return crate::mirror::collect_error(cause),
+        Err(cause) => return crate::collection::collect_error(cause),
     };
     if delivered.fetched.fetched > 0 {
         println!(
@@ -254,12 +255,22 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
         }
     }
     crate::common::print_category_counts(&delivered.categories, "delivered");
+    let operators = &prepared.operator_images;
+    if let Some(line) = ferry_executor::workflow::operators::incomplete_line(
+        operators,
+        delivered.failed.iter().map(|image| image.name.as_str()),
+    ) {
+        println!("{line}");
+    }
     let mut errors = String::new();
     for image in &delivered.failed {
-        errors.push_str(&ferry_executor::workflow::publish::error_line(
+        // Operator images name the bundles and packages needing them.
+        errors.push_str(&ferry_executor::workflow::operators::error_line(
+            operators,
             &image.name,
             &image.reason,
         ));
+        errors.push('\n');
     }
     if errors.is_empty() {
         return ExitCode::SUCCESS;

@@ -4,6 +4,7 @@
 
 mod arguments;
 mod cache;
+mod collection;
 mod common;
 mod delete;
 mod demo;
@@ -14,7 +15,9 @@ mod list_releases;
 mod logging;
 mod mirror;
 mod oc_mirror_flags;
+mod plan_delete;
 mod progress;
+mod registries_conf;
 mod render;
 mod saved_plan;
 mod validate;
@@ -75,6 +78,10 @@ enum Command {
     /// List what catalogs and configurations hold, without mirroring.
     #[command(subcommand_required = true)]
     List(list::Args),
+    /// Write a registries.conf from the IDMS/ITMS a run left in
+    /// working-dir/cluster-resources: public names pulled from the mirror
+    /// (for an enclave's mirror-to-disk from the enterprise registry).
+    RegistriesConf(registries_conf::Args),
     /// Print ferry's version (as `oc-mirror version` prints its own).
     Version(VersionArgs),
 }
@@ -127,6 +134,7 @@ fn main() -> ExitCode {
             disk::mirror_command(&args)
         }
         Command::Mirror(args) => mirror::mirror_command(&args),
+        Command::Plan(args) if args.delete => plan_delete::plan_command(&args),
         Command::Plan(args) if arguments::disk_destination(&args.common).is_some() => {
             disk::plan_command(&args)
         }
@@ -136,6 +144,7 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache::run(args),
         Command::Delete(args) => delete::run(&args),
         Command::List(args) => list::run(&args),
+        Command::RegistriesConf(args) => registries_conf::run(&args),
         Command::Version(_) => {
             println!("ferry {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -154,7 +163,7 @@ fn apply(args: &arguments::Apply) -> ExitCode {
             mirror::apply_command(args)
         };
     }
-    if let Err(code) = arguments::refuse_flags_of_other_modes(&args.common) {
+    if let Err(code) = arguments::check_flags_for_mode(&args.common) {
         return code;
     }
     let Some(plan_path) = &args.common.destination else {
@@ -162,6 +171,11 @@ fn apply(args: &arguments::Apply) -> ExitCode {
             "name a plan file (from `ferry plan --out FILE`), or use -c to plan and apply in one step",
         );
     };
+    if let Ok(text) = std::fs::read_to_string(plan_path)
+        && ferry_executor::workflow::delete::document::DeletePlanDocument::is_delete_plan(&text)
+    {
+        return plan_delete::apply_document(plan_path, &text, &args.common.log_level);
+    }
     let saved = match saved_plan::read_saved(plan_path) {
         Ok(saved) => saved,
         Err(code) => return code,

@@ -22,8 +22,9 @@ use ferry_executor::workflow::{CollectContext, ImageSet, Workspace};
 use ferry_planner::{Destination, Plan};
 
 use crate::arguments::{
-    Apply, Mirror, MirrorArgs, PlanCommand, parse_destination, refuse_flags_of_other_modes,
+    Apply, Mirror, MirrorArgs, PlanCommand, check_flags_for_mode, parse_destination,
 };
+use crate::collection::{collect, collect_error};
 use crate::common::{
     check_config, error, hold_workspace_of, load_config, mebibytes, print_notices, report_failures,
     runtime,
@@ -31,7 +32,9 @@ use crate::common::{
 use crate::exit_status;
 use crate::logging;
 use crate::progress::{Mode, RunProgress};
-use crate::render::{render_markdown, render_text};
+use crate::render::{
+    render_bundle_changes, render_bundle_changes_markdown, render_markdown, render_text,
+};
 use crate::saved_plan::{self, Staleness};
 
 /// Everything prepared before the plan.
@@ -53,6 +56,21 @@ struct Prepared {
     /// (for the signature ConfigMap).
     release_signatures:
         std::collections::BTreeMap<String, ferry_executor::release_signature::ReleaseSignature>,
+    /// The bundles the operator catalogs' filters select, and how they
+    /// differ from what the last run to the destination mirrored.
+    selected_bundles: Vec<operators::selection::SelectedBundle>,
+    bundle_changes: Vec<ferry_planner::BundleChange>,
+}
+
+/// The plan as text, with the operator bundles it adds or drops.
+fn plan_text(prepared: &Prepared) -> String {
+    let mut text = render_text(
+        &prepared.planned.plan,
+        &prepared.planned.resolution,
+        &prepared.planning,
+    );
+    render_bundle_changes(&prepared.bundle_changes, &mut text);
+    text
 }
 
 /// Where a run to a registry takes its content from: the deliveries of
@@ -119,48 +137,6 @@ fn source(
         .map_err(collect_error)
 }
 
-/// The collect stage for a destination prefix. Releases are collected
-/// with `releases` (mirror-to-mirror: the workspace keeps their graphs and
-/// payload files; mirror-to-disk: the folder's working-dir); a release
-/// error ends the command with the release exit bit.
-pub(crate) fn collect(
-    arguments: &MirrorArgs,
-    prefix: &str,
-    config: &ferry_schemas::ImageSetConfiguration,
-    releases: Option<ferry_executor::workflow::releases::ReleaseSources>,
-) -> Result<ImageSet, ExitCode> {
-    // Rebuilt catalogs' blobs go to the cache; nothing else needs it here
-    // (disk-to-mirror collects catalogs from the deliveries, later).
-    let cache = if config.mirror.operators.is_empty() || arguments.from.is_some() {
-        None
-    } else {
-        let folder = arguments.disk_options().cache;
-        Some(ferry_store::BlobStore::open(&folder).map_err(|cause| {
-            error(format!(
-                "cannot open the cache {}: {cause}",
-                folder.display()
-            ))
-        })?)
-    };
-    let context = CollectContext {
-        prefix: prefix.to_owned(),
-        max_nested_paths: arguments.max_nested_paths,
-        releases,
-        // Disk-to-mirror reaches no source registry.
-        registry: arguments
-            .from
-            .is_none()
-            .then(|| arguments.transfer_options().catalog_access()),
-        cache,
-        operators_from_deliveries: arguments.from.is_some(),
-    };
-    let image_set = ferry_executor::workflow::collect(config, &context).map_err(collect_error)?;
-    for warning in &image_set.warnings {
-        eprintln!("warning: {warning}");
-    }
-    Ok(image_set)
-}
-
 /// Disk-to-mirror's release sources: the latest delivery's `inputs.json`
 /// (update graph answers and payload files) restored into the folder's
 /// working-dir, read from there with nothing asked over the network.
@@ -186,18 +162,6 @@ fn delivered_release_sources(
     let mut sources = arguments.release_sources(&workspace);
     sources.offline = true;
     Ok(Some(sources))
-}
-
-/// A workflow error: exit 1, or the category's exit bit (a release error is
-/// fatal with exit 2, notes §7); nothing was pushed or delivered.
-pub(crate) fn collect_error(cause: ferry_executor::workflow::WorkflowError) -> ExitCode {
-    match cause.category {
-        Some(category) => {
-            eprintln!("error: {cause}\nnothing was pushed");
-            ferry_executor::workflow::exit_bits([category]).into()
-        }
-        None => error(cause),
-    }
 }
 
 /// Checks the destination and flags the way oc-mirror does, then resolves,
@@ -263,7 +227,14 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         }
         _ => None,
     };
-    let mut image_set = collect(arguments, &destination.prefix, &loaded.config, releases)?;
+    // `plan` (no run log) leaves the cache as it is.
+    let mut image_set = collect(
+        arguments,
+        &destination.prefix,
+        &loaded.config,
+        releases,
+        arguments.run_log.is_none(),
+    )?;
     let runtime = runtime()?;
     let sourced = source(
         &runtime,
@@ -280,9 +251,21 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
             &arguments.plan_options(),
         ))
         .map_err(error)?;
+    let bundle_changes = if image_set.selected_bundles.is_empty() {
+        Vec::new()
+    } else {
+        let recorded = operators::selection::recorded(
+            &Workspace::in_folder(&planned.workspace),
+            &planned.destination.display(),
+        )
+        .map_err(error)?;
+        operators::selection::changes(&recorded, &image_set.selected_bundles)
+    };
     Ok(Prepared {
         config_text: text,
         planned,
+        selected_bundles: image_set.selected_bundles,
+        bundle_changes,
         planning: arguments.plan_options(),
         log_file,
         _run_lock: run_lock,
@@ -304,6 +287,7 @@ fn plan_document(arguments: &MirrorArgs, prepared: &Prepared) -> ferry_planner::
         &planned.resolution,
         action_keys(&planned.plan),
     ));
+    document.bundles = prepared.bundle_changes.clone();
     document
 }
 
@@ -336,20 +320,13 @@ pub(crate) fn apply_document(apply: &ferry_planner::ApplyInputs, log_level: &str
     ) {
         return code;
     }
-    print!(
-        "{}",
-        render_text(
-            &prepared.planned.plan,
-            &prepared.planned.resolution,
-            &prepared.planning,
-        )
-    );
+    print!("{}", plan_text(&prepared));
     run_prepared(prepared, &common)
 }
 
 /// `ferry plan` to a registry.
 pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let prepared = match prepare(&arguments.common, Deliveries::Verify) {
@@ -359,12 +336,12 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
     let document = plan_document(&arguments.common, &prepared);
     let output = match arguments.format.as_str() {
         "json" => saved_plan::render_json(&document),
-        "markdown" => render_markdown(&prepared.planned.plan, &prepared.planned.resolution),
-        _ => render_text(
-            &prepared.planned.plan,
-            &prepared.planned.resolution,
-            &prepared.planning,
-        ),
+        "markdown" => {
+            let mut text = render_markdown(&prepared.planned.plan, &prepared.planned.resolution);
+            render_bundle_changes_markdown(&prepared.bundle_changes, &mut text);
+            text
+        }
+        _ => plan_text(&prepared),
     };
     print!("{output}");
     if let Some(out) = &arguments.out
@@ -468,7 +445,7 @@ fn write_cluster_resources(
 
 /// `ferry mirror` to a registry.
 pub fn mirror_command(arguments: &Mirror) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let mut common = arguments.common.clone();
@@ -482,14 +459,7 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    print!(
-        "{}",
-        render_text(
-            &prepared.planned.plan,
-            &prepared.planned.resolution,
-            &prepared.planning,
-        )
-    );
+    print!("{}", plan_text(&prepared));
     if arguments.is_dry_run() {
         return dry_run(&prepared, &common, arguments.dry_run_manifest_lists);
     }
@@ -579,6 +549,34 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         Ok(executed) => executed,
         Err(cause) => return error(cause),
     };
+    // The image sets sharing this cache, and what each has at the
+    // registry: what a delete by another must not take from it.
+    let failed_images: BTreeSet<&str> = executed
+        .report
+        .failed_images()
+        .map(|image| image.name.as_str())
+        .collect();
+    let recorded = ferry_store::image_sets::record_workspace(
+        &arguments.disk_options().cache,
+        Path::new(&prepared.planned.workspace),
+    )
+    .map_err(|cause| cause.to_string())
+    .and_then(|()| {
+        ferry_executor::workflow::delete::shared::record_present_tags(
+            &mut prepared.planned.state,
+            &prepared.planned.destination,
+            &prepared.planned.graph,
+            &failed_images,
+            ferry_executor::workflow::to_registry::unix_now(),
+        )
+        .map_err(|cause| cause.to_string())
+    });
+    drop(failed_images);
+    if let Err(cause) = recorded {
+        eprintln!(
+            "warning: {cause}: a delete from this registry by another image set will not know what this one needs"
+        );
+    }
     let report = &executed.report;
     let failed: BTreeSet<&str> = report
         .failed_images()
@@ -586,6 +584,23 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         .collect();
     if let Err(code) = write_cluster_resources(&prepared, &failed, arguments.max_nested_paths > 0) {
         return code;
+    }
+    if !prepared.selected_bundles.is_empty() {
+        // What the next plan compares its bundles with: the catalogs that
+        // reached the destination.
+        let failed_catalogs: BTreeSet<&str> = executed
+            .failed
+            .iter()
+            .map(|image| image.name.as_str())
+            .collect();
+        if let Err(cause) = operators::selection::record(
+            &Workspace::in_folder(&prepared.planned.workspace),
+            &prepared.planned.destination.display(),
+            &prepared.selected_bundles,
+            &failed_catalogs,
+        ) {
+            return error(cause);
+        }
     }
     let mut errors = String::new();
     for image in &executed.failed {
@@ -596,10 +611,6 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         ));
         errors.push('\n');
     }
-    let incomplete = operators::incomplete(
-        &prepared.operator_images,
-        executed.failed.iter().map(|image| image.name.as_str()),
-    );
     println!(
         "Done: {} actions completed, {} failed, {} skipped; {} pushed.",
         report.completed,
@@ -608,13 +619,11 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         mebibytes(report.bytes)
     );
     crate::common::print_category_counts(&executed.categories, "mirrored");
-    if !incomplete.bundles.is_empty() {
-        let list = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(" ");
-        println!(
-            "✗ incomplete operator bundles: [{}] - operators: [{}] (an image they need failed to mirror)",
-            list(&incomplete.bundles),
-            list(&incomplete.packages)
-        );
+    if let Some(line) = operators::incomplete_line(
+        &prepared.operator_images,
+        executed.failed.iter().map(|image| image.name.as_str()),
+    ) {
+        println!("{line}");
     }
     if let Some(log_file) = &prepared.log_file
         && arguments.log_level != "error"
@@ -633,7 +642,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
 
 /// `ferry apply -c FILE docker://...`: plans and applies in one step.
 pub fn apply_command(arguments: &Apply) -> ExitCode {
-    if let Err(code) = refuse_flags_of_other_modes(&arguments.common) {
+    if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
     let mut common = arguments.common.clone();
@@ -642,13 +651,6 @@ pub fn apply_command(arguments: &Apply) -> ExitCode {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
-    print!(
-        "{}",
-        render_text(
-            &prepared.planned.plan,
-            &prepared.planned.resolution,
-            &prepared.planning,
-        )
-    );
+    print!("{}", plan_text(&prepared));
     run_prepared(prepared, &common)
 }

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use ferry_executor::resolve::Resolution;
-use ferry_planner::{ImageChange, Plan};
+use ferry_planner::{BundleChange, BundleChangeKind, ImageChange, Plan};
 
 use crate::common::mebibytes;
 
@@ -142,6 +142,72 @@ pub(crate) fn render_markdown(plan: &Plan, resolution: &Resolution) -> String {
         totals.tags_to_set
     );
     text
+}
+
+/// What a new bundle's line says: `new bundle in channel beta`.
+fn bundle_change_reason(change: &BundleChange) -> String {
+    match change.change {
+        BundleChangeKind::New => match change.channels.as_slice() {
+            [] => "new bundle".to_owned(),
+            [channel] => format!("new bundle in channel {channel}"),
+            channels => format!("new bundle in channels {}", channels.join(", ")),
+        },
+        BundleChangeKind::NoLongerSelected => "no longer selected".to_owned(),
+    }
+}
+
+/// Operator bundles the plan adds or no longer selects, per catalog and
+/// package (nothing without changes).
+pub(crate) fn render_bundle_changes(changes: &[BundleChange], text: &mut String) {
+    if changes.is_empty() {
+        return;
+    }
+    let _ = writeln!(text, "Operator bundles:");
+    let mut current: Option<(&str, &str)> = None;
+    for change in changes {
+        let group = (change.catalog.as_str(), change.package.as_str());
+        if current != Some(group) {
+            let _ = writeln!(
+                text,
+                "  catalog {}, package {}:",
+                shorten_digests(group.0),
+                group.1
+            );
+            current = Some(group);
+        }
+        let marker = match change.change {
+            BundleChangeKind::New => "+",
+            BundleChangeKind::NoLongerSelected => "-",
+        };
+        let _ = writeln!(
+            text,
+            "    {marker} {} ({})",
+            change.bundle,
+            bundle_change_reason(change)
+        );
+    }
+}
+
+/// [`render_bundle_changes`] as a Markdown table.
+pub(crate) fn render_bundle_changes_markdown(changes: &[BundleChange], text: &mut String) {
+    if changes.is_empty() {
+        return;
+    }
+    text.push_str("\n| | catalog | package | bundle | change |\n|---|---|---|---|---|\n");
+    for change in changes {
+        let marker = match change.change {
+            BundleChangeKind::New => "+",
+            BundleChangeKind::NoLongerSelected => "-",
+        };
+        let _ = writeln!(
+            text,
+            "| {marker} | `{}` | {} | `{}` | {} |",
+            change.catalog,
+            change.package,
+            change.bundle,
+            bundle_change_reason(change)
+        );
+    }
 }
 
 /// Hex digits of a digest kept in text for people (JSON and Markdown keep

@@ -27,7 +27,10 @@ use ferry_schemas::Digest;
 use ferry_store::{BlobStore, Cache, digest_of};
 use futures_util::StreamExt;
 
-use crate::resolve::{Failure, Request, Resolution, describe};
+use crate::resolve::{
+    Failure, Request, Resolution, describe_with_media_types, signature_tag, tree_of,
+};
+use crate::source::Deliveries;
 use crate::workflow::built::BuiltImage;
 
 /// What fetching into the cache did.
@@ -321,7 +324,7 @@ impl DeliveredManifests {
     }
 
     /// A manifest the deliveries brought (or the destination gave back).
-    fn read(&self, digest: &Digest, media_type: &str) -> Result<Manifest, String> {
+    pub(crate) fn read(&self, digest: &Digest, media_type: &str) -> Result<Manifest, String> {
         let bytes = match self.held.get(digest) {
             Some(bytes) => bytes.clone(),
             None => Bytes::from(std::fs::read(self.cache.path(digest)).map_err(|_| {
@@ -354,61 +357,12 @@ impl DeliveredManifests {
     }
 }
 
-/// Media types of the children an index names, from its descriptors.
-fn child_media_types(manifest: &Manifest) -> BTreeMap<Digest, String> {
-    let value: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
-    value["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| {
-            Some((
-                entry["digest"].as_str()?.parse().ok()?,
-                entry["mediaType"].as_str()?.to_owned(),
-            ))
-        })
-        .collect()
-}
-
-/// Reads the tree below `top` from what the deliveries brought.
-fn delivered_tree(
-    delivered: &DeliveredManifests,
-    top: &ImageRecord,
-    media_types: &BTreeMap<Digest, String>,
-    manifests: &mut BTreeMap<Digest, Manifest>,
-) -> Result<Vec<ferry_planner::ResolvedManifest>, String> {
-    let mut tree = Vec::new();
-    let mut queue = vec![delivered.read(&top.digest, &top.media_type)?];
-    while let Some(manifest) = queue.pop() {
-        let resolved = describe(&manifest)?;
-        let named_types = child_media_types(&manifest);
-        for child in &resolved.children {
-            let media_type = named_types
-                .get(child)
-                .or_else(|| media_types.get(child))
-                .cloned()
-                .unwrap_or_default();
-            queue.push(delivered.read(child, &media_type)?);
-        }
-        manifests.insert(manifest.digest.clone(), manifest);
-        tree.push(resolved);
-    }
-    Ok(tree)
-}
-
 /// The deliveries' image records by the name the configuration gives.
 fn records_by_name(records: &[ImageRecord]) -> BTreeMap<&str, &ImageRecord> {
     records
         .iter()
         .map(|record| (record.name.as_str(), record))
         .collect()
-}
-
-/// The name a delivery records an image's cosign signature under, and the
-/// signature's tag (`sha256-<hex>.sig`).
-fn signature_of(request: &Request, top: &Digest) -> (String, String) {
-    let tag = format!("{}-{}.sig", top.algorithm().name(), top.hex());
-    (format!("{}:{tag}", request.origin.name()), tag)
 }
 
 /// Reads back from the destination the manifests that an earlier delivery
@@ -436,7 +390,14 @@ pub async fn recover_from_destination(
         };
         let mut queue = vec![(record.digest.clone(), record.media_type.clone())];
         if !remove_signatures
-            && let Some(signature) = by_name.get(signature_of(request, &record.digest).0.as_str())
+            && let Some(signature) = by_name.get(
+                format!(
+                    "{}:{}",
+                    request.origin.name(),
+                    signature_tag(&record.digest)
+                )
+                .as_str(),
+            )
         {
             queue.push((signature.digest.clone(), signature.media_type.clone()));
         }
@@ -465,77 +426,30 @@ pub async fn recover_from_destination(
                     manifest
                 }
             };
-            queue.extend(child_media_types(&manifest));
+            if let Ok((described, media_types)) = describe_with_media_types(&manifest) {
+                queue.extend(described.children.into_iter().zip(media_types));
+            }
         }
     }
     recovered
 }
 
-/// Pins each request to the digest the newest delivery recorded for it
-/// and reads its tree from `delivered`; adds each image's cosign signature
-/// when a delivery carried it (unless `remove_signatures`).
-pub fn resolve_from_deliveries(
+/// What to tell the user of an image no delivery carries.
+const NOT_DELIVERED: &str = "no delivery carries this image: add it to the configuration of the \
+                             mirror-to-disk side, run it, and bring the new delivery";
+
+/// Pins the configuration's images to what the deliveries recorded under
+/// their names and reads their trees from `delivered` (and their
+/// signatures', unless `remove_signatures`), with no network.
+pub async fn resolve_from_deliveries(
     requests: &[Request],
     records: &[ImageRecord],
     media_types: &BTreeMap<Digest, String>,
     delivered: &DeliveredManifests,
     remove_signatures: bool,
 ) -> Resolution {
-    let by_name = records_by_name(records);
-    let mut resolution = Resolution::default();
-    for request in requests {
-        let Some(record) = by_name.get(request.name.as_str()) else {
-            resolution.failures.push(Failure {
-                name: request.name.clone(),
-                message: "no delivery carries this image: add it to the configuration of the \
-                          mirror-to-disk side, run it, and bring the new delivery"
-                    .to_owned(),
-                category: request.category,
-            });
-            continue;
-        };
-        let tree = match delivered_tree(delivered, record, media_types, &mut resolution.manifests) {
-            Ok(tree) => tree,
-            Err(message) => {
-                resolution.failures.push(Failure {
-                    name: request.name.clone(),
-                    message,
-                    category: request.category,
-                });
-                continue;
-            }
-        };
-        resolution.images.push(ResolvedImage {
-            name: request.name.clone(),
-            source: Source::Cache,
-            blob_sources: Default::default(),
-            destination_repository: request.destination_repository.clone(),
-            destination_tag: Some(request.destination_tag.clone()),
-            top: record.digest.clone(),
-            manifests: tree,
-            category: request.category,
-        });
-        if remove_signatures {
-            continue;
-        }
-        let (signature_name, signature_tag) = signature_of(request, &record.digest);
-        if let Some(signature) = by_name.get(signature_name.as_str())
-            && let Ok(tree) =
-                delivered_tree(delivered, signature, media_types, &mut resolution.manifests)
-        {
-            resolution.images.push(ResolvedImage {
-                name: signature_name,
-                source: Source::Cache,
-                blob_sources: Default::default(),
-                destination_repository: request.destination_repository.clone(),
-                destination_tag: Some(signature_tag),
-                top: signature.digest.clone(),
-                manifests: tree,
-                category: request.category,
-            });
-        }
-    }
-    resolution
+    let source = Deliveries::new(records, media_types, delivered, NOT_DELIVERED);
+    crate::resolve::resolve_from(&source, requests, !remove_signatures, 1).await
 }
 
 /// Pins each built image to the digest the newest delivery recorded under
@@ -543,33 +457,35 @@ pub fn resolve_from_deliveries(
 /// this side every blob of it comes from the cache (the delivery brought
 /// them), whatever its source was where it was built. Appends to
 /// `resolution`; a built image no delivery carries is a failure.
-pub fn resolve_built_from_deliveries(
+pub async fn resolve_built_from_deliveries(
     built: &[BuiltImage],
     records: &[ImageRecord],
     media_types: &BTreeMap<Digest, String>,
     delivered: &DeliveredManifests,
     resolution: &mut Resolution,
 ) {
-    let by_name = records_by_name(records);
+    let source = Deliveries::new(
+        records,
+        media_types,
+        delivered,
+        "no delivery carries this built image: run mirror-to-disk with the \
+         configuration that builds it, and bring the new delivery",
+    );
     for image in built {
-        let Some(record) = by_name.get(image.name.as_str()) else {
-            resolution.failures.push(Failure {
-                name: image.name.clone(),
-                message: "no delivery carries this built image: run mirror-to-disk with the \
-                          configuration that builds it, and bring the new delivery"
-                    .to_owned(),
-                category: image.category,
-            });
-            continue;
+        let found = match source.pin_name(&image.name) {
+            Ok(pinned) => tree_of(&source, &pinned, &mut resolution.manifests)
+                .await
+                .map(|(tree, _)| (pinned, tree)),
+            Err(message) => Err(message),
         };
-        match delivered_tree(delivered, record, media_types, &mut resolution.manifests) {
-            Ok(tree) => resolution.images.push(ResolvedImage {
+        match found {
+            Ok((pinned, tree)) => resolution.images.push(ResolvedImage {
                 name: image.name.clone(),
                 source: Source::Cache,
                 blob_sources: Default::default(),
                 destination_repository: image.destination_repository.clone(),
                 destination_tag: Some(image.destination_tag.clone()),
-                top: record.digest.clone(),
+                top: pinned.top,
                 manifests: tree,
                 category: image.category,
             }),

@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 
 use ferry_schemas::{Digest, DigestAlgorithm};
 use serde_json::Value;
-use sha2::Digest as _;
 
 /// The config label naming an operator catalog's configs folder.
 pub const CATALOG_CONFIGS_LABEL: &str = "operators.operatorframework.io.index.configs.v1";
@@ -344,35 +343,24 @@ fn normalize(path: &str) -> String {
 /// Hashes what passes through it.
 struct HashingReader<R> {
     inner: R,
-    hasher: Hasher,
-}
-
-enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
+    hasher: ferry_schemas::DigestHasher,
 }
 
 impl<R: Read> HashingReader<R> {
     fn new(inner: R, algorithm: DigestAlgorithm) -> Self {
-        let hasher = match algorithm {
-            DigestAlgorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            DigestAlgorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
-        };
+        let hasher = ferry_schemas::DigestHasher::new(algorithm);
         HashingReader { inner, hasher }
     }
 
     fn check(self, place: &str, digest: &Digest) -> Result<(), LayerFilesError> {
-        let actual = match self.hasher {
-            Hasher::Sha256(hasher) => hex::encode(hasher.finalize()),
-            Hasher::Sha512(hasher) => hex::encode(hasher.finalize()),
-        };
-        if actual == digest.hex() {
+        let actual = self.hasher.finish();
+        if actual == *digest {
             Ok(())
         } else {
             Err(LayerFilesError::DigestMismatch {
                 place: place.to_owned(),
                 digest: digest.to_string(),
-                actual: format!("{}:{actual}", digest.algorithm().name()),
+                actual: actual.to_string(),
             })
         }
     }
@@ -381,10 +369,7 @@ impl<R: Read> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         let count = self.inner.read(buffer)?;
-        match &mut self.hasher {
-            Hasher::Sha256(hasher) => hasher.update(&buffer[..count]),
-            Hasher::Sha512(hasher) => hasher.update(&buffer[..count]),
-        }
+        self.hasher.update(&buffer[..count]);
         Ok(count)
     }
 }
@@ -396,7 +381,7 @@ mod tests {
 
     /// Writes `bytes` as a blob of the layout; returns its descriptor.
     fn blob(layout: &Path, media_type: &str, bytes: &[u8]) -> Value {
-        let hex = hex::encode(sha2::Sha256::digest(bytes));
+        let hex = Digest::sha256_of(bytes).hex().to_owned();
         std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
         std::fs::write(layout.join("blobs/sha256").join(&hex), bytes).unwrap();
         serde_json::json!({"mediaType": media_type, "digest": format!("sha256:{hex}"), "size": bytes.len()})

@@ -28,5 +28,6 @@ pub mod naming;
 pub mod release_signature;
 pub mod resolve;
 pub mod run;
+pub mod source;
 pub mod update_graph;
 pub mod workflow;

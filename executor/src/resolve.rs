@@ -1,36 +1,34 @@
-//! Resolving (the refresh step): the configuration's additional images
-//! pinned to digests, their whole manifest trees read, blocked images
-//! dropped, cosign signature tags added unless `--remove-signatures`.
+//! Resolving (the refresh step): the image set's images pinned to digests,
+//! their whole manifest trees read, cosign signature tags added unless
+//! `--remove-signatures`; blocked images were left out when collecting.
 //!
-//! Sources go through `registries.conf` (mirrors in order, then the primary
-//! location), as containers/image does. Manifests are kept with their exact
-//! bytes, so the executor pushes what was read.
+//! One resolver ([`resolve_from`]) reads through any [`ContentSource`]
+//! (`crate::source`): the registries through registries.conf, the
+//! deliveries of a disk folder, or the workspace state's record.
+//! Manifests are kept with their exact bytes, so the executor pushes what
+//! was read.
 //!
-//! An image never resolved before is read with one GET by tag (digest and
-//! top manifest at once). What was resolved before ([`Recorded`], from the
-//! workspace state) makes a rerun cheap: by default one HEAD per tag (the image's and its
-//! signature's) finds the current digest, and a tree already recorded for
-//! that digest is reused instead of read again (manifests are content
-//! addressed); a digest-pinned image needs no request at all. With
-//! `trust_state`, an image resolved before is taken from the record with
-//! no network at all. Images run concurrently (bounded by
+//! From registries ([`resolve_with`]): an image never resolved before is
+//! read with one GET by tag (digest and top manifest at once). What was
+//! resolved before ([`Recorded`], from the workspace state) makes a rerun
+//! cheap: by default one HEAD per tag (the image's and its signature's)
+//! finds the current digest, and a tree already recorded for that digest
+//! is reused instead of read again (manifests are content addressed); a
+//! digest-pinned image needs no request at all. With `trust_state`, an
+//! image the record holds in full is taken from it with no network at
+//! all. Images run concurrently (bounded by
 //! [`ResolveOptions::concurrency`]), results in request order.
-//!
-//! Signature tags are looked up through the source repository's tag list
-//! when several requested images share that repository ([`TagLists`]: one
-//! listing instead of one HEAD per image, most of which find nothing); a
-//! signature tag the list names is then read as before, and a repository
-//! whose tags cannot be listed falls back to one HEAD per image.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 
-use ferry_planner::{ResolvedImage, ResolvedManifest, Source};
+use ferry_planner::{ResolvedImage, ResolvedManifest};
 use ferry_registry::{Manifest, RegistriesConf, RegistryClient};
+use ferry_schemas::Digest;
 use ferry_schemas::config::Mirror;
-use ferry_schemas::{Digest, ImageReference};
 use ferry_store::{RecordedManifest, RecordedResolution, WorkspaceState};
 use futures_util::StreamExt as _;
+
+use crate::source::{ContentSource, Pinned, RecordedState, Registries};
 
 /// What the configuration asks for, before resolving: an image of the
 /// collect stage's image set.
@@ -63,6 +61,9 @@ pub struct Resolution {
     pub records: Vec<RecordedResolution>,
     /// Requests answered from the record without reading a tree again.
     pub reused: usize,
+    /// Images that need others at the destination first, by name
+    /// (`crate::workflow::needs`; set by the workflows from the image set).
+    pub needs: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// Options of resolving.
@@ -126,7 +127,7 @@ impl Recorded {
     }
 
     /// The tree below `top`, when every manifest of it is recorded.
-    fn tree(&self, top: &Digest) -> Option<Vec<ResolvedManifest>> {
+    pub(crate) fn tree(&self, top: &Digest) -> Option<Vec<ResolvedManifest>> {
         let mut tree = Vec::new();
         let mut queue = vec![top.clone()];
         while let Some(digest) = queue.pop() {
@@ -134,6 +135,18 @@ impl Recorded {
             queue.extend(described.children.iter().cloned());
             tree.push(described.clone());
         }
+        Some(tree)
+    }
+
+    /// The tree below `top` when all of it is recorded, its manifests
+    /// added to `manifests`.
+    pub(crate) fn known_tree(
+        &self,
+        top: &Digest,
+        manifests: &mut BTreeMap<Digest, Manifest>,
+    ) -> Option<Vec<ResolvedManifest>> {
+        let tree = self.tree(top)?;
+        self.tree_manifests(top, manifests);
         Some(tree)
     }
 
@@ -184,6 +197,14 @@ pub fn additional_image_requests(
 
 /// What a manifest names: child manifests, or config and layers.
 pub fn describe(manifest: &Manifest) -> Result<ResolvedManifest, String> {
+    describe_with_media_types(manifest).map(|(described, _)| described)
+}
+
+/// [`describe`], with the media type each child's descriptor gives (in the
+/// order of `children`; empty where it gives none).
+pub(crate) fn describe_with_media_types(
+    manifest: &Manifest,
+) -> Result<(ResolvedManifest, Vec<String>), String> {
     let value: serde_json::Value = serde_json::from_slice(&manifest.bytes)
         .map_err(|error| format!("manifest {} is not JSON: {error}", manifest.digest))?;
     let descriptor = |item: &serde_json::Value| -> Result<(Digest, u64), String> {
@@ -205,10 +226,12 @@ pub fn describe(manifest: &Manifest) -> Result<ResolvedManifest, String> {
         Ok((digest, size))
     };
     let mut children = Vec::new();
+    let mut child_media_types = Vec::new();
     let mut blobs = Vec::new();
     if let Some(entries) = value["manifests"].as_array() {
         for entry in entries {
             children.push(descriptor(entry)?.0);
+            child_media_types.push(entry["mediaType"].as_str().unwrap_or_default().to_owned());
         }
     } else {
         if !value["config"].is_null() {
@@ -218,181 +241,55 @@ pub fn describe(manifest: &Manifest) -> Result<ResolvedManifest, String> {
             blobs.push(descriptor(layer)?);
         }
     }
-    Ok(ResolvedManifest {
+    let described = ResolvedManifest {
         digest: manifest.digest.clone(),
         media_type: manifest.media_type.clone(),
         size: manifest.bytes.len() as u64,
         children,
         blobs,
-    })
+    };
+    Ok((described, child_media_types))
 }
 
-/// Finds where `origin` is read from and its current top digest: a HEAD
-/// per source in order, the first that answers wins. `None` digest when
-/// the registry sent none (the caller then reads the manifest).
-async fn head_top(
-    client: &RegistryClient,
-    registries: &RegistriesConf,
-    origin: &ImageReference,
-) -> Result<(ImageReference, Option<Digest>), String> {
-    let sources = registries
-        .pull_sources(origin)
-        .map_err(|error| error.to_string())?;
-    let mut errors = Vec::new();
-    for source in sources {
-        match client.head_manifest(&source.reference).await {
-            Ok(Some(head)) => return Ok((source.reference, head.digest)),
-            Ok(None) => errors.push(format!("{}: manifest unknown", source.reference)),
-            Err(error) => errors.push(error.to_string()),
-        }
-    }
-    Err(errors.join("; "))
-}
-
-/// Reads `reference`'s top manifest from the first source that has it.
-async fn read_top(
-    client: &RegistryClient,
-    registries: &RegistriesConf,
-    origin: &ImageReference,
-) -> Result<(ImageReference, Manifest), String> {
-    let sources = registries
-        .pull_sources(origin)
-        .map_err(|error| error.to_string())?;
-    let mut errors = Vec::new();
-    for source in sources {
-        match client.get_manifest(&source.reference).await {
-            Ok(manifest) => return Ok((source.reference, manifest)),
-            Err(error) => errors.push(error.to_string()),
-        }
-    }
-    Err(errors.join("; "))
-}
-
-/// Reads a whole tree below a top manifest; children already known
-/// (recorded, or read earlier) are not read again.
-async fn read_tree(
-    client: &RegistryClient,
-    source: &ImageReference,
-    top: Manifest,
-    known: &BTreeMap<Digest, Manifest>,
+/// The tree below `pinned`: what the source knows of it without reading
+/// when it knows all of it (then `true`: reused), else read through the
+/// source, children already in `manifests` or known to the source not
+/// read again. Every manifest of the tree is added to `manifests`.
+pub(crate) async fn tree_of<S: ContentSource>(
+    source: &S,
+    pinned: &Pinned,
     manifests: &mut BTreeMap<Digest, Manifest>,
-) -> Result<Vec<ResolvedManifest>, String> {
+) -> Result<(Vec<ResolvedManifest>, bool), String> {
+    let top = match &pinned.top_manifest {
+        Some(top) => top.clone(),
+        None => {
+            if let Some(tree) = source.known_tree(&pinned.top, manifests) {
+                return Ok((tree, true));
+            }
+            source
+                .manifest(pinned, &pinned.top, &pinned.media_type)
+                .await?
+        }
+    };
     let mut tree = Vec::new();
     let mut queue = vec![top];
     while let Some(manifest) = queue.pop() {
-        let resolved = describe(&manifest)?;
-        for child in &resolved.children {
-            let child_manifest = match manifests.get(child).or_else(|| known.get(child)) {
-                Some(found) => found.clone(),
-                None => client
-                    .get_manifest(&source.with_digest(child.clone()))
-                    .await
-                    .map_err(|error| error.to_string())?,
+        let (described, media_types) = describe_with_media_types(&manifest)?;
+        for (child, media_type) in described.children.iter().zip(&media_types) {
+            let known = manifests
+                .get(child)
+                .cloned()
+                .or_else(|| source.known_manifest(child));
+            let child_manifest = match known {
+                Some(found) => found,
+                None => source.manifest(pinned, child, media_type).await?,
             };
             queue.push(child_manifest);
         }
         manifests.insert(manifest.digest.clone(), manifest);
-        tree.push(resolved);
+        tree.push(described);
     }
-    Ok(tree)
-}
-
-/// The tree below `top`: from the record when every manifest of it is
-/// recorded, else read from `source`.
-async fn tree_of(
-    client: &RegistryClient,
-    source: &ImageReference,
-    top: &Digest,
-    recorded: &Recorded,
-    manifests: &mut BTreeMap<Digest, Manifest>,
-) -> Result<(Vec<ResolvedManifest>, bool), String> {
-    if let Some(tree) = recorded.tree(top) {
-        recorded.tree_manifests(top, manifests);
-        return Ok((tree, true));
-    }
-    let manifest = client
-        .get_manifest(&source.with_digest(top.clone()))
-        .await
-        .map_err(|error| error.to_string())?;
-    let tree = read_tree(client, source, manifest, &recorded.manifests, manifests).await?;
     Ok((tree, false))
-}
-
-/// A repository's tags once listed (`None`: not listable), shared by
-/// whoever waits for the listing.
-type TagListing = Arc<tokio::sync::OnceCell<Option<BTreeSet<String>>>>;
-
-/// Tag lists of source repositories, each listed at most once per run and
-/// shared by the images resolving concurrently from it.
-#[derive(Default)]
-struct TagLists {
-    /// `registry/repository` (as the configuration names it) → requests.
-    requested: HashMap<String, usize>,
-    /// `registry/repository` read from → its tags (`None`: not listable).
-    listed: Mutex<HashMap<String, TagListing>>,
-}
-
-/// Fewer requested images per repository than this: one HEAD each for the
-/// signature tag (a list can be long, and costs as much as a HEAD).
-const LIST_TAGS_FROM: usize = 2;
-
-impl TagLists {
-    fn new(requests: &[Request]) -> Self {
-        let mut requested: HashMap<String, usize> = HashMap::new();
-        for request in requests {
-            *requested
-                .entry(origin_repository(&request.origin))
-                .or_default() += 1;
-        }
-        TagLists {
-            requested,
-            listed: Mutex::default(),
-        }
-    }
-
-    /// Whether `tag` may exist in `source_name` (read from for `origin`):
-    /// false only when the repository's tag list was read and lacks it.
-    async fn may_have(
-        &self,
-        client: &RegistryClient,
-        origin: &ImageReference,
-        source: &ImageReference,
-        tag: &str,
-    ) -> bool {
-        let wanted = self
-            .requested
-            .get(&origin_repository(origin))
-            .copied()
-            .unwrap_or(0);
-        if wanted < LIST_TAGS_FROM {
-            return true;
-        }
-        let source_name = origin_repository(source);
-        let cell = self
-            .listed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(source_name)
-            .or_default()
-            .clone();
-        let tags = cell
-            .get_or_init(|| async {
-                match client
-                    .list_tags(source.registry(), source.repository())
-                    .await
-                {
-                    Ok(Some(tags)) => Some(tags.into_iter().collect()),
-                    Ok(None) | Err(_) => None,
-                }
-            })
-            .await;
-        tags.as_ref().is_none_or(|tags| tags.contains(tag))
-    }
-}
-
-/// `registry/repository` of a reference.
-fn origin_repository(reference: &ImageReference) -> String {
-    format!("{}/{}", reference.registry(), reference.repository())
 }
 
 /// What resolving one request produced.
@@ -405,75 +302,14 @@ struct Resolved {
     reused: bool,
 }
 
-fn source_reference(source: &str, digest: &Digest) -> Option<ImageReference> {
-    format!("{source}@{digest}").parse().ok()
-}
-
-/// The image (and its signature) from the record alone, when the record
-/// has everything `options` asks for.
-fn from_record(
+/// Resolves one request through `source`: pins it, reads (or reuses) its
+/// tree, adds its cosign signature when `signatures` and the source has
+/// one, and says what to record.
+async fn resolve_one<S: ContentSource>(
+    source: &S,
     request: &Request,
-    recorded: &Recorded,
-    options: &ResolveOptions,
-) -> Option<Resolved> {
-    let record = recorded.images.get(&request.name)?;
-    if !options.remove_signatures && !record.signature_checked {
-        return None;
-    }
-    let mut resolved = Resolved {
-        reused: true,
-        ..Resolved::default()
-    };
-    resolved.images.push(ResolvedImage {
-        name: request.name.clone(),
-        source: Source::Registry(record.source.clone()),
-        blob_sources: Default::default(),
-        destination_repository: request.destination_repository.clone(),
-        destination_tag: Some(request.destination_tag.clone()),
-        top: record.top.clone(),
-        manifests: recorded.tree(&record.top)?,
-        category: request.category,
-    });
-    recorded.tree_manifests(&record.top, &mut resolved.manifests);
-    if !options.remove_signatures
-        && let Some(signature) = &record.signature
-    {
-        let tag = signature_tag(&record.top);
-        resolved.images.push(ResolvedImage {
-            name: format!("{}:{tag}", request.origin.name()),
-            source: Source::Registry(record.source.clone()),
-            blob_sources: Default::default(),
-            destination_repository: request.destination_repository.clone(),
-            destination_tag: Some(tag),
-            top: signature.clone(),
-            manifests: recorded.tree(signature)?,
-            category: request.category,
-        });
-        recorded.tree_manifests(signature, &mut resolved.manifests);
-    }
-    Some(resolved)
-}
-
-/// cosign's signature tag of an image: `sha256-<hex>.sig`.
-fn signature_tag(top: &Digest) -> String {
-    format!("{}-{}.sig", top.algorithm().name(), top.hex())
-}
-
-/// Resolves one request (see the module comment for what it asks whom).
-async fn resolve_one(
-    client: &RegistryClient,
-    registries: &RegistriesConf,
-    request: &Request,
-    options: &ResolveOptions,
-    recorded: &Recorded,
-    tag_lists: &TagLists,
+    signatures: bool,
 ) -> Resolved {
-    let record = recorded.images.get(&request.name);
-    if options.trust_state
-        && let Some(resolved) = from_record(request, recorded, options)
-    {
-        return resolved;
-    }
     let failed = |message: String| Resolved {
         failure: Some(Failure {
             name: request.name.clone(),
@@ -482,135 +318,81 @@ async fn resolve_one(
         }),
         ..Resolved::default()
     };
-    let mut resolved = Resolved::default();
-    // Where to read, and the top digest.
-    let (source, top_digest, top_tree) = match (request.origin.digest(), record) {
-        // Pinned and recorded: the digest cannot have moved.
-        (Some(digest), Some(record)) if recorded.tree(digest).is_some() => {
-            let Some(source) = source_reference(&record.source, digest) else {
-                return failed(format!(
-                    "the recorded source {} is not a reference",
-                    record.source
-                ));
-            };
-            (source, digest.clone(), None)
-        }
-        // A tag never resolved before: its manifest is needed anyway, so
-        // one GET by tag gives the digest and the top manifest together
-        // (a HEAD first would only add a request).
-        (None, None) => match read_top(client, registries, &request.origin).await {
-            Ok((source, top)) => (source, top.digest.clone(), Some(top)),
-            Err(message) => return failed(message),
-        },
-        // One HEAD finds the digest; its tree comes from the record when
-        // recorded, else is read by digest.
-        _ => match head_top(client, registries, &request.origin).await {
-            Ok((source, Some(digest))) => (source, digest, None),
-            Ok((_, None)) | Err(_) => match read_top(client, registries, &request.origin).await {
-                Ok((source, top)) => (source, top.digest.clone(), Some(top)),
-                Err(message) => return failed(message),
-            },
-        },
+    let pinned = match source.pin(request).await {
+        Ok(pinned) => pinned,
+        Err(message) => return failed(message),
     };
-    let (tree, reused) = match top_tree {
-        Some(top) => match read_tree(
-            client,
-            &source,
-            top,
-            &recorded.manifests,
-            &mut resolved.manifests,
-        )
-        .await
-        {
-            Ok(tree) => (tree, false),
-            Err(message) => return failed(message),
-        },
-        None => match tree_of(
-            client,
-            &source,
-            &top_digest,
-            recorded,
-            &mut resolved.manifests,
-        )
-        .await
-        {
-            Ok(found) => found,
-            Err(message) => return failed(message),
-        },
+    let mut resolved = Resolved::default();
+    let (tree, reused) = match tree_of(source, &pinned, &mut resolved.manifests).await {
+        Ok(found) => found,
+        Err(message) => return failed(message),
     };
     resolved.reused = reused;
-    let source_name = format!("{}/{}", source.registry(), source.repository());
     resolved.images.push(ResolvedImage {
         name: request.name.clone(),
-        source: Source::Registry(source_name.clone()),
+        source: pinned.source.clone(),
         blob_sources: Default::default(),
         destination_repository: request.destination_repository.clone(),
         destination_tag: Some(request.destination_tag.clone()),
-        top: top_digest.clone(),
+        top: pinned.top.clone(),
         manifests: tree,
         category: request.category,
     });
     let mut signature = None;
-    if !options.remove_signatures {
-        let tag = signature_tag(&top_digest);
-        if let Ok(signature_reference) = format!("{source_name}:{tag}").parse::<ImageReference>()
-            && tag_lists
-                .may_have(client, &request.origin, &source, &tag)
-                .await
-            && let Ok(Some(head)) = client.head_manifest(&signature_reference).await
-        {
-            let found = match head.digest {
-                Some(digest) => tree_of(
-                    client,
-                    &signature_reference,
-                    &digest,
-                    recorded,
-                    &mut resolved.manifests,
-                )
-                .await
-                .map(|(tree, _)| (digest, tree)),
-                None => match client.get_manifest(&signature_reference).await {
-                    Ok(top) => {
-                        let digest = top.digest.clone();
-                        read_tree(
-                            client,
-                            &signature_reference,
-                            top,
-                            &recorded.manifests,
-                            &mut resolved.manifests,
-                        )
-                        .await
-                        .map(|tree| (digest, tree))
-                    }
-                    Err(error) => Err(error.to_string()),
-                },
-            };
-            if let Ok((digest, tree)) = found {
-                resolved.images.push(ResolvedImage {
-                    name: format!("{}:{tag}", request.origin.name()),
-                    source: Source::Registry(source_name.clone()),
-                    blob_sources: Default::default(),
-                    destination_repository: request.destination_repository.clone(),
-                    destination_tag: Some(tag),
-                    top: digest.clone(),
-                    manifests: tree,
-                    category: request.category,
-                });
-                signature = Some(digest);
-            }
-        }
+    if signatures
+        && let Some(signed) = source.signature(request, &pinned).await
+        && let Ok((tree, _)) = tree_of(source, &signed, &mut resolved.manifests).await
+    {
+        let tag = signature_tag(&pinned.top);
+        resolved.images.push(ResolvedImage {
+            name: format!("{}:{tag}", request.origin.name()),
+            source: signed.source.clone(),
+            blob_sources: Default::default(),
+            destination_repository: request.destination_repository.clone(),
+            destination_tag: Some(tag),
+            top: signed.top.clone(),
+            manifests: tree,
+            category: request.category,
+        });
+        signature = Some(signed.top);
     }
-    let new_record = RecordedResolution {
-        name: request.name.clone(),
-        source: source_name,
-        top: top_digest,
-        signature,
-        signature_checked: !options.remove_signatures,
-    };
-    if record != Some(&new_record) {
-        resolved.record = Some(new_record);
-    }
+    resolved.record = source.record(request, &pinned, signature);
     resolved
+}
+
+/// Resolves `requests` through `source`, `concurrency` at a time (0: 32),
+/// results in request order.
+pub async fn resolve_from<S: ContentSource>(
+    source: &S,
+    requests: &[Request],
+    signatures: bool,
+    concurrency: usize,
+) -> Resolution {
+    gather(
+        futures_util::stream::iter(requests)
+            .map(|request| resolve_one(source, request, signatures))
+            .buffered(if concurrency == 0 { 32 } else { concurrency })
+            .collect()
+            .await,
+    )
+}
+
+/// One resolution from the results of its requests.
+fn gather(results: Vec<Resolved>) -> Resolution {
+    let mut resolution = Resolution::default();
+    for result in results {
+        resolution.images.extend(result.images);
+        resolution.manifests.extend(result.manifests);
+        resolution.failures.extend(result.failure);
+        resolution.records.extend(result.record);
+        resolution.reused += usize::from(result.reused);
+    }
+    resolution
+}
+
+/// cosign's signature tag of an image: `sha256-<hex>.sig`.
+pub fn signature_tag(top: &Digest) -> String {
+    format!("{}-{}.sig", top.algorithm().name(), top.hex())
 }
 
 /// Resolves requests without any record: every tree read from its source.
@@ -623,9 +405,11 @@ pub async fn resolve(
     resolve_with(client, registries, requests, options, &Recorded::default()).await
 }
 
-/// Resolves requests, using what `recorded` says was resolved before: pins
-/// each to a digest, reads (or reuses) its tree, adds its cosign signature
-/// (`sha256-<hex>.sig`) when the source has one.
+/// Resolves requests from the source registries, using what `recorded`
+/// says was resolved before (with `trust_state`, answered from the record
+/// alone wherever it holds all of an image): pins each to a digest, reads
+/// (or reuses) its tree, adds its cosign signature (`sha256-<hex>.sig`)
+/// when the source has one.
 pub async fn resolve_with(
     client: &RegistryClient,
     registries: &RegistriesConf,
@@ -633,25 +417,243 @@ pub async fn resolve_with(
     options: &ResolveOptions,
     recorded: &Recorded,
 ) -> Resolution {
+    let signatures = !options.remove_signatures;
+    let registry = Registries::new(client, registries, recorded, signatures, requests);
+    let state = RecordedState {
+        recorded,
+        signatures,
+    };
+    let (registry, state) = (&registry, &state);
     let concurrency = if options.concurrency == 0 {
         32
     } else {
         options.concurrency
     };
-    let tag_lists = TagLists::new(requests);
-    let tag_lists = &tag_lists;
-    let results: Vec<Resolved> = futures_util::stream::iter(requests)
-        .map(|request| resolve_one(client, registries, request, options, recorded, tag_lists))
-        .buffered(concurrency)
-        .collect()
-        .await;
-    let mut resolution = Resolution::default();
-    for result in results {
-        resolution.images.extend(result.images);
-        resolution.manifests.extend(result.manifests);
-        resolution.failures.extend(result.failure);
-        resolution.records.extend(result.record);
-        resolution.reused += usize::from(result.reused);
+    gather(
+        futures_util::stream::iter(requests)
+            .map(|request| async move {
+                if options.trust_state {
+                    let answered = resolve_one(state, request, signatures).await;
+                    if answered.failure.is_none() {
+                        return answered;
+                    }
+                }
+                resolve_one(registry, request, signatures).await
+            })
+            .buffered(concurrency)
+            .collect()
+            .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    //! The resolver against a recording fake source: no registry, every
+    //! read the resolver asks for is seen.
+    use std::sync::Mutex;
+
+    use ferry_planner::{Category, Source};
+    use ferry_schemas::ImageReference;
+
+    use super::*;
+
+    /// Manifests by digest, tops by image name, signatures by top; records
+    /// every manifest read.
+    #[derive(Default)]
+    struct FakeSource {
+        manifests: BTreeMap<Digest, Manifest>,
+        tops: BTreeMap<String, Digest>,
+        signatures: BTreeMap<Digest, Digest>,
+        known: BTreeMap<Digest, Manifest>,
+        reads: Mutex<Vec<Digest>>,
     }
-    resolution
+
+    impl FakeSource {
+        fn add(&mut self, json: serde_json::Value) -> Digest {
+            let bytes = serde_json::to_vec(&json).unwrap();
+            let digest = Digest::sha256_of(&bytes);
+            self.manifests.insert(
+                digest.clone(),
+                Manifest {
+                    media_type: json["mediaType"].as_str().unwrap_or_default().to_owned(),
+                    digest: digest.clone(),
+                    bytes: bytes.into(),
+                },
+            );
+            digest
+        }
+
+        fn image(&mut self, seed: &str) -> Digest {
+            let blob = Digest::sha256_of(seed.as_bytes());
+            self.add(serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob.to_string(), "size": 10},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": blob.to_string(), "size": 10}],
+            }))
+        }
+
+        fn reads(&self) -> Vec<Digest> {
+            self.reads.lock().unwrap().clone()
+        }
+    }
+
+    impl ContentSource for FakeSource {
+        async fn pin(&self, request: &Request) -> Result<Pinned, String> {
+            let top = self
+                .tops
+                .get(&request.name)
+                .ok_or_else(|| format!("{} is not here", request.name))?;
+            Ok(Pinned {
+                source: Source::Registry("fake.example/repository".to_owned()),
+                top: top.clone(),
+                reference: None,
+                top_manifest: None,
+                media_type: String::new(),
+            })
+        }
+
+        async fn manifest(
+            &self,
+            _pinned: &Pinned,
+            digest: &Digest,
+            _media_type: &str,
+        ) -> Result<Manifest, String> {
+            self.reads.lock().unwrap().push(digest.clone());
+            self.manifests
+                .get(digest)
+                .cloned()
+                .ok_or_else(|| format!("manifest {digest} unknown"))
+        }
+
+        async fn signature(&self, _request: &Request, pinned: &Pinned) -> Option<Pinned> {
+            Some(Pinned {
+                top: self.signatures.get(&pinned.top)?.clone(),
+                ..pinned.clone()
+            })
+        }
+
+        fn known_manifest(&self, digest: &Digest) -> Option<Manifest> {
+            self.known.get(digest).cloned()
+        }
+    }
+
+    fn request(name: &str) -> Request {
+        Request {
+            name: name.to_owned(),
+            origin: format!("fake.example/repository:{name}")
+                .parse::<ImageReference>()
+                .unwrap(),
+            destination_repository: "mirror/repository".to_owned(),
+            destination_tag: name.to_owned(),
+            category: Category::Additional,
+        }
+    }
+
+    fn run<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn an_index_tree_is_read_once_with_its_signature() {
+        let mut source = FakeSource::default();
+        let amd64 = source.image("amd64");
+        let arm64 = source.image("arm64");
+        let index = source.add(serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64.to_string(), "size": 1},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm64.to_string(), "size": 1},
+            ],
+        }));
+        let signature = source.image("signature");
+        source.tops.insert("v1".to_owned(), index.clone());
+        source.signatures.insert(index.clone(), signature.clone());
+
+        let resolution = run(resolve_from(&source, &[request("v1")], true, 4));
+
+        assert!(resolution.failures.is_empty(), "{:?}", resolution.failures);
+        assert_eq!(resolution.images.len(), 2, "the image and its signature");
+        let image = &resolution.images[0];
+        assert_eq!(image.top, index);
+        assert_eq!(image.destination_tag.as_deref(), Some("v1"));
+        assert_eq!(image.manifests.len(), 3, "index and two platforms");
+        let signed = &resolution.images[1];
+        assert_eq!(signed.top, signature);
+        assert_eq!(
+            signed.destination_tag.as_deref(),
+            Some(signature_tag(&index).as_str())
+        );
+        assert_eq!(
+            signed.name,
+            format!("fake.example/repository:{}", signature_tag(&index))
+        );
+        let mut reads = source.reads();
+        reads.sort();
+        let mut expected = vec![index, amd64, arm64, signature];
+        expected.sort();
+        assert_eq!(reads, expected, "every manifest read exactly once");
+        assert_eq!(resolution.manifests.len(), 4);
+    }
+
+    #[test]
+    fn known_manifests_are_not_read_and_without_signatures_none_is_asked() {
+        let mut source = FakeSource::default();
+        let platform = source.image("platform");
+        let index = source.add(serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": platform.to_string(), "size": 1}],
+        }));
+        let known = source.manifests[&platform].clone();
+        source.known.insert(platform.clone(), known);
+        source.tops.insert("v1".to_owned(), index.clone());
+        source.signatures.insert(index.clone(), platform.clone());
+
+        let resolution = run(resolve_from(&source, &[request("v1")], false, 1));
+
+        assert_eq!(resolution.images.len(), 1, "no signature when not wanted");
+        assert_eq!(source.reads(), vec![index], "the known child is not read");
+        assert!(resolution.manifests.contains_key(&platform));
+    }
+
+    #[test]
+    fn a_request_the_source_cannot_pin_or_read_fails_alone() {
+        let mut source = FakeSource::default();
+        let good = source.image("good");
+        let missing_child = Digest::sha256_of(b"not stored");
+        let broken = source.add(serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": missing_child.to_string(), "size": 1}],
+        }));
+        source.tops.insert("good".to_owned(), good.clone());
+        source.tops.insert("broken".to_owned(), broken);
+
+        let requests = [request("good"), request("absent"), request("broken")];
+        let resolution = run(resolve_from(&source, &requests, true, 2));
+
+        assert_eq!(resolution.images.len(), 1);
+        assert_eq!(resolution.images[0].top, good);
+        let failed: Vec<(&str, &str)> = resolution
+            .failures
+            .iter()
+            .map(|failure| (failure.name.as_str(), failure.message.as_str()))
+            .collect();
+        assert_eq!(failed[0], ("absent", "absent is not here"));
+        assert_eq!(failed[1].0, "broken");
+        assert!(
+            failed[1].1.contains(&missing_child.to_string()),
+            "{}",
+            failed[1].1
+        );
+        assert!(
+            resolution.records.is_empty(),
+            "a fake source records nothing"
+        );
+    }
 }

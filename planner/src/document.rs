@@ -39,6 +39,34 @@ pub struct PlanDocument {
     /// shapes the run (absent from plans that cannot be applied).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apply: Option<ApplyInputs>,
+    /// Operator catalogs: the bundles this plan starts mirroring and those
+    /// the last run to the destination mirrored that it no longer selects
+    /// (absent without operator catalogs or changes).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub bundles: Vec<BundleChange>,
+}
+
+/// A bundle of an operator catalog that the plan adds or no longer selects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct BundleChange {
+    /// The catalog as the configuration names it.
+    pub catalog: String,
+    pub package: String,
+    /// The `olm.bundle` name.
+    pub bundle: String,
+    pub change: BundleChangeKind,
+    /// A new bundle's kept channels holding it (empty otherwise).
+    pub channels: Vec<String>,
+}
+
+/// How a bundle changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BundleChangeKind {
+    /// Selected now, not mirrored by the last run to the destination.
+    New,
+    /// Mirrored by the last run to the destination, not selected now.
+    NoLongerSelected,
 }
 
 /// The next delivery of a mirror-to-disk plan.
@@ -71,6 +99,7 @@ impl PlanDocument {
             plan,
             delivery: None,
             apply: None,
+            bundles: Vec::new(),
         }
     }
 }

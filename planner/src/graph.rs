@@ -227,6 +227,21 @@ impl ActionGraph {
         self.graph.neighbors_directed(node, Direction::Outgoing)
     }
 
+    /// How many edges.
+    pub fn edge_count(&self) -> usize {
+        self.graph.edge_count()
+    }
+
+    /// Whether `after` waits for `before` directly.
+    pub fn has_edge(&self, before: NodeIndex, after: NodeIndex) -> bool {
+        self.graph.contains_edge(before, after)
+    }
+
+    /// Whether no action waits for itself.
+    pub fn is_acyclic(&self) -> bool {
+        !petgraph::algo::is_cyclic_directed(&self.graph)
+    }
+
     /// Every image, in the image set's order (unchanged ones too).
     pub fn images(&self) -> &[ImageNodes] {
         &self.images
@@ -676,4 +691,33 @@ pub fn compile_archive(images: &[ResolvedImage]) -> ActionGraph {
         );
     }
     graph.graph
+}
+
+/// Makes whole images wait for others: for each `(before, after)` pair of
+/// indexes into `graph.images`, the top manifest of `after` is written
+/// only once `before` is complete (its tag set, or its top manifest
+/// written when it has no tag), so a failure of `before` skips `after` and
+/// `after` is never at its destination without `before` (a bundle image
+/// and its related images). A pair whose edge would close a cycle (the two
+/// share their top manifest) is left out.
+pub fn order_images(graph: &mut ActionGraph, pairs: &[(usize, usize)]) {
+    for &(before, after) in pairs {
+        let (Some(before), Some(after)) = (graph.images.get(before), graph.images.get(after))
+        else {
+            continue;
+        };
+        // An unchanged image (left out of the graph) is complete already,
+        // or has nothing to wait for.
+        let (Some(before_top), Some(to)) = (before.top_manifest(), after.top_manifest()) else {
+            continue;
+        };
+        let from = before.tag_node().unwrap_or(before_top);
+        if from == to
+            || graph.graph.contains_edge(from, to)
+            || petgraph::algo::has_path_connecting(&graph.graph, to, from, None)
+        {
+            continue;
+        }
+        graph.graph.add_edge(from, to, ());
+    }
 }

@@ -31,7 +31,8 @@ pub mod source;
 pub use action::{Action, ActionKey, KEY_VERSION};
 pub use category::{Category, exit_bits};
 pub use document::{
-    PLAN_DOCUMENT_VERSION, PlanDocument, PlannedDelivery, PlannedSegment, plan_schema,
+    BundleChange, BundleChangeKind, PLAN_DOCUMENT_VERSION, PlanDocument, PlannedDelivery,
+    PlannedSegment, plan_schema,
 };
 pub use fingerprint::{FINGERPRINT_VERSION, ImageFingerprint, ImageRecord};
 pub use graph::{

@@ -7,7 +7,9 @@ use ferry_planner::{
     Source, StateSnapshot, compile, compile_archive, plan,
 };
 use ferry_schemas::Digest;
-use support::{apply, destination, digest, image};
+mod common;
+use common::apply;
+use support::{destination, digest, image};
 
 #[test]
 fn first_plan_does_everything_in_dependency_order() {

@@ -582,9 +582,9 @@ fn next_page_path(header: &str) -> Option<String> {
     })
 }
 
+/// The sha256 digest of `bytes`.
 pub fn sha256_of(bytes: &[u8]) -> Digest {
-    Digest::new(DigestAlgorithm::Sha256, &hex::encode(Sha256::digest(bytes)))
-        .expect("a sha256 hash")
+    Digest::sha256_of(bytes)
 }
 
 impl RegistryClient {

@@ -1,8 +1,12 @@
 //! Content digests (`sha256:<hex>`, `sha512:<hex>`) as a type: parsed once,
-//! always valid, displayed in the canonical `algorithm:hex` form.
+//! always valid, displayed in the canonical `algorithm:hex` form; and the
+//! one way ferry computes them ([`DigestHasher`], [`Digest::of`]), which
+//! the cache, the deliveries and the registry client share.
 
 use std::fmt;
 use std::str::FromStr;
+
+use sha2::Digest as _;
 
 /// The hash algorithms the OCI image specification registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -79,6 +83,54 @@ impl Digest {
     /// The hex-encoded hash, without the algorithm.
     pub fn hex(&self) -> &str {
         &self.hex
+    }
+
+    /// The digest of `bytes` with `algorithm`.
+    pub fn of(algorithm: DigestAlgorithm, bytes: &[u8]) -> Digest {
+        let mut hasher = DigestHasher::new(algorithm);
+        hasher.update(bytes);
+        hasher.finish()
+    }
+
+    /// The sha256 digest of `bytes` (what ferry names new content by).
+    pub fn sha256_of(bytes: &[u8]) -> Digest {
+        Digest::of(DigestAlgorithm::Sha256, bytes)
+    }
+}
+
+/// A running hash of either algorithm, for content that streams in.
+#[derive(Clone, Debug)]
+pub enum DigestHasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl DigestHasher {
+    pub fn new(algorithm: DigestAlgorithm) -> Self {
+        match algorithm {
+            DigestAlgorithm::Sha256 => DigestHasher::Sha256(sha2::Sha256::new()),
+            DigestAlgorithm::Sha512 => DigestHasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            DigestHasher::Sha256(hasher) => hasher.update(bytes),
+            DigestHasher::Sha512(hasher) => hasher.update(bytes),
+        }
+    }
+
+    /// The digest of everything hashed so far.
+    pub fn finish(self) -> Digest {
+        let (algorithm, hex) = match self {
+            DigestHasher::Sha256(hasher) => {
+                (DigestAlgorithm::Sha256, hex::encode(hasher.finalize()))
+            }
+            DigestHasher::Sha512(hasher) => {
+                (DigestAlgorithm::Sha512, hex::encode(hasher.finalize()))
+            }
+        };
+        Digest { algorithm, hex }
     }
 }
 

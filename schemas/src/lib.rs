@@ -30,7 +30,7 @@ pub mod yaml;
 pub use config::{DeleteImageSetConfiguration, ImageSetConfiguration};
 pub use decode::Kind;
 pub use diagnostic::{Problem, Severity, Span, render};
-pub use digest::{Digest, DigestAlgorithm};
+pub use digest::{Digest, DigestAlgorithm, DigestHasher};
 pub use features::{Feature, FeatureUse};
 pub use reference::{ImageReference, ImageSource};
 

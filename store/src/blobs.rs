@@ -19,41 +19,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use ferry_schemas::{Digest, DigestAlgorithm};
+use ferry_schemas::{Digest, DigestAlgorithm, DigestHasher as Hasher};
 use fs4::fs_std::FileExt;
-use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::error::{Error, Result, io};
-
-/// A running hash of either algorithm.
-enum Hasher {
-    Sha256(Sha256),
-    Sha512(Sha512),
-}
-
-impl Hasher {
-    fn new(algorithm: DigestAlgorithm) -> Self {
-        match algorithm {
-            DigestAlgorithm::Sha256 => Hasher::Sha256(Sha256::new()),
-            DigestAlgorithm::Sha512 => Hasher::Sha512(Sha512::new()),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(hasher) => hasher.update(bytes),
-            Hasher::Sha512(hasher) => hasher.update(bytes),
-        }
-    }
-
-    fn finish(self) -> Digest {
-        let (algorithm, hex) = match self {
-            Hasher::Sha256(hasher) => (DigestAlgorithm::Sha256, hex::encode(hasher.finalize())),
-            Hasher::Sha512(hasher) => (DigestAlgorithm::Sha512, hex::encode(hasher.finalize())),
-        };
-        Digest::new(algorithm, &hex).expect("a hash has the right length")
-    }
-}
 
 /// Whether a temporary file's path still leads to the open file (a
 /// cleaner may have removed it before the writer locked it).
@@ -76,9 +45,7 @@ fn still_named(temporary: &tempfile::NamedTempFile) -> bool {
 
 /// The digest of `bytes` with `algorithm`.
 pub fn digest_of(algorithm: DigestAlgorithm, bytes: &[u8]) -> Digest {
-    let mut hasher = Hasher::new(algorithm);
-    hasher.update(bytes);
-    hasher.finish()
+    Digest::of(algorithm, bytes)
 }
 
 /// The blob cache rooted at one folder.

@@ -19,15 +19,19 @@
 //! ```
 //!
 //! [`lock`]: one run per workspace at a time (`working-dir/run.lock`).
+//! [`image_sets`]: the workspaces that use a cache (`<cache>/workspaces/`),
+//! so a delete knows what other image sets still need.
 
 pub mod blobs;
 pub mod cache;
 pub mod deliveries;
 pub mod error;
+pub mod image_sets;
 pub mod index;
 pub mod lock;
 mod migrations;
 pub mod state;
+mod state_deleted;
 
 pub use blobs::{BlobStore, BlobWriter, VerifyReport, digest_of};
 pub use cache::{Cache, PruneReport};

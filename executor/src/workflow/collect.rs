@@ -7,7 +7,7 @@
 //! graphs and payloads first (operators, issue 10, will read catalogs), so
 //! the trait hands every collector the same [`CollectContext`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use regex::Regex;
 
@@ -53,6 +53,14 @@ pub struct ImageSet {
     pub catalogs: Vec<CatalogImage>,
     /// Operator images by name: the bundles and packages that need them.
     pub operator_images: BTreeMap<String, OperatorImageUse>,
+    /// Images that need others at the destination first, by name: a bundle
+    /// image its related images, a mirrored catalog its bundle images. At
+    /// a registry an image whose need failed is not pushed
+    /// (`crate::workflow::needs`).
+    pub needs: BTreeMap<String, BTreeSet<String>>,
+    /// The bundles each operator catalog's filter selects (what a plan
+    /// compares with the last run's, `operators::selection`).
+    pub selected_bundles: Vec<crate::workflow::operators::selection::SelectedBundle>,
     /// What collectors want the user to know (filter warnings, missing
     /// dependencies); nothing stops for them.
     pub warnings: Vec<String>,
@@ -105,6 +113,12 @@ pub struct CollectContext {
     /// deliveries once they are verified (`operators::collect_delivered`),
     /// not at the collect stage.
     pub operators_from_deliveries: bool,
+    /// Mirror-to-disk: operator catalogs are delivered as they are (the
+    /// original image), for disk-to-mirror filters them again.
+    pub deliver_original_catalogs: bool,
+    /// A plan: built images' new blobs are described, not stored in
+    /// `cache` (a plan leaves the cache as it is).
+    pub plan_only: bool,
 }
 
 /// One content kind's part of the collect stage.

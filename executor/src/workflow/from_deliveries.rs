@@ -125,14 +125,24 @@ pub async fn from_deliveries(
             DeliveredManifests::held(std::mem::take(&mut report.manifests), blobs.clone())
         }
     };
+    // Built images the deliveries carry (matched by name), and those built
+    // here (the catalogs rebuilt from the delivered originals).
+    let delivered_built = image_set.built.len();
     if let Some(again) = collect_again {
+        let warnings = image_set.warnings.len();
         crate::workflow::operators::collect_delivered(
             again.mirror,
             again.context,
             &report.images,
             &delivered,
+            deliveries == Deliveries::Import,
             image_set,
         )?;
+        notices.extend(
+            image_set.warnings[warnings..]
+                .iter()
+                .map(|warning| Notice::Warning(warning.clone())),
+        );
     }
     let image_set = &*image_set;
     let options = resolve_options(planning, &destination.prefix);
@@ -172,18 +182,23 @@ pub async fn from_deliveries(
         &report.manifest_media_types,
         &delivered,
         options.remove_signatures,
-    );
+    )
+    .await;
     // Built images by name, as the delivery recorded them: every blob of
     // theirs is in the cache now, whatever its source was where they were
     // built.
     disk::resolve_built_from_deliveries(
-        &image_set.built,
+        &image_set.built[..delivered_built],
         &report.images,
         &report.manifest_media_types,
         &delivered,
         &mut resolution,
-    );
+    )
+    .await;
+    crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built[delivered_built..]);
     resolution.blocked = image_set.blocked.clone();
+    resolution.needs = image_set.needs.clone();
+    crate::workflow::needs::drop_unmet(&mut resolution, &image_set.needs);
     Ok(FromDeliveries {
         sourced: Sourced {
             workspace: workspace.root().to_path_buf(),

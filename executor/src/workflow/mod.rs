@@ -27,6 +27,7 @@ pub mod collect;
 pub mod delete;
 pub mod error;
 pub mod from_deliveries;
+pub mod needs;
 pub mod operators;
 pub mod options;
 pub mod publish;

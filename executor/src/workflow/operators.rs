@@ -3,23 +3,25 @@
 //! image's labelled configs folder, oc-mirror's bundle filter applied
 //! (`ferry_content::catalog`), the kept bundles' images and related images
 //! collected (category operator, destinations as additional images', with
-//! `blockedImages` honoured), and the catalog rebuilt as a built image.
+//! `blockedImages` honoured), and the catalog rebuilt as a built image
+//! (`rebuild.rs`: so opm builds its cache from the filtered catalog when it
+//! starts instead of serving, or crash-looping on, a stale one).
 //!
-//! The rebuilt catalog keeps every original layer and adds two: one with
-//! whiteouts for the old configs folder and for the base image's opm cache
-//! (`/tmp/cache`), and one with the filtered catalog as
-//! `<configs folder>/catalog.json`. Its config keeps the labels and the
-//! entrypoint, gets the two new layers' diff IDs, and its `Cmd` becomes
-//! `serve <configs folder>` without a cache folder, so opm builds its
-//! cache from the filtered catalog when it starts instead of serving (or
-//! crash-looping on) a cache that disagrees with it (notes §6.4). Every
-//! platform of an index is rebuilt. The new layers are plain tar with
-//! fixed headers, so the same catalog and filter give the same digest.
+//! Each bundle image needs its related images, and a mirrored catalog its
+//! bundle images (`ImageSet::needs`): at a registry, an image whose need
+//! failed is not pushed, so a bundle is never half-mirrored and a catalog
+//! never names a bundle the destination lacks.
 //!
-//! A catalog with `full: true` and no packages is mirrored as it is.
+//! Mirror-to-disk delivers the original catalog image instead of the
+//! rebuilt one, so that disk-to-mirror filters it again offline by its own
+//! configuration (`delivered.rs`). A catalog with `full: true` and no
+//! packages is mirrored as it is.
+
+mod delivered;
+mod rebuild;
+pub mod selection;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 
 use ferry_content::catalog::{self, Catalog, CatalogFile, Filtered};
 use ferry_planner::{Category, Source};
@@ -27,21 +29,18 @@ use ferry_schemas::config::{Mirror, Operator};
 use ferry_schemas::{Digest, DigestAlgorithm, ImageSetConfiguration, ImageSource};
 use ferry_store::{BlobStore, digest_of};
 use regex::Regex;
-use serde_json::Value;
 
 use crate::catalog_image::{RegistryAccess, RegistryAccessOptions};
 use crate::layer_files::{self, CATALOG_CONFIGS_LABEL, ImageBlobs, OciLayout};
 use crate::naming::{DestinationName, additional_image_destination, flatten};
-use crate::workflow::built::{BuiltBlob, BuiltImage, store_blob};
+use crate::workflow::built::BuiltImage;
 use crate::workflow::collect::{
     CollectContext, CollectedImage, Collector, ImageSet, blocked_patterns,
 };
 use crate::workflow::error::{Result, WorkflowError};
 
-/// The media type of the layers ferry adds (uncompressed, so their bytes
-/// do not depend on a compressor).
-const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
-const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub use delivered::collect_delivered;
+use rebuild::{Base, Rebuild};
 
 /// Which bundles and packages need an operator image (for the errors
 /// file's `(Operator bundles: [...] - Operators: [...])`, notes §7).
@@ -124,6 +123,7 @@ fn collect_catalogs(
             operator,
             context,
             cache,
+            store: !context.plan_only,
             blocked: &blocked,
         };
         match &operator.catalog {
@@ -155,144 +155,13 @@ fn collect_catalogs(
     Ok(())
 }
 
-/// Disk-to-mirror: the operator part of the image set collected again,
-/// offline, from the catalogs the deliveries brought (each found by the
-/// name the configuration gives it): their configs folder read out of the
-/// delivered image (manifests from the deliveries, blobs from the cache),
-/// filtered by this side's configuration, the bundles' images collected as
-/// at the connected side. A rebuilt catalog is the delivered image as it
-/// is (its manifests and blobs came with the delivery).
-pub fn collect_delivered(
-    mirror: &Mirror,
-    context: &CollectContext,
-    records: &[ferry_archive::ImageRecord],
-    delivered: &crate::disk::DeliveredManifests,
-    into: &mut ImageSet,
-) -> Result<()> {
-    let blocked = blocked_patterns(mirror);
-    for operator in &mirror.operators {
-        let collection = CatalogCollection {
-            operator,
-            context,
-            cache: delivered.blobs(),
-            blocked: &blocked,
-        };
-        let name = collection.name();
-        let Some(record) = records.iter().rev().find(|record| record.name == name) else {
-            return Err(WorkflowError::input(format!(
-                "catalog {name}: no delivery carries it: run mirror-to-disk with this catalog \
-                 in the configuration and bring the new delivery"
-            )));
-        };
-        let image = DeliveredImage {
-            name: &name,
-            top: &record.digest,
-            delivered,
-        };
-        let loaded = collection.load(&image).map_err(|error| {
-            WorkflowError::input(format!(
-                "{error} (a delivered catalog is read from the cache: `ferry plan` reads only \
-                 deliveries an earlier run imported)"
-            ))
-        })?;
-        let (loaded, filtered) = loaded;
-        collection.bundle_images(&name, &loaded, &filtered, into)?;
-        if filtered.unfiltered {
-            collection.catalog_image(
-                &name,
-                &image,
-                &Base::Copied,
-                false,
-                &loaded,
-                &filtered,
-                into,
-            )?;
-            continue;
-        }
-        let destination = collection.destination(Some(&record.digest));
-        into.catalogs.push(CatalogImage {
-            name: name.clone(),
-            destination_repository: destination.repository.clone(),
-            destination_tag: destination.tag.clone(),
-            source_template: collection.source_template()?,
-        });
-        let bytes = delivered
-            .bytes(&record.digest)
-            .map_err(|message| WorkflowError::input(format!("catalog {name}: {message}")))?;
-        into.built.push(BuiltImage {
-            name: name.clone(),
-            destination_repository: destination.repository,
-            destination_tag: destination.tag,
-            category: Category::Operator,
-            manifest: ferry_registry::Manifest {
-                media_type: record.media_type.clone(),
-                digest: record.digest.clone(),
-                bytes: bytes.into(),
-            },
-            config: None,
-            layers: Vec::new(),
-            platforms: Vec::new(),
-        });
-    }
-    Ok(())
-}
-
-/// A catalog image a delivery brought: manifests from the deliveries,
-/// blobs from the cache they were imported into.
-struct DeliveredImage<'a> {
-    name: &'a str,
-    top: &'a Digest,
-    delivered: &'a crate::disk::DeliveredManifests,
-}
-
-impl ImageBlobs for DeliveredImage<'_> {
-    fn place(&self) -> String {
-        format!("{} (delivered)", self.name)
-    }
-
-    fn top(&self) -> std::result::Result<Vec<u8>, layer_files::LayerFilesError> {
-        self.manifest(self.top)
-    }
-
-    fn manifest(
-        &self,
-        digest: &Digest,
-    ) -> std::result::Result<Vec<u8>, layer_files::LayerFilesError> {
-        self.delivered
-            .bytes(digest)
-            .map_err(|message| layer_files::LayerFilesError::Layout {
-                place: self.place(),
-                message,
-            })
-    }
-
-    fn blob(
-        &self,
-        digest: &Digest,
-    ) -> std::result::Result<Box<dyn Read + '_>, layer_files::LayerFilesError> {
-        let file = self.delivered.blobs().open_blob(digest).map_err(|cause| {
-            layer_files::LayerFilesError::Layout {
-                place: self.place(),
-                message: format!("blob {digest}: {cause}"),
-            }
-        })?;
-        Ok(Box::new(file))
-    }
-}
-
-/// Where a rebuilt catalog's original layers are read.
-enum Base {
-    /// The registry repository the catalog was pinned in.
-    Registry(Source),
-    /// Copied into the cache (an OCI layout on disk).
-    Copied,
-}
-
 /// One `mirror.operators` entry being collected.
 struct CatalogCollection<'a> {
     operator: &'a Operator,
     context: &'a CollectContext,
     cache: &'a BlobStore,
+    /// Whether built blobs are stored in `cache` (not by a plan).
+    store: bool,
     blocked: &'a [Regex],
 }
 
@@ -337,14 +206,41 @@ impl CatalogCollection<'_> {
     ) -> Result<()> {
         let name = self.name();
         let (loaded, filtered) = self.load(image)?;
+        self.note(&name, &loaded, &filtered, into);
+        let bundle_images = self.bundle_images(&name, &loaded, &filtered, into)?;
+        self.catalog_image(
+            &name,
+            image,
+            base,
+            layout,
+            &loaded,
+            &filtered,
+            bundle_images,
+            into,
+        )
+    }
+
+    /// The filter's warnings and the kept bundles' missing dependencies;
+    /// the selected bundles noted.
+    fn note(&self, name: &str, loaded: &Catalog, filtered: &Filtered, into: &mut ImageSet) {
+        into.selected_bundles
+            .extend(
+                filtered
+                    .bundles
+                    .iter()
+                    .map(|kept| selection::SelectedBundle {
+                        catalog: name.to_owned(),
+                        package: kept.package.clone(),
+                        bundle: kept.name.clone(),
+                        channels: kept.channels.clone(),
+                    }),
+            );
         for warning in &filtered.warnings {
             into.warnings.push(format!("catalog {name}: {warning}"));
         }
-        for missing in catalog::missing_dependencies(&loaded, &filtered) {
+        for missing in catalog::missing_dependencies(loaded, filtered) {
             into.warnings.push(format!("catalog {name}: {missing}"));
         }
-        self.bundle_images(&name, &loaded, &filtered, into)?;
-        self.catalog_image(&name, image, base, layout, &loaded, &filtered, into)
     }
 
     /// The catalog's configs folder read out of `image`, loaded and
@@ -365,20 +261,38 @@ impl CatalogCollection<'_> {
         Ok((loaded, filtered))
     }
 
-    /// The kept bundles' images and related images.
+    /// The kept bundles' images and related images; each bundle image
+    /// needs its related images (`ImageSet::needs`). Returns the bundle
+    /// images' names.
     fn bundle_images(
         &self,
         name: &str,
         loaded: &Catalog,
         filtered: &Filtered,
         into: &mut ImageSet,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         let images = catalog::bundle_images(loaded, filtered)
             .map_err(|cause| WorkflowError::input(format!("catalog {name}: {cause}")))?;
         let mut present: BTreeSet<String> =
             into.images.iter().map(|image| image.name.clone()).collect();
+        // The bundle image of the bundle whose rows are being read (its
+        // row comes first).
+        let mut bundle_image: Option<(String, String)> = None;
+        let mut bundle_images = Vec::new();
         for image in images {
             let image_name = image.reference.to_string();
+            if image.is_bundle_image {
+                bundle_image = Some((image.bundle.clone(), image_name.clone()));
+                bundle_images.push(image_name.clone());
+            } else if let Some((bundle, needing)) = &bundle_image
+                && *bundle == image.bundle
+                && *needing != image_name
+            {
+                into.needs
+                    .entry(needing.clone())
+                    .or_default()
+                    .insert(image_name.clone());
+            }
             let used = into.operator_images.entry(image_name.clone()).or_default();
             used.bundles.insert(image.bundle.clone());
             used.packages.insert(image.package.clone());
@@ -406,10 +320,13 @@ impl CatalogCollection<'_> {
                 category: Category::Operator,
             });
         }
-        Ok(())
+        Ok(bundle_images)
     }
 
-    /// The catalog itself: as it is (`full: true`, no packages) or rebuilt.
+    /// The catalog itself: rebuilt around the filtered catalog, or as it
+    /// is (`full: true` with no packages; and for a delivery, so that
+    /// disk-to-mirror filters the original again by its own configuration).
+    /// A mirrored catalog needs the images of its kept bundles.
     #[allow(clippy::too_many_arguments)]
     fn catalog_image(
         &self,
@@ -419,53 +336,70 @@ impl CatalogCollection<'_> {
         layout: bool,
         loaded: &Catalog,
         filtered: &Filtered,
+        bundle_images: Vec<String>,
         into: &mut ImageSet,
     ) -> Result<()> {
-        if filtered.unfiltered {
-            let ImageSource::Registry(origin) = &self.operator.catalog else {
-                return Err(WorkflowError::input(format!(
-                    "catalog {name}: an OCI layout catalog with `full: true` and no packages \
-                     is not mirrored as it is yet; name its packages"
-                )));
-            };
-            let destination = self.destination(None);
-            into.catalogs.push(CatalogImage {
-                name: name.to_owned(),
-                destination_repository: destination.repository.clone(),
-                destination_tag: destination.tag.clone(),
-                source_template: self.source_template()?,
-            });
-            into.images.push(CollectedImage {
-                name: name.to_owned(),
-                origin: origin.clone(),
-                destination_repository: destination.repository,
-                destination_tag: destination.tag,
-                category: Category::Operator,
-            });
-            return Ok(());
-        }
+        let failed = |message: String| WorkflowError::input(format!("catalog {name}: {message}"));
         let rebuild = Rebuild {
             image,
             base,
             cache: self.cache,
-            catalog_json: filtered.to_json(loaded),
+            store: self.store,
+            catalog_json: Vec::new(),
             name,
+        };
+        let delivery = self.context.deliver_original_catalogs;
+        let built = if filtered.unfiltered || delivery {
+            match &self.operator.catalog {
+                ImageSource::Registry(origin) => {
+                    // Pinned to the digest whose catalog was filtered.
+                    let top = image.top().map_err(|cause| failed(cause.to_string()))?;
+                    let digest = digest_of(DigestAlgorithm::Sha256, &top);
+                    let destination = self.destination(None);
+                    into.images.push(CollectedImage {
+                        name: name.to_owned(),
+                        origin: origin.with_digest(digest),
+                        destination_repository: destination.repository,
+                        destination_tag: destination.tag,
+                        category: Category::Operator,
+                    });
+                    None
+                }
+                // An OCI layout is copied into the cache as it is.
+                ImageSource::OciLayout { .. } => Some(rebuild.as_it_is(layout).map_err(failed)?),
+            }
+        } else {
+            let rebuild = Rebuild {
+                catalog_json: filtered.to_json(loaded),
+                ..rebuild
+            };
+            Some(rebuild.top(layout).map_err(failed)?)
         };
         // The destination tag is not part of any manifest, so the image is
         // built first and named after (a digest-only catalog is tagged
         // with the rebuilt digest).
-        let built = rebuild
-            .top(layout)
-            .map_err(|message| WorkflowError::input(format!("catalog {name}: {message}")))?;
-        let destination = self.destination(Some(&built.manifest.digest));
-        let built = with_destination(built, &destination);
+        let destination = match &built {
+            Some(built) if !filtered.unfiltered && !delivery => {
+                self.destination(Some(&built.manifest.digest))
+            }
+            _ => self.destination(None),
+        };
+        if let Some(built) = built {
+            into.built.push(with_destination(built, &destination));
+        }
+        if delivery {
+            return Ok(());
+        }
+        into.needs
+            .entry(name.to_owned())
+            .or_default()
+            .extend(bundle_images);
         into.catalogs.push(CatalogImage {
             name: name.to_owned(),
             destination_repository: destination.repository,
             destination_tag: destination.tag,
             source_template: self.source_template()?,
         });
-        into.built.push(built);
         Ok(())
     }
 
@@ -520,261 +454,6 @@ fn with_destination(mut image: BuiltImage, destination: &DestinationName) -> Bui
     image
 }
 
-/// A catalog image rebuilt around a filtered catalog.
-struct Rebuild<'a> {
-    image: &'a dyn ImageBlobs,
-    base: &'a Base,
-    cache: &'a BlobStore,
-    catalog_json: Vec<u8>,
-    name: &'a str,
-}
-
-impl Rebuild<'_> {
-    /// Rebuilds the image the top document names. An OCI layout's
-    /// `index.json` naming one manifest stands for that manifest.
-    fn top(&self, layout: bool) -> std::result::Result<BuiltImage, String> {
-        let mut bytes = self.image.top().map_err(|cause| cause.to_string())?;
-        let mut document = json(&bytes)?;
-        if layout {
-            let manifests = document["manifests"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            if let [only] = manifests.as_slice() {
-                let digest = descriptor_digest(only)?;
-                bytes = self.manifest(&digest)?;
-                document = json(&bytes)?;
-            }
-        }
-        self.rebuild(&document)
-    }
-
-    fn manifest(&self, digest: &Digest) -> std::result::Result<Vec<u8>, String> {
-        let bytes = self
-            .image
-            .manifest(digest)
-            .map_err(|cause| cause.to_string())?;
-        check_digest(digest, &bytes)?;
-        Ok(bytes)
-    }
-
-    fn blob(&self, digest: &Digest) -> std::result::Result<Vec<u8>, String> {
-        let mut bytes = Vec::new();
-        self.image
-            .blob(digest)
-            .map_err(|cause| cause.to_string())?
-            .read_to_end(&mut bytes)
-            .map_err(|cause| format!("blob {digest}: {cause}"))?;
-        check_digest(digest, &bytes)?;
-        Ok(bytes)
-    }
-
-    fn rebuild(&self, document: &Value) -> std::result::Result<BuiltImage, String> {
-        let Some(manifests) = document.get("manifests").and_then(Value::as_array) else {
-            return self.rebuild_image(document);
-        };
-        let mut platforms = Vec::new();
-        for descriptor in manifests {
-            // Attestations and other non-images of an index are left out.
-            if descriptor.pointer("/platform/os").and_then(Value::as_str) == Some("unknown") {
-                continue;
-            }
-            let digest = descriptor_digest(descriptor)?;
-            let child = json(&self.manifest(&digest)?)?;
-            let platform = descriptor
-                .get("platform")
-                .map(|platform| serde_json::from_value(platform.clone()))
-                .transpose()
-                .map_err(|cause| format!("platform of {digest}: {cause}"))?;
-            platforms.push((self.rebuild(&child)?, platform));
-        }
-        if platforms.is_empty() {
-            return Err("its index lists no image".to_owned());
-        }
-        BuiltImage::index(self.name, "", "", Category::Operator, platforms)
-            .map_err(|cause| cause.to_string())
-    }
-
-    fn rebuild_image(&self, manifest: &Value) -> std::result::Result<BuiltImage, String> {
-        let config_digest = descriptor_digest(&manifest["config"])?;
-        let mut config = json(&self.blob(&config_digest)?)?;
-        let folder = config
-            .pointer(&format!(
-                "/config/Labels/{}",
-                CATALOG_CONFIGS_LABEL.replace('~', "~0").replace('/', "~1")
-            ))
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("its image config has no label {CATALOG_CONFIGS_LABEL}"))?
-            .trim_matches('/')
-            .to_owned();
-        if folder.is_empty() {
-            return Err(format!(
-                "the label {CATALOG_CONFIGS_LABEL} names the root folder"
-            ));
-        }
-        let whiteouts = whiteout_layer(&folder);
-        let configs = configs_layer(&folder, &self.catalog_json);
-        let store = |bytes: &[u8], media_type: &str| {
-            store_blob(self.cache, bytes, media_type).map_err(|cause| cause.to_string())
-        };
-        let whiteout_blob = store(&whiteouts, LAYER_MEDIA_TYPE)?;
-        let configs_blob = store(&configs, LAYER_MEDIA_TYPE)?;
-        adjust_config(
-            &mut config,
-            &folder,
-            &whiteout_blob.digest,
-            &configs_blob.digest,
-        )?;
-        let config_bytes = serde_json::to_vec(&config).map_err(|cause| cause.to_string())?;
-        let config_blob = store(&config_bytes, CONFIG_MEDIA_TYPE)?;
-        let mut layers = Vec::new();
-        for layer in manifest["layers"].as_array().into_iter().flatten() {
-            let digest = descriptor_digest(layer)?;
-            let size = layer["size"]
-                .as_u64()
-                .ok_or_else(|| format!("layer {digest} has no size"))?;
-            let media_type = layer["mediaType"]
-                .as_str()
-                .unwrap_or(LAYER_MEDIA_TYPE)
-                .to_owned();
-            let source = match self.base {
-                Base::Registry(source) => source.clone(),
-                Base::Copied => {
-                    let reader = self
-                        .image
-                        .blob(&digest)
-                        .map_err(|cause| cause.to_string())?;
-                    self.cache
-                        .write(&digest, Some(size), reader)
-                        .map_err(|cause| format!("layer {digest}: {cause}"))?;
-                    Source::Cache
-                }
-            };
-            layers.push(BuiltBlob {
-                digest,
-                size,
-                media_type,
-                source,
-            });
-        }
-        layers.push(whiteout_blob);
-        layers.push(configs_blob);
-        BuiltImage::new(self.name, "", "", Category::Operator, config_blob, layers)
-            .map_err(|cause| cause.to_string())
-    }
-}
-
-/// The config of a rebuilt catalog image: the new layers' diff IDs (and
-/// history entries when the original keeps a history), and `Cmd` serving
-/// the configs folder with no cache folder.
-fn adjust_config(
-    config: &mut Value,
-    folder: &str,
-    whiteouts: &Digest,
-    configs: &Digest,
-) -> std::result::Result<(), String> {
-    let diff_ids = config
-        .pointer_mut("/rootfs/diff_ids")
-        .and_then(Value::as_array_mut)
-        .ok_or("its image config has no rootfs.diff_ids")?;
-    diff_ids.push(Value::String(whiteouts.to_string()));
-    diff_ids.push(Value::String(configs.to_string()));
-    if let Some(history) = config.get_mut("history").and_then(Value::as_array_mut) {
-        for what in [
-            "removed the original catalog and opm cache",
-            "added the filtered catalog",
-        ] {
-            history.push(serde_json::json!({
-                "created_by": format!("ferry: {what}"),
-                "comment": "ferry",
-            }));
-        }
-    }
-    let settings = config
-        .as_object_mut()
-        .ok_or("its image config is not an object")?
-        .entry("config")
-        .or_insert_with(|| Value::Object(Default::default()));
-    let settings = settings
-        .as_object_mut()
-        .ok_or("its image config's `config` is not an object")?;
-    settings.insert(
-        "Cmd".to_owned(),
-        serde_json::json!(["serve", format!("/{folder}")]),
-    );
-    Ok(())
-}
-
-/// A tar stream with fixed headers (owner root, time 0), so the same
-/// entries give the same bytes.
-fn tar_of(entries: &[(String, Option<&[u8]>)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, content) in entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        match content {
-            Some(bytes) => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o644);
-                header.set_size(bytes.len() as u64);
-                // Writing into a Vec fails only on an invalid path, which
-                // the paths built here never are.
-                let _ = builder.append_data(&mut header, path, *bytes);
-            }
-            None => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-                let _ = builder.append_data(&mut header, path, std::io::empty());
-            }
-        }
-    }
-    builder.into_inner().unwrap_or_default()
-}
-
-/// Whiteouts for the configs folder and for opm's cache in `/tmp/cache`.
-fn whiteout_layer(folder: &str) -> Vec<u8> {
-    let whiteout = |path: &str| match path.rsplit_once('/') {
-        Some((parent, name)) => format!("{parent}/.wh.{name}"),
-        None => format!(".wh.{path}"),
-    };
-    tar_of(&[
-        (whiteout(folder), Some(&[][..])),
-        (whiteout("tmp/cache"), Some(&[][..])),
-    ])
-}
-
-/// The configs folder holding the filtered catalog.
-fn configs_layer(folder: &str, catalog_json: &[u8]) -> Vec<u8> {
-    tar_of(&[
-        (format!("{folder}/"), None),
-        (format!("{folder}/catalog.json"), Some(catalog_json)),
-    ])
-}
-
-fn json(bytes: &[u8]) -> std::result::Result<Value, String> {
-    serde_json::from_slice(bytes).map_err(|cause| format!("invalid JSON: {cause}"))
-}
-
-fn descriptor_digest(descriptor: &Value) -> std::result::Result<Digest, String> {
-    let text = descriptor["digest"].as_str().unwrap_or_default();
-    text.parse()
-        .map_err(|cause| format!("descriptor digest {text:?}: {cause}"))
-}
-
-fn check_digest(digest: &Digest, bytes: &[u8]) -> std::result::Result<(), String> {
-    let actual = digest_of(DigestAlgorithm::Sha256, bytes);
-    if &actual == digest {
-        Ok(())
-    } else {
-        Err(format!(
-            "{digest} has digest {actual} (the content is corrupted)"
-        ))
-    }
-}
-
 /// The errors-file line of an image that failed (notes §7): operator
 /// images name the bundles and packages that need them.
 pub fn error_line(uses: &BTreeMap<String, OperatorImageUse>, name: &str, reason: &str) -> String {
@@ -786,6 +465,23 @@ pub fn error_line(uses: &BTreeMap<String, OperatorImageUse>, name: &str, reason:
         ),
         None => format!("error mirroring image {name} error: {reason}"),
     }
+}
+
+/// The summary line naming the bundles and packages `failed` images left
+/// incomplete, if any.
+pub fn incomplete_line<'a>(
+    uses: &BTreeMap<String, OperatorImageUse>,
+    failed: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let incomplete = incomplete(uses, failed);
+    let list = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(" ");
+    (!incomplete.bundles.is_empty()).then(|| {
+        format!(
+            "✗ incomplete operator bundles: [{}] - operators: [{}] (an image they need failed to mirror)",
+            list(&incomplete.bundles),
+            list(&incomplete.packages)
+        )
+    })
 }
 
 /// The bundles and packages left incomplete by `failed` images.
@@ -806,69 +502,6 @@ pub fn incomplete<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn new_layers_are_the_same_bytes_every_time_and_hold_the_whiteouts() {
-        assert_eq!(whiteout_layer("configs"), whiteout_layer("configs"));
-        let mut archive = tar::Archive::new(std::io::Cursor::new(whiteout_layer("configs")));
-        let paths: Vec<String> = archive
-            .entries()
-            .unwrap()
-            .map(|entry| entry.unwrap().path().unwrap().display().to_string())
-            .collect();
-        assert_eq!(paths, [".wh.configs", "tmp/.wh.cache"]);
-        let layer = configs_layer("a/configs", b"{}\n");
-        let mut archive = tar::Archive::new(std::io::Cursor::new(layer));
-        let mut found = Vec::new();
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let mut text = String::new();
-            entry.read_to_string(&mut text).unwrap();
-            assert_eq!(entry.header().mtime().unwrap(), 0);
-            found.push((entry.path().unwrap().display().to_string(), text));
-        }
-        assert_eq!(
-            found,
-            [
-                ("a/configs/".to_owned(), String::new()),
-                ("a/configs/catalog.json".to_owned(), "{}\n".to_owned())
-            ]
-        );
-    }
-
-    #[test]
-    fn the_config_serves_the_folder_without_a_cache_and_lists_the_new_layers() {
-        let mut config = serde_json::json!({
-            "architecture": "amd64",
-            "config": {
-                "Entrypoint": ["/bin/opm"],
-                "Cmd": ["serve", "/configs", "--cache-dir=/tmp/cache"],
-                "Labels": {CATALOG_CONFIGS_LABEL: "/configs"}
-            },
-            "rootfs": {"type": "layers", "diff_ids": ["sha256:aa"]},
-            "history": [{"created_by": "base"}]
-        });
-        let first = digest_of(DigestAlgorithm::Sha256, b"1");
-        let second = digest_of(DigestAlgorithm::Sha256, b"2");
-        adjust_config(&mut config, "configs", &first, &second).unwrap();
-        assert_eq!(
-            config["config"]["Cmd"],
-            serde_json::json!(["serve", "/configs"])
-        );
-        assert_eq!(
-            config["config"]["Entrypoint"],
-            serde_json::json!(["/bin/opm"])
-        );
-        assert_eq!(
-            config["config"]["Labels"][CATALOG_CONFIGS_LABEL],
-            "/configs"
-        );
-        assert_eq!(
-            config["rootfs"]["diff_ids"],
-            serde_json::json!(["sha256:aa", first.to_string(), second.to_string()])
-        );
-        assert_eq!(config["history"].as_array().unwrap().len(), 3);
-    }
 
     #[test]
     fn operator_error_lines_name_bundles_and_packages() {

@@ -30,6 +30,7 @@ use crate::disk::{self, DeliveryContents, DeliverySettings, FetchOutcome};
 use crate::resolve::{self, Recorded, Resolution};
 use crate::workflow::collect::{CollectContext, ImageSet, collect};
 use crate::workflow::error::{Result, WorkflowError};
+use crate::workflow::operators::OperatorImageUse;
 use crate::workflow::options::{DiskOptions, PlanOptions, TransferOptions};
 use crate::workflow::publish;
 use crate::workflow::to_registry::{
@@ -73,6 +74,9 @@ pub struct DiskPlan {
     pub notices: Vec<Notice>,
     /// `inputs.json` of the delivery: what the collectors read.
     pub inputs: Option<Vec<u8>>,
+    /// Operator images by name: the bundles and packages needing them
+    /// (for the errors file's lines).
+    pub operator_images: std::collections::BTreeMap<String, OperatorImageUse>,
 }
 
 /// Refuses built images whose new blobs are not in `cache`, the cache the
@@ -145,6 +149,9 @@ pub async fn prepare(
             registry: Some(transfer.catalog_access()),
             cache: Some(open_cache(&options.cache)?.blobs().clone()),
             operators_from_deliveries: false,
+            // The original catalogs: disk-to-mirror filters them again.
+            deliver_original_catalogs: true,
+            plan_only: !writes,
         },
     )?;
     prepare_image_set(
@@ -303,6 +310,7 @@ pub async fn prepare_image_set(
         state_fingerprint,
         notices,
         inputs,
+        operator_images: image_set.operator_images,
     })
 }
 

@@ -172,6 +172,8 @@ pub async fn from_registries(
     // Built images need no resolving: their manifests are in hand and their
     // new blobs in the cache, which the run then reads them from.
     crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built);
+    resolution.needs = image_set.needs.clone();
+    crate::workflow::needs::drop_unmet(&mut resolution, &image_set.needs);
     let local = match (&image_set.cache, image_set.built.is_empty()) {
         (_, true) => None,
         (Some(blobs), false) => Some(LocalSource {
@@ -466,6 +468,7 @@ pub async fn plan(
     // Images the state records complete with the same inputs are left out
     // of the graph (the plan counts them as if compiled).
     let mut graph = compile_against(&resolution.images, &destination, &snapshot);
+    crate::workflow::needs::order(&mut graph, &resolution.needs);
     let mut resolution = resolution;
     // Tags the state records here that no image of the set sets any more.
     let current_tags: BTreeSet<(&str, &str)> = graph
@@ -530,6 +533,7 @@ pub async fn plan(
             // An image found missing plans its work again, which images
             // left out may share: compiled again with what is missing.
             graph = compile_against(&resolution.images, &destination, &snapshot);
+            crate::workflow::needs::order(&mut graph, &resolution.needs);
         }
         let unrecorded: Vec<&ImageNodes> = unrecorded(&graph)
             .into_iter()

@@ -3,9 +3,7 @@
 
 #![allow(dead_code)]
 
-use ferry_planner::{
-    Action, Category, Destination, Plan, ResolvedImage, ResolvedManifest, Source, StateSnapshot,
-};
+use ferry_planner::{Category, Destination, ResolvedImage, ResolvedManifest, Source};
 use ferry_schemas::Digest;
 
 pub fn digest(name: &str) -> Digest {
@@ -41,25 +39,5 @@ pub fn destination() -> Destination {
     Destination {
         registry: "mirror.local:5000".to_owned(),
         prefix: "mirror".to_owned(),
-    }
-}
-
-/// Records every planned action as done, as the executor will.
-pub fn apply(plan: &Plan, state: &mut StateSnapshot) {
-    for planned in &plan.actions {
-        state.done.insert(planned.key);
-        state
-            .done
-            .extend(planned.action.implied_link().map(|link| link.key()));
-        if let Action::Tag {
-            repository,
-            tag,
-            digest,
-        } = &planned.action
-        {
-            state
-                .tags
-                .insert((repository.clone(), tag.clone()), digest.clone());
-        }
     }
 }

@@ -36,6 +36,12 @@ use crate::workflow::error::{Result, WorkflowError};
 use crate::workflow::to_disk::Notice;
 use crate::workflow::workspace::Workspace;
 
+pub mod document;
+pub mod plan;
+pub mod shared;
+
+pub use shared::SharedContent;
+
 /// The `kind` of a delete list.
 pub const DELETE_LIST_KIND: &str = "DeleteImageList";
 
@@ -225,6 +231,7 @@ pub fn generate(
     destination: &Destination,
     recorded: &WorkspaceRecord,
     delete_signatures: bool,
+    protection: &Protection<'_>,
 ) -> Result<Generated> {
     let context = CollectContext {
         prefix: destination.prefix.clone(),
@@ -234,12 +241,65 @@ pub fn generate(
         ..CollectContext::default()
     };
     let image_set = collect(&as_image_set(configuration), &context)?;
-    let (items, notices) = delete_items(&image_set, destination, recorded, delete_signatures)?;
+    let (items, mut notices) = delete_items(&image_set, destination, recorded, delete_signatures)?;
+    let items = protect(items, recorded, protection, &mut notices);
     Ok(Generated {
         list: DeleteImageList::new(items),
         configuration: configuration.clone(),
         notices,
     })
+}
+
+/// Content other image sets need, and whether to delete it anyway.
+#[derive(Clone, Copy, Debug)]
+pub struct Protection<'a> {
+    pub shared: &'a SharedContent,
+    /// `--force`: list what other image sets need too (with a warning).
+    pub force: bool,
+}
+
+/// `items` without those another image set still needs (the tag, or the
+/// manifest the workspace recorded for it), each named in a warning;
+/// with `force`, all of them, with a warning for each such item.
+fn protect(
+    items: Vec<DeleteItem>,
+    recorded: &WorkspaceRecord,
+    protection: &Protection<'_>,
+    notices: &mut Vec<Notice>,
+) -> Vec<DeleteItem> {
+    let mut kept = Vec::new();
+    for item in items {
+        let Some((repository, tag)) = item.destination().ok().and_then(|reference| {
+            Some((
+                reference.repository().to_owned(),
+                reference.tag()?.to_owned(),
+            ))
+        }) else {
+            kept.push(item);
+            continue;
+        };
+        let digest = recorded
+            .tags_at_destination
+            .get(&(repository.clone(), tag.clone()));
+        let needing = protection.shared.needing(&repository, &tag, digest);
+        if needing.is_empty() {
+            kept.push(item);
+        } else if protection.force {
+            notices.push(Notice::Warning(format!(
+                "{}: listed with --force although {} needs it",
+                item.image_reference,
+                shared::describe_needing(&needing)
+            )));
+            kept.push(item);
+        } else {
+            notices.push(Notice::Warning(format!(
+                "{}: left out, {} needs it (--force lists it anyway)",
+                item.image_reference,
+                shared::describe_needing(&needing)
+            )));
+        }
+    }
+    kept
 }
 
 /// The delete list's items for collected images: one per image at the
@@ -295,7 +355,7 @@ pub fn delete_items(
             None => image.origin.digest().cloned(),
         };
         let Some(top) = signed else { continue };
-        let tag = format!("{}-{}.sig", top.algorithm().name(), top.hex());
+        let tag = crate::resolve::signature_tag(&top);
         items.push(DeleteItem {
             image_name: format!(
                 "{}/{}:{tag}",
@@ -384,19 +444,55 @@ struct AppliedConfiguration<'a> {
     delete: &'a Delete,
 }
 
-/// Writes what [`generate`] made to [`generated_files`]; returns their paths.
+/// The configuration as applied, with image names as `typed` (the
+/// configuration's text) wrote them: oc-mirror writes its configuration
+/// back without adding `docker://` to a name typed without it (notes §3.8).
+pub fn applied_configuration(
+    configuration: &DeleteImageSetConfiguration,
+    typed: &str,
+) -> Result<String> {
+    let mut applied = serde_yaml::to_value(AppliedConfiguration {
+        api_version: API_VERSION,
+        kind: "DeleteImageSetConfiguration",
+        delete: &configuration.delete,
+    })
+    .map_err(WorkflowError::internal)?;
+    if let Ok(original) = serde_yaml::from_str::<serde_yaml::Value>(typed) {
+        for (list, field) in [("additionalImages", "name"), ("operators", "catalog")] {
+            let typed_items = original
+                .get("delete")
+                .and_then(|delete| delete.get(list))
+                .and_then(serde_yaml::Value::as_sequence);
+            let Some(items) = applied
+                .get_mut("delete")
+                .and_then(|delete| delete.get_mut(list))
+                .and_then(serde_yaml::Value::as_sequence_mut)
+            else {
+                continue;
+            };
+            for (index, item) in items.iter_mut().enumerate() {
+                let typed_name = typed_items
+                    .and_then(|typed| typed.get(index))
+                    .and_then(|typed| typed[field].as_str());
+                if let (Some(typed_name), Some(mapping)) = (typed_name, item.as_mapping_mut()) {
+                    mapping.insert(field.into(), typed_name.into());
+                }
+            }
+        }
+    }
+    serde_yaml::to_string(&applied).map_err(WorkflowError::internal)
+}
+
+/// Writes what [`generate`] made to [`generated_files`] (the configuration
+/// with its names as `typed` wrote them); returns their paths.
 pub fn write_generated(
     workspace: &Workspace,
     delete_id: Option<&str>,
     generated: &Generated,
+    typed: &str,
 ) -> Result<(PathBuf, PathBuf)> {
     let (list_path, configuration_path) = generated_files(workspace, delete_id);
-    let configuration = serde_yaml::to_string(&AppliedConfiguration {
-        api_version: API_VERSION,
-        kind: "DeleteImageSetConfiguration",
-        delete: &generated.configuration.delete,
-    })
-    .map_err(WorkflowError::internal)?;
+    let configuration = applied_configuration(&generated.configuration, typed)?;
     write_file(&list_path, &generated.list.to_yaml()?)?;
     write_file(&configuration_path, &configuration)?;
     Ok((list_path, configuration_path))
@@ -538,9 +634,32 @@ pub async fn delete_listed(
     })
 }
 
-/// One item: its digest at the destination (a HEAD accepting the four
-/// manifest media types, a GET when the registry sends no digest), then a
-/// DELETE by digest. `Err` only when the registry does not allow deleting.
+/// The digest `reference` points to at its registry: a HEAD accepting the
+/// four manifest media types, a GET when the registry sends no digest.
+/// `Ok(None)`: the registry does not have it (any more).
+pub async fn digest_at_destination(
+    reference: &ImageReference,
+    client: &RegistryClient,
+) -> std::result::Result<Option<Digest>, String> {
+    let head = match client.head_manifest(reference).await {
+        Ok(None) => return Ok(None),
+        Ok(Some(head)) => head,
+        Err(error) => return Err(error.to_string()),
+    };
+    match (reference.digest(), head.digest) {
+        (Some(digest), _) => Ok(Some(digest.clone())),
+        (None, Some(digest)) => Ok(Some(digest)),
+        (None, None) => match client.get_manifest(reference).await {
+            Ok(manifest) => Ok(Some(manifest.digest)),
+            Err(error) if matches!(error.kind, RegistryErrorKind::NotFound) => Ok(None),
+            Err(error) => Err(error.to_string()),
+        },
+    }
+}
+
+/// One item: its digest at the destination ([`digest_at_destination`]),
+/// then a DELETE by digest. `Err` only when the registry does not allow
+/// deleting.
 async fn delete_one(
     item: &DeleteItem,
     client: &RegistryClient,
@@ -550,21 +669,10 @@ async fn delete_one(
         Ok(reference) => reference,
         Err(problem) => return Ok(ItemOutcome::Failed(problem)),
     };
-    let head = match client.head_manifest(&reference).await {
+    let digest = match digest_at_destination(&reference, client).await {
+        Ok(Some(digest)) => digest,
         Ok(None) => return Ok(ItemOutcome::AlreadyGone),
-        Ok(Some(head)) => head,
-        Err(error) => return Ok(ItemOutcome::Failed(error.to_string())),
-    };
-    let digest = match (reference.digest(), head.digest) {
-        (Some(digest), _) => digest.clone(),
-        (None, Some(digest)) => digest,
-        (None, None) => match client.get_manifest(&reference).await {
-            Ok(manifest) => manifest.digest,
-            Err(error) if matches!(error.kind, RegistryErrorKind::NotFound) => {
-                return Ok(ItemOutcome::AlreadyGone);
-            }
-            Err(error) => return Ok(ItemOutcome::Failed(error.to_string())),
-        },
+        Err(problem) => return Ok(ItemOutcome::Failed(problem)),
     };
     if dry_run {
         return Ok(ItemOutcome::WouldDelete(digest));
@@ -648,276 +756,4 @@ pub fn forget_in_cache(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn destination() -> Destination {
-        Destination {
-            registry: "mirror.example.com:5000".to_owned(),
-            prefix: "team".to_owned(),
-        }
-    }
-
-    fn configuration(images: &str) -> DeleteImageSetConfiguration {
-        ferry_schemas::load_delete_configuration(&format!(
-            "kind: DeleteImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\ndelete:\n  additionalImages:\n{images}"
-        ))
-        .map(|loaded| loaded.config)
-        .unwrap_or_else(|problems| panic!("{problems:?}"))
-    }
-
-    fn digest(character: char) -> Digest {
-        format!("sha256:{}", character.to_string().repeat(64))
-            .parse()
-            .unwrap()
-    }
-
-    #[test]
-    fn items_are_sorted_and_de_duplicated_by_destination() {
-        let configuration = configuration(
-            "  - name: quay.io/b/app:1.0\n  - name: quay.io/a/app:1.0\n  - name: docker://quay.io/b/app:1.0\n",
-        );
-        let generated = generate(
-            &configuration,
-            &destination(),
-            &WorkspaceRecord::default(),
-            false,
-        )
-        .unwrap();
-        let references: Vec<&str> = generated
-            .list
-            .items
-            .iter()
-            .map(|item| item.image_reference.as_str())
-            .collect();
-        assert_eq!(
-            references,
-            [
-                "docker://mirror.example.com:5000/team/a/app:1.0",
-                "docker://mirror.example.com:5000/team/b/app:1.0"
-            ]
-        );
-        assert!(
-            generated
-                .list
-                .items
-                .iter()
-                .all(|item| item.image_type == ItemType::Generic)
-        );
-        assert_eq!(generated.notices.len(), 3, "none was recorded");
-    }
-
-    #[test]
-    fn signature_tags_come_from_recorded_digests() {
-        let configuration = configuration(
-            "  - name: quay.io/a/signed:1.0\n  - name: quay.io/a/unsigned:1.0\n  - name: quay.io/a/pinned@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\n",
-        );
-        let record = |name: &str, top: char, signature: Option<char>| {
-            (
-                name.to_owned(),
-                RecordedResolution {
-                    name: name.to_owned(),
-                    source: "quay.io/a".to_owned(),
-                    top: digest(top),
-                    signature: signature.map(digest),
-                    signature_checked: true,
-                },
-            )
-        };
-        let recorded = WorkspaceRecord {
-            resolutions: [
-                record("quay.io/a/signed:1.0", 'a', Some('f')),
-                record("quay.io/a/unsigned:1.0", 'b', None),
-            ]
-            .into_iter()
-            .collect(),
-            tags_at_destination: [
-                (("team/a/signed".to_owned(), "1.0".to_owned()), digest('a')),
-                (
-                    ("team/a/signed".to_owned(), "stable".to_owned()),
-                    digest('a'),
-                ),
-                (("team/a/signed".to_owned(), "2.0".to_owned()), digest('d')),
-            ]
-            .into_iter()
-            .collect(),
-        };
-        let generated = generate(&configuration, &destination(), &recorded, true).unwrap();
-        let warned = format!("{:?}", generated.notices);
-        assert_eq!(generated.notices.len(), 3, "{warned}");
-        assert!(
-            !warned.contains("a/signed:1.0: this workspace"),
-            "signed:1.0 is recorded at the destination: {warned}"
-        );
-        assert!(
-            warned.contains("docker://mirror.example.com:5000/team/a/signed:stable is the same manifest as the listed team/a/signed:1.0"),
-            "{warned}"
-        );
-        assert!(!warned.contains("signed:2.0"), "{warned}");
-        let names: Vec<(&str, &str)> = generated
-            .list
-            .items
-            .iter()
-            .map(|item| (item.image_name.as_str(), item.image_reference.as_str()))
-            .collect();
-        let a = "a".repeat(64);
-        let c = "c".repeat(64);
-        assert_eq!(
-            names,
-            [
-                (
-                    format!("quay.io/a/pinned@sha256:{c}").as_str(),
-                    format!("docker://mirror.example.com:5000/team/a/pinned:sha256-{c}").as_str()
-                ),
-                (
-                    format!("quay.io/a/pinned:sha256-{c}.sig").as_str(),
-                    format!("docker://mirror.example.com:5000/team/a/pinned:sha256-{c}.sig")
-                        .as_str()
-                ),
-                (
-                    "quay.io/a/signed:1.0",
-                    "docker://mirror.example.com:5000/team/a/signed:1.0"
-                ),
-                (
-                    format!("quay.io/a/signed:sha256-{a}.sig").as_str(),
-                    format!("docker://mirror.example.com:5000/team/a/signed:sha256-{a}.sig")
-                        .as_str()
-                ),
-                (
-                    "quay.io/a/unsigned:1.0",
-                    "docker://mirror.example.com:5000/team/a/unsigned:1.0"
-                ),
-            ]
-        );
-    }
-
-    #[test]
-    fn the_file_reads_back_and_bad_files_are_refused_with_their_place() {
-        let list = DeleteImageList::new(vec![DeleteItem {
-            image_name: "quay.io/a/app:1.0".to_owned(),
-            image_reference: "docker://mirror.example.com:5000/team/a/app:1.0".to_owned(),
-            image_type: ItemType::Generic,
-        }]);
-        let text = list.to_yaml().unwrap();
-        assert_eq!(
-            text,
-            "apiVersion: mirror.openshift.io/v2alpha1\nkind: DeleteImageList\nitems:\n- imageName: quay.io/a/app:1.0\n  imageReference: docker://mirror.example.com:5000/team/a/app:1.0\n  type: generic\n"
-        );
-        assert_eq!(DeleteImageList::parse("d.yaml", &text).unwrap(), list);
-        let unknown_type = text.replace("type: generic", "type: sparkly");
-        let error = DeleteImageList::parse("d.yaml", &unknown_type).unwrap_err();
-        assert!(error.message.starts_with("d.yaml:6:"), "{}", error.message);
-        let no_scheme = text.replace("imageReference: docker://", "imageReference: ");
-        let error = DeleteImageList::parse("d.yaml", &no_scheme).unwrap_err();
-        assert!(
-            error.message.contains("does not start with docker://"),
-            "{}",
-            error.message
-        );
-        let other_kind = text.replace("kind: DeleteImageList", "kind: ImageSetConfiguration");
-        assert!(DeleteImageList::parse("d.yaml", &other_kind).is_err());
-    }
-
-    #[test]
-    fn items_outside_the_destination_are_named() {
-        let item = |reference: &str, image_type| DeleteItem {
-            image_name: "quay.io/a/app:1.0".to_owned(),
-            image_reference: reference.to_owned(),
-            image_type,
-        };
-        let list = DeleteImageList::new(vec![
-            item(
-                "docker://mirror.example.com:5000/team/a/app:1.0",
-                ItemType::Generic,
-            ),
-            item(
-                "docker://mirror.example.com:5000/teamwork/a/app:1.0",
-                ItemType::Generic,
-            ),
-            item(
-                "docker://mirror.example.com:5000/team/openshift/release:4.16.0-x86_64-etcd",
-                ItemType::OcpReleaseContent,
-            ),
-            item(
-                "docker://mirror.example.com:5000/team/openshift/release:4.16.0-x86_64",
-                ItemType::OcpRelease,
-            ),
-        ]);
-        let problems = misplaced_items(&list, &destination());
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].contains("teamwork") && problems[0].contains("not below"));
-        assert!(problems[1].contains("openshift/release-images"));
-    }
-
-    #[test]
-    fn the_cache_forgets_deleted_images_and_keeps_blobs_others_need() {
-        let folder = tempfile::tempdir().unwrap();
-        let mut cache = Cache::open(folder.path()).unwrap();
-        let put = |cache: &Cache, bytes: &[u8]| {
-            let digest = ferry_store::digest_of(ferry_schemas::DigestAlgorithm::Sha256, bytes);
-            cache.blobs().write(&digest, None, bytes).unwrap();
-            digest
-        };
-        let shared = put(&cache, b"shared layer");
-        let own = put(&cache, b"layer only the deleted image has");
-        let deleted = put(&cache, b"deleted manifest");
-        let kept = put(&cache, b"kept manifest");
-        let media_type = "application/vnd.oci.image.manifest.v1+json";
-        cache
-            .index_mut()
-            .record_manifest(&deleted, media_type, 16, &[shared.clone(), own.clone()])
-            .unwrap();
-        cache
-            .index_mut()
-            .record_manifest(&kept, media_type, 13, std::slice::from_ref(&shared))
-            .unwrap();
-        cache
-            .index()
-            .record_resolution("quay.io/a/deleted:1.0", &deleted, 1)
-            .unwrap();
-        cache
-            .index()
-            .record_resolution("quay.io/a/kept:1.0", &kept, 1)
-            .unwrap();
-        let list = DeleteImageList::new(vec![DeleteItem {
-            image_name: "quay.io/a/deleted:1.0".to_owned(),
-            image_reference: "docker://mirror.example.com:5000/team/a/deleted:1.0".to_owned(),
-            image_type: ItemType::Generic,
-        }]);
-
-        let preview = forget_in_cache(&list, folder.path(), true).unwrap();
-        assert_eq!(preview.forgotten, ["quay.io/a/deleted:1.0"]);
-        assert_eq!(preview.removed_blobs, 2);
-        assert!(cache.blobs().contains(&own), "a dry run removes nothing");
-
-        let report = forget_in_cache(&list, folder.path(), false).unwrap();
-        assert_eq!(
-            report.removed_blobs, 2,
-            "the deleted manifest and its own layer"
-        );
-        assert!(!cache.blobs().contains(&own) && !cache.blobs().contains(&deleted));
-        assert!(cache.blobs().contains(&shared) && cache.blobs().contains(&kept));
-        assert_eq!(
-            cache.index().resolution("quay.io/a/deleted:1.0").unwrap(),
-            None
-        );
-
-        let again = forget_in_cache(&list, folder.path(), false).unwrap();
-        assert!(again.forgotten.is_empty(), "nothing left to forget");
-        let empty = tempfile::tempdir().unwrap();
-        assert!(
-            forget_in_cache(&list, empty.path(), false)
-                .unwrap()
-                .forgotten
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn delete_ids_are_file_name_parts() {
-        assert!(check_delete_id("week-48_v1.2").is_ok());
-        for bad in ["", "../x", "a/b", ".hidden", "a b"] {
-            assert!(check_delete_id(bad).is_err(), "{bad}");
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,289 @@
+//! The delete workflow's unit tests: the list's items, its file, the
+//! destination check and the cache forgetting deleted images.
+
+use super::*;
+
+fn unprotected() -> Protection<'static> {
+    static NONE: std::sync::LazyLock<SharedContent> =
+        std::sync::LazyLock::new(SharedContent::default);
+    Protection {
+        shared: &NONE,
+        force: false,
+    }
+}
+
+fn destination() -> Destination {
+    Destination {
+        registry: "mirror.example.com:5000".to_owned(),
+        prefix: "team".to_owned(),
+    }
+}
+
+fn configuration(images: &str) -> DeleteImageSetConfiguration {
+    ferry_schemas::load_delete_configuration(&format!(
+        "kind: DeleteImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\ndelete:\n  additionalImages:\n{images}"
+    ))
+    .map(|loaded| loaded.config)
+    .unwrap_or_else(|problems| panic!("{problems:?}"))
+}
+
+fn digest(character: char) -> Digest {
+    format!("sha256:{}", character.to_string().repeat(64))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn items_are_sorted_and_de_duplicated_by_destination() {
+    let configuration = configuration(
+        "  - name: quay.io/b/app:1.0\n  - name: quay.io/a/app:1.0\n  - name: docker://quay.io/b/app:1.0\n",
+    );
+    let generated = generate(
+        &configuration,
+        &destination(),
+        &WorkspaceRecord::default(),
+        false,
+        &unprotected(),
+    )
+    .unwrap();
+    let references: Vec<&str> = generated
+        .list
+        .items
+        .iter()
+        .map(|item| item.image_reference.as_str())
+        .collect();
+    assert_eq!(
+        references,
+        [
+            "docker://mirror.example.com:5000/team/a/app:1.0",
+            "docker://mirror.example.com:5000/team/b/app:1.0"
+        ]
+    );
+    assert!(
+        generated
+            .list
+            .items
+            .iter()
+            .all(|item| item.image_type == ItemType::Generic)
+    );
+    assert_eq!(generated.notices.len(), 3, "none was recorded");
+}
+
+#[test]
+fn signature_tags_come_from_recorded_digests() {
+    let configuration = configuration(
+        "  - name: quay.io/a/signed:1.0\n  - name: quay.io/a/unsigned:1.0\n  - name: quay.io/a/pinned@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\n",
+    );
+    let record = |name: &str, top: char, signature: Option<char>| {
+        (
+            name.to_owned(),
+            RecordedResolution {
+                name: name.to_owned(),
+                source: "quay.io/a".to_owned(),
+                top: digest(top),
+                signature: signature.map(digest),
+                signature_checked: true,
+            },
+        )
+    };
+    let recorded = WorkspaceRecord {
+        resolutions: [
+            record("quay.io/a/signed:1.0", 'a', Some('f')),
+            record("quay.io/a/unsigned:1.0", 'b', None),
+        ]
+        .into_iter()
+        .collect(),
+        tags_at_destination: [
+            (("team/a/signed".to_owned(), "1.0".to_owned()), digest('a')),
+            (
+                ("team/a/signed".to_owned(), "stable".to_owned()),
+                digest('a'),
+            ),
+            (("team/a/signed".to_owned(), "2.0".to_owned()), digest('d')),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let generated = generate(
+        &configuration,
+        &destination(),
+        &recorded,
+        true,
+        &unprotected(),
+    )
+    .unwrap();
+    let warned = format!("{:?}", generated.notices);
+    assert_eq!(generated.notices.len(), 3, "{warned}");
+    assert!(
+        !warned.contains("a/signed:1.0: this workspace"),
+        "signed:1.0 is recorded at the destination: {warned}"
+    );
+    assert!(
+        warned.contains("docker://mirror.example.com:5000/team/a/signed:stable is the same manifest as the listed team/a/signed:1.0"),
+        "{warned}"
+    );
+    assert!(!warned.contains("signed:2.0"), "{warned}");
+    let names: Vec<(&str, &str)> = generated
+        .list
+        .items
+        .iter()
+        .map(|item| (item.image_name.as_str(), item.image_reference.as_str()))
+        .collect();
+    let a = "a".repeat(64);
+    let c = "c".repeat(64);
+    assert_eq!(
+        names,
+        [
+            (
+                format!("quay.io/a/pinned@sha256:{c}").as_str(),
+                format!("docker://mirror.example.com:5000/team/a/pinned:sha256-{c}").as_str()
+            ),
+            (
+                format!("quay.io/a/pinned:sha256-{c}.sig").as_str(),
+                format!("docker://mirror.example.com:5000/team/a/pinned:sha256-{c}.sig").as_str()
+            ),
+            (
+                "quay.io/a/signed:1.0",
+                "docker://mirror.example.com:5000/team/a/signed:1.0"
+            ),
+            (
+                format!("quay.io/a/signed:sha256-{a}.sig").as_str(),
+                format!("docker://mirror.example.com:5000/team/a/signed:sha256-{a}.sig").as_str()
+            ),
+            (
+                "quay.io/a/unsigned:1.0",
+                "docker://mirror.example.com:5000/team/a/unsigned:1.0"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn the_file_reads_back_and_bad_files_are_refused_with_their_place() {
+    let list = DeleteImageList::new(vec![DeleteItem {
+        image_name: "quay.io/a/app:1.0".to_owned(),
+        image_reference: "docker://mirror.example.com:5000/team/a/app:1.0".to_owned(),
+        image_type: ItemType::Generic,
+    }]);
+    let text = list.to_yaml().unwrap();
+    assert_eq!(
+        text,
+        "apiVersion: mirror.openshift.io/v2alpha1\nkind: DeleteImageList\nitems:\n- imageName: quay.io/a/app:1.0\n  imageReference: docker://mirror.example.com:5000/team/a/app:1.0\n  type: generic\n"
+    );
+    assert_eq!(DeleteImageList::parse("d.yaml", &text).unwrap(), list);
+    let unknown_type = text.replace("type: generic", "type: sparkly");
+    let error = DeleteImageList::parse("d.yaml", &unknown_type).unwrap_err();
+    assert!(error.message.starts_with("d.yaml:6:"), "{}", error.message);
+    let no_scheme = text.replace("imageReference: docker://", "imageReference: ");
+    let error = DeleteImageList::parse("d.yaml", &no_scheme).unwrap_err();
+    assert!(
+        error.message.contains("does not start with docker://"),
+        "{}",
+        error.message
+    );
+    let other_kind = text.replace("kind: DeleteImageList", "kind: ImageSetConfiguration");
+    assert!(DeleteImageList::parse("d.yaml", &other_kind).is_err());
+}
+
+#[test]
+fn items_outside_the_destination_are_named() {
+    let item = |reference: &str, image_type| DeleteItem {
+        image_name: "quay.io/a/app:1.0".to_owned(),
+        image_reference: reference.to_owned(),
+        image_type,
+    };
+    let list = DeleteImageList::new(vec![
+        item(
+            "docker://mirror.example.com:5000/team/a/app:1.0",
+            ItemType::Generic,
+        ),
+        item(
+            "docker://mirror.example.com:5000/teamwork/a/app:1.0",
+            ItemType::Generic,
+        ),
+        item(
+            "docker://mirror.example.com:5000/team/openshift/release:4.16.0-x86_64-etcd",
+            ItemType::OcpReleaseContent,
+        ),
+        item(
+            "docker://mirror.example.com:5000/team/openshift/release:4.16.0-x86_64",
+            ItemType::OcpRelease,
+        ),
+    ]);
+    let problems = misplaced_items(&list, &destination());
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].contains("teamwork") && problems[0].contains("not below"));
+    assert!(problems[1].contains("openshift/release-images"));
+}
+
+#[test]
+fn the_cache_forgets_deleted_images_and_keeps_blobs_others_need() {
+    let folder = tempfile::tempdir().unwrap();
+    let mut cache = Cache::open(folder.path()).unwrap();
+    let put = |cache: &Cache, bytes: &[u8]| {
+        let digest = ferry_store::digest_of(ferry_schemas::DigestAlgorithm::Sha256, bytes);
+        cache.blobs().write(&digest, None, bytes).unwrap();
+        digest
+    };
+    let shared = put(&cache, b"shared layer");
+    let own = put(&cache, b"layer only the deleted image has");
+    let deleted = put(&cache, b"deleted manifest");
+    let kept = put(&cache, b"kept manifest");
+    let media_type = "application/vnd.oci.image.manifest.v1+json";
+    cache
+        .index_mut()
+        .record_manifest(&deleted, media_type, 16, &[shared.clone(), own.clone()])
+        .unwrap();
+    cache
+        .index_mut()
+        .record_manifest(&kept, media_type, 13, std::slice::from_ref(&shared))
+        .unwrap();
+    cache
+        .index()
+        .record_resolution("quay.io/a/deleted:1.0", &deleted, 1)
+        .unwrap();
+    cache
+        .index()
+        .record_resolution("quay.io/a/kept:1.0", &kept, 1)
+        .unwrap();
+    let list = DeleteImageList::new(vec![DeleteItem {
+        image_name: "quay.io/a/deleted:1.0".to_owned(),
+        image_reference: "docker://mirror.example.com:5000/team/a/deleted:1.0".to_owned(),
+        image_type: ItemType::Generic,
+    }]);
+
+    let preview = forget_in_cache(&list, folder.path(), true).unwrap();
+    assert_eq!(preview.forgotten, ["quay.io/a/deleted:1.0"]);
+    assert_eq!(preview.removed_blobs, 2);
+    assert!(cache.blobs().contains(&own), "a dry run removes nothing");
+
+    let report = forget_in_cache(&list, folder.path(), false).unwrap();
+    assert_eq!(
+        report.removed_blobs, 2,
+        "the deleted manifest and its own layer"
+    );
+    assert!(!cache.blobs().contains(&own) && !cache.blobs().contains(&deleted));
+    assert!(cache.blobs().contains(&shared) && cache.blobs().contains(&kept));
+    assert_eq!(
+        cache.index().resolution("quay.io/a/deleted:1.0").unwrap(),
+        None
+    );
+
+    let again = forget_in_cache(&list, folder.path(), false).unwrap();
+    assert!(again.forgotten.is_empty(), "nothing left to forget");
+    let empty = tempfile::tempdir().unwrap();
+    assert!(
+        forget_in_cache(&list, empty.path(), false)
+            .unwrap()
+            .forgotten
+            .is_empty()
+    );
+}
+
+#[test]
+fn delete_ids_are_file_name_parts() {
+    assert!(check_delete_id("week-48_v1.2").is_ok());
+    for bad in ["", "../x", "a/b", ".hidden", "a b"] {
+        assert!(check_delete_id(bad).is_err(), "{bad}");
+    }
+}
