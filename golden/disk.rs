@@ -453,11 +453,11 @@ fn planning_from_deliveries_verifies_them_and_changes_no_cache() {
 
     // `ferry mirror --from` then imports and carries out exactly that plan.
     let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let planned_keys: BTreeSet<String> = document["plan"]["actions"]
+    let planned_keys: BTreeSet<ferry_planner::ActionKey> = document["plan"]["actions"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|action| action["key"].as_str().unwrap().to_owned())
+        .map(|action| ferry_planner::ActionKey::from_hex(action["key"].as_str().unwrap()).unwrap())
         .collect();
     assert!(!planned_keys.is_empty());
     let applied = site.disk_to_mirror(&config, "disk", &destination, "enclave-cache");

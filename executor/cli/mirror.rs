@@ -506,10 +506,10 @@ fn dry_run(prepared: &Prepared, arguments: &MirrorArgs, manifest_lists: bool) ->
             let destination = prepared
                 .planned
                 .graph
-                .images
+                .images()
                 .iter()
-                .find(|nodes| nodes.name == image.name)
-                .map(|nodes| nodes.destination.clone())
+                .find(|nodes| nodes.name() == image.name)
+                .map(|nodes| nodes.destination().to_owned())
                 .unwrap_or_default();
             let (source, source_repository) = match &from_folder {
                 Some(folder) => (publish::delivery_name(folder, &image.name), None),

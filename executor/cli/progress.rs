@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ferry_executor::run::{Outcome, Progress};
-use ferry_planner::{Action, ActionGraph, ActionKey, Plan};
+use ferry_planner::{Action, ActionGraph, ActionKey, Plan, PlannedAction};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How progress is shown.
@@ -78,13 +78,11 @@ impl ImageWork {
     /// The planned actions of every image of `graph` that has any.
     fn of(plan: &Plan, graph: &ActionGraph) -> ImageWork {
         let planned: HashSet<ActionKey> = plan.actions.iter().map(|action| action.key).collect();
-        let keys = graph.node_keys();
         let mut work = ImageWork::default();
-        for image in &graph.images {
+        for image in graph.images() {
             let mine: Vec<ActionKey> = image
-                .nodes
-                .iter()
-                .map(|node| keys[node.index()])
+                .nodes()
+                .map(|node| graph.key(node))
                 .filter(|key| planned.contains(key))
                 .collect();
             if mine.is_empty() {
@@ -102,8 +100,8 @@ impl ImageWork {
 
     /// Counts `action`'s outcome against its images; returns how many of
     /// them completed now and how many failed now.
-    fn finished(&self, action: &Action, outcome: Outcome) -> (u64, u64) {
-        let Some(images) = self.images_of.get(&action.key()) else {
+    fn finished(&self, planned: &PlannedAction, outcome: Outcome) -> (u64, u64) {
+        let Some(images) = self.images_of.get(&planned.key) else {
             return (0, 0);
         };
         let (mut completed, mut failed) = (0, 0);
@@ -328,8 +326,9 @@ impl Progress for RunProgress {
         }
     }
 
-    fn action_finished(&self, action: &Action, outcome: Outcome) {
-        let (completed, failed) = self.tally.image_work.finished(action, outcome);
+    fn action_finished(&self, planned: &PlannedAction, outcome: Outcome) {
+        let action = &planned.action;
+        let (completed, failed) = self.tally.image_work.finished(planned, outcome);
         self.tally
             .images
             .done
@@ -448,7 +447,7 @@ mod tests {
             } else {
                 Outcome::Succeeded
             };
-            progress.action_finished(&planned.action, outcome);
+            progress.action_finished(planned, outcome);
             if index + 2 == plan.actions.len() {
                 done_before_last = progress.tally.images.done.load(Ordering::SeqCst);
             }

@@ -97,18 +97,15 @@ pub fn failed_images(
     failed: &BTreeMap<Digest, String>,
 ) -> BTreeMap<String, String> {
     let mut images = BTreeMap::new();
-    for image in &graph.images {
-        let reason = image
-            .nodes
-            .iter()
-            .find_map(|node| match graph.action(*node) {
-                Action::FetchBlob { digest, .. } => failed
-                    .get(digest)
-                    .map(|message| format!("blob {digest}: {message}")),
-                _ => None,
-            });
+    for image in graph.images() {
+        let reason = image.nodes().find_map(|node| match graph.action(node) {
+            Action::FetchBlob { digest, .. } => failed
+                .get(digest)
+                .map(|message| format!("blob {digest}: {message}")),
+            _ => None,
+        });
         if let Some(reason) = reason {
-            images.insert(image.name.clone(), reason);
+            images.insert(image.name().to_owned(), reason);
         }
     }
     images
@@ -205,19 +202,19 @@ pub fn delivery_contents(
     plan_json: &str,
 ) -> DeliveryContents {
     let included_nodes: BTreeSet<_> = graph
-        .images
+        .images()
         .iter()
-        .filter(|image| !left_out.contains(&image.name))
-        .flat_map(|image| image.nodes.iter().copied())
+        .filter(|image| !left_out.contains(image.name()))
+        .flat_map(|image| image.nodes())
         .collect();
     let mut blobs = Vec::new();
     let mut manifests = Vec::new();
     let mut keys = Vec::new();
     for planned in &plan.actions {
-        let Some(node) = graph.keys.get(&planned.key) else {
+        let Some(node) = graph.node(&planned.key) else {
             continue;
         };
-        if !included_nodes.contains(node) {
+        if !included_nodes.contains(&node) {
             continue;
         }
         match &planned.action {

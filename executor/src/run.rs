@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dependencies::upstream_keys;
-use ferry_planner::{Action, ActionGraph, ActionKey, Plan, Source};
+use ferry_planner::{Action, ActionGraph, ActionKey, Plan, PlannedAction, Source};
 use ferry_registry::{Manifest, RegistryClient};
 use ferry_schemas::{Digest, ImageReference};
 use ferry_store::{BlobStore, FinishedAction, WorkspaceState};
@@ -85,14 +85,15 @@ pub trait Progress: Send + Sync {
     /// reported once, even when a transfer is retried).
     fn bytes_moved(&self, _action: &Action, _bytes: u64) {}
     /// An action ended.
-    fn action_finished(&self, action: &Action, outcome: Outcome);
+    /// A planned action ended (its key as planned, never hashed again).
+    fn action_finished(&self, planned: &PlannedAction, outcome: Outcome);
 }
 
 /// A progress sink that ignores everything.
 pub struct NoProgress;
 
 impl Progress for NoProgress {
-    fn action_finished(&self, _: &Action, _: Outcome) {}
+    fn action_finished(&self, _: &PlannedAction, _: Outcome) {}
 }
 
 /// Concurrency bounds of a run.
@@ -132,18 +133,15 @@ mod dependencies {
     use std::collections::{BTreeMap, BTreeSet};
 
     use ferry_planner::{ActionGraph, ActionKey};
-    use petgraph::Direction;
 
     pub fn upstream_keys(graph: &ActionGraph) -> BTreeMap<ActionKey, BTreeSet<ActionKey>> {
-        let keys = graph.node_keys();
         let mut upstream: BTreeMap<ActionKey, BTreeSet<ActionKey>> = BTreeMap::new();
-        for node in graph.graph.node_indices() {
+        for node in graph.nodes() {
             let before = graph
-                .graph
-                .neighbors_directed(node, Direction::Incoming)
-                .map(|upstream| keys[upstream.index()])
+                .upstream(node)
+                .map(|upstream| graph.key(upstream))
                 .collect();
-            upstream.insert(keys[node.index()], before);
+            upstream.insert(graph.key(node), before);
         }
         upstream
     }
@@ -177,11 +175,11 @@ impl<'a> Recorder<'a> {
 
     /// Queues the records of an action that succeeded: its own, and for
     /// an upload the link into its own repository.
-    fn finished(&mut self, planned: &ferry_planner::PlannedAction) {
+    fn finished(&mut self, planned: &PlannedAction) {
         if self.pending.is_empty() {
             self.oldest = Some(Instant::now());
         }
-        let key = planned.key.to_hex();
+        let key = planned.key;
         self.pending.push(match &planned.action {
             Action::Tag {
                 repository,
@@ -195,15 +193,15 @@ impl<'a> Recorder<'a> {
             },
             other => FinishedAction::Action {
                 key,
-                kind: other.kind_name().to_owned(),
+                kind: other.kind_name(),
             },
         });
         // An upload puts the blob into its repository: record that
         // repository's link too, so later plans know who has it.
         if let Some(own_link) = planned.action.implied_link() {
             self.pending.push(FinishedAction::Action {
-                key: own_link.key().to_hex(),
-                kind: own_link.kind_name().to_owned(),
+                key: own_link.key(),
+                kind: own_link.kind_name(),
             });
         }
     }
@@ -425,9 +423,9 @@ impl Schedule {
 /// the order in which ready actions start.
 fn image_ranks(plan: &Plan, graph: &ActionGraph) -> Vec<usize> {
     let mut first_image: BTreeMap<ActionKey, usize> = BTreeMap::new();
-    for (rank, image) in graph.images.iter().enumerate() {
-        for node in &image.nodes {
-            first_image.entry(graph.action(*node).key()).or_insert(rank);
+    for (rank, image) in graph.images().iter().enumerate() {
+        for node in image.nodes() {
+            first_image.entry(graph.key(node)).or_insert(rank);
         }
     }
     plan.actions
@@ -602,15 +600,12 @@ pub async fn execute(
     let mut report = RunReport::default();
     // Actions of the images whose failure stops the run, and the failure
     // that stopped it.
-    let critical: BTreeSet<ActionKey> = {
-        let keys = graph.node_keys();
-        graph
-            .images
-            .iter()
-            .filter(|image| target.stop_on_failure_of.contains(&image.name))
-            .flat_map(|image| image.nodes.iter().map(|node| keys[node.index()]))
-            .collect()
-    };
+    let critical: BTreeSet<ActionKey> = graph
+        .images()
+        .iter()
+        .filter(|image| target.stop_on_failure_of.contains(image.name()))
+        .flat_map(|image| image.nodes().map(|node| graph.key(node)))
+        .collect();
     let mut stopped_by: Option<String> = None;
     let mut finished: Vec<bool> = vec![false; plan.actions.len()];
     // Byte counters of running uploads, and what was reported of each.
@@ -738,7 +733,7 @@ pub async fn execute(
                     tracing::debug!(action = %action.describe(), "action done");
                     report.completed += 1;
                     report.bytes += action.bytes();
-                    progress.action_finished(action, Outcome::Succeeded);
+                    progress.action_finished(&plan.actions[done], Outcome::Succeeded);
                     for &after in &downstream[done] {
                         if failed.contains_key(&plan.actions[after].key) {
                             continue;
@@ -764,7 +759,7 @@ pub async fn execute(
                 }
                 failed.insert(planned.key, cause.clone());
                 report.failed += 1;
-                progress.action_finished(action, Outcome::Failed);
+                progress.action_finished(planned, Outcome::Failed);
                 // Everything downstream is skipped, with this failure as
                 // its reason; none of it ever becomes ready.
                 let mut stack = downstream[index].clone();
@@ -778,7 +773,7 @@ pub async fn execute(
                         format!("skipped: a step it needs failed ({cause})"),
                     );
                     report.skipped += 1;
-                    progress.action_finished(&skipped.action, Outcome::Skipped);
+                    progress.action_finished(skipped, Outcome::Skipped);
                     stack.extend(downstream[after].iter().copied());
                 }
             }
@@ -796,21 +791,31 @@ pub async fn execute(
                 format!("not started: a release image failed, the run stopped ({cause})"),
             );
             report.skipped += 1;
-            progress.action_finished(&planned.action, Outcome::Skipped);
+            progress.action_finished(planned, Outcome::Skipped);
         }
     }
-    let keys = graph.node_keys();
-    for image in &graph.images {
+    // Every compiled image with no failed action is complete at the
+    // destination: its fingerprint and keys are recorded, so the next plan
+    // need not compile it (unchanged images keep their record).
+    let mut completed_images = Vec::new();
+    for image in graph.images() {
         let error = image
-            .nodes
-            .iter()
-            .map(|node| keys[node.index()])
+            .nodes()
+            .map(|node| graph.key(node))
             .find_map(|key| failed.get(&key).cloned());
+        if error.is_none()
+            && let Some(record) = graph.record_of(image)
+        {
+            completed_images.push((image.name().to_owned(), record));
+        }
         report.images.push(ImageOutcome {
-            name: image.name.clone(),
-            destination: image.destination.clone(),
+            name: image.name().to_owned(),
+            destination: image.destination().to_owned(),
             error,
         });
     }
+    recorder
+        .state
+        .record_images(target.destination, &completed_images, now())?;
     Ok(report)
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ferry_executor::resolve::{Request, ResolveOptions, resolve};
 use ferry_executor::run::{self, Limits, Outcome, Progress, Target};
-use ferry_planner::{Action, Destination, StateSnapshot, compile, plan};
+use ferry_planner::{Action, Destination, PlannedAction, StateSnapshot, compile, plan};
 use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
 use ferry_store::WorkspaceState;
 use ferry_testworld::proxy::{FaultProxy, Faults};
@@ -34,11 +34,11 @@ impl Progress for Recorder {
             .or_default() += bytes;
     }
 
-    fn action_finished(&self, action: &Action, outcome: Outcome) {
+    fn action_finished(&self, planned: &PlannedAction, outcome: Outcome) {
         self.events
             .lock()
             .unwrap()
-            .push(format!("{outcome:?} {}", action.describe()));
+            .push(format!("{outcome:?} {}", planned.action.describe()));
     }
 }
 
@@ -113,7 +113,6 @@ async fn a_held_blob_does_not_hold_back_another_image() {
             .find(|planned| wanted(&planned.action))
             .unwrap()
             .key
-            .to_hex()
     };
     let minimal_tag = key_of(
         &|action| matches!(action, Action::Tag { repository, .. } if repository == "mirror/ubi9/ubi-minimal"),

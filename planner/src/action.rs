@@ -45,25 +45,48 @@ pub const KEY_VERSION: u32 = 1;
 pub struct ActionKey([u8; 32]);
 
 impl ActionKey {
-    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+    /// A key from its bytes (as the state stores it).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
         ActionKey(bytes)
+    }
+
+    /// The key's bytes.
+    pub fn to_bytes(self) -> [u8; 32] {
+        self.0
     }
 
     /// The key as lower-case hex.
     pub fn to_hex(self) -> String {
-        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
+        let mut text = String::with_capacity(64);
+        for byte in self.0 {
+            text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+            text.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
+        }
+        text
     }
 
-    /// Parses the hex form.
+    /// Parses the hex form (lower or upper case).
     pub fn from_hex(text: &str) -> Option<Self> {
+        let text = text.as_bytes();
         if text.len() != 64 {
             return None;
         }
         let mut bytes = [0u8; 32];
-        for (index, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(text.get(index * 2..index * 2 + 2)?, 16).ok()?;
+        for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
         }
         Some(ActionKey(bytes))
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
     }
 }
 
@@ -167,72 +190,58 @@ impl Action {
     /// The canonical encoding: one field per line, `name=value`, in a fixed
     /// order, starting with the key version and the kind.
     fn canonical(&self) -> String {
-        let mut fields = vec![format!("key-version={KEY_VERSION}")];
-        match self {
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(192);
+        let _ = writeln!(text, "key-version={KEY_VERSION}");
+        let _ = match self {
             Action::UploadBlob {
                 destination,
                 digest,
                 size,
                 ..
-            } => {
-                fields.push("kind=upload-blob".to_owned());
-                fields.push(format!("destination={destination}"));
-                fields.push(format!("digest={digest}"));
-                fields.push(format!("size={size}"));
-            }
+            } => writeln!(
+                text,
+                "kind=upload-blob\ndestination={destination}\ndigest={digest}\nsize={size}"
+            ),
             Action::LinkBlob {
                 repository, digest, ..
-            } => {
-                fields.push("kind=link-blob".to_owned());
-                fields.push(format!("repository={repository}"));
-                fields.push(format!("digest={digest}"));
-            }
+            } => writeln!(
+                text,
+                "kind=link-blob\nrepository={repository}\ndigest={digest}"
+            ),
             Action::PushManifest {
                 repository,
                 digest,
                 media_type,
                 ..
-            } => {
-                fields.push("kind=push-manifest".to_owned());
-                fields.push(format!("repository={repository}"));
-                fields.push(format!("digest={digest}"));
-                fields.push(format!("media-type={media_type}"));
-            }
+            } => writeln!(
+                text,
+                "kind=push-manifest\nrepository={repository}\ndigest={digest}\nmedia-type={media_type}"
+            ),
             Action::Tag {
                 repository,
                 tag,
                 digest,
-            } => {
-                fields.push("kind=tag".to_owned());
-                fields.push(format!("repository={repository}"));
-                fields.push(format!("tag={tag}"));
-                fields.push(format!("digest={digest}"));
-            }
+            } => writeln!(
+                text,
+                "kind=tag\nrepository={repository}\ntag={tag}\ndigest={digest}"
+            ),
             Action::FetchBlob { digest, size, .. } => {
-                fields.push("kind=fetch-blob".to_owned());
-                fields.push(format!("digest={digest}"));
-                fields.push(format!("size={size}"));
+                writeln!(text, "kind=fetch-blob\ndigest={digest}\nsize={size}")
             }
             Action::PackBlob { digest, size } => {
-                fields.push("kind=pack-blob".to_owned());
-                fields.push(format!("digest={digest}"));
-                fields.push(format!("size={size}"));
+                writeln!(text, "kind=pack-blob\ndigest={digest}\nsize={size}")
             }
             Action::PackManifest {
                 digest, media_type, ..
-            } => {
-                fields.push("kind=pack-manifest".to_owned());
-                fields.push(format!("digest={digest}"));
-                fields.push(format!("media-type={media_type}"));
-            }
+            } => writeln!(
+                text,
+                "kind=pack-manifest\ndigest={digest}\nmedia-type={media_type}"
+            ),
             Action::RecordImage { name, digest } => {
-                fields.push("kind=record-image".to_owned());
-                fields.push(format!("name={name}"));
-                fields.push(format!("digest={digest}"));
+                writeln!(text, "kind=record-image\nname={name}\ndigest={digest}")
             }
-        }
-        let mut text = fields.join("\n");
-        text.push('\n');
+        };
         text
     }
 
@@ -366,6 +375,36 @@ mod tests {
     }
 
     #[test]
+    fn the_canonical_encoding_is_one_field_per_line() {
+        let tag = Action::Tag {
+            repository: "ns/a".to_owned(),
+            tag: "1.0".to_owned(),
+            digest: digest(1),
+        };
+        assert_eq!(
+            tag.canonical(),
+            format!(
+                "key-version=1\nkind=tag\nrepository=ns/a\ntag=1.0\ndigest={}\n",
+                digest(1)
+            )
+        );
+        let upload = Action::UploadBlob {
+            destination: "mirror.local/ns".to_owned(),
+            repository: "ns/a".to_owned(),
+            digest: digest(2),
+            size: 7,
+            source: Source::Cache,
+        };
+        assert_eq!(
+            upload.canonical(),
+            format!(
+                "key-version=1\nkind=upload-blob\ndestination=mirror.local/ns\ndigest={}\nsize=7\n",
+                digest(2)
+            )
+        );
+    }
+
+    #[test]
     fn keys_round_trip_through_hex() {
         let key = Action::Tag {
             repository: "r".to_owned(),
@@ -374,6 +413,10 @@ mod tests {
         }
         .key();
         assert_eq!(ActionKey::from_hex(&key.to_hex()), Some(key));
+        assert_eq!(ActionKey::from_bytes(key.to_bytes()), key);
         assert_eq!(ActionKey::from_hex("zz"), None);
+        assert_eq!(ActionKey::from_hex(&"g".repeat(64)), None);
+        let ones = ActionKey::from_bytes([0x1f; 32]);
+        assert_eq!(ones.to_hex(), "1f".repeat(32));
     }
 }

@@ -10,10 +10,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ferry_schemas::Digest;
+use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::action::{Action, ActionKey};
 use crate::category::Category;
+use crate::fingerprint::{ImageFingerprint, ImageRecord};
+use crate::plan::StateSnapshot;
 use crate::source::Source;
 
 /// One manifest of a resolved image, with what it names.
@@ -76,39 +79,183 @@ impl Destination {
     }
 }
 
-/// The nodes that belong to one image.
+/// The nodes that belong to one image. An image the state records as
+/// complete with the same fingerprint is not compiled: it has no nodes
+/// ([`ImageNodes::is_unchanged`]).
 #[derive(Clone, Debug)]
 pub struct ImageNodes {
-    pub name: String,
-    pub destination: String,
-    pub nodes: BTreeSet<NodeIndex>,
-    pub top_manifest: NodeIndex,
-    pub tag: Option<NodeIndex>,
+    name: String,
+    destination: String,
+    repository: String,
+    tag_name: Option<String>,
+    top: Digest,
+    fingerprint: Option<ImageFingerprint>,
+    compiled: Option<CompiledNodes>,
 }
 
-/// The compiled graph.
+#[derive(Clone, Debug)]
+struct CompiledNodes {
+    nodes: BTreeSet<NodeIndex>,
+    top_manifest: NodeIndex,
+    tag: Option<NodeIndex>,
+}
+
+impl ImageNodes {
+    /// The name as the configuration wrote it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where it goes, for people (`registry/repository:tag`, or the
+    /// delivery's `repository:tag`).
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
+
+    /// Its repository at the destination.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The tag it sets at the destination, if any.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag_name.as_deref()
+    }
+
+    /// Its top manifest.
+    pub fn top(&self) -> &Digest {
+        &self.top
+    }
+
+    /// Its fingerprint (images compiled for a registry).
+    pub fn fingerprint(&self) -> Option<ImageFingerprint> {
+        self.fingerprint
+    }
+
+    /// Not compiled: the state records it complete with the same inputs.
+    pub fn is_unchanged(&self) -> bool {
+        self.compiled.is_none()
+    }
+
+    /// Every node of the image (none when unchanged).
+    pub fn nodes(&self) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.compiled
+            .iter()
+            .flat_map(|compiled| compiled.nodes.iter().copied())
+    }
+
+    /// The node pushing its top manifest (packing it, for a delivery).
+    pub fn top_manifest(&self) -> Option<NodeIndex> {
+        self.compiled.as_ref().map(|compiled| compiled.top_manifest)
+    }
+
+    /// The node setting its tag (recording it, for a delivery).
+    pub fn tag_node(&self) -> Option<NodeIndex> {
+        self.compiled.as_ref().and_then(|compiled| compiled.tag)
+    }
+}
+
+/// What the images left uncompiled contribute to a plan: their actions
+/// the compiled graph does not hold (all done) counted as skipped, and the
+/// repositories their done links say hold a blob the graph links.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UnchangedWork {
+    pub(crate) manifests: usize,
+    pub(crate) blobs: usize,
+    pub(crate) bytes: u64,
+    pub(crate) holders: BTreeMap<Digest, BTreeSet<String>>,
+}
+
+/// The compiled graph, read through its queries.
 #[derive(Clone, Debug)]
 pub struct ActionGraph {
-    pub graph: DiGraph<Action, ()>,
-    pub keys: HashMap<ActionKey, NodeIndex>,
-    pub images: Vec<ImageNodes>,
+    graph: DiGraph<Action, ()>,
+    keys: HashMap<ActionKey, NodeIndex>,
+    node_keys: Vec<ActionKey>,
+    images: Vec<ImageNodes>,
+    pub(crate) unchanged: UnchangedWork,
 }
 
 impl ActionGraph {
+    fn empty() -> Self {
+        ActionGraph {
+            graph: DiGraph::new(),
+            keys: HashMap::new(),
+            node_keys: Vec::new(),
+            images: Vec::new(),
+            unchanged: UnchangedWork::default(),
+        }
+    }
+
     /// The action of a node.
     pub fn action(&self, node: NodeIndex) -> &Action {
         &self.graph[node]
     }
 
-    /// Every node's key, by node index: read from [`ActionGraph::keys`]
-    /// rather than hashed again (a key costs an encoding and a blake3 hash;
-    /// plans and runs look keys up many times per node).
-    pub fn node_keys(&self) -> Vec<ActionKey> {
-        let mut keys = vec![ActionKey::from_bytes([0; 32]); self.graph.node_count()];
-        for (key, node) in &self.keys {
-            keys[node.index()] = *key;
-        }
-        keys
+    /// The key of a node, as compiled (not hashed again).
+    pub fn key(&self, node: NodeIndex) -> ActionKey {
+        self.node_keys[node.index()]
+    }
+
+    /// The node of a key, if the graph holds it.
+    pub fn node(&self, key: &ActionKey) -> Option<NodeIndex> {
+        self.keys.get(key).copied()
+    }
+
+    /// Every node's key, by node index.
+    pub fn node_keys(&self) -> &[ActionKey] {
+        &self.node_keys
+    }
+
+    /// Every node, in the order compiled.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.graph.node_indices()
+    }
+
+    /// How many nodes.
+    pub fn node_count(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    /// The nodes that must finish before `node`.
+    pub fn upstream(&self, node: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.graph.neighbors_directed(node, Direction::Incoming)
+    }
+
+    /// The nodes waiting for `node`.
+    pub fn downstream(&self, node: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.graph.neighbors_directed(node, Direction::Outgoing)
+    }
+
+    /// How many edges.
+    pub fn edge_count(&self) -> usize {
+        self.graph.edge_count()
+    }
+
+    /// Whether `after` waits for `before` directly.
+    pub fn has_edge(&self, before: NodeIndex, after: NodeIndex) -> bool {
+        self.graph.contains_edge(before, after)
+    }
+
+    /// Whether no action waits for itself.
+    pub fn is_acyclic(&self) -> bool {
+        !petgraph::algo::is_cyclic_directed(&self.graph)
+    }
+
+    /// Every image, in the image set's order (unchanged ones too).
+    pub fn images(&self) -> &[ImageNodes] {
+        &self.images
+    }
+
+    /// What the state should record of each compiled image of `images`
+    /// once every action of it is done: its fingerprint and keys.
+    pub fn record_of(&self, image: &ImageNodes) -> Option<ImageRecord> {
+        let fingerprint = image.fingerprint?;
+        image.compiled.as_ref()?;
+        Some(ImageRecord {
+            fingerprint,
+            keys: image.nodes().map(|node| self.key(node)).collect(),
+        })
     }
 }
 
@@ -124,11 +271,7 @@ struct Builder {
 impl Builder {
     fn new() -> Self {
         Builder {
-            graph: ActionGraph {
-                graph: DiGraph::new(),
-                keys: HashMap::new(),
-                images: Vec::new(),
-            },
+            graph: ActionGraph::empty(),
             edges: HashSet::new(),
         }
     }
@@ -136,10 +279,10 @@ impl Builder {
     fn node(&mut self, action: Action) -> NodeIndex {
         let key = action.key();
         let graph = &mut self.graph;
-        *graph
-            .keys
-            .entry(key)
-            .or_insert_with(|| graph.graph.add_node(action))
+        *graph.keys.entry(key).or_insert_with(|| {
+            graph.node_keys.push(key);
+            graph.graph.add_node(action)
+        })
     }
 
     fn edge(&mut self, before: NodeIndex, after: NodeIndex) {
@@ -163,28 +306,93 @@ impl Builder {
             }
         }
     }
+
+    fn push_image(
+        &mut self,
+        image: &ResolvedImage,
+        destination: String,
+        fingerprint: Option<ImageFingerprint>,
+        compiled: Option<CompiledNodes>,
+    ) {
+        self.graph.images.push(ImageNodes {
+            name: image.name.clone(),
+            destination,
+            repository: image.destination_repository.clone(),
+            tag_name: image.destination_tag.clone(),
+            top: image.top.clone(),
+            fingerprint,
+            compiled,
+        });
+    }
 }
 
-/// Compiles images into the action graph for `destination`.
+/// Compiles every image into the action graph for `destination`.
 pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGraph {
-    // Which destination repositories need each blob; the first (in name
-    // order) receives the upload, the others link to it. Keys borrow from
-    // `images`: compiling 10,000 images must not clone a digest per lookup.
-    let mut repositories_of_blob: BTreeMap<&Digest, BTreeSet<&str>> = BTreeMap::new();
-    let mut sizes: HashMap<&Digest, (u64, &Source)> = HashMap::new();
-    for image in images {
-        for manifest in &image.manifests {
-            for (digest, size) in &manifest.blobs {
-                repositories_of_blob
-                    .entry(digest)
-                    .or_default()
-                    .insert(&image.destination_repository);
-                sizes
-                    .entry(digest)
-                    .or_insert((*size, image.blob_source(digest)));
+    compile_against(images, destination, &StateSnapshot::default())
+}
+
+/// Which destination repositories need each blob (the first, in name
+/// order, receives the upload, the others link to it), and each blob's
+/// size and source (the first image naming it). Keys borrow from `images`:
+/// compiling 10,000 images must not clone a digest per lookup.
+struct BlobPlaces<'a> {
+    repositories: BTreeMap<&'a Digest, BTreeSet<&'a str>>,
+    sizes: HashMap<&'a Digest, (u64, &'a Source)>,
+}
+
+impl<'a> BlobPlaces<'a> {
+    fn of<'i>(images: impl Iterator<Item = &'i ResolvedImage>) -> BlobPlaces<'i> {
+        let mut places = BlobPlaces {
+            repositories: BTreeMap::new(),
+            sizes: HashMap::new(),
+        };
+        for image in images {
+            for manifest in &image.manifests {
+                for (digest, size) in &manifest.blobs {
+                    places
+                        .repositories
+                        .entry(digest)
+                        .or_default()
+                        .insert(&image.destination_repository);
+                    places
+                        .sizes
+                        .entry(digest)
+                        .or_insert((*size, image.blob_source(digest)));
+                }
             }
         }
+        places
     }
+
+    /// The repository that receives the blob's upload.
+    fn first(&self, digest: &Digest) -> Option<&'a str> {
+        self.repositories
+            .get(digest)
+            .and_then(|repositories| repositories.iter().next().copied())
+    }
+}
+
+/// Compiles images into the action graph for `destination`, leaving out
+/// every image `state` records as complete with the same fingerprint (see
+/// [`crate::fingerprint`]): its record's keys all done, no top manifest of
+/// its repositories found missing, no blob found missing. Such an image
+/// has no nodes, and [`crate::plan::plan`] counts its actions as skipped
+/// exactly as if it had been compiled, so the plan is the same.
+pub fn compile_against(
+    images: &[ResolvedImage],
+    destination: &Destination,
+    state: &StateSnapshot,
+) -> ActionGraph {
+    let everything = BlobPlaces::of(images.iter());
+    let unchanged = unchanged_images(images, destination, state, &everything);
+    let compiled = || {
+        images
+            .iter()
+            .zip(&unchanged)
+            .filter(|(_, (_, unchanged))| !unchanged)
+            .map(|(image, _)| image)
+    };
+    let needed = BlobPlaces::of(compiled());
     let destination_display = destination.display();
     let mut graph = Builder::new();
     // (repository, digest) → the link node that makes the blob present
@@ -192,16 +400,18 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
     // has a link node, the upload's own repository too: the upload makes
     // the blob present at the destination, the link in one repository. The
     // planner leaves out the link into the upload's own repository when
-    // the upload itself is planned (the upload puts the blob there).
+    // the upload itself is planned (the upload puts the blob there). Only
+    // compiled images' repositories get nodes; the upload goes where it
+    // would if every image were compiled.
     let mut blob_nodes: HashMap<(&str, &Digest), (NodeIndex, NodeIndex)> = HashMap::new();
-    for (digest, repositories) in &repositories_of_blob {
-        let (size, source) = sizes[digest];
-        let Some(first) = repositories.iter().next() else {
+    for (digest, repositories) in &needed.repositories {
+        let (size, source) = everything.sizes[digest];
+        let Some(first) = everything.first(digest) else {
             continue;
         };
         let upload = graph.node(Action::UploadBlob {
             destination: destination_display.clone(),
-            repository: (*first).to_owned(),
+            repository: first.to_owned(),
             digest: (*digest).clone(),
             size,
             source: source.clone(),
@@ -211,15 +421,23 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
                 repository: (*repository).to_owned(),
                 digest: (*digest).clone(),
                 size,
-                from_repository: (*first).to_owned(),
+                from_repository: first.to_owned(),
                 source: source.clone(),
             });
             graph.edge(upload, link);
             blob_nodes.insert((repository, digest), (link, upload));
         }
     }
-    for image in images {
+    for (image, (fingerprint, unchanged)) in images.iter().zip(&unchanged) {
         let repository = &image.destination_repository;
+        let destination_name = match &image.destination_tag {
+            Some(tag) => format!("{}/{repository}:{tag}", destination.registry),
+            None => format!("{}/{repository}@{}", destination.registry, image.top),
+        };
+        if *unchanged {
+            graph.push_image(image, destination_name, Some(*fingerprint), None);
+            continue;
+        }
         let mut nodes = BTreeSet::new();
         let mut manifest_nodes: BTreeMap<&Digest, NodeIndex> = BTreeMap::new();
         for manifest in &image.manifests {
@@ -255,19 +473,138 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
             nodes.insert(node);
             node
         });
-        let destination_name = match &image.destination_tag {
-            Some(tag) => format!("{}/{repository}:{tag}", destination.registry),
-            None => format!("{}/{repository}@{}", destination.registry, image.top),
-        };
-        graph.graph.images.push(ImageNodes {
-            name: image.name.clone(),
-            destination: destination_name,
-            nodes,
-            top_manifest,
-            tag,
-        });
+        graph.push_image(
+            image,
+            destination_name,
+            Some(*fingerprint),
+            Some(CompiledNodes {
+                nodes,
+                top_manifest,
+                tag,
+            }),
+        );
     }
+    let left_out = images
+        .iter()
+        .zip(&unchanged)
+        .filter(|(_, (_, unchanged))| *unchanged)
+        .map(|(image, _)| image);
+    graph.graph.unchanged = unchanged_work(left_out, &graph.graph, &everything);
     graph.graph
+}
+
+/// Each image's fingerprint, and whether it is left out of the graph.
+fn unchanged_images(
+    images: &[ResolvedImage],
+    destination: &Destination,
+    state: &StateSnapshot,
+    places: &BlobPlaces<'_>,
+) -> Vec<(ImageFingerprint, bool)> {
+    // An image found missing plans all its work again, and that work may be
+    // shared with the other images of its repository and of the
+    // repositories its uploads go to: those are compiled too.
+    let mut touched: HashSet<&str> = HashSet::new();
+    if !state.missing.is_empty() {
+        for image in images {
+            if state
+                .missing
+                .contains(&(image.destination_repository.clone(), image.top.clone()))
+            {
+                touched.insert(&image.destination_repository);
+                for manifest in &image.manifests {
+                    touched.extend(
+                        manifest
+                            .blobs
+                            .iter()
+                            .filter_map(|(digest, _)| places.first(digest)),
+                    );
+                }
+            }
+        }
+    }
+    images
+        .iter()
+        .map(|image| {
+            let fingerprint = ImageFingerprint::of(image, destination);
+            let unchanged = state.missing_blobs.is_empty()
+                && !touched.contains(image.destination_repository.as_str())
+                && state.images.get(&image.name).is_some_and(|record| {
+                    record.fingerprint == fingerprint
+                        && record.keys.iter().all(|key| state.done.contains(key))
+                })
+                // A blob another image names with another size is uploaded
+                // with the first size: compiled, to be exact.
+                && image.manifests.iter().all(|manifest| {
+                    manifest
+                        .blobs
+                        .iter()
+                        .all(|(digest, size)| places.sizes[digest].0 == *size)
+                });
+            (fingerprint, unchanged)
+        })
+        .collect()
+}
+
+/// What the images left out contribute to a plan: every action of theirs
+/// the graph does not hold (each done) counted once, as a plan over every
+/// image would count it (not the link into an upload's own repository),
+/// and which repositories hold the blobs the graph links.
+fn unchanged_work<'i>(
+    left_out: impl Iterator<Item = &'i ResolvedImage>,
+    graph: &ActionGraph,
+    places: &BlobPlaces<'_>,
+) -> UnchangedWork {
+    let mut uploads: HashSet<&Digest> = HashSet::new();
+    let mut links: HashSet<(&str, &Digest)> = HashSet::new();
+    let mut pushes: HashSet<(&str, &Digest, &str)> = HashSet::new();
+    for node in graph.nodes() {
+        match graph.action(node) {
+            Action::UploadBlob { digest, .. } => {
+                uploads.insert(digest);
+            }
+            Action::LinkBlob {
+                repository, digest, ..
+            } => {
+                links.insert((repository, digest));
+            }
+            Action::PushManifest {
+                repository,
+                digest,
+                media_type,
+                ..
+            } => {
+                pushes.insert((repository, digest, media_type));
+            }
+            _ => {}
+        }
+    }
+    let linked: HashSet<&Digest> = uploads.clone();
+    let mut work = UnchangedWork::default();
+    for image in left_out {
+        let repository = image.destination_repository.as_str();
+        for manifest in &image.manifests {
+            if pushes.insert((repository, &manifest.digest, &manifest.media_type)) {
+                work.manifests += 1;
+                work.bytes += manifest.size;
+            }
+            for (digest, _) in &manifest.blobs {
+                if uploads.insert(digest) {
+                    work.blobs += 1;
+                    work.bytes += places.sizes[digest].0;
+                }
+                if places.first(digest) != Some(repository) && links.insert((repository, digest)) {
+                    work.blobs += 1;
+                }
+                if linked.contains(digest) {
+                    work.holders
+                        .entry(digest.clone())
+                        .or_default()
+                        .insert(repository.to_owned());
+                }
+            }
+        }
+    }
+    work
 }
 
 /// Compiles images into the action graph of a disk delivery: every blob
@@ -342,13 +679,16 @@ pub fn compile_archive(images: &[ResolvedImage]) -> ActionGraph {
             Some(tag) => format!("{}:{tag}", image.destination_repository),
             None => format!("{}@{}", image.destination_repository, image.top),
         };
-        graph.graph.images.push(ImageNodes {
-            name: image.name.clone(),
-            destination: place,
-            nodes,
-            top_manifest,
-            tag: Some(record),
-        });
+        graph.push_image(
+            image,
+            place,
+            None,
+            Some(CompiledNodes {
+                nodes,
+                top_manifest,
+                tag: Some(record),
+            }),
+        );
     }
     graph.graph
 }
@@ -366,8 +706,12 @@ pub fn order_images(graph: &mut ActionGraph, pairs: &[(usize, usize)]) {
         else {
             continue;
         };
-        let from = before.tag.unwrap_or(before.top_manifest);
-        let to = after.top_manifest;
+        // An unchanged image (left out of the graph) is complete already,
+        // or has nothing to wait for.
+        let (Some(before_top), Some(to)) = (before.top_manifest(), after.top_manifest()) else {
+            continue;
+        };
+        let from = before.tag_node().unwrap_or(before_top);
         if from == to
             || graph.graph.contains_edge(from, to)
             || petgraph::algo::has_path_connecting(&graph.graph, to, from, None)

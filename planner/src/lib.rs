@@ -3,9 +3,12 @@
 //! This crate is pure: no file, network, clock or environment access. The
 //! path through it:
 //!
-//! 1. [`graph::compile`]: resolved images (every reference pinned to a
-//!    digest, every manifest tree read) become a petgraph DAG of
-//!    [`action::Action`]s, one node per content-addressed key.
+//! 1. [`graph::compile_against`]: resolved images (every reference pinned
+//!    to a digest, every manifest tree read) become a petgraph DAG of
+//!    [`action::Action`]s, one node per content-addressed key, read
+//!    through the graph's queries. An image the state records as complete
+//!    with the same [`fingerprint`] is left out (the action cache at the
+//!    image level).
 //! 2. [`plan::plan`]: the graph is diffed against a
 //!    [`plan::StateSnapshot`]; every action not recorded as done is planned,
 //!    with its reason, in dependency order.
@@ -19,6 +22,7 @@
 pub mod action;
 pub mod category;
 pub mod document;
+pub mod fingerprint;
 pub mod graph;
 pub mod plan;
 pub mod saved;
@@ -30,8 +34,10 @@ pub use document::{
     BundleChange, BundleChangeKind, PLAN_DOCUMENT_VERSION, PlanDocument, PlannedDelivery,
     PlannedSegment, plan_schema,
 };
+pub use fingerprint::{FINGERPRINT_VERSION, ImageFingerprint, ImageRecord};
 pub use graph::{
-    ActionGraph, Destination, ResolvedImage, ResolvedManifest, compile, compile_archive,
+    ActionGraph, Destination, ImageNodes, ResolvedImage, ResolvedManifest, compile,
+    compile_against, compile_archive,
 };
 pub use plan::{ImageChange, Plan, PlannedAction, Reason, StateSnapshot, plan};
 pub use saved::{ApplyInputs, PlannedImage, RunSettings, SavedConfiguration, Stale, staleness};

@@ -2,14 +2,14 @@
 //! comes out: what to do, in which order, and why.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use ferry_schemas::Digest;
-use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
 use crate::action::{Action, ActionKey};
+use crate::fingerprint::ImageRecord;
 use crate::graph::ActionGraph;
 
 /// What the state says about a destination (handed in by the store; the
@@ -27,6 +27,11 @@ pub struct StateSnapshot {
     /// `--verify`: (repository, digest). Each is put back (uploaded when
     /// the upload's own repository lacks it, else linked).
     pub missing_blobs: BTreeSet<(String, Digest)>,
+    /// Images completed at this destination, by name: their fingerprint
+    /// then and the keys of their actions (see [`crate::fingerprint`]).
+    /// An image recorded with the same fingerprint, every key still done,
+    /// is not compiled again ([`crate::graph::compile_against`]).
+    pub images: HashMap<String, ImageRecord>,
 }
 
 /// Why an action is planned.
@@ -197,21 +202,27 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     // Images whose top manifest is missing at the destination: all their
     // work is planned again, whatever the state says.
     let mut forced: BTreeSet<NodeIndex> = BTreeSet::new();
-    for image in &graph.images {
+    for image in graph.images() {
         if !state.missing.is_empty()
+            && let Some(top_manifest) = image.top_manifest()
             && let Action::PushManifest {
                 repository, digest, ..
-            } = graph.action(image.top_manifest)
+            } = graph.action(top_manifest)
             && state
                 .missing
                 .contains(&(repository.clone(), digest.clone()))
         {
-            forced.extend(image.nodes.iter().copied());
+            forced.extend(image.nodes());
         }
     }
     let mut reasons: BTreeMap<NodeIndex, Reason> = BTreeMap::new();
+    // Images left out of the graph (unchanged): their actions are all
+    // done, counted as skipped.
     let mut totals = Totals {
-        images: graph.images.len(),
+        images: graph.images().len(),
+        manifests_to_skip: graph.unchanged.manifests,
+        blobs_to_skip: graph.unchanged.blobs,
+        bytes_to_skip: graph.unchanged.bytes,
         ..Totals::default()
     };
     // A blob `--verify` found missing in a repository: the upload into
@@ -235,15 +246,18 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     let is_planned = |node: NodeIndex| {
         !is_done(node)
             && (!matches!(graph.action(node), Action::FetchBlob { .. })
-                || graph
-                    .graph
-                    .neighbors_directed(node, Direction::Outgoing)
-                    .any(|pack| !is_done(pack)))
+                || graph.downstream(node).any(|pack| !is_done(pack)))
     };
     // Repositories known to have each blob (their link is recorded), for
     // choosing where to mount from.
     let mut holders: BTreeMap<&Digest, BTreeSet<&str>> = BTreeMap::new();
-    for node in graph.graph.node_indices() {
+    for (digest, repositories) in &graph.unchanged.holders {
+        holders
+            .entry(digest)
+            .or_default()
+            .extend(repositories.iter().map(String::as_str));
+    }
+    for node in graph.nodes() {
         if let Action::LinkBlob {
             repository, digest, ..
         } = graph.action(node)
@@ -252,7 +266,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
             holders.entry(digest).or_default().insert(repository);
         }
     }
-    for node in graph.graph.node_indices() {
+    for node in graph.nodes() {
         let action = graph.action(node);
         let key = keys[node.index()];
         let done = !is_planned(node);
@@ -266,10 +280,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
         } = action
             && repository == from_repository
         {
-            let upload_runs = graph
-                .graph
-                .neighbors_directed(node, Direction::Incoming)
-                .any(|upload| !is_done(upload));
+            let upload_runs = graph.upstream(node).any(|upload| !is_done(upload));
             if done || upload_runs {
                 continue;
             }
@@ -368,8 +379,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     let mut ready = BinaryHeap::new();
     for node in reasons.keys() {
         let blockers = graph
-            .graph
-            .neighbors_directed(*node, Direction::Incoming)
+            .upstream(*node)
             .filter(|upstream| reasons.contains_key(upstream))
             .count();
         if blockers == 0 {
@@ -389,10 +399,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
             from_repository,
             ..
         } = &mut action
-            && graph
-                .graph
-                .neighbors_directed(node, Direction::Incoming)
-                .all(is_done)
+            && graph.upstream(node).all(is_done)
             && let Some(holder) = holders
                 .get(&*digest)
                 .and_then(|found| found.iter().find(|holder| **holder != repository.as_str()))
@@ -404,7 +411,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
             action,
             reason: reasons[&node].clone(),
         });
-        for downstream in graph.graph.neighbors_directed(node, Direction::Outgoing) {
+        for downstream in graph.downstream(node) {
             if let Some(count) = waiting.get_mut(&downstream) {
                 *count -= 1;
                 if *count == 0 {
@@ -416,21 +423,30 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
     }
 
     let images = graph
-        .images
+        .images()
         .iter()
         .map(|image| {
+            let Some(top_manifest) = image.top_manifest() else {
+                return ImagePlan {
+                    name: image.name().to_owned(),
+                    destination: image.destination().to_owned(),
+                    change: ImageChange::Unchanged,
+                    reason: None,
+                    actions: 0,
+                    bytes: 0,
+                };
+            };
             // An upload into another image's repository is that image's
             // work: this image's share of it is its own link, so an intact
             // image that shares a re-uploaded layer stays unchanged.
-            let own_repository = match graph.action(image.top_manifest) {
+            let own_repository = match graph.action(top_manifest) {
                 Action::PushManifest { repository, .. } => Some(repository.as_str()),
                 _ => None,
             };
-            let planned: Vec<&NodeIndex> = image
-                .nodes
-                .iter()
+            let planned: Vec<NodeIndex> = image
+                .nodes()
                 .filter(|node| reasons.contains_key(node))
-                .filter(|node| match graph.action(**node) {
+                .filter(|node| match graph.action(*node) {
                     Action::UploadBlob { repository, .. } => {
                         own_repository.is_none_or(|own| own == repository)
                     }
@@ -440,9 +456,9 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
             // An image is new when neither its top manifest nor its tag was
             // ever recorded here.
             let tag_recorded = image
-                .tag
+                .tag_node()
                 .is_some_and(|tag| recorded_target(graph.action(tag), state).is_some());
-            let ever_done = tag_recorded || state.done.contains(&keys[image.top_manifest.index()]);
+            let ever_done = tag_recorded || state.done.contains(&keys[top_manifest.index()]);
             let change = match (planned.is_empty(), ever_done) {
                 (true, _) => ImageChange::Unchanged,
                 (false, false) => ImageChange::New,
@@ -452,7 +468,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
                 ImageChange::Unchanged => None,
                 ImageChange::New => Some("new image".to_owned()),
                 ImageChange::Changed => {
-                    let tag_reason = image.tag.and_then(|tag| reasons.get(&tag));
+                    let tag_reason = image.tag_node().and_then(|tag| reasons.get(&tag));
                     let chosen = tag_reason
                         .filter(|reason| matches!(reason, Reason::TagMoved { .. }))
                         .or_else(|| {
@@ -468,8 +484,8 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
                 }
             };
             ImagePlan {
-                name: image.name.clone(),
-                destination: image.destination.clone(),
+                name: image.name().to_owned(),
+                destination: image.destination().to_owned(),
                 change,
                 reason,
                 actions: planned.len(),
@@ -477,7 +493,7 @@ pub fn plan(graph: &ActionGraph, state: &StateSnapshot) -> Plan {
                 // into the cache only feeds a pack).
                 bytes: planned
                     .iter()
-                    .map(|node| graph.action(**node))
+                    .map(|node| graph.action(*node))
                     .filter(|action| !matches!(action, Action::FetchBlob { .. }))
                     .map(Action::bytes)
                     .sum(),

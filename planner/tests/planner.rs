@@ -1,49 +1,15 @@
 //! The planner's promises, on small hand-built image sets.
 
+mod support;
+
 use ferry_planner::{
     Action, Category, Destination, ImageChange, Plan, Reason, ResolvedImage, ResolvedManifest,
     Source, StateSnapshot, compile, compile_archive, plan,
 };
 use ferry_schemas::Digest;
-
 mod common;
 use common::apply;
-
-fn digest(name: &str) -> Digest {
-    // A stable fake digest per name.
-    let hex: String = blake3::hash(name.as_bytes()).to_hex().to_string();
-    format!("sha256:{hex}").parse().unwrap()
-}
-
-/// An image with one manifest over `layers` (names), plus a config.
-fn image(name: &str, repository: &str, tag: &str, layers: &[&str]) -> ResolvedImage {
-    let manifest = digest(&format!("manifest:{name}:{}", layers.join(",")));
-    let mut blobs = vec![(digest(&format!("config:{name}")), 100)];
-    blobs.extend(layers.iter().map(|layer| (digest(layer), 1000)));
-    ResolvedImage {
-        name: name.to_owned(),
-        source: Source::Registry(format!("quay.io/{repository}")),
-        blob_sources: Default::default(),
-        destination_repository: format!("mirror/{repository}"),
-        destination_tag: Some(tag.to_owned()),
-        top: manifest.clone(),
-        manifests: vec![ResolvedManifest {
-            digest: manifest,
-            media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
-            size: 500,
-            children: Vec::new(),
-            blobs,
-        }],
-        category: Category::Additional,
-    }
-}
-
-fn destination() -> Destination {
-    Destination {
-        registry: "mirror.local:5000".to_owned(),
-        prefix: "mirror".to_owned(),
-    }
-}
+use support::{destination, digest, image};
 
 #[test]
 fn first_plan_does_everything_in_dependency_order() {
@@ -260,7 +226,7 @@ fn identical_work_is_one_node() {
     latest.destination_tag = Some("latest".to_owned());
     let graph = compile(&[one, latest], &destination());
     assert_eq!(
-        graph.graph.node_count(),
+        graph.node_count(),
         2 * 2 + 1 + 2,
         "2 blobs (an upload and the link into their repository each), 1 manifest, 2 tags"
     );
@@ -500,9 +466,9 @@ fn cached_blobs_are_packed_without_a_fetch() {
     let images = [image("quay.io/app/a:1", "app/a", "1", &["base"])];
     let graph = compile_archive(&images);
     let mut state = StateSnapshot::default();
-    for node in graph.graph.node_indices() {
+    for node in graph.nodes() {
         if matches!(graph.action(node), Action::FetchBlob { .. }) {
-            state.done.insert(graph.action(node).key());
+            state.done.insert(graph.key(node));
         }
     }
     let planned = plan(&graph, &state);

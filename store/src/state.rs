@@ -16,10 +16,11 @@
 //! would otherwise wait up to 30 seconds). **Compatibility.** Forward-only
 //! migrations, separate from the cache index's.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ferry_planner::{ActionKey, ImageFingerprint, ImageRecord, StateSnapshot};
 use ferry_schemas::Digest;
 use rusqlite::{Connection, params};
 
@@ -98,6 +99,17 @@ const MIGRATIONS: &[&str] = &[
         first_segment INTEGER NOT NULL,
         last_segment INTEGER NOT NULL
     );",
+    // 5: images completed at a destination (the action cache at the image
+    // level): the image's fingerprint then and the keys of its actions,
+    // 32 bytes each, one after another.
+    "CREATE TABLE image_records (
+        destination TEXT NOT NULL,
+        name TEXT NOT NULL,
+        fingerprint BLOB NOT NULL,
+        keys BLOB NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        PRIMARY KEY (destination, name)
+    );",
 ];
 
 /// What an image (as the configuration names it) resolved to last.
@@ -124,8 +136,8 @@ pub struct RecordedManifest {
 /// What the state records for one destination.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DestinationHistory {
-    /// Hex keys of completed actions.
-    pub done: BTreeSet<String>,
+    /// Keys of completed actions.
+    pub done: BTreeSet<ActionKey>,
     /// (repository, tag) → digest.
     pub tags: BTreeMap<(String, String), Digest>,
 }
@@ -133,11 +145,11 @@ pub struct DestinationHistory {
 /// An action that finished, as the state records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FinishedAction {
-    /// Any action but a tag: its hex key and kind.
-    Action { key: String, kind: String },
+    /// Any action but a tag: its key and kind.
+    Action { key: ActionKey, kind: &'static str },
     /// A tag set at the destination: recorded with its action.
     Tag {
-        key: String,
+        key: ActionKey,
         repository: String,
         tag: String,
         digest: Digest,
@@ -200,11 +212,16 @@ impl WorkspaceState {
             .connection
             .prepare("SELECT key FROM actions WHERE destination = ?1")
             .map_err(self.database())?;
-        let keys = statement
-            .query_map(params![destination], |row| row.get::<_, String>(0))
+        let mut rows = statement
+            .query(params![destination])
             .map_err(self.database())?;
-        for key in keys {
-            history.done.insert(key.map_err(self.database())?);
+        while let Some(row) = rows.next().map_err(self.database())? {
+            // Keys are stored as hex text; a row that does not parse is as
+            // good as absent (the action plans again).
+            let text = row.get_ref(0).map_err(self.database())?;
+            if let Some(key) = text.as_str().ok().and_then(ActionKey::from_hex) {
+                history.done.insert(key);
+            }
         }
         let mut statement = self
             .connection
@@ -259,7 +276,7 @@ impl WorkspaceState {
                 match action {
                     FinishedAction::Action { key, kind } => {
                         insert_action
-                            .execute(params![destination, key, kind, now])
+                            .execute(params![destination, key.to_hex(), kind, now])
                             .map_err(&database)?;
                     }
                     FinishedAction::Tag {
@@ -269,7 +286,7 @@ impl WorkspaceState {
                         digest,
                     } => {
                         insert_action
-                            .execute(params![destination, key, "tag", now])
+                            .execute(params![destination, key.to_hex(), "tag", now])
                             .map_err(&database)?;
                         insert_tag
                             .execute(params![destination, repository, tag, digest.to_string()])
@@ -282,16 +299,114 @@ impl WorkspaceState {
     }
 
     /// Forgets completed actions (used when the destination lost content).
-    pub fn forget_actions(&self, destination: &str, keys: &[String]) -> Result<()> {
+    /// An image record naming a forgotten key no longer lets its image go
+    /// uncompiled (see [`WorkspaceState::snapshot`]).
+    pub fn forget_actions(&self, destination: &str, keys: &[ActionKey]) -> Result<()> {
         for key in keys {
             self.connection
                 .execute(
                     "DELETE FROM actions WHERE destination = ?1 AND key = ?2",
-                    params![destination, key],
+                    params![destination, key.to_hex()],
                 )
                 .map_err(self.database())?;
         }
         Ok(())
+    }
+
+    /// What the planner diffs against for `destination`: the completed
+    /// actions, the tags, and the images completed there
+    /// ([`ImageRecord`]s). What the check before planning finds missing is
+    /// the caller's to add.
+    pub fn snapshot(&self, destination: &str) -> Result<StateSnapshot> {
+        let DestinationHistory { done, tags } = self.history(destination)?;
+        Ok(StateSnapshot {
+            done,
+            tags,
+            images: self.image_records(destination)?,
+            ..StateSnapshot::default()
+        })
+    }
+
+    /// The images completed at `destination`, by name.
+    pub fn image_records(&self, destination: &str) -> Result<HashMap<String, ImageRecord>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT name, fingerprint, keys FROM image_records WHERE destination = ?1")
+            .map_err(self.database())?;
+        let mut rows = statement
+            .query(params![destination])
+            .map_err(self.database())?;
+        let mut records = HashMap::new();
+        while let Some(row) = rows.next().map_err(self.database())? {
+            let name: String = row.get(0).map_err(self.database())?;
+            let fingerprint = row.get_ref(1).map_err(self.database())?;
+            let keys = row.get_ref(2).map_err(self.database())?;
+            // A record that does not read back is as good as absent: the
+            // image is compiled.
+            let (Ok(fingerprint), Ok(keys)) = (fingerprint.as_blob(), keys.as_blob()) else {
+                continue;
+            };
+            let Ok(fingerprint) = <[u8; 32]>::try_from(fingerprint) else {
+                continue;
+            };
+            if keys.len() % 32 != 0 {
+                continue;
+            }
+            let keys = keys
+                .chunks_exact(32)
+                .map(|chunk| {
+                    let mut bytes = [0u8; 32];
+                    bytes.copy_from_slice(chunk);
+                    ActionKey::from_bytes(bytes)
+                })
+                .collect();
+            records.insert(
+                name,
+                ImageRecord {
+                    fingerprint: ImageFingerprint::from_bytes(fingerprint),
+                    keys,
+                },
+            );
+        }
+        Ok(records)
+    }
+
+    /// Records images completed at `destination` (name and record), in one
+    /// transaction; a newer record of a name replaces the older.
+    pub fn record_images(
+        &mut self,
+        destination: &str,
+        images: &[(String, ImageRecord)],
+        now: i64,
+    ) -> Result<()> {
+        if images.is_empty() {
+            return Ok(());
+        }
+        let database = database_error(self.path.clone());
+        let transaction = self.connection.transaction().map_err(&database)?;
+        {
+            let mut insert = transaction
+                .prepare(
+                    "INSERT INTO image_records (destination, name, fingerprint, keys, recorded_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (destination, name) DO UPDATE SET fingerprint = excluded.fingerprint,
+                       keys = excluded.keys, recorded_at = excluded.recorded_at",
+                )
+                .map_err(&database)?;
+            for (name, record) in images {
+                let keys: Vec<u8> = record.keys.iter().flat_map(|key| key.to_bytes()).collect();
+                insert
+                    .execute(params![
+                        destination,
+                        name,
+                        &record.fingerprint.to_bytes()[..],
+                        keys,
+                        now
+                    ])
+                    .map_err(&database)?;
+            }
+        }
+        transaction.commit().map_err(&database)
     }
 
     /// Every recorded resolution, by image name.
@@ -433,6 +548,14 @@ impl WorkspaceState {
 mod tests {
     use super::*;
 
+    fn key(n: u8) -> ActionKey {
+        ActionKey::from_bytes([n; 32])
+    }
+
+    fn keys(numbers: &[u8]) -> BTreeSet<ActionKey> {
+        numbers.iter().map(|n| key(*n)).collect()
+    }
+
     #[test]
     fn records_survive_reopening_and_are_per_destination() {
         let folder = tempfile::tempdir().unwrap();
@@ -440,33 +563,30 @@ mod tests {
         let digest: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
         {
             let mut state = WorkspaceState::open(&path).unwrap();
-            let upload = |key: &str| FinishedAction::Action {
-                key: key.to_owned(),
-                kind: "upload-blob".to_owned(),
+            let upload = |n: u8| FinishedAction::Action {
+                key: key(n),
+                kind: "upload-blob",
             };
             let tag = FinishedAction::Tag {
-                key: "k2".to_owned(),
+                key: key(2),
                 repository: "a/app".to_owned(),
                 tag: "1.0".to_owned(),
                 digest: digest.clone(),
             };
             state
-                .record_finished("reg/a", &[upload("k1"), tag], 1)
+                .record_finished("reg/a", &[upload(1), tag], 1)
                 .unwrap();
-            state.record_finished("reg/b", &[upload("k3")], 3).unwrap();
+            state.record_finished("reg/b", &[upload(3)], 3).unwrap();
         }
         let state = WorkspaceState::open(&path).unwrap();
         let history = state.history("reg/a").unwrap();
-        assert_eq!(
-            history.done,
-            ["k1", "k2"].iter().map(|k| (*k).to_owned()).collect()
-        );
+        assert_eq!(history.done, keys(&[1, 2]));
         assert_eq!(
             history.tags[&("a/app".to_owned(), "1.0".to_owned())],
             digest
         );
         assert_eq!(state.history("reg/b").unwrap().done.len(), 1);
-        state.forget_actions("reg/a", &["k1".to_owned()]).unwrap();
+        state.forget_actions("reg/a", &[key(1)]).unwrap();
         assert_eq!(state.history("reg/a").unwrap().done.len(), 1);
     }
 
@@ -476,8 +596,8 @@ mod tests {
         let path = folder.path().join("state.db");
         let first: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
         let second: Digest = format!("sha256:{}", "cd".repeat(32)).parse().unwrap();
-        let tag = |key: &str, digest: &Digest| FinishedAction::Tag {
-            key: key.to_owned(),
+        let tag = |n: u8, digest: &Digest| FinishedAction::Tag {
+            key: key(n),
             repository: "a/app".to_owned(),
             tag: "1.0".to_owned(),
             digest: digest.clone(),
@@ -490,34 +610,33 @@ mod tests {
                     "reg/a",
                     &[
                         FinishedAction::Action {
-                            key: "k1".to_owned(),
-                            kind: "upload-blob".to_owned(),
+                            key: key(1),
+                            kind: "upload-blob",
                         },
-                        tag("k2", &first),
+                        tag(2, &first),
                     ],
                     2,
                 )
                 .unwrap();
             // Recording again is harmless; a moved tag keeps its new digest.
             state
-                .record_finished("reg/a", &[tag("k2", &first), tag("k3", &second)], 3)
+                .record_finished("reg/a", &[tag(2, &first), tag(3, &second)], 3)
                 .unwrap();
         }
         let state = WorkspaceState::open(&path).unwrap();
         let history = state.history("reg/a").unwrap();
-        assert_eq!(
-            history.done,
-            ["k1", "k2", "k3"].iter().map(|k| (*k).to_owned()).collect()
-        );
+        assert_eq!(history.done, keys(&[1, 2, 3]));
         assert_eq!(
             history.tags[&("a/app".to_owned(), "1.0".to_owned())],
             second
         );
         let kind: String = state
             .connection
-            .query_row("SELECT kind FROM actions WHERE key = 'k3'", [], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT kind FROM actions WHERE key = ?1",
+                [key(3).to_hex()],
+                |row| row.get(0),
+            )
             .unwrap();
         assert_eq!(kind, "tag");
         assert!(state.history("reg/b").unwrap().done.is_empty());
@@ -533,8 +652,8 @@ mod tests {
             crate::migrations::migrate_with(&mut connection, &path, &MIGRATIONS[..1]).unwrap();
             connection
                 .execute(
-                    "INSERT INTO actions (destination, key, kind, done_at) VALUES ('reg/a', 'k1', 'tag', 1)",
-                    [],
+                    "INSERT INTO actions (destination, key, kind, done_at) VALUES ('reg/a', ?1, 'tag', 1)",
+                    [key(1).to_hex()],
                 )
                 .unwrap();
         }
@@ -544,7 +663,7 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version as usize, MIGRATIONS.len());
-        assert!(state.history("reg/a").unwrap().done.contains("k1"));
+        assert!(state.history("reg/a").unwrap().done.contains(&key(1)));
         assert!(state.resolutions().unwrap().is_empty());
 
         let digest = |n: u8| -> Digest {
@@ -584,5 +703,88 @@ mod tests {
         assert_eq!(state.resolutions().unwrap()["quay.io/a/b:1"], moved);
         assert_eq!(state.manifest(&digest(1)).unwrap(), Some(manifest));
         assert_eq!(state.manifest(&digest(2)).unwrap(), None);
+    }
+
+    #[test]
+    fn image_records_come_back_in_the_snapshot_per_destination() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("state.db");
+        let record = |n: u8, keys: &[u8]| ImageRecord {
+            fingerprint: ImageFingerprint::from_bytes([n; 32]),
+            keys: keys.iter().map(|k| key(*k)).collect(),
+        };
+        {
+            let mut state = WorkspaceState::open(&path).unwrap();
+            state
+                .record_finished(
+                    "reg/a",
+                    &[FinishedAction::Action {
+                        key: key(1),
+                        kind: "upload-blob",
+                    }],
+                    1,
+                )
+                .unwrap();
+            state.record_images("reg/a", &[], 1).unwrap();
+            state
+                .record_images(
+                    "reg/a",
+                    &[
+                        ("quay.io/a:1".to_owned(), record(7, &[1, 2])),
+                        ("quay.io/b:1".to_owned(), record(8, &[])),
+                    ],
+                    2,
+                )
+                .unwrap();
+            // A newer record of a name replaces the older.
+            state
+                .record_images("reg/a", &[("quay.io/b:1".to_owned(), record(9, &[3]))], 3)
+                .unwrap();
+            state
+                .record_images("reg/b", &[("quay.io/a:1".to_owned(), record(5, &[4]))], 3)
+                .unwrap();
+        }
+        let state = WorkspaceState::open(&path).unwrap();
+        let snapshot = state.snapshot("reg/a").unwrap();
+        assert_eq!(snapshot.done, keys(&[1]));
+        assert_eq!(snapshot.images.len(), 2);
+        assert_eq!(snapshot.images["quay.io/a:1"], record(7, &[1, 2]));
+        assert_eq!(snapshot.images["quay.io/b:1"], record(9, &[3]));
+        assert!(snapshot.missing.is_empty() && snapshot.missing_blobs.is_empty());
+        assert_eq!(
+            state.snapshot("reg/b").unwrap().images["quay.io/a:1"],
+            record(5, &[4])
+        );
+        assert!(state.snapshot("reg/c").unwrap().images.is_empty());
+        // A record that does not read back is left out, not an error.
+        state
+            .connection
+            .execute(
+                "UPDATE image_records SET keys = x'0102' WHERE name = 'quay.io/b:1' AND destination = 'reg/a'",
+                [],
+            )
+            .unwrap();
+        let images = state.image_records("reg/a").unwrap();
+        assert_eq!(images.keys().collect::<Vec<_>>(), ["quay.io/a:1"]);
+    }
+
+    #[test]
+    fn a_version_four_state_migrates_to_image_records() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("state.db");
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            crate::migrations::migrate_with(&mut connection, &path, &MIGRATIONS[..4]).unwrap();
+            connection
+                .execute(
+                    "INSERT INTO actions (destination, key, kind, done_at) VALUES ('reg/a', ?1, 'tag', 1)",
+                    [key(6).to_hex()],
+                )
+                .unwrap();
+        }
+        let state = WorkspaceState::open(&path).unwrap();
+        let snapshot = state.snapshot("reg/a").unwrap();
+        assert_eq!(snapshot.done, keys(&[6]));
+        assert!(snapshot.images.is_empty());
     }
 }

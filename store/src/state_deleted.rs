@@ -59,30 +59,35 @@ impl WorkspaceState {
 
 #[cfg(test)]
 mod tests {
+    use ferry_planner::ActionKey;
     use ferry_schemas::Digest;
 
     use crate::state::{FinishedAction, WorkspaceState};
+
+    fn key(n: u8) -> ActionKey {
+        ActionKey::from_bytes([n; 32])
+    }
 
     #[test]
     fn deleted_actions_and_tags_are_forgotten_for_one_destination_only() {
         let folder = tempfile::tempdir().unwrap();
         let mut state = WorkspaceState::open(folder.path().join("state.db")).unwrap();
         let digest: Digest = format!("sha256:{}", "cd".repeat(32)).parse().unwrap();
-        let tag = |key: &str, tag: &str| FinishedAction::Tag {
-            key: key.to_owned(),
+        let tag = |n: u8, tag: &str| FinishedAction::Tag {
+            key: key(n),
             repository: "ns/app".to_owned(),
             tag: tag.to_owned(),
             digest: digest.clone(),
         };
         let push = FinishedAction::Action {
-            key: "push".to_owned(),
-            kind: "push-manifest".to_owned(),
+            key: key(9),
+            kind: "push-manifest",
         };
         for destination in ["reg/ns", "other/ns"] {
             state
                 .record_finished(
                     destination,
-                    &[push.clone(), tag("t1", "1.0"), tag("t2", "2.0")],
+                    &[push.clone(), tag(1, "1.0"), tag(2, "2.0")],
                     1,
                 )
                 .unwrap();
@@ -91,12 +96,12 @@ mod tests {
         state
             .forget_deleted(
                 "reg/ns",
-                &["push".to_owned(), "t1".to_owned()],
+                &[key(9).to_hex(), key(1).to_hex()],
                 &[("ns/app".to_owned(), "1.0".to_owned())],
             )
             .unwrap();
         let history = state.history("reg/ns").unwrap();
-        assert_eq!(history.done.into_iter().collect::<Vec<_>>(), ["t2"]);
+        assert_eq!(history.done.into_iter().collect::<Vec<_>>(), [key(2)]);
         assert_eq!(
             history.tags.keys().cloned().collect::<Vec<_>>(),
             [("ns/app".to_owned(), "2.0".to_owned())]

@@ -7,7 +7,8 @@
 //!
 //! Then, on that workspace:
 //! - `ferry plan --trust-state` (median of 3, or of fewer when a run takes
-//!   over 5 s; goal: under 1 s),
+//!   over 5 s; goal: at most 0.25 s, issue 9: an image the workspace
+//!   records complete with the same fingerprint is not compiled again),
 //! - the default `ferry plan` (it checks the destination: one HEAD per image),
 //! - the default `ferry mirror` no-op rerun,
 //! - `skopeo sync` no-op over the same 10,000 images and the same
@@ -37,7 +38,7 @@ const SAMPLE: usize = 50;
 /// fewer when a run is slower than [`QUICK`].
 const TRUST_STATE_ROUNDS: usize = 3;
 const QUICK: Duration = Duration::from_secs(5);
-const TRUST_STATE_GOAL_SECONDS: f64 = 1.0;
+const TRUST_STATE_GOAL_SECONDS: f64 = 0.25;
 const NOOP_SHARE: f64 = 0.1;
 const DEFAULT_SKOPEO_DEADLINE_SECONDS: u64 = 300;
 
@@ -195,9 +196,9 @@ fn measure_noops(folder: &Path, deadline: Duration) -> Result<()> {
     println!(
         "{}",
         Goal::new(
-            format!("ferry plan --trust-state over {IMAGES} images under {TRUST_STATE_GOAL_SECONDS:.0} s"),
+            format!("ferry plan --trust-state over {IMAGES} images at most {TRUST_STATE_GOAL_SECONDS:.2} s"),
             format!("{:.2} s", trust_state.seconds),
-            trust_state.seconds < TRUST_STATE_GOAL_SECONDS
+            trust_state.seconds <= TRUST_STATE_GOAL_SECONDS
         )
         .line()
     );

@@ -61,10 +61,10 @@ pub fn order(graph: &mut ActionGraph, needs: &BTreeMap<String, BTreeSet<String>>
         return;
     }
     let positions: BTreeMap<&str, usize> = graph
-        .images
+        .images()
         .iter()
         .enumerate()
-        .map(|(position, image)| (image.name.as_str(), position))
+        .map(|(position, image)| (image.name(), position))
         .collect();
     let mut pairs = Vec::new();
     for (name, needed) in needs {
@@ -160,21 +160,21 @@ mod tests {
             prefix: String::new(),
         };
         let mut graph = ferry_planner::compile(&images, &destination);
-        let edges = graph.graph.edge_count();
+        let edges = graph.edge_count();
         order(&mut graph, &needs());
-        assert_eq!(graph.graph.edge_count(), edges + 2);
-        let operand_tag = graph.images[0].tag.unwrap();
-        let bundle_top = graph.images[1].top_manifest;
-        assert!(graph.graph.contains_edge(operand_tag, bundle_top));
-        let bundle_tag = graph.images[1].tag.unwrap();
-        let catalog_top = graph.images[2].top_manifest;
-        assert!(graph.graph.contains_edge(bundle_tag, catalog_top));
+        assert_eq!(graph.edge_count(), edges + 2);
+        let operand_tag = graph.images()[0].tag_node().unwrap();
+        let bundle_top = graph.images()[1].top_manifest().unwrap();
+        assert!(graph.has_edge(operand_tag, bundle_top));
+        let bundle_tag = graph.images()[1].tag_node().unwrap();
+        let catalog_top = graph.images()[2].top_manifest().unwrap();
+        assert!(graph.has_edge(bundle_tag, catalog_top));
         // Applying it again adds nothing; an image needing itself adds
         // nothing (no cycle).
         let mut itself = needs();
         itself.insert("operand".to_owned(), BTreeSet::from(["operand".to_owned()]));
         order(&mut graph, &itself);
-        assert_eq!(graph.graph.edge_count(), edges + 2);
-        assert!(!petgraph::algo::is_cyclic_directed(&graph.graph));
+        assert_eq!(graph.edge_count(), edges + 2);
+        assert!(graph.is_acyclic());
     }
 }

@@ -241,8 +241,7 @@ pub async fn prepare_image_set(
             .into_iter()
             .map(|(name, digest)| ((name, String::new()), digest))
             .collect(),
-        missing: BTreeSet::new(),
-        missing_blobs: BTreeSet::new(),
+        ..StateSnapshot::default()
     };
     // What the delivery carries is planned against the history alone:
     // nothing in a delivery may depend on what the cache holds.
@@ -256,12 +255,12 @@ pub async fn prepare_image_set(
         BTreeSet::new()
     };
     // A blob the cache holds needs no fetch.
-    for node in graph.graph.node_indices() {
+    for node in graph.nodes() {
         if let Action::FetchBlob { digest, .. } = graph.action(node)
             && cache.blobs().contains(digest)
             && !corrupt.contains(digest)
         {
-            snapshot.done.insert(graph.action(node).key());
+            snapshot.done.insert(graph.key(node));
         }
     }
     let plan = ferry_planner::plan(&graph, &snapshot);
@@ -418,7 +417,7 @@ pub fn dry_run(prepared: &DiskPlan, manifest_lists: bool) -> Result<DryRun> {
         .resolution
         .images
         .iter()
-        .zip(&prepared.graph.images)
+        .zip(prepared.graph.images())
     {
         let in_delivery = publish::delivery_name(&prepared.folder, &image.name);
         let origin = publish::origin_repository(image);
@@ -430,13 +429,10 @@ pub fn dry_run(prepared: &DiskPlan, manifest_lists: bool) -> Result<DryRun> {
             children: publish::top_children(image),
         };
         let lines = publish::mapping(std::slice::from_ref(&mapped), manifest_lists);
-        let cached = nodes
-            .nodes
-            .iter()
-            .all(|node| match prepared.graph.action(*node) {
-                Action::FetchBlob { digest, .. } => prepared.cache.blobs().contains(digest),
-                _ => true,
-            });
+        let cached = nodes.nodes().all(|node| match prepared.graph.action(node) {
+            Action::FetchBlob { digest, .. } => prepared.cache.blobs().contains(digest),
+            _ => true,
+        });
         if !cached {
             missing.push_str(&lines);
             missing_images += 1;

@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use ferry_planner::{
-    Action, ActionGraph, ActionKey, Category, Destination, Plan, StateSnapshot, compile,
+    Action, ActionGraph, ActionKey, Category, Destination, ImageNodes, Plan, StateSnapshot,
+    compile_against,
 };
 use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
 use ferry_schemas::{Digest, ImageReference};
@@ -236,7 +237,7 @@ pub fn refuse_release_failures(resolution: &Resolution) -> Result<()> {
 fn recorded_tops_pushed(
     requests: &[resolve::Request],
     recorded: &Recorded,
-    done: &BTreeSet<String>,
+    done: &BTreeSet<ActionKey>,
     options: &ResolveOptions,
 ) -> BTreeSet<(String, Digest)> {
     let mut tops = BTreeSet::new();
@@ -259,7 +260,7 @@ fn recorded_tops_pushed(
                 size: manifest.bytes.len() as u64,
                 source: ferry_planner::Source::Registry(record.source.clone()),
             };
-            if done.contains(&push.key().to_hex()) {
+            if done.contains(&push.key()) {
                 tops.insert((request.destination_repository.clone(), digest.clone()));
             }
         }
@@ -328,20 +329,20 @@ async fn already_held(
     client: &RegistryClient,
     registry: &str,
     graph: &ActionGraph,
-    images: &[&ferry_planner::graph::ImageNodes],
+    images: &[&ImageNodes],
 ) -> Vec<ActionKey> {
     use futures_util::StreamExt as _;
     let asks = images.iter().filter_map(|image| {
         let Action::PushManifest {
             repository, digest, ..
-        } = graph.action(image.top_manifest)
+        } = graph.action(image.top_manifest()?)
         else {
             return None;
         };
         let by_digest = format!("{registry}/{repository}@{digest}")
             .parse::<ImageReference>()
             .ok()?;
-        let by_tag = image.tag.and_then(|node| match graph.action(node) {
+        let by_tag = image.tag_node().and_then(|node| match graph.action(node) {
             Action::Tag {
                 repository, tag, ..
             } => format!("{registry}/{repository}:{tag}")
@@ -364,10 +365,9 @@ async fn already_held(
                 None => false,
             };
             image
-                .nodes
-                .iter()
-                .filter(|node| tag_matches || Some(**node) != image.tag)
-                .map(|node| graph.action(*node).key())
+                .nodes()
+                .filter(|node| tag_matches || Some(*node) != image.tag_node())
+                .map(|node| graph.key(node))
                 .collect()
         })
         .buffer_unordered(32)
@@ -385,9 +385,9 @@ async fn missing_blobs(
     snapshot: &StateSnapshot,
 ) -> BTreeSet<(String, Digest)> {
     let mut pairs: BTreeSet<(String, Digest)> = BTreeSet::new();
-    for node in graph.graph.node_indices() {
+    for node in graph.nodes() {
         let action = graph.action(node);
-        let recorded = snapshot.done.contains(&action.key());
+        let recorded = snapshot.done.contains(&graph.key(node));
         match action {
             Action::LinkBlob {
                 repository, digest, ..
@@ -447,44 +447,34 @@ pub async fn plan(
     let workspace_folder = Workspace::in_folder(&workspace);
     workspace_folder.create()?;
     let state = workspace_folder.open_state()?;
-    let history = state
-        .history(&destination.display())
+    let mut snapshot = state
+        .snapshot(&destination.display())
         .map_err(WorkflowError::environment)?;
     let state_fingerprint = {
         let mut hasher = blake3::Hasher::new();
-        for key in &history.done {
-            hasher.update(key.as_bytes());
+        for key in &snapshot.done {
+            hasher.update(key.to_hex().as_bytes());
             hasher.update(b"\n");
         }
-        for ((repository, tag), digest) in &history.tags {
+        for ((repository, tag), digest) in &snapshot.tags {
             hasher.update(format!("{repository}:{tag}={digest}\n").as_bytes());
         }
         hasher.finalize().to_hex().to_string()
     };
-    let mut snapshot = StateSnapshot {
-        done: history
-            .done
-            .iter()
-            .filter_map(|key| ActionKey::from_hex(key))
-            .collect(),
-        tags: history.tags,
-        missing: BTreeSet::new(),
-        missing_blobs: BTreeSet::new(),
-    };
-    let mut graph = compile(&resolution.images, &destination);
+    if planning.verify {
+        // Every blob of every image is checked: every image is compiled.
+        snapshot.images.clear();
+    }
+    // Images the state records complete with the same inputs are left out
+    // of the graph (the plan counts them as if compiled).
+    let mut graph = compile_against(&resolution.images, &destination, &snapshot);
     crate::workflow::needs::order(&mut graph, &resolution.needs);
     let mut resolution = resolution;
     // Tags the state records here that no image of the set sets any more.
     let current_tags: BTreeSet<(&str, &str)> = graph
-        .images
+        .images()
         .iter()
-        .filter_map(|image| image.tag)
-        .filter_map(|node| match graph.action(node) {
-            Action::Tag {
-                repository, tag, ..
-            } => Some((repository.as_str(), tag.as_str())),
-            _ => None,
-        })
+        .filter_map(|image| Some((image.repository(), image.tag()?)))
         .collect();
     resolution.removed = snapshot
         .tags
@@ -494,19 +484,19 @@ pub async fn plan(
         .collect();
     if !planning.trust_state {
         // The whole image set is verified at every run: one HEAD per image
-        // whose top manifest the state says is there, 32 at a time (most
-        // of them asked already while the sources were, see `Checked`).
+        // whose top manifest the state says is there (an unchanged image's
+        // is), 32 at a time (most of them asked already while the sources
+        // were, see `Checked`).
         let checks: Vec<(String, Digest)> = graph
-            .images
+            .images()
             .iter()
-            .map(|image| graph.action(image.top_manifest))
-            .filter(|action| snapshot.done.contains(&action.key()))
-            .filter_map(|action| match action {
-                Action::PushManifest {
-                    repository, digest, ..
-                } => Some((repository.clone(), digest.clone())),
-                _ => None,
+            .filter(|image| {
+                image.is_unchanged()
+                    || image
+                        .top_manifest()
+                        .is_some_and(|node| snapshot.done.contains(&graph.key(node)))
             })
+            .map(|image| (image.repository().to_owned(), image.top().clone()))
             .collect();
         let (answered, to_ask): (Vec<_>, Vec<_>) = checks
             .into_iter()
@@ -520,21 +510,35 @@ pub async fn plan(
         // Images the state does not record at this destination (a first
         // plan, a lost workspace, a destination another tool filled): the
         // destination is asked whether it holds them already.
-        let unrecorded: Vec<&ferry_planner::graph::ImageNodes> = graph
-            .images
-            .iter()
-            .filter(|image| {
-                !snapshot
-                    .done
-                    .contains(&graph.action(image.top_manifest).key())
-            })
-            .collect();
-        if !to_ask.is_empty() || !unrecorded.is_empty() {
+        let unrecorded = |graph: &ActionGraph| -> Vec<usize> {
+            graph
+                .images()
+                .iter()
+                .enumerate()
+                .filter(|(_, image)| {
+                    image
+                        .top_manifest()
+                        .is_some_and(|node| !snapshot.done.contains(&graph.key(node)))
+                })
+                .map(|(index, _)| index)
+                .collect()
+        };
+        if !to_ask.is_empty() || !unrecorded(&graph).is_empty() {
             reachable_destination(&client, registry).await?;
         }
         let missing =
             absent_at_destination(to_ask, |pair| manifest_absent(&client, registry, pair)).await;
         snapshot.missing.extend(missing);
+        if !snapshot.missing.is_empty() && graph.images().iter().any(ImageNodes::is_unchanged) {
+            // An image found missing plans its work again, which images
+            // left out may share: compiled again with what is missing.
+            graph = compile_against(&resolution.images, &destination, &snapshot);
+            crate::workflow::needs::order(&mut graph, &resolution.needs);
+        }
+        let unrecorded: Vec<&ImageNodes> = unrecorded(&graph)
+            .into_iter()
+            .map(|index| &graph.images()[index])
+            .collect();
         let held = already_held(&client, registry, &graph, &unrecorded).await;
         tracing::info!(
             asked = unrecorded.len(),

@@ -260,18 +260,20 @@ pub fn record_present_tags(
     failed: &BTreeSet<&str>,
     now: i64,
 ) -> Result<()> {
+    // An unchanged image (left out of the graph) had its tag recorded
+    // when it completed.
     let present: Vec<FinishedAction> = graph
-        .images
+        .images()
         .iter()
-        .filter(|image| !failed.contains(image.name.as_str()))
-        .filter_map(|image| image.tag)
+        .filter(|image| !failed.contains(image.name()))
+        .filter_map(|image| image.tag_node())
         .filter_map(|node| match graph.action(node) {
-            action @ Action::Tag {
+            Action::Tag {
                 repository,
                 tag,
                 digest,
             } => Some(FinishedAction::Tag {
-                key: action.key().to_hex(),
+                key: graph.key(node),
                 repository: repository.clone(),
                 tag: tag.clone(),
                 digest: digest.clone(),
