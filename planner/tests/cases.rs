@@ -19,8 +19,8 @@ use ferry_planner::{
 use ferry_schemas::Digest;
 use serde::Deserialize;
 
-mod common;
-use common::apply;
+mod support;
+use support::apply;
 
 /// `images.yaml`.
 #[derive(Deserialize)]

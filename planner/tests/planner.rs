@@ -7,9 +7,7 @@ use ferry_planner::{
     Source, StateSnapshot, compile, compile_archive, plan,
 };
 use ferry_schemas::Digest;
-mod common;
-use common::apply;
-use support::{destination, digest, image};
+use support::{apply, destination, digest, image};
 
 #[test]
 fn first_plan_does_everything_in_dependency_order() {

@@ -2,15 +2,13 @@
 //! complete with the same fingerprint is not compiled again, and the plan
 //! is exactly the plan over every image; any changed input compiles it.
 
-mod common;
 mod support;
 
-use common::apply;
 use ferry_planner::{
     Action, ActionGraph, Destination, ImageFingerprint, ImageRecord, Plan, ResolvedImage,
     StateSnapshot, compile, compile_against, plan,
 };
-use support::{destination, digest, image};
+use support::{apply, destination, digest, image};
 
 /// Records every compiled image whose actions are all done, as the
 /// executor does after a run.

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
-use ferry_planner::{Category, Destination, ResolvedImage, ResolvedManifest, Source};
+use ferry_planner::{
+    Action, Category, Destination, Plan, ResolvedImage, ResolvedManifest, Source, StateSnapshot,
+};
 use ferry_schemas::Digest;
 
 pub fn digest(name: &str) -> Digest {
@@ -39,5 +41,33 @@ pub fn destination() -> Destination {
     Destination {
         registry: "mirror.local:5000".to_owned(),
         prefix: "mirror".to_owned(),
+    }
+}
+
+/// Records every planned action as done, as the executor does (an
+/// image recorded in a delivery is kept as a tag without a name).
+pub fn apply(plan: &Plan, state: &mut StateSnapshot) {
+    for planned in &plan.actions {
+        state.done.insert(planned.key);
+        state
+            .done
+            .extend(planned.action.implied_link().map(|link| link.key()));
+        match &planned.action {
+            Action::Tag {
+                repository,
+                tag,
+                digest,
+            } => {
+                state
+                    .tags
+                    .insert((repository.clone(), tag.clone()), digest.clone());
+            }
+            Action::RecordImage { name, digest } => {
+                state
+                    .tags
+                    .insert((name.clone(), String::new()), digest.clone());
+            }
+            _ => {}
+        }
     }
 }
