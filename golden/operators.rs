@@ -9,7 +9,8 @@
 //! (before or while the plan runs) keeping its bundle image and catalog
 //! away; mirror-to-disk's error lines; and mirror-to-disk then
 //! disk-to-mirror (sources stopped) filtering the delivered original
-//! catalog again by a narrower configuration.
+//! catalog again by a narrower configuration; one more bundle selected
+//! ships only its new blobs in the next delivery.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
@@ -818,4 +819,95 @@ fn mirror_to_disk_error_lines_name_the_bundles_and_operators_of_a_failed_image()
         ),
         "{errors}"
     );
+}
+
+#[test]
+fn adding_a_bundle_to_the_selection_ships_only_its_new_blobs() {
+    let scenario = Scenario {
+        world: World::start().unwrap(),
+        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        folder: tempfile::tempdir().unwrap(),
+    };
+    let package = |min: &str| {
+        format!(
+            "  - catalog: {TEST_CATALOG}\n    packages:\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: {min}\n        maxVersion: 0.3.1\n"
+        )
+    };
+    let narrow = scenario.config("narrow.yaml", &package("0.3.1"));
+    let wider = scenario.config("wider.yaml", &package("0.2.0"));
+    let before = scenario.bundle_images(&narrow);
+    let after = scenario.bundle_images(&wider);
+    let added: BTreeSet<&String> = after.difference(&before).collect();
+    assert!(
+        !before.is_empty() && !added.is_empty() && before.is_subset(&after),
+        "{before:?} then {after:?}"
+    );
+    let folder = scenario.folder.path().join("disk");
+    let disk = format!("file://{}", folder.display());
+    for config in [&narrow, &wider] {
+        let run = scenario
+            .command()
+            .args(["mirror", "-c", config, "--registries-conf"])
+            .arg(scenario.world.registries_conf())
+            .arg(&disk)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let first = crate::releases::blob_entries(&folder.join("mirror_000001.tar"));
+    let second = crate::releases::blob_entries(&folder.join("mirror_000002.tar"));
+    // Nothing shipped twice: the unchanged catalog and the bundle already
+    // delivered stay out of the second delivery.
+    let twice: Vec<&String> = second
+        .keys()
+        .filter(|path| first.contains_key(*path))
+        .collect();
+    assert!(twice.is_empty(), "shipped twice: {twice:?}");
+    // Each bundle image's manifest, by its digest at the source.
+    let conf = scenario.world.registries_conf();
+    let entry = |image: &str| {
+        let raw = Command::new("skopeo")
+            .arg("--registries-conf")
+            .arg(conf)
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{image}"))
+            .output()
+            .unwrap();
+        assert!(
+            raw.status.success(),
+            "{image}: {}",
+            String::from_utf8_lossy(&raw.stderr)
+        );
+        format!(
+            "blobs/sha256/{}",
+            ferry_schemas::Digest::sha256_of(&raw.stdout).hex()
+        )
+    };
+    for image in &added {
+        assert!(
+            second.contains_key(&entry(image)),
+            "{image} not in the second delivery"
+        );
+    }
+    for image in &before {
+        assert!(
+            first.contains_key(&entry(image)),
+            "{image} not in the first delivery"
+        );
+        assert!(!second.contains_key(&entry(image)), "{image} shipped again");
+    }
+    let new_bytes: u64 = second.values().sum();
+    let delivery_bytes = std::fs::metadata(folder.join("mirror_000002.tar"))
+        .unwrap()
+        .len();
+    eprintln!(
+        "one more bundle: delivery {delivery_bytes} bytes, new content {new_bytes} bytes in {} entries",
+        second.len()
+    );
+    let verify = scenario.command().args(["verify", &disk]).output().unwrap();
+    assert!(verify.status.success());
 }

@@ -639,7 +639,7 @@ fn a_release_copy_failure_stops_the_run_with_exit_2() {
 }
 
 /// The `blobs/` entries of a segment file: digest path → size.
-fn blob_entries(segment: &Path) -> std::collections::BTreeMap<String, u64> {
+pub(crate) fn blob_entries(segment: &Path) -> std::collections::BTreeMap<String, u64> {
     let mut archive = tar::Archive::new(std::fs::File::open(segment).unwrap());
     archive
         .entries()
