@@ -866,3 +866,48 @@ fn a_release_fetch_failure_writes_no_delivery_and_exits_2() {
         .collect();
     assert!(segments.is_empty(), "{segments:?}");
 }
+
+#[test]
+fn an_explicit_payload_by_digest_is_named_by_its_signature_identity() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        world: &world,
+        folder: folder.path(),
+        destination: destination.host(),
+        signing: sign_world(&world, folder.path(), |_, _| {}),
+    };
+    let digest = payload_digest(&world, "stable-4.16", "amd64", "4.16.2");
+    std::fs::write(
+        folder.path().join("explicit.yaml"),
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}@{digest}\n"
+        ),
+    )
+    .unwrap();
+    let mirrored = setup.ferry("mirror", "explicit.yaml", &world.graph_url(), &[]);
+    assert_eq!(
+        mirrored.status.code(),
+        Some(0),
+        "{}",
+        text(&mirrored.stderr)
+    );
+    // The signature says 4.16.2-x86_64: the payload and its components
+    // are named by it, as oc-mirror names them, not by the digest.
+    let mirror = format!("{}/mirror", setup.destination);
+    assert_eq!(
+        digest_at(&format!(
+            "docker://{mirror}/openshift/release-images:4.16.2-x86_64"
+        )),
+        digest
+    );
+    let components = tags_of(&format!("docker://{mirror}/openshift/release"));
+    assert!(
+        !components.is_empty()
+            && components
+                .iter()
+                .all(|tag| tag.starts_with("4.16.2-x86_64-")),
+        "{components:?}"
+    );
+}

@@ -24,8 +24,9 @@
 //! oc-mirror (`<version>-<architecture>`, e.g. `4.16.1-x86_64`,
 //! `4.16.1-multi`); it is built from the selected version and
 //! architecture, which is what the identity says for OpenShift's payloads.
-//! An explicit `platform.release` keeps its own tag (its digest's hex when
-//! it has none).
+//! An explicit `platform.release` takes the tag its signature's identity
+//! gives; unverified (`--ignore-release-signature`), its own tag, or its
+//! digest's hex when it has none.
 //!
 //! Any error here is a release error: it ends the run before anything is
 //! pushed, with the release exit bit (notes §7).
@@ -377,10 +378,14 @@ fn collect_releases(
             ),
             None => None,
         };
+        // An explicit payload takes the tag its signature's identity gives
+        // (notes §4.5), else its own tag, else its digest's hex.
         let tag = if tag.is_empty() {
-            payload
-                .tag()
-                .map_or_else(|| digest.hex().to_owned(), str::to_owned)
+            signature
+                .as_ref()
+                .and_then(|signature| signature.release_tag.clone())
+                .or_else(|| payload.tag().map(str::to_owned))
+                .unwrap_or_else(|| digest.hex().to_owned())
         } else {
             tag
         };
