@@ -911,3 +911,103 @@ fn an_explicit_payload_by_digest_is_named_by_its_signature_identity() {
         "{components:?}"
     );
 }
+
+#[test]
+fn a_release_is_deleted_from_what_the_workspace_saved_and_the_other_stays() {
+    let world = World::start().unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        world: &world,
+        folder: folder.path(),
+        destination: destination.host(),
+        signing: sign_world(&world, folder.path(), |_, _| {}),
+    };
+    std::fs::write(
+        folder.path().join("two.yaml"),
+        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
+    )
+    .unwrap();
+    let mirrored = setup.ferry("mirror", "two.yaml", &world.graph_url(), &[]);
+    assert_eq!(
+        mirrored.status.code(),
+        Some(0),
+        "{}",
+        text(&mirrored.stderr)
+    );
+    let mirror = format!("{}/mirror", setup.destination);
+    let kept = digest_at(&format!(
+        "docker://{mirror}/openshift/release-images:4.16.2-x86_64"
+    ));
+    let deleted = payload_digest(&world, "stable-4.16", "amd64", "4.16.1");
+    assert_eq!(
+        digest_at(&format!(
+            "docker://{mirror}/openshift/release-images:4.16.1-x86_64"
+        )),
+        deleted
+    );
+
+    // Step 1 with the update service and every source stopped: the graph
+    // and payload files the mirror saved in the workspace are enough.
+    drop(world);
+    std::fs::write(
+        folder.path().join("delete.yaml"),
+        "kind: DeleteImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\ndelete:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.1\n",
+    )
+    .unwrap();
+    let ferry = |arguments: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(arguments)
+            .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
+            .env("FERRY_CACHE_DIR", folder.path().join("cache"))
+            .env("UPDATE_URL_OVERRIDE", "http://127.0.0.1:9/graph")
+            .output()
+            .unwrap()
+    };
+    let workspace = format!("file://{}", folder.path().join("workspace").display());
+    let generated = ferry(&[
+        "delete",
+        "--generate",
+        "-c",
+        &folder.path().join("delete.yaml").display().to_string(),
+        "--workspace",
+        &workspace,
+        &format!("docker://{mirror}"),
+    ]);
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let list_path = folder
+        .path()
+        .join("workspace/working-dir/delete/delete-images.yaml");
+    let list = std::fs::read_to_string(&list_path).unwrap();
+    assert!(
+        list.contains(&format!(
+            "imageReference: docker://{mirror}/openshift/release-images:4.16.1-x86_64\n  type: ocpRelease"
+        )),
+        "{list}"
+    );
+    assert!(list.contains("type: ocpReleaseContent"), "{list}");
+    assert!(!list.contains("4.16.2"), "{list}");
+
+    let removed = ferry(&[
+        "delete",
+        "--delete-yaml-file",
+        &list_path.display().to_string(),
+        "--dest-tls-verify=false",
+        &format!("docker://{mirror}"),
+    ]);
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let gone = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{mirror}/openshift/release-images@{deleted}"),
+    ]);
+    assert!(!gone.status.success(), "4.16.1's payload is still there");
+    assert_eq!(
+        digest_at(&format!(
+            "docker://{mirror}/openshift/release-images:4.16.2-x86_64"
+        )),
+        kept,
+        "4.16.2 stays"
+    );
+}

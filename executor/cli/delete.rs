@@ -174,7 +174,8 @@ fn generate(args: &Args, destination: &Destination) -> Result<ExitCode, ExitCode
     }
     let _lock = hold_workspace(workspace.root(), !args.dry_run)?;
     let state = workspace.open_state().map_err(error)?;
-    let recorded = delete::WorkspaceRecord::load(&state, destination).map_err(error)?;
+    let recorded =
+        delete::WorkspaceRecord::load_in(&workspace, &state, destination).map_err(error)?;
     let cache = cache_folder(args.cache_dir.as_deref())?;
     let (shared, shared_notices) = delete::SharedContent::load(
         &cache,

@@ -115,7 +115,7 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
     }
     let lock = hold_workspace(workspace.root(), writes)?;
     let state = workspace.open_state().map_err(error)?;
-    let recorded = WorkspaceRecord::load(&state, &destination).map_err(error)?;
+    let recorded = WorkspaceRecord::load_in(&workspace, &state, &destination).map_err(error)?;
     let (shared, notices) = SharedContent::load(
         Path::new(&inputs.cache_dir),
         Path::new(folder),

@@ -644,21 +644,15 @@ impl<'t> Decoder<'t> {
         Some(delete)
     }
 
-    /// Marks the stanzas ferry does not act on yet; `platform` and
-    /// `operators` only in a delete configuration (releases and catalogs
-    /// are mirrored, not deleted yet).
+    /// Marks the stanzas ferry does not act on yet; `operators` only in a
+    /// delete configuration (catalogs are mirrored, not deleted yet).
     fn stanza_features(&mut self, fields: &Fields<'_>, stanza: Stanza) {
         for (name, feature) in [
-            ("platform", Feature::ReleaseMirroring),
             ("operators", Feature::OperatorMirroring),
             ("helm", Feature::Helm),
             ("samples", Feature::Samples),
         ] {
-            if matches!(
-                feature,
-                Feature::ReleaseMirroring | Feature::OperatorMirroring
-            ) && stanza == Stanza::Mirror
-            {
+            if feature == Feature::OperatorMirroring && stanza == Stanza::Mirror {
                 continue;
             }
             if let (Some(key), Some(_)) = (fields.key(name), fields.present(name)) {

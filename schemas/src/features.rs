@@ -10,8 +10,6 @@ use crate::diagnostic::{Problem, Span};
 /// A configuration feature ferry does not implement yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Feature {
-    /// `platform:` (release payloads from channels or an explicit release).
-    ReleaseMirroring,
     /// `operators:` in a `delete` stanza (mirroring them is built).
     OperatorMirroring,
     /// `helm:`.
@@ -32,7 +30,6 @@ impl Feature {
     /// What the feature is, for messages.
     pub fn description(self) -> &'static str {
         match self {
-            Feature::ReleaseMirroring => "deleting releases (`delete.platform`)",
             Feature::OperatorMirroring => "deleting operator catalogs (`delete.operators`)",
             Feature::Helm => "helm chart mirroring (`helm`)",
             Feature::Samples => "`samples`",

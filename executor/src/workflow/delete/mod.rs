@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::workflow::collect::{CollectContext, CollectedImage, ImageSet, collect};
 use crate::workflow::error::{Result, WorkflowError};
+use crate::workflow::releases::ReleaseSources;
 use crate::workflow::to_disk::Notice;
 use crate::workflow::workspace::Workspace;
 
@@ -149,14 +150,23 @@ impl DeleteItem {
     }
 }
 
-/// The list's type for a collected image. oc-mirror's names; releases and
-/// operators are refused before collecting until their collectors tell
-/// their kinds apart (payload or component, catalog, bundle or related).
+/// The list's type for a collected image, oc-mirror's names: a release
+/// payload (`openshift/release-images`) or one of its components; operators
+/// are refused before collecting until their collector tells catalogs,
+/// bundles and related images apart.
 fn item_type(image: &CollectedImage) -> Result<ItemType> {
     match image.category {
         Category::Additional => Ok(ItemType::Generic),
         Category::Helm => Ok(ItemType::HelmImage),
-        Category::Release | Category::Operator => Err(WorkflowError::internal(format!(
+        Category::Release
+            if image
+                .destination_repository
+                .ends_with(ferry_content::release::naming::RELEASE_IMAGES_REPOSITORY) =>
+        {
+            Ok(ItemType::OcpRelease)
+        }
+        Category::Release => Ok(ItemType::OcpReleaseContent),
+        Category::Operator => Err(WorkflowError::internal(format!(
             "{}: deleting {} images is not built yet",
             image.name,
             image.category.noun()
@@ -207,6 +217,10 @@ pub struct WorkspaceRecord {
     pub resolutions: BTreeMap<String, RecordedResolution>,
     /// (repository, tag) → digest the state records as set at the destination.
     pub tags_at_destination: BTreeMap<(String, String), Digest>,
+    /// Where the releases of a `delete.platform` are collected from: the
+    /// update-graph answers and payload files earlier runs saved in the
+    /// workspace, read offline (`None`: no release can be listed).
+    pub releases: Option<ReleaseSources>,
 }
 
 impl WorkspaceRecord {
@@ -219,7 +233,28 @@ impl WorkspaceRecord {
         Ok(WorkspaceRecord {
             resolutions,
             tags_at_destination: history.tags,
+            releases: None,
         })
+    }
+
+    /// [`WorkspaceRecord::load`], with the releases `workspace` saved.
+    pub fn load_in(
+        workspace: &Workspace,
+        state: &ferry_store::WorkspaceState,
+        destination: &Destination,
+    ) -> Result<Self> {
+        let mut record = WorkspaceRecord::load(state, destination)?;
+        record.releases = Some(ReleaseSources {
+            registries: Default::default(),
+            update_url_override: None,
+            graph_data_url: None,
+            workspace: workspace.clone(),
+            reuse_saved_graphs: true,
+            offline: true,
+            signatures: None,
+            shared_signatures: None,
+        });
+        Ok(record)
     }
 }
 
@@ -235,9 +270,10 @@ pub fn generate(
 ) -> Result<Generated> {
     let context = CollectContext {
         prefix: destination.prefix.clone(),
-        // Releases and operators are refused in delete configurations
-        // until their image types join `delete_items`, so no collector
-        // here reaches a registry.
+        // Releases from what the workspace saved, offline; operators are
+        // refused in delete configurations until their image types join
+        // `delete_items`, so no collector here reaches a registry.
+        releases: recorded.releases.clone(),
         ..CollectContext::default()
     };
     let image_set = collect(&as_image_set(configuration), &context)?;

@@ -103,6 +103,7 @@ fn signature_tags_come_from_recorded_digests() {
         ]
         .into_iter()
         .collect(),
+        releases: None,
     };
     let generated = generate(
         &configuration,
