@@ -474,13 +474,13 @@ fn a_related_image_that_fails_marks_its_bundle_incomplete_and_the_rest_goes_on()
     // neither is mirrored, each says why.
     assert!(
         lines.contains(
-            &"error mirroring image quay.io/ferry-demo/hello:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: not resolved: not mirrored: it needs quay.io/ferry-demo/missing-operand:1.0, which failed"
+            &"error mirroring image quay.io/ferry-demo/hello:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: not mirrored: it needs quay.io/ferry-demo/missing-operand:1.0, which failed"
         ),
         "{errors}"
     );
     assert!(
         lines.contains(&format!(
-            "error mirroring image oci://{} error: not resolved: not mirrored: it needs quay.io/ferry-demo/hello:1.0, which failed",
+            "error mirroring image oci://{} error: not mirrored: it needs quay.io/ferry-demo/hello:1.0, which failed",
             layout.display()
         ).as_str()),
         "{errors}"

@@ -386,8 +386,9 @@ fn render_markdown(prepared: &DiskPlan, layout: Option<&DeliveryLayout>) -> Stri
     for failure in &prepared.resolution.failures {
         let _ = writeln!(
             text,
-            "| ! | `{}` | | not resolved: {} | | |",
-            failure.name, failure.message
+            "| ! | `{}` | | {} | | |",
+            failure.name,
+            failure.reason()
         );
     }
     let _ = writeln!(text);

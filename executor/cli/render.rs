@@ -30,11 +30,7 @@ pub(crate) fn render_image_lines(plan: &Plan, resolution: &Resolution, text: &mu
         );
     }
     for failure in &resolution.failures {
-        let _ = writeln!(
-            text,
-            "  ! {}: not resolved: {}",
-            failure.name, failure.message
-        );
+        let _ = writeln!(text, "  ! {}: {}", failure.name, failure.reason());
     }
     for blocked in &resolution.blocked {
         let _ = writeln!(text, "  - {blocked}: left out by blockedImages");
@@ -120,8 +116,9 @@ pub(crate) fn render_markdown(plan: &Plan, resolution: &Resolution) -> String {
     for failure in &resolution.failures {
         let _ = writeln!(
             text,
-            "| ! | `{}` | | not resolved: {} | | |",
-            failure.name, failure.message
+            "| ! | `{}` | | {} | | |",
+            failure.name,
+            failure.reason()
         );
     }
     for removed in &resolution.removed {

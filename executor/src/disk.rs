@@ -493,6 +493,7 @@ pub async fn resolve_built_from_deliveries(
                 name: image.name.clone(),
                 message,
                 category: image.category,
+                held_back: false,
             }),
         }
     }

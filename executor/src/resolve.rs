@@ -41,6 +41,19 @@ pub struct Failure {
     pub message: String,
     /// The category of the image that failed.
     pub category: ferry_planner::Category,
+    /// Resolved, but left out because an image it needs failed.
+    pub held_back: bool,
+}
+
+impl Failure {
+    /// What went wrong, as plans and the errors file say it.
+    pub fn reason(&self) -> String {
+        if self.held_back {
+            self.message.clone()
+        } else {
+            format!("not resolved: {}", self.message)
+        }
+    }
 }
 
 /// Everything resolving produced.
@@ -315,6 +328,7 @@ async fn resolve_one<S: ContentSource>(
             name: request.name.clone(),
             message,
             category: request.category,
+            held_back: false,
         }),
         ..Resolved::default()
     };

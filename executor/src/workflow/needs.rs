@@ -50,6 +50,7 @@ pub fn drop_unmet(resolution: &mut Resolution, needs: &BTreeMap<String, BTreeSet
                 name: image.name,
                 message: format!("not mirrored: it needs {need}, which failed"),
                 category: image.category,
+                held_back: true,
             });
         }
     }
@@ -127,6 +128,7 @@ mod tests {
                 name: "operand".to_owned(),
                 message: "manifest unknown".to_owned(),
                 category: Category::Operator,
+                held_back: false,
             }],
             ..Resolution::default()
         };

@@ -592,7 +592,7 @@ impl FailedImage {
             .map(|failure| FailedImage {
                 name: failure.name.clone(),
                 category: failure.category,
-                reason: format!("not resolved: {}", failure.message),
+                reason: failure.reason(),
             })
             .collect();
         for (name, reason) in failed {
