@@ -146,6 +146,10 @@ fn a_delete_plan_frees_what_garbage_collection_frees_and_the_next_mirror_copies_
         "{stdout}{}",
         text(&planned.stderr)
     );
+    // The saved plan is valid against the committed schema.
+    crate::plan_schema::assert_valid_delete_plan(
+        &serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap(),
+    );
     assert!(
         stdout.contains("Plan: 3 manifests and 3 tags to delete"),
         "{stdout}"

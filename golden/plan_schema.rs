@@ -57,3 +57,41 @@ fn the_committed_plan_schema_is_current_and_golden_plans_pass_it() {
     }
     assert!(checked > 0, "no golden JSON plan found");
 }
+
+/// Checks `plan` (a saved `ferry plan --delete` document) against the
+/// committed `schemas/delete-plan.schema.json`, and that the schema refuses
+/// it with a wrong version or a manifest without its digest.
+pub(crate) fn assert_valid_delete_plan(plan: &serde_json::Value) {
+    let text = std::fs::read_to_string(workspace_root().join("schemas/delete-plan.schema.json"))
+        .expect("schemas/delete-plan.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(plan)
+        .map(|error| format!("{} at {}", error, error.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let mut no_digest = plan.clone();
+    no_digest["delete"]["manifests"][0]
+        .as_object_mut()
+        .expect("a manifest to delete")
+        .remove("digest");
+    assert!(!validator.is_valid(&no_digest));
+    let mut no_apply = plan.clone();
+    no_apply.as_object_mut().unwrap().remove("apply");
+    assert!(!validator.is_valid(&no_apply));
+}
+
+#[test]
+fn the_committed_delete_plan_schema_is_current() {
+    let path = workspace_root().join("schemas/delete-plan.schema.json");
+    let generated = ferry_executor::workflow::delete::document::delete_plan_schema();
+    if blessing() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "schemas/delete-plan.schema.json is stale; regenerate with `FERRY_BLESS=1 cargo nextest run --test golden plan_schema`"
+    );
+}

@@ -2,7 +2,9 @@
 //! json`): `{"version": 2, "delete": <the plan>, "apply": <its inputs>}`.
 //! The same version as mirror plans and the same `ferry apply PLANFILE`;
 //! the `delete` key tells the two apart. `apply` plans again from exactly
-//! the saved inputs and refuses the plan when the result differs.
+//! the saved inputs and refuses the plan when the result differs. Its JSON
+//! Schema is committed as `schemas/delete-plan.schema.json`
+//! ([`delete_plan_schema`]).
 
 use ferry_planner::SavedConfiguration;
 use serde::{Deserialize, Serialize};
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::DeletePlan;
 
 /// What `ferry apply` runs a delete plan from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeleteApplyInputs {
     /// The DeleteImageSetConfiguration, by content.
     pub configuration: SavedConfiguration,
@@ -30,7 +32,7 @@ pub struct DeleteApplyInputs {
 }
 
 /// `ferry plan --delete --format json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeletePlanDocument {
     pub version: u32,
     pub delete: DeletePlan,
@@ -51,4 +53,15 @@ impl DeletePlanDocument {
         serde_json::from_str::<serde_json::Value>(text)
             .is_ok_and(|value| value.get("delete").is_some())
     }
+}
+
+/// The JSON Schema of [`DeletePlanDocument`] (draft 7), as committed in
+/// `schemas/delete-plan.schema.json`.
+pub fn delete_plan_schema() -> String {
+    let schema = schemars::r#gen::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<DeletePlanDocument>();
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
 }

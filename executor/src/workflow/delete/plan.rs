@@ -30,7 +30,7 @@ use super::{DeleteItem, digest_at_destination};
 use crate::workflow::error::{Result, WorkflowError};
 
 /// A manifest the plan deletes by digest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ManifestToDelete {
     pub repository: String,
     pub digest: Digest,
@@ -45,7 +45,7 @@ pub struct ManifestToDelete {
 }
 
 /// A tag the deletion removes (with its manifest).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TagToDelete {
     pub repository: String,
     pub tag: String,
@@ -55,14 +55,14 @@ pub struct TagToDelete {
 }
 
 /// A blob the registry's garbage collector frees after the deletion.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FreedBlob {
     pub digest: Digest,
     pub size: u64,
 }
 
 /// A listed item left alone: another image set needs it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeptItem {
     /// `docker://registry/repository:tag`.
     pub reference: String,
@@ -71,7 +71,7 @@ pub struct KeptItem {
 }
 
 /// The delete plan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeletePlan {
     /// `registry[/prefix]`.
     pub destination: String,
