@@ -385,10 +385,15 @@ pub async fn resolve_from<S: ContentSource>(
     gather(
         futures_util::stream::iter(requests)
             .map(|request| resolve_one(source, request, signatures))
-            .buffered(if concurrency == 0 { 32 } else { concurrency })
+            .buffered(at_once(concurrency))
             .collect()
             .await,
     )
+}
+
+/// Images resolved at once for a `concurrency` setting (0: 32).
+fn at_once(concurrency: usize) -> usize {
+    if concurrency == 0 { 32 } else { concurrency }
 }
 
 /// One resolution from the results of its requests.
@@ -438,11 +443,6 @@ pub async fn resolve_with(
         signatures,
     };
     let (registry, state) = (&registry, &state);
-    let concurrency = if options.concurrency == 0 {
-        32
-    } else {
-        options.concurrency
-    };
     gather(
         futures_util::stream::iter(requests)
             .map(|request| async move {
@@ -454,7 +454,7 @@ pub async fn resolve_with(
                 }
                 resolve_one(registry, request, signatures).await
             })
-            .buffered(concurrency)
+            .buffered(at_once(options.concurrency))
             .collect()
             .await,
     )
