@@ -24,16 +24,22 @@ pub(crate) fn collect(
     releases: Option<ferry_executor::workflow::releases::ReleaseSources>,
     plan_only: bool,
 ) -> Result<ImageSet, ExitCode> {
-    // Rebuilt catalogs' and the graph image's blobs go to the cache;
-    // nothing else needs it here (disk-to-mirror collects catalogs from the
-    // deliveries, later, and names the delivered graph image).
+    // Rebuilt catalogs' and the graph image's blobs go to the cache, and
+    // mirror-to-disk keeps there what collectors read out of images (the
+    // delivery packs them from there); nothing else needs it here
+    // (disk-to-mirror collects catalogs from the deliveries, later, and
+    // names the delivered graph image).
+    let to_disk = arguments
+        .destination
+        .as_deref()
+        .is_some_and(|destination| destination.starts_with("file://"));
     let builds = !config.mirror.operators.is_empty()
         || config
             .mirror
             .platform
             .as_ref()
             .is_some_and(|platform| platform.graph);
-    let cache = if !builds || arguments.from.is_some() {
+    let cache = if !(builds || to_disk) || arguments.from.is_some() {
         None
     } else if plan_only {
         Some(ferry_store::BlobStore::read_only(
@@ -59,11 +65,9 @@ pub(crate) fn collect(
             .then(|| arguments.transfer_options().catalog_access()),
         cache,
         operators_from_deliveries: arguments.from.is_some(),
-        deliver_original_catalogs: arguments
-            .destination
-            .as_deref()
-            .is_some_and(|destination| destination.starts_with("file://")),
+        deliver_original_catalogs: to_disk,
         plan_only,
+        cache_read_blobs: to_disk,
     };
     let image_set = ferry_executor::workflow::collect(config, &context).map_err(collect_error)?;
     for warning in &image_set.warnings {

@@ -1,19 +1,23 @@
 //! Catalog images and release payloads read from a registry: the reference pinned to the digest
 //! the first answering pull source gives (through registries.conf), then
-//! only the linux/amd64 image's manifest, config and layers fetched, each
-//! checked against its digest, and only one folder (a catalog's labelled
-//! configs, a payload's `release-manifests`) read out of the layers
-//! (`layer_files`). Blobs go into a temporary store that
-//! is removed afterwards.
+//! only the linux/amd64 image's manifest, config and layers read through
+//! the registries' content source (`source::Registries`, as an image of
+//! `source_image`), each checked against its digest, and only one folder
+//! (a catalog's labelled configs, a payload's `release-manifests`) read out
+//! of the layers (`layer_files`). Blobs are kept where the access's
+//! [`LayerBlobs`] says: the cache when it holds them or is to be filled
+//! (mirror-to-disk), else a temporary store removed afterwards.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
 use ferry_schemas::{Digest, ImageReference};
 use ferry_store::BlobStore;
 
-use crate::layer_files::{self, CATALOG_CONFIGS_LABEL, FolderFiles, ImageBlobs, LayerFilesError};
+use crate::layer_files::{self, CATALOG_CONFIGS_LABEL, FolderFiles, ImageBlobs};
+use crate::resolve::Recorded;
+use crate::source::{Registries, registry_pinned};
+use crate::source_image::{LayerBlobs, SourceImage, Waiting};
 
 /// How registry catalogs are reached.
 #[derive(Clone, Debug, Default)]
@@ -30,6 +34,8 @@ pub struct RegistryAccess {
     registries: RegistriesConf,
     options: RegistryAccessOptions,
     runtime: tokio::runtime::Runtime,
+    /// Where the blobs read are kept.
+    blobs: LayerBlobs,
 }
 
 impl RegistryAccess {
@@ -49,7 +55,16 @@ impl RegistryAccess {
             registries,
             options: options.clone(),
             runtime,
+            blobs: LayerBlobs::temporary(),
         })
+    }
+
+    /// Reads blobs from `cache` when it holds them, and puts the others
+    /// into it when `fill` (mirror-to-disk: its copy stage then fetches
+    /// none of them again), else into a temporary store.
+    pub fn with_cache(mut self, cache: Option<BlobStore>, fill: bool) -> Self {
+        self.blobs = LayerBlobs::new(cache, fill);
+        self
     }
 
     fn client(&self, sources: &[ferry_registry::PullSource]) -> RegistryClient {
@@ -145,6 +160,8 @@ impl RegistryAccess {
             .pull_sources(reference)
             .map_err(|error| error.to_string())?;
         let client = self.client(&sources);
+        let recorded = Recorded::default();
+        let registries = Registries::new(&client, &self.registries, &recorded, false, &[]);
         let mut failures = Vec::new();
         for source in &sources {
             match self
@@ -152,17 +169,17 @@ impl RegistryAccess {
                 .block_on(client.get_manifest(&source.reference))
             {
                 Ok(manifest) => {
-                    let folder = tempfile::tempdir()
-                        .map_err(|error| format!("cannot make a temporary folder: {error}"))?;
-                    let store = BlobStore::open(folder.path().join("blobs"))
-                        .map_err(|error| error.to_string())?;
                     let pinned = source.reference.with_digest(manifest.digest.clone());
-                    let image = RegistryImage {
-                        runtime: &self.runtime,
-                        client: &client,
-                        pinned: pinned.clone(),
-                        top: manifest.bytes.to_vec(),
-                        store,
+                    let image = SourceImage {
+                        source: &registries,
+                        pinned: registry_pinned(
+                            pinned.clone(),
+                            manifest.digest.clone(),
+                            Some(manifest),
+                        ),
+                        place: pinned.to_string(),
+                        blobs: &self.blobs,
+                        waiting: Waiting::Runtime(&self.runtime),
                     };
                     return Ok(read(&image, &pinned));
                 }
@@ -175,61 +192,5 @@ impl RegistryAccess {
     /// Runs `future` on this access's runtime (the caller is not async).
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
-    }
-}
-
-/// A catalog image in a registry, pinned to a digest. Manifests come
-/// through the client (which checks them against the digest asked for);
-/// blobs are streamed into a temporary store (checked while written) and
-/// read from there.
-struct RegistryImage<'a> {
-    runtime: &'a tokio::runtime::Runtime,
-    client: &'a RegistryClient,
-    pinned: ImageReference,
-    top: Vec<u8>,
-    store: BlobStore,
-}
-
-impl RegistryImage<'_> {
-    fn error(&self, message: impl std::fmt::Display) -> LayerFilesError {
-        LayerFilesError::Layout {
-            place: self.place(),
-            message: message.to_string(),
-        }
-    }
-}
-
-impl ImageBlobs for RegistryImage<'_> {
-    fn place(&self) -> String {
-        self.pinned.to_string()
-    }
-
-    fn top(&self) -> Result<Vec<u8>, LayerFilesError> {
-        Ok(self.top.clone())
-    }
-
-    fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
-        let reference = self.pinned.with_digest(digest.clone());
-        self.runtime
-            .block_on(self.client.get_manifest(&reference))
-            .map(|manifest| manifest.bytes.to_vec())
-            .map_err(|error| self.error(error))
-    }
-
-    fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError> {
-        self.runtime
-            .block_on(self.client.fetch_blob(
-                self.pinned.registry(),
-                self.pinned.repository(),
-                digest,
-                None,
-                &self.store,
-            ))
-            .map_err(|error| self.error(error))?;
-        let file = self
-            .store
-            .open_blob(digest)
-            .map_err(|error| self.error(error))?;
-        Ok(Box::new(file))
     }
 }

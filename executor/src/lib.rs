@@ -17,8 +17,10 @@
 //! `naming` says where each image goes; `cluster_resources` writes the
 //! IDMS and ITMS for the image set at the destination. `layer_files` reads
 //! one folder's files out of an image in an OCI layout on disk (an operator
-//! catalog's configs), layer by layer, without unpacking the rest. The command line front end lives
-//! beside this crate in `executor/cli/`.
+//! catalog's configs), layer by layer, without unpacking the rest;
+//! `source_image` hands it an image of any `source::ContentSource`, its
+//! blobs kept in the cache or a temporary store. The command line front
+//! end lives beside this crate in `executor/cli/`.
 
 pub mod catalog_image;
 pub mod cluster_resources;
@@ -29,5 +31,6 @@ pub mod release_signature;
 pub mod resolve;
 pub mod run;
 pub mod source;
+pub mod source_image;
 pub mod update_graph;
 pub mod workflow;

@@ -547,6 +547,15 @@ mod tests {
             })
         }
 
+        async fn blob(
+            &self,
+            _pinned: &Pinned,
+            digest: &Digest,
+            _into: &ferry_store::BlobStore,
+        ) -> Result<(), String> {
+            Err(format!("blob {digest}: the resolver reads no blob"))
+        }
+
         fn known_manifest(&self, digest: &Digest) -> Option<Manifest> {
             self.known.get(digest).cloned()
         }

@@ -12,7 +12,9 @@
 //!   the delivery recorded them under.
 //!
 //! A source pins a request to a top digest, reads manifests of the tree
-//! below it, and finds its cosign signature. [`crate::resolve::resolve_from`]
+//! below it, finds its cosign signature, and puts a blob of the tree (a
+//! config, a layer) into a blob store, verified, for the collectors that
+//! read files out of layers (`crate::layer_files::SourceImage`). [`crate::resolve::resolve_from`]
 //! walks the trees, builds the resolved images and the records, the same
 //! way for every source.
 
@@ -23,7 +25,7 @@ use ferry_archive::ImageRecord;
 use ferry_planner::{ResolvedManifest, Source};
 use ferry_registry::{Manifest, RegistriesConf, RegistryClient};
 use ferry_schemas::{Digest, ImageReference};
-use ferry_store::RecordedResolution;
+use ferry_store::{BlobStore, RecordedResolution};
 
 use crate::disk::DeliveredManifests;
 use crate::resolve::{Recorded, Request, signature_tag};
@@ -62,6 +64,11 @@ pub trait ContentSource {
     /// The cosign signature (`sha256-<hex>.sig`) of a pinned image, when the
     /// source holds one.
     async fn signature(&self, request: &Request, pinned: &Pinned) -> Option<Pinned>;
+
+    /// Puts blob `digest` of the tree below `pinned` (a config or a layer)
+    /// into `into`, verified against its digest, unless `into` holds it
+    /// already (then nothing is read).
+    async fn blob(&self, pinned: &Pinned, digest: &Digest, into: &BlobStore) -> Result<(), String>;
 
     /// The whole tree below `top` when the source already knows it without
     /// reading anything (recorded earlier), its manifests added to
@@ -162,7 +169,7 @@ impl<'a> Registries<'a> {
 }
 
 /// A pinned image read from registry reference `reference`.
-fn registry_pinned(
+pub(crate) fn registry_pinned(
     reference: ImageReference,
     top: Digest,
     top_manifest: Option<Manifest>,
@@ -246,6 +253,28 @@ impl ContentSource for Registries<'_> {
                 Some(registry_pinned(reference, top.digest.clone(), Some(top)))
             }
         }
+    }
+
+    async fn blob(&self, pinned: &Pinned, digest: &Digest, into: &BlobStore) -> Result<(), String> {
+        if into.contains(digest) {
+            return Ok(());
+        }
+        let Some(reference) = &pinned.reference else {
+            return Err(format!(
+                "blob {digest}: no registry reference to read it from"
+            ));
+        };
+        self.client
+            .fetch_blob(
+                reference.registry(),
+                reference.repository(),
+                digest,
+                None,
+                into,
+            )
+            .await
+            .map(drop)
+            .map_err(|error| error.to_string())
     }
 
     fn known_tree(
@@ -345,6 +374,24 @@ impl ContentSource for RecordedState<'_> {
         })
     }
 
+    /// The record holds manifests, not blobs: only a blob `into` already
+    /// holds is answered.
+    async fn blob(
+        &self,
+        _pinned: &Pinned,
+        digest: &Digest,
+        into: &BlobStore,
+    ) -> Result<(), String> {
+        if into.contains(digest) {
+            Ok(())
+        } else {
+            Err(format!(
+                "blob {digest} is not in {} and the recorded state reads no registry",
+                into.root().display()
+            ))
+        }
+    }
+
     fn known_tree(
         &self,
         top: &Digest,
@@ -428,6 +475,29 @@ impl ContentSource for Deliveries<'_> {
         self.by_name
             .get(name.as_str())
             .map(|record| Deliveries::pinned(record))
+    }
+
+    /// From the cache the deliveries were imported into (copied, verified,
+    /// when `into` is another store).
+    async fn blob(
+        &self,
+        _pinned: &Pinned,
+        digest: &Digest,
+        into: &BlobStore,
+    ) -> Result<(), String> {
+        if into.contains(digest) {
+            return Ok(());
+        }
+        let cache = self.delivered.blobs();
+        let file = cache.open_blob(digest).map_err(|_| {
+            format!(
+                "blob {digest} is not in the cache {} the deliveries were imported into",
+                cache.root().display()
+            )
+        })?;
+        into.write(digest, cache.size(digest), file)
+            .map(drop)
+            .map_err(|error| error.to_string())
     }
 }
 

@@ -122,6 +122,24 @@ pub struct CollectContext {
     /// A plan: built images' new blobs are described, not stored in
     /// `cache` (a plan leaves the cache as it is).
     pub plan_only: bool,
+    /// Mirror-to-disk: the blobs collectors read out of images (catalog
+    /// and payload layers, configs) are put into `cache`, so that the copy
+    /// stage fetches none of them again. Every run reads them from `cache`
+    /// when it holds them; a plan never adds to it.
+    pub cache_read_blobs: bool,
+}
+
+impl CollectContext {
+    /// A registry access for collectors that read files out of images,
+    /// its blobs read from the cache first (and kept there by
+    /// mirror-to-disk).
+    pub(crate) fn registry_access(
+        &self,
+        options: &RegistryAccessOptions,
+    ) -> std::result::Result<crate::catalog_image::RegistryAccess, String> {
+        Ok(crate::catalog_image::RegistryAccess::new(options)?
+            .with_cache(self.cache.clone(), self.cache_read_blobs && !self.plan_only))
+    }
 }
 
 /// One content kind's part of the collect stage.

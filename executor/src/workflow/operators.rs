@@ -130,8 +130,11 @@ fn collect_catalogs(
             ImageSource::Registry(reference) => {
                 let access = match &mut access {
                     Some(access) => access,
-                    None => access
-                        .insert(RegistryAccess::new(access_options).map_err(WorkflowError::input)?),
+                    None => access.insert(
+                        context
+                            .registry_access(access_options)
+                            .map_err(WorkflowError::input)?,
+                    ),
                 };
                 access
                     .with_image(reference, |image, pinned| {

@@ -306,7 +306,8 @@ fn collect_releases(
     context: &CollectContext,
     sources: &ReleaseSources,
 ) -> Result<Collected> {
-    let access = RegistryAccess::new(&sources.registries)
+    let access = context
+        .registry_access(&sources.registries)
         .map_err(|error| release_error(format!("release payloads: {error}")))?;
     // A key file that cannot be read is an error before any payload.
     let signatures = sources

@@ -152,6 +152,9 @@ pub async fn prepare(
             // The original catalogs: disk-to-mirror filters them again.
             deliver_original_catalogs: true,
             plan_only: !writes,
+            // What collectors read is packed from the cache, not fetched
+            // again.
+            cache_read_blobs: true,
         },
     )?;
     prepare_image_set(

@@ -5,16 +5,15 @@
 //! here, offline, as mirror-to-mirror rebuilds them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 
 use ferry_content::catalog::{self, Catalog, Filtered};
-use ferry_schemas::Digest;
 use ferry_schemas::config::Mirror;
 
 use super::CatalogCollection;
 use super::rebuild::Base;
 use crate::disk::DeliveredManifests;
-use crate::layer_files::{self, ImageBlobs};
+use crate::source::Deliveries;
+use crate::source_image::{LayerBlobs, SourceImage, Waiting};
 use crate::workflow::collect::{CollectContext, ImageSet, blocked_patterns};
 use crate::workflow::error::{Result, WorkflowError};
 
@@ -37,6 +36,10 @@ pub fn collect_delivered(
     into: &mut ImageSet,
 ) -> Result<()> {
     let blocked = blocked_patterns(mirror);
+    let media_types = BTreeMap::new();
+    let deliveries = Deliveries::new(records, &media_types, delivered, "no delivery carries it");
+    // Every blob is read from the cache the deliveries were imported into.
+    let blobs = LayerBlobs::new(Some(delivered.blobs().clone()), false);
     for operator in &mirror.operators {
         let collection = CatalogCollection {
             operator,
@@ -52,10 +55,14 @@ pub fn collect_delivered(
                  in the configuration and bring the new delivery"
             )));
         };
-        let image = DeliveredImage {
-            name: &name,
-            top: &record.digest,
-            delivered,
+        let image = SourceImage {
+            source: &deliveries,
+            pinned: deliveries
+                .pin_name(&record.name)
+                .map_err(WorkflowError::input)?,
+            place: format!("{name} (delivered)"),
+            blobs: &blobs,
+            waiting: Waiting::Ready,
         };
         let (loaded, filtered) = collection.load(&image).map_err(|error| {
             WorkflowError::input(format!(
@@ -136,47 +143,4 @@ fn refuse_undelivered(
          configuration and bring the new delivery",
         lines.join("\n")
     )))
-}
-
-/// A catalog image a delivery brought: manifests from the deliveries,
-/// blobs from the cache they were imported into.
-struct DeliveredImage<'a> {
-    name: &'a str,
-    top: &'a Digest,
-    delivered: &'a DeliveredManifests,
-}
-
-impl ImageBlobs for DeliveredImage<'_> {
-    fn place(&self) -> String {
-        format!("{} (delivered)", self.name)
-    }
-
-    fn top(&self) -> std::result::Result<Vec<u8>, layer_files::LayerFilesError> {
-        self.manifest(self.top)
-    }
-
-    fn manifest(
-        &self,
-        digest: &Digest,
-    ) -> std::result::Result<Vec<u8>, layer_files::LayerFilesError> {
-        self.delivered
-            .bytes(digest)
-            .map_err(|message| layer_files::LayerFilesError::Layout {
-                place: self.place(),
-                message,
-            })
-    }
-
-    fn blob(
-        &self,
-        digest: &Digest,
-    ) -> std::result::Result<Box<dyn Read + '_>, layer_files::LayerFilesError> {
-        let file = self.delivered.blobs().open_blob(digest).map_err(|cause| {
-            layer_files::LayerFilesError::Layout {
-                place: self.place(),
-                message: format!("blob {digest}: {cause}"),
-            }
-        })?;
-        Ok(Box::new(file))
-    }
 }

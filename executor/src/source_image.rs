@@ -1,0 +1,147 @@
+//! An image of a [`ContentSource`] read as [`ImageBlobs`]: how collectors
+//! read files out of layers (an operator catalog's configs, a release
+//! payload's `release-manifests/`, the graph image's base) through the
+//! same sources the resolver reads, never beside them.
+//!
+//! Where the blobs read are kept is [`LayerBlobs`]'s choice: the cache is
+//! read first when there is one; mirror-to-disk fills it (so its copy stage
+//! finds those blobs there and fetches none again); any other run keeps
+//! what it had to read in a temporary store removed afterwards.
+
+use std::io::Read;
+use std::sync::OnceLock;
+
+use ferry_schemas::Digest;
+use ferry_store::BlobStore;
+use futures_util::FutureExt as _;
+
+use crate::layer_files::{ImageBlobs, LayerFilesError};
+use crate::source::{ContentSource, Pinned};
+
+/// Where the blobs collectors read out of images are kept.
+pub struct LayerBlobs {
+    /// Read first, when given.
+    cache: Option<BlobStore>,
+    /// Whether blobs the cache lacks are put into it.
+    fill: bool,
+    /// Where they go otherwise (made on first use).
+    temporary: OnceLock<Result<(tempfile::TempDir, BlobStore), String>>,
+}
+
+impl LayerBlobs {
+    /// Blobs read from `cache` when it holds them; the others put into it
+    /// when `fill`, else into a temporary store.
+    pub fn new(cache: Option<BlobStore>, fill: bool) -> Self {
+        LayerBlobs {
+            fill: fill && cache.is_some(),
+            cache,
+            temporary: OnceLock::new(),
+        }
+    }
+
+    /// A temporary store only (no cache).
+    pub fn temporary() -> Self {
+        LayerBlobs::new(None, false)
+    }
+
+    /// The store blob `digest` is read from, or put into first.
+    fn store_for(&self, digest: &Digest) -> Result<&BlobStore, String> {
+        if let Some(cache) = &self.cache
+            && (self.fill || cache.contains(digest))
+        {
+            return Ok(cache);
+        }
+        self.temporary
+            .get_or_init(|| {
+                let folder = tempfile::tempdir()
+                    .map_err(|error| format!("cannot make a temporary folder: {error}"))?;
+                let store = BlobStore::open(folder.path().join("blobs"))
+                    .map_err(|error| error.to_string())?;
+                Ok((folder, store))
+            })
+            .as_ref()
+            .map(|(_, store)| store)
+            .map_err(Clone::clone)
+    }
+}
+
+/// How a source's answers are waited for from synchronous code.
+#[derive(Clone, Copy)]
+pub enum Waiting<'a> {
+    /// On this runtime (a source that does network I/O).
+    Runtime(&'a tokio::runtime::Runtime),
+    /// Not at all: the source answers from local files (the deliveries,
+    /// the recorded state), so its answers are ready when first asked.
+    Ready,
+}
+
+/// Image `pinned` of `source`, its manifests and blobs read through the
+/// source (each checked against its digest by `layer_files`).
+pub struct SourceImage<'a, S> {
+    pub source: &'a S,
+    pub pinned: Pinned,
+    /// What errors name (the reference read, or the image's name).
+    pub place: String,
+    pub blobs: &'a LayerBlobs,
+    pub waiting: Waiting<'a>,
+}
+
+impl<S: ContentSource> SourceImage<'_, S> {
+    fn error(&self, message: impl std::fmt::Display) -> LayerFilesError {
+        LayerFilesError::Layout {
+            place: self.place.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    fn wait<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, LayerFilesError> {
+        match self.waiting {
+            Waiting::Runtime(runtime) => runtime.block_on(future),
+            Waiting::Ready => future
+                .now_or_never()
+                .unwrap_or_else(|| Err("the source was not ready to answer".to_owned())),
+        }
+        .map_err(|message| self.error(message))
+    }
+}
+
+impl<S: ContentSource> ImageBlobs for SourceImage<'_, S> {
+    fn place(&self) -> String {
+        self.place.clone()
+    }
+
+    fn top(&self) -> Result<Vec<u8>, LayerFilesError> {
+        match &self.pinned.top_manifest {
+            Some(manifest) => Ok(manifest.bytes.to_vec()),
+            None => self
+                .wait(
+                    self.source
+                        .manifest(&self.pinned, &self.pinned.top, &self.pinned.media_type),
+                )
+                .map(|manifest| manifest.bytes.to_vec()),
+        }
+    }
+
+    fn manifest(&self, digest: &Digest) -> Result<Vec<u8>, LayerFilesError> {
+        if let Some(manifest) = self.source.known_manifest(digest) {
+            return Ok(manifest.bytes.to_vec());
+        }
+        self.wait(self.source.manifest(&self.pinned, digest, ""))
+            .map(|manifest| manifest.bytes.to_vec())
+    }
+
+    fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError> {
+        let store = self
+            .blobs
+            .store_for(digest)
+            .map_err(|message| self.error(message))?;
+        self.wait(self.source.blob(&self.pinned, digest, store))?;
+        let file = store
+            .open_blob(digest)
+            .map_err(|error| self.error(format!("blob {digest}: {error}")))?;
+        Ok(Box::new(file))
+    }
+}
