@@ -415,6 +415,7 @@ mod tests {
                 blobs: vec![(digest(0xee), 10), (digest(seed + 1), 20)],
             }],
             category: ferry_planner::Category::Additional,
+            signature_of: None,
         }
     }
 

@@ -488,6 +488,7 @@ pub async fn resolve_built_from_deliveries(
                 top: pinned.top,
                 manifests: tree,
                 category: image.category,
+                signature_of: None,
             }),
             Err(message) => resolution.failures.push(Failure {
                 name: image.name.clone(),

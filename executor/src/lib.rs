@@ -27,6 +27,7 @@ pub mod cluster_resources;
 pub mod disk;
 pub mod layer_files;
 pub mod naming;
+pub mod oci_manifest;
 pub mod release_signature;
 pub mod resolve;
 pub mod run;

@@ -28,6 +28,7 @@ use ferry_schemas::config::Mirror;
 use ferry_store::{RecordedManifest, RecordedResolution, WorkspaceState};
 use futures_util::StreamExt as _;
 
+use crate::oci_manifest::{ManifestContent, descriptor_digest};
 use crate::source::{ContentSource, Pinned, RecordedState, Registries};
 
 /// What the configuration asks for, before resolving: an image of the
@@ -208,7 +209,8 @@ pub fn additional_image_requests(
     (set.images, set.blocked)
 }
 
-/// What a manifest names: child manifests, or config and layers.
+/// What a manifest names: child manifests, or config and layers (read
+/// through oci-spec's types, `crate::oci_manifest`).
 pub fn describe(manifest: &Manifest) -> Result<ResolvedManifest, String> {
     describe_with_media_types(manifest).map(|(described, _)| described)
 }
@@ -218,40 +220,26 @@ pub fn describe(manifest: &Manifest) -> Result<ResolvedManifest, String> {
 pub(crate) fn describe_with_media_types(
     manifest: &Manifest,
 ) -> Result<(ResolvedManifest, Vec<String>), String> {
-    let value: serde_json::Value = serde_json::from_slice(&manifest.bytes)
-        .map_err(|error| format!("manifest {} is not JSON: {error}", manifest.digest))?;
-    let descriptor = |item: &serde_json::Value| -> Result<(Digest, u64), String> {
-        let digest = item["digest"]
-            .as_str()
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| {
-                format!(
-                    "manifest {} has a descriptor without a valid digest",
-                    manifest.digest
-                )
-            })?;
-        let size = item["size"].as_u64().ok_or_else(|| {
-            format!(
-                "manifest {} has a descriptor without a size",
-                manifest.digest
-            )
-        })?;
-        Ok((digest, size))
+    let failed = |message: String| format!("manifest {} {message}", manifest.digest);
+    let descriptor = |item: &oci_spec::image::Descriptor| -> Result<(Digest, u64), String> {
+        let digest = descriptor_digest(item).map_err(|error| failed(format!("has a {error}")))?;
+        Ok((digest, item.size()))
     };
     let mut children = Vec::new();
     let mut child_media_types = Vec::new();
     let mut blobs = Vec::new();
-    if let Some(entries) = value["manifests"].as_array() {
-        for entry in entries {
-            children.push(descriptor(entry)?.0);
-            child_media_types.push(entry["mediaType"].as_str().unwrap_or_default().to_owned());
+    match ManifestContent::parse(&manifest.bytes).map_err(failed)? {
+        ManifestContent::Index(index) => {
+            for entry in index.manifests() {
+                children.push(descriptor(entry)?.0);
+                child_media_types.push(entry.media_type().to_string());
+            }
         }
-    } else {
-        if !value["config"].is_null() {
-            blobs.push(descriptor(&value["config"])?);
-        }
-        for layer in value["layers"].as_array().into_iter().flatten() {
-            blobs.push(descriptor(layer)?);
+        ManifestContent::Image(image) => {
+            blobs.push(descriptor(image.config())?);
+            for layer in image.layers() {
+                blobs.push(descriptor(layer)?);
+            }
         }
     }
     let described = ResolvedManifest {
@@ -351,6 +339,7 @@ async fn resolve_one<S: ContentSource>(
         top: pinned.top.clone(),
         manifests: tree,
         category: request.category,
+        signature_of: None,
     });
     let mut signature = None;
     if signatures
@@ -367,6 +356,7 @@ async fn resolve_one<S: ContentSource>(
             top: signed.top.clone(),
             manifests: tree,
             category: request.category,
+            signature_of: Some(pinned.top.clone()),
         });
         signature = Some(signed.top);
     }
@@ -605,8 +595,10 @@ mod tests {
         assert_eq!(image.top, index);
         assert_eq!(image.destination_tag.as_deref(), Some("v1"));
         assert_eq!(image.manifests.len(), 3, "index and two platforms");
+        assert_eq!(image.signature_of, None);
         let signed = &resolution.images[1];
         assert_eq!(signed.top, signature);
+        assert_eq!(signed.signature_of.as_ref(), Some(&index), "what it signs");
         assert_eq!(
             signed.destination_tag.as_deref(),
             Some(signature_tag(&index).as_str())

@@ -52,6 +52,9 @@ pub struct ResolvedImage {
     pub manifests: Vec<ResolvedManifest>,
     /// What the image is part of (a signature is its image's).
     pub category: Category,
+    /// For a cosign signature, the top digest of the image it signs (a
+    /// signature is not an image of its own in the counts people read).
+    pub signature_of: Option<Digest>,
 }
 
 impl ResolvedImage {

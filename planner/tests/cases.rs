@@ -171,6 +171,7 @@ fn resolved(case: &ImageCase, names: &mut Names) -> ResolvedImage {
             })
             .collect(),
         category: category_of(case.category.as_deref()),
+        signature_of: None,
     }
 }
 

@@ -258,6 +258,7 @@ fn index_children_come_before_the_index() {
             child_b,
         ],
         category: Category::Additional,
+        signature_of: None,
     };
     let plan = plan(
         &compile(&[multi], &destination()),

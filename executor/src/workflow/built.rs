@@ -237,6 +237,7 @@ impl BuiltImage {
             top: self.manifest.digest.clone(),
             manifests,
             category: self.category,
+            signature_of: None,
         }
     }
 }

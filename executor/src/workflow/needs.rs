@@ -106,6 +106,7 @@ mod tests {
                 blobs: vec![(blob, 5)],
             }],
             category: Category::Operator,
+            signature_of: None,
         }
     }
 

@@ -657,13 +657,6 @@ impl Executed {
     }
 }
 
-/// Whether `tag` is a cosign signature tag (`sha256-<64 hex>.sig`).
-fn is_signature_tag(tag: &str) -> bool {
-    tag.strip_prefix("sha256-")
-        .and_then(|rest| rest.strip_suffix(".sig"))
-        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
-}
-
 /// How many images of each category reached the destination.
 pub(crate) fn count_categories(
     resolution: &Resolution,
@@ -676,13 +669,9 @@ pub(crate) fn count_categories(
             let images: Vec<&str> = resolution
                 .images
                 .iter()
-                .filter(|image| image.category == category)
-                .filter(|image| {
-                    !image
-                        .destination_tag
-                        .as_deref()
-                        .is_some_and(is_signature_tag)
-                })
+                // A signature travels with its image (the resolver says
+                // which images are signatures).
+                .filter(|image| image.category == category && image.signature_of.is_none())
                 .map(|image| image.name.as_str())
                 .collect();
             let unresolved = resolution
@@ -804,4 +793,61 @@ pub async fn execute(
         failed,
         categories,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_planner::{ResolvedImage, Source};
+
+    fn image(name: &str, tag: &str, signature_of: Option<Digest>) -> ResolvedImage {
+        ResolvedImage {
+            name: name.to_owned(),
+            source: Source::Registry("quay.io/a/b".to_owned()),
+            blob_sources: Default::default(),
+            destination_repository: "a/b".to_owned(),
+            destination_tag: Some(tag.to_owned()),
+            top: Digest::sha256_of(name.as_bytes()),
+            manifests: Vec::new(),
+            category: Category::Additional,
+            signature_of,
+        }
+    }
+
+    #[test]
+    fn signatures_are_known_by_the_resolver_not_by_their_tag() {
+        let signed = Digest::sha256_of(b"quay.io/a/b:1");
+        let signature_tag = format!("sha256-{}.sig", signed.hex());
+        let resolution = Resolution {
+            images: vec![
+                image("quay.io/a/b:1", "1", None),
+                image(
+                    &format!("quay.io/a/b:{signature_tag}"),
+                    &signature_tag,
+                    Some(signed.clone()),
+                ),
+                // A tag shaped like a signature's, asked for by name: an
+                // image of its own.
+                image(
+                    "quay.io/a/b:sha256-0000.sig",
+                    &format!("sha256-{}.sig", "0".repeat(64)),
+                    None,
+                ),
+            ],
+            ..Resolution::default()
+        };
+        let failed = [FailedImage {
+            name: "quay.io/a/b:1".to_owned(),
+            category: Category::Additional,
+            reason: "gone".to_owned(),
+        }];
+        assert_eq!(
+            count_categories(&resolution, &failed),
+            [CategoryCount {
+                category: Category::Additional,
+                mirrored: 1,
+                total: 2,
+            }]
+        );
+    }
 }

@@ -34,6 +34,7 @@ pub fn image(name: &str, repository: &str, tag: &str, layers: &[&str]) -> Resolv
             blobs,
         }],
         category: Category::Additional,
+        signature_of: None,
     }
 }
 
