@@ -11,8 +11,8 @@ use serde::Deserialize;
 /// What a manifest document holds.
 #[derive(Clone, Debug)]
 pub enum ManifestContent {
-    Index(ImageIndex),
-    Image(ImageManifest),
+    Index(Box<ImageIndex>),
+    Image(Box<ImageManifest>),
 }
 
 impl ManifestContent {
@@ -28,11 +28,11 @@ impl ManifestContent {
             serde_json::from_slice(bytes).map_err(|error| format!("is not JSON: {error}"))?;
         if shape.manifests.is_some() {
             serde_json::from_slice(bytes)
-                .map(ManifestContent::Index)
+                .map(|index| ManifestContent::Index(Box::new(index)))
                 .map_err(|error| format!("is not an image index: {error}"))
         } else {
             serde_json::from_slice(bytes)
-                .map(ManifestContent::Image)
+                .map(|image| ManifestContent::Image(Box::new(image)))
                 .map_err(|error| format!("is not an image manifest: {error}"))
         }
     }
