@@ -295,11 +295,8 @@ fn plan_document(arguments: &MirrorArgs, prepared: &Prepared) -> ferry_planner::
 }
 
 /// The keys of every planned action: what a saved plan must match.
-fn action_keys(plan: &Plan) -> Vec<String> {
-    plan.actions
-        .iter()
-        .map(|planned| planned.key.to_hex())
-        .collect()
+fn action_keys(plan: &Plan) -> Vec<ferry_planner::ActionKey> {
+    plan.actions.iter().map(|planned| planned.key).collect()
 }
 
 /// Runs a version 2 plan document to a registry exactly, or refuses it

@@ -76,7 +76,7 @@ pub(crate) fn apply_inputs(
     config_text: &str,
     state_fingerprint: &str,
     resolution: &Resolution,
-    action_keys: Vec<String>,
+    action_keys: Vec<ferry_planner::ActionKey>,
 ) -> ApplyInputs {
     ApplyInputs {
         configuration: ferry_planner::SavedConfiguration {
@@ -147,7 +147,7 @@ pub(crate) fn refuse_stale(
     apply: &ApplyInputs,
     state_fingerprint: &str,
     resolution: &Resolution,
-    action_keys: &[String],
+    action_keys: &[ferry_planner::ActionKey],
     messages: Staleness,
 ) -> Result<(), ExitCode> {
     let images = saved_images(resolution);

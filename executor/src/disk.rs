@@ -185,7 +185,7 @@ pub struct DeliverySettings {
 pub struct DeliveryContents {
     pub input: DeliveryInput,
     /// Keys of the planned pack and record actions it carries out.
-    pub keys: Vec<String>,
+    pub keys: Vec<ferry_planner::ActionKey>,
     /// Every image its index names, with its digest.
     pub images: Vec<(String, Digest)>,
 }
@@ -239,7 +239,7 @@ pub fn delivery_contents(
             Action::RecordImage { .. } => {}
             _ => continue,
         }
-        keys.push(planned.key.to_hex());
+        keys.push(planned.key);
     }
     let mut records = Vec::new();
     let mut images = Vec::new();

@@ -126,6 +126,15 @@ impl Serialize for ActionKey {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for ActionKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        ActionKey::from_hex(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not an action key (64 hex digits)"))
+        })
+    }
+}
+
 /// One unit of work at the destination.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ActionKey;
+
 /// The configuration a plan was made from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SavedConfiguration {
@@ -71,7 +73,7 @@ pub struct ApplyInputs {
     pub state_fingerprint: String,
     pub images: Vec<PlannedImage>,
     /// The keys of the planned actions that must match at apply.
-    pub action_keys: Vec<String>,
+    pub action_keys: Vec<ActionKey>,
 }
 
 /// Why a saved plan no longer applies.
@@ -96,7 +98,7 @@ pub struct Current<'a> {
     pub state_fingerprint: &'a str,
     /// (name, top digest) of each image resolved now.
     pub images: &'a [PlannedImage],
-    pub action_keys: &'a [String],
+    pub action_keys: &'a [ActionKey],
 }
 
 /// Why `saved` is stale, checked in this order: the state it was made
@@ -167,7 +169,10 @@ mod tests {
                 name: "quay.io/a/b:1".to_owned(),
                 top: "sha256:aa".to_owned(),
             }],
-            action_keys: vec!["k1".to_owned(), "k2".to_owned()],
+            action_keys: vec![
+                ActionKey::from_bytes([1; 32]),
+                ActionKey::from_bytes([2; 32]),
+            ],
         }
     }
 
@@ -208,7 +213,10 @@ mod tests {
             })
         );
         assert_eq!(
-            staleness(&saved, &current("f1", &same_images, &["k1".to_owned()])),
+            staleness(
+                &saved,
+                &current("f1", &same_images, &[ActionKey::from_bytes([1; 32])])
+            ),
             Some(Stale::Actions)
         );
     }
@@ -225,5 +233,17 @@ mod tests {
         assert_ne!(older, text);
         let read: ApplyInputs = serde_json::from_str(&older).unwrap();
         assert!(!read.settings.ignore_release_signature);
+    }
+
+    #[test]
+    fn keys_are_written_as_hex_and_a_key_that_is_not_one_is_refused() {
+        let mut json = serde_json::to_value(inputs()).unwrap();
+        assert_eq!(json["action_keys"][0], "01".repeat(32));
+        json["action_keys"][0] = "k1".into();
+        let error = serde_json::from_value::<ApplyInputs>(json).unwrap_err();
+        assert!(
+            error.to_string().contains("is not an action key"),
+            "{error}"
+        );
     }
 }

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ferry_planner::ActionKey;
 use ferry_schemas::Digest;
 use rusqlite::{OptionalExtension, params};
 
@@ -57,8 +58,10 @@ impl WorkspaceState {
     }
 
     /// Keys shipped by the deliveries made before `before` (all when
-    /// `None`): oc-mirror's `--since` baseline.
-    pub fn shipped_keys(&self, before: Option<i64>) -> Result<BTreeSet<String>> {
+    /// `None`): oc-mirror's `--since` baseline. The table keeps them as
+    /// hex; one that does not read as a key is left out (it matches no
+    /// planned action).
+    pub fn shipped_keys(&self, before: Option<i64>) -> Result<BTreeSet<ActionKey>> {
         let mut statement = self
             .connection
             .prepare(
@@ -69,8 +72,13 @@ impl WorkspaceState {
         let rows = statement
             .query_map(params![before], |row| row.get::<_, String>(0))
             .map_err(self.database())?;
-        rows.collect::<std::result::Result<_, _>>()
-            .map_err(self.database())
+        let mut keys = BTreeSet::new();
+        for row in rows {
+            if let Some(key) = ActionKey::from_hex(&row.map_err(self.database())?) {
+                keys.insert(key);
+            }
+        }
+        Ok(keys)
     }
 
     /// The newest delivery made before `before` (all when `None`): the one
@@ -112,7 +120,7 @@ impl WorkspaceState {
     pub fn record_delivery(
         &mut self,
         record: &DeliveryRecord,
-        keys: &[String],
+        keys: &[ActionKey],
         images: &[(String, Digest)],
     ) -> Result<()> {
         let database = database_error(self.path.clone());
@@ -135,7 +143,7 @@ impl WorkspaceState {
             transaction
                 .execute(
                     "INSERT INTO delivery_keys (delivery, key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                    params![record.number, key],
+                    params![record.number, key.to_hex()],
                 )
                 .map_err(&database)?;
         }
@@ -245,6 +253,10 @@ mod tests {
         }
     }
 
+    fn key(seed: u8) -> ActionKey {
+        ActionKey::from_bytes([seed; 32])
+    }
+
     #[test]
     fn deliveries_chain_and_since_baselines() {
         let folder = tempfile::tempdir().unwrap();
@@ -255,14 +267,14 @@ mod tests {
             state
                 .record_delivery(
                     &record(1, None, 100),
-                    &["k1".to_owned(), "k2".to_owned()],
+                    &[key(1), key(2)],
                     &[("quay.io/a:1".to_owned(), digest("aa"))],
                 )
                 .unwrap();
             state
                 .record_delivery(
                     &record(2, Some(1), 200),
-                    &["k3".to_owned()],
+                    &[key(3)],
                     &[("quay.io/a:1".to_owned(), digest("bb"))],
                 )
                 .unwrap();
@@ -273,9 +285,9 @@ mod tests {
             vec![record(1, None, 100), record(2, Some(1), 200)]
         );
         assert_eq!(state.shipped_keys(None).unwrap().len(), 3);
-        let before_second: Vec<String> =
+        let before_second: Vec<ActionKey> =
             state.shipped_keys(Some(200)).unwrap().into_iter().collect();
-        assert_eq!(before_second, vec!["k1".to_owned(), "k2".to_owned()]);
+        assert_eq!(before_second, vec![key(1), key(2)]);
         assert_eq!(state.baseline_delivery(Some(200)).unwrap(), Some(1));
         assert_eq!(state.baseline_delivery(Some(50)).unwrap(), None);
         assert_eq!(state.baseline_delivery(None).unwrap(), Some(2));

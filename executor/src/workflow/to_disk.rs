@@ -236,10 +236,7 @@ pub async fn prepare_image_set(
     } = History::read(&state, options.since, &rebuilt).map_err(WorkflowError::environment)?;
     let graph = compile_archive(&resolution.images);
     let mut snapshot = StateSnapshot {
-        done: shipped
-            .iter()
-            .filter_map(|key| ActionKey::from_hex(key))
-            .collect(),
+        done: shipped.iter().copied().collect(),
         tags: delivered_images
             .into_iter()
             .map(|(name, digest)| ((name, String::new()), digest))
@@ -276,7 +273,7 @@ pub async fn prepare_image_set(
         // another workspace sharing the cache changes that without
         // changing the plan.
         for key in &shipped {
-            hasher.update(key.as_bytes());
+            hasher.update(key.to_hex().as_bytes());
         }
         hasher.finalize().to_hex().to_string()
     };
@@ -368,11 +365,11 @@ fn verify_cached_blobs(
 
 /// What a saved plan must match: the pack and record keys (a fetch depends
 /// on the cache, not on what the delivery holds).
-pub fn delivery_keys(plan: &Plan) -> Vec<String> {
+pub fn delivery_keys(plan: &Plan) -> Vec<ActionKey> {
     plan.actions
         .iter()
         .filter(|planned| !matches!(planned.action, Action::FetchBlob { .. }))
-        .map(|planned| planned.key.to_hex())
+        .map(|planned| planned.key)
         .collect()
 }
 
@@ -603,7 +600,7 @@ fn write_and_record(
 struct History {
     deliveries: Vec<DeliveryRecord>,
     /// Keys shipped before the `--since` date (all without it).
-    shipped: BTreeSet<String>,
+    shipped: BTreeSet<ActionKey>,
     /// Each image name with the digest the newest delivery naming it gave.
     images: BTreeMap<String, Digest>,
     /// The delivery the next one builds on.
@@ -655,7 +652,7 @@ impl History {
 /// record, with its record rebuilt from its segments.
 struct Rebuilt {
     record: DeliveryRecord,
-    keys: Vec<String>,
+    keys: Vec<ActionKey>,
     images: Vec<(String, Digest)>,
     segments: Vec<String>,
 }
@@ -678,14 +675,14 @@ fn rebuild_record(folder: &Path, found: &ferry_archive::DeliveryContents) -> Reb
                 size: entry.size,
             },
         };
-        keys.insert(action.key().to_hex());
+        keys.insert(action.key());
     }
     for image in &found.summary.images {
         let action = Action::RecordImage {
             name: image.name.clone(),
             digest: image.digest.clone(),
         };
-        keys.insert(action.key().to_hex());
+        keys.insert(action.key());
     }
     // The archive holds no clock: the first segment's modification time
     // stands in for when the delivery was made (it only matters to
