@@ -3,6 +3,8 @@
 //! Docker schema 2), told apart by whether the document lists `manifests`
 //! (a media type is not always known when a manifest is read). Built
 //! images are written through the same types (`workflow/built.rs`).
+//! oci-spec requires what the OCI specification requires (a `mediaType`
+//! in every descriptor): a document without one is refused here.
 
 use ferry_schemas::Digest;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};

@@ -44,12 +44,22 @@ impl LayerBlobs {
         LayerBlobs::new(None, false)
     }
 
-    /// The store blob `digest` is read from, or put into first.
+    /// The store blob `digest` is read from, or put into first. A cached
+    /// copy is re-hashed first: a corrupt one is removed and fetched again
+    /// when filling, else passed over (so `--verify`, which runs after
+    /// collection, still gets to replace it).
     fn store_for(&self, digest: &Digest) -> Result<&BlobStore, String> {
-        if let Some(cache) = &self.cache
-            && (self.fill || cache.contains(digest))
-        {
-            return Ok(cache);
+        if let Some(cache) = &self.cache {
+            let intact = cache.contains(digest) && cache.is_intact(digest).unwrap_or(false);
+            if intact {
+                return Ok(cache);
+            }
+            if self.fill {
+                if cache.contains(digest) {
+                    cache.remove(digest).map_err(|error| error.to_string())?;
+                }
+                return Ok(cache);
+            }
         }
         self.temporary
             .get_or_init(|| {
@@ -143,5 +153,33 @@ impl<S: ContentSource> ImageBlobs for SourceImage<'_, S> {
             .open_blob(digest)
             .map_err(|error| self.error(format!("blob {digest}: {error}")))?;
         Ok(Box::new(file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intact_cached_blobs_are_read_from_the_cache_and_corrupt_ones_passed_over_or_replaced() {
+        let folder = tempfile::tempdir().unwrap();
+        let cache = BlobStore::open(folder.path()).unwrap();
+        let intact = Digest::sha256_of(b"intact");
+        cache.write(&intact, None, &b"intact"[..]).unwrap();
+        let corrupt = Digest::sha256_of(b"corrupt");
+        cache.write(&corrupt, None, &b"corrupt"[..]).unwrap();
+        std::fs::write(cache.path(&corrupt), b"changed").unwrap();
+        let missing = Digest::sha256_of(b"missing");
+
+        let reading = LayerBlobs::new(Some(cache.clone()), false);
+        assert_eq!(reading.store_for(&intact).unwrap().root(), cache.root());
+        assert_ne!(reading.store_for(&corrupt).unwrap().root(), cache.root());
+        assert_ne!(reading.store_for(&missing).unwrap().root(), cache.root());
+        assert!(cache.contains(&corrupt), "a plan leaves the cache as it is");
+
+        let filling = LayerBlobs::new(Some(cache.clone()), true);
+        assert_eq!(filling.store_for(&missing).unwrap().root(), cache.root());
+        assert_eq!(filling.store_for(&corrupt).unwrap().root(), cache.root());
+        assert!(!cache.contains(&corrupt), "removed, to be fetched again");
     }
 }
