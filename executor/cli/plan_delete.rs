@@ -124,7 +124,9 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
     )
     .map_err(error)?;
     print_notices(&notices);
-    // Protection is the plan's: it knows each item's digest at the destination.
+    // Protection from other image sets is the plan's: it knows each
+    // item's digest at the destination. What this image set's staying
+    // operator bundles need is left out while listing.
     let unprotected = SharedContent::default();
     let generated = delete::generate(
         &configuration,
@@ -133,11 +135,12 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
         inputs.delete_signatures,
         &Protection {
             shared: &unprotected,
-            force: true,
+            force: inputs.force,
         },
     )
     .map_err(error)?;
     print_notices(&generated.notices);
+    let kept_while_listing = generated.kept;
     let items = generated.list.items;
     let client = destination_client(
         &destination,
@@ -189,7 +192,7 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
                 .or_insert_with(|| manifest.clone());
         }
     }
-    let plan = plan::plan_delete(&plan::DeleteInputs {
+    let mut plan = plan::plan_delete(&plan::DeleteInputs {
         destination: &destination,
         items: &items,
         live: &live,
@@ -198,6 +201,9 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
         shared: &shared,
         force: inputs.force,
     });
+    plan.kept.extend(kept_while_listing);
+    plan.kept
+        .sort_by(|left, right| left.reference.cmp(&right.reference));
     Ok(Prepared {
         destination,
         workspace,

@@ -33,11 +33,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::workflow::collect::{CollectContext, CollectedImage, ImageSet, collect};
 use crate::workflow::error::{Result, WorkflowError};
+use crate::workflow::operators::selection::{self, SelectedBundle};
 use crate::workflow::releases::ReleaseSources;
 use crate::workflow::to_disk::Notice;
 use crate::workflow::workspace::Workspace;
 
 pub mod document;
+pub mod operators;
 pub mod plan;
 pub mod shared;
 
@@ -151,10 +153,13 @@ impl DeleteItem {
 }
 
 /// The list's type for a collected image, oc-mirror's names: a release
-/// payload (`openshift/release-images`) or one of its components; operators
-/// are refused before collecting until their collector tells catalogs,
-/// bundles and related images apart.
-fn item_type(image: &CollectedImage) -> Result<ItemType> {
+/// payload (`openshift/release-images`) or one of its components; an
+/// operator image's type as [`operators::operator_images`] told it
+/// (`operator_types`, by image name).
+fn item_type(
+    image: &CollectedImage,
+    operator_types: &BTreeMap<String, ItemType>,
+) -> Result<ItemType> {
     match image.category {
         Category::Additional => Ok(ItemType::Generic),
         Category::Helm => Ok(ItemType::HelmImage),
@@ -166,11 +171,12 @@ fn item_type(image: &CollectedImage) -> Result<ItemType> {
             Ok(ItemType::OcpRelease)
         }
         Category::Release => Ok(ItemType::OcpReleaseContent),
-        Category::Operator => Err(WorkflowError::internal(format!(
-            "{}: deleting {} images is not built yet",
-            image.name,
-            image.category.noun()
-        ))),
+        Category::Operator => operator_types.get(&image.name).copied().ok_or_else(|| {
+            WorkflowError::internal(format!(
+                "{}: an operator image the delete's operator part did not list",
+                image.name
+            ))
+        }),
     }
 }
 
@@ -182,6 +188,9 @@ pub struct Generated {
     /// What the user should know (images this workspace never recorded,
     /// signatures it cannot know).
     pub notices: Vec<Notice>,
+    /// Listed images left out because what stays in this image set needs
+    /// them (operator images of bundles that stay); also in `notices`.
+    pub kept: Vec<plan::KeptItem>,
 }
 
 /// The delete configuration as the image set configuration the collect
@@ -221,6 +230,9 @@ pub struct WorkspaceRecord {
     /// update-graph answers and payload files earlier runs saved in the
     /// workspace, read offline (`None`: no release can be listed).
     pub releases: Option<ReleaseSources>,
+    /// The operator bundles (with their images) runs recorded mirroring to
+    /// the destination: what `delete.operators` lists from.
+    pub bundles: Vec<SelectedBundle>,
 }
 
 impl WorkspaceRecord {
@@ -234,6 +246,7 @@ impl WorkspaceRecord {
             resolutions,
             tags_at_destination: history.tags,
             releases: None,
+            bundles: Vec::new(),
         })
     }
 
@@ -244,6 +257,7 @@ impl WorkspaceRecord {
         destination: &Destination,
     ) -> Result<Self> {
         let mut record = WorkspaceRecord::load(state, destination)?;
+        record.bundles = selection::recorded(workspace, &destination.display())?;
         record.releases = Some(ReleaseSources {
             registries: Default::default(),
             update_url_override: None,
@@ -270,19 +284,58 @@ pub fn generate(
 ) -> Result<Generated> {
     let context = CollectContext {
         prefix: destination.prefix.clone(),
-        // Releases from what the workspace saved, offline; operators are
-        // refused in delete configurations until their image types join
-        // `delete_items`, so no collector here reaches a registry.
+        // Releases from what the workspace saved, offline; operators from
+        // the bundles it recorded (below), so no collector here reaches a
+        // registry.
         releases: recorded.releases.clone(),
         ..CollectContext::default()
     };
-    let image_set = collect(&as_image_set(configuration), &context)?;
-    let (items, mut notices) = delete_items(&image_set, destination, recorded, delete_signatures)?;
+    let mut image_set_configuration = as_image_set(configuration);
+    let operators = std::mem::take(&mut image_set_configuration.mirror.operators);
+    let mut image_set = collect(&image_set_configuration, &context)?;
+    let mut operator_types = BTreeMap::new();
+    let mut notices = Vec::new();
+    let mut kept = Vec::new();
+    if !operators.is_empty() {
+        let deletion = operators::operator_images(
+            &operators,
+            &operators::OperatorSources {
+                destination,
+                recorded: &recorded.bundles,
+                tags_at_destination: &recorded.tags_at_destination,
+                force: protection.force,
+            },
+        )?;
+        notices.extend(deletion.notices);
+        for left_out in deletion.kept {
+            notices.push(Notice::Warning(format!(
+                "{}: left out, {} needs it (--force lists it anyway)",
+                left_out.reference, left_out.needed_by
+            )));
+            kept.push(plan::KeptItem {
+                reference: left_out.reference,
+                needed_by: left_out.needed_by,
+            });
+        }
+        for operator_image in deletion.images {
+            operator_types.insert(operator_image.image.name.clone(), operator_image.image_type);
+            image_set.images.push(operator_image.image);
+        }
+    }
+    let (items, item_notices) = delete_items(
+        &image_set,
+        destination,
+        recorded,
+        delete_signatures,
+        &operator_types,
+    )?;
+    notices.extend(item_notices);
     let items = protect(items, recorded, protection, &mut notices);
     Ok(Generated {
         list: DeleteImageList::new(items),
         configuration: configuration.clone(),
         notices,
+        kept,
     })
 }
 
@@ -346,11 +399,12 @@ pub fn delete_items(
     destination: &Destination,
     recorded: &WorkspaceRecord,
     delete_signatures: bool,
+    operator_types: &BTreeMap<String, ItemType>,
 ) -> Result<(Vec<DeleteItem>, Vec<Notice>)> {
     let mut items = Vec::new();
     let mut notices = Vec::new();
     for image in &image_set.images {
-        let image_type = item_type(image)?;
+        let image_type = item_type(image, operator_types)?;
         let at_destination = format!(
             "docker://{}/{}",
             destination.registry, image.destination_repository

@@ -104,6 +104,7 @@ fn signature_tags_come_from_recorded_digests() {
         .into_iter()
         .collect(),
         releases: None,
+        bundles: Vec::new(),
     };
     let generated = generate(
         &configuration,
@@ -287,4 +288,164 @@ fn delete_ids_are_file_name_parts() {
     for bad in ["", "../x", "a/b", ".hidden", "a b"] {
         assert!(check_delete_id(bad).is_err(), "{bad}");
     }
+}
+
+fn recorded_bundle(
+    package: &str,
+    version: &str,
+    channels: &[&str],
+    related: &[&str],
+) -> SelectedBundle {
+    SelectedBundle {
+        catalog: "quay.io/ops/catalog:v1".to_owned(),
+        package: package.to_owned(),
+        bundle: format!("{package}.v{version}"),
+        channels: channels
+            .iter()
+            .map(|channel| (*channel).to_owned())
+            .collect(),
+        version: version.to_owned(),
+        image: format!("quay.io/ops/{package}-bundle:v{version}"),
+        related_images: related.iter().map(|image| (*image).to_owned()).collect(),
+    }
+}
+
+fn operator_configuration(operators: &str) -> DeleteImageSetConfiguration {
+    ferry_schemas::load_delete_configuration(&format!(
+        "kind: DeleteImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\ndelete:\n  operators:\n{operators}"
+    ))
+    .map(|loaded| loaded.config)
+    .unwrap_or_else(|problems| panic!("{problems:?}"))
+}
+
+fn operator_record() -> WorkspaceRecord {
+    WorkspaceRecord {
+        bundles: vec![
+            recorded_bundle("foo", "1.0.0", &["stable"], &["quay.io/ops/foo:1.0.0"]),
+            recorded_bundle(
+                "foo",
+                "2.0.0",
+                &["stable", "fast"],
+                &["quay.io/ops/foo:2.0.0", "quay.io/ops/shared:1"],
+            ),
+            recorded_bundle("bar", "1.0.0", &["stable"], &["quay.io/ops/shared:1"]),
+        ],
+        ..WorkspaceRecord::default()
+    }
+}
+
+fn listed(generated: &Generated) -> Vec<(String, ItemType)> {
+    generated
+        .list
+        .items
+        .iter()
+        .map(|item| {
+            (
+                item.image_reference
+                    .trim_start_matches("docker://mirror.example.com:5000/team/")
+                    .to_owned(),
+                item.image_type,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_package_lists_its_recorded_bundles_and_leaves_the_catalog_and_shared_images() {
+    let configuration = operator_configuration(
+        "  - catalog: quay.io/ops/catalog:v1\n    packages:\n    - name: foo\n",
+    );
+    let generated = generate(
+        &configuration,
+        &destination(),
+        &operator_record(),
+        false,
+        &unprotected(),
+    )
+    .unwrap();
+    assert_eq!(
+        listed(&generated),
+        [
+            ("ops/foo-bundle:v1.0.0".to_owned(), ItemType::OperatorBundle),
+            ("ops/foo-bundle:v2.0.0".to_owned(), ItemType::OperatorBundle),
+            ("ops/foo:1.0.0".to_owned(), ItemType::OperatorRelatedImage),
+            ("ops/foo:2.0.0".to_owned(), ItemType::OperatorRelatedImage),
+        ],
+        "the catalog stays, and bar (staying) needs ops/shared:1"
+    );
+    assert_eq!(generated.kept.len(), 1);
+    assert_eq!(
+        generated.kept[0].reference,
+        "docker://mirror.example.com:5000/team/ops/shared:1"
+    );
+    assert!(generated.kept[0].needed_by.contains("bar.v1.0.0"));
+    // Forced, the shared image is listed too, with a warning.
+    let forced = generate(
+        &configuration,
+        &destination(),
+        &operator_record(),
+        false,
+        &Protection {
+            force: true,
+            ..unprotected()
+        },
+    )
+    .unwrap();
+    assert_eq!(listed(&forced).len(), 5);
+    assert!(forced.kept.is_empty());
+}
+
+#[test]
+fn versions_and_channels_narrow_what_was_recorded() {
+    let generated = generate(
+        &operator_configuration(
+            "  - catalog: quay.io/ops/catalog:v1\n    packages:\n    - name: foo\n      channels:\n      - name: stable\n        maxVersion: 1.5.0\n",
+        ),
+        &destination(),
+        &operator_record(),
+        false,
+        &unprotected(),
+    )
+    .unwrap();
+    assert_eq!(
+        listed(&generated),
+        [
+            ("ops/foo-bundle:v1.0.0".to_owned(), ItemType::OperatorBundle),
+            ("ops/foo:1.0.0".to_owned(), ItemType::OperatorRelatedImage),
+        ]
+    );
+}
+
+#[test]
+fn a_catalog_without_packages_lists_the_catalog_and_everything_in_it() {
+    let generated = generate(
+        &operator_configuration("  - catalog: quay.io/ops/catalog:v1\n"),
+        &destination(),
+        &operator_record(),
+        false,
+        &unprotected(),
+    )
+    .unwrap();
+    let listed = listed(&generated);
+    assert_eq!(listed.len(), 7, "{listed:?}");
+    assert!(listed.contains(&("ops/catalog:v1".to_owned(), ItemType::OperatorCatalog)));
+    assert!(listed.contains(&("ops/shared:1".to_owned(), ItemType::OperatorRelatedImage)));
+    assert!(generated.kept.is_empty());
+}
+
+#[test]
+fn a_catalog_the_workspace_never_mirrored_names_what_to_run_first() {
+    let error = generate(
+        &operator_configuration("  - catalog: quay.io/ops/other:v1\n"),
+        &destination(),
+        &operator_record(),
+        false,
+        &unprotected(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("catalog quay.io/ops/other:v1: this workspace has no record of mirroring it to docker://mirror.example.com:5000/team: run `ferry mirror` with this catalog"),
+        "{error}"
+    );
 }
