@@ -4,6 +4,7 @@
 
 mod compatibility;
 mod delete;
+mod delete_operators;
 mod delete_plan;
 mod demo;
 mod diagnostics;
