@@ -42,6 +42,7 @@ pub mod document;
 pub mod operators;
 pub mod plan;
 pub mod shared;
+pub mod within;
 
 pub use shared::SharedContent;
 
@@ -189,7 +190,8 @@ pub struct Generated {
     /// signatures it cannot know).
     pub notices: Vec<Notice>,
     /// Listed images left out because what stays in this image set needs
-    /// them (operator images of bundles that stay); also in `notices`.
+    /// them (operator images of bundles that stay, manifests an unlisted
+    /// tag names: [`within`]); also in `notices`.
     pub kept: Vec<plan::KeptItem>,
 }
 
@@ -330,6 +332,13 @@ pub fn generate(
         &operator_types,
     )?;
     notices.extend(item_notices);
+    let items = within::leave_out_needed(
+        items,
+        &recorded.tags_at_destination,
+        protection.force,
+        &mut notices,
+        &mut kept,
+    );
     let items = protect(items, recorded, protection, &mut notices);
     Ok(Generated {
         list: DeleteImageList::new(items),
@@ -458,44 +467,7 @@ pub fn delete_items(
     }
     items.sort_by(|left, right| left.image_reference.cmp(&right.image_reference));
     items.dedup_by(|later, earlier| later.image_reference == earlier.image_reference);
-    notices.extend(tags_deleted_with(&items, destination, recorded));
     Ok((items, notices))
-}
-
-/// A manifest is deleted by digest, which removes every tag of it in its
-/// repository: a warning for each tag the workspace recorded at the
-/// destination that shares a listed tag's manifest but is not listed.
-fn tags_deleted_with(
-    items: &[DeleteItem],
-    destination: &Destination,
-    recorded: &WorkspaceRecord,
-) -> Vec<Notice> {
-    let base = format!("docker://{}/", destination.registry);
-    let listed: BTreeSet<(String, String)> = items
-        .iter()
-        .filter_map(|item| {
-            let (repository, tag) = item.image_reference.strip_prefix(&base)?.rsplit_once(':')?;
-            Some((repository.to_owned(), tag.to_owned()))
-        })
-        .collect();
-    let mut notices = Vec::new();
-    for (repository, tag) in &listed {
-        let Some(digest) = recorded
-            .tags_at_destination
-            .get(&(repository.clone(), tag.clone()))
-        else {
-            continue;
-        };
-        for ((other_repository, other_tag), other_digest) in &recorded.tags_at_destination {
-            let unlisted = !listed.contains(&(other_repository.clone(), other_tag.clone()));
-            if other_repository == repository && other_digest == digest && unlisted {
-                notices.push(Notice::Warning(format!(
-                    "{base}{repository}:{other_tag} is the same manifest as the listed {repository}:{tag}: deleting it by digest removes that tag too"
-                )));
-            }
-        }
-    }
-    notices
 }
 
 /// The two files `--generate` writes (`delete-images[-ID].yaml`,

@@ -106,12 +106,16 @@ fn signature_tags_come_from_recorded_digests() {
         releases: None,
         bundles: Vec::new(),
     };
+    // Forced: signed:stable names the same manifest as signed:1.0.
     let generated = generate(
         &configuration,
         &destination(),
         &recorded,
         true,
-        &unprotected(),
+        &Protection {
+            force: true,
+            ..unprotected()
+        },
     )
     .unwrap();
     let warned = format!("{:?}", generated.notices);
@@ -121,7 +125,7 @@ fn signature_tags_come_from_recorded_digests() {
         "signed:1.0 is recorded at the destination: {warned}"
     );
     assert!(
-        warned.contains("docker://mirror.example.com:5000/team/a/signed:stable is the same manifest as the listed team/a/signed:1.0"),
+        warned.contains("docker://mirror.example.com:5000/team/a/signed:1.0: listed with --force although this image set's team/a/signed:stable (the same manifest) stays"),
         "{warned}"
     );
     assert!(!warned.contains("signed:2.0"), "{warned}");
@@ -447,5 +451,72 @@ fn a_catalog_the_workspace_never_mirrored_names_what_to_run_first() {
     assert!(
         error.contains("catalog quay.io/ops/other:v1: this workspace has no record of mirroring it to docker://mirror.example.com:5000/team: run `ferry mirror` with this catalog"),
         "{error}"
+    );
+}
+
+#[test]
+fn a_manifest_an_unlisted_tag_names_is_left_out_with_its_signature() {
+    let configuration =
+        configuration("  - name: quay.io/a/signed:1.0\n  - name: quay.io/a/other:1.0\n");
+    let recorded = WorkspaceRecord {
+        resolutions: [(
+            "quay.io/a/signed:1.0".to_owned(),
+            RecordedResolution {
+                name: "quay.io/a/signed:1.0".to_owned(),
+                source: "quay.io/a".to_owned(),
+                top: digest('a'),
+                signature: Some(digest('f')),
+                signature_checked: true,
+            },
+        )]
+        .into_iter()
+        .collect(),
+        tags_at_destination: [
+            (("team/a/signed".to_owned(), "1.0".to_owned()), digest('a')),
+            (
+                ("team/a/signed".to_owned(), "stable".to_owned()),
+                digest('a'),
+            ),
+            (("team/a/other".to_owned(), "1.0".to_owned()), digest('b')),
+        ]
+        .into_iter()
+        .collect(),
+        ..WorkspaceRecord::default()
+    };
+    let generated = generate(
+        &configuration,
+        &destination(),
+        &recorded,
+        true,
+        &unprotected(),
+    )
+    .unwrap();
+    let references: Vec<&str> = generated
+        .list
+        .items
+        .iter()
+        .map(|item| item.image_reference.as_str())
+        .collect();
+    assert_eq!(
+        references,
+        ["docker://mirror.example.com:5000/team/a/other:1.0"],
+        "signed:1.0 and its signature tag stay for signed:stable"
+    );
+    assert_eq!(generated.kept.len(), 1);
+    assert_eq!(
+        generated.kept[0].needed_by,
+        "this image set's team/a/signed:stable (the same manifest)"
+    );
+    let warned = format!("{:?}", generated.notices);
+    assert!(
+        warned.contains("team/a/signed:1.0: left out, this image set's team/a/signed:stable (the same manifest) needs it (--force lists it anyway)"),
+        "{warned}"
+    );
+    assert!(
+        warned.contains(&format!(
+            "team/a/signed:sha256-{}.sig: left out with the manifest it signs",
+            "a".repeat(64)
+        )),
+        "{warned}"
     );
 }
