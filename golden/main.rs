@@ -6,6 +6,7 @@ mod compatibility;
 mod delete;
 mod delete_operators;
 mod delete_plan;
+mod delete_releases;
 mod demo;
 mod diagnostics;
 mod disk;
