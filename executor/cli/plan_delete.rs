@@ -263,7 +263,17 @@ fn render_text(plan: &DeletePlan) -> String {
     }
     let _ = writeln!(
         text,
-        "Plan: {} manifests and {} tags to delete, {} kept, {} already gone; the registry's garbage collector then frees {} blobs, {} bytes ({}).",
+        "Plan: {}",
+        summary(plan, "the registry's garbage collector")
+    );
+    text
+}
+
+/// The plan in one sentence (the text's last line, the Markdown's first
+/// paragraph); `collector` names what frees the blobs.
+fn summary(plan: &DeletePlan, collector: &str) -> String {
+    format!(
+        "{} manifests and {} tags to delete, {} kept, {} already gone; {collector} then frees {} blobs, {} bytes ({}).",
         plan.manifests.len(),
         plan.tags.len(),
         plan.kept.len(),
@@ -271,8 +281,7 @@ fn render_text(plan: &DeletePlan) -> String {
         plan.freed_blobs.len(),
         plan.freed_bytes,
         mebibytes(plan.freed_bytes)
-    );
-    text
+    )
 }
 
 /// The plan as Markdown.
@@ -280,17 +289,7 @@ fn render_markdown(plan: &DeletePlan) -> String {
     use std::fmt::Write as _;
     let mut text = String::new();
     let _ = writeln!(text, "# Delete plan for `docker://{}`\n", plan.destination);
-    let _ = writeln!(
-        text,
-        "{} manifests and {} tags to delete, {} kept, {} already gone; garbage collection then frees {} blobs, {} bytes ({}).\n",
-        plan.manifests.len(),
-        plan.tags.len(),
-        plan.kept.len(),
-        plan.already_gone.len(),
-        plan.freed_blobs.len(),
-        plan.freed_bytes,
-        mebibytes(plan.freed_bytes)
-    );
+    let _ = writeln!(text, "{}\n", summary(plan, "garbage collection"));
     let _ = writeln!(text, "| Manifest | Bytes | Why |\n|---|---:|---|");
     for manifest in &plan.manifests {
         let why = match &manifest.child_of {
