@@ -3,8 +3,9 @@
 //! (its bundle and related images answer 404 with skopeo, the other
 //! package's images and the catalog still pull); then the whole catalog
 //! (the catalog image goes too); the delete plan of each listing the same
-//! manifests; and a workspace that never mirrored the catalog, refused
-//! with what to run first.
+//! manifests; the same from a disk folder after mirror-to-disk and
+//! disk-to-mirror; and a workspace that never mirrored the catalog,
+//! refused with what to run first.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -53,20 +54,26 @@ fn delete_configuration(scenario: &Scenario, name: &str, operators: &str) -> Str
 /// `ferry delete --generate` of `disc`: the listed (type, reference below
 /// the destination's `mirror/`) pairs.
 fn generate(scenario: &Scenario, disc: &str) -> BTreeSet<(String, String)> {
+    generate_in(scenario, "workspace", disc)
+}
+
+/// [`generate`] with the workspace (or disk folder) `folder`.
+fn generate_in(scenario: &Scenario, folder: &str, disc: &str) -> BTreeSet<(String, String)> {
     let output = scenario.ferry(&[
         "delete",
         "--generate",
         "-c",
         disc,
         "--workspace",
-        &scenario.workspace(),
+        &scenario.workspace_named(folder),
         &scenario.destination(),
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let list = scenario
         .folder
         .path()
-        .join("workspace/working-dir/delete/delete-images.yaml");
+        .join(folder)
+        .join("working-dir/delete/delete-images.yaml");
     let list: Value = serde_yaml::from_str(&std::fs::read_to_string(list).unwrap()).unwrap();
     let base = format!("docker://{}/mirror/", scenario.destination.host());
     list["items"]
@@ -89,10 +96,16 @@ fn generate(scenario: &Scenario, disc: &str) -> BTreeSet<(String, String)> {
 
 /// `ferry delete --delete-yaml-file` of what [`generate`] wrote.
 fn delete_listed(scenario: &Scenario) -> String {
+    delete_listed_in(scenario, "workspace")
+}
+
+/// [`delete_listed`] of the list in the workspace (or disk folder) `folder`.
+fn delete_listed_in(scenario: &Scenario, folder: &str) -> String {
     let list = scenario
         .folder
         .path()
-        .join("workspace/working-dir/delete/delete-images.yaml");
+        .join(folder)
+        .join("working-dir/delete/delete-images.yaml");
     let output = scenario.ferry(&[
         "delete",
         "--delete-yaml-file",
@@ -250,6 +263,80 @@ fn deleting_a_package_keeps_the_catalog_and_the_other_package_and_the_whole_cata
     assert!(!scenario.holds(catalog), "the catalog is deleted");
     for reference in &bar {
         assert!(!scenario.holds(reference), "{reference} is deleted");
+    }
+}
+
+#[test]
+fn a_disk_folder_that_disk_to_mirror_used_lists_its_catalog_offline() {
+    let scenario = Scenario::start(Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap());
+    let config = scenario.write(
+        "disk.yaml",
+        &format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n  - catalog: {TEST_CATALOG}\n{MIRRORED}"
+        ),
+    );
+    let disk = scenario.workspace_named("disk");
+    let registries_conf = scenario.world.registries_conf().display().to_string();
+    let to_disk = scenario.ferry(&[
+        "mirror",
+        "-c",
+        &config,
+        "--registries-conf",
+        &registries_conf,
+        &disk,
+    ]);
+    assert!(to_disk.status.success(), "{}", text(&to_disk.stderr));
+    let from_disk = scenario.ferry(&[
+        "mirror",
+        "-c",
+        &config,
+        "--from",
+        &disk,
+        "--dest-tls-verify=false",
+        &scenario.destination(),
+    ]);
+    assert!(from_disk.status.success(), "{}", text(&from_disk.stderr));
+    let catalog = "ferry-demo/test-catalog:latest";
+    assert!(pulls(&scenario, catalog));
+
+    let bar_only = delete_configuration(
+        &scenario,
+        "delete-bar.yaml",
+        &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: bar\n"),
+    );
+    let listed = generate_in(&scenario, "disk", &bar_only);
+    assert_eq!(
+        listed.len(),
+        2,
+        "bar's bundle and related image: {listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|(_, reference)| reference.contains("bar")),
+        "{listed:?}"
+    );
+    let done = delete_listed_in(&scenario, "disk");
+    assert!(
+        done.contains("done: 2 deleted, 0 already gone, 0 failed"),
+        "{done}"
+    );
+    for (_, reference) in &listed {
+        assert!(!scenario.holds(reference), "{reference} is deleted");
+    }
+    assert!(pulls(&scenario, catalog), "the catalog stays");
+    let foo = generate_in(
+        &scenario,
+        "disk",
+        &delete_configuration(
+            &scenario,
+            "delete-foo.yaml",
+            &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: foo\n"),
+        ),
+    );
+    assert_eq!(foo.len(), 4, "{foo:?}");
+    for (_, reference) in &foo {
+        assert!(pulls(&scenario, reference), "{reference} stays");
     }
 }
 
