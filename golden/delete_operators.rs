@@ -341,6 +341,66 @@ fn a_disk_folder_that_disk_to_mirror_used_lists_its_catalog_offline() {
 }
 
 #[test]
+fn an_applied_delete_plan_of_a_package_makes_the_workspace_forget_its_bundles() {
+    let scenario = Scenario::start(Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap());
+    mirror_operators(
+        &scenario,
+        &format!("  - catalog: {TEST_CATALOG}\n{MIRRORED}"),
+    );
+    let foo_only = delete_configuration(
+        &scenario,
+        "delete-foo.yaml",
+        &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: foo\n"),
+    );
+    let plan_file = scenario.folder.path().join("delete-plan.json");
+    let planned = scenario.ferry(&[
+        "plan",
+        "--delete",
+        "-c",
+        &foo_only,
+        "--workspace",
+        &scenario.workspace(),
+        "--dest-tls-verify=false",
+        "--format",
+        "markdown",
+        "--out",
+        &plan_file.display().to_string(),
+        &scenario.destination(),
+    ]);
+    let markdown = text(&planned.stdout);
+    assert!(planned.status.success(), "{}", text(&planned.stderr));
+    assert!(
+        markdown.contains("4 manifests and 4 tags to delete, 0 kept, 0 already gone; garbage collection then frees"),
+        "{markdown}"
+    );
+    let applied = scenario.ferry(&["apply", &plan_file.display().to_string()]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let bundles = std::fs::read_to_string(
+        scenario
+            .folder
+            .path()
+            .join("workspace/working-dir/operators/bundles.json"),
+    )
+    .unwrap();
+    assert!(!bundles.contains("foo."), "{bundles}");
+    assert!(bundles.contains("bar.v1.0.0"), "{bundles}");
+    // The whole catalog now lists the catalog and bar's images only.
+    let whole = delete_configuration(
+        &scenario,
+        "delete-catalog.yaml",
+        &format!("  - catalog: {TEST_CATALOG}\n"),
+    );
+    let listed = generate(&scenario, &whole);
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|(_, reference)| !reference.contains("foo")),
+        "{listed:?}"
+    );
+}
+
+#[test]
 fn a_workspace_that_never_mirrored_the_catalog_names_what_to_run_first() {
     let scenario = Scenario::start(Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap());
     scenario.mirror("  - name: quay.io/ferry-demo/hello:1.0\n");

@@ -442,6 +442,20 @@ fn run(prepared: Prepared) -> ExitCode {
     if let Err(cause) = forgotten {
         return error(cause);
     }
+    // The operator bundles whose bundle image went are no longer recorded.
+    let forgotten_tags: BTreeSet<(String, String)> = tags.iter().cloned().collect();
+    let gone = delete::operators::deleted_bundles(
+        &prepared.recorded.bundles,
+        &prepared.destination,
+        &forgotten_tags,
+    );
+    if let Err(cause) = ferry_executor::workflow::operators::selection::forget(
+        &prepared.workspace,
+        &prepared.destination.display(),
+        &gone,
+    ) {
+        return error(cause);
+    }
     println!(
         "done: {} manifests deleted, {failed} failed; the workspace forgot {} tags, so the next mirror copies those images again",
         deleted.len(),

@@ -316,3 +316,34 @@ fn catalog_images(
     }
     Ok(images)
 }
+
+/// The recorded bundles whose bundle image's tag at the destination is in
+/// `forgotten` (`(repository, tag)` a delete removed): what the workspace
+/// forgets of them after the delete ([`selection::forget`]).
+///
+/// [`selection::forget`]: crate::workflow::operators::selection::forget
+pub fn deleted_bundles(
+    recorded: &[SelectedBundle],
+    destination: &Destination,
+    forgotten: &BTreeSet<(String, String)>,
+) -> Vec<SelectedBundle> {
+    recorded
+        .iter()
+        .filter(|bundle| {
+            bundle
+                .image
+                .parse::<ImageReference>()
+                .is_ok_and(|reference| {
+                    let at = additional_image_destination(
+                        &reference,
+                        &destination.prefix,
+                        None,
+                        None,
+                        0,
+                    );
+                    forgotten.contains(&(at.repository, at.tag))
+                })
+        })
+        .cloned()
+        .collect()
+}

@@ -88,8 +88,12 @@ pub fn record(
     now.sort();
     now.dedup();
     all.insert(destination.to_owned(), now);
+    write(workspace, &all)
+}
+
+fn write(workspace: &Workspace, all: &Recorded) -> Result<()> {
     let path = file(workspace);
-    let text = serde_json::to_vec_pretty(&all)
+    let text = serde_json::to_vec_pretty(all)
         .map_err(|cause| WorkflowError::internal(cause.to_string()))?;
     let written = path
         .parent()
@@ -98,6 +102,21 @@ pub fn record(
     written.map_err(|cause| {
         WorkflowError::environment(format!("cannot write {}: {cause}", path.display()))
     })
+}
+
+/// Forgets the bundles `gone` of what the runs to `destination` recorded
+/// (a delete removed their images there), so the next plan names them as
+/// new again and the next delete does not list them.
+pub fn forget(workspace: &Workspace, destination: &str, gone: &[SelectedBundle]) -> Result<()> {
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let mut all = read(workspace)?;
+    let Some(recorded) = all.get_mut(destination) else {
+        return Ok(());
+    };
+    recorded.retain(|bundle| !gone.contains(bundle));
+    write(workspace, &all)
 }
 
 /// The bundles `selected` adds to what `recorded` holds, and those it no
