@@ -68,7 +68,12 @@ fn generate_in(scenario: &Scenario, folder: &str, disc: &str) -> BTreeSet<(Strin
         &scenario.workspace_named(folder),
         &scenario.destination(),
     ]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("no record"),
+        "every listed image was mirrored there: {stderr}"
+    );
     let list = scenario
         .folder
         .path()
