@@ -104,7 +104,7 @@ impl Scenario {
             .success()
     }
 
-    fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         text.replace(&self.destination.host(), "[DESTINATION]")
             .replace(&self.folder.path().display().to_string(), "[TEMP]")
     }

@@ -14,6 +14,7 @@ use ferry_testworld::registry::{Flavour, Registry, Storage};
 use serde_yaml::Value;
 
 use crate::delete::{Scenario, text};
+use crate::support::{compare_or_bless, golden_path};
 
 const TEST_CATALOG: &str = "quay.io/ferry-demo/test-catalog:latest";
 
@@ -210,6 +211,36 @@ fn deleting_a_package_keeps_the_catalog_and_the_other_package_and_the_whole_cata
             .all(|(_, reference)| reference.contains("foo") && reference.contains("v0.3.")),
         "{listed:?}"
     );
+    // The list and the plan's text, as people read them.
+    let list_text = std::fs::read_to_string(
+        scenario
+            .folder
+            .path()
+            .join("workspace/working-dir/delete/delete-images.yaml"),
+    )
+    .unwrap();
+    let plan_text = scenario.ferry(&[
+        "plan",
+        "--delete",
+        "-c",
+        &foo_only,
+        "--workspace",
+        &scenario.workspace(),
+        "--dest-tls-verify=false",
+        &scenario.destination(),
+    ]);
+    assert!(plan_text.status.success(), "{}", text(&plan_text.stderr));
+    let mut failures = Vec::new();
+    for (name, actual) in [
+        ("operators-package-delete-images.yaml", list_text),
+        ("operators-package-plan.txt", text(&plan_text.stdout)),
+    ] {
+        let path = golden_path(&format!("delete/{name}"));
+        if let Some(mismatch) = compare_or_bless(&path, &scenario.redact(&actual)) {
+            failures.push(mismatch);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The plan deletes exactly the listed manifests.
     let listed_references: BTreeSet<String> = listed
         .iter()
