@@ -520,3 +520,67 @@ fn a_manifest_an_unlisted_tag_names_is_left_out_with_its_signature() {
         "{warned}"
     );
 }
+
+#[test]
+fn catalogs_by_digest_and_from_oci_layouts_are_found_where_the_mirror_put_them() {
+    let pinned = format!("quay.io/ops/catalog@sha256:{}", "c".repeat(64));
+    let rebuilt_tag = format!("sha256-{}", "d".repeat(64));
+    let bundle = |catalog: &str| SelectedBundle {
+        catalog: catalog.to_owned(),
+        ..recorded_bundle("foo", "1.0.0", &["stable"], &[])
+    };
+    let recorded = WorkspaceRecord {
+        bundles: vec![bundle(&pinned), bundle("oci:///data/layouts/my-catalog")],
+        tags_at_destination: [
+            (
+                ("team/ops/catalog".to_owned(), rebuilt_tag.clone()),
+                digest('d'),
+            ),
+            (
+                ("team/ops/catalog".to_owned(), "v1".to_owned()),
+                digest('e'),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        ..WorkspaceRecord::default()
+    };
+    let generated = generate(
+        &operator_configuration(&format!(
+            "  - catalog: {pinned}\n  - catalog: oci:///data/layouts/my-catalog\n    targetTag: v2\n"
+        )),
+        &destination(),
+        &recorded,
+        false,
+        &Protection {
+            force: true,
+            ..unprotected()
+        },
+    )
+    .unwrap();
+    let catalogs: Vec<(String, String)> = generated
+        .list
+        .items
+        .iter()
+        .filter(|item| item.image_type == ItemType::OperatorCatalog)
+        .map(|item| {
+            (
+                item.image_name.clone(),
+                item.image_reference
+                    .trim_start_matches("docker://mirror.example.com:5000/team/")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        catalogs,
+        [
+            (
+                "oci:///data/layouts/my-catalog".to_owned(),
+                "my-catalog:v2".to_owned()
+            ),
+            (pinned.clone(), format!("ops/catalog:{rebuilt_tag}")),
+        ],
+        "the digest-only catalog by the rebuilt tag the workspace recorded, not v1"
+    );
+}
