@@ -118,7 +118,13 @@ impl DeleteImageList {
         }
         let mut problems = Vec::new();
         for (index, item) in list.items.iter().enumerate() {
-            if let Err(problem) = item.image_name.parse::<ImageReference>() {
+            // An operator catalog copied from an OCI layout is named by
+            // its layout (`oci:///path`), as the configuration names it.
+            let layout = item
+                .image_name
+                .strip_prefix("oci://")
+                .is_some_and(|path| !path.is_empty());
+            if !layout && let Err(problem) = item.image_name.parse::<ImageReference>() {
                 problems.push(format!(
                     "item {}: imageName `{}`: {problem}",
                     index + 1,

@@ -584,3 +584,14 @@ fn catalogs_by_digest_and_from_oci_layouts_are_found_where_the_mirror_put_them()
         "the digest-only catalog by the rebuilt tag the workspace recorded, not v1"
     );
 }
+
+#[test]
+fn a_list_naming_an_oci_layout_catalog_reads_back() {
+    let list = DeleteImageList::new(vec![DeleteItem {
+        image_name: "oci:///data/layouts/my-catalog".to_owned(),
+        image_reference: "docker://mirror.example.com:5000/team/my-catalog:v2".to_owned(),
+        image_type: ItemType::OperatorCatalog,
+    }]);
+    let text = list.to_yaml().unwrap();
+    assert_eq!(DeleteImageList::parse("d.yaml", &text).unwrap(), list);
+}
