@@ -23,9 +23,7 @@ use ferry_testworld::releases::{
 };
 use ferry_testworld::world::World;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::support::{text, world_ferry, write_image_set};
 
 /// The world's release signatures: served on loopback, checked with an
 /// exported key.
@@ -91,27 +89,37 @@ struct Setup<'a> {
     signing: Signing,
 }
 
-impl Setup<'_> {
+impl<'a> Setup<'a> {
+    /// The world's payloads signed (`change` as in [`sign_world`]), for
+    /// runs into `destination` with the workspace `folder/workspace`.
+    fn signed(
+        world: &'a World,
+        folder: &'a Path,
+        destination: String,
+        change: impl FnOnce(&ReleaseSigner, &mut BTreeMap<String, Vec<u8>>),
+    ) -> Setup<'a> {
+        Setup {
+            world,
+            folder,
+            destination,
+            signing: sign_world(world, folder, change),
+        }
+    }
+
     fn ferry(&self, command: &str, config: &str, graph_url: &str, extra: &[&str]) -> Output {
-        let mut ferry = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        let mut ferry = world_ferry(self.world, self.folder, command);
         self.signing.environment(&mut ferry);
         ferry
-            .arg(command)
-            .args(["-c", &self.folder.join(config).display().to_string()])
-            .args([
-                "--workspace",
-                &format!("file://{}", self.folder.join("workspace").display()),
-            ])
-            .args([
-                "--registries-conf",
-                &self.world.registries_conf().display().to_string(),
-            ])
-            .args(["--dest-tls-verify=false", "--src-tls-verify=false"])
+            .arg("-c")
+            .arg(self.folder.join(config))
+            .arg("--workspace")
+            .arg(format!(
+                "file://{}",
+                self.folder.join("workspace").display()
+            ))
             .args(extra)
             .arg(format!("docker://{}/mirror", self.destination))
             .env("UPDATE_URL_OVERRIDE", graph_url)
-            .env("REGISTRY_AUTH_FILE", self.folder.join("no-auth.json"))
-            .env("FERRY_CACHE_DIR", self.folder.join("cache"))
             .output()
             .unwrap()
     }
@@ -155,7 +163,12 @@ fn tags_of(reference: &str) -> BTreeSet<String> {
 }
 
 /// The payload digest the world's graph gives `version` for `architecture`.
-fn payload_digest(world: &World, channel: &str, architecture: &str, version: &str) -> String {
+pub(crate) fn payload_digest(
+    world: &World,
+    channel: &str,
+    architecture: &str,
+    version: &str,
+) -> String {
     let graph: serde_json::Value =
         serde_json::from_str(&world.graphs()[&(channel.to_owned(), architecture.to_owned())])
             .unwrap();
@@ -197,20 +210,15 @@ fn releases_mirror_to_mirror_on_the_test_world() {
     let world = World::start().unwrap();
     let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
     let folder = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        world: &world,
-        folder: folder.path(),
-        destination: destination.host(),
-        signing: sign_world(&world, folder.path(), |_, _| {}),
-    };
+    let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     // stable-4.15's head (4.15.12) and stable-4.16 from 4.16.1 up; the
     // cross-channel path from 4.15.12 to 4.16.2 adds nothing else (the
     // graph has the edge 4.15.12 -> 4.16.2), as `list releases` says.
-    std::fs::write(
-        folder.path().join("isc.yaml"),
-        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    architectures: [amd64, multi]\n    channels:\n    - name: stable-4.15\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
-    )
-    .unwrap();
+    write_image_set(
+        folder.path(),
+        "isc.yaml",
+        "  platform:\n    architectures: [amd64, multi]\n    channels:\n    - name: stable-4.15\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
+    );
     let listed = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["list", "releases", "-c"])
         .arg(folder.path().join("isc.yaml"))
@@ -460,20 +468,15 @@ fn a_release_error_stops_the_run_before_anything_is_pushed() {
     let world = World::start().unwrap();
     let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
     let folder = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        world: &world,
-        folder: folder.path(),
-        destination: destination.host(),
-        signing: sign_world(&world, folder.path(), |_, _| {}),
-    };
+    let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     // A payload that does not exist, next to an additional image that does.
-    std::fs::write(
-        folder.path().join("missing.yaml"),
-        format!(
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:9.9.9-x86_64\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n"
+    write_image_set(
+        folder.path(),
+        "missing.yaml",
+        &format!(
+            "  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:9.9.9-x86_64\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n"
         ),
-    )
-    .unwrap();
+    );
     let run = setup.ferry("mirror", "missing.yaml", &world.graph_url(), &[]);
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
@@ -490,11 +493,11 @@ fn a_release_error_stops_the_run_before_anything_is_pushed() {
     );
 
     // `type: okd` is refused, not ignored.
-    std::fs::write(
-        folder.path().join("okd.yaml"),
-        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4\n      type: okd\n",
-    )
-    .unwrap();
+    write_image_set(
+        folder.path(),
+        "okd.yaml",
+        "  platform:\n    channels:\n    - name: stable-4\n      type: okd\n",
+    );
     let okd = setup.ferry("plan", "okd.yaml", &world.graph_url(), &[]);
     let stderr = text(&okd.stderr);
     assert_eq!(okd.status.code(), Some(1), "{stderr}");
@@ -505,7 +508,7 @@ fn a_release_error_stops_the_run_before_anything_is_pushed() {
 }
 
 #[test]
-fn a_tampered_or_missing_signature_stops_the_run_before_anything_is_pushed() {
+fn a_tampered_mislabelled_or_missing_signature_stops_the_run_before_anything_is_pushed() {
     let world = World::start().unwrap();
     let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
     let digest = payload_digest(&world, "stable-4.16", "amd64", "4.16.2");
@@ -530,22 +533,30 @@ fn a_tampered_or_missing_signature_stops_the_run_before_anything_is_pushed() {
             },
         )
     };
+    // 4.16.1's signature, good in itself, served for 4.16.2.
+    let other = payload_digest(&world, "stable-4.16", "amd64", "4.16.1");
+    let other_digest = format!("the signature is for {other}, not for the payload {digest}");
+    let mislabelled: Change = {
+        let digest = digest.clone();
+        Box::new(
+            move |signer: &ReleaseSigner, served: &mut BTreeMap<String, Vec<u8>>| {
+                let identity = "quay.io/openshift-release-dev/ocp-release:4.16.1-x86_64";
+                served.insert(digest.clone(), signer.sign_payload(&other, identity));
+            },
+        )
+    };
     for (case, change, why) in [
         ("tampered", tampered, "no valid signature from the keyring"),
+        ("mislabelled", mislabelled, other_digest.as_str()),
         ("missing", missing, "no signature found for"),
     ] {
         let folder = tempfile::tempdir().unwrap();
-        let setup = Setup {
-            world: &world,
-            folder: folder.path(),
-            destination: destination.host(),
-            signing: sign_world(&world, folder.path(), change),
-        };
-        std::fs::write(
-            folder.path().join("one.yaml"),
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n",
-        )
-        .unwrap();
+        let setup = Setup::signed(&world, folder.path(), destination.host(), change);
+        write_image_set(
+            folder.path(),
+            "one.yaml",
+            "  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n",
+        );
         let run = setup.ferry("mirror", "one.yaml", &world.graph_url(), &[]);
         let stderr = text(&run.stderr);
         assert_eq!(run.status.code(), Some(2), "{case}: {stderr}");
@@ -586,22 +597,15 @@ fn a_release_copy_failure_stops_the_run_with_exit_2() {
     let registry = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
     let destination = FaultProxy::start(registry.address()).unwrap();
     let folder = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        world: &world,
-        folder: folder.path(),
-        destination: destination.host(),
-        signing: sign_world(&world, folder.path(), |_, _| {}),
-    };
+    let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     // One payload (16 components), one image at a time: every manifest
     // push of a component is refused, so the first failure stops the run
     // while most components have not started.
-    std::fs::write(
-        folder.path().join("one.yaml"),
-        format!(
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:4.16.2-x86_64\n"
-        ),
-    )
-    .unwrap();
+    write_image_set(
+        folder.path(),
+        "one.yaml",
+        &format!("  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:4.16.2-x86_64\n"),
+    );
     destination.arm(Faults {
         errors: vec![ErrorAnswer {
             method: "PUT".to_owned(),
@@ -872,20 +876,13 @@ fn an_explicit_payload_by_digest_is_named_by_its_signature_identity() {
     let world = World::start().unwrap();
     let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
     let folder = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        world: &world,
-        folder: folder.path(),
-        destination: destination.host(),
-        signing: sign_world(&world, folder.path(), |_, _| {}),
-    };
+    let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     let digest = payload_digest(&world, "stable-4.16", "amd64", "4.16.2");
-    std::fs::write(
-        folder.path().join("explicit.yaml"),
-        format!(
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}@{digest}\n"
-        ),
-    )
-    .unwrap();
+    write_image_set(
+        folder.path(),
+        "explicit.yaml",
+        &format!("  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}@{digest}\n"),
+    );
     let mirrored = setup.ferry("mirror", "explicit.yaml", &world.graph_url(), &[]);
     assert_eq!(
         mirrored.status.code(),
@@ -917,17 +914,12 @@ fn a_release_is_deleted_from_what_the_workspace_saved_and_the_other_stays() {
     let world = World::start().unwrap();
     let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
     let folder = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        world: &world,
-        folder: folder.path(),
-        destination: destination.host(),
-        signing: sign_world(&world, folder.path(), |_, _| {}),
-    };
-    std::fs::write(
-        folder.path().join("two.yaml"),
-        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
-    )
-    .unwrap();
+    let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
+    write_image_set(
+        folder.path(),
+        "two.yaml",
+        "  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
+    );
     let mirrored = setup.ferry("mirror", "two.yaml", &world.graph_url(), &[]);
     assert_eq!(
         mirrored.status.code(),
