@@ -18,14 +18,13 @@ use ferry_testworld::world::World;
 use serde_json::Value;
 
 use crate::releases::{Signing, sign_world};
-use crate::support::{compare_or_bless, golden_path, workspace_root};
+use crate::support::{
+    all_output, assert_valid_against_crd, compare_or_bless, golden_path, sha256, skopeo_raw_bytes,
+    text, world_ferry,
+};
 
 const GRAPH_IMAGE: &str = "openshift/graph-image:latest";
 const GRAPH_DATA: &str = "var/lib/cincinnati-graph-data/";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn configuration(folder: &Path, name: &str, graph: bool) -> String {
     let path = folder.join(name);
@@ -49,20 +48,8 @@ fn ferry(
     graph_data: bool,
     subcommand: &str,
 ) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    let mut command = world_ferry(world, folder, subcommand);
     signing.environment(&mut command);
-    command
-        .arg(subcommand)
-        .args([
-            "--registries-conf",
-            &world.registries_conf().display().to_string(),
-        ])
-        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
-        .env("UPDATE_URL_OVERRIDE", world.graph_url())
-        .env("REGISTRY_AUTH_FILE", folder.join("no-auth.json"))
-        .env("FERRY_CACHE_DIR", folder.join("cache"))
-        .env("SOURCE_DATE_EPOCH", "1764028800")
-        .env_remove("FERRY_GRAPH_DATA_URL");
     if graph_data {
         command.env("FERRY_GRAPH_DATA_URL", world.graph_data_url());
     }
@@ -70,28 +57,14 @@ fn ferry(
 }
 
 fn succeeded(output: &Output) -> String {
-    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    let all = all_output(output);
     assert_eq!(output.status.code(), Some(0), "{all}");
     all
 }
 
 fn skopeo_raw(reference: &str) -> Value {
-    let output = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{reference}: {}",
-        text(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+    let bytes = skopeo_raw_bytes(reference).unwrap_or_else(|| panic!("{reference} is not there"));
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// Checks the graph image at `reference` with skopeo: its last layer holds
@@ -180,19 +153,11 @@ fn base_image(world: &World) -> Value {
 /// The UpdateService is valid against the strict CRD schema, which refuses
 /// an unknown field.
 fn assert_valid_update_service(text: &str) {
-    let path = workspace_root().join(
-        "../shared/fixtures/derived/jsonschema/crds/updateservice.operator.openshift.io_v1_UpdateService.strict.schema.json",
+    assert_valid_against_crd(
+        text,
+        "updateservice.operator.openshift.io_v1_UpdateService.strict.schema.json",
+        ("  replicas", "  replica"),
     );
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let value: Value = serde_yaml::from_str(text).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&value)
-        .map(|error| error.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}\n{text}");
-    let broken: Value = serde_yaml::from_str(&text.replace("  replicas", "  replica")).unwrap();
-    assert!(!validator.is_valid(&broken), "the strict schema refuses it");
 }
 
 #[test]
@@ -263,16 +228,30 @@ fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
         text(&reused.stdout),
         text(&reused.stderr)
     );
-    // A workspace that never built it cannot reuse it: a release error.
-    let fresh = ferry(&world, &signing, folder, false, "plan")
-        .args(["-c", &config, "--workspace"])
-        .arg(format!("file://{}", folder.join("fresh").display()))
-        .arg(&target)
-        .output()
-        .unwrap();
-    let stderr = text(&fresh.stderr);
-    assert_eq!(fresh.status.code(), Some(2), "{stderr}");
+    // A workspace that never built it reuses the one the cache holds (the
+    // enclave flow): the same image, nothing to do.
+    let fresh = |cache: &str| {
+        ferry(&world, &signing, folder, false, "plan")
+            .args(["-c", &config, "--detailed-exitcode", "--workspace"])
+            .arg(format!("file://{}", folder.join("fresh").display()))
+            .arg(&target)
+            .env("FERRY_CACHE_DIR", folder.join(cache))
+            .output()
+            .unwrap()
+    };
+    let from_cache = fresh("cache");
+    assert_eq!(
+        from_cache.status.code(),
+        Some(0),
+        "{}",
+        all_output(&from_cache)
+    );
+    // ... and with a cache that has none either, it is a release error.
+    let none = fresh("empty-cache");
+    let stderr = text(&none.stderr);
+    assert_eq!(none.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("FERRY_GRAPH_DATA_URL"), "{stderr}");
+    assert!(stderr.contains("empty-cache/graph-image.json"), "{stderr}");
 
     // A plan saved with --ignore-release-signature applies without
     // verifying: here no signature can be had, none is kept in this

@@ -23,6 +23,7 @@ mod plan_schema;
 mod plans;
 mod progress;
 mod refresh;
+mod registries_conf;
 mod release_proof;
 mod releases;
 mod support;
