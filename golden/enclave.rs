@@ -51,10 +51,9 @@ use ferry_testworld::releases::{
     COMPONENT_REPOSITORY, COMPONENTS, RELEASE_HOST, RELEASE_REPOSITORY,
 };
 use ferry_testworld::world::World;
-use sha2::Digest as _;
 
 use crate::releases::sign_world;
-use crate::support::text;
+use crate::support::{pulled_digest, sha256, text, through_proxy};
 
 /// A loopback listener standing for every address but loopback: each
 /// command runs with `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` pointing here
@@ -97,14 +96,7 @@ impl InternetTrap {
     }
 
     fn environment(&self, command: &mut Command) {
-        for variable in ["http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
-            command.env_remove(variable);
-        }
-        command
-            .env("HTTP_PROXY", self.url())
-            .env("HTTPS_PROXY", self.url())
-            .env("ALL_PROXY", self.url())
-            .env("NO_PROXY", "127.0.0.1,localhost");
+        through_proxy(command, &self.url());
     }
 }
 
@@ -175,24 +167,7 @@ impl Flow {
     /// manifest's digest, checked against `digest` when the reference
     /// names one.
     fn pulled_digest(&self, conf: &Path, reference: &str) -> String {
-        let mut command = Command::new("skopeo");
-        self.trap.environment(&mut command);
-        let output = command
-            .arg("--registries-conf")
-            .arg(conf)
-            .args(["inspect", "--raw", "--tls-verify=false"])
-            .arg(format!("docker://{reference}"))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{reference}: {}",
-            text(&output.stderr)
-        );
-        format!(
-            "sha256:{}",
-            hex::encode(sha2::Sha256::digest(&output.stdout))
-        )
+        pulled_digest(conf, reference, &self.trap.url())
     }
 }
 
@@ -860,12 +835,7 @@ fn graph_image_digest(folder: &Path) -> String {
         &std::fs::read(folder.join("working-dir/hold-release/graph-image.json")).unwrap(),
     )
     .unwrap();
-    format!(
-        "sha256:{}",
-        hex::encode(sha2::Sha256::digest(
-            record["manifest"].as_str().unwrap().as_bytes()
-        ))
-    )
+    sha256(record["manifest"].as_str().unwrap().as_bytes())
 }
 
 /// The file names in a signatures folder (empty when there is none).

@@ -37,7 +37,8 @@ use serde_json::Value;
 
 use crate::releases::{payload_digest, sign_world};
 use crate::support::{
-    assert_valid_against_crd, ferry, sha256, succeeded, text, world_ferry, write_image_set,
+    assert_valid_against_crd, ferry, pulled_digest, sha256, succeeded, text, world_ferry,
+    write_image_set,
 };
 
 /// stable-4.15's head (4.15.12) and stable-4.16's 4.16.2 (the graph has the
@@ -393,30 +394,7 @@ fn two_channels_two_architectures_and_multi_with_the_graph_image_mirror_and_pull
         )
         .collect();
     for original in &originals {
-        let mut pull = Command::new("skopeo");
-        for variable in ["http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
-            pull.env_remove(variable);
-        }
-        let pulled = pull
-            .env("HTTP_PROXY", "http://127.0.0.1:9")
-            .env("HTTPS_PROXY", "http://127.0.0.1:9")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .arg("--registries-conf")
-            .arg(&cluster_conf)
-            .args(["inspect", "--raw"])
-            .arg(format!("docker://{original}"))
-            .output()
-            .unwrap();
-        assert!(
-            pulled.status.success(),
-            "{original} through the IDMS: {}",
-            text(&pulled.stderr)
-        );
-        assert_eq!(
-            sha256(&pulled.stdout),
-            original.rsplit_once('@').unwrap().1,
-            "{original}"
-        );
+        pulled_digest(&cluster_conf, original, "http://127.0.0.1:9");
     }
     eprintln!(
         "(c) {} original references pulled through the IDMS; the whole proof took {:?}",

@@ -167,3 +167,44 @@ pub fn assert_valid_against_crd(text: &str, schema_name: &str, (field, typo): (&
         "{schema_name} accepts a misspelt field: {broken}"
     );
 }
+
+/// Sends every address but loopback of `command` to the HTTP proxy `proxy`
+/// (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`; loopback goes direct), so a
+/// test can show nothing else was reached.
+pub fn through_proxy(command: &mut Command, proxy: &str) {
+    for variable in ["http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
+        command.env_remove(variable);
+    }
+    command
+        .env("HTTP_PROXY", proxy)
+        .env("HTTPS_PROXY", proxy)
+        .env("ALL_PROXY", proxy)
+        .env("NO_PROXY", "127.0.0.1,localhost");
+}
+
+/// What a node pulls: `skopeo --registries-conf CONF inspect --raw` of
+/// `docker://REFERENCE`, everything but loopback through `proxy`; the
+/// digest of the manifest it read (checked against the reference's own
+/// digest when it names one).
+pub fn pulled_digest(conf: &Path, reference: &str, proxy: &str) -> String {
+    let mut command = Command::new("skopeo");
+    through_proxy(&mut command, proxy);
+    let output = command
+        .arg("--registries-conf")
+        .arg(conf)
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "{reference} through {}: {}",
+        conf.display(),
+        text(&output.stderr)
+    );
+    let digest = sha256(&output.stdout);
+    if let Some((_, named)) = reference.rsplit_once('@') {
+        assert_eq!(digest, named, "{reference}");
+    }
+    digest
+}
