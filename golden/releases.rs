@@ -24,7 +24,7 @@ use ferry_testworld::releases::{
 };
 use ferry_testworld::world::World;
 
-use crate::support::{text, world_ferry, write_image_set};
+use crate::support::{exited, text, world_ferry, write_image_set};
 
 /// The world's release signatures: served on loopback, checked with an
 /// exported key.
@@ -164,6 +164,15 @@ fn tags_of(reference: &str) -> BTreeSet<String> {
 }
 
 /// The payload digest the world's graph gives `version` for `architecture`.
+/// The test world, an empty plain-HTTP destination registry, a folder.
+fn started() -> (World, Registry, tempfile::TempDir) {
+    (
+        World::start().unwrap(),
+        Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        tempfile::tempdir().unwrap(),
+    )
+}
+
 pub(crate) fn payload_digest(
     world: &World,
     channel: &str,
@@ -185,9 +194,7 @@ pub(crate) fn payload_digest(
 
 #[test]
 fn a_rerun_plans_nothing_and_trust_state_plans_without_the_update_service() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
+    let (world, destination, folder) = started();
     let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     // stable-4.15's head (4.15.12) and stable-4.16 from 4.16.1 up, amd64
     // and multi (what is mirrored, checked digest by digest, is the proof's
@@ -215,26 +222,14 @@ fn a_rerun_plans_nothing_and_trust_state_plans_without_the_update_service() {
         &world.graph_url(),
         &["--detailed-exitcode"],
     );
-    assert_eq!(
-        rerun.status.code(),
-        Some(0),
-        "{}{}",
-        text(&rerun.stdout),
-        text(&rerun.stderr)
-    );
+    exited(&rerun, 0);
     let offline = setup.ferry(
         "plan",
         "isc.yaml",
         "http://127.0.0.1:9/graph",
         &["--detailed-exitcode", "--trust-state"],
     );
-    assert_eq!(
-        offline.status.code(),
-        Some(0),
-        "{}{}",
-        text(&offline.stdout),
-        text(&offline.stderr)
-    );
+    exited(&offline, 0);
     let saved = folder
         .path()
         .join("workspace/working-dir/hold-release/cincinnati-graph-data");
@@ -253,9 +248,7 @@ fn a_rerun_plans_nothing_and_trust_state_plans_without_the_update_service() {
 
 #[test]
 fn a_release_error_stops_the_run_before_anything_is_pushed() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
+    let (world, destination, folder) = started();
     let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     // A payload that does not exist, next to an additional image that does.
     write_image_set(
@@ -661,9 +654,7 @@ fn a_release_fetch_failure_writes_no_delivery_and_exits_2() {
 
 #[test]
 fn an_explicit_payload_by_digest_is_named_by_its_signature_identity() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
+    let (world, destination, folder) = started();
     let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     let digest = payload_digest(&world, "stable-4.16", "amd64", "4.16.2");
     write_image_set(
@@ -699,9 +690,7 @@ fn an_explicit_payload_by_digest_is_named_by_its_signature_identity() {
 
 #[test]
 fn a_release_is_deleted_from_what_the_workspace_saved_and_the_other_stays() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
+    let (world, destination, folder) = started();
     let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     write_image_set(
         folder.path(),

@@ -208,3 +208,11 @@ pub fn pulled_digest(conf: &Path, reference: &str, proxy: &str) -> String {
     }
     digest
 }
+
+/// Checks that `output` exited with `code` (the panic shows stdout and
+/// stderr); returns stdout then stderr, as text.
+pub fn exited(output: &Output, code: i32) -> String {
+    let all = all_output(output);
+    assert_eq!(output.status.code(), Some(code), "{all}");
+    all
+}
