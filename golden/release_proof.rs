@@ -329,9 +329,10 @@ fn two_channels_two_architectures_and_multi_with_the_graph_image_mirror_and_pull
     // alone, and nothing of the world answers.
     let out = folder.join("out");
     succeeded(run("mirror").arg(format!("file://{}", out.display())));
-    let verified = succeeded(ferry(folder, "verify").arg(format!("file://{}", out.display())));
-    assert!(verified.status.success());
-    assert!(world.graph_server().graph_data_requests() >= 2);
+    succeeded(ferry(folder, "verify").arg(format!("file://{}", out.display())));
+    // The graph data was read for the mirror-to-mirror run and again for
+    // mirror-to-disk (another workspace); from here on its server is gone.
+    assert_eq!(world.graph_server().graph_data_requests(), 2);
     let key_file = signing.key_file.clone();
     drop(signing.server);
     drop(world);
