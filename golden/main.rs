@@ -25,6 +25,8 @@ mod plan_schema;
 mod plans;
 mod progress;
 mod refresh;
+mod registries_conf;
+mod release_proof;
 mod releases;
 mod support;
 mod unreachable;

@@ -275,6 +275,7 @@ impl WorkspaceRecord {
             offline: true,
             signatures: None,
             shared_signatures: None,
+            shared_graph_image: None,
         });
         Ok(record)
     }
