@@ -13,8 +13,8 @@ use std::process::Command;
 use ferry_testworld::registry::{Flavour, Registry, Storage};
 use serde_yaml::Value;
 
-use crate::delete::{Scenario, text};
-use crate::support::{compare_or_bless, golden_path};
+use crate::delete::Scenario;
+use crate::support::{compare_or_bless, golden_path, text};
 
 const TEST_CATALOG: &str = "quay.io/ferry-demo/test-catalog:latest";
 

@@ -12,8 +12,8 @@ use std::process::{Command, Output};
 use ferry_testworld::registry::{Flavour, Registry, Storage};
 use ferry_testworld::world::World;
 
-use crate::delete::text;
 use crate::releases::{Signing, sign_world};
+use crate::support::{ferry, sha256, skopeo_raw_bytes, succeeded, text, write_image_set};
 
 struct Releases<'a> {
     world: &'a World,
@@ -23,32 +23,31 @@ struct Releases<'a> {
 }
 
 impl Releases<'_> {
-    fn ferry(&self, arguments: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    /// `ferry SUBCOMMAND ARGUMENTS... docker://MIRROR` with the world's
+    /// signatures and update service, checked to exit 0.
+    fn ferry(&self, subcommand: &str, arguments: &[&str]) -> Output {
+        let mut command = ferry(self.folder, subcommand);
         self.signing.environment(&mut command);
-        command
-            .args(arguments)
-            .env("UPDATE_URL_OVERRIDE", self.world.graph_url())
-            .env("REGISTRY_AUTH_FILE", self.folder.join("no-auth.json"))
-            .env("FERRY_CACHE_DIR", self.folder.join("cache"))
-            .output()
-            .unwrap()
+        succeeded(
+            command
+                .args(arguments)
+                .arg(format!("docker://{}", self.mirror))
+                .env("UPDATE_URL_OVERRIDE", self.world.graph_url()),
+        )
     }
 
     fn workspace(&self) -> String {
         format!("file://{}", self.folder.join("workspace").display())
     }
 
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.folder.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-
     /// Tag → digest of every component tag of `version` at the mirror.
     fn components(&self, version: &str) -> BTreeMap<String, String> {
-        let repository = format!("docker://{}/openshift/release", self.mirror);
-        let output = skopeo(&["list-tags", "--tls-verify=false", &repository]);
+        let repository = format!("{}/openshift/release", self.mirror);
+        let output = Command::new("skopeo")
+            .args(["list-tags", "--tls-verify=false"])
+            .arg(format!("docker://{repository}"))
+            .output()
+            .unwrap();
         assert!(output.status.success(), "{}", text(&output.stderr));
         let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         listed["Tags"]
@@ -66,37 +65,22 @@ impl Releases<'_> {
     }
 }
 
-fn skopeo(arguments: &[&str]) -> Output {
-    Command::new("skopeo").args(arguments).output().unwrap()
-}
-
-/// The digest skopeo reads at `reference`, if it is served.
+/// The digest of the manifest the registry serves at `reference`, if any.
 fn digest_at(reference: &str) -> Option<String> {
-    let output = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--format",
-        "{{.Digest}}",
-        reference,
-    ]);
-    output
-        .status
-        .success()
-        .then(|| text(&output.stdout).trim().to_owned())
+    skopeo_raw_bytes(reference).map(|bytes| sha256(&bytes))
 }
 
 /// Whether skopeo copies `reference` (every manifest and blob).
 fn pulls(reference: &str) -> bool {
     let folder = tempfile::tempdir().unwrap();
-    skopeo(&[
-        "copy",
-        "--all",
-        "--src-tls-verify=false",
-        reference,
-        &format!("dir:{}", folder.path().display()),
-    ])
-    .status
-    .success()
+    Command::new("skopeo")
+        .args(["copy", "--all", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("dir:{}", folder.path().display()))
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
 
 #[test]
@@ -110,24 +94,25 @@ fn deleting_one_z_stream_leaves_the_components_the_other_still_names() {
         mirror: format!("{}/mirror", destination.host()),
         signing: sign_world(&world, folder.path(), |_, _| {}),
     };
-    let two = releases.write(
+    let two = write_image_set(
+        folder.path(),
         "two.yaml",
-        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
+        "  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
     );
     let registries_conf = world.registries_conf().display().to_string();
-    let destination_argument = format!("docker://{}", releases.mirror);
-    let mirrored = releases.ferry(&[
+    let workspace = releases.workspace();
+    releases.ferry(
         "mirror",
-        "-c",
-        &two,
-        "--workspace",
-        &releases.workspace(),
-        "--registries-conf",
-        &registries_conf,
-        "--dest-tls-verify=false",
-        &destination_argument,
-    ]);
-    assert!(mirrored.status.success(), "{}", text(&mirrored.stderr));
+        &[
+            "-c",
+            &two,
+            "--workspace",
+            &workspace,
+            "--registries-conf",
+            &registries_conf,
+            "--dest-tls-verify=false",
+        ],
+    );
     let older = releases.components("4.16.1");
     let newer = releases.components("4.16.2");
     let newer_digests: BTreeSet<&String> = newer.values().collect();
@@ -142,23 +127,25 @@ fn deleting_one_z_stream_leaves_the_components_the_other_still_names() {
         "the world's z-streams share some components and not others: {older:?} {newer:?}"
     );
 
-    let disc = releases.write(
-        "delete.yaml",
-        "kind: DeleteImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\ndelete:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.1\n",
-    );
-    // The plan keeps each shared component, naming 4.16.2's tag.
-    let planned = releases.ferry(&[
-        "plan",
-        "--delete",
-        "-c",
+    let disc = folder.path().join("delete.yaml").display().to_string();
+    std::fs::write(
         &disc,
-        "--workspace",
-        &releases.workspace(),
-        "--dest-tls-verify=false",
-        &destination_argument,
-    ]);
+        "kind: DeleteImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\ndelete:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.1\n",
+    )
+    .unwrap();
+    // The plan keeps each shared component, naming 4.16.2's tag.
+    let planned = releases.ferry(
+        "plan",
+        &[
+            "--delete",
+            "-c",
+            &disc,
+            "--workspace",
+            &workspace,
+            "--dest-tls-verify=false",
+        ],
+    );
     let plan = text(&planned.stdout);
-    assert!(planned.status.success(), "{}", text(&planned.stderr));
     for tag in &shared {
         let newer_tag = tag.replacen("4.16.1", "4.16.2", 1);
         assert!(
@@ -177,16 +164,10 @@ fn deleting_one_z_stream_leaves_the_components_the_other_still_names() {
     }
 
     // The two steps delete 4.16.1's own content only.
-    let generated = releases.ferry(&[
+    releases.ferry(
         "delete",
-        "--generate",
-        "-c",
-        &disc,
-        "--workspace",
-        &releases.workspace(),
-        &destination_argument,
-    ]);
-    assert!(generated.status.success(), "{}", text(&generated.stderr));
+        &["--generate", "-c", &disc, "--workspace", &workspace],
+    );
     let list = folder
         .path()
         .join("workspace/working-dir/delete/delete-images.yaml");
@@ -194,15 +175,15 @@ fn deleting_one_z_stream_leaves_the_components_the_other_still_names() {
     for tag in &shared {
         assert!(!listed.contains(&format!(":{tag}\n")), "{tag}: {listed}");
     }
-    let deleted = releases.ferry(&[
+    releases.ferry(
         "delete",
-        "--delete-yaml-file",
-        &list.display().to_string(),
-        "--dest-tls-verify=false",
-        &destination_argument,
-    ]);
-    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
-    let repository = format!("docker://{}/openshift/release", releases.mirror);
+        &[
+            "--delete-yaml-file",
+            &list.display().to_string(),
+            "--dest-tls-verify=false",
+        ],
+    );
+    let repository = format!("{}/openshift/release", releases.mirror);
     for tag in &own {
         assert_eq!(
             digest_at(&format!("{repository}:{tag}")),
@@ -212,7 +193,7 @@ fn deleting_one_z_stream_leaves_the_components_the_other_still_names() {
     }
     assert_eq!(
         digest_at(&format!(
-            "docker://{}/openshift/release-images:4.16.1-x86_64",
+            "{}/openshift/release-images:4.16.1-x86_64",
             releases.mirror
         )),
         None,
@@ -225,7 +206,7 @@ fn deleting_one_z_stream_leaves_the_components_the_other_still_names() {
         );
     }
     assert!(pulls(&format!(
-        "docker://{}/openshift/release-images:4.16.2-x86_64",
+        "{}/openshift/release-images:4.16.2-x86_64",
         releases.mirror
     )));
 }
