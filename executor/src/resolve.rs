@@ -228,7 +228,7 @@ pub(crate) fn describe_with_media_types(
     let mut children = Vec::new();
     let mut child_media_types = Vec::new();
     let mut blobs = Vec::new();
-    match ManifestContent::parse(&manifest.bytes).map_err(failed)? {
+    match ManifestContent::parse(&manifest.bytes, &manifest.media_type).map_err(failed)? {
         ManifestContent::Index(index) => {
             for entry in index.manifests() {
                 children.push(descriptor(entry)?.0);
