@@ -34,8 +34,10 @@ pub struct RegistryAccess {
     registries: RegistriesConf,
     options: RegistryAccessOptions,
     runtime: tokio::runtime::Runtime,
-    /// Where the blobs read are kept.
-    blobs: LayerBlobs,
+    /// The cache blobs are read from first, and whether the others are
+    /// put into it (else into a temporary store per image read).
+    cache: Option<BlobStore>,
+    fill_cache: bool,
 }
 
 impl RegistryAccess {
@@ -55,7 +57,8 @@ impl RegistryAccess {
             registries,
             options: options.clone(),
             runtime,
-            blobs: LayerBlobs::temporary(),
+            cache: None,
+            fill_cache: false,
         })
     }
 
@@ -63,7 +66,8 @@ impl RegistryAccess {
     /// into it when `fill` (mirror-to-disk: its copy stage then fetches
     /// none of them again), else into a temporary store.
     pub fn with_cache(mut self, cache: Option<BlobStore>, fill: bool) -> Self {
-        self.blobs = LayerBlobs::new(cache, fill);
+        self.cache = cache;
+        self.fill_cache = fill;
         self
     }
 
@@ -170,6 +174,8 @@ impl RegistryAccess {
             {
                 Ok(manifest) => {
                     let pinned = source.reference.with_digest(manifest.digest.clone());
+                    // A temporary store lives as long as this image's read.
+                    let blobs = LayerBlobs::new(self.cache.clone(), self.fill_cache);
                     let image = SourceImage {
                         source: &registries,
                         pinned: registry_pinned(
@@ -178,7 +184,7 @@ impl RegistryAccess {
                             Some(manifest),
                         ),
                         place: pinned.to_string(),
-                        blobs: &self.blobs,
+                        blobs: &blobs,
                         waiting: Waiting::Runtime(&self.runtime),
                     };
                     return Ok(read(&image, &pinned));

@@ -39,11 +39,6 @@ impl LayerBlobs {
         }
     }
 
-    /// A temporary store only (no cache).
-    pub fn temporary() -> Self {
-        LayerBlobs::new(None, false)
-    }
-
     /// The store blob `digest` is read from, or put into first. A cached
     /// copy is re-hashed first: a corrupt one is removed and fetched again
     /// when filling, else passed over (so `--verify`, which runs after
