@@ -104,7 +104,7 @@ impl Scenario {
             .success()
     }
 
-    fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         text.replace(&self.destination.host(), "[DESTINATION]")
             .replace(&self.folder.path().display().to_string(), "[TEMP]")
     }
@@ -169,9 +169,34 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
         !stderr.contains("no record"),
         "every listed image was mirrored there: {stderr}"
     );
+    // hello:1.0 and hello:latest are one manifest: deleting it by digest
+    // would take hello:latest too, which stays, so hello:1.0 is left out.
     assert!(
-        stderr.contains("/mirror/ferry-demo/hello:latest is the same manifest as the listed mirror/ferry-demo/hello:1.0: deleting it by digest removes that tag too"),
+        stderr.contains("/mirror/ferry-demo/hello:1.0: left out, this image set's mirror/ferry-demo/hello:latest (the same manifest) needs it (--force lists it anyway)"),
         "{stderr}"
+    );
+    // --force lists it, saying what goes with it (a dry run writes nothing).
+    let forced = scenario.ferry(&[
+        "delete",
+        "--generate",
+        "-c",
+        &disc,
+        "--workspace",
+        &scenario.workspace(),
+        "--force",
+        "--dry-run",
+        &scenario.destination(),
+    ]);
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+    assert!(
+        text(&forced.stdout).contains("/mirror/ferry-demo/hello:1.0\n"),
+        "{}",
+        text(&forced.stdout)
+    );
+    assert!(
+        text(&forced.stderr).contains("/mirror/ferry-demo/hello:1.0: listed with --force although this image set's mirror/ferry-demo/hello:latest (the same manifest) stays"),
+        "{}",
+        text(&forced.stderr)
     );
     let folder = scenario.folder.path().join("workspace/working-dir/delete");
     let list_path = folder.join("delete-images-week48.yaml");
@@ -201,7 +226,7 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
     assert!(dry.status.success(), "{}", text(&dry.stderr));
     assert!(
         text(&dry.stdout)
-            .contains("dry run: 4 would be deleted, 0 already gone, 0 failed (of 4 listed)"),
+            .contains("dry run: 3 would be deleted, 0 already gone, 0 failed (of 3 listed)"),
         "{}",
         text(&dry.stdout)
     );
@@ -214,7 +239,7 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
     let stdout = text(&deleted.stdout);
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert!(
-        stdout.contains("done: 4 deleted, 0 already gone, 0 failed (of 4 listed)"),
+        stdout.contains("done: 3 deleted, 0 already gone, 0 failed (of 3 listed)"),
         "{stdout}"
     );
     assert!(
@@ -224,7 +249,6 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
     for gone in [
         "ferry-demo/signed:1.0",
         signature.as_str(),
-        "ferry-demo/hello:1.0",
         "ferry-demo/pinned:sha256-8c67bd3eaec9c37aab1fdb39478385e040676adaa7e2056bc0302eb4e1cdef78",
     ] {
         assert!(!scenario.holds(gone), "{gone} is still served");
@@ -233,16 +257,15 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
         scenario.holds("ubi9/ubi:latest"),
         "an image the list does not name remains"
     );
-    // hello:1.0 and hello:latest are one manifest: deleting it by digest
-    // takes every tag of it in that repository (as oc-mirror's deletion
-    // does; the README says so).
-    assert!(!scenario.holds("ferry-demo/hello:latest"));
+    // The manifest hello:latest needs stayed, with both its tags.
+    assert!(scenario.holds("ferry-demo/hello:1.0"));
+    assert!(scenario.holds("ferry-demo/hello:latest"));
 
     // A rerun has nothing to do.
     let rerun = delete(&[]);
     assert!(rerun.status.success(), "{}", text(&rerun.stderr));
     assert!(
-        text(&rerun.stdout).contains("done: 0 deleted, 4 already gone, 0 failed (of 4 listed)"),
+        text(&rerun.stdout).contains("done: 0 deleted, 3 already gone, 0 failed (of 3 listed)"),
         "{}",
         text(&rerun.stdout)
     );

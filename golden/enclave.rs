@@ -23,12 +23,17 @@
 //! registry from stage 4 on; every command runs with `HTTP(S)_PROXY` at a
 //! loopback listener that counts connections, so a request for any address
 //! but loopback is caught (none may arrive). Bytes are counted per stage.
-//! `graph: true` (the graph-data image) is left out: it is being built in
-//! another change.
 //!
-//! The command itself is checked against golden files in `golden/enclave/`:
-//! the registries.conf written from fixed mirror sets, and the rendered
-//! errors for bad ones.
+//! `graph: true` in both image sets: stage 1 builds the graph-data image
+//! from the world's graph-data URL (`FERRY_GRAPH_DATA_URL`), which stops
+//! with the world and is never named again; stage 2 pushes the delivered
+//! image and keeps its record in the cache; stage 3 (`UPDATE_URL_OVERRIDE`
+//! alone, as the product documentation says) takes it from there, and the
+//! update service inside serves no graph data; stage 4 pushes it into the
+//! enclave registry, the same digest as built in stage 1.
+//!
+//! The command itself is checked against golden files in
+//! `registries_conf.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
@@ -38,7 +43,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ferry_registry::RegistriesConf;
 use ferry_testworld::graph_server::GraphServer;
 use ferry_testworld::proxy::FaultProxy;
 use ferry_testworld::registries_conf;
@@ -47,110 +51,9 @@ use ferry_testworld::releases::{
     COMPONENT_REPOSITORY, COMPONENTS, RELEASE_HOST, RELEASE_REPOSITORY,
 };
 use ferry_testworld::world::World;
-use sha2::Digest as _;
 
 use crate::releases::sign_world;
-use crate::support::{compare_or_bless, golden_path};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[test]
-fn registries_conf_from_mirror_sets_matches_its_golden_file() {
-    let folder = golden_path("enclave");
-    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .current_dir(&folder)
-        .args(["registries-conf", "--from", "cluster-resources"])
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
-    let written = text(&run.stdout);
-    if let Some(difference) = compare_or_bless(&folder.join("registries.conf"), &written) {
-        panic!("{difference}");
-    }
-    // ferry's parser reads it, and sends each public name where
-    // disk-to-mirror put it.
-    let conf = RegistriesConf::parse(Path::new("registries.conf"), &written).unwrap();
-    let digest = format!("sha256:{}", "1".repeat(64));
-    let first_source = |name: &str| {
-        conf.pull_sources(&name.parse().unwrap()).unwrap()[0]
-            .reference
-            .to_string()
-    };
-    assert_eq!(
-        first_source(&format!(
-            "quay.io/openshift-release-dev/ocp-release@{digest}"
-        )),
-        format!("enterprise.example:5000/central/openshift/release-images@{digest}")
-    );
-    assert_eq!(
-        first_source(&format!(
-            "quay.io/openshift-release-dev/ocp-v4.0-art-dev@{digest}"
-        )),
-        format!("enterprise.example:5000/central/openshift/release@{digest}")
-    );
-    assert_eq!(
-        first_source("registry.redhat.io/redhat/redhat-operator-index:v4.16"),
-        "enterprise.example:5000/central/redhat/redhat-operator-index:v4.16"
-    );
-    // `-o FILE` writes the same text and says so on stdout.
-    let out = tempfile::tempdir().unwrap();
-    let file = out.path().join("conf/registries.conf");
-    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .current_dir(&folder)
-        .args([
-            "registries-conf",
-            "--from",
-            "file://cluster-resources",
-            "-o",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
-    assert!(
-        text(&run.stdout).contains("registries.conf written from cluster-resources"),
-        "{}",
-        text(&run.stdout)
-    );
-}
-
-#[test]
-fn registries_conf_refuses_bad_mirror_sets_with_the_place_named() {
-    let folder = golden_path("enclave");
-    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .current_dir(&folder)
-        .args(["registries-conf", "--from", "bad-cluster-resources"])
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(1));
-    assert!(run.stdout.is_empty());
-    if let Some(difference) = compare_or_bless(&folder.join("bad.stderr"), &text(&run.stderr)) {
-        panic!("{difference}");
-    }
-    // A folder without mirror sets, and one that does not exist.
-    for (from, expected) in [
-        (
-            ".",
-            "holds neither idms-oc-mirror.yaml nor itms-oc-mirror.yaml",
-        ),
-        ("missing-folder", "missing-folder is not a folder"),
-    ] {
-        let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .current_dir(&folder)
-            .args(["registries-conf", "--from", from])
-            .output()
-            .unwrap();
-        assert_eq!(run.status.code(), Some(1));
-        assert!(
-            text(&run.stderr).contains(expected),
-            "{}",
-            text(&run.stderr)
-        );
-    }
-}
+use crate::support::{pulled_digest, sha256, text, through_proxy};
 
 /// A loopback listener standing for every address but loopback: each
 /// command runs with `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` pointing here
@@ -193,14 +96,7 @@ impl InternetTrap {
     }
 
     fn environment(&self, command: &mut Command) {
-        for variable in ["http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
-            command.env_remove(variable);
-        }
-        command
-            .env("HTTP_PROXY", self.url())
-            .env("HTTPS_PROXY", self.url())
-            .env("ALL_PROXY", self.url())
-            .env("NO_PROXY", "127.0.0.1,localhost");
+        through_proxy(command, &self.url());
     }
 }
 
@@ -237,7 +133,8 @@ impl Flow {
             )
             .env("UPDATE_URL_OVERRIDE", format!("{}/graph", self.trap.url()))
             .env("REGISTRY_AUTH_FILE", self.path("no-auth.json"))
-            .env("SOURCE_DATE_EPOCH", "1764028800");
+            .env("SOURCE_DATE_EPOCH", "1764028800")
+            .env_remove("FERRY_GRAPH_DATA_URL");
         let mut shown = String::new();
         for (name, value) in environment {
             command.env(name, value);
@@ -270,24 +167,7 @@ impl Flow {
     /// manifest's digest, checked against `digest` when the reference
     /// names one.
     fn pulled_digest(&self, conf: &Path, reference: &str) -> String {
-        let mut command = Command::new("skopeo");
-        self.trap.environment(&mut command);
-        let output = command
-            .arg("--registries-conf")
-            .arg(conf)
-            .args(["inspect", "--raw", "--tls-verify=false"])
-            .arg(format!("docker://{reference}"))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{reference}: {}",
-            text(&output.stderr)
-        );
-        format!(
-            "sha256:{}",
-            hex::encode(sha2::Sha256::digest(&output.stdout))
-        )
+        pulled_digest(conf, reference, &self.trap.url())
     }
 }
 
@@ -470,6 +350,7 @@ const FULL_IMAGE_SET: &str = "kind: ImageSetConfiguration
 apiVersion: mirror.openshift.io/v2alpha1
 mirror:
   platform:
+    graph: true
     channels:
     - name: stable-4.16
       minVersion: 4.16.1
@@ -488,6 +369,7 @@ const ENCLAVE_IMAGE_SET: &str = "kind: ImageSetConfiguration
 apiVersion: mirror.openshift.io/v2alpha1
 mirror:
   platform:
+    graph: true
     channels:
     - name: stable-4.16
       minVersion: 4.16.2
@@ -569,8 +451,11 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
         &[
             ("UPDATE_URL_OVERRIDE", &world.graph_url()),
             ("OCP_SIGNATURE_URL", &signing.server.base_url()),
+            ("FERRY_GRAPH_DATA_URL", &world.graph_data_url()),
         ],
     );
+    assert_eq!(world.graph_server().graph_data_requests(), 1);
+    let built_graph_image = graph_image_digest(&internet_disk);
     let (internet_requests, internet_blobs, internet_bytes) = blob_traffic(&internet);
     // Known limit: the collectors read the payloads' and the catalog's
     // layers (to find release-manifests/ and configs/) outside the cache,
@@ -640,6 +525,20 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
         "delivered, not stored: {unused:?}"
     );
     assert_eq!(rebuilt.len(), 4, "stored, not delivered: {rebuilt:?}");
+    // The delivered graph image is at the enterprise registry, and its
+    // record in the cache stage 3 uses.
+    let plain_conf = flow.write(
+        "plain-registries.conf",
+        "unqualified-search-registries = []\n",
+    );
+    assert_eq!(
+        flow.pulled_digest(
+            Path::new(&plain_conf),
+            &format!("{}/central/openshift/graph-image:latest", enterprise.host())
+        ),
+        built_graph_image
+    );
+    assert!(flow.path("enterprise-cache/graph-image.json").is_file());
     let enterprise_conf = flow.path("enterprise-registries.conf");
     flow.ferry(
         &[
@@ -694,6 +593,10 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
         &[("UPDATE_URL_OVERRIDE", &graph_server.url())],
     );
     let (enclave_requests, enclave_blobs, enclave_fetched) = blob_traffic(&enterprise);
+    // The graph image came from the cache: the same image, no graph data
+    // asked of the update service inside (the internet's URL is gone).
+    assert_eq!(graph_image_digest(&enclave_disk), built_graph_image);
+    assert_eq!(graph_server.graph_data_requests(), 0);
     assert!(
         signature_files(&enclave_disk.join("working-dir/signatures"))
             .iter()
@@ -781,8 +684,25 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
     let pairs = mirror_pairs(&resources);
     let host = enclave_registry.host();
     let mut pulled = BTreeSet::new();
+    let mut pulled_graph_image = false;
     for (repository, tags) in repositories(&enclave_registry, "enclave1") {
         let at = format!("{host}/{repository}");
+        if repository.ends_with("/openshift/graph-image") {
+            // A built image, no original: the UpdateService names it.
+            assert_eq!(tags, ["latest"]);
+            assert_eq!(
+                flow.pulled_digest(&node_conf, &format!("{at}:latest")),
+                built_graph_image
+            );
+            let update_service =
+                std::fs::read_to_string(resources.join("updateService.yaml")).unwrap();
+            assert!(
+                update_service.contains(&format!("graphDataImage: {at}:latest\n")),
+                "{update_service}"
+            );
+            pulled_graph_image = true;
+            continue;
+        }
         if repository.ends_with("/test-catalog") {
             // The rebuilt catalog has no original digest: the CatalogSource
             // names it at the enclave.
@@ -817,6 +737,7 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
         format!("{RELEASE_HOST}/{RELEASE_REPOSITORY}@{payload_4_16_2}"),
         "quay.io/ferry-demo/hello@sha256:d1d54e7e5c2c1bc2dbec97d103d9c86efe5a84a2a6ba607bd0a3b11793bebb5c".to_owned(),
     ];
+    assert!(pulled_graph_image, "no graph image in the enclave registry");
     for original in &expected_originals {
         assert!(
             pulled.contains(original),
@@ -905,6 +826,16 @@ fn an_enclave_is_mirrored_from_the_enterprise_registry_with_the_internet_stopped
         0,
         "a command tried to reach an address outside loopback"
     );
+}
+
+/// The digest of the graph image a disk folder's delivery names (its
+/// record in `working-dir/hold-release/graph-image.json`).
+fn graph_image_digest(folder: &Path) -> String {
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(folder.join("working-dir/hold-release/graph-image.json")).unwrap(),
+    )
+    .unwrap();
+    sha256(record["manifest"].as_str().unwrap().as_bytes())
 }
 
 /// The file names in a signatures folder (empty when there is none).

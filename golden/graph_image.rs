@@ -11,32 +11,29 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use ferry_testworld::registry::{Flavour, Registry, Storage};
 use ferry_testworld::world::World;
 use serde_json::Value;
 
 use crate::releases::{Signing, sign_world};
-use crate::support::{compare_or_bless, golden_path, workspace_root};
+use crate::support::{
+    assert_valid_against_crd, compare_or_bless, exited, golden_path, sha256, skopeo_raw_bytes,
+    text, world_ferry, write_image_set,
+};
 
 const GRAPH_IMAGE: &str = "openshift/graph-image:latest";
 const GRAPH_DATA: &str = "var/lib/cincinnati-graph-data/";
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn configuration(folder: &Path, name: &str, graph: bool) -> String {
-    let path = folder.join(name);
-    std::fs::write(
-        &path,
-        format!(
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    graph: {graph}\n    architectures: [amd64, multi]\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.2\n      maxVersion: 4.16.2\n"
+    write_image_set(
+        folder,
+        name,
+        &format!(
+            "  platform:\n    graph: {graph}\n    architectures: [amd64, multi]\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.2\n      maxVersion: 4.16.2\n"
         ),
     )
-    .unwrap();
-    path.display().to_string()
 }
 
 /// `ferry SUBCOMMAND` with the world's registries, signatures and update
@@ -49,49 +46,17 @@ fn ferry(
     graph_data: bool,
     subcommand: &str,
 ) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    let mut command = world_ferry(world, folder, subcommand);
     signing.environment(&mut command);
-    command
-        .arg(subcommand)
-        .args([
-            "--registries-conf",
-            &world.registries_conf().display().to_string(),
-        ])
-        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
-        .env("UPDATE_URL_OVERRIDE", world.graph_url())
-        .env("REGISTRY_AUTH_FILE", folder.join("no-auth.json"))
-        .env("FERRY_CACHE_DIR", folder.join("cache"))
-        .env("SOURCE_DATE_EPOCH", "1764028800")
-        .env_remove("FERRY_GRAPH_DATA_URL");
     if graph_data {
         command.env("FERRY_GRAPH_DATA_URL", world.graph_data_url());
     }
     command
 }
 
-fn succeeded(output: &Output) -> String {
-    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
-    assert_eq!(output.status.code(), Some(0), "{all}");
-    all
-}
-
 fn skopeo_raw(reference: &str) -> Value {
-    let output = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{reference}: {}",
-        text(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+    let bytes = skopeo_raw_bytes(reference).unwrap_or_else(|| panic!("{reference} is not there"));
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// Checks the graph image at `reference` with skopeo: its last layer holds
@@ -180,19 +145,11 @@ fn base_image(world: &World) -> Value {
 /// The UpdateService is valid against the strict CRD schema, which refuses
 /// an unknown field.
 fn assert_valid_update_service(text: &str) {
-    let path = workspace_root().join(
-        "../shared/fixtures/derived/jsonschema/crds/updateservice.operator.openshift.io_v1_UpdateService.strict.schema.json",
+    assert_valid_against_crd(
+        text,
+        "updateservice.operator.openshift.io_v1_UpdateService.strict.schema.json",
+        ("  replicas", "  replica"),
     );
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let value: Value = serde_yaml::from_str(text).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&value)
-        .map(|error| error.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}\n{text}");
-    let broken: Value = serde_yaml::from_str(&text.replace("  replicas", "  replica")).unwrap();
-    assert!(!validator.is_valid(&broken), "the strict schema refuses it");
 }
 
 #[test]
@@ -216,9 +173,9 @@ fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
     };
 
     // The plan and the dry run name it.
-    let planned = succeeded(&run("plan", &config, true, &[]));
+    let planned = exited(&run("plan", &config, true, &[]), 0);
     assert!(planned.contains("graph-image"), "{planned}");
-    let dry = succeeded(&run("mirror", &config, true, &["--dry-run"]));
+    let dry = exited(&run("mirror", &config, true, &["--dry-run"]), 0);
     assert!(dry.contains("dry run"), "{dry}");
     let mapping =
         std::fs::read_to_string(folder.join("workspace/working-dir/dry-run/mapping.txt")).unwrap();
@@ -227,7 +184,7 @@ fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
         "{mapping}"
     );
 
-    succeeded(&run("mirror", &config, true, &[]));
+    exited(&run("mirror", &config, true, &[]), 0);
     let base = base_image(&world);
     let digest = check_graph_image(&format!("{host}/mirror/{GRAPH_IMAGE}"), &base, folder);
 
@@ -256,23 +213,26 @@ fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
     // UPDATE_URL_OVERRIDE alone: nothing downloaded, the image built last
     // reused from the cache, nothing to do either.
     let reused = run("plan", &config, false, &["--detailed-exitcode"]);
-    assert_eq!(
-        reused.status.code(),
-        Some(0),
-        "{}{}",
-        text(&reused.stdout),
-        text(&reused.stderr)
-    );
-    // A workspace that never built it cannot reuse it: a release error.
-    let fresh = ferry(&world, &signing, folder, false, "plan")
-        .args(["-c", &config, "--workspace"])
-        .arg(format!("file://{}", folder.join("fresh").display()))
-        .arg(&target)
-        .output()
-        .unwrap();
-    let stderr = text(&fresh.stderr);
-    assert_eq!(fresh.status.code(), Some(2), "{stderr}");
+    exited(&reused, 0);
+    // A workspace that never built it reuses the one the cache holds (the
+    // enclave flow): the same image, nothing to do.
+    let fresh = |cache: &str| {
+        ferry(&world, &signing, folder, false, "plan")
+            .args(["-c", &config, "--detailed-exitcode", "--workspace"])
+            .arg(format!("file://{}", folder.join("fresh").display()))
+            .arg(&target)
+            .env("FERRY_CACHE_DIR", folder.join(cache))
+            .output()
+            .unwrap()
+    };
+    let from_cache = fresh("cache");
+    exited(&from_cache, 0);
+    // ... and with a cache that has none either, it is a release error.
+    let none = fresh("empty-cache");
+    let stderr = text(&none.stderr);
+    assert_eq!(none.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("FERRY_GRAPH_DATA_URL"), "{stderr}");
+    assert!(stderr.contains("empty-cache/graph-image.json"), "{stderr}");
 
     // A plan saved with --ignore-release-signature applies without
     // verifying: here no signature can be had, none is kept in this
@@ -290,7 +250,7 @@ fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
     };
     let mut planning = ferry(&world, &signing, folder, true, "plan");
     unsigned(&mut planning);
-    succeeded(
+    exited(
         &planning
             .args(["-c", &config, "--ignore-release-signature", "--workspace"])
             .arg(format!("file://{}", ignoring.display()))
@@ -299,14 +259,15 @@ fn the_graph_image_is_built_mirrored_and_named_by_the_update_service() {
             .arg(&target)
             .output()
             .unwrap(),
+        0,
     );
     let mut applying = Command::new(env!("CARGO_BIN_EXE_ferry"));
     unsigned(&mut applying);
-    succeeded(&applying.arg("apply").arg(&plan_file).output().unwrap());
+    exited(&applying.arg("apply").arg(&plan_file).output().unwrap(), 0);
 
     // `graph` leaves the configuration: the UpdateService goes.
     let without = configuration(folder, "no-graph.yaml", false);
-    let output = succeeded(&run("mirror", &without, true, &[]));
+    let output = exited(&run("mirror", &without, true, &[]), 0);
     assert!(!resources.join("updateService.yaml").exists(), "{output}");
     assert!(output.contains("updateService.yaml"), "{output}");
     assert_eq!(
@@ -324,12 +285,13 @@ fn mirror_to_disk_delivers_the_graph_image_and_disk_to_mirror_pushes_it_offline(
     let signing = sign_world(&world, folder, |_, _| {});
     let config = configuration(folder, "graph.yaml", true);
     let out = folder.join("out");
-    let to_disk = succeeded(
+    let to_disk = exited(
         &ferry(&world, &signing, folder, true, "mirror")
             .args(["-c", &config])
             .arg(format!("file://{}", out.display()))
             .output()
             .unwrap(),
+        0,
     );
     assert!(to_disk.contains("graph-image"), "{to_disk}");
     let verified = Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -377,7 +339,7 @@ fn mirror_to_disk_delivers_the_graph_image_and_disk_to_mirror_pushes_it_offline(
         .env("SOURCE_DATE_EPOCH", "1764028800")
         .output()
         .unwrap();
-    succeeded(&from_disk);
+    exited(&from_disk, 0);
     let pushed = skopeo_raw(&format!("{host}/mirror/{GRAPH_IMAGE}"));
     let layers = pushed["layers"].as_array().unwrap();
     assert_eq!(layers.len(), base["layers"].as_array().unwrap().len() + 1);

@@ -4,7 +4,9 @@
 
 mod compatibility;
 mod delete;
+mod delete_operators;
 mod delete_plan;
+mod delete_releases;
 mod demo;
 mod diagnostics;
 mod disk;
@@ -23,6 +25,8 @@ mod plan_schema;
 mod plans;
 mod progress;
 mod refresh;
+mod registries_conf;
+mod release_proof;
 mod releases;
 mod support;
 mod unreachable;

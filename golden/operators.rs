@@ -19,6 +19,11 @@ use ferry_testworld::registry::{Flavour, Registry, Storage};
 use ferry_testworld::world::World;
 use serde_json::Value;
 
+use crate::support::{
+    all_output, assert_valid_against_crd, exited, ferry, mirroring_errors, skopeo_raw_bytes, text,
+    write_image_set,
+};
+
 const TEST_CATALOG: &str = "quay.io/ferry-demo/test-catalog:latest";
 const V416: &str = "registry.redhat.io/redhat/redhat-operator-index:v4.16";
 
@@ -29,35 +34,31 @@ struct Scenario {
 }
 
 impl Scenario {
-    fn config(&self, name: &str, operators: &str) -> String {
-        let path = self.folder.path().join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n{operators}"
-            ),
-        )
-        .unwrap();
-        path.display().to_string()
+    fn start() -> Scenario {
+        Scenario {
+            world: World::start().unwrap(),
+            destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+            folder: tempfile::tempdir().unwrap(),
+        }
     }
 
-    fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-        command
-            .env(
-                "REGISTRY_AUTH_FILE",
-                self.folder.path().join("no-auth.json"),
-            )
-            .env("FERRY_CACHE_DIR", self.folder.path().join("cache"))
-            .env("SOURCE_DATE_EPOCH", "1764028800");
-        command
+    fn config(&self, name: &str, operators: &str) -> String {
+        write_image_set(
+            self.folder.path(),
+            name,
+            &format!("  operators:\n{operators}"),
+        )
+    }
+
+    fn command(&self, subcommand: &str) -> Command {
+        ferry(self.folder.path(), subcommand)
     }
 
     fn ferry(&self, command: &str, config: &str, extra: &[&str]) -> Output {
         let workspace = format!("file://{}", self.folder.path().join("workspace").display());
         let destination = format!("docker://{}/mirror", self.destination.host());
-        self.command()
-            .args([command, "-c", config, "--workspace", &workspace])
+        self.command(command)
+            .args(["-c", config, "--workspace", &workspace])
             .arg("--registries-conf")
             .arg(self.world.registries_conf())
             .arg("--dest-tls-verify=false")
@@ -70,18 +71,14 @@ impl Scenario {
     /// `ferry list bundles --format json` of `config`: (package, bundle).
     fn selected(&self, config: &str, extra: &[&str]) -> BTreeSet<(String, String)> {
         let output = self
-            .command()
-            .args(["list", "bundles", "-c", config, "--format", "json"])
+            .command("list")
+            .args(["bundles", "-c", config, "--format", "json"])
             .arg("--registries-conf")
             .arg(self.world.registries_conf())
             .args(extra)
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
         let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
         rows.iter()
             .map(|row| {
@@ -95,8 +92,8 @@ impl Scenario {
 
     fn bundle_images(&self, config: &str) -> BTreeSet<String> {
         let output = self
-            .command()
-            .args(["list", "bundles", "-c", config, "--format", "json"])
+            .command("list")
+            .args(["bundles", "-c", config, "--format", "json"])
             .arg("--registries-conf")
             .arg(self.world.registries_conf())
             .output()
@@ -108,46 +105,13 @@ impl Scenario {
     }
 
     fn skopeo_raw(&self, reference: &str) -> Option<Value> {
-        let output = Command::new("skopeo")
-            .args(["inspect", "--raw", "--tls-verify=false"])
-            .arg(format!("docker://{reference}"))
-            .output()
-            .unwrap();
-        output
-            .status
-            .success()
-            .then(|| serde_json::from_slice(&output.stdout).unwrap())
+        skopeo_raw_bytes(reference).map(|bytes| serde_json::from_slice(&bytes).unwrap())
     }
-}
-
-fn assert_valid_against_crd(text: &str, schema_name: &str) {
-    let path = crate::support::workspace_root()
-        .join("../shared/fixtures/derived/jsonschema/crds")
-        .join(schema_name);
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let value: Value = serde_yaml::from_str(text).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&value)
-        .map(|error| error.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{schema_name}: {errors:?}\n{text}");
-    // The schema is strict: an unknown field fails it.
-    let broken = text.replace("  image", "  imagen");
-    let value: Value = serde_yaml::from_str(&broken).unwrap();
-    assert!(
-        !validator.is_valid(&value),
-        "{schema_name} accepts {broken}"
-    );
 }
 
 #[test]
 fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
-    let scenario = Scenario {
-        world: World::start().unwrap(),
-        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
-        folder: tempfile::tempdir().unwrap(),
-    };
+    let scenario = Scenario::start();
     let template = scenario.folder.path().join("catalog-source-template.yaml");
     std::fs::write(
         &template,
@@ -162,11 +126,7 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
 
     // A plan rebuilds the catalogs in memory: the cache is left as it is.
     let plan = scenario.ferry("plan", &config, &[]);
-    assert!(
-        plan.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plan.stderr)
-    );
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
     assert!(
         !scenario.folder.path().join("cache").exists(),
         "ferry plan wrote the cache"
@@ -174,11 +134,7 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
 
     let mirror = scenario.ferry("mirror", &config, &[]);
     // The summary is on stdout, logs on stderr.
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&mirror.stdout),
-        String::from_utf8_lossy(&mirror.stderr)
-    );
+    let output = all_output(&mirror);
     assert!(mirror.status.success(), "{output}");
     assert!(output.contains("operator images mirrored"), "{output}");
 
@@ -198,13 +154,7 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
         "foo.v0.2.0, foo.v0.3.0, foo.v0.3.1: {expected:?}"
     );
     for image in scenario.bundle_images(&config) {
-        let reference: ferry_schemas::ImageReference = image.parse().unwrap();
-        let tag = match (reference.tag(), reference.digest()) {
-            (Some(tag), _) => tag.to_owned(),
-            (None, Some(digest)) => format!("sha256-{}", digest.hex()),
-            (None, None) => "latest".to_owned(),
-        };
-        let at = format!("{host}/mirror/{}:{tag}", reference.repository());
+        let at = destination_of(&host, &image);
         assert!(scenario.skopeo_raw(&at).is_some(), "{at} is mirrored");
     }
 
@@ -249,6 +199,7 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
     assert_valid_against_crd(
         &catalog_source,
         "operators.coreos.com_v1alpha1_CatalogSource.strict.schema.json",
+        ("  image", "  imagen"),
     );
     assert!(
         catalog_source.contains("displayName: Mirrored test operators")
@@ -259,6 +210,7 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
     assert_valid_against_crd(
         &cluster_catalog,
         "olm.operatorframework.io_v1_ClusterCatalog.strict.schema.json",
+        ("  image", "  imagen"),
     );
     read("cs-operator-index-v4-16.yaml");
     read("cc-test-catalog-latest.yaml");
@@ -275,13 +227,7 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
 
     // A rerun plans nothing: the rebuilt catalogs are the same bytes.
     let again = scenario.ferry("plan", &config, &["--detailed-exitcode"]);
-    assert_eq!(
-        again.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&again.stdout),
-        String::from_utf8_lossy(&again.stderr)
-    );
+    exited(&again, 0);
 
     // One more bundle selected: its images are new, the test catalog is
     // rebuilt (changed), and nothing else moves.
@@ -290,9 +236,9 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
         &operators.replace("minVersion: 0.2.0", "minVersion: 0.1.0"),
     );
     let plan = scenario.ferry("plan", &widened, &["--detailed-exitcode"]);
-    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
-    assert_eq!(plan.status.code(), Some(2), "{text}");
-    let new_lines: Vec<&str> = text
+    let shown = text(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    let new_lines: Vec<&str> = shown
         .lines()
         .filter(|line| line.starts_with("  + "))
         .collect();
@@ -300,22 +246,22 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
         new_lines
             .iter()
             .any(|line| line.contains("foo-bundle:v0.1.0 ")),
-        "{text}"
+        "{shown}"
     );
     assert!(
         new_lines.iter().all(|line| line.contains("v0.1.0")),
-        "only foo.v0.1.0's images are new: {text}"
+        "only foo.v0.1.0's images are new: {shown}"
     );
     assert!(
-        text.contains(" 1 changed,"),
-        "the test catalog is rebuilt: {text}"
+        shown.contains(" 1 changed,"),
+        "the test catalog is rebuilt: {shown}"
     );
     // The plan speaks of bundles too, per catalog and package.
     assert!(
-        text.contains(&format!(
+        shown.contains(&format!(
             "Operator bundles:\n  catalog {TEST_CATALOG}, package foo:\n    + foo.v0.1.0 (new bundle in channel beta)\n"
         )),
-        "{text}"
+        "{shown}"
     );
     let json = scenario.ferry("plan", &widened, &["--format", "json"]);
     let document: Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -334,13 +280,13 @@ fn filtered_catalogs_mirror_with_their_bundles_and_cluster_resources() {
         &operators.replace("minVersion: 0.2.0", "minVersion: 0.3.0"),
     );
     let plan = scenario.ferry("plan", &narrowed, &[]);
-    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    let shown = text(&plan.stdout);
     assert!(
-        text.contains("    - foo.v0.2.0 (no longer selected)\n"),
-        "{text}"
+        shown.contains("    - foo.v0.2.0 (no longer selected)\n"),
+        "{shown}"
     );
     let markdown = scenario.ferry("plan", &narrowed, &["--format", "markdown"]);
-    let markdown = String::from_utf8_lossy(&markdown.stdout).into_owned();
+    let markdown = text(&markdown.stdout);
     assert!(
         markdown.contains(&format!(
             "| - | `{TEST_CATALOG}` | foo | `foo.v0.2.0` | no longer selected |"
@@ -427,11 +373,7 @@ fn layout_with_one_bundle(
 
 #[test]
 fn a_related_image_that_fails_marks_its_bundle_incomplete_and_the_rest_goes_on() {
-    let scenario = Scenario {
-        world: World::start().unwrap(),
-        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
-        folder: tempfile::tempdir().unwrap(),
-    };
+    let scenario = Scenario::start();
     let layout = layout_with_a_missing_related_image(scenario.folder.path());
     let config = scenario.config(
         "broken.yaml",
@@ -441,28 +383,14 @@ fn a_related_image_that_fails_marks_its_bundle_incomplete_and_the_rest_goes_on()
         ),
     );
     let mirror = scenario.ferry("mirror", &config, &[]);
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&mirror.stdout),
-        String::from_utf8_lossy(&mirror.stderr)
-    );
+    let output = all_output(&mirror);
     assert_eq!(mirror.status.code(), Some(4), "operator bit only: {output}");
     assert!(
         output.contains("incomplete operator bundles: [demo.v1.0.0] - operators: [demo]"),
         "{output}"
     );
     let logs = scenario.folder.path().join("workspace/working-dir/logs");
-    let errors: String = std::fs::read_dir(&logs)
-        .unwrap()
-        .flatten()
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("mirroring_errors_")
-        })
-        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
-        .collect();
+    let errors: String = mirroring_errors(&logs);
     let lines: Vec<&str> = errors.lines().collect();
     assert!(
         lines[0].starts_with(
@@ -533,11 +461,7 @@ fn destination_of(host: &str, image: &str) -> String {
 
 #[test]
 fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_filters_the_catalog_again() {
-    let scenario = Scenario {
-        world: World::start().unwrap(),
-        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
-        folder: tempfile::tempdir().unwrap(),
-    };
+    let scenario = Scenario::start();
     let foo = "    - name: foo\n      channels:\n      - name: beta\n        minVersion: 0.2.0\n        maxVersion: 0.3.1\n";
     let config = scenario.config(
         "disk.yaml",
@@ -550,23 +474,19 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_filters_the_catal
     );
     let disk = format!("file://{}", scenario.folder.path().join("disk").display());
     let to_disk = scenario
-        .command()
-        .args(["mirror", "-c", &config, "--registries-conf"])
+        .command("mirror")
+        .args(["-c", &config, "--registries-conf"])
         .arg(scenario.world.registries_conf())
         .arg(&disk)
         .output()
         .unwrap();
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&to_disk.stdout),
-        String::from_utf8_lossy(&to_disk.stderr)
-    );
+    let output = all_output(&to_disk);
     assert!(to_disk.status.success(), "{output}");
     assert!(
         output.contains("quay.io/ferry-demo/test-catalog:latest"),
         "the delivery plan names the catalog: {output}"
     );
-    let verify = scenario.command().args(["verify", &disk]).output().unwrap();
+    let verify = scenario.command("verify").arg(&disk).output().unwrap();
     assert!(verify.status.success());
     let expected = scenario.selected(&enclave_config, &[]);
     let foo_images = scenario.bundle_images(&enclave_config);
@@ -581,40 +501,29 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_filters_the_catal
         folder,
     } = scenario;
     drop(world);
-    let ferry = || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-        command
-            .env("REGISTRY_AUTH_FILE", folder.path().join("no-auth.json"))
-            .env("FERRY_CACHE_DIR", folder.path().join("disconnected-cache"))
-            .env("SOURCE_DATE_EPOCH", "1764028800");
+    let disconnected = |subcommand: &str| {
+        let mut command = ferry(folder.path(), subcommand);
+        command.env("FERRY_CACHE_DIR", folder.path().join("disconnected-cache"));
         command
     };
     let host = destination.host();
     let from_disk = |config: &str| {
-        ferry()
-            .args([
-                "mirror",
-                "-c",
-                config,
-                "--from",
-                &disk,
-                "--dest-tls-verify=false",
-            ])
+        disconnected("mirror")
+            .args(["-c", config, "--from", &disk, "--dest-tls-verify=false"])
             .arg(format!("docker://{host}/mirror"))
             .output()
             .unwrap()
     };
     // A package the delivery does not carry is a clear error.
-    let wider = folder.path().join("wider.yaml");
-    std::fs::write(
-        &wider,
-        format!(
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n  - catalog: {TEST_CATALOG}\n    packages:\n    - name: bar\n{foo}"
+    let wider = write_image_set(
+        folder.path(),
+        "wider.yaml",
+        &format!(
+            "  operators:\n  - catalog: {TEST_CATALOG}\n    packages:\n    - name: bar\n{foo}"
         ),
-    )
-    .unwrap();
-    let refused = from_disk(&wider.display().to_string());
-    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    );
+    let refused = from_disk(&wider);
+    let stderr = text(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("selects more than the deliveries carry")
@@ -624,7 +533,7 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_filters_the_catal
     );
 
     let mirrored = from_disk(&enclave_config);
-    let stderr = String::from_utf8_lossy(&mirrored.stderr).into_owned();
+    let stderr = text(&mirrored.stderr);
     assert!(mirrored.status.success(), "{stderr}");
     // The filter's warnings are shown on this side too.
     assert!(
@@ -633,15 +542,7 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_filters_the_catal
         )),
         "{stderr}"
     );
-    let skopeo = |reference: &str| {
-        Command::new("skopeo")
-            .args(["inspect", "--raw", "--tls-verify=false"])
-            .arg(format!("docker://{reference}"))
-            .output()
-            .unwrap()
-            .status
-            .success()
-    };
+    let skopeo = |reference: &str| skopeo_raw_bytes(reference).is_some();
     for image in &foo_images {
         let at = destination_of(&host, image);
         assert!(skopeo(&at), "{at} is mirrored");
@@ -651,25 +552,20 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_filters_the_catal
         assert!(!skopeo(&at), "{at} was delivered but not selected here");
     }
     // The catalog at the enclave holds exactly this side's selection.
-    let mirrored = folder.path().join("enclave.yaml");
-    std::fs::write(
-        &mirrored,
-        format!(
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n  - catalog: {host}/mirror/ferry-demo/test-catalog:latest\n    full: true\n"
+    let mirrored = write_image_set(
+        folder.path(),
+        "enclave.yaml",
+        &format!(
+            "  operators:\n  - catalog: {host}/mirror/ferry-demo/test-catalog:latest\n    full: true\n"
         ),
-    )
-    .unwrap();
-    let listed = ferry()
-        .args(["list", "bundles", "-c"])
+    );
+    let listed = disconnected("list")
+        .args(["bundles", "-c"])
         .arg(&mirrored)
         .args(["--format", "json", "--src-tls-verify=false"])
         .output()
         .unwrap();
-    assert!(
-        listed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
     let rows: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
     let rebuilt: BTreeSet<(String, String)> = rows
         .iter()
@@ -694,11 +590,7 @@ fn mirror_to_disk_then_disk_to_mirror_with_the_sources_stopped_filters_the_catal
 #[test]
 fn a_related_image_that_fails_while_copying_keeps_its_bundle_and_catalog_away() {
     use ferry_testworld::proxy::{ErrorAnswer, FaultProxy, Faults};
-    let scenario = Scenario {
-        world: World::start().unwrap(),
-        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
-        folder: tempfile::tempdir().unwrap(),
-    };
+    let scenario = Scenario::start();
     // The related image resolves, then every blob of its repository is
     // refused: it fails while the plan runs, not before.
     let proxy = FaultProxy::start(scenario.world.registry().address()).unwrap();
@@ -724,24 +616,10 @@ fn a_related_image_that_fails_while_copying_keeps_its_bundle_and_catalog_away() 
         ),
     );
     let mirror = scenario.ferry("mirror", &config, &["--src-tls-verify=false"]);
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&mirror.stdout),
-        String::from_utf8_lossy(&mirror.stderr)
-    );
+    let output = all_output(&mirror);
     assert_eq!(mirror.status.code(), Some(4), "operator bit only: {output}");
     let logs = scenario.folder.path().join("workspace/working-dir/logs");
-    let errors: String = std::fs::read_dir(&logs)
-        .unwrap()
-        .flatten()
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("mirroring_errors_")
-        })
-        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
-        .collect();
+    let errors: String = mirroring_errors(&logs);
     assert!(
         errors.contains(&format!(
             "error mirroring image {related} (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: "
@@ -774,11 +652,7 @@ fn a_related_image_that_fails_while_copying_keeps_its_bundle_and_catalog_away() 
 
 #[test]
 fn mirror_to_disk_error_lines_name_the_bundles_and_operators_of_a_failed_image() {
-    let scenario = Scenario {
-        world: World::start().unwrap(),
-        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
-        folder: tempfile::tempdir().unwrap(),
-    };
+    let scenario = Scenario::start();
     let layout = layout_with_a_missing_related_image(scenario.folder.path());
     let config = scenario.config(
         "broken-disk.yaml",
@@ -786,33 +660,19 @@ fn mirror_to_disk_error_lines_name_the_bundles_and_operators_of_a_failed_image()
     );
     let folder = scenario.folder.path().join("disk");
     let to_disk = scenario
-        .command()
-        .args(["mirror", "-c", &config, "--registries-conf"])
+        .command("mirror")
+        .args(["-c", &config, "--registries-conf"])
         .arg(scenario.world.registries_conf())
         .arg(format!("file://{}", folder.display()))
         .output()
         .unwrap();
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&to_disk.stdout),
-        String::from_utf8_lossy(&to_disk.stderr)
-    );
+    let output = all_output(&to_disk);
     assert_eq!(to_disk.status.code(), Some(4), "{output}");
     assert!(
         output.contains("incomplete operator bundles: [demo.v1.0.0] - operators: [demo]"),
         "{output}"
     );
-    let errors: String = std::fs::read_dir(folder.join("working-dir/logs"))
-        .unwrap()
-        .flatten()
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("mirroring_errors_")
-        })
-        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
-        .collect();
+    let errors: String = mirroring_errors(&folder.join("working-dir/logs"));
     assert!(
         errors.starts_with(
             "error mirroring image quay.io/ferry-demo/missing-operand:1.0 (Operator bundles: [demo.v1.0.0] - Operators: [demo]) error: "
@@ -823,11 +683,7 @@ fn mirror_to_disk_error_lines_name_the_bundles_and_operators_of_a_failed_image()
 
 #[test]
 fn adding_a_bundle_to_the_selection_ships_only_its_new_blobs() {
-    let scenario = Scenario {
-        world: World::start().unwrap(),
-        destination: Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
-        folder: tempfile::tempdir().unwrap(),
-    };
+    let scenario = Scenario::start();
     let package = |min: &str| {
         format!(
             "  - catalog: {TEST_CATALOG}\n    packages:\n    - name: foo\n      channels:\n      - name: beta\n        minVersion: {min}\n        maxVersion: 0.3.1\n"
@@ -846,17 +702,13 @@ fn adding_a_bundle_to_the_selection_ships_only_its_new_blobs() {
     let disk = format!("file://{}", folder.display());
     for config in [&narrow, &wider] {
         let run = scenario
-            .command()
-            .args(["mirror", "-c", config, "--registries-conf"])
+            .command("mirror")
+            .args(["-c", config, "--registries-conf"])
             .arg(scenario.world.registries_conf())
             .arg(&disk)
             .output()
             .unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        assert!(run.status.success(), "{}", text(&run.stderr));
     }
     let first = crate::releases::blob_entries(&folder.join("mirror_000001.tar"));
     let second = crate::releases::blob_entries(&folder.join("mirror_000002.tar"));
@@ -877,11 +729,7 @@ fn adding_a_bundle_to_the_selection_ships_only_its_new_blobs() {
             .arg(format!("docker://{image}"))
             .output()
             .unwrap();
-        assert!(
-            raw.status.success(),
-            "{image}: {}",
-            String::from_utf8_lossy(&raw.stderr)
-        );
+        assert!(raw.status.success(), "{image}: {}", text(&raw.stderr));
         format!(
             "blobs/sha256/{}",
             ferry_schemas::Digest::sha256_of(&raw.stdout).hex()
@@ -908,6 +756,6 @@ fn adding_a_bundle_to_the_selection_ships_only_its_new_blobs() {
         "one more bundle: delivery {delivery_bytes} bytes, new content {new_bytes} bytes in {} entries",
         second.len()
     );
-    let verify = scenario.command().args(["verify", &disk]).output().unwrap();
+    let verify = scenario.command("verify").arg(&disk).output().unwrap();
     assert!(verify.status.success());
 }

@@ -181,9 +181,10 @@ fn plans_through_first_run_noop_addition_and_moved_tag() {
         !resources.join("idms-oc-mirror.yaml").exists(),
         "tag-only origins need no IDMS"
     );
-    assert_valid_against_crd(
+    crate::support::assert_valid_against_crd(
         &itms,
         "config.openshift.io_v1_ImageTagMirrorSet.strict.schema.json",
+        ("imageTagMirrors", "imageTagMirror"),
     );
 
     // Second run: nothing to do, detailed exit code 0.
@@ -237,38 +238,6 @@ fn plans_through_first_run_noop_addition_and_moved_tag() {
     assert_eq!(still.status.code(), Some(2), "the dry run changed nothing");
 
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-/// Checks every document of a multi-document YAML file against one of the
-/// strict CRD schemas in `shared/fixtures/derived/jsonschema/crds/`.
-fn assert_valid_against_crd(text: &str, schema_name: &str) {
-    let path = crate::support::workspace_root()
-        .join("../shared/fixtures/derived/jsonschema/crds")
-        .join(schema_name);
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let mut documents = 0;
-    for document in serde_yaml::Deserializer::from_str(text) {
-        let value: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(&value)
-            .map(|error| error.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{schema_name}: {errors:?}\n{text}");
-        documents += 1;
-    }
-    assert!(documents > 0);
-    // The validator is strict: a misspelt field fails it.
-    let broken = text
-        .replace("imageTagMirrors", "imageTagMirror")
-        .replace("imageDigestMirrors", "imageDigestMirror");
-    let document = serde_yaml::Deserializer::from_str(&broken).next().unwrap();
-    let value: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
-    assert!(
-        !validator.is_valid(&value),
-        "the strict schema accepts a misspelt field"
-    );
 }
 
 #[test]

@@ -1,16 +1,17 @@
-//! Releases mirror-to-mirror on the test world: two channels, amd64 and
-//! multi, from the world's update-graph server. Checked with skopeo (every
-//! payload at `openshift/release-images:<version>-<arch>`, every component
-//! at `openshift/release:<tag>-<component>`, the multi payload's whole
-//! index copied), a cluster played through the generated IDMS (a component
-//! pulled by its original digest with the sources unreachable), a rerun
-//! that plans nothing, `--trust-state` with the update service gone, and a
-//! release error that stops the run with exit 2 before anything is pushed.
+//! Releases on the test world, around the proof (`release_proof.rs`: what
+//! is mirrored, checked digest by digest): a rerun that plans nothing,
+//! `--trust-state` with the update service gone; a release error, a
+//! tampered, mislabelled or missing signature and a copy or fetch failure
+//! each stopping the run with exit 2 before anything is pushed (no delivery
+//! written); a second z-stream shipping only its new blobs, then
+//! disk-to-mirror with nothing of the world running; an explicit payload
+//! named by its signature's identity; a release deleted from what the
+//! workspace saved.
 //!
 //! Every payload of the world is signed with a key made for the run, the
 //! signatures served on loopback (`OCP_SIGNATURE_URL`) and the key exported
 //! (`OCP_SIGNATURE_VERIFICATION_PK`): the runs verify them, write the
-//! signature ConfigMap, and stop with exit 2 on a tampered or a missing one.
+//! signature ConfigMap, and stop with exit 2 on a bad or missing one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,9 +24,7 @@ use ferry_testworld::releases::{
 };
 use ferry_testworld::world::World;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::support::{exited, text, world_ferry, write_image_set};
 
 /// The world's release signatures: served on loopback, checked with an
 /// exported key.
@@ -91,27 +90,37 @@ struct Setup<'a> {
     signing: Signing,
 }
 
-impl Setup<'_> {
+impl<'a> Setup<'a> {
+    /// The world's payloads signed (`change` as in [`sign_world`]), for
+    /// runs into `destination` with the workspace `folder/workspace`.
+    fn signed(
+        world: &'a World,
+        folder: &'a Path,
+        destination: String,
+        change: impl FnOnce(&ReleaseSigner, &mut BTreeMap<String, Vec<u8>>),
+    ) -> Setup<'a> {
+        Setup {
+            world,
+            folder,
+            destination,
+            signing: sign_world(world, folder, change),
+        }
+    }
+
     fn ferry(&self, command: &str, config: &str, graph_url: &str, extra: &[&str]) -> Output {
-        let mut ferry = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        let mut ferry = world_ferry(self.world, self.folder, command);
         self.signing.environment(&mut ferry);
         ferry
-            .arg(command)
-            .args(["-c", &self.folder.join(config).display().to_string()])
-            .args([
-                "--workspace",
-                &format!("file://{}", self.folder.join("workspace").display()),
-            ])
-            .args([
-                "--registries-conf",
-                &self.world.registries_conf().display().to_string(),
-            ])
-            .args(["--dest-tls-verify=false", "--src-tls-verify=false"])
+            .arg("-c")
+            .arg(self.folder.join(config))
+            .arg("--workspace")
+            .arg(format!(
+                "file://{}",
+                self.folder.join("workspace").display()
+            ))
             .args(extra)
             .arg(format!("docker://{}/mirror", self.destination))
             .env("UPDATE_URL_OVERRIDE", graph_url)
-            .env("REGISTRY_AUTH_FILE", self.folder.join("no-auth.json"))
-            .env("FERRY_CACHE_DIR", self.folder.join("cache"))
             .output()
             .unwrap()
     }
@@ -155,7 +164,21 @@ fn tags_of(reference: &str) -> BTreeSet<String> {
 }
 
 /// The payload digest the world's graph gives `version` for `architecture`.
-fn payload_digest(world: &World, channel: &str, architecture: &str, version: &str) -> String {
+/// The test world, an empty plain-HTTP destination registry, a folder.
+fn started() -> (World, Registry, tempfile::TempDir) {
+    (
+        World::start().unwrap(),
+        Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap(),
+        tempfile::tempdir().unwrap(),
+    )
+}
+
+pub(crate) fn payload_digest(
+    world: &World,
+    channel: &str,
+    architecture: &str,
+    version: &str,
+) -> String {
     let graph: serde_json::Value =
         serde_json::from_str(&world.graphs()[&(channel.to_owned(), architecture.to_owned())])
             .unwrap();
@@ -169,247 +192,27 @@ fn payload_digest(world: &World, channel: &str, architecture: &str, version: &st
     payload.rsplit_once('@').unwrap().1.to_owned()
 }
 
-/// A registries.conf a cluster would get from `idms`: each source reached
-/// only through its mirrors, the source itself unreachable.
-fn cluster_registries_conf(idms: &str) -> String {
-    let mut conf = String::from("unqualified-search-registries = []\n");
-    for document in serde_yaml::Deserializer::from_str(idms) {
-        let value = <serde_yaml::Value as serde::Deserialize>::deserialize(document).unwrap();
-        assert_eq!(value["kind"].as_str(), Some("ImageDigestMirrorSet"));
-        for entry in value["spec"]["imageDigestMirrors"].as_sequence().unwrap() {
-            let source = entry["source"].as_str().unwrap();
-            conf.push_str(&format!(
-                "\n[[registry]]\nprefix = \"{source}\"\nlocation = \"127.0.0.1:9/unreachable\"\nmirror-by-digest-only = true\n"
-            ));
-            for mirror in entry["mirrors"].as_sequence().unwrap() {
-                conf.push_str(&format!(
-                    "[[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
-                    mirror.as_str().unwrap()
-                ));
-            }
-        }
-    }
-    conf
-}
-
 #[test]
-fn releases_mirror_to_mirror_on_the_test_world() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        world: &world,
-        folder: folder.path(),
-        destination: destination.host(),
-        signing: sign_world(&world, folder.path(), |_, _| {}),
-    };
-    // stable-4.15's head (4.15.12) and stable-4.16 from 4.16.1 up; the
-    // cross-channel path from 4.15.12 to 4.16.2 adds nothing else (the
-    // graph has the edge 4.15.12 -> 4.16.2), as `list releases` says.
-    std::fs::write(
-        folder.path().join("isc.yaml"),
-        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    architectures: [amd64, multi]\n    channels:\n    - name: stable-4.15\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
-    )
-    .unwrap();
-    let listed = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["list", "releases", "-c"])
-        .arg(folder.path().join("isc.yaml"))
-        .args(["--format", "json"])
-        .env("UPDATE_URL_OVERRIDE", world.graph_url())
-        .output()
-        .unwrap();
-    assert!(listed.status.success(), "{}", text(&listed.stderr));
-    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let selected: BTreeSet<(String, String)> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row["architecture"].as_str().unwrap().to_owned(),
-                row["version"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    let expected: BTreeSet<(String, String)> = ["amd64", "multi"]
-        .iter()
-        .flat_map(|architecture| {
-            ["4.15.12", "4.16.1", "4.16.2"]
-                .iter()
-                .map(move |version| ((*architecture).to_owned(), (*version).to_owned()))
-        })
-        .collect();
-    assert_eq!(selected, expected);
-
+fn a_rerun_plans_nothing_and_trust_state_plans_without_the_update_service() {
+    let (world, destination, folder) = started();
+    let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
+    // stable-4.15's head (4.15.12) and stable-4.16 from 4.16.1 up, amd64
+    // and multi (what is mirrored, checked digest by digest, is the proof's
+    // business: `release_proof.rs`).
+    write_image_set(
+        folder.path(),
+        "isc.yaml",
+        "  platform:\n    architectures: [amd64, multi]\n    channels:\n    - name: stable-4.15\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
+    );
     let mirrored = setup.ferry("mirror", "isc.yaml", &world.graph_url(), &[]);
     let stderr = text(&mirrored.stderr);
     assert_eq!(mirrored.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("not verified"), "{stderr}");
     let mirror = format!("{}/mirror", setup.destination);
-    // The signature ConfigMap lists every payload's verified signature,
-    // byte for byte as served.
-    let config_map: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(
-            folder
-                .path()
-                .join("workspace/working-dir/cluster-resources/signature-configmap.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let binary_data = config_map["binaryData"].as_object().unwrap();
-    assert_eq!(binary_data.len(), expected.len(), "{config_map}");
-    for (architecture, version) in &expected {
-        let channel = if version.starts_with("4.15") {
-            "stable-4.15"
-        } else {
-            "stable-4.16"
-        };
-        let digest = payload_digest(&world, channel, architecture, version);
-        // `sha256-<hex>-<n>`, n counting across the entries as in oc-mirror.
-        let prefix = format!("sha256-{}-", digest.trim_start_matches("sha256:"));
-        let (key, value) = binary_data
-            .iter()
-            .find(|(key, _)| key.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("{prefix} in {config_map}"));
-        let kept = std::fs::read(folder.path().join(format!(
-            "workspace/working-dir/signatures/{version}-{}-{}",
-            identity_suffix(architecture),
-            digest.replace(':', "-")
-        )))
-        .unwrap();
-        use base64::Engine as _;
-        assert_eq!(
-            base64::engine::general_purpose::STANDARD
-                .decode(value.as_str().unwrap())
-                .unwrap(),
-            kept,
-            "{key}"
-        );
-    }
-
-    // Every payload, by the digest the update graph names.
-    let payload_tags = tags_of(&format!("docker://{mirror}/openshift/release-images"));
-    let mut expected_payload_tags = BTreeSet::new();
-    for (architecture, version) in &expected {
-        let suffix = if architecture == "amd64" {
-            "x86_64"
-        } else {
-            "multi"
-        };
-        let tag = format!("{version}-{suffix}");
-        let channel = if version.starts_with("4.15") {
-            "stable-4.15"
-        } else {
-            "stable-4.16"
-        };
-        assert_eq!(
-            digest_at(&format!("docker://{mirror}/openshift/release-images:{tag}")),
-            payload_digest(&world, channel, architecture, version),
-            "{tag}"
-        );
-        expected_payload_tags.insert(tag);
-    }
-    assert_eq!(payload_tags, expected_payload_tags);
-
-    // Every component of every payload (the multi payload's components
-    // are its amd64 image's), by tag `<release tag>-<component>`.
-    let component_tags = tags_of(&format!("docker://{mirror}/openshift/release"));
-    let expected_component_tags: BTreeSet<String> = expected_payload_tags
-        .iter()
-        .flat_map(|tag| {
-            COMPONENTS
-                .iter()
-                .map(move |component| format!("{tag}-{component}"))
-        })
-        .collect();
-    assert_eq!(component_tags, expected_component_tags);
-
-    // The multi payload copied whole, every child and blob checked by
-    // skopeo; a component copied and checked the same way.
-    let copies = folder.path().join("copies");
-    for (reference, all) in [
-        (
-            format!("docker://{mirror}/openshift/release-images:4.16.2-multi"),
-            true,
-        ),
-        (
-            format!("docker://{mirror}/openshift/release:4.16.2-x86_64-etcd"),
-            false,
-        ),
-    ] {
-        let target = copies.join(if all { "multi" } else { "etcd" });
-        let mut arguments = vec!["copy", "--src-tls-verify=false"];
-        if all {
-            arguments.push("--all");
-        }
-        let target_text = format!("dir:{}", target.display());
-        arguments.extend([reference.as_str(), target_text.as_str()]);
-        std::fs::create_dir_all(&target).unwrap();
-        let copied = skopeo(&arguments);
-        assert!(
-            copied.status.success(),
-            "{reference}: {}",
-            text(&copied.stderr)
-        );
-    }
-
-    // A cluster through the generated IDMS: release mirrors are
-    // repository-scoped; a component and a payload pulled by their
-    // original digests from the mirror, the sources unreachable.
-    let idms = std::fs::read_to_string(
-        folder
-            .path()
-            .join("workspace/working-dir/cluster-resources/idms-oc-mirror.yaml"),
-    )
-    .unwrap();
-    assert!(idms.contains("name: idms-release-0"), "{idms}");
-    assert!(
-        idms.contains(&format!(
-            "  - mirrors:\n    - {mirror}/openshift/release\n    source: {RELEASE_HOST}/{COMPONENT_REPOSITORY}\n"
-        )),
-        "{idms}"
+    assert_eq!(
+        tags_of(&format!("docker://{mirror}/openshift/release-images")).len(),
+        6
     );
-    assert!(
-        idms.contains(&format!(
-            "  - mirrors:\n    - {mirror}/openshift/release-images\n    source: {RELEASE_HOST}/{RELEASE_REPOSITORY}\n"
-        )),
-        "{idms}"
-    );
-    let cluster_conf = folder.path().join("cluster-registries.conf");
-    std::fs::write(&cluster_conf, cluster_registries_conf(&idms)).unwrap();
-    let etcd = digest_at(&format!(
-        "docker://{mirror}/openshift/release:4.16.2-x86_64-etcd"
-    ));
-    let world_component_digests: BTreeSet<&str> = world
-        .content()
-        .placements
-        .iter()
-        .filter(|placement| placement.repository == COMPONENT_REPOSITORY)
-        .map(|placement| placement.digest.as_str())
-        .collect();
-    assert!(
-        world_component_digests.contains(etcd.as_str()),
-        "{etcd} is a world component"
-    );
-    let payload = payload_digest(&world, "stable-4.16", "amd64", "4.16.1");
-    for original in [
-        format!("docker://{RELEASE_HOST}/{COMPONENT_REPOSITORY}@{etcd}"),
-        format!("docker://{RELEASE_HOST}/{RELEASE_REPOSITORY}@{payload}"),
-    ] {
-        let pulled = skopeo(&[
-            "--registries-conf",
-            &cluster_conf.display().to_string(),
-            "inspect",
-            "--raw",
-            &original,
-        ]);
-        assert!(
-            pulled.status.success(),
-            "{original} through the IDMS: {}",
-            text(&pulled.stderr)
-        );
-    }
 
     // A rerun plans nothing; so does --trust-state with the update service
     // gone (the saved graph answers are used).
@@ -419,26 +222,14 @@ fn releases_mirror_to_mirror_on_the_test_world() {
         &world.graph_url(),
         &["--detailed-exitcode"],
     );
-    assert_eq!(
-        rerun.status.code(),
-        Some(0),
-        "{}{}",
-        text(&rerun.stdout),
-        text(&rerun.stderr)
-    );
+    exited(&rerun, 0);
     let offline = setup.ferry(
         "plan",
         "isc.yaml",
         "http://127.0.0.1:9/graph",
         &["--detailed-exitcode", "--trust-state"],
     );
-    assert_eq!(
-        offline.status.code(),
-        Some(0),
-        "{}{}",
-        text(&offline.stdout),
-        text(&offline.stderr)
-    );
+    exited(&offline, 0);
     let saved = folder
         .path()
         .join("workspace/working-dir/hold-release/cincinnati-graph-data");
@@ -457,23 +248,16 @@ fn releases_mirror_to_mirror_on_the_test_world() {
 
 #[test]
 fn a_release_error_stops_the_run_before_anything_is_pushed() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        world: &world,
-        folder: folder.path(),
-        destination: destination.host(),
-        signing: sign_world(&world, folder.path(), |_, _| {}),
-    };
+    let (world, destination, folder) = started();
+    let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     // A payload that does not exist, next to an additional image that does.
-    std::fs::write(
-        folder.path().join("missing.yaml"),
-        format!(
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:9.9.9-x86_64\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n"
+    write_image_set(
+        folder.path(),
+        "missing.yaml",
+        &format!(
+            "  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:9.9.9-x86_64\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n"
         ),
-    )
-    .unwrap();
+    );
     let run = setup.ferry("mirror", "missing.yaml", &world.graph_url(), &[]);
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
@@ -490,11 +274,11 @@ fn a_release_error_stops_the_run_before_anything_is_pushed() {
     );
 
     // `type: okd` is refused, not ignored.
-    std::fs::write(
-        folder.path().join("okd.yaml"),
-        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4\n      type: okd\n",
-    )
-    .unwrap();
+    write_image_set(
+        folder.path(),
+        "okd.yaml",
+        "  platform:\n    channels:\n    - name: stable-4\n      type: okd\n",
+    );
     let okd = setup.ferry("plan", "okd.yaml", &world.graph_url(), &[]);
     let stderr = text(&okd.stderr);
     assert_eq!(okd.status.code(), Some(1), "{stderr}");
@@ -505,7 +289,7 @@ fn a_release_error_stops_the_run_before_anything_is_pushed() {
 }
 
 #[test]
-fn a_tampered_or_missing_signature_stops_the_run_before_anything_is_pushed() {
+fn a_tampered_mislabelled_or_missing_signature_stops_the_run_before_anything_is_pushed() {
     let world = World::start().unwrap();
     let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
     let digest = payload_digest(&world, "stable-4.16", "amd64", "4.16.2");
@@ -530,22 +314,30 @@ fn a_tampered_or_missing_signature_stops_the_run_before_anything_is_pushed() {
             },
         )
     };
+    // 4.16.1's signature, good in itself, served for 4.16.2.
+    let other = payload_digest(&world, "stable-4.16", "amd64", "4.16.1");
+    let other_digest = format!("the signature is for {other}, not for the payload {digest}");
+    let mislabelled: Change = {
+        let digest = digest.clone();
+        Box::new(
+            move |signer: &ReleaseSigner, served: &mut BTreeMap<String, Vec<u8>>| {
+                let identity = "quay.io/openshift-release-dev/ocp-release:4.16.1-x86_64";
+                served.insert(digest.clone(), signer.sign_payload(&other, identity));
+            },
+        )
+    };
     for (case, change, why) in [
         ("tampered", tampered, "no valid signature from the keyring"),
+        ("mislabelled", mislabelled, other_digest.as_str()),
         ("missing", missing, "no signature found for"),
     ] {
         let folder = tempfile::tempdir().unwrap();
-        let setup = Setup {
-            world: &world,
-            folder: folder.path(),
-            destination: destination.host(),
-            signing: sign_world(&world, folder.path(), change),
-        };
-        std::fs::write(
-            folder.path().join("one.yaml"),
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n",
-        )
-        .unwrap();
+        let setup = Setup::signed(&world, folder.path(), destination.host(), change);
+        write_image_set(
+            folder.path(),
+            "one.yaml",
+            "  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n  additionalImages:\n  - name: quay.io/ferry-demo/hello:1.0\n",
+        );
         let run = setup.ferry("mirror", "one.yaml", &world.graph_url(), &[]);
         let stderr = text(&run.stderr);
         assert_eq!(run.status.code(), Some(2), "{case}: {stderr}");
@@ -586,22 +378,15 @@ fn a_release_copy_failure_stops_the_run_with_exit_2() {
     let registry = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
     let destination = FaultProxy::start(registry.address()).unwrap();
     let folder = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        world: &world,
-        folder: folder.path(),
-        destination: destination.host(),
-        signing: sign_world(&world, folder.path(), |_, _| {}),
-    };
+    let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     // One payload (16 components), one image at a time: every manifest
     // push of a component is refused, so the first failure stops the run
     // while most components have not started.
-    std::fs::write(
-        folder.path().join("one.yaml"),
-        format!(
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:4.16.2-x86_64\n"
-        ),
-    )
-    .unwrap();
+    write_image_set(
+        folder.path(),
+        "one.yaml",
+        &format!("  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:4.16.2-x86_64\n"),
+    );
     destination.arm(Faults {
         errors: vec![ErrorAnswer {
             method: "PUT".to_owned(),
@@ -875,23 +660,14 @@ fn a_release_fetch_failure_writes_no_delivery_and_exits_2() {
 
 #[test]
 fn an_explicit_payload_by_digest_is_named_by_its_signature_identity() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        world: &world,
-        folder: folder.path(),
-        destination: destination.host(),
-        signing: sign_world(&world, folder.path(), |_, _| {}),
-    };
+    let (world, destination, folder) = started();
+    let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
     let digest = payload_digest(&world, "stable-4.16", "amd64", "4.16.2");
-    std::fs::write(
-        folder.path().join("explicit.yaml"),
-        format!(
-            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}@{digest}\n"
-        ),
-    )
-    .unwrap();
+    write_image_set(
+        folder.path(),
+        "explicit.yaml",
+        &format!("  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}@{digest}\n"),
+    );
     let mirrored = setup.ferry("mirror", "explicit.yaml", &world.graph_url(), &[]);
     assert_eq!(
         mirrored.status.code(),
@@ -920,20 +696,13 @@ fn an_explicit_payload_by_digest_is_named_by_its_signature_identity() {
 
 #[test]
 fn a_release_is_deleted_from_what_the_workspace_saved_and_the_other_stays() {
-    let world = World::start().unwrap();
-    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        world: &world,
-        folder: folder.path(),
-        destination: destination.host(),
-        signing: sign_world(&world, folder.path(), |_, _| {}),
-    };
-    std::fs::write(
-        folder.path().join("two.yaml"),
-        "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
-    )
-    .unwrap();
+    let (world, destination, folder) = started();
+    let setup = Setup::signed(&world, folder.path(), destination.host(), |_, _| {});
+    write_image_set(
+        folder.path(),
+        "two.yaml",
+        "  platform:\n    channels:\n    - name: stable-4.16\n      minVersion: 4.16.1\n      maxVersion: 4.16.2\n",
+    );
     let mirrored = setup.ferry("mirror", "two.yaml", &world.graph_url(), &[]);
     assert_eq!(
         mirrored.status.code(),

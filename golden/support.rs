@@ -1,7 +1,13 @@
-//! Shared helpers of the golden tests: where the files are, and the
-//! compare-or-bless step.
+//! Shared helpers of the golden tests: where the files are, the
+//! compare-or-bless step, and the setup the end-to-end tests repeat (the
+//! `ferry` command with the test environment, image set files, skopeo
+//! reads, the strict CRD schemas).
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ferry_testworld::world::World;
+use serde_json::Value;
 
 /// The workspace root (the root package's manifest folder).
 pub fn workspace_root() -> &'static Path {
@@ -33,4 +39,180 @@ pub fn compare_or_bless(path: &Path, actual: &str) -> Option<String> {
         "{} differs from the current output:\n--- expected\n{expected}\n--- actual\n{actual}",
         path.display()
     ))
+}
+
+/// Command output as text (lossy).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A command's stdout then its stderr, as text.
+pub fn all_output(output: &Output) -> String {
+    format!("{}{}", text(&output.stdout), text(&output.stderr))
+}
+
+/// Writes `folder/name`, an ImageSetConfiguration whose `mirror:` holds
+/// `mirror` (lines indented by two spaces, each ending with a newline);
+/// returns its path.
+pub fn write_image_set(folder: &Path, name: &str, mirror: &str) -> String {
+    let path = folder.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n{mirror}"
+        ),
+    )
+    .expect("write the image set configuration");
+    path.display().to_string()
+}
+
+/// `ferry SUBCOMMAND` as the tests run it: no credentials (an auth file
+/// that does not exist), the cache `folder/cache`, a fixed
+/// `SOURCE_DATE_EPOCH`, and no `FERRY_GRAPH_DATA_URL` from the caller.
+pub fn ferry(folder: &Path, subcommand: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command
+        .arg(subcommand)
+        .env("REGISTRY_AUTH_FILE", folder.join("no-auth.json"))
+        .env("FERRY_CACHE_DIR", folder.join("cache"))
+        .env("SOURCE_DATE_EPOCH", "1764028800")
+        .env_remove("FERRY_GRAPH_DATA_URL");
+    command
+}
+
+/// [`ferry`] against the test world: its registries.conf, TLS checks off
+/// (its registries and the destinations are plain HTTP), its update
+/// service as `UPDATE_URL_OVERRIDE`.
+pub fn world_ferry(world: &World, folder: &Path, subcommand: &str) -> Command {
+    let mut command = ferry(folder, subcommand);
+    command
+        .arg("--registries-conf")
+        .arg(world.registries_conf())
+        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+        .env("UPDATE_URL_OVERRIDE", world.graph_url());
+    command
+}
+
+/// Runs `command`; its output, after checking it exited 0 (the panic shows
+/// stdout and stderr).
+pub fn succeeded(command: &mut Command) -> Output {
+    let output = command.output().expect("run the command");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{command:?}\n{}",
+        all_output(&output)
+    );
+    output
+}
+
+/// The `mirroring_errors_*` files of a logs folder, concatenated.
+pub fn mirroring_errors(logs: &Path) -> String {
+    std::fs::read_dir(logs)
+        .expect("the logs folder")
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("mirroring_errors_")
+        })
+        .map(|entry| std::fs::read_to_string(entry.path()).expect("an errors file"))
+        .collect()
+}
+
+/// `skopeo inspect --raw` of `docker://REFERENCE` (TLS checks off): the
+/// manifest's bytes, or `None` when skopeo cannot read it.
+pub fn skopeo_raw_bytes(reference: &str) -> Option<Vec<u8>> {
+    let output = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("run skopeo");
+    output.status.success().then_some(output.stdout)
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Checks every YAML document of `text` against the strict JSON Schema
+/// `schema_name` of the fixtures' CRDs (`additionalProperties: false`),
+/// and that the schema refuses the text with `field` misspelt as `typo`.
+pub fn assert_valid_against_crd(text: &str, schema_name: &str, (field, typo): (&str, &str)) {
+    let path = workspace_root()
+        .join("../shared/fixtures/derived/jsonschema/crds")
+        .join(schema_name);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let mut documents = 0;
+    for document in serde_yaml::Deserializer::from_str(text) {
+        let value: Value = serde::Deserialize::deserialize(document).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|error| error.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{schema_name}: {errors:?}\n{text}");
+        documents += 1;
+    }
+    assert!(documents > 0, "{schema_name}: no document in {text}");
+    assert!(text.contains(field), "{field} in {text}");
+    let broken = text.replacen(field, typo, 1);
+    let document = serde_yaml::Deserializer::from_str(&broken).next().unwrap();
+    let value: Value = serde::Deserialize::deserialize(document).unwrap();
+    assert!(
+        !validator.is_valid(&value),
+        "{schema_name} accepts a misspelt field: {broken}"
+    );
+}
+
+/// Sends every address but loopback of `command` to the HTTP proxy `proxy`
+/// (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`; loopback goes direct), so a
+/// test can show nothing else was reached.
+pub fn through_proxy(command: &mut Command, proxy: &str) {
+    for variable in ["http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
+        command.env_remove(variable);
+    }
+    command
+        .env("HTTP_PROXY", proxy)
+        .env("HTTPS_PROXY", proxy)
+        .env("ALL_PROXY", proxy)
+        .env("NO_PROXY", "127.0.0.1,localhost");
+}
+
+/// What a node pulls: `skopeo --registries-conf CONF inspect --raw` of
+/// `docker://REFERENCE`, everything but loopback through `proxy`; the
+/// digest of the manifest it read (checked against the reference's own
+/// digest when it names one).
+pub fn pulled_digest(conf: &Path, reference: &str, proxy: &str) -> String {
+    let mut command = Command::new("skopeo");
+    through_proxy(&mut command, proxy);
+    let output = command
+        .arg("--registries-conf")
+        .arg(conf)
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "{reference} through {}: {}",
+        conf.display(),
+        text(&output.stderr)
+    );
+    let digest = sha256(&output.stdout);
+    if let Some((_, named)) = reference.rsplit_once('@') {
+        assert_eq!(digest, named, "{reference}");
+    }
+    digest
+}
+
+/// Checks that `output` exited with `code` (the panic shows stdout and
+/// stderr); returns stdout then stderr, as text.
+pub fn exited(output: &Output, code: i32) -> String {
+    let all = all_output(output);
+    assert_eq!(output.status.code(), Some(code), "{all}");
+    all
 }

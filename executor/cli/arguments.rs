@@ -221,6 +221,11 @@ impl MirrorArgs {
             signatures: (!self.ignore_release_signature)
                 .then(ferry_executor::release_signature::SignatureSettings::from_environment),
             shared_signatures: Some(self.disk_options().cache.join("signatures")),
+            shared_graph_image: Some(
+                self.disk_options()
+                    .cache
+                    .join(ferry_executor::workflow::graph_image::SHARED_RECORD),
+            ),
         }
     }
 

@@ -124,7 +124,9 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
     )
     .map_err(error)?;
     print_notices(&notices);
-    // Protection is the plan's: it knows each item's digest at the destination.
+    // Protection from other image sets is the plan's: it knows each
+    // item's digest at the destination. What this image set's staying
+    // operator bundles need is left out while listing.
     let unprotected = SharedContent::default();
     let generated = delete::generate(
         &configuration,
@@ -133,11 +135,12 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
         inputs.delete_signatures,
         &Protection {
             shared: &unprotected,
-            force: true,
+            force: inputs.force,
         },
     )
     .map_err(error)?;
     print_notices(&generated.notices);
+    let kept_while_listing = generated.kept;
     let items = generated.list.items;
     let client = destination_client(
         &destination,
@@ -189,7 +192,7 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
                 .or_insert_with(|| manifest.clone());
         }
     }
-    let plan = plan::plan_delete(&plan::DeleteInputs {
+    let mut plan = plan::plan_delete(&plan::DeleteInputs {
         destination: &destination,
         items: &items,
         live: &live,
@@ -198,6 +201,9 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
         shared: &shared,
         force: inputs.force,
     });
+    plan.kept.extend(kept_while_listing);
+    plan.kept
+        .sort_by(|left, right| left.reference.cmp(&right.reference));
     Ok(Prepared {
         destination,
         workspace,
@@ -257,7 +263,17 @@ fn render_text(plan: &DeletePlan) -> String {
     }
     let _ = writeln!(
         text,
-        "Plan: {} manifests and {} tags to delete, {} kept, {} already gone; the registry's garbage collector then frees {} blobs, {} bytes ({}).",
+        "Plan: {}",
+        summary(plan, "the registry's garbage collector")
+    );
+    text
+}
+
+/// The plan in one sentence (the text's last line, the Markdown's first
+/// paragraph); `collector` names what frees the blobs.
+fn summary(plan: &DeletePlan, collector: &str) -> String {
+    format!(
+        "{} manifests and {} tags to delete, {} kept, {} already gone; {collector} then frees {} blobs, {} bytes ({}).",
         plan.manifests.len(),
         plan.tags.len(),
         plan.kept.len(),
@@ -265,8 +281,7 @@ fn render_text(plan: &DeletePlan) -> String {
         plan.freed_blobs.len(),
         plan.freed_bytes,
         mebibytes(plan.freed_bytes)
-    );
-    text
+    )
 }
 
 /// The plan as Markdown.
@@ -274,17 +289,7 @@ fn render_markdown(plan: &DeletePlan) -> String {
     use std::fmt::Write as _;
     let mut text = String::new();
     let _ = writeln!(text, "# Delete plan for `docker://{}`\n", plan.destination);
-    let _ = writeln!(
-        text,
-        "{} manifests and {} tags to delete, {} kept, {} already gone; garbage collection then frees {} blobs, {} bytes ({}).\n",
-        plan.manifests.len(),
-        plan.tags.len(),
-        plan.kept.len(),
-        plan.already_gone.len(),
-        plan.freed_blobs.len(),
-        plan.freed_bytes,
-        mebibytes(plan.freed_bytes)
-    );
+    let _ = writeln!(text, "{}\n", summary(plan, "garbage collection"));
     let _ = writeln!(text, "| Manifest | Bytes | Why |\n|---|---:|---|");
     for manifest in &plan.manifests {
         let why = match &manifest.child_of {
@@ -435,6 +440,20 @@ fn run(prepared: Prepared) -> ExitCode {
             .map_err(ferry_executor::workflow::WorkflowError::environment)
     });
     if let Err(cause) = forgotten {
+        return error(cause);
+    }
+    // The operator bundles whose bundle image went are no longer recorded.
+    let forgotten_tags: BTreeSet<(String, String)> = tags.iter().cloned().collect();
+    let gone = delete::operators::deleted_bundles(
+        &prepared.recorded.bundles,
+        &prepared.destination,
+        &forgotten_tags,
+    );
+    if let Err(cause) = ferry_executor::workflow::operators::selection::forget(
+        &prepared.workspace,
+        &prepared.destination.display(),
+        &gone,
+    ) {
         return error(cause);
     }
     println!(

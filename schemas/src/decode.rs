@@ -615,7 +615,7 @@ impl<'t> Decoder<'t> {
         }
         // `platform` and `operators` are mirrored (issues 11 and 10); the
         // other stanzas are not yet.
-        self.stanza_features(&fields, Stanza::Mirror);
+        self.stanza_features(&fields);
         Some(mirror)
     }
 
@@ -640,21 +640,13 @@ impl<'t> Decoder<'t> {
             helm: fields.present("helm").and_then(|node| self.helm(node)),
             samples: self.samples(fields.value("samples")),
         };
-        self.stanza_features(&fields, Stanza::Delete);
+        self.stanza_features(&fields);
         Some(delete)
     }
 
-    /// Marks the stanzas ferry does not act on yet; `operators` only in a
-    /// delete configuration (catalogs are mirrored, not deleted yet).
-    fn stanza_features(&mut self, fields: &Fields<'_>, stanza: Stanza) {
-        for (name, feature) in [
-            ("operators", Feature::OperatorMirroring),
-            ("helm", Feature::Helm),
-            ("samples", Feature::Samples),
-        ] {
-            if feature == Feature::OperatorMirroring && stanza == Stanza::Mirror {
-                continue;
-            }
+    /// Marks the stanzas ferry does not act on yet.
+    fn stanza_features(&mut self, fields: &Fields<'_>) {
+        for (name, feature) in [("helm", Feature::Helm), ("samples", Feature::Samples)] {
             if let (Some(key), Some(_)) = (fields.key(name), fields.present(name)) {
                 self.uses(feature, key.span);
             }
@@ -1267,11 +1259,4 @@ fn closest(name: &str, known: &[&'static str]) -> Option<&'static str> {
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, field)| field)
-}
-
-/// Which stanza of a configuration is read: `mirror` or `delete`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stanza {
-    Mirror,
-    Delete,
 }

@@ -10,8 +10,6 @@ use crate::diagnostic::{Problem, Span};
 /// A configuration feature ferry does not implement yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Feature {
-    /// `operators:` in a `delete` stanza (mirroring them is built).
-    OperatorMirroring,
     /// `helm:`.
     Helm,
     /// `samples:` (accepted by oc-mirror, not implemented by it either).
@@ -30,7 +28,6 @@ impl Feature {
     /// What the feature is, for messages.
     pub fn description(self) -> &'static str {
         match self {
-            Feature::OperatorMirroring => "deleting operator catalogs (`delete.operators`)",
             Feature::Helm => "helm chart mirroring (`helm`)",
             Feature::Samples => "`samples`",
             Feature::PlatformFiltering => "platform filtering (`platforms`)",

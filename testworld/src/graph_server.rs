@@ -13,13 +13,15 @@
 //! (`application/gzip`), as `api.openshift.com` does for oc-mirror's
 //! graph image: [`graph_data_tarball`], a small deterministic
 //! cincinnati-graph-data snapshot (ferry reads it from
-//! `FERRY_GRAPH_DATA_URL`, [`GraphServer::graph_data_url`]).
+//! `FERRY_GRAPH_DATA_URL`, [`GraphServer::graph_data_url`]). The server
+//! counts the tarball's downloads ([`GraphServer::graph_data_requests`]), so
+//! a test can show that a run did not fetch it.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -33,6 +35,7 @@ pub type Graphs = BTreeMap<(String, String), String>;
 pub struct GraphServer {
     address: SocketAddr,
     stopping: Arc<AtomicBool>,
+    graph_data_requests: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -51,13 +54,16 @@ impl GraphServer {
             .context(|| "reading the graph server's address".to_owned())?;
         let stopping = Arc::new(AtomicBool::new(false));
         let thread_stopping = Arc::clone(&stopping);
+        let graph_data_requests = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&graph_data_requests);
         let thread = thread::Builder::new()
             .name("graph-server".to_owned())
-            .spawn(move || serve(&listener, &graphs, &thread_stopping))
+            .spawn(move || serve_counting(&listener, &graphs, &thread_stopping, &counted))
             .context(|| "starting the graph server thread".to_owned())?;
         Ok(GraphServer {
             address,
             stopping,
+            graph_data_requests,
             thread: Some(thread),
         })
     }
@@ -75,6 +81,11 @@ impl GraphServer {
     /// The graph-data tarball's URL, for `FERRY_GRAPH_DATA_URL`.
     pub fn graph_data_url(&self) -> String {
         format!("http://{}{GRAPH_DATA_PATH}", self.address)
+    }
+
+    /// How many times the graph-data tarball was asked for.
+    pub fn graph_data_requests(&self) -> usize {
+        self.graph_data_requests.load(Ordering::SeqCst)
     }
 }
 
@@ -122,23 +133,34 @@ impl Drop for GraphServer {
 /// Serves `graphs` on `listener` until `stopping` is set (for ever, when
 /// nothing sets it: the background `ferry world serve-graph`).
 pub fn serve(listener: &TcpListener, graphs: &Graphs, stopping: &AtomicBool) {
+    serve_counting(listener, graphs, stopping, &Arc::new(AtomicUsize::new(0)));
+}
+
+/// [`serve`], counting the graph-data tarball's downloads in `graph_data`.
+fn serve_counting(
+    listener: &TcpListener,
+    graphs: &Graphs,
+    stopping: &AtomicBool,
+    graph_data: &Arc<AtomicUsize>,
+) {
     for stream in listener.incoming() {
         if stopping.load(Ordering::SeqCst) {
             return;
         }
         let Ok(stream) = stream else { continue };
         let graphs = graphs.clone();
+        let graph_data = Arc::clone(graph_data);
         // One short request per connection; a thread each keeps a slow
         // client from blocking others.
         let _ = thread::Builder::new()
             .name("graph-request".to_owned())
             .spawn(move || {
-                let _ = handle(stream, &graphs);
+                let _ = handle(stream, &graphs, &graph_data);
             });
     }
 }
 
-fn handle(mut stream: TcpStream, graphs: &Graphs) -> std::io::Result<()> {
+fn handle(mut stream: TcpStream, graphs: &Graphs, graph_data: &AtomicUsize) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
@@ -151,7 +173,10 @@ fn handle(mut stream: TcpStream, graphs: &Graphs) -> std::io::Result<()> {
         }
     }
     let (status, content_type, body) = match graph_data_request(&request_line) {
-        Some(tarball) => (200, "application/gzip", tarball),
+        Some(tarball) => {
+            graph_data.fetch_add(1, Ordering::SeqCst);
+            (200, "application/gzip", tarball)
+        }
         None => {
             let (status, body) = answer(&request_line, graphs);
             (status, "application/json", body.into_bytes())

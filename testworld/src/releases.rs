@@ -307,3 +307,69 @@ pub fn graphs(payloads: &PayloadDigests) -> BTreeMap<(String, String), String> {
     }
     graphs
 }
+
+/// The components a payload names, read back from its release layer's
+/// `release-manifests/image-references` as a cluster would: component name
+/// → `sha256:<hex>`. A multi-architecture payload's are those of its amd64
+/// image. `None` when `payload` is not a payload of `content`.
+pub fn component_digests(content: &Content, payload: &str) -> Option<BTreeMap<String, String>> {
+    let mut manifest: Value =
+        serde_json::from_slice(&content.manifests.get(payload)?.bytes).ok()?;
+    if let Some(children) = manifest["manifests"].as_array() {
+        let amd64 = children
+            .iter()
+            .find(|child| child["platform"]["architecture"] == "amd64")?;
+        let digest = amd64["digest"].as_str()?;
+        manifest = serde_json::from_slice(&content.manifests.get(digest)?.bytes).ok()?;
+    }
+    let layer = manifest["layers"].as_array()?.last()?["digest"].as_str()?;
+    let bytes = content.blobs.get(layer)?;
+    let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
+        crate::content::gunzip(bytes).ok()?
+    } else {
+        bytes.clone()
+    };
+    let mut archive = tar::Archive::new(plain.as_slice());
+    let mut references = None;
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        if entry.path().ok()?.to_str() == Some("release-manifests/image-references") {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut text).ok()?;
+            references = Some(serde_json::from_slice::<Value>(&text).ok()?);
+        }
+    }
+    references?["spec"]["tags"]
+        .as_array()?
+        .iter()
+        .map(|tag| {
+            let name = tag["name"].as_str()?;
+            let (_, digest) = tag["from"]["name"].as_str()?.rsplit_once('@')?;
+            Some((name.to_owned(), digest.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_names_every_component_and_multi_names_its_amd64_image_s() {
+        let mut content = Content::default();
+        let payloads = add_releases(&mut content);
+        let amd64 = &payloads[&("amd64".to_owned(), "4.16.2".to_owned())];
+        let arm64 = &payloads[&("arm64".to_owned(), "4.16.2".to_owned())];
+        let multi = &payloads[&("multi".to_owned(), "4.16.2".to_owned())];
+        let components = component_digests(&content, amd64).unwrap();
+        assert_eq!(components.len(), COMPONENTS.len());
+        assert!(components.values().all(|digest| {
+            content.placements.iter().any(|placement| {
+                placement.repository == COMPONENT_REPOSITORY && placement.digest == *digest
+            })
+        }));
+        assert_eq!(component_digests(&content, multi).unwrap(), components);
+        assert_ne!(component_digests(&content, arm64).unwrap(), components);
+        assert_eq!(component_digests(&content, "sha256:00"), None);
+    }
+}

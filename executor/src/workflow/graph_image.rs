@@ -23,6 +23,14 @@
 //! (the manifest, and where each blob is read). The record travels in
 //! deliveries with the other collection inputs, so disk-to-mirror names
 //! the same image offline and takes it from the delivery.
+//!
+//! A copy of the record goes to the cache (`graph-image.json` beside its
+//! blobs) whenever an image is built or a delivered one pushed: the cache
+//! then holds the graph image as oc-mirror's cache registry does. A
+//! workspace that built none reuses the cache's with `UPDATE_URL_OVERRIDE`
+//! (the enclave flow: the enterprise side's disk-to-mirror fills the cache,
+//! the enclave's mirror-to-disk takes the graph image from it, never from
+//! the internet).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -63,6 +71,8 @@ const COMMAND: [&str; 3] = [
 ];
 /// The record of the last graph image built, under `working-dir/`.
 pub const RECORD: &str = "hold-release/graph-image.json";
+/// The record shared through the cache, under the cache folder.
+pub const SHARED_RECORD: &str = "graph-image.json";
 const RECORD_FORMAT_VERSION: u64 = 1;
 
 const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -129,6 +139,10 @@ pub fn graph_image(
             )
         })?;
         let image = image_from_record(&bytes, &target)?;
+        // Pushed from the delivery: the cache holds it now.
+        if !context.plan_only {
+            share_record(sources, &bytes);
+        }
         return Ok((image, (RECORD.to_owned(), bytes)));
     }
     let cache = context.cache.as_ref().ok_or_else(|| {
@@ -137,14 +151,22 @@ pub fn graph_image(
     let url = match (&sources.graph_data_url, &sources.update_url_override) {
         (Some(url), _) => url.clone(),
         (None, Some(_)) => {
-            let bytes = read_record(workspace).ok_or_else(|| {
-                graph_error(format!(
-                    "UPDATE_URL_OVERRIDE is set, so the graph data is not downloaded (as oc-mirror \
-                     does) and the graph image built last is reused, but this workspace has none \
-                     ({}): set {GRAPH_DATA_URL_VARIABLE} to a URL of the graph-data tarball",
-                    workspace.root().join(RECORD).display()
-                ))
-            })?;
+            let (bytes, shared) = match read_record(workspace) {
+                Some(bytes) => (bytes, false),
+                None => (
+                    read_shared_record(sources).ok_or_else(|| {
+                        graph_error(format!(
+                            "UPDATE_URL_OVERRIDE is set, so the graph data is not downloaded (as \
+                         oc-mirror does) and the graph image built last is reused, but neither \
+                         this workspace ({}) nor the cache ({}) has one: set \
+                         {GRAPH_DATA_URL_VARIABLE} to a URL of the graph-data tarball",
+                            workspace.root().join(RECORD).display(),
+                            cache.root().join(SHARED_RECORD).display()
+                        ))
+                    })?,
+                    true,
+                ),
+            };
             let image = image_from_record(&bytes, &target)?;
             for blob in image.config.iter().chain(&image.layers) {
                 if blob.source == Source::Cache && !cache.contains(&blob.digest) {
@@ -156,6 +178,10 @@ pub fn graph_image(
                         cache.root().display()
                     )));
                 }
+            }
+            // Kept in this workspace too, as if built here.
+            if shared && !context.plan_only {
+                save_record(workspace, &bytes)?;
             }
             return Ok((image, (RECORD.to_owned(), bytes)));
         }
@@ -179,6 +205,7 @@ pub fn graph_image(
     // later run may reuse it.
     if !context.plan_only {
         save_record(workspace, &bytes)?;
+        share_record(sources, &bytes);
     }
     Ok((image, (RECORD.to_owned(), bytes)))
 }
@@ -565,16 +592,38 @@ fn read_record(workspace: &Workspace) -> Option<Vec<u8>> {
     std::fs::read(workspace.root().join(RECORD)).ok()
 }
 
+/// The cache's record, when there is one.
+fn read_shared_record(sources: &ReleaseSources) -> Option<Vec<u8>> {
+    std::fs::read(sources.shared_graph_image.as_ref()?).ok()
+}
+
+/// A copy of the record in the cache. One that cannot be written costs
+/// only a later build: logged, not an error.
+fn share_record(sources: &ReleaseSources, bytes: &[u8]) {
+    let Some(path) = &sources.shared_graph_image else {
+        return;
+    };
+    if let Err(error) = write_atomically(path, bytes) {
+        tracing::warn!("the graph image's record was not shared through the cache: {error}");
+    }
+}
+
 fn save_record(workspace: &Workspace, bytes: &[u8]) -> Result<()> {
-    let path = workspace.root().join(RECORD);
+    write_atomically(&workspace.root().join(RECORD), bytes)
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let failed =
         |cause: std::io::Error| graph_error(format!("cannot save {}: {cause}", path.display()));
-    let parent = path.parent().unwrap_or(workspace.root());
+    let parent = path
+        .parent()
+        .ok_or_else(|| failed(std::io::Error::other("no parent folder")))?;
     std::fs::create_dir_all(parent).map_err(failed)?;
     let mut temporary = tempfile::NamedTempFile::new_in(parent).map_err(failed)?;
     std::io::Write::write_all(&mut temporary, bytes).map_err(failed)?;
     temporary
-        .persist(&path)
+        .persist(path)
         .map_err(|error| failed(error.error))?;
     Ok(())
 }

@@ -223,18 +223,28 @@ impl CatalogCollection<'_> {
     /// The filter's warnings and the kept bundles' missing dependencies;
     /// the selected bundles noted.
     fn note(&self, name: &str, loaded: &Catalog, filtered: &Filtered, into: &mut ImageSet) {
+        let by_name: BTreeMap<(&str, &str), &catalog::Bundle> = loaded
+            .bundles
+            .iter()
+            .map(|bundle| ((bundle.package.as_str(), bundle.name.as_str()), bundle))
+            .collect();
         into.selected_bundles
-            .extend(
-                filtered
-                    .bundles
-                    .iter()
-                    .map(|kept| selection::SelectedBundle {
-                        catalog: name.to_owned(),
-                        package: kept.package.clone(),
-                        bundle: kept.name.clone(),
-                        channels: kept.channels.clone(),
-                    }),
-            );
+            .extend(filtered.bundles.iter().map(|kept| {
+                let bundle = by_name.get(&(kept.package.as_str(), kept.name.as_str()));
+                selection::SelectedBundle {
+                    catalog: name.to_owned(),
+                    package: kept.package.clone(),
+                    bundle: kept.name.clone(),
+                    channels: kept.channels.clone(),
+                    version: kept.version.clone().unwrap_or_default(),
+                    image: bundle
+                        .map(|bundle| bundle.image.clone())
+                        .unwrap_or_default(),
+                    related_images: bundle
+                        .map(|bundle| bundle.related_images.clone())
+                        .unwrap_or_default(),
+                }
+            }));
         for warning in &filtered.warnings {
             into.warnings.push(format!("catalog {name}: {warning}"));
         }
@@ -403,46 +413,60 @@ impl CatalogCollection<'_> {
         Ok(())
     }
 
-    /// The catalog's destination (notes §4.5): `targetCatalog` or the
-    /// origin's path (an OCI layout's last path element), `targetTag` or
-    /// the origin's tag; a digest-only catalog is tagged
-    /// `sha256-<rebuilt hex>` when rebuilt, an OCI layout `latest`.
+    /// The catalog's destination ([`catalog_destination`]).
     fn destination(&self, rebuilt: Option<&Digest>) -> DestinationName {
-        let operator = self.operator;
-        match &operator.catalog {
-            ImageSource::Registry(origin) => {
-                let mut name = additional_image_destination(
-                    origin,
-                    &self.context.prefix,
-                    operator.target_catalog.as_deref(),
-                    operator.target_tag.as_deref(),
-                    self.context.max_nested_paths,
-                );
-                if let (None, None, Some(digest)) = (&operator.target_tag, origin.tag(), rebuilt) {
-                    name.tag = format!("{}-{}", digest.algorithm().name(), digest.hex());
-                }
-                name
+        catalog_destination(
+            self.operator,
+            &self.context.prefix,
+            self.context.max_nested_paths,
+            rebuilt,
+        )
+    }
+}
+
+/// A catalog's destination (notes §4.5): `targetCatalog` or the origin's
+/// path (an OCI layout's last path element) below `prefix`, `targetTag` or
+/// the origin's tag; a digest-only catalog is tagged `sha256-<rebuilt
+/// hex>` when rebuilt, an OCI layout `latest`.
+pub(crate) fn catalog_destination(
+    operator: &Operator,
+    prefix: &str,
+    max_nested_paths: usize,
+    rebuilt: Option<&Digest>,
+) -> DestinationName {
+    match &operator.catalog {
+        ImageSource::Registry(origin) => {
+            let mut name = additional_image_destination(
+                origin,
+                prefix,
+                operator.target_catalog.as_deref(),
+                operator.target_tag.as_deref(),
+                max_nested_paths,
+            );
+            if let (None, None, Some(digest)) = (&operator.target_tag, origin.tag(), rebuilt) {
+                name.tag = format!("{}-{}", digest.algorithm().name(), digest.hex());
             }
-            ImageSource::OciLayout { path } => {
-                let last = path
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let path = operator.target_catalog.clone().unwrap_or(last);
-                let repository = if self.context.prefix.is_empty() {
-                    path
-                } else {
-                    format!("{}/{path}", self.context.prefix)
-                };
-                DestinationName {
-                    repository: flatten(&repository, self.context.max_nested_paths),
-                    tag: operator
-                        .target_tag
-                        .clone()
-                        .unwrap_or_else(|| "latest".to_owned()),
-                }
+            name
+        }
+        ImageSource::OciLayout { path } => {
+            let last = path
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let path = operator.target_catalog.clone().unwrap_or(last);
+            let repository = if prefix.is_empty() {
+                path
+            } else {
+                format!("{prefix}/{path}")
+            };
+            DestinationName {
+                repository: flatten(&repository, max_nested_paths),
+                tag: operator
+                    .target_tag
+                    .clone()
+                    .unwrap_or_else(|| "latest".to_owned()),
             }
         }
     }

@@ -82,6 +82,10 @@ pub struct ReleaseSources {
     /// The cache's `signatures/` folder: verified signatures shared by the
     /// workspaces that use the cache (the enclave flow).
     pub shared_signatures: Option<PathBuf>,
+    /// The cache's record of the graph image built or delivered last
+    /// (`graph-image.json`): shared by the workspaces that use the cache, so
+    /// an enclave's mirror-to-disk reuses what disk-to-mirror delivered.
+    pub shared_graph_image: Option<PathBuf>,
 }
 
 impl ReleaseSources {

@@ -33,13 +33,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::workflow::collect::{CollectContext, CollectedImage, ImageSet, collect};
 use crate::workflow::error::{Result, WorkflowError};
+use crate::workflow::operators::selection::{self, SelectedBundle};
 use crate::workflow::releases::ReleaseSources;
 use crate::workflow::to_disk::Notice;
 use crate::workflow::workspace::Workspace;
 
 pub mod document;
+pub mod operators;
 pub mod plan;
 pub mod shared;
+pub mod within;
 
 pub use shared::SharedContent;
 
@@ -115,7 +118,13 @@ impl DeleteImageList {
         }
         let mut problems = Vec::new();
         for (index, item) in list.items.iter().enumerate() {
-            if let Err(problem) = item.image_name.parse::<ImageReference>() {
+            // An operator catalog copied from an OCI layout is named by
+            // its layout (`oci:///path`), as the configuration names it.
+            let layout = item
+                .image_name
+                .strip_prefix("oci://")
+                .is_some_and(|path| !path.is_empty());
+            if !layout && let Err(problem) = item.image_name.parse::<ImageReference>() {
                 problems.push(format!(
                     "item {}: imageName `{}`: {problem}",
                     index + 1,
@@ -151,10 +160,13 @@ impl DeleteItem {
 }
 
 /// The list's type for a collected image, oc-mirror's names: a release
-/// payload (`openshift/release-images`) or one of its components; operators
-/// are refused before collecting until their collector tells catalogs,
-/// bundles and related images apart.
-fn item_type(image: &CollectedImage) -> Result<ItemType> {
+/// payload (`openshift/release-images`) or one of its components; an
+/// operator image's type as [`operators::operator_images`] told it
+/// (`operator_types`, by image name).
+fn item_type(
+    image: &CollectedImage,
+    operator_types: &BTreeMap<String, ItemType>,
+) -> Result<ItemType> {
     match image.category {
         Category::Additional => Ok(ItemType::Generic),
         Category::Helm => Ok(ItemType::HelmImage),
@@ -166,11 +178,12 @@ fn item_type(image: &CollectedImage) -> Result<ItemType> {
             Ok(ItemType::OcpRelease)
         }
         Category::Release => Ok(ItemType::OcpReleaseContent),
-        Category::Operator => Err(WorkflowError::internal(format!(
-            "{}: deleting {} images is not built yet",
-            image.name,
-            image.category.noun()
-        ))),
+        Category::Operator => operator_types.get(&image.name).copied().ok_or_else(|| {
+            WorkflowError::internal(format!(
+                "{}: an operator image the delete's operator part did not list",
+                image.name
+            ))
+        }),
     }
 }
 
@@ -182,6 +195,10 @@ pub struct Generated {
     /// What the user should know (images this workspace never recorded,
     /// signatures it cannot know).
     pub notices: Vec<Notice>,
+    /// Listed images left out because what stays in this image set needs
+    /// them (operator images of bundles that stay, manifests an unlisted
+    /// tag names: [`within`]); also in `notices`.
+    pub kept: Vec<plan::KeptItem>,
 }
 
 /// The delete configuration as the image set configuration the collect
@@ -221,6 +238,9 @@ pub struct WorkspaceRecord {
     /// update-graph answers and payload files earlier runs saved in the
     /// workspace, read offline (`None`: no release can be listed).
     pub releases: Option<ReleaseSources>,
+    /// The operator bundles (with their images) runs recorded mirroring to
+    /// the destination: what `delete.operators` lists from.
+    pub bundles: Vec<SelectedBundle>,
 }
 
 impl WorkspaceRecord {
@@ -234,6 +254,7 @@ impl WorkspaceRecord {
             resolutions,
             tags_at_destination: history.tags,
             releases: None,
+            bundles: Vec::new(),
         })
     }
 
@@ -244,6 +265,7 @@ impl WorkspaceRecord {
         destination: &Destination,
     ) -> Result<Self> {
         let mut record = WorkspaceRecord::load(state, destination)?;
+        record.bundles = selection::recorded(workspace, &destination.display())?;
         record.releases = Some(ReleaseSources {
             registries: Default::default(),
             update_url_override: None,
@@ -253,6 +275,7 @@ impl WorkspaceRecord {
             offline: true,
             signatures: None,
             shared_signatures: None,
+            shared_graph_image: None,
         });
         Ok(record)
     }
@@ -270,19 +293,65 @@ pub fn generate(
 ) -> Result<Generated> {
     let context = CollectContext {
         prefix: destination.prefix.clone(),
-        // Releases from what the workspace saved, offline; operators are
-        // refused in delete configurations until their image types join
-        // `delete_items`, so no collector here reaches a registry.
+        // Releases from what the workspace saved, offline; operators from
+        // the bundles it recorded (below), so no collector here reaches a
+        // registry.
         releases: recorded.releases.clone(),
         ..CollectContext::default()
     };
-    let image_set = collect(&as_image_set(configuration), &context)?;
-    let (items, mut notices) = delete_items(&image_set, destination, recorded, delete_signatures)?;
+    let mut image_set_configuration = as_image_set(configuration);
+    let operators = std::mem::take(&mut image_set_configuration.mirror.operators);
+    let mut image_set = collect(&image_set_configuration, &context)?;
+    let mut operator_types = BTreeMap::new();
+    let mut notices = Vec::new();
+    let mut kept = Vec::new();
+    if !operators.is_empty() {
+        let deletion = operators::operator_images(
+            &operators,
+            &operators::OperatorSources {
+                destination,
+                recorded: &recorded.bundles,
+                tags_at_destination: &recorded.tags_at_destination,
+                force: protection.force,
+            },
+        )?;
+        notices.extend(deletion.notices);
+        for left_out in deletion.kept {
+            notices.push(Notice::Warning(format!(
+                "{}: left out, {} needs it (--force lists it anyway)",
+                left_out.reference, left_out.needed_by
+            )));
+            kept.push(plan::KeptItem {
+                reference: left_out.reference,
+                needed_by: left_out.needed_by,
+            });
+        }
+        for operator_image in deletion.images {
+            operator_types.insert(operator_image.image.name.clone(), operator_image.image_type);
+            image_set.images.push(operator_image.image);
+        }
+    }
+    let (items, item_notices) = delete_items(
+        &image_set,
+        destination,
+        recorded,
+        delete_signatures,
+        &operator_types,
+    )?;
+    notices.extend(item_notices);
+    let items = within::leave_out_needed(
+        items,
+        &recorded.tags_at_destination,
+        protection.force,
+        &mut notices,
+        &mut kept,
+    );
     let items = protect(items, recorded, protection, &mut notices);
     Ok(Generated {
         list: DeleteImageList::new(items),
         configuration: configuration.clone(),
         notices,
+        kept,
     })
 }
 
@@ -346,11 +415,12 @@ pub fn delete_items(
     destination: &Destination,
     recorded: &WorkspaceRecord,
     delete_signatures: bool,
+    operator_types: &BTreeMap<String, ItemType>,
 ) -> Result<(Vec<DeleteItem>, Vec<Notice>)> {
     let mut items = Vec::new();
     let mut notices = Vec::new();
     for image in &image_set.images {
-        let image_type = item_type(image)?;
+        let image_type = item_type(image, operator_types)?;
         let at_destination = format!(
             "docker://{}/{}",
             destination.registry, image.destination_repository
@@ -404,44 +474,7 @@ pub fn delete_items(
     }
     items.sort_by(|left, right| left.image_reference.cmp(&right.image_reference));
     items.dedup_by(|later, earlier| later.image_reference == earlier.image_reference);
-    notices.extend(tags_deleted_with(&items, destination, recorded));
     Ok((items, notices))
-}
-
-/// A manifest is deleted by digest, which removes every tag of it in its
-/// repository: a warning for each tag the workspace recorded at the
-/// destination that shares a listed tag's manifest but is not listed.
-fn tags_deleted_with(
-    items: &[DeleteItem],
-    destination: &Destination,
-    recorded: &WorkspaceRecord,
-) -> Vec<Notice> {
-    let base = format!("docker://{}/", destination.registry);
-    let listed: BTreeSet<(String, String)> = items
-        .iter()
-        .filter_map(|item| {
-            let (repository, tag) = item.image_reference.strip_prefix(&base)?.rsplit_once(':')?;
-            Some((repository.to_owned(), tag.to_owned()))
-        })
-        .collect();
-    let mut notices = Vec::new();
-    for (repository, tag) in &listed {
-        let Some(digest) = recorded
-            .tags_at_destination
-            .get(&(repository.clone(), tag.clone()))
-        else {
-            continue;
-        };
-        for ((other_repository, other_tag), other_digest) in &recorded.tags_at_destination {
-            let unlisted = !listed.contains(&(other_repository.clone(), other_tag.clone()));
-            if other_repository == repository && other_digest == digest && unlisted {
-                notices.push(Notice::Warning(format!(
-                    "{base}{repository}:{other_tag} is the same manifest as the listed {repository}:{tag}: deleting it by digest removes that tag too"
-                )));
-            }
-        }
-    }
-    notices
 }
 
 /// The two files `--generate` writes (`delete-images[-ID].yaml`,

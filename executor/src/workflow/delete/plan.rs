@@ -26,6 +26,7 @@ use ferry_schemas::{Digest, ImageReference};
 use serde::{Deserialize, Serialize};
 
 use super::shared::{SharedContent, describe_needing, manifest_tree};
+use super::within::{describe_staying, staying_tags};
 use super::{DeleteItem, digest_at_destination};
 use crate::workflow::error::{Result, WorkflowError};
 
@@ -160,6 +161,47 @@ pub fn plan_delete(inputs: &DeleteInputs<'_>) -> DeletePlan {
         tops.entry((repository.clone(), digest))
             .or_default()
             .push(format!("{repository}:{tag}"));
+    }
+    // A manifest an unlisted tag of this image set names stays with it
+    // (unless forced): deleting it by digest would take that tag too.
+    if !inputs.force {
+        let needed: Vec<((String, Digest), Vec<String>)> = tops
+            .iter()
+            .filter_map(|((repository, digest), _)| {
+                let staying = staying_tags(repository, digest, &listed_tags, inputs.recorded_tags);
+                (!staying.is_empty()).then(|| ((repository.clone(), digest.clone()), staying))
+            })
+            .collect();
+        for (top, staying) in needed {
+            let Some(listed) = tops.remove(&top) else {
+                continue;
+            };
+            let base = format!("docker://{}/", inputs.destination.registry);
+            let (repository, digest) = &top;
+            // Its signature tag stays with it.
+            let signature = (repository.clone(), crate::resolve::signature_tag(digest));
+            let signature_top = tops
+                .iter()
+                .find(|((their_repository, _), references)| {
+                    their_repository == repository
+                        && references
+                            .iter()
+                            .any(|reference| reference.ends_with(&format!(":{}", signature.1)))
+                })
+                .map(|(top, _)| top.clone());
+            let signature_listed = signature_top
+                .and_then(|signature_top| tops.remove(&signature_top))
+                .unwrap_or_default();
+            for reference in listed.into_iter().chain(signature_listed) {
+                if let Some((repository, tag)) = reference.rsplit_once(':') {
+                    listed_tags.remove(&(repository.to_owned(), tag.to_owned()));
+                }
+                plan.kept.push(KeptItem {
+                    reference: format!("{base}{reference}"),
+                    needed_by: describe_staying(&staying),
+                });
+            }
+        }
     }
     // Tags that go with their manifests: every recorded one (the
     // workspace's, and with --force other image sets') on a deleted top.
@@ -560,10 +602,11 @@ mod tests {
             image_reference: format!("docker://mirror.local:5000/team/app:{tag}"),
             image_type: ItemType::Generic,
         };
-        let items = [item("1.0"), item("2.0")];
+        let items = [item("1.0"), item("2.0"), item("stable")];
         let live: BTreeMap<String, Option<Digest>> = [
             (items[0].image_reference.clone(), Some(digest('a'))),
             (items[1].image_reference.clone(), None),
+            (items[2].image_reference.clone(), Some(digest('a'))),
         ]
         .into_iter()
         .collect();
@@ -593,7 +636,7 @@ mod tests {
             .iter()
             .map(|tag| (tag.tag.as_str(), tag.listed))
             .collect();
-        assert_eq!(tags, [("1.0", true), ("stable", false)]);
+        assert_eq!(tags, [("1.0", true), ("stable", true)]);
         assert_eq!(
             plan.already_gone,
             ["docker://mirror.local:5000/team/app:2.0"]
@@ -605,6 +648,31 @@ mod tests {
             plan.freed_blobs
                 .iter()
                 .all(|blob| blob.digest != digest('e'))
+        );
+
+        // An unlisted tag of this image set names the manifest: kept
+        // unless forced, which deletes that tag too.
+        let within = plan_delete(&DeleteInputs {
+            items: &items[..2],
+            ..inputs
+        });
+        assert!(within.manifests.is_empty());
+        assert_eq!(within.kept.len(), 1);
+        assert_eq!(
+            within.kept[0].needed_by,
+            "this image set's team/app:stable (the same manifest)"
+        );
+        let within_forced = plan_delete(&DeleteInputs {
+            items: &items[..2],
+            force: true,
+            ..inputs
+        });
+        assert_eq!(within_forced.manifests.len(), 3);
+        assert!(
+            within_forced
+                .tags
+                .iter()
+                .any(|tag| tag.tag == "stable" && !tag.listed)
         );
 
         // Another image set names the same manifest: kept unless forced.
@@ -633,8 +701,13 @@ mod tests {
             ..inputs
         });
         assert!(protected.manifests.is_empty());
-        assert_eq!(protected.kept.len(), 1);
-        assert!(protected.kept[0].needed_by.contains("/srv/other"));
+        assert_eq!(protected.kept.len(), 2, "app:1.0 and app:stable");
+        assert!(
+            protected
+                .kept
+                .iter()
+                .all(|kept| kept.needed_by.contains("/srv/other"))
+        );
         let forced = plan_delete(&DeleteInputs {
             shared: &other,
             force: true,

@@ -3,7 +3,9 @@
 //! (`working-dir/operators/bundles.json`, by destination), so a plan says
 //! per catalog and package which bundles are new (`+ foo.v0.3.2 (new
 //! bundle in channel beta)`) and which are no longer selected (`-
-//! foo.v0.2.0 (no longer selected)`).
+//! foo.v0.2.0 (no longer selected)`). Each bundle is recorded with its
+//! version, bundle image and related images: what `ferry delete` lists for
+//! `delete.operators`, offline (`workflow::delete::operators`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ use crate::workflow::error::{Result, WorkflowError};
 use crate::workflow::workspace::Workspace;
 
 /// A bundle a catalog's filter selects.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SelectedBundle {
     /// The catalog as the configuration names it.
     pub catalog: String,
@@ -23,6 +25,16 @@ pub struct SelectedBundle {
     pub bundle: String,
     /// The kept channels holding it.
     pub channels: Vec<String>,
+    /// The `olm.package` version, as written (empty when the catalog gives none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    /// The bundle image, as the catalog names it (empty in files written
+    /// before ferry recorded it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    /// Its related images, as the catalog names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related_images: Vec<String>,
 }
 
 /// The file, by destination (`registry[/prefix]`).
@@ -76,8 +88,12 @@ pub fn record(
     now.sort();
     now.dedup();
     all.insert(destination.to_owned(), now);
+    write(workspace, &all)
+}
+
+fn write(workspace: &Workspace, all: &Recorded) -> Result<()> {
     let path = file(workspace);
-    let text = serde_json::to_vec_pretty(&all)
+    let text = serde_json::to_vec_pretty(all)
         .map_err(|cause| WorkflowError::internal(cause.to_string()))?;
     let written = path
         .parent()
@@ -86,6 +102,21 @@ pub fn record(
     written.map_err(|cause| {
         WorkflowError::environment(format!("cannot write {}: {cause}", path.display()))
     })
+}
+
+/// Forgets the bundles `gone` of what the runs to `destination` recorded
+/// (a delete removed their images there), so the next plan names them as
+/// new again and the next delete does not list them.
+pub fn forget(workspace: &Workspace, destination: &str, gone: &[SelectedBundle]) -> Result<()> {
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let mut all = read(workspace)?;
+    let Some(recorded) = all.get_mut(destination) else {
+        return Ok(());
+    };
+    recorded.retain(|bundle| !gone.contains(bundle));
+    write(workspace, &all)
 }
 
 /// The bundles `selected` adds to what `recorded` holds, and those it no
@@ -159,6 +190,7 @@ mod tests {
                 .iter()
                 .map(|channel| (*channel).to_owned())
                 .collect(),
+            ..SelectedBundle::default()
         }
     }
 
