@@ -1,6 +1,7 @@
 //! The README's first command: `ferry demo` runs ferry's main job on the
-//! built-in world (mirror to mirror, mirror to disk, verify, disk to mirror
-//! with the sources stopped) and checks the enclave with skopeo.
+//! built-in world (mirror to mirror, a release with its signature verified,
+//! mirror to disk, verify, disk to mirror with the sources stopped) and
+//! checks the enclave with skopeo.
 
 use std::process::Command;
 
@@ -23,6 +24,29 @@ fn the_demo_runs_every_workflow_and_checks_the_enclave() {
     );
     assert!(
         stdout.contains("5 of 5 images checked in the enclave"),
+        "{stdout}"
+    );
+    // One release mirrored with its signature verified: the IDMS and the
+    // signature ConfigMap written for it are shown, and the payload at the
+    // mirror is the signed one.
+    assert!(
+        stdout.contains("OCP_SIGNATURE_VERIFICATION_PK=$DEMO/release-signing-key.asc"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("$DEMO/release-workspace/working-dir/cluster-resources/idms-oc-mirror.yaml:")
+            && stdout.contains("kind: ImageDigestMirrorSet")
+            && stdout.contains("/demo/openshift/release-images\n    source: quay.io/openshift-release-dev/ocp-release"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "$DEMO/release-workspace/working-dir/cluster-resources/signature-configmap.yaml:"
+        ) && stdout.contains("kind: ConfigMap"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("/demo/openshift/release-images:4.16.2-x86_64: the signed payload sha256:"),
         "{stdout}"
     );
     assert!(

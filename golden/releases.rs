@@ -499,6 +499,12 @@ fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_ne
         "second z-stream: delivery {delivery_bytes} bytes, new unique content {new_bytes} bytes in {} entries",
         two.len()
     );
+    // The bar (issue 11): what a delivery adds to its new content (its
+    // metadata, tar headers and padding) stays within 1% plus 64 KiB.
+    assert!(
+        delivery_bytes * 100 <= new_bytes * 101 + 65_536 * 100,
+        "the second z-stream's delivery is {delivery_bytes} bytes for {new_bytes} bytes of new content: more than 1.01 x {new_bytes} + 65,536"
+    );
     // Every image of both releases is whole across the two deliveries.
     let verified = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["verify", &destination])

@@ -20,11 +20,12 @@ use std::sync::Arc;
 
 use ferry_schemas::Digest;
 
+use crate::compression::compress;
 use crate::error::{ArchiveError, Result};
 use crate::metadata::{
     EntryKind, FORMAT_NAME, ImagesFile, OCI_INDEX_PATH, OCI_LAYOUT_BYTES, OCI_LAYOUT_PATH,
-    SegmentTable, TableEntry, blob_path, config_path, digest_of, images_path, inputs_path,
-    plan_path, sha256_of, table_path,
+    SegmentTable, TableEntry, blob_path, config_path, digest_of, inputs_path, plan_path, sha256_of,
+    table_path, writer_name,
 };
 use crate::model::{DeliveryInput, DeliveryLayout, SegmentLayout};
 use crate::tar_format::{END_OF_ARCHIVE, entry_len, header_len, padded};
@@ -119,7 +120,7 @@ impl Packing {
 struct Parts {
     /// In every segment, right after the table: config and plan.
     common: Vec<Item>,
-    /// In the first segment only, after the common ones: the image list.
+    /// In the first segment only, after the common ones: the inputs, if any.
     first_head: Vec<Item>,
     /// Manifests and blobs, sorted by digest.
     content: Vec<Item>,
@@ -236,6 +237,7 @@ pub fn pack(input: &DeliveryInput) -> Result<Packing> {
         let table = SegmentTable {
             format: FORMAT_NAME.to_owned(),
             format_version: FORMAT_VERSION,
+            writer: Some(writer_name()),
             delivery: input.delivery,
             previous: input.previous,
             file_name: names[index].clone(),
@@ -296,7 +298,7 @@ fn oversize_warnings(
             ),
             _ => (
                 format!(
-                    "the metadata of delivery {} (configuration, plan, image list, index.json)",
+                    "the metadata of delivery {} (configuration, plan, inputs, index.json)",
                     input.delivery
                 ),
                 segment
@@ -363,6 +365,7 @@ fn table_base_len(input: &DeliveryInput, count: u32) -> u64 {
     let table = SegmentTable {
         format: FORMAT_NAME.to_owned(),
         format_version: FORMAT_VERSION,
+        writer: Some(writer_name()),
         delivery: input.delivery,
         previous: input.previous,
         file_name: segment_file_name(last),
@@ -490,24 +493,22 @@ fn parts(input: &DeliveryInput) -> Result<Parts> {
                 input.config_text.as_bytes().to_vec(),
             ),
             Item::inline(
-                plan_path(input.delivery),
+                plan_path(input.delivery, FORMAT_VERSION),
                 EntryKind::Plan,
-                input.plan_json.as_bytes().to_vec(),
+                compress(input.plan_json.as_bytes()),
             ),
         ],
-        first_head: std::iter::once(Item::inline(
-            images_path(input.delivery),
-            EntryKind::Images,
-            images.to_bytes(),
-        ))
-        .chain(input.inputs.iter().map(|bytes| {
-            Item::inline(
-                inputs_path(input.delivery),
-                EntryKind::Inputs,
-                bytes.clone(),
-            )
-        }))
-        .collect(),
+        first_head: input
+            .inputs
+            .iter()
+            .map(|bytes| {
+                Item::inline(
+                    inputs_path(input.delivery, FORMAT_VERSION),
+                    EntryKind::Inputs,
+                    compress(bytes),
+                )
+            })
+            .collect(),
         content: content.into_values().collect(),
         first_tail: vec![
             Item::inline(

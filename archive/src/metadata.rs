@@ -1,6 +1,6 @@
-//! The metadata files inside segments: their paths, their JSON forms, and
-//! the OCI layout files (`oci-layout`, `index.json`). Pure: bytes in and
-//! out, no I/O.
+//! The metadata files inside segments: their paths and JSON forms in each
+//! format version, and the OCI layout files (`oci-layout`, `index.json`).
+//! Pure: bytes in and out, no I/O.
 
 use std::collections::BTreeMap;
 
@@ -39,18 +39,45 @@ pub fn config_path(delivery: u32) -> String {
     format!("{}/config.yaml", delivery_folder(delivery))
 }
 
-pub fn plan_path(delivery: u32) -> String {
-    format!("{}/plan.json", delivery_folder(delivery))
+/// The format version deliveries were written in before 2026-12 (plain
+/// `plan.json` and `inputs.json`, and `images.json`); still read.
+pub const FORMAT_VERSION_1: u32 = 1;
+
+/// Whether the plan and the inputs of this format version are gzip files.
+pub fn compressed_metadata(format_version: u32) -> bool {
+    format_version >= 2
+}
+
+/// `plan.json`, or `plan.json.gz` from format version 2.
+pub fn plan_path(delivery: u32, format_version: u32) -> String {
+    let suffix = if compressed_metadata(format_version) {
+        ".gz"
+    } else {
+        ""
+    };
+    format!("{}/plan.json{suffix}", delivery_folder(delivery))
 }
 
 /// What the collectors read (update graph answers, payload files), for
-/// the disconnected side to collect offline.
-pub fn inputs_path(delivery: u32) -> String {
-    format!("{}/inputs.json", delivery_folder(delivery))
+/// the disconnected side to collect offline: `inputs.json`, or
+/// `inputs.json.gz` from format version 2.
+pub fn inputs_path(delivery: u32, format_version: u32) -> String {
+    let suffix = if compressed_metadata(format_version) {
+        ".gz"
+    } else {
+        ""
+    };
+    format!("{}/inputs.json{suffix}", delivery_folder(delivery))
 }
 
+/// The image list of format version 1 (version 2 reads `index.json`).
 pub fn images_path(delivery: u32) -> String {
     format!("{}/images.json", delivery_folder(delivery))
+}
+
+/// The `writer` of the segment tables this crate writes.
+pub fn writer_name() -> String {
+    format!("ferry {}", env!("CARGO_PKG_VERSION"))
 }
 
 pub const OCI_LAYOUT_PATH: &str = "oci-layout";
@@ -67,11 +94,12 @@ pub fn blob_path(digest: &Digest) -> String {
 pub enum EntryKind {
     /// `ferry/deliveries/D/config.yaml`
     Config,
-    /// `ferry/deliveries/D/plan.json`
+    /// `ferry/deliveries/D/plan.json.gz` (format 1: `plan.json`)
     Plan,
-    /// `ferry/deliveries/D/images.json`
+    /// `ferry/deliveries/D/images.json` (format 1 only)
     Images,
-    /// `ferry/deliveries/D/inputs.json` (first segment, optional)
+    /// `ferry/deliveries/D/inputs.json.gz` (format 1: `inputs.json`;
+    /// first segment, optional)
     Inputs,
     /// A manifest under `blobs/`.
     Manifest,
@@ -103,6 +131,9 @@ pub struct SegmentTable {
     /// Always [`FORMAT_NAME`].
     pub format: String,
     pub format_version: u32,
+    /// The ferry that wrote it, e.g. `ferry 0.1.0` (from format version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
     pub delivery: u32,
     pub previous: Option<u32>,
     /// This segment's own file name and number.
@@ -149,7 +180,8 @@ impl ArchivedImage {
     }
 }
 
-/// `ferry/deliveries/D/images.json`: the image set as of delivery D.
+/// The image set as of delivery D: `ferry/deliveries/D/images.json` in
+/// format version 1, read from `index.json` from version 2.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImagesFile {
@@ -180,14 +212,55 @@ impl ImagesFile {
         }
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).expect("an image list serializes");
-        bytes.push(b'\n');
-        bytes
+    /// The image list of `index.json` (format version 2 and later): each
+    /// descriptor's annotations give the name and ref name. The caller
+    /// checks that [`ImagesFile::oci_index`] gives back the same bytes.
+    pub fn from_oci_index(
+        format_version: u32,
+        delivery: u32,
+        index: &[u8],
+    ) -> std::result::Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Index {
+            manifests: Vec<Descriptor>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Descriptor {
+            media_type: String,
+            digest: Digest,
+            size: u64,
+            annotations: BTreeMap<String, String>,
+        }
+        let index: Index = serde_json::from_slice(index).map_err(|error| error.to_string())?;
+        let images = index
+            .manifests
+            .into_iter()
+            .map(|descriptor| {
+                let annotation = |key: &str| {
+                    descriptor.annotations.get(key).cloned().ok_or_else(|| {
+                        format!("the descriptor of {} has no {key}", descriptor.digest)
+                    })
+                };
+                Ok(ArchivedImage {
+                    name: annotation(IMAGE_NAME_ANNOTATION)?,
+                    ref_name: annotation(REF_NAME_ANNOTATION)?,
+                    digest: descriptor.digest.clone(),
+                    media_type: descriptor.media_type.clone(),
+                    size: descriptor.size,
+                })
+            })
+            .collect::<std::result::Result<_, String>>()?;
+        Ok(ImagesFile {
+            format_version,
+            delivery,
+            images,
+        })
     }
 
     /// `index.json` of the OCI layout: one descriptor per image, in the
     /// order of the list, annotated with its ref name and full name.
+    /// Compact JSON from format version 2, pretty before.
     pub fn oci_index(&self) -> Vec<u8> {
         let manifests: Vec<Value> = self
             .images
@@ -212,9 +285,13 @@ impl ImagesFile {
             "mediaType": OCI_INDEX_MEDIA_TYPE,
             "manifests": manifests,
         });
-        let mut bytes = serde_json::to_vec_pretty(&index).expect("an index serializes");
-        bytes.push(b'\n');
-        bytes
+        if self.format_version == FORMAT_VERSION_1 {
+            let mut bytes = serde_json::to_vec_pretty(&index).expect("an index serializes");
+            bytes.push(b'\n');
+            bytes
+        } else {
+            serde_json::to_vec(&index).expect("an index serializes")
+        }
     }
 }
 

@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use ferry_schemas::{Digest, DigestAlgorithm};
 
+use crate::compression::decompress;
 use crate::error::{ArchiveError, Result, io, segment_error};
 use crate::metadata::{
-    EntryKind, FORMAT_NAME, ImagesFile, MAX_METADATA_BYTES, OCI_INDEX_PATH, OCI_LAYOUT_BYTES,
-    OCI_LAYOUT_PATH, SegmentTable, TableEntry, blob_path, config_path, images_path, inputs_path,
-    plan_path, sha256_of, table_path,
+    EntryKind, FORMAT_NAME, FORMAT_VERSION_1, ImagesFile, MAX_METADATA_BYTES, OCI_INDEX_PATH,
+    OCI_LAYOUT_BYTES, OCI_LAYOUT_PATH, SegmentTable, TableEntry, blob_path, compressed_metadata,
+    config_path, images_path, inputs_path, plan_path, sha256_of, table_path, writer_name,
 };
 use crate::model::{ContentEntry, DeliveryContents, DeliverySummary, SurveyedDelivery};
 use crate::tar_format::{NextHeader, RawEntry, ReadProblem, padded, read_header};
@@ -184,14 +185,8 @@ fn scan_segment(path: &Path, file_name: &str, number: u32) -> Result<ScannedSegm
         ));
     }
     let table_bytes = read_metadata(&mut file, &table_entry, path, file_name)?;
-    let table: SegmentTable = serde_json::from_slice(&table_bytes).map_err(|error| {
-        refused(
-            Some(&table_entry.path),
-            format!(
-                "the segment table is unreadable ({error}); copy the segment again from the source"
-            ),
-        )
-    })?;
+    let table =
+        parse_table(&table_bytes).map_err(|problem| refused(Some(&table_entry.path), problem))?;
     check_table(&table, delivery, number, file_name, &table_entry.path)?;
 
     let mut entries = Vec::with_capacity(table.entries.len());
@@ -240,6 +235,40 @@ fn scan_segment(path: &Path, file_name: &str, number: u32) -> Result<ScannedSegm
         table_entry,
         entries,
     })
+}
+
+/// The segment table, once its format and version are known to be ones
+/// this crate reads (checked before the strict parse, so that a newer
+/// format's table is refused by its version, naming the ferry that wrote
+/// it, rather than by a field this crate does not know).
+fn parse_table(bytes: &[u8]) -> std::result::Result<SegmentTable, String> {
+    let unreadable = |error: serde_json::Error| {
+        format!("the segment table is unreadable ({error}); copy the segment again from the source")
+    };
+    let loose: serde_json::Value = serde_json::from_slice(bytes).map_err(unreadable)?;
+    if loose["format"] != FORMAT_NAME {
+        return Err(format!(
+            "format {} is not {FORMAT_NAME}: this file is not a ferry segment",
+            loose["format"]
+        ));
+    }
+    let readable = FORMAT_VERSION_1..=FORMAT_VERSION;
+    match loose["format_version"].as_u64() {
+        Some(version)
+            if u32::try_from(version).is_ok_and(|version| readable.contains(&version)) =>
+        {
+            serde_json::from_slice(bytes).map_err(unreadable)
+        }
+        Some(version) if version > u64::from(FORMAT_VERSION) => Err(format!(
+            "format version {version}, written by {}, is newer than this ferry reads ({}: format versions {FORMAT_VERSION_1} to {FORMAT_VERSION}); read it with the ferry that wrote it, or a later one",
+            loose["writer"].as_str().unwrap_or("a newer ferry"),
+            writer_name()
+        )),
+        _ => Err(format!(
+            "format version {} is not one this ferry reads (format versions {FORMAT_VERSION_1} to {FORMAT_VERSION}); copy the segment again from the source",
+            loose["format_version"]
+        )),
+    }
 }
 
 /// `ferry/deliveries/DDDDDD/segment-NNNNNN.json` → (D, N).
@@ -291,16 +320,15 @@ fn check_table(
     table_path_found: &str,
 ) -> Result<()> {
     let refused = |problem: String| segment_error(file_name, Some(table_path_found), problem);
-    if table.format != FORMAT_NAME {
+    let version = table.format_version;
+    if (version == FORMAT_VERSION_1) != table.writer.is_none() {
         return Err(refused(format!(
-            "format `{}` is not {FORMAT_NAME}",
-            table.format
-        )));
-    }
-    if table.format_version != FORMAT_VERSION {
-        return Err(refused(format!(
-            "format version {} is not {FORMAT_VERSION}; use the ferry that wrote it",
-            table.format_version
+            "a table of format version {version} {} a writer; this segment was altered",
+            if table.writer.is_none() {
+                "must name"
+            } else {
+                "names no"
+            }
         )));
     }
     if table.delivery != delivery || table.number != number || table.file_name != file_name {
@@ -347,7 +375,7 @@ fn check_table(
     for row in &table.entries {
         *seen_kinds.entry(row.kind).or_default() += 1;
         let row_refused = |problem: String| segment_error(file_name, Some(&row.path), problem);
-        let expected_path = expected_path(row, delivery);
+        let expected_path = expected_path(row, delivery, version);
         if row.path != expected_path {
             return Err(row_refused(format!(
                 "listed as {:?} with digest {}, so it belongs at {expected_path}",
@@ -373,7 +401,11 @@ fn check_table(
     for (kind, wanted) in [
         (EntryKind::Config, 1),
         (EntryKind::Plan, 1),
-        (EntryKind::Images, usize::from(first)),
+        // The image list: `images.json` in format 1, `index.json` after.
+        (
+            EntryKind::Images,
+            usize::from(first && version == FORMAT_VERSION_1),
+        ),
         (EntryKind::OciLayout, usize::from(first)),
         (EntryKind::OciIndex, usize::from(first)),
         // Optional: at most one, in the first segment.
@@ -393,12 +425,12 @@ fn check_table(
     Ok(())
 }
 
-fn expected_path(row: &TableEntry, delivery: u32) -> String {
+fn expected_path(row: &TableEntry, delivery: u32, format_version: u32) -> String {
     match row.kind {
         EntryKind::Config => config_path(delivery),
-        EntryKind::Plan => plan_path(delivery),
+        EntryKind::Plan => plan_path(delivery, format_version),
         EntryKind::Images => images_path(delivery),
-        EntryKind::Inputs => inputs_path(delivery),
+        EntryKind::Inputs => inputs_path(delivery, format_version),
         EntryKind::OciLayout => OCI_LAYOUT_PATH.to_owned(),
         EntryKind::OciIndex => OCI_INDEX_PATH.to_owned(),
         EntryKind::Blob | EntryKind::Manifest => blob_path(&row.digest),
@@ -423,7 +455,9 @@ fn assemble_delivery(
     };
     for segment in &segments[1..] {
         let table = &segment.table;
-        let disagreement = if table.previous != reference.previous {
+        let disagreement = if table.format_version != reference.format_version {
+            Some("format version")
+        } else if table.previous != reference.previous {
             Some("previous delivery")
         } else if table.segments != reference.segments {
             Some("list of segments")
@@ -492,34 +526,8 @@ fn assemble_delivery(
             "the configuration is not UTF-8",
         )
     })?;
-    let images_bytes = read_listed(first, EntryKind::Images)?;
-    let images: ImagesFile = serde_json::from_slice(&images_bytes).map_err(|error| {
-        segment_error(
-            &first.file_name,
-            Some(&images_path(delivery)),
-            format!("the image list is unreadable ({error})"),
-        )
-    })?;
-    if images.delivery != delivery {
-        return Err(segment_error(
-            &first.file_name,
-            Some(&images_path(delivery)),
-            format!("the image list says delivery {}", images.delivery),
-        ));
-    }
-    let index_row = first
-        .table
-        .entries
-        .iter()
-        .find(|row| row.kind == EntryKind::OciIndex)
-        .map(|row| row.digest.clone());
-    if index_row != Some(sha256_of(&images.oci_index())) {
-        return Err(segment_error(
-            &first.file_name,
-            Some(OCI_INDEX_PATH),
-            "index.json does not match the image list; this segment was altered: copy it again from the source",
-        ));
-    }
+    let version = reference.format_version;
+    let images = read_images(first, delivery, version)?;
     let layout_row = first
         .table
         .entries
@@ -539,6 +547,19 @@ fn assemble_delivery(
         .iter()
         .any(|row| row.kind == EntryKind::Inputs)
         .then(|| read_listed(first, EntryKind::Inputs))
+        .transpose()?
+        .map(|bytes| {
+            if !compressed_metadata(version) {
+                return Ok(bytes);
+            }
+            decompress(&bytes, MAX_METADATA_BYTES).map_err(|problem| {
+                segment_error(
+                    &first.file_name,
+                    Some(&inputs_path(delivery, version)),
+                    format!("{problem}; copy the segment again from the source"),
+                )
+            })
+        })
         .transpose()?;
     Ok(ScannedDelivery {
         delivery,
@@ -548,6 +569,64 @@ fn assemble_delivery(
         images,
         inputs,
     })
+}
+
+/// The delivery's image list, from the first segment: `images.json`
+/// (format 1), which `index.json` must match, or `index.json` itself,
+/// which must be exactly what ferry writes for the images it lists.
+fn read_images(first: &ScannedSegment, delivery: u32, version: u32) -> Result<ImagesFile> {
+    let altered = "index.json does not match the image list; this segment was altered: copy it again from the source";
+    if version == FORMAT_VERSION_1 {
+        let images_bytes = read_listed(first, EntryKind::Images)?;
+        let images: ImagesFile = serde_json::from_slice(&images_bytes).map_err(|error| {
+            segment_error(
+                &first.file_name,
+                Some(&images_path(delivery)),
+                format!("the image list is unreadable ({error})"),
+            )
+        })?;
+        if images.delivery != delivery {
+            return Err(segment_error(
+                &first.file_name,
+                Some(&images_path(delivery)),
+                format!("the image list says delivery {}", images.delivery),
+            ));
+        }
+        let index_row = first
+            .table
+            .entries
+            .iter()
+            .find(|row| row.kind == EntryKind::OciIndex)
+            .map(|row| row.digest.clone());
+        if index_row != Some(sha256_of(&images.oci_index())) {
+            return Err(segment_error(
+                &first.file_name,
+                Some(OCI_INDEX_PATH),
+                altered,
+            ));
+        }
+        return Ok(images);
+    }
+    let index = read_listed(first, EntryKind::OciIndex)?;
+    let listed = ImagesFile::from_oci_index(version, delivery, &index).map_err(|problem| {
+        segment_error(
+            &first.file_name,
+            Some(OCI_INDEX_PATH),
+            format!(
+                "the image index is unreadable ({problem}); copy the segment again from the source"
+            ),
+        )
+    })?;
+    let records: Vec<_> = listed.images.iter().map(|image| image.record()).collect();
+    let images = ImagesFile::new(delivery, &records);
+    if images.oci_index() != index {
+        return Err(segment_error(
+            &first.file_name,
+            Some(OCI_INDEX_PATH),
+            "index.json is not what ferry writes for the images it lists (order, ref names or fields differ); this segment was altered: copy it again from the source",
+        ));
+    }
+    Ok(images)
 }
 
 /// Reads the metadata entry of `kind` from a segment and checks its digest.

@@ -158,9 +158,19 @@ fn entries_carry_no_owner_time_or_host_and_fixed_modes() {
             if entry_path.starts_with("blobs/") {
                 continue;
             }
-            // Metadata: no local path, no host name.
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            // Metadata (compressed or not): no local path, no host name.
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            if entry_path.ends_with(".gz") {
+                let mut plain = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(bytes.as_slice()),
+                    &mut plain,
+                )
+                .unwrap();
+                bytes = plain;
+            }
+            let text = String::from_utf8(bytes).unwrap();
             assert!(
                 !text.contains(&cache_path),
                 "{name}: {entry_path} names the cache folder"

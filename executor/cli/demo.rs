@@ -5,8 +5,9 @@
 //! and a disconnected enclave), then runs ferry's own commands as a user
 //! would, printing each command line first: the releases a fuller image
 //! set selects (`ferry list releases -c`, from the world's update graph),
-//! plan and mirror-to-mirror,
-//! the no-op rerun, mirror-to-disk, `ferry verify`, and — with every source
+//! plan and mirror-to-mirror, the no-op rerun, one release mirrored with
+//! its signature verified and its IDMS and signature ConfigMap checked
+//! (`release`), mirror-to-disk, `ferry verify`, and — with every source
 //! registry stopped — disk-to-mirror into the enclave (the delivered
 //! operator catalog filtered and rebuilt there). At the end skopeo (when
 //! installed) checks that the enclave holds every additional image byte for
@@ -21,6 +22,8 @@ use ferry_testworld::registry::{Flavour, Registry, Storage};
 use ferry_testworld::world::{World, require_program};
 
 use crate::exit_status;
+
+mod release;
 
 const CONFIG_NAME: &str = "demo/imageset-config.yaml";
 const CONFIG_TEXT: &str = include_str!("../../demo/imageset-config.yaml");
@@ -44,14 +47,28 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 /// Runs this ferry binary with `arguments` and the cache `folder/<cache>`,
 /// showing the command line and its output; returns its exit code.
 fn ferry(folder: &Path, cache: &str, arguments: &[String]) -> Result<i32, String> {
-    let shown: Vec<String> = arguments
+    ferry_with(folder, cache, arguments, &[])
+}
+
+/// [`ferry`] with environment variables, shown before the command.
+fn ferry_with(
+    folder: &Path,
+    cache: &str,
+    arguments: &[String],
+    environment: &[(&str, String)],
+) -> Result<i32, String> {
+    let hide = |text: &str| text.replace(&folder.display().to_string(), "$DEMO");
+    let shown: Vec<String> = environment
         .iter()
-        .map(|argument| argument.replace(&folder.display().to_string(), "$DEMO"))
+        .map(|(name, value)| format!("{name}={}", hide(value)))
+        .chain(std::iter::once("ferry".to_owned()))
+        .chain(arguments.iter().map(|argument| hide(argument)))
         .collect();
-    println!("\n$ ferry {}", shown.join(" "));
+    println!("\n$ {}", shown.join(" "));
     let program = std::env::current_exe().map_err(|error| error.to_string())?;
     let status = Command::new(program)
         .args(arguments)
+        .envs(environment.iter().map(|(name, value)| (name, value)))
         .env("FERRY_CACHE_DIR", folder.join(cache))
         // The demo needs no credentials; never read the user's.
         .env("REGISTRY_AUTH_FILE", folder.join("no-credentials.json"))
@@ -112,6 +129,7 @@ pub fn run(arguments: &Args) -> ExitCode {
     if let Err(error) = std::fs::create_dir_all(&folder)
         .and_then(|()| std::fs::write(folder.join("imageset-config.yaml"), CONFIG_TEXT))
         .and_then(|()| std::fs::write(folder.join("full-imageset-config.yaml"), FULL_CONFIG_TEXT))
+        .and_then(|()| std::fs::write(folder.join(release::CONFIG_FILE), release::CONFIG_TEXT))
     {
         return fail(format!("cannot write into {}: {error}", folder.display()));
     }
@@ -225,7 +243,9 @@ pub fn run(arguments: &Args) -> ExitCode {
             "no-op plan",
         )?;
 
-        println!("\n== 2. mirror to disk: the first delivery, verified before it travels");
+        release::mirror_release(&folder, &world, &mirror_destination)?;
+
+        println!("\n== 3. mirror to disk: the first delivery, verified before it travels");
         expect(&folder, "cache", &to_disk("mirror"), 0, "mirror to disk")?;
         expect(&folder, "cache", &strings(&["verify", &disk]), 0, "verify")?;
         Ok(())
@@ -257,14 +277,14 @@ pub fn run(arguments: &Args) -> ExitCode {
         })
         .collect();
     drop(world);
-    println!("\n== 3. disk to mirror, with every source registry stopped and a cache of its own");
+    println!("\n== 4. disk to mirror, with every source registry stopped and a cache of its own");
     let mut arguments = strings(&["mirror", "-c", &config, "--from", &disk]);
     arguments.extend(strings(&["--dest-tls-verify=false", &enclave_destination]));
     if let Err(message) = expect(&folder, "enclave-cache", &arguments, 0, "disk to mirror") {
         return fail(message);
     }
 
-    println!("\n== 4. the enclave registry, checked with skopeo");
+    println!("\n== 5. the enclave registry, checked with skopeo");
     let mut checked = 0;
     for (name, raw) in &expected {
         let Some(raw) = raw else {
@@ -281,7 +301,7 @@ pub fn run(arguments: &Args) -> ExitCode {
             _ => return fail(format!("{reference} does not hold {name} byte for byte")),
         }
     }
-    println!("\n== 5. the operator catalog: filtered, rebuilt, and its CatalogSource");
+    println!("\n== 6. the operator catalog: filtered, rebuilt, and its CatalogSource");
     let resources = folder.join("disk/working-dir/cluster-resources");
     let catalog_source = resources.join("cs-test-catalog-latest.yaml");
     match std::fs::read_to_string(&catalog_source) {

@@ -55,9 +55,9 @@ enum Command {
     /// with an OpenShift-shaped universe.
     World(world::Args),
     /// Run ferry's main job on the demo world: list the releases a fuller
-    /// image set selects, plan and mirror registry to registry, to disk,
-    /// verify, and disk to registry with the sources stopped, each result
-    /// checked with skopeo.
+    /// image set selects, plan and mirror registry to registry, mirror one
+    /// release with its signature verified, to disk, verify, and disk to
+    /// registry with the sources stopped, each result checked with skopeo.
     Demo(demo::Args),
     /// Mirror an image set (mirror-to-mirror, mirror-to-disk, disk-to-mirror).
     Mirror(arguments::Mirror),

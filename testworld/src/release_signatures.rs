@@ -45,6 +45,43 @@ impl ReleaseSigner {
         self.sign_claims(&claims(digest, docker_reference))
     }
 
+    /// A signature file for every payload of `graphs`, as Red Hat signs
+    /// them (identity `quay.io/openshift-release-dev/ocp-release:<version>-<arch>`,
+    /// `x86_64` and `aarch64` for amd64 and arm64): payload digest
+    /// (`sha256:<hex>`) → file, what [`SignatureServer::start`] serves.
+    pub fn sign_graphs(
+        &self,
+        graphs: &crate::graph_server::Graphs,
+    ) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let mut signatures = std::collections::BTreeMap::new();
+        for ((_, architecture), graph) in graphs {
+            let graph: serde_json::Value =
+                serde_json::from_str(graph).expect("the world's graphs are JSON");
+            let suffix = match architecture.as_str() {
+                "amd64" => "x86_64",
+                "arm64" => "aarch64",
+                other => other,
+            };
+            for node in graph["nodes"].as_array().into_iter().flatten() {
+                let (Some(payload), Some(version)) =
+                    (node["payload"].as_str(), node["version"].as_str())
+                else {
+                    continue;
+                };
+                let Some((_, digest)) = payload.rsplit_once('@') else {
+                    continue;
+                };
+                let identity = format!(
+                    "{}/{}:{version}-{suffix}",
+                    crate::releases::RELEASE_HOST,
+                    crate::releases::RELEASE_REPOSITORY
+                );
+                signatures.insert(digest.to_owned(), self.sign_payload(digest, &identity));
+            }
+        }
+        signatures
+    }
+
     /// A signature file over any content (to test refusals of bad claims).
     pub fn sign_claims(&self, claims: &[u8]) -> Vec<u8> {
         let mut builder = MessageBuilder::from_bytes("", claims.to_vec());

@@ -878,7 +878,8 @@ fn reconcile_folder(
     Ok(rebuilt)
 }
 
-/// The version of the document a delivery embeds as `plan.json`. 2: the
+/// The version of the document a delivery embeds as `plan.json` (stored
+/// gzip-compressed as `plan.json.gz` from archive format 2). 2: the
 /// plan is made against the delivery history alone, so its fetch actions
 /// are those of every blob packed, whatever the cache held (version 1
 /// listed only the blobs the cache lacked).
