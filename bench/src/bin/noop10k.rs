@@ -20,6 +20,11 @@
 //!
 //! Goal: ferry's default no-op at most a tenth of skopeo sync's no-op.
 //! Every ferry run must say there was nothing to do.
+//!
+//! `FERRY_BENCH_HOLD=1` keeps the world for profiling: after the setup it
+//! writes `FOLDER/rerun` (`rerun plan --trust-state` runs ferry on the
+//! kept workspace and registries; `FERRY_BIN` picks another binary) and
+//! waits until `FOLDER/stop` exists, measuring nothing.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -104,6 +109,10 @@ fn measure_noops(folder: &Path, deadline: Duration) -> Result<()> {
         "setup took {:.1} s; {checked} images checked",
         setup.seconds
     );
+
+    if std::env::var_os("FERRY_BENCH_HOLD").is_some() {
+        return hold(folder, &job);
+    }
 
     eprintln!("ferry plan --trust-state (up to {TRUST_STATE_ROUNDS} times)...");
     let (trust_state, trust_state_rounds) =
@@ -235,6 +244,24 @@ fn measure_noops(folder: &Path, deadline: Duration) -> Result<()> {
             }
         };
         println!("{}", line.line());
+    }
+    Ok(())
+}
+
+/// Keeps the world (registries and workspace) for reruns by hand: writes
+/// `FOLDER/rerun SUBCOMMAND [FLAGS...]` and waits for `FOLDER/stop`.
+fn hold(folder: &Path, job: &FerryJob) -> Result<()> {
+    let script = folder.join("rerun");
+    std::fs::write(&script, tools::rerun_script(job))
+        .context(|| format!("writing {}", script.display()))?;
+    let stop = folder.join("stop");
+    eprintln!(
+        "holding the world: run `sh {}` SUBCOMMAND [FLAGS...]; `touch {}` ends the benchmark",
+        script.display(),
+        stop.display()
+    );
+    while !stop.exists() {
+        std::thread::sleep(Duration::from_millis(500));
     }
     Ok(())
 }
