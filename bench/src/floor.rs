@@ -14,6 +14,11 @@
 //! It copies with ferry's registry client (streaming, digest-checked) told
 //! never to ask before an upload, so the floor is the registries' work plus
 //! the thinnest client ferry has, not a different HTTP stack's speed.
+//!
+//! [`noop`] is the floor of a no-op that checks both registries (what a
+//! default `ferry plan` must ask): one HEAD per tag at the source (has the
+//! tag moved?) and one HEAD per top manifest at the destination (is it
+//! still there?), 16 at a time, with the same client, nothing else.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -133,19 +138,8 @@ pub fn measure(set: &ImageSet, source: &str, destination: &str) -> Result<Floor>
             .cmp(&one.size)
             .then(one.digest.cmp(&other.digest))
     });
-    let client = RegistryClient::new(ClientOptions {
-        credentials: CredentialStore::from_files(Vec::new()),
-        certificate_folders: Vec::new(),
-        insecure_hosts: vec![source.to_owned(), destination.to_owned()],
-        ask_before_upload_from: u64::MAX,
-        transfers_per_registry: IN_FLIGHT,
-        ..ClientOptions::default()
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context(|| "starting the async runtime".to_owned())?;
+    let client = plain_client(source, destination);
+    let runtime = runtime()?;
     let uploads = blobs.len();
     let mounts = blobs.iter().map(|blob| blob.others.len()).sum();
     let manifest_count = manifests.len();
@@ -208,6 +202,86 @@ pub fn measure(set: &ImageSet, source: &str, destination: &str) -> Result<Floor>
         mounts,
         manifests: manifest_count,
     })
+}
+
+/// What the no-op floor asked and how long it took.
+#[derive(Clone, Debug)]
+pub struct NoopFloor {
+    pub elapsed: Duration,
+    /// HEADs of tags at the source.
+    pub source_heads: usize,
+    /// HEADs of top manifests at the destination.
+    pub destination_heads: usize,
+}
+
+/// The floor of a no-op over `set` already copied from `source`
+/// (repositories `quay.io/<repository>`) to `destination` (repositories
+/// `<repository>`): each tag HEAD at the source and each manifest HEAD by
+/// digest at the destination, interleaved, [`IN_FLIGHT`] at a time. Fails
+/// when a tag does not name its image's digest or a manifest is missing:
+/// then the set was not a no-op.
+pub fn noop(set: &ImageSet, source: &str, destination: &str) -> Result<NoopFloor> {
+    let mut heads: Vec<(ImageReference, Digest)> = Vec::with_capacity(set.images.len() * 2);
+    for image in &set.images {
+        let digest: Digest = image
+            .digest
+            .parse()
+            .context(|| format!("digest {}", image.digest))?;
+        for text in [
+            format!("{source}/{}:{}", image.source_repository(), image.tag),
+            format!("{destination}/{}@{}", image.repository, image.digest),
+        ] {
+            let reference = text.parse().context(|| text.clone())?;
+            heads.push((reference, digest.clone()));
+        }
+    }
+    let client = plain_client(source, destination);
+    let runtime = runtime()?;
+    let count = set.images.len();
+    let started = Instant::now();
+    runtime.block_on(bounded(heads.into_iter().map(|(reference, digest)| {
+        let client = client.clone();
+        async move {
+            let head = client
+                .head_manifest(&reference)
+                .await
+                .map_err(|error| Error::new(format!("floor HEAD {reference}: {error}")))?;
+            match head {
+                Some(head) if head.digest.as_ref().is_none_or(|found| *found == digest) => Ok(()),
+                Some(_) => Err(Error::new(format!(
+                    "floor HEAD {reference}: the registry names another digest than {digest}"
+                ))),
+                None => Err(Error::new(format!("floor HEAD {reference}: not found"))),
+            }
+        }
+    })))?;
+    Ok(NoopFloor {
+        elapsed: started.elapsed(),
+        source_heads: count,
+        destination_heads: count,
+    })
+}
+
+/// ferry's registry client over plain HTTP to both registries, never
+/// asking before an upload, [`IN_FLIGHT`] transfers per registry.
+fn plain_client(source: &str, destination: &str) -> RegistryClient {
+    RegistryClient::new(ClientOptions {
+        credentials: CredentialStore::from_files(Vec::new()),
+        certificate_folders: Vec::new(),
+        insecure_hosts: vec![source.to_owned(), destination.to_owned()],
+        ask_before_upload_from: u64::MAX,
+        transfers_per_registry: IN_FLIGHT,
+        ..ClientOptions::default()
+    })
+}
+
+/// The runtime the floors run on: 2 workers, as ferry's.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context(|| "starting the async runtime".to_owned())
 }
 
 /// Runs `tasks` at most [`IN_FLIGHT`] at a time; the first error wins.

@@ -112,6 +112,44 @@ impl FerryJob {
     }
 }
 
+/// A shell script running `job`'s command line with the subcommand and
+/// extra flags it is given (`rerun plan --trust-state`), and `$FERRY_BIN`
+/// instead of the job's binary when set: for profiling one step on a kept
+/// world.
+pub fn rerun_script(job: &FerryJob) -> String {
+    let command = job.command("SUBCOMMAND", "workspace", &[]);
+    let arguments: Vec<String> = command
+        .get_args()
+        .map(|argument| shell_quote(&argument.to_string_lossy()))
+        .collect();
+    let mut text = String::from("#!/bin/sh\nset -e\nsubcommand=$1\nshift\n");
+    for (name, value) in command.get_envs() {
+        if let Some(value) = value {
+            let _ = writeln!(
+                text,
+                "export {}={}",
+                name.to_string_lossy(),
+                shell_quote(&value.to_string_lossy())
+            );
+        }
+    }
+    let (destination, fixed) = arguments[1..]
+        .split_last()
+        .expect("a ferry command line ends with its destination");
+    let _ = writeln!(
+        text,
+        "exec \"${{FERRY_BIN:-{}}}\" \"$subcommand\" {} \"$@\" {destination}",
+        job.binary.display(),
+        fixed.join(" ")
+    );
+    text
+}
+
+/// `text` single-quoted for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 /// Fails unless ferry's output says the plan was empty.
 pub fn require_nothing_to_do(label: &str, output: &str) -> Result<()> {
     if output.contains("Nothing to do") {
@@ -282,6 +320,33 @@ mod tests {
         );
         let workspace = format!("file://{}", folder.path().join("workspace").display());
         assert!(arguments.contains(&workspace));
+    }
+
+    #[test]
+    fn the_rerun_script_runs_the_job_with_the_flags_it_is_given() {
+        let folder = tempfile::tempdir().unwrap();
+        let set = image_sets::small("rerun", "ferry-bench-rerun", 2, 5);
+        let job = FerryJob::new(
+            PathBuf::from("/opt/it's/ferry"),
+            folder.path(),
+            &set,
+            "127.0.0.1:5000",
+            "127.0.0.1:6000",
+        )
+        .unwrap();
+        let script = rerun_script(&job);
+        let exec = script.lines().last().unwrap();
+        assert!(
+            exec.starts_with("exec \"${FERRY_BIN:-/opt/it's/ferry}\" \"$subcommand\" '-c' "),
+            "{exec}"
+        );
+        assert!(
+            exec.ends_with(" '--dest-tls-verify=false' \"$@\" 'docker://127.0.0.1:6000'"),
+            "{exec}"
+        );
+        let cache = folder.path().join("cache");
+        assert!(script.contains(&format!("export FERRY_CACHE_DIR='{}'\n", cache.display())));
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 
     #[test]

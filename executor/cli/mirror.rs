@@ -329,7 +329,7 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
     if let Err(code) = check_flags_for_mode(&arguments.common) {
         return code;
     }
-    let prepared = match prepare(&arguments.common, Deliveries::Verify) {
+    let mut prepared = match prepare(&arguments.common, Deliveries::Verify) {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
@@ -349,13 +349,17 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
     {
         return code;
     }
-    if !prepared.planned.resolution.failures.is_empty() {
-        return exit_status::ERROR.into();
-    }
-    if arguments.detailed_exitcode && !prepared.planned.plan.is_empty() {
-        return exit_status::PLAN_HAS_CHANGES.into();
-    }
-    ExitCode::SUCCESS
+    let code = if !prepared.planned.resolution.failures.is_empty() {
+        exit_status::ERROR.into()
+    } else if arguments.detailed_exitcode && !prepared.planned.plan.is_empty() {
+        exit_status::PLAN_HAS_CHANGES.into()
+    } else {
+        ExitCode::SUCCESS
+    };
+    // Every image's tree is left to the operating system at exit: freeing
+    // it piece by piece was a noticeable share of a no-op plan.
+    std::mem::forget(std::mem::take(&mut prepared.planned.resolution));
+    code
 }
 
 /// Publishes the cluster resources for every image now at the

@@ -19,7 +19,7 @@
 //! all. Images run concurrently (bounded by
 //! [`ResolveOptions::concurrency`]), results in request order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ferry_planner::{ResolvedImage, ResolvedManifest};
 use ferry_registry::{Manifest, RegistriesConf, RegistryClient};
@@ -30,6 +30,10 @@ use futures_util::StreamExt as _;
 
 use crate::oci_manifest::{ManifestContent, descriptor_digest};
 use crate::source::{ContentSource, Pinned, RecordedState, Registries};
+
+/// From this many requests on, [`Recorded::load`] reads every recorded
+/// manifest in one pass instead of one lookup per manifest.
+const READ_EVERY_MANIFEST_FROM: usize = 64;
 
 /// What the configuration asks for, before resolving: an image of the
 /// collect stage's image set.
@@ -107,9 +111,23 @@ pub struct Recorded {
 
 impl Recorded {
     /// Loads the records of `requests` (and their signatures) with the
-    /// manifests of their trees.
+    /// manifests of their trees: for many requests, every recorded manifest
+    /// in one pass over the state (a lookup per digest costs more), else a
+    /// lookup per manifest.
     pub fn load(state: &WorkspaceState, requests: &[Request]) -> ferry_store::Result<Recorded> {
         let mut all = state.resolutions()?;
+        let mut stored: Option<HashMap<Digest, RecordedManifest>> =
+            if requests.len() >= READ_EVERY_MANIFEST_FROM {
+                Some(
+                    state
+                        .all_manifests()?
+                        .into_iter()
+                        .map(|manifest| (manifest.digest.clone(), manifest))
+                        .collect(),
+                )
+            } else {
+                None
+            };
         let mut recorded = Recorded::default();
         for request in requests {
             let Some(image) = all.remove(&request.name) else {
@@ -121,7 +139,11 @@ impl Recorded {
                 if recorded.manifests.contains_key(&digest) {
                     continue;
                 }
-                let Some(manifest) = state.manifest(&digest)? else {
+                let found = match &mut stored {
+                    Some(stored) => stored.remove(&digest),
+                    None => state.manifest(&digest)?,
+                };
+                let Some(manifest) = found else {
                     continue;
                 };
                 let manifest = Manifest {
@@ -138,6 +160,19 @@ impl Recorded {
             recorded.images.insert(request.name.clone(), image);
         }
         Ok(recorded)
+    }
+
+    /// Whether every manifest of the tree below `top` is recorded (what
+    /// [`Recorded::tree`] would return, without building it).
+    pub(crate) fn has_tree(&self, top: &Digest) -> bool {
+        let mut queue = vec![top];
+        while let Some(digest) = queue.pop() {
+            let Some(described) = self.described.get(digest) else {
+                return false;
+            };
+            queue.extend(&described.children);
+        }
+        true
     }
 
     /// The tree below `top`, when every manifest of it is recorded.

@@ -337,8 +337,8 @@ impl ContentSource for RecordedState<'_> {
             || record
                 .signature
                 .as_ref()
-                .is_none_or(|signature| self.recorded.tree(signature).is_some());
-        if self.recorded.tree(&record.top).is_none() || !signature_recorded {
+                .is_none_or(|signature| self.recorded.has_tree(signature));
+        if !self.recorded.has_tree(&record.top) || !signature_recorded {
             return Err(format!(
                 "{}: the record lacks part of its tree",
                 request.name

@@ -469,6 +469,34 @@ impl WorkspaceState {
         }))
     }
 
+    /// Every recorded manifest, in one pass over the table: far cheaper
+    /// than a lookup per digest ([`WorkspaceState::manifest`]) when most of
+    /// them are wanted. A row whose digest does not parse is left out.
+    pub fn all_manifests(&self) -> Result<Vec<RecordedManifest>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT digest, media_type, content FROM resolved_manifests")
+            .map_err(self.database())?;
+        let mut rows = statement.query([]).map_err(self.database())?;
+        let mut manifests = Vec::new();
+        while let Some(row) = rows.next().map_err(self.database())? {
+            let digest = row.get_ref(0).map_err(self.database())?;
+            let Some(digest) = digest
+                .as_str()
+                .ok()
+                .and_then(|text| text.parse::<Digest>().ok())
+            else {
+                continue;
+            };
+            manifests.push(RecordedManifest {
+                digest,
+                media_type: row.get(1).map_err(self.database())?,
+                content: row.get(2).map_err(self.database())?,
+            });
+        }
+        Ok(manifests)
+    }
+
     /// Records resolutions and the manifests of their trees, in one
     /// transaction (a manifest already recorded is kept: same digest, same
     /// bytes).

@@ -9,7 +9,12 @@
 //! - `ferry plan --trust-state` (median of 3, or of fewer when a run takes
 //!   over 5 s; goal: at most 0.25 s, issue 9: an image the workspace
 //!   records complete with the same fingerprint is not compiled again),
-//! - the default `ferry plan` (it checks the destination: one HEAD per image),
+//! - the floor of a default no-op (`ferry_bench::floor::noop`): the least
+//!   the registries must answer, one HEAD per tag at the source and one
+//!   per top manifest at the destination, 16 at a time, with ferry's
+//!   registry client in this process (no state, no plan),
+//! - the default `ferry plan` (it asks the source for every tag and the
+//!   destination for every top manifest),
 //! - the default `ferry mirror` no-op rerun,
 //! - `skopeo sync` no-op over the same 10,000 images and the same
 //!   destination (skopeo sync names each repository
@@ -18,13 +23,22 @@
 //!   Stopped after `FERRY_BENCH_SKOPEO_DEADLINE` seconds (default 300),
 //!   and then reported as skipped.
 //!
-//! Goal: ferry's default no-op at most a tenth of skopeo sync's no-op.
+//! Goal: ferry's default no-op at most a tenth of skopeo sync's no-op;
+//! printed too: each run as a multiple of the floor (where 0.1x of skopeo
+//! is out of reach because the registries' work is the limit, the floor
+//! ratio is the figure that says how much ferry adds to it).
 //! Every ferry run must say there was nothing to do.
+//!
+//! `FERRY_BENCH_HOLD=1` keeps the world for profiling: after the setup it
+//! writes `FOLDER/rerun` (`rerun plan --trust-state` runs ferry on the
+//! kept workspace and registries; `FERRY_BIN` picks another binary) and
+//! waits until `FOLDER/stop` exists, measuring nothing.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ferry_bench::floor;
 use ferry_bench::image_sets;
 use ferry_bench::measure::{Logs, Run, repeat_while_quick};
 use ferry_bench::report::{self, Goal};
@@ -105,6 +119,12 @@ fn measure_noops(folder: &Path, deadline: Duration) -> Result<()> {
         setup.seconds
     );
 
+    if std::env::var_os("FERRY_BENCH_HOLD").is_some() {
+        return hold(folder, &job, || {
+            floor::noop(&set, &source.host(), &destination.host())
+        });
+    }
+
     eprintln!("ferry plan --trust-state (up to {TRUST_STATE_ROUNDS} times)...");
     let (trust_state, trust_state_rounds) =
         repeat_while_quick(TRUST_STATE_ROUNDS, QUICK, |round| {
@@ -115,6 +135,12 @@ fn measure_noops(folder: &Path, deadline: Duration) -> Result<()> {
             nothing_to_do("ferry plan --trust-state", &run)?;
             Ok(run)
         })?;
+
+    eprintln!(
+        "the no-op floor (one HEAD per tag at the source, one per manifest at the destination)..."
+    );
+    let noop_floor = floor::noop(&set, &source.host(), &destination.host())?;
+    let floor_seconds = noop_floor.elapsed.as_secs_f64();
 
     eprintln!("ferry plan (default: checks the destination)...");
     let default_plan = logs.run(
@@ -163,27 +189,49 @@ fn measure_noops(folder: &Path, deadline: Duration) -> Result<()> {
         Some(skopeo) => format!("{:.3}", run.seconds / skopeo.seconds),
         None => "n/a".to_owned(),
     };
+    let over_floor = |seconds: f64| format!("{:.2}x", seconds / floor_seconds);
     print!(
         "{}",
         report::table(
-            &["no-op run", "seconds", "ferry/skopeo"],
+            &["no-op run", "seconds", "ferry/skopeo", "x the floor"],
             &[
                 vec![
                     format!("ferry plan --trust-state (median of {trust_state_rounds})"),
                     report::seconds(trust_state.seconds),
                     ratio(&trust_state),
+                    String::new(),
                 ],
                 vec![
                     "ferry plan (default, checks the destination)".to_owned(),
                     report::seconds(default_plan.seconds),
                     ratio(&default_plan),
+                    over_floor(default_plan.seconds),
                 ],
                 vec![
                     "ferry mirror (default rerun)".to_owned(),
                     report::seconds(mirror_noop.seconds),
                     ratio(&mirror_noop),
+                    over_floor(mirror_noop.seconds),
                 ],
-                vec!["skopeo sync".to_owned(), skopeo_cell, String::new()],
+                vec![
+                    "skopeo sync".to_owned(),
+                    skopeo_cell,
+                    String::new(),
+                    skopeo
+                        .as_ref()
+                        .map_or_else(String::new, |run| over_floor(run.seconds)),
+                ],
+                vec![
+                    format!(
+                        "the floor: {} HEADs at the source, {} at the destination, {} at a time",
+                        noop_floor.source_heads,
+                        noop_floor.destination_heads,
+                        floor::IN_FLIGHT
+                    ),
+                    report::seconds(floor_seconds),
+                    String::new(),
+                    "1.00x".to_owned(),
+                ],
             ],
         )
     );
@@ -235,6 +283,39 @@ fn measure_noops(folder: &Path, deadline: Duration) -> Result<()> {
             }
         };
         println!("{}", line.line());
+    }
+    Ok(())
+}
+
+/// Keeps the world (registries and workspace) for reruns by hand: writes
+/// `FOLDER/rerun SUBCOMMAND [FLAGS...]` and waits for `FOLDER/stop`;
+/// measures the no-op floor (stderr) each time `FOLDER/floor` appears.
+fn hold(
+    folder: &Path,
+    job: &FerryJob,
+    measure_floor: impl Fn() -> Result<floor::NoopFloor>,
+) -> Result<()> {
+    let script = folder.join("rerun");
+    std::fs::write(&script, tools::rerun_script(job))
+        .context(|| format!("writing {}", script.display()))?;
+    let (stop, floor_request) = (folder.join("stop"), folder.join("floor"));
+    eprintln!(
+        "holding the world: run `sh {}` SUBCOMMAND [FLAGS...]; `touch {}` measures the no-op floor, `touch {}` ends the benchmark",
+        script.display(),
+        floor_request.display(),
+        stop.display()
+    );
+    while !stop.exists() {
+        if std::fs::remove_file(&floor_request).is_ok() {
+            let measured = measure_floor()?;
+            eprintln!(
+                "the no-op floor: {:.2} s ({} + {} HEADs)",
+                measured.elapsed.as_secs_f64(),
+                measured.source_heads,
+                measured.destination_heads
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
     Ok(())
 }
