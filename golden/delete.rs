@@ -89,6 +89,31 @@ impl Scenario {
         assert!(output.status.success(), "{}", text(&output.stderr));
     }
 
+    /// Mirrors `config` to the disk folder `disk` (`file://DIR`), then
+    /// from it to the destination, as the disconnected flow does.
+    pub(crate) fn mirror_through_disk(&self, config: &str, disk: &str) {
+        let registries_conf = self.world.registries_conf().display().to_string();
+        let to_disk = self.ferry(&[
+            "mirror",
+            "-c",
+            config,
+            "--registries-conf",
+            &registries_conf,
+            disk,
+        ]);
+        assert!(to_disk.status.success(), "{}", text(&to_disk.stderr));
+        let from_disk = self.ferry(&[
+            "mirror",
+            "-c",
+            config,
+            "--from",
+            disk,
+            "--dest-tls-verify=false",
+            &self.destination(),
+        ]);
+        assert!(from_disk.status.success(), "{}", text(&from_disk.stderr));
+    }
+
     /// Whether the destination serves `reference` (below `mirror/`).
     pub(crate) fn holds(&self, reference: &str) -> bool {
         Command::new("skopeo")
@@ -386,27 +411,8 @@ fn a_disk_folders_cache_forgets_deleted_images_and_keeps_the_rest() {
         "isc.yaml",
         "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n  - name: registry.redhat.io/ubi9/ubi:latest\n  - name: quay.io/ferry-demo/signed:1.0\n",
     );
-    let registries_conf = scenario.world.registries_conf().display().to_string();
     let disk = format!("file://{}", scenario.folder.path().join("disk").display());
-    let to_disk = scenario.ferry(&[
-        "mirror",
-        "-c",
-        &config,
-        "--registries-conf",
-        &registries_conf,
-        &disk,
-    ]);
-    assert!(to_disk.status.success(), "{}", text(&to_disk.stderr));
-    let from_disk = scenario.ferry(&[
-        "mirror",
-        "-c",
-        &config,
-        "--from",
-        &disk,
-        "--dest-tls-verify=false",
-        &scenario.destination(),
-    ]);
-    assert!(from_disk.status.success(), "{}", text(&from_disk.stderr));
+    scenario.mirror_through_disk(&config, &disk);
 
     // The disk folder is the workspace of both runs.
     let disc = scenario.write(

@@ -312,26 +312,7 @@ fn a_disk_folder_that_disk_to_mirror_used_lists_its_catalog_offline() {
         ),
     );
     let disk = scenario.workspace_named("disk");
-    let registries_conf = scenario.world.registries_conf().display().to_string();
-    let to_disk = scenario.ferry(&[
-        "mirror",
-        "-c",
-        &config,
-        "--registries-conf",
-        &registries_conf,
-        &disk,
-    ]);
-    assert!(to_disk.status.success(), "{}", text(&to_disk.stderr));
-    let from_disk = scenario.ferry(&[
-        "mirror",
-        "-c",
-        &config,
-        "--from",
-        &disk,
-        "--dest-tls-verify=false",
-        &scenario.destination(),
-    ]);
-    assert!(from_disk.status.success(), "{}", text(&from_disk.stderr));
+    scenario.mirror_through_disk(&config, &disk);
     let catalog = "ferry-demo/test-catalog:latest";
     assert!(pulls(&scenario, catalog));
 
