@@ -96,24 +96,43 @@ impl ActionKey {
         if text.len() != 64 {
             return None;
         }
+        // A table lookup per digit, one check for the whole key: a plan
+        // reads tens of thousands of keys from the state.
         let mut bytes = [0u8; 32];
+        let mut invalid = 0u8;
         for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
-            *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+            let (high, low) = (
+                HEX_VALUES[usize::from(pair[0])],
+                HEX_VALUES[usize::from(pair[1])],
+            );
+            invalid |= (high | low) & NOT_HEX;
+            *byte = (high << 4) | (low & 0x0f);
         }
-        Some(ActionKey(bytes))
+        (invalid == 0).then_some(ActionKey(bytes))
     }
 }
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
+/// Marks a byte of [`HEX_VALUES`] that is not a hex digit.
+const NOT_HEX: u8 = 0x80;
+
+/// Each byte's value as a hex digit (lower or upper case), else [`NOT_HEX`].
+const HEX_VALUES: [u8; 256] = {
+    let mut values = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 10 {
+        values[b'0' as usize + digit] = digit as u8;
+        digit += 1;
     }
-}
+    let mut letter = 0;
+    while letter < 6 {
+        values[b'a' as usize + letter] = 10 + letter as u8;
+        values[b'A' as usize + letter] = 10 + letter as u8;
+        letter += 1;
+    }
+    values
+};
 
 impl fmt::Display for ActionKey {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -491,5 +510,36 @@ mod tests {
         assert_eq!(ActionKey::from_hex(&"g".repeat(64)), None);
         let ones = ActionKey::from_bytes([0x1f; 32]);
         assert_eq!(ones.to_hex(), "1f".repeat(32));
+        assert_eq!(
+            ActionKey::from_hex(&"AbC9".repeat(16)),
+            Some(ActionKey::from_bytes(
+                [0xab, 0xc9].repeat(16).try_into().unwrap()
+            ))
+        );
+    }
+
+    #[test]
+    fn every_byte_that_is_not_a_hex_digit_is_refused_anywhere_in_a_key() {
+        for byte in 0..=u8::MAX {
+            let value = char::from(byte).to_digit(16);
+            for position in [0, 1, 31, 62, 63] {
+                let mut text = b"0".repeat(64);
+                text[position] = byte;
+                let Ok(text) = std::str::from_utf8(&text) else {
+                    continue;
+                };
+                let mut expected = [0u8; 32];
+                let parsed = value.map(|value| {
+                    let shift = if position % 2 == 0 { 4 } else { 0 };
+                    expected[position / 2] = (value as u8) << shift;
+                    ActionKey::from_bytes(expected)
+                });
+                assert_eq!(
+                    ActionKey::from_hex(text),
+                    parsed,
+                    "byte {byte} at {position}"
+                );
+            }
+        }
     }
 }
