@@ -82,12 +82,18 @@ impl ActionKey {
 
     /// The key as lower-case hex.
     pub fn to_hex(self) -> String {
-        let mut text = String::with_capacity(64);
-        for byte in self.0 {
-            text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
-            text.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
+        self.hex_digits().iter().copied().map(char::from).collect()
+    }
+
+    /// The key as lower-case hex digits, without allocating (for hashing
+    /// many keys).
+    pub fn hex_digits(self) -> [u8; 64] {
+        let mut digits = [0u8; 64];
+        for (pair, byte) in digits.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
+            pair[1] = HEX_DIGITS[usize::from(byte & 0x0f)];
         }
-        text
+        digits
     }
 
     /// Parses the hex form (lower or upper case).
@@ -510,6 +516,7 @@ mod tests {
         assert_eq!(ActionKey::from_hex(&"g".repeat(64)), None);
         let ones = ActionKey::from_bytes([0x1f; 32]);
         assert_eq!(ones.to_hex(), "1f".repeat(32));
+        assert_eq!(ones.hex_digits().as_slice(), "1f".repeat(32).as_bytes());
         assert_eq!(
             ActionKey::from_hex(&"AbC9".repeat(16)),
             Some(ActionKey::from_bytes(

@@ -452,12 +452,25 @@ pub async fn plan(
         .map_err(WorkflowError::environment)?;
     let state_fingerprint = {
         let mut hasher = blake3::Hasher::new();
+        // Hashed piece by piece: no string built per key or tag.
         for key in &snapshot.done {
-            hasher.update(key.to_hex().as_bytes());
+            hasher.update(&key.hex_digits());
             hasher.update(b"\n");
         }
         for ((repository, tag), digest) in &snapshot.tags {
-            hasher.update(format!("{repository}:{tag}={digest}\n").as_bytes());
+            // `{repository}:{tag}={digest}\n`
+            for part in [
+                repository,
+                ":",
+                tag,
+                "=",
+                digest.algorithm().name(),
+                ":",
+                digest.hex(),
+                "\n",
+            ] {
+                hasher.update(part.as_bytes());
+            }
         }
         hasher.finalize().to_hex().to_string()
     };
