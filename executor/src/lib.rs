@@ -22,6 +22,7 @@
 //! blobs kept in the cache or a temporary store. The command line front
 //! end lives beside this crate in `executor/cli/`.
 
+pub mod atomic_file;
 pub mod catalog_image;
 pub mod cluster_resources;
 pub mod disk;

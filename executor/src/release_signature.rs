@@ -477,13 +477,5 @@ fn keep(path: &Path, bytes: &[u8]) -> Result<(), ReleaseSignatureError> {
         path: path.to_path_buf(),
         message: cause.to_string(),
     };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(keep_error)?;
-    }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp-ferry");
-    let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, bytes)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(keep_error)
+    crate::atomic_file::write(path, bytes).map_err(keep_error)
 }

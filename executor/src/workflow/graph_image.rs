@@ -612,20 +612,10 @@ fn save_record(workspace: &Workspace, bytes: &[u8]) -> Result<()> {
     write_atomically(&workspace.root().join(RECORD), bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary file beside it.
+/// Writes `bytes` to `path` whole ([`crate::atomic_file`]).
 fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let failed =
-        |cause: std::io::Error| graph_error(format!("cannot save {}: {cause}", path.display()));
-    let parent = path
-        .parent()
-        .ok_or_else(|| failed(std::io::Error::other("no parent folder")))?;
-    std::fs::create_dir_all(parent).map_err(failed)?;
-    let mut temporary = tempfile::NamedTempFile::new_in(parent).map_err(failed)?;
-    std::io::Write::write_all(&mut temporary, bytes).map_err(failed)?;
-    temporary
-        .persist(path)
-        .map_err(|error| failed(error.error))?;
-    Ok(())
+    crate::atomic_file::write(path, bytes)
+        .map_err(|cause| graph_error(format!("cannot save {}: {cause}", path.display())))
 }
 
 #[cfg(test)]

@@ -42,20 +42,12 @@ pub struct Published {
     pub removed: Vec<PathBuf>,
 }
 
+/// Writes `text` to `path` whole ([`crate::atomic_file`]): an interrupted
+/// run leaves the old file or the new one, never half of one.
 fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|cause| {
-            WorkflowError::environment(format!("cannot create {}: {cause}", parent.display()))
-        })?;
-    }
-    // Written beside and renamed, so an interrupted run leaves the old
-    // file or the new one, never half of one.
-    let temporary = path.with_extension("tmp-ferry");
-    std::fs::write(&temporary, text)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|cause| {
-            WorkflowError::environment(format!("cannot write {}: {cause}", path.display()))
-        })
+    crate::atomic_file::write(path, text.as_bytes()).map_err(|cause| {
+        WorkflowError::environment(format!("cannot write {}: {cause}", path.display()))
+    })
 }
 
 /// `createdAt` of cluster resources: `SOURCE_DATE_EPOCH` when set (for

@@ -167,15 +167,12 @@ fn below(path: &str, prefix: &str) -> bool {
             .all(|part| matches!(part, std::path::Component::Normal(_)))
 }
 
-/// Writes `bytes` at `path` under `workspace`, creating its folder.
+/// Writes `bytes` at `path` under `workspace`, whole, creating its folder.
 fn restore_file(workspace: &Workspace, path: &str, bytes: &[u8]) -> Result<()> {
     let target = workspace.root().join(path);
-    let parent = target.parent().unwrap_or(workspace.root());
-    std::fs::create_dir_all(parent)
-        .and_then(|()| std::fs::write(&target, bytes))
-        .map_err(|cause| {
-            WorkflowError::environment(format!("cannot write {}: {cause}", target.display()))
-        })
+    crate::atomic_file::write(&target, bytes).map_err(|cause| {
+        WorkflowError::environment(format!("cannot write {}: {cause}", target.display()))
+    })
 }
 
 /// Writes the files of a delivery's `inputs.json` into `workspace` (the
@@ -672,14 +669,7 @@ fn save_graph(file: &Path, body: &[u8]) -> Result<()> {
             file.display()
         ))
     };
-    let parent = file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(failed)?;
-    let mut temporary = tempfile::NamedTempFile::new_in(parent).map_err(failed)?;
-    std::io::Write::write_all(&mut temporary, body).map_err(failed)?;
-    temporary
-        .persist(file)
-        .map_err(|error| failed(error.error))?;
-    Ok(())
+    crate::atomic_file::write(file, body).map_err(failed)
 }
 
 #[cfg(test)]

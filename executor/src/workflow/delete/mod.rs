@@ -567,19 +567,12 @@ pub fn write_generated(
     Ok((list_path, configuration_path))
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, so a
-/// reader never sees half a file.
+/// Writes `text` to `path` whole ([`crate::atomic_file`]), so a reader
+/// never sees half a file.
 fn write_file(path: &Path, text: &str) -> Result<()> {
-    let failed = |cause: std::io::Error| {
+    crate::atomic_file::write(path, text.as_bytes()).map_err(|cause| {
         WorkflowError::environment(format!("cannot write {}: {cause}", path.display()))
-    };
-    let folder = path
-        .parent()
-        .ok_or_else(|| WorkflowError::internal(format!("{} has no folder", path.display())))?;
-    std::fs::create_dir_all(folder).map_err(failed)?;
-    let temporary = path.with_extension("yaml.tmp");
-    std::fs::write(&temporary, text).map_err(failed)?;
-    std::fs::rename(&temporary, path).map_err(failed)
+    })
 }
 
 /// Items whose `imageReference` is not where `destination` keeps them

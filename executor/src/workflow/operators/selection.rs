@@ -95,11 +95,9 @@ fn write(workspace: &Workspace, all: &Recorded) -> Result<()> {
     let path = file(workspace);
     let text = serde_json::to_vec_pretty(all)
         .map_err(|cause| WorkflowError::internal(cause.to_string()))?;
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&path, text));
-    written.map_err(|cause| {
+    // Replaced whole: deletes read this record, and a run killed while
+    // writing must not leave half of it.
+    crate::atomic_file::write(&path, &text).map_err(|cause| {
         WorkflowError::environment(format!("cannot write {}: {cause}", path.display()))
     })
 }
