@@ -24,8 +24,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sha2::{Digest as _, Sha256};
-
 const SEPARATORS: &[char] = &['-', '.', '_', ':', '@', '+'];
 
 /// Whether skopeo accepts `name` as the ref part of `oci-archive:PATH:name`.
@@ -115,7 +113,9 @@ pub fn oci_ref_names<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<S
     for name in names.iter().filter(|name| !is_valid_ref_name(name)) {
         let mut candidate = oci_ref_name(name);
         if taken.contains(&candidate) {
-            let hash = hex::encode(Sha256::digest(name.as_bytes()));
+            let hash = ferry_schemas::Digest::sha256_of(name.as_bytes())
+                .hex()
+                .to_owned();
             candidate = format!("{candidate}-{}", &hash[..12]);
         }
         taken.insert(candidate.clone());

@@ -39,7 +39,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_schemas::{Digest, DigestAlgorithm, ImageReference};
+use ferry_schemas::digest::DigestHasher;
+use ferry_schemas::{Digest, ImageReference};
 use ferry_store::{BlobStore, BlobWriter};
 use futures_util::StreamExt as _;
 use reqwest::header::{
@@ -47,7 +48,6 @@ use reqwest::header::{
     RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, StatusCode};
-use sha2::{Digest as _, Sha256};
 
 use crate::credentials::CredentialStore;
 
@@ -1405,7 +1405,7 @@ impl RegistryClient {
         let expected = digest.clone();
         let (outcome_sender, outcome_receiver) = tokio::sync::oneshot::channel::<Result<()>>();
         let mut outcome_sender = Some(outcome_sender);
-        let mut hasher = Some(Sha256::new());
+        let mut hasher = Some(DigestHasher::new(expected.algorithm()));
         let mut received: u64 = 0;
         let stall = self.options.stall_timeout;
         let verified = stall_guarded(source, stall).map(move |chunk| -> std::result::Result<Bytes, std::io::Error> {
@@ -1425,7 +1425,7 @@ impl RegistryClient {
                 hasher.update(&chunk);
             }
             let finished = received >= size;
-            if received > size || (finished && hasher.take().map(|h| hex::encode(h.finalize())) != Some(expected.hex().to_owned())) {
+            if received > size || (finished && hasher.take().map(DigestHasher::finish).as_ref() != Some(&expected)) {
                 if let Some(sender) = outcome_sender.take() {
                     let _ = sender.send(Err(ErrorKind::Protocol(format!(
                         "the source sent content that does not match {expected} ({received} bytes for {size})"
@@ -1635,23 +1635,20 @@ impl RegistryClient {
             .unwrap_or_default()
             .to_owned();
         let bytes = response.bytes;
-        let digest = sha256_of(&bytes);
+        // A manifest asked for by digest is hashed with that digest's
+        // algorithm (and named by it); one asked for by tag, by sha256.
+        let digest = match reference.digest() {
+            Some(expected) => Digest::of(expected.algorithm(), &bytes),
+            None => sha256_of(&bytes),
+        };
         if let Some(expected) = reference.digest()
             && *expected != digest
         {
-            let actual = if expected.algorithm() == DigestAlgorithm::Sha256 {
-                digest
-            } else {
-                return Err(Self::error(
-                    reference,
-                    ErrorKind::Protocol("sha512 manifests are not supported yet".to_owned()),
-                ));
-            };
             return Err(Self::error(
                 reference,
                 ErrorKind::DigestMismatch {
                     expected: expected.clone(),
-                    actual,
+                    actual: digest,
                 },
             ));
         }
@@ -2100,7 +2097,7 @@ impl RegistryClient {
             .await
             .map_err(|error| wrap(ErrorKind::Source(format!("{}: {error}", file.display()))))?;
         let mut offset: u64 = 0;
-        let mut hasher = Sha256::new();
+        let mut hasher = DigestHasher::new(digest.algorithm());
         let mut buffer = vec![0; UPLOAD_CHUNK];
         while offset < size {
             let mut filled = 0;
@@ -2146,8 +2143,8 @@ impl RegistryClient {
         }
         // The upload is completed only with the right bytes: a corrupt
         // cached copy is named here, not refused as DIGEST_INVALID.
-        let actual = hex::encode(hasher.finalize());
-        if let Some(message) = file_mismatch(file, digest, size, offset, &actual) {
+        let actual = hasher.finish();
+        if let Some(message) = file_mismatch(file, digest, size, offset, Some(&actual)) {
             return Err(wrap(ErrorKind::Source(message)));
         }
         let response = self
@@ -2182,13 +2179,13 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Why a file's bytes are not the blob they should be, or `None` when
-/// `received` bytes hashing to `actual` are it.
+/// `received` bytes hashing to `actual` (not known yet: `None`) are it.
 fn file_mismatch(
     path: &Path,
     digest: &Digest,
     size: u64,
     received: u64,
-    actual: &str,
+    actual: Option<&Digest>,
 ) -> Option<String> {
     if received != size {
         return Some(format!(
@@ -2198,14 +2195,11 @@ fn file_mismatch(
             grouped(size)
         ));
     }
-    // Only sha256 is hashed here; another algorithm is left to the
-    // registry's own check.
-    (digest.algorithm() == DigestAlgorithm::Sha256 && actual != digest.hex()).then(|| {
-        format!(
-            "the cached blob {} hashes to sha256:{actual}, not {digest}: the cached copy is corrupt",
-            path.display()
-        )
-    })
+    let actual = actual.filter(|actual| *actual != digest)?;
+    Some(format!(
+        "the cached blob {} hashes to {actual}, not {digest}: the cached copy is corrupt",
+        path.display()
+    ))
 }
 
 /// A request body that streams a file (re-opened for each retry), hashed
@@ -2233,7 +2227,7 @@ fn file_body(path: &Path, digest: &Digest, size: u64) -> reqwest::Body {
     .flatten();
     // Each chunk is held back until the next arrives, so the last one is
     // sent only once the whole file is known to be right.
-    let mut hasher = Some(Sha256::new());
+    let mut hasher = Some(DigestHasher::new(digest.algorithm()));
     let mut received: u64 = 0;
     let checked = chunks
         .map(Some)
@@ -2247,7 +2241,7 @@ fn file_body(path: &Path, digest: &Digest, size: u64) -> reqwest::Body {
                     }
                     if received > size {
                         Some(Err(problem(
-                            file_mismatch(&path, &digest, size, received, "").unwrap_or_default(),
+                            file_mismatch(&path, &digest, size, received, None).unwrap_or_default(),
                         )))
                     } else {
                         held.replace(chunk).map(Ok)
@@ -2255,11 +2249,8 @@ fn file_body(path: &Path, digest: &Digest, size: u64) -> reqwest::Body {
                 }
                 Some(Err(error)) => Some(Err(error)),
                 None => {
-                    let actual = hasher
-                        .take()
-                        .map(|hasher| hex::encode(hasher.finalize()))
-                        .unwrap_or_default();
-                    match file_mismatch(&path, &digest, size, received, &actual) {
+                    let actual = hasher.take().map(DigestHasher::finish);
+                    match file_mismatch(&path, &digest, size, received, actual.as_ref()) {
                         Some(message) => Some(Err(problem(message))),
                         None => held.take().map(Ok),
                     }

@@ -637,3 +637,87 @@ async fn tags_are_listed_as_skopeo_lists_them() {
         None
     );
 }
+
+/// A blob named by a sha512 digest is hashed with sha512 wherever the
+/// client checks content: uploaded from a file, streamed from registry to
+/// registry, and refused (naming both digests) when a file does not hash
+/// to its name. distribution accepts sha512 blob digests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha512_blobs_are_checked_with_sha512() {
+    use ferry_schemas::digest::DigestAlgorithm;
+    let source = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let destination = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let mut client_options = options();
+    client_options.insecure_hosts = vec![source.host(), destination.host()];
+    let client = RegistryClient::new(client_options);
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("blob");
+    let bytes = b"content named by its sha512 digest".repeat(1000);
+    std::fs::write(&file, &bytes).unwrap();
+    let digest = Digest::of(DigestAlgorithm::Sha512, &bytes);
+    let size = bytes.len() as u64;
+
+    let pushed = client
+        .push_blob(&source.host(), "sha512/one", &digest, size, &file, None)
+        .await
+        .unwrap();
+    assert_eq!(pushed, PushOutcome::Uploaded);
+    let copied = client
+        .copy_blob(
+            &source.host(),
+            "sha512/one",
+            &destination.host(),
+            "sha512/two",
+            &digest,
+            size,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied, PushOutcome::Uploaded);
+    assert_eq!(
+        client
+            .blob_size(&destination.host(), "sha512/two", &digest)
+            .await
+            .unwrap(),
+        Some(size)
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(cache.path()).unwrap();
+    client
+        .fetch_blob(&source.host(), "sha512/one", &digest, Some(size), &store)
+        .await
+        .unwrap();
+    assert!(store.contains(&digest));
+
+    // The same length of other bytes under that name: refused before the
+    // upload completes, and nothing lands.
+    let mut other = bytes.clone();
+    other[0] ^= 1;
+    std::fs::write(&file, &other).unwrap();
+    let error = client
+        .push_blob(
+            &destination.host(),
+            "sha512/three",
+            &digest,
+            size,
+            &file,
+            None,
+        )
+        .await
+        .unwrap_err();
+    let actual = Digest::of(DigestAlgorithm::Sha512, &other);
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("hashes to {actual}, not {digest}")),
+        "{error}"
+    );
+    assert_eq!(
+        client
+            .blob_size(&destination.host(), "sha512/three", &digest)
+            .await
+            .unwrap(),
+        None
+    );
+}

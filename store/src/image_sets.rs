@@ -10,8 +10,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
-
 use crate::error::{Error, Result, io};
 
 /// The folder of the records in a cache.
@@ -26,7 +24,7 @@ pub fn record_workspace(cache_root: &Path, workspace: &Path) -> Result<()> {
     let text = workspace.display().to_string();
     let folder = records_folder(cache_root);
     std::fs::create_dir_all(&folder).map_err(io("creating", &folder))?;
-    let file = folder.join(hex::encode(Sha256::digest(text.as_bytes())));
+    let file = folder.join(ferry_schemas::Digest::sha256_of(text.as_bytes()).hex());
     if std::fs::read_to_string(&file).is_ok_and(|recorded| recorded.trim_end() == text) {
         return Ok(());
     }
