@@ -217,7 +217,7 @@ pub fn image_manifest(source: &dyn ImageBlobs) -> Result<ImageManifest, LayerFil
         let digest = digest_of_descriptor(&place, descriptor)?;
         let bytes = source.manifest(&digest)?;
         check_bytes(&place, &digest, &bytes)?;
-        content = ManifestContent::parse(&bytes, &descriptor.media_type().to_string())
+        content = ManifestContent::parse(&bytes, descriptor.media_type().as_ref())
             .map_err(|why| layout_error(&place, format!("the manifest {digest} {why}")))?;
     }
 }

@@ -430,7 +430,7 @@ pub fn build(
         layers.push(BuiltBlob {
             digest,
             size: descriptor.size(),
-            media_type: oci_layer_media_type(&descriptor.media_type().to_string()),
+            media_type: oci_layer_media_type(descriptor.media_type().as_ref()),
             source: base_source.clone(),
         });
     }

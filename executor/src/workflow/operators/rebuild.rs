@@ -367,7 +367,7 @@ fn parse_manifest(
     digest: &Digest,
     descriptor: &Descriptor,
 ) -> std::result::Result<ManifestContent, String> {
-    ManifestContent::parse(bytes, &descriptor.media_type().to_string())
+    ManifestContent::parse(bytes, descriptor.media_type().as_ref())
         .map_err(|why| format!("the manifest {digest} {why}"))
 }
 
