@@ -843,7 +843,7 @@ pub async fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_planner::{ResolvedImage, Source};
+    use ferry_planner::{ResolvedImage, ResolvedManifest};
 
     fn image(name: &str, tag: &str, signature_of: Option<Digest>) -> ResolvedImage {
         ResolvedImage {
@@ -894,5 +894,46 @@ mod tests {
                 total: 2,
             }]
         );
+    }
+
+    #[test]
+    fn blobs_collection_read_into_the_cache_are_read_from_there_and_no_others() {
+        let read = Digest::sha256_of(b"a layer collection read");
+        let other = Digest::sha256_of(b"a layer nobody read");
+        let built = Digest::sha256_of(b"a built layer");
+        let manifest = |blobs: &[&Digest]| ResolvedManifest {
+            digest: Digest::sha256_of(format!("{blobs:?}").as_bytes()),
+            media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
+            size: 1,
+            children: Vec::new(),
+            blobs: blobs.iter().map(|digest| ((*digest).clone(), 1)).collect(),
+        };
+        let mut payload = image("quay.io/a/b:1", "1", None);
+        payload.manifests = vec![manifest(&[&read, &other])];
+        let mut rebuilt = image("quay.io/a/c:1", "1", None);
+        rebuilt.manifests = vec![manifest(&[&read, &built])];
+        rebuilt.blob_sources.insert(built.clone(), Source::Cache);
+        let mut resolution = Resolution {
+            images: vec![payload, rebuilt],
+            ..Resolution::default()
+        };
+        let before = resolution.images.clone();
+        assert!(!read_collected_blobs_from_cache(
+            &mut resolution,
+            &BTreeSet::new()
+        ));
+        assert_eq!(resolution.images, before, "nothing read, nothing changed");
+
+        let cached = BTreeSet::from([read.clone()]);
+        assert!(read_collected_blobs_from_cache(&mut resolution, &cached));
+        for image in &resolution.images {
+            assert_eq!(image.blob_source(&read), &Source::Cache, "{}", image.name);
+        }
+        let payload = &resolution.images[0];
+        assert_eq!(
+            payload.blob_source(&other),
+            &Source::Registry("quay.io/a/b".to_owned())
+        );
+        assert_eq!(resolution.images[1].blob_source(&built), &Source::Cache);
     }
 }
