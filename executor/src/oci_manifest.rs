@@ -192,4 +192,38 @@ mod tests {
                 .unwrap_err();
         assert!(error.starts_with("is not an image index"), "{error}");
     }
+
+    #[test]
+    fn a_docker_config_is_read_whole_without_history_and_with_nulls() {
+        // As Docker writes them: null settings, fields the OCI spec does
+        // not name, and (from some builders) no history.
+        let bytes = br#"{"architecture":"amd64","os":"linux","docker_version":"20.10",
+            "config":{"Env":null,"Cmd":["serve"],"Labels":{"a.label":"/configs"},"ExposedPorts":{"50051/tcp":{}},"Volumes":null},
+            "container_config":{"Cmd":["/bin/sh"]},
+            "rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"#;
+        let config = ImageConfig::parse(bytes).unwrap();
+        assert_eq!(config.label("a.label"), Some("/configs"));
+        assert_eq!(config.label("other"), None);
+        assert_eq!(config.typed.rootfs().diff_ids(), &["sha256:aa".to_owned()]);
+        assert!(config.typed.history().is_empty());
+        // The document keeps every field in its order, and no history is
+        // added to it.
+        let fields: Vec<&str> = config.document.keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            [
+                "architecture",
+                "os",
+                "docker_version",
+                "config",
+                "container_config",
+                "rootfs"
+            ]
+        );
+
+        let error = ImageConfig::parse(br#"{"architecture":"amd64"}"#).unwrap_err();
+        assert!(error.starts_with("is not an image config"), "{error}");
+        let error = ImageConfig::parse(b"[]").unwrap_err();
+        assert!(error.starts_with("is not a JSON object"), "{error}");
+    }
 }
