@@ -268,7 +268,7 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("mirror-to-mirror caches nothing"),
+        stdout.contains("mirror-to-mirror records no image in the cache"),
         "{stdout}"
     );
     for gone in [

@@ -786,3 +786,139 @@ fn a_release_is_deleted_from_what_the_workspace_saved_and_the_other_stays() {
         "4.16.2 stays"
     );
 }
+
+/// Blob GETs `proxy` served: how many times each blob path was read.
+fn blob_reads(proxy: &ferry_testworld::proxy::FaultProxy) -> BTreeMap<String, usize> {
+    let mut reads = BTreeMap::new();
+    for record in proxy.records().iter().filter(|record| record.is_blob_get()) {
+        *reads.entry(record.path.clone()).or_default() += 1;
+    }
+    reads
+}
+
+/// The cache's blob files under `cache` (the `FERRY_CACHE_DIR` of the runs).
+fn cached_blob_files(cache: &Path) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut folders = vec![cache.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path
+                .parent()
+                .is_some_and(|parent| parent.ends_with("sha256"))
+            {
+                found.insert(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn mirror_to_mirror_reads_each_blob_of_a_release_and_an_operators_catalog_once() {
+    use ferry_testworld::proxy::FaultProxy;
+    use ferry_testworld::registries_conf;
+    let (world, destination, folder) = started();
+    let source = FaultProxy::start(world.registry().address()).unwrap();
+    let conf = folder.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        registries_conf::render(
+            &registries_conf::hosts(world.content()),
+            &source.host(),
+            true,
+        ),
+    )
+    .unwrap();
+    let config = write_image_set(
+        folder.path(),
+        "isc.yaml",
+        &format!(
+            "  platform:\n    release: {RELEASE_HOST}/{RELEASE_REPOSITORY}:4.16.2-x86_64\n  operators:\n  - catalog: quay.io/ferry-demo/test-catalog:latest\n    packages:\n    - name: foo\n"
+        ),
+    );
+    let signing = sign_world(&world, folder.path(), |_, _| {});
+    let cache = folder.path().join("cache");
+    let run = |command: &str, destination: &Registry, workspace: &str| {
+        let mut ferry = crate::support::ferry(folder.path(), command);
+        signing.environment(&mut ferry);
+        ferry
+            .args(["-c", &config, "--registries-conf"])
+            .arg(&conf)
+            .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+            .arg("--workspace")
+            .arg(format!(
+                "file://{}",
+                folder.path().join(workspace).display()
+            ))
+            .arg(format!("docker://{}/mirror", destination.host()))
+            .env("UPDATE_URL_OVERRIDE", world.graph_url())
+            .output()
+            .unwrap()
+    };
+
+    // A plan reads the payload's and the catalog's layers, and leaves the
+    // cache as it is.
+    let plan = run("plan", &destination, "workspace");
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    assert!(
+        cached_blob_files(&cache).is_empty(),
+        "a plan put blobs into the cache: {:?}",
+        cached_blob_files(&cache)
+    );
+
+    // The run: the collectors' reads are kept in the cache, and the copy
+    // uploads them from there; no blob is read from the source twice.
+    source.clear();
+    let mirrored = run("mirror", &destination, "workspace");
+    assert_eq!(
+        mirrored.status.code(),
+        Some(0),
+        "{}",
+        text(&mirrored.stderr)
+    );
+    let reads = blob_reads(&source);
+    let twice: Vec<_> = reads.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "blobs read twice from the source: {twice:?}"
+    );
+    let payload_reads = reads
+        .keys()
+        .filter(|path| path.contains(RELEASE_REPOSITORY))
+        .count();
+    let catalog_reads = reads
+        .keys()
+        .filter(|path| path.contains("ferry-demo/test-catalog"))
+        .count();
+    assert!(
+        payload_reads > 0 && catalog_reads > 0,
+        "the payload's and the catalog's blobs were read: {reads:?}"
+    );
+    assert!(!cached_blob_files(&cache).is_empty());
+    let payload = format!(
+        "docker://{}/mirror/openshift/release-images:4.16.2-x86_64",
+        destination.host()
+    );
+    let inspected = skopeo(&["inspect", "--tls-verify=false", "--raw", &payload]);
+    assert!(inspected.status.success(), "{}", text(&inspected.stderr));
+
+    // The cache gone, a run to another destination reads everything from
+    // the sources again, each blob once.
+    std::fs::remove_dir_all(&cache).unwrap();
+    source.clear();
+    let other = Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap();
+    let again = run("mirror", &other, "other-workspace");
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    let reads = blob_reads(&source);
+    let twice: Vec<_> = reads.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "blobs read twice from the source: {twice:?}"
+    );
+}

@@ -64,7 +64,9 @@ pub struct MirrorArgs {
     #[arg(long, default_value = "60s", value_parser = parse_timeout)]
     pub(crate) stall_timeout: Duration,
     /// Base folder of the content cache, as in oc-mirror: the cache is
-    /// DIR/.ferry/cache (mirror-to-mirror streams and does not use it)
+    /// DIR/.ferry/cache (mirror-to-mirror streams images and keeps there
+    /// only built images and the layers read to collect catalogs and
+    /// releases)
     /// [default: $OC_MIRROR_CACHE as a base folder, else $FERRY_CACHE_DIR
     /// as the cache itself, else ~/.cache/ferry]
     #[arg(long, value_name = "DIR")]

@@ -25,21 +25,20 @@ pub(crate) fn collect(
     plan_only: bool,
 ) -> Result<ImageSet, ExitCode> {
     // Rebuilt catalogs' and the graph image's blobs go to the cache, and
-    // mirror-to-disk keeps there what collectors read out of images (the
-    // delivery packs them from there); nothing else needs it here
-    // (disk-to-mirror collects catalogs from the deliveries, later, and
-    // names the delivered graph image).
+    // every run keeps there what collectors read out of images (a delivery
+    // packs them from there, a registry run uploads them from there);
+    // nothing else needs it here (disk-to-mirror collects catalogs from
+    // the deliveries, later, and names the delivered graph image).
     let to_disk = arguments
         .destination
         .as_deref()
         .is_some_and(|destination| destination.starts_with("file://"));
-    let builds = !config.mirror.operators.is_empty()
-        || config
-            .mirror
-            .platform
-            .as_ref()
-            .is_some_and(|platform| platform.graph);
-    let cache = if !(builds || to_disk) || arguments.from.is_some() {
+    // Operator catalogs and release payloads are read out of their
+    // layers: the cache holds what is read, so the copy stage reads none
+    // of it from the source again (and rebuilt catalogs and the graph
+    // image are built into it).
+    let reads_layers = !config.mirror.operators.is_empty() || config.mirror.platform.is_some();
+    let cache = if !(reads_layers || to_disk) || arguments.from.is_some() {
         None
     } else if plan_only {
         Some(ferry_store::BlobStore::read_only(
@@ -67,7 +66,8 @@ pub(crate) fn collect(
         operators_from_deliveries: arguments.from.is_some(),
         deliver_original_catalogs: to_disk,
         plan_only,
-        cache_read_blobs: to_disk,
+        cache_read_blobs: true,
+        cached_reads: Default::default(),
     };
     let image_set = ferry_executor::workflow::collect(config, &context).map_err(collect_error)?;
     for warning in &image_set.warnings {

@@ -408,7 +408,7 @@ fn forget_in_cache(
     let forgotten = delete::forget_in_cache(&done, &cache, args.dry_run).map_err(error)?;
     if forgotten.forgotten.is_empty() {
         println!(
-            "--force-cache-delete: the cache {} holds none of the {} listed images (mirror-to-mirror caches nothing: images stream from source to destination); nothing removed from it",
+            "--force-cache-delete: the cache {} holds none of the {} listed images (mirror-to-mirror records no image in the cache: images stream from source to destination); nothing removed from it",
             cache.display(),
             list.items.len()
         );

@@ -493,11 +493,13 @@ mod tests {
     use super::*;
     use sha2::Digest as _;
 
-    fn blob(layout: &Path, bytes: &[u8]) -> serde_json::Value {
+    /// Writes `bytes` as a blob of the layout; returns its descriptor
+    /// (with the media type every descriptor of a valid layout carries).
+    fn blob(layout: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
         let hex = hex::encode(sha2::Sha256::digest(bytes));
         std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
         std::fs::write(layout.join("blobs/sha256").join(&hex), bytes).unwrap();
-        serde_json::json!({"digest": format!("sha256:{hex}"), "size": bytes.len()})
+        serde_json::json!({"mediaType": media_type, "digest": format!("sha256:{hex}"), "size": bytes.len()})
     }
 
     /// An OCI layout of one catalog image whose configs are oc-mirror's
@@ -523,15 +525,26 @@ mod tests {
                     .unwrap();
             }
         }
-        let layer = blob(layout, &builder.into_inner().unwrap());
+        let layer = blob(
+            layout,
+            "application/vnd.oci.image.layer.v1.tar",
+            &builder.into_inner().unwrap(),
+        );
         let config = blob(
             layout,
-            serde_json::json!({"config": {"Labels": {CATALOG_CONFIGS_LABEL: "/configs"}}})
-                .to_string()
-                .as_bytes(),
+            "application/vnd.oci.image.config.v1+json",
+            serde_json::json!({
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Labels": {CATALOG_CONFIGS_LABEL: "/configs"}},
+                "rootfs": {"type": "layers", "diff_ids": []},
+            })
+            .to_string()
+            .as_bytes(),
         );
         let manifest = blob(
             layout,
+            "application/vnd.oci.image.manifest.v1+json",
             serde_json::json!({"schemaVersion": 2, "config": config, "layers": [layer]})
                 .to_string()
                 .as_bytes(),

@@ -6,7 +6,7 @@
 //! (a catalog's labelled configs, a payload's `release-manifests`) read out
 //! of the layers (`layer_files`). Blobs are kept where the access's
 //! [`LayerBlobs`] says: the cache when it holds them or is to be filled
-//! (mirror-to-disk), else a temporary store removed afterwards.
+//! (a run), else a temporary store removed afterwards.
 
 use std::path::PathBuf;
 
@@ -17,7 +17,7 @@ use ferry_store::BlobStore;
 use crate::layer_files::{self, CATALOG_CONFIGS_LABEL, FolderFiles, ImageBlobs};
 use crate::resolve::Recorded;
 use crate::source::{Registries, registry_pinned};
-use crate::source_image::{LayerBlobs, SourceImage, Waiting};
+use crate::source_image::{CachedReads, LayerBlobs, SourceImage, Waiting};
 
 /// How registry catalogs are reached.
 #[derive(Clone, Debug, Default)]
@@ -38,6 +38,8 @@ pub struct RegistryAccess {
     /// put into it (else into a temporary store per image read).
     cache: Option<BlobStore>,
     fill_cache: bool,
+    /// Where the blobs read that the cache holds are noted.
+    reads: CachedReads,
 }
 
 impl RegistryAccess {
@@ -59,15 +61,18 @@ impl RegistryAccess {
             runtime,
             cache: None,
             fill_cache: false,
+            reads: CachedReads::default(),
         })
     }
 
     /// Reads blobs from `cache` when it holds them, and puts the others
-    /// into it when `fill` (mirror-to-disk: its copy stage then fetches
-    /// none of them again), else into a temporary store.
-    pub fn with_cache(mut self, cache: Option<BlobStore>, fill: bool) -> Self {
+    /// into it when `fill` (a run: its copy stage then reads none of them
+    /// from the source again), else into a temporary store. Every blob read
+    /// that the cache holds is noted in `reads`.
+    pub fn with_cache(mut self, cache: Option<BlobStore>, fill: bool, reads: CachedReads) -> Self {
         self.cache = cache;
         self.fill_cache = fill;
+        self.reads = reads;
         self
     }
 
@@ -175,7 +180,8 @@ impl RegistryAccess {
                 Ok(manifest) => {
                     let pinned = source.reference.with_digest(manifest.digest.clone());
                     // A temporary store lives as long as this image's read.
-                    let blobs = LayerBlobs::new(self.cache.clone(), self.fill_cache);
+                    let blobs = LayerBlobs::new(self.cache.clone(), self.fill_cache)
+                        .noting_in(self.reads.clone());
                     let image = SourceImage {
                         source: &registries,
                         pinned: registry_pinned(

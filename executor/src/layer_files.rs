@@ -20,7 +20,9 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use ferry_schemas::{Digest, DigestAlgorithm};
-use serde_json::Value;
+use oci_spec::image::{Descriptor, ImageManifest};
+
+use crate::oci_manifest::{ImageConfig, ManifestContent, amd64_or_first, descriptor_digest};
 
 /// The config label naming an operator catalog's configs folder.
 pub const CATALOG_CONFIGS_LABEL: &str = "operators.operatorframework.io.index.configs.v1";
@@ -154,50 +156,29 @@ fn read_folder_of(
     name: FolderName<'_>,
 ) -> Result<FolderFiles, LayerFilesError> {
     let place = source.place();
-    let layout_error = |message: String| LayerFilesError::Layout {
-        place: place.clone(),
-        message,
-    };
-    let mut document = read_json(&place, &source.top()?)?;
-    // Follow indexes down to one image manifest.
-    while document.get("manifests").is_some() {
-        let descriptor = amd64_or_first(&document)
-            .ok_or_else(|| layout_error("an index lists no manifest".to_owned()))?;
-        let digest = descriptor_digest(&place, &descriptor)?;
-        let bytes = source.manifest(&digest)?;
-        check_bytes(&place, &digest, &bytes)?;
-        document = read_json(&format!("{place} ({digest})"), &bytes)?;
-    }
-    let manifest = document;
+    let manifest = image_manifest(source)?;
     let folder = match name {
         FolderName::Path(path) => path.to_owned(),
         FolderName::Label(label) => {
-            let config_descriptor = manifest
-                .get("config")
-                .cloned()
-                .ok_or_else(|| layout_error("the image manifest has no config".to_owned()))?;
-            let config_digest = descriptor_digest(&place, &config_descriptor)?;
-            let config = read_json(
-                &format!("{place} ({config_digest})"),
-                &read_blob(source, &config_digest)?,
-            )?;
+            let config_digest = digest_of_descriptor(&place, manifest.config())?;
+            let config_place = format!("{place} (config {config_digest})");
+            let config = ImageConfig::parse(&read_blob(source, &config_digest)?)
+                .map_err(|why| layout_error(&config_place, why))?;
             config
-                .pointer("/config/Labels")
-                .and_then(|labels| labels.get(label))
-                .and_then(Value::as_str)
-                .ok_or_else(|| layout_error(format!("the image config has no label {label}")))?
+                .label(label)
+                .ok_or_else(|| {
+                    layout_error(
+                        &config_place,
+                        format!("the image config has no label {label}"),
+                    )
+                })?
                 .to_owned()
         }
     };
     let prefix = format!("{}/", normalize(&folder));
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let layers = manifest
-        .get("layers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for layer in &layers {
-        let digest = descriptor_digest(&place, layer)?;
+    for layer in manifest.layers() {
+        let digest = digest_of_descriptor(&place, layer)?;
         read_layer(source, &digest, &prefix, &mut files)?;
     }
     let files = files
@@ -207,38 +188,49 @@ fn read_folder_of(
     Ok(FolderFiles { folder, files })
 }
 
-/// The `linux/amd64` descriptor of an index, else its first.
-pub(crate) fn amd64_or_first(index: &Value) -> Option<Value> {
-    let manifests = index.get("manifests")?.as_array()?;
-    manifests
-        .iter()
-        .find(|manifest| {
-            manifest.pointer("/platform/os").and_then(Value::as_str) == Some("linux")
-                && manifest
-                    .pointer("/platform/architecture")
-                    .and_then(Value::as_str)
-                    == Some("amd64")
-        })
-        .or_else(|| manifests.first())
-        .cloned()
+/// How deep indexes may nest before the image is refused (an index of
+/// indexes is one level; real images use at most two).
+const MAX_INDEX_DEPTH: usize = 5;
+
+/// The image manifest of `source`'s top document: indexes followed down,
+/// at each the `linux/amd64` image (else the first), every manifest
+/// checked against its digest. Errors name the document that failed.
+pub fn image_manifest(source: &dyn ImageBlobs) -> Result<ImageManifest, LayerFilesError> {
+    let place = source.place();
+    let mut content = ManifestContent::parse(&source.top()?, "")
+        .map_err(|why| layout_error(&place, format!("the top document {why}")))?;
+    let mut depth = 0;
+    loop {
+        let index = match content {
+            ManifestContent::Image(manifest) => return Ok(*manifest),
+            ManifestContent::Index(index) => index,
+        };
+        depth += 1;
+        if depth > MAX_INDEX_DEPTH {
+            return Err(layout_error(
+                &place,
+                format!("indexes nested more than {MAX_INDEX_DEPTH} deep"),
+            ));
+        }
+        let descriptor = amd64_or_first(&index)
+            .ok_or_else(|| layout_error(&place, "an index lists no manifest".to_owned()))?;
+        let digest = digest_of_descriptor(&place, descriptor)?;
+        let bytes = source.manifest(&digest)?;
+        check_bytes(&place, &digest, &bytes)?;
+        content = ManifestContent::parse(&bytes, descriptor.media_type().as_ref())
+            .map_err(|why| layout_error(&place, format!("the manifest {digest} {why}")))?;
+    }
 }
 
-fn descriptor_digest(place: &str, descriptor: &Value) -> Result<Digest, LayerFilesError> {
-    let text = descriptor
-        .get("digest")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    text.parse().map_err(|error| LayerFilesError::Layout {
+fn layout_error(place: &str, message: String) -> LayerFilesError {
+    LayerFilesError::Layout {
         place: place.to_owned(),
-        message: format!("descriptor digest {text:?}: {error}"),
-    })
+        message,
+    }
 }
 
-fn read_json(place: &str, bytes: &[u8]) -> Result<Value, LayerFilesError> {
-    serde_json::from_slice(bytes).map_err(|error| LayerFilesError::Layout {
-        place: place.to_owned(),
-        message: format!("invalid JSON: {error}"),
-    })
+fn digest_of_descriptor(place: &str, descriptor: &Descriptor) -> Result<Digest, LayerFilesError> {
+    descriptor_digest(descriptor).map_err(|message| layout_error(place, message))
 }
 
 fn check_bytes(place: &str, digest: &Digest, bytes: &[u8]) -> Result<(), LayerFilesError> {
@@ -378,7 +370,20 @@ impl<R: Read> Read for HashingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::io::Write as _;
+
+    /// A valid image config with `settings` as its `config`.
+    fn config_of(settings: Value) -> Vec<u8> {
+        serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": settings,
+            "rootfs": {"type": "layers", "diff_ids": []},
+        })
+        .to_string()
+        .into_bytes()
+    }
 
     /// Writes `bytes` as a blob of the layout; returns its descriptor.
     fn blob(layout: &Path, media_type: &str, bytes: &[u8]) -> Value {
@@ -436,9 +441,7 @@ mod tests {
         let config = blob(
             dir,
             "application/vnd.oci.image.config.v1+json",
-            serde_json::json!({"config": {"Labels": {CATALOG_CONFIGS_LABEL: "/configs"}}})
-                .to_string()
-                .as_bytes(),
+            &config_of(serde_json::json!({"Labels": {CATALOG_CONFIGS_LABEL: "/configs"}})),
         );
         let manifest = blob(
             dir,
@@ -448,7 +451,7 @@ mod tests {
         let other_config = blob(
             dir,
             "application/vnd.oci.image.config.v1+json",
-            b"{\"config\":{}}",
+            &config_of(serde_json::json!({})),
         );
         let other = blob(
             dir,
@@ -549,6 +552,28 @@ mod tests {
         let error = read_labelled_folder(dir.path(), CATALOG_CONFIGS_LABEL).unwrap_err();
         assert!(
             matches!(error, LayerFilesError::DigestMismatch { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_descriptor_without_a_media_type_is_refused_naming_the_document() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path());
+        let top: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+        let mut descriptor = top["manifests"][0].clone();
+        descriptor.as_object_mut().unwrap().remove("mediaType");
+        std::fs::write(
+            dir.path().join("index.json"),
+            serde_json::json!({"schemaVersion": 2, "manifests": [descriptor]}).to_string(),
+        )
+        .unwrap();
+        let error = read_labelled_folder(dir.path(), CATALOG_CONFIGS_LABEL)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("the top document is not an image index") && error.contains("mediaType"),
             "{error}"
         );
     }

@@ -1,14 +1,25 @@
-//! Manifests read through oci-spec's types, in one place: an index (an OCI
-//! image index or a Docker manifest list) or an image manifest (OCI, or
-//! Docker schema 2), told apart by whether the document lists `manifests`
-//! (a media type is not always known when a manifest is read). Built
-//! images are written through the same types (`workflow/built.rs`).
-//! oci-spec requires what the OCI specification requires (a `mediaType`
-//! in every descriptor): a document without one is refused here.
+//! Manifests, indexes and image configs read through oci-spec's types, in
+//! one place: an index (an OCI image index or a Docker manifest list) or
+//! an image manifest (OCI, or Docker schema 2), told apart by whether the
+//! document lists `manifests` (a media type is not always known when a
+//! manifest is read), the `linux/amd64` image of an index, and an image
+//! config (OCI, or Docker's, which is a superset). Built images are
+//! written through the same types (`workflow/built.rs`). Every reader of
+//! these documents comes here: the resolver's `describe`, `layer_files.rs`,
+//! the graph image's base and the catalog rebuild.
+//!
+//! oci-spec requires what the OCI specification requires, a `mediaType` in
+//! every descriptor, and a document without one is refused here on
+//! purpose: an OCI layout's descriptors always carry one, and so do Docker
+//! schema 2 manifests and manifest lists from registries (schema 1, which
+//! has none, ferry does not read). The one leniency is an image config's
+//! `history`: the OCI specification makes it optional, oci-spec 0.7
+//! requires it, so a config without one is read as having none.
 
 use ferry_schemas::Digest;
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -59,6 +70,64 @@ impl ManifestContent {
                 .map(|image| ManifestContent::Image(Box::new(image)))
                 .map_err(|error| format!("is not an image manifest: {error}"))
         }
+    }
+}
+
+/// The `linux/amd64` descriptor of an index, else its first: a
+/// multi-architecture catalog or payload holds the same content for each.
+pub fn amd64_or_first(index: &ImageIndex) -> Option<&Descriptor> {
+    let manifests = index.manifests();
+    manifests
+        .iter()
+        .find(|descriptor| {
+            descriptor.platform().as_ref().is_some_and(|platform| {
+                platform.os().to_string() == "linux"
+                    && platform.architecture().to_string() == "amd64"
+            })
+        })
+        .or_else(|| manifests.first())
+}
+
+/// An image config: what ferry reads from it, through oci-spec's type, and
+/// the document as written.
+#[derive(Clone, Debug)]
+pub struct ImageConfig {
+    pub typed: ImageConfiguration,
+    /// The config's fields in their order, for a config rebuilt from this
+    /// one (a catalog's, the graph image's). oci-spec's type keeps only
+    /// the fields the OCI specification names (a Docker config's
+    /// `container_config` or `docker_version` would be lost) and writes
+    /// them in its own order, so a config written from it would have
+    /// another digest than the one written from the original's fields,
+    /// and the built image's digest would change with it.
+    pub document: Map<String, Value>,
+}
+
+impl ImageConfig {
+    /// Reads `bytes` as an image config; the error says why it is not one.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let document: Map<String, Value> = serde_json::from_slice(bytes)
+            .map_err(|error| format!("is not a JSON object: {error}"))?;
+        let mut for_typed = document.clone();
+        // The OCI specification makes `history` optional; oci-spec 0.7
+        // requires it.
+        for_typed
+            .entry("history")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        let typed = serde_json::from_value(Value::Object(for_typed))
+            .map_err(|error| format!("is not an image config: {error}"))?;
+        Ok(ImageConfig { typed, document })
+    }
+
+    /// The value of the config label `name`.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.typed
+            .config()
+            .as_ref()?
+            .labels()
+            .as_ref()?
+            .get(name)
+            .map(String::as_str)
     }
 }
 
@@ -122,5 +191,39 @@ mod tests {
             ManifestContent::parse(br#"{"schemaVersion":2,"manifests":[{"digest":"x"}]}"#, "")
                 .unwrap_err();
         assert!(error.starts_with("is not an image index"), "{error}");
+    }
+
+    #[test]
+    fn a_docker_config_is_read_whole_without_history_and_with_nulls() {
+        // As Docker writes them: null settings, fields the OCI spec does
+        // not name, and (from some builders) no history.
+        let bytes = br#"{"architecture":"amd64","os":"linux","docker_version":"20.10",
+            "config":{"Env":null,"Cmd":["serve"],"Labels":{"a.label":"/configs"},"ExposedPorts":{"50051/tcp":{}},"Volumes":null},
+            "container_config":{"Cmd":["/bin/sh"]},
+            "rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"#;
+        let config = ImageConfig::parse(bytes).unwrap();
+        assert_eq!(config.label("a.label"), Some("/configs"));
+        assert_eq!(config.label("other"), None);
+        assert_eq!(config.typed.rootfs().diff_ids(), &["sha256:aa".to_owned()]);
+        assert!(config.typed.history().is_empty());
+        // The document keeps every field in its order, and no history is
+        // added to it.
+        let fields: Vec<&str> = config.document.keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            [
+                "architecture",
+                "os",
+                "docker_version",
+                "config",
+                "container_config",
+                "rootfs"
+            ]
+        );
+
+        let error = ImageConfig::parse(br#"{"architecture":"amd64"}"#).unwrap_err();
+        assert!(error.starts_with("is not an image config"), "{error}");
+        let error = ImageConfig::parse(b"[]").unwrap_err();
+        assert!(error.starts_with("is not a JSON object"), "{error}");
     }
 }

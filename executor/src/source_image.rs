@@ -4,12 +4,16 @@
 //! same sources the resolver reads, never beside them.
 //!
 //! Where the blobs read are kept is [`LayerBlobs`]'s choice: the cache is
-//! read first when there is one; mirror-to-disk fills it (so its copy stage
-//! finds those blobs there and fetches none again); any other run keeps
-//! what it had to read in a temporary store removed afterwards.
+//! read first when there is one; mirror-to-disk and mirror-to-mirror runs
+//! fill it (so their copy stage finds those blobs there and reads none
+//! from the source again); a plan keeps what the cache lacks in a
+//! temporary store removed afterwards. Every blob read and left in the
+//! cache, verified, is noted in [`CachedReads`]: mirror-to-mirror's plan
+//! reads those from the cache.
 
+use std::collections::BTreeSet;
 use std::io::Read;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ferry_schemas::Digest;
 use ferry_store::BlobStore;
@@ -17,6 +21,32 @@ use futures_util::FutureExt as _;
 
 use crate::layer_files::{ImageBlobs, LayerFilesError};
 use crate::source::{ContentSource, Pinned};
+
+/// The blobs collectors read out of images that the cache holds, each
+/// checked against its digest as it was read: the copy stage reads them
+/// from the cache instead of from their source again. Shared by every
+/// image a collect stage reads (clones see the same set).
+#[derive(Clone, Debug, Default)]
+pub struct CachedReads(Arc<Mutex<BTreeSet<Digest>>>);
+
+impl CachedReads {
+    fn insert(&self, digest: &Digest) {
+        // A poisoned set (a reader panicked) still holds true digests.
+        let mut digests = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        digests.insert(digest.clone());
+    }
+
+    /// The digests noted so far.
+    pub fn digests(&self) -> BTreeSet<Digest> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
 
 /// Where the blobs collectors read out of images are kept.
 pub struct LayerBlobs {
@@ -26,6 +56,8 @@ pub struct LayerBlobs {
     fill: bool,
     /// Where they go otherwise (made on first use).
     temporary: OnceLock<Result<(tempfile::TempDir, BlobStore), String>>,
+    /// Where blobs read and left in the cache are noted.
+    noted: CachedReads,
 }
 
 impl LayerBlobs {
@@ -36,24 +68,31 @@ impl LayerBlobs {
             fill: fill && cache.is_some(),
             cache,
             temporary: OnceLock::new(),
+            noted: CachedReads::default(),
         }
     }
 
-    /// The store blob `digest` is read from, or put into first. A cached
-    /// copy is re-hashed first: a corrupt one is removed and fetched again
-    /// when filling, else passed over (so `--verify`, which runs after
-    /// collection, still gets to replace it).
-    fn store_for(&self, digest: &Digest) -> Result<&BlobStore, String> {
+    /// Notes in `reads` every blob read that the cache holds.
+    pub fn noting_in(mut self, reads: CachedReads) -> Self {
+        self.noted = reads;
+        self
+    }
+
+    /// The store blob `digest` is read from, or put into first, and
+    /// whether it is the cache. A cached copy is re-hashed first: a corrupt
+    /// one is removed and fetched again when filling, else passed over (so
+    /// `--verify`, which runs after collection, still gets to replace it).
+    fn store_for(&self, digest: &Digest) -> Result<(&BlobStore, bool), String> {
         if let Some(cache) = &self.cache {
             let intact = cache.contains(digest) && cache.is_intact(digest).unwrap_or(false);
             if intact {
-                return Ok(cache);
+                return Ok((cache, true));
             }
             if self.fill {
                 if cache.contains(digest) {
                     cache.remove(digest).map_err(|error| error.to_string())?;
                 }
-                return Ok(cache);
+                return Ok((cache, true));
             }
         }
         self.temporary
@@ -65,7 +104,7 @@ impl LayerBlobs {
                 Ok((folder, store))
             })
             .as_ref()
-            .map(|(_, store)| store)
+            .map(|(_, store)| (store, false))
             .map_err(Clone::clone)
     }
 }
@@ -139,7 +178,7 @@ impl<S: ContentSource> ImageBlobs for SourceImage<'_, S> {
     }
 
     fn blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, LayerFilesError> {
-        let store = self
+        let (store, in_cache) = self
             .blobs
             .store_for(digest)
             .map_err(|message| self.error(message))?;
@@ -147,6 +186,10 @@ impl<S: ContentSource> ImageBlobs for SourceImage<'_, S> {
         let file = store
             .open_blob(digest)
             .map_err(|error| self.error(format!("blob {digest}: {error}")))?;
+        if in_cache {
+            // The source put it there verified, or it was found intact.
+            self.blobs.noted.insert(digest);
+        }
         Ok(Box::new(file))
     }
 }
@@ -167,14 +210,17 @@ mod tests {
         let missing = Digest::sha256_of(b"missing");
 
         let reading = LayerBlobs::new(Some(cache.clone()), false);
-        assert_eq!(reading.store_for(&intact).unwrap().root(), cache.root());
-        assert_ne!(reading.store_for(&corrupt).unwrap().root(), cache.root());
-        assert_ne!(reading.store_for(&missing).unwrap().root(), cache.root());
+        assert_eq!(reading.store_for(&intact).unwrap().0.root(), cache.root());
+        assert!(reading.store_for(&intact).unwrap().1);
+        assert_ne!(reading.store_for(&corrupt).unwrap().0.root(), cache.root());
+        assert!(!reading.store_for(&corrupt).unwrap().1);
+        assert_ne!(reading.store_for(&missing).unwrap().0.root(), cache.root());
         assert!(cache.contains(&corrupt), "a plan leaves the cache as it is");
 
         let filling = LayerBlobs::new(Some(cache.clone()), true);
-        assert_eq!(filling.store_for(&missing).unwrap().root(), cache.root());
-        assert_eq!(filling.store_for(&corrupt).unwrap().root(), cache.root());
+        assert_eq!(filling.store_for(&missing).unwrap().0.root(), cache.root());
+        assert!(filling.store_for(&missing).unwrap().1);
+        assert_eq!(filling.store_for(&corrupt).unwrap().0.root(), cache.root());
         assert!(!cache.contains(&corrupt), "removed, to be fetched again");
     }
 }

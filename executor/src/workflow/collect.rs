@@ -12,12 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use regex::Regex;
 
 use ferry_schemas::config::Mirror;
-use ferry_schemas::{ImageReference, ImageSetConfiguration, ImageSource};
+use ferry_schemas::{Digest, ImageReference, ImageSetConfiguration, ImageSource};
 
 use ferry_store::BlobStore;
 
 use crate::catalog_image::RegistryAccessOptions;
 use crate::naming::additional_image_destination;
+use crate::source_image::CachedReads;
 use crate::workflow::built::BuiltImage;
 use crate::workflow::error::Result;
 use crate::workflow::operators::{CatalogImage, OperatorImageUse, Operators};
@@ -46,8 +47,14 @@ pub struct ImageSet {
     pub blocked: Vec<String>,
     /// Images a collector built (their new blobs are in `cache`).
     pub built: Vec<BuiltImage>,
-    /// The cache the built images' blobs were stored in.
+    /// The cache the built images' blobs were stored in, and the blobs
+    /// collectors read are held in.
     pub cache: Option<BlobStore>,
+    /// The blobs collectors read out of images (catalog and payload layers
+    /// and configs, the graph image's base) that `cache` holds, verified:
+    /// mirror-to-mirror uploads them from there (`to_registry.rs`), so no
+    /// blob is read from its source twice.
+    pub cached_reads: BTreeSet<Digest>,
     /// Mirrored operator catalogs (built or copied as they are), for
     /// their CatalogSource and ClusterCatalog.
     pub catalogs: Vec<CatalogImage>,
@@ -122,11 +129,15 @@ pub struct CollectContext {
     /// A plan: built images' new blobs are described, not stored in
     /// `cache` (a plan leaves the cache as it is).
     pub plan_only: bool,
-    /// Mirror-to-disk: the blobs collectors read out of images (catalog
-    /// and payload layers, configs) are put into `cache`, so that the copy
-    /// stage fetches none of them again. Every run reads them from `cache`
-    /// when it holds them; a plan never adds to it.
+    /// The blobs collectors read out of images (catalog and payload
+    /// layers, configs) are put into `cache`, so that the copy stage reads
+    /// none of them from the source again (mirror-to-disk fetches none,
+    /// mirror-to-mirror uploads them from the cache). Every run reads them
+    /// from `cache` when it holds them; a plan never adds to it.
     pub cache_read_blobs: bool,
+    /// Where the blobs collectors read that `cache` holds are noted (they
+    /// end in [`ImageSet::cached_reads`]).
+    pub cached_reads: CachedReads,
 }
 
 impl CollectContext {
@@ -137,8 +148,13 @@ impl CollectContext {
         &self,
         options: &RegistryAccessOptions,
     ) -> std::result::Result<crate::catalog_image::RegistryAccess, String> {
-        Ok(crate::catalog_image::RegistryAccess::new(options)?
-            .with_cache(self.cache.clone(), self.cache_read_blobs && !self.plan_only))
+        Ok(
+            crate::catalog_image::RegistryAccess::new(options)?.with_cache(
+                self.cache.clone(),
+                self.cache_read_blobs && !self.plan_only,
+                self.cached_reads.clone(),
+            ),
+        )
     }
 }
 
@@ -240,6 +256,10 @@ pub fn collect(
     let mut set = ImageSet::default();
     for collector in collectors() {
         collector.collect(configuration, context, &mut set)?;
+    }
+    set.cached_reads = context.cached_reads.digests();
+    if !set.cached_reads.is_empty() && set.cache.is_none() {
+        set.cache = context.cache.clone();
     }
     Ok(set)
 }

@@ -38,11 +38,13 @@ use std::io::Read;
 use ferry_planner::{Category, Source};
 use ferry_schemas::{Digest, ImageReference};
 use ferry_store::{BlobStore, digest_of};
+use oci_spec::image::Descriptor;
 use serde_json::{Value, json};
 
 use crate::catalog_image::RegistryAccess;
-use crate::layer_files::{ImageBlobs, amd64_or_first};
+use crate::layer_files::{ImageBlobs, image_manifest};
 use crate::naming::flatten;
+use crate::oci_manifest::{ImageConfig, ManifestContent, descriptor_digest};
 use crate::workflow::built::{BuiltBlob, BuiltImage, store_blob};
 use crate::workflow::collect::CollectContext;
 use crate::workflow::error::{Result, WorkflowError};
@@ -375,17 +377,6 @@ fn oci_layer_media_type(media_type: &str) -> String {
     }
 }
 
-fn json_of(bytes: &[u8], what: &str) -> std::result::Result<Value, String> {
-    serde_json::from_slice(bytes).map_err(|cause| format!("{what} is not JSON: {cause}"))
-}
-
-fn descriptor_digest(descriptor: &Value) -> std::result::Result<Digest, String> {
-    descriptor["digest"]
-        .as_str()
-        .and_then(|text| text.parse().ok())
-        .ok_or_else(|| format!("a descriptor without a valid digest: {descriptor}"))
-}
-
 fn checked(digest: &Digest, bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
     if digest_of(digest.algorithm(), &bytes) != *digest {
         return Err(format!("the content of {digest} does not match its digest"));
@@ -418,39 +409,28 @@ pub fn build(
         }
     };
     let layer = graph_data_layer(tarball)?;
-    let mut document = json_of(&base.top().map_err(|e| e.to_string())?, "the base manifest")?;
-    let mut depth = 0;
-    while document.get("manifests").is_some() {
-        depth += 1;
-        if depth > 5 {
-            return Err("indexes nested more than 5 deep".to_owned());
-        }
-        let descriptor = amd64_or_first(&document).ok_or("its index lists no image")?;
-        let digest = descriptor_digest(&descriptor)?;
-        let bytes = checked(&digest, base.manifest(&digest).map_err(|e| e.to_string())?)?;
-        document = json_of(&bytes, "the base manifest")?;
-    }
-    let config_digest = descriptor_digest(&document["config"])?;
+    let manifest = image_manifest(base).map_err(|error| format!("the base image: {error}"))?;
+    let config_digest = descriptor_digest(manifest.config())
+        .map_err(|error| format!("the base image's config: {error}"))?;
     let mut config_bytes = Vec::new();
     base.blob(&config_digest)
         .map_err(|e| e.to_string())?
         .read_to_end(&mut config_bytes)
         .map_err(|cause| format!("the base config: {cause}"))?;
-    let base_config = json_of(&checked(&config_digest, config_bytes)?, "the base config")?;
+    let base_config = ImageConfig::parse(&checked(&config_digest, config_bytes)?)
+        .map_err(|why| format!("the base config {config_digest} {why}"))?;
     let layer_blob = keep(&layer, LAYER_MEDIA_TYPE)?;
-    let config = graph_image_config(&base_config, &layer_blob.digest)?;
+    let config = graph_image_config(&base_config, &layer_blob.digest);
     let config_bytes = serde_json::to_vec(&config).map_err(|cause| cause.to_string())?;
     let config_blob = keep(&config_bytes, CONFIG_MEDIA_TYPE)?;
     let mut layers = Vec::new();
-    for descriptor in document["layers"].as_array().into_iter().flatten() {
-        let digest = descriptor_digest(descriptor)?;
-        let size = descriptor["size"]
-            .as_u64()
-            .ok_or_else(|| format!("the base layer {digest} has no size"))?;
+    for descriptor in manifest.layers() {
+        let digest = descriptor_digest(descriptor)
+            .map_err(|error| format!("a layer of the base image: {error}"))?;
         layers.push(BuiltBlob {
             digest,
-            size,
-            media_type: oci_layer_media_type(descriptor["mediaType"].as_str().unwrap_or_default()),
+            size: descriptor.size(),
+            media_type: oci_layer_media_type(descriptor.media_type().as_ref()),
             source: base_source.clone(),
         });
     }
@@ -469,24 +449,30 @@ pub fn build(
 /// The graph image's config: the base's platform, environment, working
 /// folder and history, its diff IDs and the new layer's, oc-mirror's
 /// command, no creation time (so the bytes depend on the inputs alone).
-fn graph_image_config(base: &Value, layer: &Digest) -> std::result::Result<Value, String> {
-    let mut diff_ids = base
-        .pointer("/rootfs/diff_ids")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or("the base config has no rootfs.diff_ids")?;
+/// The fields are read through oci-spec's type except the history, taken
+/// as the base wrote it: its entries written back through oci-spec's type
+/// would lose fields it does not know and change order, and with them the
+/// graph image's digest, which must stay what the same base and graph data
+/// always gave.
+fn graph_image_config(base: &ImageConfig, layer: &Digest) -> Value {
+    let mut diff_ids = base.typed.rootfs().diff_ids().clone();
     // The layer is a plain tar: its diff ID is its digest.
-    diff_ids.push(Value::String(layer.to_string()));
+    diff_ids.push(layer.to_string());
     let mut settings = serde_json::Map::new();
-    for field in ["Env", "WorkingDir", "User"] {
-        if let Some(value) = base.pointer(&format!("/config/{field}"))
-            && !value.is_null()
-        {
-            settings.insert(field.to_owned(), value.clone());
+    if let Some(base_settings) = base.typed.config() {
+        if let Some(env) = base_settings.env() {
+            settings.insert("Env".to_owned(), json!(env));
+        }
+        if let Some(working_dir) = base_settings.working_dir() {
+            settings.insert("WorkingDir".to_owned(), json!(working_dir));
+        }
+        if let Some(user) = base_settings.user() {
+            settings.insert("User".to_owned(), json!(user));
         }
     }
     settings.insert("Cmd".to_owned(), json!(COMMAND));
     let mut history: Vec<Value> = base
+        .document
         .get("history")
         .and_then(Value::as_array)
         .cloned()
@@ -495,13 +481,13 @@ fn graph_image_config(base: &Value, layer: &Digest) -> std::result::Result<Value
         "created_by": format!("ferry: graph data under /{GRAPH_DATA_FOLDER}"),
         "comment": "ferry",
     }));
-    Ok(json!({
-        "architecture": base["architecture"].as_str().unwrap_or("amd64"),
-        "os": base["os"].as_str().unwrap_or("linux"),
+    json!({
+        "architecture": base.typed.architecture().to_string(),
+        "os": base.typed.os().to_string(),
         "config": settings,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": history,
-    }))
+    })
 }
 
 /// The record of a built graph image: its manifest (exact text) and where
@@ -542,9 +528,14 @@ pub fn image_from_record(bytes: &[u8], target: &UpdateServiceTarget) -> Result<B
     let manifest_text = record["manifest"]
         .as_str()
         .ok_or_else(|| refused("no manifest".to_owned()))?;
-    let manifest: Value =
-        serde_json::from_str(manifest_text).map_err(|e| refused(format!("its manifest: {e}")))?;
-    let blob = |descriptor: &Value| -> Result<BuiltBlob> {
+    let manifest = match ManifestContent::parse(manifest_text.as_bytes(), "") {
+        Ok(ManifestContent::Image(manifest)) => manifest,
+        Ok(ManifestContent::Index(_)) => {
+            return Err(refused("its manifest is an index".to_owned()));
+        }
+        Err(why) => return Err(refused(format!("its manifest {why}"))),
+    };
+    let blob = |descriptor: &Descriptor| -> Result<BuiltBlob> {
         let digest = descriptor_digest(descriptor).map_err(refused)?;
         let source = match &record["sources"][digest.to_string()] {
             Value::Null => Source::Cache,
@@ -552,22 +543,16 @@ pub fn image_from_record(bytes: &[u8], target: &UpdateServiceTarget) -> Result<B
             other => return Err(refused(format!("the source of {digest} is {other}"))),
         };
         Ok(BuiltBlob {
-            size: descriptor["size"]
-                .as_u64()
-                .ok_or_else(|| refused(format!("{digest} has no size")))?,
-            media_type: descriptor["mediaType"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            size: descriptor.size(),
+            media_type: descriptor.media_type().to_string(),
             digest,
             source,
         })
     };
-    let config = blob(&manifest["config"])?;
-    let layers = manifest["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let config = blob(manifest.config())?;
+    let layers = manifest
+        .layers()
+        .iter()
         .map(blob)
         .collect::<Result<Vec<_>>>()?;
     let image = BuiltImage::new(

@@ -155,6 +155,7 @@ pub async fn prepare(
             // What collectors read is packed from the cache, not fetched
             // again.
             cache_read_blobs: true,
+            cached_reads: Default::default(),
         },
     )?;
     prepare_image_set(

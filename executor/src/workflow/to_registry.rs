@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use ferry_planner::{
-    Action, ActionGraph, ActionKey, Category, Destination, ImageNodes, Plan, StateSnapshot,
+    Action, ActionGraph, ActionKey, Category, Destination, ImageNodes, Plan, Source, StateSnapshot,
     compile_against,
 };
 use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
@@ -174,7 +174,8 @@ pub async fn from_registries(
     crate::workflow::built::add_to_resolution(&mut resolution, &image_set.built);
     resolution.needs = image_set.needs.clone();
     crate::workflow::needs::drop_unmet(&mut resolution, &image_set.needs);
-    let local = match (&image_set.cache, image_set.built.is_empty()) {
+    let reads_cache = read_collected_blobs_from_cache(&mut resolution, &image_set.cached_reads);
+    let local = match (&image_set.cache, image_set.built.is_empty() && !reads_cache) {
         (_, true) => None,
         (Some(blobs), false) => Some(LocalSource {
             blobs: blobs.clone(),
@@ -182,7 +183,7 @@ pub async fn from_registries(
         }),
         (None, false) => {
             return Err(WorkflowError::internal(
-                "built images without the cache that holds their blobs",
+                "built images or blobs read from the cache, without the cache",
             ));
         }
     };
@@ -208,6 +209,37 @@ pub async fn from_registries(
         local,
         checked,
     })
+}
+
+/// Every blob of a resolved image that the collectors read and the cache
+/// holds (`cached`: an operator catalog's or a release payload's layers,
+/// the graph image's base) is read from the cache, not from its source
+/// registry again; the others stay where they were. A plan's collectors
+/// note only what the cache held when they read it, so a blob a pruned
+/// cache lacks is read from its registry. Whether any blob now comes from
+/// the cache.
+fn read_collected_blobs_from_cache(resolution: &mut Resolution, cached: &BTreeSet<Digest>) -> bool {
+    if cached.is_empty() {
+        return false;
+    }
+    let mut any = false;
+    for image in &mut resolution.images {
+        let from_cache: Vec<Digest> = image
+            .manifests
+            .iter()
+            .flat_map(|manifest| &manifest.blobs)
+            .map(|(digest, _)| digest)
+            .filter(|digest| {
+                cached.contains(*digest) && matches!(image.blob_source(digest), Source::Registry(_))
+            })
+            .cloned()
+            .collect();
+        any |= !from_cache.is_empty();
+        for digest in from_cache {
+            image.blob_sources.insert(digest, Source::Cache);
+        }
+    }
+    any
 }
 
 /// A release image that could not be resolved ends the run before anything
@@ -811,7 +843,7 @@ pub async fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_planner::{ResolvedImage, Source};
+    use ferry_planner::{ResolvedImage, ResolvedManifest};
 
     fn image(name: &str, tag: &str, signature_of: Option<Digest>) -> ResolvedImage {
         ResolvedImage {
@@ -862,5 +894,46 @@ mod tests {
                 total: 2,
             }]
         );
+    }
+
+    #[test]
+    fn blobs_collection_read_into_the_cache_are_read_from_there_and_no_others() {
+        let read = Digest::sha256_of(b"a layer collection read");
+        let other = Digest::sha256_of(b"a layer nobody read");
+        let built = Digest::sha256_of(b"a built layer");
+        let manifest = |blobs: &[&Digest]| ResolvedManifest {
+            digest: Digest::sha256_of(format!("{blobs:?}").as_bytes()),
+            media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
+            size: 1,
+            children: Vec::new(),
+            blobs: blobs.iter().map(|digest| ((*digest).clone(), 1)).collect(),
+        };
+        let mut payload = image("quay.io/a/b:1", "1", None);
+        payload.manifests = vec![manifest(&[&read, &other])];
+        let mut rebuilt = image("quay.io/a/c:1", "1", None);
+        rebuilt.manifests = vec![manifest(&[&read, &built])];
+        rebuilt.blob_sources.insert(built.clone(), Source::Cache);
+        let mut resolution = Resolution {
+            images: vec![payload, rebuilt],
+            ..Resolution::default()
+        };
+        let before = resolution.images.clone();
+        assert!(!read_collected_blobs_from_cache(
+            &mut resolution,
+            &BTreeSet::new()
+        ));
+        assert_eq!(resolution.images, before, "nothing read, nothing changed");
+
+        let cached = BTreeSet::from([read.clone()]);
+        assert!(read_collected_blobs_from_cache(&mut resolution, &cached));
+        for image in &resolution.images {
+            assert_eq!(image.blob_source(&read), &Source::Cache, "{}", image.name);
+        }
+        let payload = &resolution.images[0];
+        assert_eq!(
+            payload.blob_source(&other),
+            &Source::Registry("quay.io/a/b".to_owned())
+        );
+        assert_eq!(resolution.images[1].blob_source(&built), &Source::Cache);
     }
 }

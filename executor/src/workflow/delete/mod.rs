@@ -767,7 +767,7 @@ pub struct CacheForgetReport {
 /// `--force-cache-delete`: the cache at `cache_root` forgets every listed
 /// image (by its `imageName`, as the disk workflows record it) and removes
 /// the blobs no other recorded image needs. A cache that recorded none of
-/// them is left untouched (mirror-to-mirror caches nothing).
+/// them is left untouched (mirror-to-mirror records no image there).
 pub fn forget_in_cache(
     list: &DeleteImageList,
     cache_root: &Path,

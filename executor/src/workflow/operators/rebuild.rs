@@ -16,9 +16,11 @@ use ferry_planner::{Category, Source};
 use ferry_registry::Manifest;
 use ferry_schemas::{Digest, DigestAlgorithm};
 use ferry_store::{BlobStore, digest_of};
-use serde_json::Value;
+use oci_spec::image::{Descriptor, ImageManifest};
+use serde_json::{Map, Value};
 
 use crate::layer_files::{CATALOG_CONFIGS_LABEL, ImageBlobs};
+use crate::oci_manifest::{ImageConfig, ManifestContent, descriptor_digest};
 use crate::workflow::built::{BuiltBlob, BuiltImage, store_blob};
 
 /// The media type of the layers ferry adds (uncompressed, so their bytes
@@ -64,21 +66,22 @@ impl Rebuild<'_> {
         self.copy(bytes, &document, None)
     }
 
-    /// The top document's bytes and JSON. An OCI layout's `index.json`
+    /// The top document's bytes and content. An OCI layout's `index.json`
     /// naming one manifest stands for that manifest.
-    fn top_document(&self, layout: bool) -> std::result::Result<(Vec<u8>, Value), String> {
+    fn top_document(
+        &self,
+        layout: bool,
+    ) -> std::result::Result<(Vec<u8>, ManifestContent), String> {
         let mut bytes = self.image.top().map_err(|cause| cause.to_string())?;
-        let mut document = json(&bytes)?;
-        if layout {
-            let manifests = document["manifests"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            if let [only] = manifests.as_slice() {
-                let digest = descriptor_digest(only)?;
-                bytes = self.manifest(&digest)?;
-                document = json(&bytes)?;
-            }
+        let mut document =
+            ManifestContent::parse(&bytes, "").map_err(|why| format!("the top document {why}"))?;
+        if layout
+            && let ManifestContent::Index(index) = &document
+            && let [only] = index.manifests().as_slice()
+        {
+            let digest = descriptor_digest(only)?;
+            bytes = self.manifest(&digest)?;
+            document = parse_manifest(&bytes, &digest, only)?;
         }
         Ok((bytes, document))
     }
@@ -86,19 +89,23 @@ impl Rebuild<'_> {
     fn copy(
         &self,
         bytes: Vec<u8>,
-        document: &Value,
-        media_type: Option<&str>,
+        document: &ManifestContent,
+        media_type: Option<String>,
     ) -> std::result::Result<BuiltImage, String> {
-        let manifests = document.get("manifests").and_then(Value::as_array);
-        let media_type = document["mediaType"]
-            .as_str()
+        let (own_media_type, by_kind) = match document {
+            ManifestContent::Index(index) => (
+                index.media_type().as_ref(),
+                "application/vnd.oci.image.index.v1+json",
+            ),
+            ManifestContent::Image(manifest) => (
+                manifest.media_type().as_ref(),
+                "application/vnd.oci.image.manifest.v1+json",
+            ),
+        };
+        let media_type = own_media_type
+            .map(ToString::to_string)
             .or(media_type)
-            .unwrap_or(if manifests.is_some() {
-                "application/vnd.oci.image.index.v1+json"
-            } else {
-                "application/vnd.oci.image.manifest.v1+json"
-            })
-            .to_owned();
+            .unwrap_or_else(|| by_kind.to_owned());
         let mut image = BuiltImage {
             name: self.name.to_owned(),
             destination_repository: String::new(),
@@ -113,43 +120,34 @@ impl Rebuild<'_> {
             layers: Vec::new(),
             platforms: Vec::new(),
         };
-        if let Some(manifests) = manifests {
-            for descriptor in manifests {
-                let digest = descriptor_digest(descriptor)?;
-                let child = self.manifest(&digest)?;
-                let document = json(&child)?;
-                image.platforms.push(self.copy(
-                    child,
-                    &document,
-                    descriptor["mediaType"].as_str(),
-                )?);
+        let manifest = match document {
+            ManifestContent::Index(index) => {
+                for descriptor in index.manifests() {
+                    let digest = descriptor_digest(descriptor)?;
+                    let child = self.manifest(&digest)?;
+                    let document = parse_manifest(&child, &digest, descriptor)?;
+                    image.platforms.push(self.copy(
+                        child,
+                        &document,
+                        Some(descriptor.media_type().to_string()),
+                    )?);
+                }
+                return Ok(image);
             }
-            return Ok(image);
-        }
-        let config = self.original_blob(&document["config"], CONFIG_MEDIA_TYPE)?;
-        image.config = Some(config);
-        for layer in document["layers"].as_array().into_iter().flatten() {
-            image
-                .layers
-                .push(self.original_blob(layer, LAYER_MEDIA_TYPE)?);
+            ManifestContent::Image(manifest) => manifest,
+        };
+        image.config = Some(self.original_blob(manifest.config())?);
+        for layer in manifest.layers() {
+            image.layers.push(self.original_blob(layer)?);
         }
         Ok(image)
     }
 
     /// A blob of the original image, read where `base` says.
-    fn original_blob(
-        &self,
-        descriptor: &Value,
-        media_type: &str,
-    ) -> std::result::Result<BuiltBlob, String> {
+    fn original_blob(&self, descriptor: &Descriptor) -> std::result::Result<BuiltBlob, String> {
         let digest = descriptor_digest(descriptor)?;
-        let size = descriptor["size"]
-            .as_u64()
-            .ok_or_else(|| format!("blob {digest} has no size"))?;
-        let media_type = descriptor["mediaType"]
-            .as_str()
-            .unwrap_or(media_type)
-            .to_owned();
+        let size = descriptor.size();
+        let media_type = descriptor.media_type().to_string();
         let source = match self.base {
             Base::Registry(source) => source.clone(),
             Base::Cache => Source::Cache,
@@ -194,23 +192,23 @@ impl Rebuild<'_> {
         Ok(bytes)
     }
 
-    fn rebuild(&self, document: &Value) -> std::result::Result<BuiltImage, String> {
-        let Some(manifests) = document.get("manifests").and_then(Value::as_array) else {
-            return self.rebuild_image(document);
+    fn rebuild(&self, document: &ManifestContent) -> std::result::Result<BuiltImage, String> {
+        let index = match document {
+            ManifestContent::Image(manifest) => return self.rebuild_image(manifest),
+            ManifestContent::Index(index) => index,
         };
         let mut platforms = Vec::new();
-        for descriptor in manifests {
+        for descriptor in index.manifests() {
             // Attestations and other non-images of an index are left out.
-            if descriptor.pointer("/platform/os").and_then(Value::as_str) == Some("unknown") {
+            let platform = descriptor.platform().clone();
+            if platform
+                .as_ref()
+                .is_some_and(|platform| platform.os().to_string() == "unknown")
+            {
                 continue;
             }
             let digest = descriptor_digest(descriptor)?;
-            let child = json(&self.manifest(&digest)?)?;
-            let platform = descriptor
-                .get("platform")
-                .map(|platform| serde_json::from_value(platform.clone()))
-                .transpose()
-                .map_err(|cause| format!("platform of {digest}: {cause}"))?;
+            let child = parse_manifest(&self.manifest(&digest)?, &digest, descriptor)?;
             platforms.push((self.rebuild(&child)?, platform));
         }
         if platforms.is_empty() {
@@ -220,15 +218,12 @@ impl Rebuild<'_> {
             .map_err(|cause| cause.to_string())
     }
 
-    fn rebuild_image(&self, manifest: &Value) -> std::result::Result<BuiltImage, String> {
-        let config_digest = descriptor_digest(&manifest["config"])?;
-        let mut config = json(&self.blob(&config_digest)?)?;
+    fn rebuild_image(&self, manifest: &ImageManifest) -> std::result::Result<BuiltImage, String> {
+        let config_digest = descriptor_digest(manifest.config())?;
+        let config = ImageConfig::parse(&self.blob(&config_digest)?)
+            .map_err(|why| format!("its config {config_digest} {why}"))?;
         let folder = config
-            .pointer(&format!(
-                "/config/Labels/{}",
-                CATALOG_CONFIGS_LABEL.replace('~', "~0").replace('/', "~1")
-            ))
-            .and_then(Value::as_str)
+            .label(CATALOG_CONFIGS_LABEL)
             .ok_or_else(|| format!("its image config has no label {CATALOG_CONFIGS_LABEL}"))?
             .trim_matches('/')
             .to_owned();
@@ -237,6 +232,10 @@ impl Rebuild<'_> {
                 "the label {CATALOG_CONFIGS_LABEL} names the root folder"
             ));
         }
+        // The new config is the original's fields as written, edited
+        // (`ImageConfig::document`): the same catalog and filter give the
+        // same digest, and nothing of a Docker config is dropped.
+        let mut config = config.document;
         let whiteouts = whiteout_layer(&folder);
         let configs = configs_layer(&folder, &self.catalog_json);
         let store = |bytes: &[u8], media_type: &str| {
@@ -262,8 +261,8 @@ impl Rebuild<'_> {
         let config_bytes = serde_json::to_vec(&config).map_err(|cause| cause.to_string())?;
         let config_blob = store(&config_bytes, CONFIG_MEDIA_TYPE)?;
         let mut layers = Vec::new();
-        for layer in manifest["layers"].as_array().into_iter().flatten() {
-            layers.push(self.original_blob(layer, LAYER_MEDIA_TYPE)?);
+        for layer in manifest.layers() {
+            layers.push(self.original_blob(layer)?);
         }
         layers.push(whiteout_blob);
         layers.push(configs_blob);
@@ -276,13 +275,14 @@ impl Rebuild<'_> {
 /// history entries when the original keeps a history), and `Cmd` serving
 /// the configs folder with no cache folder.
 fn adjust_config(
-    config: &mut Value,
+    config: &mut Map<String, Value>,
     folder: &str,
     whiteouts: &Digest,
     configs: &Digest,
 ) -> std::result::Result<(), String> {
     let diff_ids = config
-        .pointer_mut("/rootfs/diff_ids")
+        .get_mut("rootfs")
+        .and_then(|rootfs| rootfs.get_mut("diff_ids"))
         .and_then(Value::as_array_mut)
         .ok_or("its image config has no rootfs.diff_ids")?;
     diff_ids.push(Value::String(whiteouts.to_string()));
@@ -299,8 +299,6 @@ fn adjust_config(
         }
     }
     let settings = config
-        .as_object_mut()
-        .ok_or("its image config is not an object")?
         .entry("config")
         .or_insert_with(|| Value::Object(Default::default()));
     let settings = settings
@@ -362,14 +360,15 @@ fn configs_layer(folder: &str, catalog_json: &[u8]) -> Vec<u8> {
     ])
 }
 
-fn json(bytes: &[u8]) -> std::result::Result<Value, String> {
-    serde_json::from_slice(bytes).map_err(|cause| format!("invalid JSON: {cause}"))
-}
-
-fn descriptor_digest(descriptor: &Value) -> std::result::Result<Digest, String> {
-    let text = descriptor["digest"].as_str().unwrap_or_default();
-    text.parse()
-        .map_err(|cause| format!("descriptor digest {text:?}: {cause}"))
+/// A manifest or index `descriptor` names, read as the kind its media type
+/// says; the error names the document.
+fn parse_manifest(
+    bytes: &[u8],
+    digest: &Digest,
+    descriptor: &Descriptor,
+) -> std::result::Result<ManifestContent, String> {
+    ManifestContent::parse(bytes, descriptor.media_type().as_ref())
+        .map_err(|why| format!("the manifest {digest} {why}"))
 }
 
 fn check_digest(digest: &Digest, bytes: &[u8]) -> std::result::Result<(), String> {
@@ -430,7 +429,7 @@ mod tests {
         });
         let first = digest_of(DigestAlgorithm::Sha256, b"1");
         let second = digest_of(DigestAlgorithm::Sha256, b"2");
-        adjust_config(&mut config, "configs", &first, &second).unwrap();
+        adjust_config(config.as_object_mut().unwrap(), "configs", &first, &second).unwrap();
         assert_eq!(
             config["config"]["Cmd"],
             serde_json::json!(["serve", "/configs"])
