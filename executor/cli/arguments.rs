@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ferry_executor::workflow::registry_source::RegistryOrigin;
 use ferry_executor::workflow::releases::ReleaseSources;
 use ferry_executor::workflow::{DiskOptions, PlanOptions, TransferOptions};
 use ferry_planner::Destination;
@@ -156,6 +157,24 @@ impl MirrorArgs {
         self.authfile.as_ref().filter(|path| !from_variable(path))
     }
 
+    /// Where a run to a registry takes its content from: `--from
+    /// file://DIR` (disk-to-mirror) or `--workspace file://DIR`
+    /// (mirror-to-mirror), refused as oc-mirror refuses them.
+    pub(crate) fn registry_origin(&self) -> Result<RegistryOrigin, String> {
+        match (&self.from, &self.workspace) {
+            (Some(_), Some(_)) => Err("when destination is docker://, --from (assumes disk to mirror workflow) and --workspace (assumes mirror to mirror workflow) cannot be used together".to_owned()),
+            (Some(from), None) => from
+                .strip_prefix("file://")
+                .map(|folder| RegistryOrigin::Deliveries(PathBuf::from(folder)))
+                .ok_or_else(|| "when --from is used, it must have file:// prefix".to_owned()),
+            (None, Some(workspace)) => workspace
+                .strip_prefix("file://")
+                .map(|folder| RegistryOrigin::Registries(PathBuf::from(folder)))
+                .ok_or_else(|| "when --workspace is used, it must have file:// prefix".to_owned()),
+            (None, None) => Err("when destination is docker://, either --from (assumes disk to mirror workflow) or --workspace (assumes mirror to mirror workflow) need to be provided".to_owned()),
+        }
+    }
+
     /// The auth file `--src-authfile`/`--dest-authfile` name, else
     /// `--authfile` (or `$REGISTRY_AUTH_FILE`).
     pub(crate) fn effective_authfile(&self) -> Option<PathBuf> {
@@ -177,7 +196,7 @@ impl MirrorArgs {
     pub(crate) fn chosen_cache_folder(&self) -> Result<Option<PathBuf>, String> {
         match &self.cache_folder {
             Some(folder) => Ok(Some(folder.clone())),
-            None => crate::cache::chosen_cache_folder_here(self.cache_dir.as_deref()),
+            None => crate::cache_location::chosen_cache_folder_here(self.cache_dir.as_deref()),
         }
     }
 
@@ -188,7 +207,7 @@ impl MirrorArgs {
                 .chosen_cache_folder()
                 .ok()
                 .flatten()
-                .unwrap_or_else(crate::cache::default_cache_dir),
+                .unwrap_or_else(crate::cache_location::default_cache_dir),
             since: self.since,
             strict_archive: self.strict_archive,
             max_segment_bytes: self.max_segment_bytes,

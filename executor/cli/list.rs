@@ -1,6 +1,6 @@
-//! `ferry list`: what catalogs and configurations hold, without mirroring.
-//!
-//! `list releases` is in `list_releases.rs`.
+//! `ferry list bundles` and `ferry list operators`: what catalogs and
+//! configurations hold, without mirroring. `main.rs` sends `list
+//! releases` to `list_releases.rs`.
 //!
 //! `list operators` is oc-mirror's (notes §1.6): `--catalog REF` lists the
 //! packages (name, display name, default channel), `--package P` the
@@ -33,27 +33,6 @@ use ferry_executor::layer_files::{self, CATALOG_CONFIGS_LABEL, FolderFiles};
 use ferry_schemas::{ImageReference, ImageSource, load_image_set_configuration, render};
 
 use crate::exit_status;
-
-/// Arguments of `ferry list`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    pub what: What,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum What {
-    /// The bundles each operator catalog's filter selects (ferry's own).
-    Bundles(BundlesArgs),
-    /// oc-mirror's operator listing: a catalog's packages (`--catalog`), a
-    /// package's channels (`--package`), a channel's versions (`--channel`),
-    /// or Red Hat's catalogs of an OpenShift version (`--catalogs --version`).
-    Operators(OperatorsArgs),
-    /// OpenShift releases: oc-mirror's listing (`--version`, `--channel`,
-    /// `--channels`, `--filter-by-archs`), or with `-c` the releases a
-    /// configuration selects, from the update graph alone.
-    Releases(crate::list_releases::Args),
-}
 
 /// Arguments of `ferry list bundles`.
 #[derive(Debug, clap::Args)]
@@ -121,23 +100,23 @@ pub enum Format {
     Json,
 }
 
-pub fn run(args: &Args) -> ExitCode {
-    match &args.what {
-        What::Bundles(args) => match bundles(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("error: {message}");
-                exit_status::ERROR.into()
-            }
-        },
-        What::Operators(args) => match operators(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("error: {message}");
-                exit_status::ERROR.into()
-            }
-        },
-        What::Releases(args) => crate::list_releases::run(args),
+/// `ferry list bundles`.
+pub fn bundles_command(args: &BundlesArgs) -> ExitCode {
+    exit_status_of(bundles(args))
+}
+
+/// `ferry list operators`.
+pub fn operators_command(args: &OperatorsArgs) -> ExitCode {
+    exit_status_of(operators(args))
+}
+
+fn exit_status_of(outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            exit_status::ERROR.into()
+        }
     }
 }
 

@@ -494,6 +494,21 @@ pub fn error_line(uses: &BTreeMap<String, OperatorImageUse>, name: &str, reason:
     }
 }
 
+/// The errors file of a run whose `failed` images did not reach their
+/// destination: one [`error_line`] per image, each ending with a newline
+/// (empty when nothing failed).
+pub fn errors_text(
+    uses: &BTreeMap<String, OperatorImageUse>,
+    failed: &[crate::workflow::to_registry::FailedImage],
+) -> String {
+    let mut errors = String::new();
+    for image in failed {
+        errors.push_str(&error_line(uses, &image.name, &image.reason));
+        errors.push('\n');
+    }
+    errors
+}
+
 /// The summary line naming the bundles and packages `failed` images left
 /// incomplete, if any.
 pub fn incomplete_line<'a>(
