@@ -437,3 +437,54 @@ pub(crate) fn parse_destination(
         prefix: prefix.to_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        common: MirrorArgs,
+    }
+
+    fn origin(flags: &[&str]) -> Result<RegistryOrigin, String> {
+        let mut line = vec!["ferry", "docker://mirror.local"];
+        line.extend_from_slice(flags);
+        Flags::try_parse_from(line)
+            .expect("the flags parse")
+            .common
+            .registry_origin()
+    }
+
+    #[test]
+    fn a_registry_run_takes_its_content_from_the_deliveries_or_the_registries() {
+        assert_eq!(
+            origin(&["--from", "file:///srv/disk"]),
+            Ok(RegistryOrigin::Deliveries(PathBuf::from("/srv/disk")))
+        );
+        assert_eq!(
+            origin(&["--workspace", "file://relative"]),
+            Ok(RegistryOrigin::Registries(PathBuf::from("relative")))
+        );
+        assert_eq!(
+            origin(&["--from", "/srv/disk"]).unwrap_err(),
+            "when --from is used, it must have file:// prefix"
+        );
+        assert_eq!(
+            origin(&["--workspace", "/srv/ws"]).unwrap_err(),
+            "when --workspace is used, it must have file:// prefix"
+        );
+        assert!(
+            origin(&[])
+                .unwrap_err()
+                .contains("either --from (assumes disk to mirror workflow) or --workspace")
+        );
+        assert!(
+            origin(&["--from", "file:///a", "--workspace", "file:///b"])
+                .unwrap_err()
+                .contains("cannot be used together")
+        );
+    }
+}
