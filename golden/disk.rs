@@ -1274,59 +1274,35 @@ fn a_version_1_plan_file_is_refused_with_what_to_do() {
 fn a_plan_file_whose_top_digest_is_not_a_digest_is_refused_naming_it() {
     let site = Site::new();
     let config = site.config("isc.yaml", HELLO);
+    let world = World::start().unwrap();
     let plan_file = site.path("edited.plan.json");
-    let settings = ferry_planner::RunSettings {
-        source_tls_verify: true,
-        destination_tls_verify: true,
-        registries_conf: None,
-        authfile: None,
-        cache_dir: None,
-        parallel_images: 4,
-        parallel_layers: 5,
-        retry_times: 5,
-        retry_delay_milliseconds: 0,
-        max_nested_paths: 0,
-        remove_signatures: false,
-        ignore_release_signature: false,
-        trust_state: false,
-        verify: false,
-        since: None,
-        strict_archive: false,
-        max_segment_bytes: None,
-    };
-    // A version 2 plan whose image someone edited to name a tag.
-    std::fs::write(
-        &plan_file,
-        serde_json::json!({
-            "version": ferry_planner::PLAN_DOCUMENT_VERSION,
-            "apply": {
-                "configuration": {
-                    "path": config,
-                    "text": std::fs::read_to_string(&config).unwrap(),
-                },
-                "destination": format!("file://{}", site.path("disk").display()),
-                "workspace": null,
-                "from": null,
-                "settings": settings,
-                "state_fingerprint": "",
-                "images": [{"name": "localhost/hello:1", "top": "sha256:latest"}],
-                "action_keys": [],
-            },
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let applied = site.ferry("cache", &["apply", &plan_file.display().to_string()]);
+    let plan_argument = plan_file.display().to_string();
+    let planned = site.mirror_to_disk(&world, "plan", &config, "disk", &["--out", &plan_argument]);
+    assert!(planned.status.success(), "{}", text(&planned));
+    // Someone edits the saved plan's image to name a tag.
+    let mut document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    let top = &mut document["apply"]["images"][0]["top"];
+    assert!(
+        top.as_str()
+            .is_some_and(|digest| digest.starts_with("sha256:")),
+        "{document}"
+    );
+    *top = "sha256:latest".into();
+    std::fs::write(&plan_file, document.to_string()).unwrap();
+    let applied = site.ferry("cache", &["apply", &plan_argument]);
     assert_eq!(applied.status.code(), Some(1), "{}", text(&applied));
     assert!(
         text(&applied).contains(&format!(
-            "error: {} is not a ferry plan: the top digest `sha256:latest` of a planned image is not a digest: a sha256 digest has 64 hex digits, this one has 6",
-            plan_file.display()
+            "error: {plan_argument} is not a ferry plan: the top digest `sha256:latest` of a planned image is not a digest: a sha256 digest has 64 hex digits, this one has 6"
         )),
         "{}",
         text(&applied)
     );
-    assert!(!site.path("disk").exists(), "nothing was written");
+    assert!(
+        segments(&site.path("disk")).is_empty(),
+        "no delivery was written"
+    );
 }
 
 #[test]
