@@ -36,6 +36,7 @@ pub mod needs;
 pub mod operators;
 pub mod options;
 pub mod publish;
+pub mod registries_conf;
 pub mod registry_publish;
 pub mod registry_source;
 pub mod releases;
