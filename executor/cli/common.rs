@@ -2,7 +2,9 @@
 //! and exit statuses, the async runtime, the configuration's diagnostics
 //! (of an ImageSetConfiguration and of a DeleteImageSetConfiguration),
 //! sizes for people, notices, the errors file, holding a workspace for a
-//! run, and the client a delete (step or plan) reaches its registry with.
+//! run, the client a delete (step or plan) reaches its registry with, and
+//! the flags `list bundles` and `list operators` reach registry catalogs
+//! with.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -253,4 +255,28 @@ pub(crate) fn destination_client(
         retry_delay: retry_delay.filter(|delay| !delay.is_zero()),
         ..defaults
     }))
+}
+
+/// How registry catalogs are reached (as `list releases` has them).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RegistryArgs {
+    /// registries.conf for pulling registry catalogs.
+    #[arg(long)]
+    pub registries_conf: Option<PathBuf>,
+    /// Auth file (default: $REGISTRY_AUTH_FILE, then the containers and docker defaults).
+    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Verify TLS for registry catalogs (false also allows plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub src_tls_verify: bool,
+}
+
+impl RegistryArgs {
+    pub(crate) fn access_options(&self) -> ferry_executor::catalog_image::RegistryAccessOptions {
+        ferry_executor::catalog_image::RegistryAccessOptions {
+            registries_conf: self.registries_conf.clone(),
+            authfile: self.authfile.clone(),
+            source_tls_verify: self.src_tls_verify,
+        }
+    }
 }

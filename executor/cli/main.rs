@@ -12,6 +12,7 @@ mod demo;
 mod disk;
 mod exit_status;
 mod list;
+mod list_operators;
 mod list_releases;
 mod logging;
 mod mirror;
@@ -101,7 +102,7 @@ enum ListWhat {
     /// oc-mirror's operator listing: a catalog's packages (`--catalog`), a
     /// package's channels (`--package`), a channel's versions (`--channel`),
     /// or Red Hat's catalogs of an OpenShift version (`--catalogs --version`).
-    Operators(list::OperatorsArgs),
+    Operators(list_operators::OperatorsArgs),
     /// OpenShift releases: oc-mirror's listing (`--version`, `--channel`,
     /// `--channels`, `--filter-by-archs`), or with `-c` the releases a
     /// configuration selects, from the update graph alone.
@@ -167,7 +168,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => delete::run(&args),
         Command::List(args) => match &args.what {
             ListWhat::Bundles(args) => list::bundles_command(args),
-            ListWhat::Operators(args) => list::operators_command(args),
+            ListWhat::Operators(args) => list_operators::run(args),
             ListWhat::Releases(args) => list_releases::run(args),
         },
         Command::RegistriesConf(args) => registries_conf::run(&args),
