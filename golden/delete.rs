@@ -6,138 +6,14 @@
 //! does not allow deleting.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use ferry_testworld::registry::{Flavour, Registry, Storage};
-use ferry_testworld::world::World;
 
-use crate::support::{compare_or_bless, golden_path};
+use crate::support::{Scenario, compare_or_bless, golden_path, text};
 
 const SIGNED_DIGEST: &str = "d635812d4c415c51a22f416be754e768ef01f4c4e4918cd612199df79fea0415";
 const PINNED: &str = "quay.io/ferry-demo/pinned@sha256:8c67bd3eaec9c37aab1fdb39478385e040676adaa7e2056bc0302eb4e1cdef78";
-
-pub(crate) struct Scenario {
-    pub(crate) world: World,
-    pub(crate) destination: Registry,
-    pub(crate) folder: tempfile::TempDir,
-}
-
-impl Scenario {
-    pub(crate) fn start(destination: Registry) -> Self {
-        Scenario {
-            world: World::start().unwrap(),
-            destination,
-            folder: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    pub(crate) fn write(&self, name: &str, text: &str) -> String {
-        let path = self.folder.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-
-    pub(crate) fn workspace(&self) -> String {
-        format!("file://{}", self.folder.path().join("workspace").display())
-    }
-
-    pub(crate) fn destination(&self) -> String {
-        format!("docker://{}/mirror", self.destination.host())
-    }
-
-    pub(crate) fn ferry(&self, arguments: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(arguments)
-            .env(
-                "REGISTRY_AUTH_FILE",
-                self.folder.path().join("no-auth.json"),
-            )
-            .env("FERRY_CACHE_DIR", self.folder.path().join("cache"))
-            .output()
-            .unwrap()
-    }
-
-    /// Mirrors `images` (additionalImages lines) to the destination.
-    pub(crate) fn mirror(&self, images: &str) {
-        self.mirror_from("workspace", images);
-    }
-
-    /// The workspace folder `name`, as `file://DIR`.
-    pub(crate) fn workspace_named(&self, name: &str) -> String {
-        format!("file://{}", self.folder.path().join(name).display())
-    }
-
-    /// Mirrors `images` (additionalImages lines) to the destination with
-    /// the workspace `name` (its configuration `name.yaml`).
-    pub(crate) fn mirror_from(&self, name: &str, images: &str) {
-        let config = self.write(
-            &format!("{name}.yaml"),
-            &format!("kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n{images}"),
-        );
-        let registries_conf = self.world.registries_conf().display().to_string();
-        let output = self.ferry(&[
-            "mirror",
-            "-c",
-            &config,
-            "--workspace",
-            &self.workspace_named(name),
-            "--registries-conf",
-            &registries_conf,
-            "--dest-tls-verify=false",
-            &self.destination(),
-        ]);
-        assert!(output.status.success(), "{}", text(&output.stderr));
-    }
-
-    /// Mirrors `config` to the disk folder `disk` (`file://DIR`), then
-    /// from it to the destination, as the disconnected flow does.
-    pub(crate) fn mirror_through_disk(&self, config: &str, disk: &str) {
-        let registries_conf = self.world.registries_conf().display().to_string();
-        let to_disk = self.ferry(&[
-            "mirror",
-            "-c",
-            config,
-            "--registries-conf",
-            &registries_conf,
-            disk,
-        ]);
-        assert!(to_disk.status.success(), "{}", text(&to_disk.stderr));
-        let from_disk = self.ferry(&[
-            "mirror",
-            "-c",
-            config,
-            "--from",
-            disk,
-            "--dest-tls-verify=false",
-            &self.destination(),
-        ]);
-        assert!(from_disk.status.success(), "{}", text(&from_disk.stderr));
-    }
-
-    /// Whether the destination serves `reference` (below `mirror/`).
-    pub(crate) fn holds(&self, reference: &str) -> bool {
-        Command::new("skopeo")
-            .args([
-                "inspect",
-                "--raw",
-                "--tls-verify=false",
-                &format!("docker://{}/mirror/{reference}", self.destination.host()),
-            ])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    }
-
-    pub(crate) fn redact(&self, text: &str) -> String {
-        text.replace(&self.destination.host(), "[DESTINATION]")
-            .replace(&self.folder.path().display().to_string(), "[TEMP]")
-    }
-}
-
-pub(crate) fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn check(failures: &mut Vec<String>, name: &str, actual: &str) {
     if let Some(mismatch) = compare_or_bless(&golden_path(&format!("delete/{name}")), actual) {
@@ -171,19 +47,16 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
     // Step 1 reads the workspace only (no --registries-conf: the public
     // names would not resolve to the world).
     let disc = scenario.write("delete-isc.yaml", DELETE_CONFIGURATION);
-    let generated = scenario.ferry(&[
-        "delete",
-        "--generate",
-        "-c",
+    let generated = scenario.generate_delete_list(
         &disc,
-        "--workspace",
         &scenario.workspace(),
-        "--delete-signatures",
-        "--delete-id",
-        "week48",
-        "--src-tls-verify=false",
-        &scenario.destination(),
-    ]);
+        &[
+            "--delete-signatures",
+            "--delete-id",
+            "week48",
+            "--src-tls-verify=false",
+        ],
+    );
     let stderr = text(&generated.stderr);
     assert!(generated.status.success(), "{stderr}");
     assert!(
@@ -201,17 +74,8 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
         "{stderr}"
     );
     // --force lists it, saying what goes with it (a dry run writes nothing).
-    let forced = scenario.ferry(&[
-        "delete",
-        "--generate",
-        "-c",
-        &disc,
-        "--workspace",
-        &scenario.workspace(),
-        "--force",
-        "--dry-run",
-        &scenario.destination(),
-    ]);
+    let forced =
+        scenario.generate_delete_list(&disc, &scenario.workspace(), &["--force", "--dry-run"]);
     assert!(forced.status.success(), "{}", text(&forced.stderr));
     assert!(
         text(&forced.stdout).contains("/mirror/ferry-demo/hello:1.0\n"),
@@ -235,18 +99,7 @@ fn generate_then_delete_removes_exactly_the_listed_images() {
 
     // Step 2: a dry run changes nothing, then the deletion.
     let list_argument = list_path.display().to_string();
-    let delete = |extra: &[&str]| {
-        let mut arguments = vec![
-            "delete",
-            "--delete-yaml-file",
-            &list_argument,
-            "--dest-tls-verify=false",
-        ];
-        arguments.extend_from_slice(extra);
-        let destination = scenario.destination();
-        arguments.push(&destination);
-        scenario.ferry(&arguments)
-    };
+    let delete = |extra: &[&str]| scenario.delete_listed(&list_argument, extra);
     let dry = delete(&["--dry-run"]);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
     assert!(
@@ -316,15 +169,7 @@ fn a_registry_that_does_not_allow_deleting_is_named_with_its_setting() {
     let scenario = Scenario::start(Registry::start_without_deletes(Flavour::PlainHttp).unwrap());
     scenario.mirror("  - name: quay.io/ferry-demo/hello:1.0\n");
     let disc = scenario.write("delete-isc.yaml", DELETE_CONFIGURATION);
-    let generated = scenario.ferry(&[
-        "delete",
-        "--generate",
-        "-c",
-        &disc,
-        "--workspace",
-        &scenario.workspace(),
-        &scenario.destination(),
-    ]);
+    let generated = scenario.generate_delete_list(&disc, &scenario.workspace(), &[]);
     let stderr = text(&generated.stderr);
     assert!(generated.status.success(), "{stderr}");
     assert!(
@@ -333,18 +178,9 @@ fn a_registry_that_does_not_allow_deleting_is_named_with_its_setting() {
         ),
         "{stderr}"
     );
-    let list = scenario
-        .folder
-        .path()
-        .join("workspace/working-dir/delete/delete-images.yaml");
+    let list = scenario.delete_list("workspace");
     assert!(Path::new(&list).is_file());
-    let deleted = scenario.ferry(&[
-        "delete",
-        "--delete-yaml-file",
-        &list.display().to_string(),
-        "--dest-tls-verify=false",
-        &scenario.destination(),
-    ]);
+    let deleted = scenario.delete_listed(&list, &[]);
     let stderr = text(&deleted.stderr);
     assert_eq!(deleted.status.code(), Some(1), "{stderr}");
     assert!(
@@ -419,31 +255,10 @@ fn a_disk_folders_cache_forgets_deleted_images_and_keeps_the_rest() {
         "delete-isc.yaml",
         "kind: DeleteImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\ndelete:\n  additionalImages:\n  - name: quay.io/ferry-demo/signed:1.0\n",
     );
-    let generated = scenario.ferry(&[
-        "delete",
-        "--generate",
-        "-c",
-        &disc,
-        "--workspace",
-        &disk,
-        "--delete-signatures",
-        &scenario.destination(),
-    ]);
+    let generated = scenario.generate_delete_list(&disc, &disk, &["--delete-signatures"]);
     assert!(generated.status.success(), "{}", text(&generated.stderr));
-    let list = scenario
-        .folder
-        .path()
-        .join("disk/working-dir/delete/delete-images.yaml")
-        .display()
-        .to_string();
-    let deleted = scenario.ferry(&[
-        "delete",
-        "--delete-yaml-file",
-        &list,
-        "--dest-tls-verify=false",
-        "--force-cache-delete",
-        &scenario.destination(),
-    ]);
+    let list = scenario.delete_list("disk");
+    let deleted = scenario.delete_listed(&list, &["--force-cache-delete"]);
     let stdout = text(&deleted.stdout);
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert!(stdout.contains("done: 2 deleted"), "{stdout}");

@@ -13,8 +13,7 @@ use std::process::Command;
 use ferry_testworld::registry::{Flavour, Registry, Storage};
 use serde_yaml::Value;
 
-use crate::delete::Scenario;
-use crate::support::{compare_or_bless, golden_path, text};
+use crate::support::{Scenario, compare_or_bless, golden_path, text};
 
 const TEST_CATALOG: &str = "quay.io/ferry-demo/test-catalog:latest";
 
@@ -60,26 +59,14 @@ fn generate(scenario: &Scenario, disc: &str) -> BTreeSet<(String, String)> {
 
 /// [`generate`] with the workspace (or disk folder) `folder`.
 fn generate_in(scenario: &Scenario, folder: &str, disc: &str) -> BTreeSet<(String, String)> {
-    let output = scenario.ferry(&[
-        "delete",
-        "--generate",
-        "-c",
-        disc,
-        "--workspace",
-        &scenario.workspace_named(folder),
-        &scenario.destination(),
-    ]);
+    let output = scenario.generate_delete_list(disc, &scenario.workspace_named(folder), &[]);
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(
         !stderr.contains("no record"),
         "every listed image was mirrored there: {stderr}"
     );
-    let list = scenario
-        .folder
-        .path()
-        .join(folder)
-        .join("working-dir/delete/delete-images.yaml");
+    let list = scenario.delete_list(folder);
     let list: Value = serde_yaml::from_str(&std::fs::read_to_string(list).unwrap()).unwrap();
     let base = format!("docker://{}/mirror/", scenario.destination.host());
     list["items"]
@@ -107,18 +94,7 @@ fn delete_listed(scenario: &Scenario) -> String {
 
 /// [`delete_listed`] of the list in the workspace (or disk folder) `folder`.
 fn delete_listed_in(scenario: &Scenario, folder: &str) -> String {
-    let list = scenario
-        .folder
-        .path()
-        .join(folder)
-        .join("working-dir/delete/delete-images.yaml");
-    let output = scenario.ferry(&[
-        "delete",
-        "--delete-yaml-file",
-        &list.display().to_string(),
-        "--dest-tls-verify=false",
-        &scenario.destination(),
-    ]);
+    let output = scenario.delete_listed(&scenario.delete_list(folder), &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     text(&output.stdout)
 }
@@ -126,20 +102,7 @@ fn delete_listed_in(scenario: &Scenario, folder: &str) -> String {
 /// The manifests `ferry plan --delete --format json` of `disc` deletes, as
 /// `repository:tag` references below `mirror/` (the listed ones).
 fn planned(scenario: &Scenario, disc: &str) -> BTreeSet<String> {
-    let workspace = scenario.workspace();
-    let destination = scenario.destination();
-    let output = scenario.ferry(&[
-        "plan",
-        "--delete",
-        "-c",
-        disc,
-        "--workspace",
-        &workspace,
-        "--dest-tls-verify=false",
-        "--format",
-        "json",
-        &destination,
-    ]);
+    let output = scenario.plan_delete("workspace", disc, &["--format", "json"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let manifests = plan["delete"]["manifests"]
@@ -212,23 +175,8 @@ fn deleting_a_package_keeps_the_catalog_and_the_other_package_and_the_whole_cata
         "{listed:?}"
     );
     // The list and the plan's text, as people read them.
-    let list_text = std::fs::read_to_string(
-        scenario
-            .folder
-            .path()
-            .join("workspace/working-dir/delete/delete-images.yaml"),
-    )
-    .unwrap();
-    let plan_text = scenario.ferry(&[
-        "plan",
-        "--delete",
-        "-c",
-        &foo_only,
-        "--workspace",
-        &scenario.workspace(),
-        "--dest-tls-verify=false",
-        &scenario.destination(),
-    ]);
+    let list_text = std::fs::read_to_string(scenario.delete_list("workspace")).unwrap();
+    let plan_text = scenario.plan_delete("workspace", &foo_only, &[]);
     assert!(plan_text.status.success(), "{}", text(&plan_text.stderr));
     let mut failures = Vec::new();
     for (name, actual) in [
@@ -370,20 +318,16 @@ fn an_applied_delete_plan_of_a_package_makes_the_workspace_forget_its_bundles() 
         &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: foo\n"),
     );
     let plan_file = scenario.folder.path().join("delete-plan.json");
-    let planned = scenario.ferry(&[
-        "plan",
-        "--delete",
-        "-c",
+    let planned = scenario.plan_delete(
+        "workspace",
         &foo_only,
-        "--workspace",
-        &scenario.workspace(),
-        "--dest-tls-verify=false",
-        "--format",
-        "markdown",
-        "--out",
-        &plan_file.display().to_string(),
-        &scenario.destination(),
-    ]);
+        &[
+            "--format",
+            "markdown",
+            "--out",
+            &plan_file.display().to_string(),
+        ],
+    );
     let markdown = text(&planned.stdout);
     assert!(planned.status.success(), "{}", text(&planned.stderr));
     assert!(
@@ -426,15 +370,7 @@ fn a_workspace_that_never_mirrored_the_catalog_names_what_to_run_first() {
         "delete-catalog.yaml",
         &format!("  - catalog: {TEST_CATALOG}\n    packages:\n    - name: foo\n"),
     );
-    let output = scenario.ferry(&[
-        "delete",
-        "--generate",
-        "-c",
-        &disc,
-        "--workspace",
-        &scenario.workspace(),
-        &scenario.destination(),
-    ]);
+    let output = scenario.generate_delete_list(&disc, &scenario.workspace(), &[]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use ferry_testworld::registry::{Flavour, Registry, Storage};
 
-use crate::delete::{Scenario, text};
+use crate::support::{Scenario, text};
 
 const IMAGES: &str = "  - name: registry.redhat.io/ubi9/ubi:latest\n  - name: quay.io/ferry-demo/hello:1.0\n  - name: quay.io/ferry-demo/signed:1.0\n";
 
@@ -87,28 +87,6 @@ fn pulled(reference: &str) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn plan_delete(
-    scenario: &Scenario,
-    workspace: &str,
-    disc: &str,
-    extra: &[&str],
-) -> std::process::Output {
-    let workspace = scenario.workspace_named(workspace);
-    let mut arguments = vec![
-        "plan",
-        "--delete",
-        "-c",
-        disc,
-        "--workspace",
-        &workspace,
-        "--dest-tls-verify=false",
-    ];
-    arguments.extend_from_slice(extra);
-    let destination = scenario.destination();
-    arguments.push(&destination);
-    scenario.ferry(&arguments)
-}
-
 #[test]
 fn a_delete_plan_frees_what_garbage_collection_frees_and_the_next_mirror_copies_it_again() {
     let scenario = Scenario::start(Registry::start(Flavour::PlainHttp, Storage::Empty).unwrap());
@@ -128,8 +106,7 @@ fn a_delete_plan_frees_what_garbage_collection_frees_and_the_next_mirror_copies_
     );
     let plan_file = scenario.folder.path().join("delete-plan.json");
     let plan_argument = plan_file.display().to_string();
-    let planned = plan_delete(
-        &scenario,
+    let planned = scenario.plan_delete(
         "workspace",
         &disc,
         &[
@@ -154,8 +131,7 @@ fn a_delete_plan_frees_what_garbage_collection_frees_and_the_next_mirror_copies_
         stdout.contains("Plan: 3 manifests and 3 tags to delete"),
         "{stdout}"
     );
-    let markdown = plan_delete(
-        &scenario,
+    let markdown = scenario.plan_delete(
         "workspace",
         &disc,
         &["--delete-signatures", "--format", "markdown"],
@@ -284,16 +260,7 @@ fn what_another_image_set_needs_is_kept_unless_forced() {
 
     // --generate leaves hello out, naming the other image set.
     let workspace = scenario.workspace_named("first");
-    let destination = scenario.destination();
-    let generated = scenario.ferry(&[
-        "delete",
-        "--generate",
-        "-c",
-        &disc,
-        "--workspace",
-        &workspace,
-        &destination,
-    ]);
+    let generated = scenario.generate_delete_list(&disc, &workspace, &[]);
     let stderr = text(&generated.stderr);
     assert!(generated.status.success(), "{stderr}");
     assert!(
@@ -302,26 +269,10 @@ fn what_another_image_set_needs_is_kept_unless_forced() {
             && stderr.contains("mirror/ferry-demo/hello:1.0"),
         "{stderr}"
     );
-    let list = std::fs::read_to_string(
-        scenario
-            .folder
-            .path()
-            .join("first/working-dir/delete/delete-images.yaml"),
-    )
-    .unwrap();
+    let list = std::fs::read_to_string(scenario.delete_list("first")).unwrap();
     assert!(!list.contains("hello"), "{list}");
     assert!(list.contains("ubi9/ubi:latest"), "{list}");
-    let forced = scenario.ferry(&[
-        "delete",
-        "--generate",
-        "--force",
-        "--dry-run",
-        "-c",
-        &disc,
-        "--workspace",
-        &workspace,
-        &destination,
-    ]);
+    let forced = scenario.generate_delete_list(&disc, &workspace, &["--force", "--dry-run"]);
     assert!(
         text(&forced.stdout).contains("hello"),
         "{}",
@@ -330,7 +281,7 @@ fn what_another_image_set_needs_is_kept_unless_forced() {
 
     // The plan keeps hello too (ubi is an index and its two images), and
     // --force would delete it.
-    let planned = plan_delete(&scenario, "first", &disc, &[]);
+    let planned = scenario.plan_delete("first", &disc, &[]);
     let stdout = text(&planned.stdout);
     assert!(planned.status.success(), "{}", text(&planned.stderr));
     assert!(
@@ -341,7 +292,7 @@ fn what_another_image_set_needs_is_kept_unless_forced() {
         stdout.contains("Plan: 3 manifests and 1 tags to delete, 1 kept"),
         "{stdout}"
     );
-    let plan_forced = plan_delete(&scenario, "first", &disc, &["--force"]);
+    let plan_forced = scenario.plan_delete("first", &disc, &["--force"]);
     assert!(
         text(&plan_forced.stdout).contains("Plan: 4 manifests"),
         "{}",
@@ -354,7 +305,7 @@ fn what_another_image_set_needs_is_kept_unless_forced() {
         .join("first-plan.json")
         .display()
         .to_string();
-    let saved = plan_delete(&scenario, "first", &disc, &["--out", &plan_file]);
+    let saved = scenario.plan_delete("first", &disc, &["--out", &plan_file]);
     assert!(saved.status.success());
     let document: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();

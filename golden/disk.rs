@@ -1271,6 +1271,41 @@ fn a_version_1_plan_file_is_refused_with_what_to_do() {
 }
 
 #[test]
+fn a_plan_file_whose_top_digest_is_not_a_digest_is_refused_naming_it() {
+    let site = Site::new();
+    let config = site.config("isc.yaml", HELLO);
+    let world = World::start().unwrap();
+    let plan_file = site.path("edited.plan.json");
+    let plan_argument = plan_file.display().to_string();
+    let planned = site.mirror_to_disk(&world, "plan", &config, "disk", &["--out", &plan_argument]);
+    assert!(planned.status.success(), "{}", text(&planned));
+    // Someone edits the saved plan's image to name a tag.
+    let mut document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    let top = &mut document["apply"]["images"][0]["top"];
+    assert!(
+        top.as_str()
+            .is_some_and(|digest| digest.starts_with("sha256:")),
+        "{document}"
+    );
+    *top = "sha256:latest".into();
+    std::fs::write(&plan_file, document.to_string()).unwrap();
+    let applied = site.ferry("cache", &["apply", &plan_argument]);
+    assert_eq!(applied.status.code(), Some(1), "{}", text(&applied));
+    assert!(
+        text(&applied).contains(&format!(
+            "error: {plan_argument} is not a ferry plan: the top digest `sha256:latest` of a planned image is not a digest: a sha256 digest has 64 hex digits, this one has 6"
+        )),
+        "{}",
+        text(&applied)
+    );
+    assert!(
+        segments(&site.path("disk")).is_empty(),
+        "no delivery was written"
+    );
+}
+
+#[test]
 fn trust_state_plans_the_next_delivery_with_every_source_stopped() {
     let site = Site::new();
     let config = site.config("isc.yaml", HELLO);

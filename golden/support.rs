@@ -1,11 +1,12 @@
 //! Shared helpers of the golden tests: where the files are, the
 //! compare-or-bless step, and the setup the end-to-end tests repeat (the
 //! `ferry` command with the test environment, image set files, skopeo
-//! reads, the strict CRD schemas).
+//! reads, the strict CRD schemas, the delete goldens' [`Scenario`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use ferry_testworld::registry::Registry;
 use ferry_testworld::world::World;
 use serde_json::Value;
 
@@ -215,4 +216,188 @@ pub fn exited(output: &Output, code: i32) -> String {
     let all = all_output(output);
     assert_eq!(output.status.code(), Some(code), "{all}");
     all
+}
+
+/// The delete goldens' setting (`delete*.rs`): the test world, an empty
+/// destination registry, and a temporary folder for workspaces, files and
+/// the cache.
+pub(crate) struct Scenario {
+    pub(crate) world: World,
+    pub(crate) destination: Registry,
+    pub(crate) folder: tempfile::TempDir,
+}
+
+impl Scenario {
+    pub(crate) fn start(destination: Registry) -> Self {
+        Scenario {
+            world: World::start().unwrap(),
+            destination,
+            folder: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub(crate) fn write(&self, name: &str, text: &str) -> String {
+        let path = self.folder.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    pub(crate) fn workspace(&self) -> String {
+        format!("file://{}", self.folder.path().join("workspace").display())
+    }
+
+    pub(crate) fn destination(&self) -> String {
+        format!("docker://{}/mirror", self.destination.host())
+    }
+
+    pub(crate) fn ferry(&self, arguments: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(arguments)
+            .env(
+                "REGISTRY_AUTH_FILE",
+                self.folder.path().join("no-auth.json"),
+            )
+            .env("FERRY_CACHE_DIR", self.folder.path().join("cache"))
+            .output()
+            .unwrap()
+    }
+
+    /// Mirrors `images` (additionalImages lines) to the destination.
+    pub(crate) fn mirror(&self, images: &str) {
+        self.mirror_from("workspace", images);
+    }
+
+    /// The workspace folder `name`, as `file://DIR`.
+    pub(crate) fn workspace_named(&self, name: &str) -> String {
+        format!("file://{}", self.folder.path().join(name).display())
+    }
+
+    /// Mirrors `images` (additionalImages lines) to the destination with
+    /// the workspace `name` (its configuration `name.yaml`).
+    pub(crate) fn mirror_from(&self, name: &str, images: &str) {
+        let config = self.write(
+            &format!("{name}.yaml"),
+            &format!("kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  additionalImages:\n{images}"),
+        );
+        let registries_conf = self.world.registries_conf().display().to_string();
+        let output = self.ferry(&[
+            "mirror",
+            "-c",
+            &config,
+            "--workspace",
+            &self.workspace_named(name),
+            "--registries-conf",
+            &registries_conf,
+            "--dest-tls-verify=false",
+            &self.destination(),
+        ]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+
+    /// Mirrors `config` to the disk folder `disk` (`file://DIR`), then
+    /// from it to the destination, as the disconnected flow does.
+    pub(crate) fn mirror_through_disk(&self, config: &str, disk: &str) {
+        let registries_conf = self.world.registries_conf().display().to_string();
+        let to_disk = self.ferry(&[
+            "mirror",
+            "-c",
+            config,
+            "--registries-conf",
+            &registries_conf,
+            disk,
+        ]);
+        assert!(to_disk.status.success(), "{}", text(&to_disk.stderr));
+        let from_disk = self.ferry(&[
+            "mirror",
+            "-c",
+            config,
+            "--from",
+            disk,
+            "--dest-tls-verify=false",
+            &self.destination(),
+        ]);
+        assert!(from_disk.status.success(), "{}", text(&from_disk.stderr));
+    }
+
+    /// Whether the destination serves `reference` (below `mirror/`).
+    pub(crate) fn holds(&self, reference: &str) -> bool {
+        Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{}/mirror/{reference}", self.destination.host()),
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
+    /// `ferry delete --generate -c DISC --workspace WORKSPACE EXTRA...
+    /// DESTINATION`: step 1, the delete list written into `workspace`
+    /// (`file://DIR`).
+    pub(crate) fn generate_delete_list(
+        &self,
+        disc: &str,
+        workspace: &str,
+        extra: &[&str],
+    ) -> Output {
+        let destination = self.destination();
+        let mut arguments = vec!["delete", "--generate", "-c", disc, "--workspace", workspace];
+        arguments.extend_from_slice(extra);
+        arguments.push(&destination);
+        self.ferry(&arguments)
+    }
+
+    /// The delete list step 1 wrote into the workspace (or disk folder)
+    /// `folder`.
+    pub(crate) fn delete_list(&self, folder: &str) -> String {
+        self.folder
+            .path()
+            .join(folder)
+            .join("working-dir/delete/delete-images.yaml")
+            .display()
+            .to_string()
+    }
+
+    /// `ferry plan --delete -c DISC --workspace WORKSPACE
+    /// --dest-tls-verify=false EXTRA... DESTINATION`, `workspace` being a
+    /// folder's name in the scenario's.
+    pub(crate) fn plan_delete(&self, workspace: &str, disc: &str, extra: &[&str]) -> Output {
+        let workspace = self.workspace_named(workspace);
+        let destination = self.destination();
+        let mut arguments = vec![
+            "plan",
+            "--delete",
+            "-c",
+            disc,
+            "--workspace",
+            &workspace,
+            "--dest-tls-verify=false",
+        ];
+        arguments.extend_from_slice(extra);
+        arguments.push(&destination);
+        self.ferry(&arguments)
+    }
+
+    /// `ferry delete --delete-yaml-file LIST --dest-tls-verify=false
+    /// EXTRA... DESTINATION`: step 2, what `list` names deleted.
+    pub(crate) fn delete_listed(&self, list: &str, extra: &[&str]) -> Output {
+        let destination = self.destination();
+        let mut arguments = vec![
+            "delete",
+            "--delete-yaml-file",
+            list,
+            "--dest-tls-verify=false",
+        ];
+        arguments.extend_from_slice(extra);
+        arguments.push(&destination);
+        self.ferry(&arguments)
+    }
+
+    pub(crate) fn redact(&self, text: &str) -> String {
+        text.replace(&self.destination.host(), "[DESTINATION]")
+            .replace(&self.folder.path().display().to_string(), "[TEMP]")
+    }
 }

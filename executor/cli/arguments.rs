@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ferry_executor::workflow::registry_source::RegistryOrigin;
 use ferry_executor::workflow::releases::ReleaseSources;
 use ferry_executor::workflow::{DiskOptions, PlanOptions, TransferOptions};
 use ferry_planner::Destination;
@@ -158,6 +159,24 @@ impl MirrorArgs {
         self.authfile.as_ref().filter(|path| !from_variable(path))
     }
 
+    /// Where a run to a registry takes its content from: `--from
+    /// file://DIR` (disk-to-mirror) or `--workspace file://DIR`
+    /// (mirror-to-mirror), refused as oc-mirror refuses them.
+    pub(crate) fn registry_origin(&self) -> Result<RegistryOrigin, String> {
+        match (&self.from, &self.workspace) {
+            (Some(_), Some(_)) => Err("when destination is docker://, --from (assumes disk to mirror workflow) and --workspace (assumes mirror to mirror workflow) cannot be used together".to_owned()),
+            (Some(from), None) => from
+                .strip_prefix("file://")
+                .map(|folder| RegistryOrigin::Deliveries(PathBuf::from(folder)))
+                .ok_or_else(|| "when --from is used, it must have file:// prefix".to_owned()),
+            (None, Some(workspace)) => workspace
+                .strip_prefix("file://")
+                .map(|folder| RegistryOrigin::Registries(PathBuf::from(folder)))
+                .ok_or_else(|| "when --workspace is used, it must have file:// prefix".to_owned()),
+            (None, None) => Err("when destination is docker://, either --from (assumes disk to mirror workflow) or --workspace (assumes mirror to mirror workflow) need to be provided".to_owned()),
+        }
+    }
+
     /// The auth file `--src-authfile`/`--dest-authfile` name, else
     /// `--authfile` (or `$REGISTRY_AUTH_FILE`).
     pub(crate) fn effective_authfile(&self) -> Option<PathBuf> {
@@ -179,7 +198,7 @@ impl MirrorArgs {
     pub(crate) fn chosen_cache_folder(&self) -> Result<Option<PathBuf>, String> {
         match &self.cache_folder {
             Some(folder) => Ok(Some(folder.clone())),
-            None => crate::cache::chosen_cache_folder_here(self.cache_dir.as_deref()),
+            None => crate::cache_location::chosen_cache_folder_here(self.cache_dir.as_deref()),
         }
     }
 
@@ -190,7 +209,7 @@ impl MirrorArgs {
                 .chosen_cache_folder()
                 .ok()
                 .flatten()
-                .unwrap_or_else(crate::cache::default_cache_dir),
+                .unwrap_or_else(crate::cache_location::default_cache_dir),
             since: self.since,
             strict_archive: self.strict_archive,
             max_segment_bytes: self.max_segment_bytes,
@@ -419,4 +438,55 @@ pub(crate) fn parse_destination(
         registry: registry.to_owned(),
         prefix: prefix.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        common: MirrorArgs,
+    }
+
+    fn origin(flags: &[&str]) -> Result<RegistryOrigin, String> {
+        let mut line = vec!["ferry", "docker://mirror.local"];
+        line.extend_from_slice(flags);
+        Flags::try_parse_from(line)
+            .expect("the flags parse")
+            .common
+            .registry_origin()
+    }
+
+    #[test]
+    fn a_registry_run_takes_its_content_from_the_deliveries_or_the_registries() {
+        assert_eq!(
+            origin(&["--from", "file:///srv/disk"]),
+            Ok(RegistryOrigin::Deliveries(PathBuf::from("/srv/disk")))
+        );
+        assert_eq!(
+            origin(&["--workspace", "file://relative"]),
+            Ok(RegistryOrigin::Registries(PathBuf::from("relative")))
+        );
+        assert_eq!(
+            origin(&["--from", "/srv/disk"]).unwrap_err(),
+            "when --from is used, it must have file:// prefix"
+        );
+        assert_eq!(
+            origin(&["--workspace", "/srv/ws"]).unwrap_err(),
+            "when --workspace is used, it must have file:// prefix"
+        );
+        assert!(
+            origin(&[])
+                .unwrap_err()
+                .contains("either --from (assumes disk to mirror workflow) or --workspace")
+        );
+        assert!(
+            origin(&["--from", "file:///a", "--workspace", "file:///b"])
+                .unwrap_err()
+                .contains("cannot be used together")
+        );
+    }
 }

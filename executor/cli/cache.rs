@@ -1,19 +1,12 @@
-//! `ferry cache verify|prune`: look after the content cache.
-//!
-//! Where the cache is, for every command ([`chosen_cache_folder`]): as
-//! oc-mirror does, `--cache-dir DIR` and `$OC_MIRROR_CACHE` name a base
-//! folder and the cache is a subfolder of it (`DIR/.ferry/cache`; oc-mirror's
-//! own is `DIR/.oc-mirror/.cache`), so a home folder is never filled
-//! directly; giving both is an error, as in oc-mirror. `$FERRY_CACHE_DIR`
-//! names the cache folder itself. Without any of them:
-//! `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`.
+//! `ferry cache verify|prune`: look after the content cache (where it is:
+//! `cache_location.rs`).
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ferry_store::Cache;
 
+use crate::cache_location::{chosen_cache_folder_here, default_cache_dir};
 use crate::exit_status;
 
 /// Arguments of `ferry cache`.
@@ -49,47 +42,6 @@ enum CacheCommand {
         #[arg(long)]
         dry_run: bool,
     },
-}
-
-/// The default cache folder.
-pub fn default_cache_dir() -> PathBuf {
-    let environment = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    environment("XDG_CACHE_HOME")
-        .map(|folder| folder.join("ferry"))
-        .or_else(|| environment("HOME").map(|home| home.join(".cache/ferry")))
-        .unwrap_or_else(|| PathBuf::from(".ferry-cache"))
-}
-
-/// The subfolder of a `--cache-dir` or `$OC_MIRROR_CACHE` base folder
-/// that holds ferry's cache.
-pub const CACHE_SUBFOLDER: &str = ".ferry/cache";
-
-/// The cache folder the user chose, or `None` for the default: the
-/// subfolder of `--cache-dir` (`flag`) or `$OC_MIRROR_CACHE`, else
-/// `$FERRY_CACHE_DIR` itself. `variable` reads the environment (a
-/// parameter so tests need not change the process's own).
-pub fn chosen_cache_folder(
-    flag: Option<&Path>,
-    variable: impl Fn(&str) -> Option<OsString>,
-) -> Result<Option<PathBuf>, String> {
-    let variable = |name: &str| variable(name).filter(|value| !value.is_empty());
-    let oc_mirror = variable("OC_MIRROR_CACHE");
-    if flag.is_some() && oc_mirror.is_some() {
-        return Err("either OC_MIRROR_CACHE or --cache-dir can be used but not both".to_owned());
-    }
-    if let Some(base) = flag.map(Path::to_path_buf).or(oc_mirror.map(PathBuf::from)) {
-        return Ok(Some(base.join(CACHE_SUBFOLDER)));
-    }
-    Ok(variable("FERRY_CACHE_DIR").map(PathBuf::from))
-}
-
-/// [`chosen_cache_folder`] from the process's environment.
-pub fn chosen_cache_folder_here(flag: Option<&Path>) -> Result<Option<PathBuf>, String> {
-    chosen_cache_folder(flag, |name| std::env::var_os(name))
 }
 
 fn open(cache_dir: Option<PathBuf>) -> Result<Cache, ExitCode> {
@@ -187,62 +139,5 @@ pub fn run(args: Args) -> ExitCode {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn environment(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| OsString::from(value))
-        }
-    }
-
-    #[test]
-    fn cache_dir_and_oc_mirror_cache_name_a_base_folder_as_in_oc_mirror() {
-        let flag = chosen_cache_folder(Some(Path::new("/home/me")), environment(&[])).unwrap();
-        assert_eq!(flag, Some(PathBuf::from("/home/me/.ferry/cache")));
-        let variable =
-            chosen_cache_folder(None, environment(&[("OC_MIRROR_CACHE", "/data")])).unwrap();
-        assert_eq!(variable, Some(PathBuf::from("/data/.ferry/cache")));
-        let both = chosen_cache_folder(
-            Some(Path::new("/home/me")),
-            environment(&[("OC_MIRROR_CACHE", "/data")]),
-        );
-        assert_eq!(
-            both.unwrap_err(),
-            "either OC_MIRROR_CACHE or --cache-dir can be used but not both"
-        );
-    }
-
-    #[test]
-    fn ferry_cache_dir_names_the_cache_itself_and_comes_after_oc_mirror_cache() {
-        let own = chosen_cache_folder(None, environment(&[("FERRY_CACHE_DIR", "/c")])).unwrap();
-        assert_eq!(own, Some(PathBuf::from("/c")));
-        let flag_first = chosen_cache_folder(
-            Some(Path::new("/base")),
-            environment(&[("FERRY_CACHE_DIR", "/c")]),
-        )
-        .unwrap();
-        assert_eq!(flag_first, Some(PathBuf::from("/base/.ferry/cache")));
-        let oc_mirror_first = chosen_cache_folder(
-            None,
-            environment(&[("FERRY_CACHE_DIR", "/c"), ("OC_MIRROR_CACHE", "/o")]),
-        )
-        .unwrap();
-        assert_eq!(oc_mirror_first, Some(PathBuf::from("/o/.ferry/cache")));
-        assert_eq!(
-            chosen_cache_folder(None, environment(&[("OC_MIRROR_CACHE", "")])).unwrap(),
-            None
-        );
     }
 }

@@ -1,15 +1,21 @@
 //! What the workflow commands share on the command line: error messages
-//! and exit statuses, the async runtime, the configuration's diagnostics,
-//! sizes for people, notices, the errors file, and holding a workspace for
-//! a run.
+//! and exit statuses, the async runtime, the configuration's diagnostics
+//! (of an ImageSetConfiguration and of a DeleteImageSetConfiguration),
+//! sizes for people, notices, the errors file, holding a workspace for a
+//! run, the client a delete (step or plan) reaches its registry with, and
+//! the flags `list bundles` and `list operators` reach registry catalogs
+//! with.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use ferry_executor::workflow::to_disk::Notice;
 use ferry_executor::workflow::workspace::refuse_filesystem_root;
 use ferry_executor::workflow::{Workspace, publish};
-use ferry_schemas::{load_image_set_configuration, render};
+use ferry_planner::Destination;
+use ferry_registry::{ClientOptions, CredentialStore, RegistryClient};
+use ferry_schemas::{load_delete_configuration, load_image_set_configuration, render};
 use ferry_store::RunLock;
 
 use crate::arguments::MirrorArgs;
@@ -120,6 +126,29 @@ pub(crate) fn check_config(
     Ok((text, loaded))
 }
 
+/// A DeleteImageSetConfiguration's text `text` read from `name`, checked
+/// (diagnostics printed), refusing parts ferry does not delete yet.
+pub(crate) fn load_delete_configuration_text(
+    name: &str,
+    text: &str,
+) -> Result<ferry_schemas::DeleteImageSetConfiguration, ExitCode> {
+    let loaded = match load_delete_configuration(text) {
+        Ok(loaded) => loaded,
+        Err(problems) => {
+            eprint!("{}", render(name, text, &problems));
+            return Err(exit_status::ERROR.into());
+        }
+    };
+    let refusals = loaded.refusals();
+    if !refusals.is_empty() {
+        eprint!("{}", render(name, text, &refusals));
+        return Err(error(
+            "the delete configuration uses parts ferry does not delete yet; nothing was done",
+        ));
+    }
+    Ok(loaded.config)
+}
+
 /// Takes `workspace` (a `working-dir`) for this run when it `writes`, so
 /// that a second run is refused at once naming the first; a run that only
 /// reads (a plan) takes nothing and says when another run holds it.
@@ -200,5 +229,54 @@ pub(crate) fn print_category_counts(
             count.category.noun(),
             if count.total == 1 { "image" } else { "images" }
         );
+    }
+}
+
+/// The client a delete (`ferry delete`, `ferry plan --delete`) reaches
+/// `destination` with.
+pub(crate) fn destination_client(
+    destination: &Destination,
+    tls_verify: bool,
+    authfile: Option<&Path>,
+    retry_times: Option<u32>,
+    retry_delay: Option<Duration>,
+) -> Result<RegistryClient, ExitCode> {
+    let credentials = CredentialStore::discover_checked(authfile)
+        .map_err(|missing| error(format!("{missing}; nothing was deleted")))?;
+    let defaults = ClientOptions::default();
+    Ok(RegistryClient::new(ClientOptions {
+        credentials,
+        insecure_hosts: if tls_verify {
+            Vec::new()
+        } else {
+            vec![destination.registry.clone()]
+        },
+        retry_times: retry_times.unwrap_or(defaults.retry_times),
+        retry_delay: retry_delay.filter(|delay| !delay.is_zero()),
+        ..defaults
+    }))
+}
+
+/// How registry catalogs are reached (as `list releases` has them).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RegistryArgs {
+    /// registries.conf for pulling registry catalogs.
+    #[arg(long)]
+    pub registries_conf: Option<PathBuf>,
+    /// Auth file (default: $REGISTRY_AUTH_FILE, then the containers and docker defaults).
+    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Verify TLS for registry catalogs (false also allows plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub src_tls_verify: bool,
+}
+
+impl RegistryArgs {
+    pub(crate) fn access_options(&self) -> ferry_executor::catalog_image::RegistryAccessOptions {
+        ferry_executor::catalog_image::RegistryAccessOptions {
+            registries_conf: self.registries_conf.clone(),
+            authfile: self.authfile.clone(),
+            source_tls_verify: self.src_tls_verify,
+        }
     }
 }

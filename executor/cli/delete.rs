@@ -12,11 +12,13 @@ use std::time::Duration;
 use ferry_executor::workflow::delete::{self, DeleteImageList, ItemOutcome};
 use ferry_executor::workflow::{Workspace, mebibytes};
 use ferry_planner::Destination;
-use ferry_registry::{ClientOptions, CredentialStore, RegistryClient};
-use ferry_schemas::{load_delete_configuration, render};
 
 use crate::arguments::parse_destination;
-use crate::common::{error, hold_workspace, print_notices, runtime};
+use crate::cache_location::cache_folder;
+use crate::common::{
+    destination_client, error, hold_workspace, load_delete_configuration_text, print_notices,
+    runtime,
+};
 use crate::{exit_status, logging};
 
 /// `ferry delete`: oc-mirror's flags.
@@ -233,29 +235,7 @@ pub(crate) fn load_configuration(
 ) -> Result<ferry_schemas::DeleteImageSetConfiguration, ExitCode> {
     let text = ferry_schemas::read_configuration_file(path)
         .map_err(|cause| error(format!("cannot read {}: {cause}", path.display())))?;
-    load_configuration_text(&path.display().to_string(), &text)
-}
-
-/// [`load_configuration`] of the text `text` read from `name`.
-pub(crate) fn load_configuration_text(
-    name: &str,
-    text: &str,
-) -> Result<ferry_schemas::DeleteImageSetConfiguration, ExitCode> {
-    let loaded = match load_delete_configuration(text) {
-        Ok(loaded) => loaded,
-        Err(problems) => {
-            eprint!("{}", render(name, text, &problems));
-            return Err(exit_status::ERROR.into());
-        }
-    };
-    let refusals = loaded.refusals();
-    if !refusals.is_empty() {
-        eprint!("{}", render(name, text, &refusals));
-        return Err(error(
-            "the delete configuration uses parts ferry does not delete yet; nothing was done",
-        ));
-    }
-    Ok(loaded.config)
+    load_delete_configuration_text(&path.display().to_string(), &text)
 }
 
 /// Step 2: deletes what the list names.
@@ -354,39 +334,6 @@ fn delete_listed(args: &Args, destination: &Destination) -> Result<ExitCode, Exi
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The cache a mirror run with `--cache-dir` `flag` uses (its
-/// `.ferry/cache` subfolder, else `$OC_MIRROR_CACHE`'s, else
-/// `$FERRY_CACHE_DIR`, else the default).
-pub(crate) fn cache_folder(flag: Option<&Path>) -> Result<PathBuf, ExitCode> {
-    crate::cache::chosen_cache_folder_here(flag)
-        .map(|chosen| chosen.unwrap_or_else(crate::cache::default_cache_dir))
-        .map_err(|refused| error(format!("{refused}; nothing was done")))
-}
-
-/// The client a delete reaches `destination` with.
-pub(crate) fn destination_client(
-    destination: &Destination,
-    tls_verify: bool,
-    authfile: Option<&Path>,
-    retry_times: Option<u32>,
-    retry_delay: Option<Duration>,
-) -> Result<RegistryClient, ExitCode> {
-    let credentials = CredentialStore::discover_checked(authfile)
-        .map_err(|missing| error(format!("{missing}; nothing was deleted")))?;
-    let defaults = ClientOptions::default();
-    Ok(RegistryClient::new(ClientOptions {
-        credentials,
-        insecure_hosts: if tls_verify {
-            Vec::new()
-        } else {
-            vec![destination.registry.clone()]
-        },
-        retry_times: retry_times.unwrap_or(defaults.retry_times),
-        retry_delay: retry_delay.filter(|delay| !delay.is_zero()),
-        ..defaults
-    }))
 }
 
 /// `--force-cache-delete`: the cache forgets the items that are gone from

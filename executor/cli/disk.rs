@@ -262,16 +262,8 @@ fn write_delivery(arguments: &MirrorArgs, prepared: &mut DiskPlan) -> ExitCode {
     ) {
         println!("{line}");
     }
-    let mut errors = String::new();
-    for image in &delivered.failed {
-        // Operator images name the bundles and packages needing them.
-        errors.push_str(&ferry_executor::workflow::operators::error_line(
-            operators,
-            &image.name,
-            &image.reason,
-        ));
-        errors.push('\n');
-    }
+    // Operator images name the bundles and packages needing them.
+    let errors = ferry_executor::workflow::operators::errors_text(operators, &delivered.failed);
     if errors.is_empty() {
         return ExitCode::SUCCESS;
     }

@@ -1,13 +1,6 @@
-//! `ferry list`: what catalogs and configurations hold, without mirroring.
-//!
-//! `list releases` is in `list_releases.rs`.
-//!
-//! `list operators` is oc-mirror's (notes §1.6): `--catalog REF` lists the
-//! packages (name, display name, default channel), `--package P` the
-//! channels with their heads, `--channel C` the versions (lowest first);
-//! `--catalogs --version V` (or `--version V`) fetches the manifests of Red
-//! Hat's catalog repositories at `vV` and says which exist. The catalog is
-//! read as `list bundles` reads it.
+//! `ferry list bundles`: what a configuration's catalogs select, without
+//! mirroring. `main.rs` sends `list operators` to `list_operators.rs` and
+//! `list releases` to `list_releases.rs`.
 //!
 //! `list bundles -c ISC.yaml [--format json]` (ferry's own): for every
 //! catalog of the configuration, the bundles its filter selects, computed
@@ -27,33 +20,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ferry_content::catalog::{self, Catalog, CatalogFile, FilterError, listing::BundleRow};
-use ferry_executor::catalog_image::{RegistryAccess, RegistryAccessOptions};
-use ferry_executor::layer_files::{self, CATALOG_CONFIGS_LABEL, FolderFiles};
-use ferry_schemas::{ImageReference, ImageSource, load_image_set_configuration, render};
+use ferry_content::catalog::{self, FilterError, listing::BundleRow};
+use ferry_executor::catalog_image::{RegistryAccess, load_catalog};
+use ferry_schemas::{load_image_set_configuration, render};
 
+use crate::common::RegistryArgs;
 use crate::exit_status;
-
-/// Arguments of `ferry list`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    pub what: What,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum What {
-    /// The bundles each operator catalog's filter selects (ferry's own).
-    Bundles(BundlesArgs),
-    /// oc-mirror's operator listing: a catalog's packages (`--catalog`), a
-    /// package's channels (`--package`), a channel's versions (`--channel`),
-    /// or Red Hat's catalogs of an OpenShift version (`--catalogs --version`).
-    Operators(OperatorsArgs),
-    /// OpenShift releases: oc-mirror's listing (`--version`, `--channel`,
-    /// `--channels`, `--filter-by-archs`), or with `-c` the releases a
-    /// configuration selects, from the update graph alone.
-    Releases(crate::list_releases::Args),
-}
 
 /// Arguments of `ferry list bundles`.
 #[derive(Debug, clap::Args)]
@@ -68,230 +40,24 @@ pub struct BundlesArgs {
     pub registry: RegistryArgs,
 }
 
-/// Arguments of `ferry list operators` (oc-mirror's flags).
-#[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["catalog", "catalogs", "version"])))]
-pub struct OperatorsArgs {
-    /// List the Red Hat catalogs of an OpenShift version (requires `--version`).
-    #[arg(long, requires = "version", conflicts_with = "catalog")]
-    pub catalogs: bool,
-    /// An OpenShift version (X.Y); implies `--catalogs`.
-    #[arg(long, conflicts_with = "catalog")]
-    pub version: Option<String>,
-    /// The catalog to list (`host/repository:tag`, `docker://...` or `oci://PATH`).
-    #[arg(long)]
-    pub catalog: Option<String>,
-    /// List this package's channels (requires `--catalog`).
-    #[arg(long = "package", requires = "catalog")]
-    pub package: Option<String>,
-    /// List this channel's versions (requires `--catalog` and `--package`).
-    #[arg(long, requires = "package")]
-    pub channel: Option<String>,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-}
-
-/// How registry catalogs are reached (as `list releases` has them).
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct RegistryArgs {
-    /// registries.conf for pulling registry catalogs.
-    #[arg(long)]
-    pub registries_conf: Option<PathBuf>,
-    /// Auth file (default: $REGISTRY_AUTH_FILE, then the containers and docker defaults).
-    #[arg(long, env = "REGISTRY_AUTH_FILE")]
-    pub authfile: Option<PathBuf>,
-    /// Verify TLS for registry catalogs (false also allows plain HTTP).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub src_tls_verify: bool,
-}
-
-impl RegistryArgs {
-    fn access_options(&self) -> RegistryAccessOptions {
-        RegistryAccessOptions {
-            registries_conf: self.registries_conf.clone(),
-            authfile: self.authfile.clone(),
-            source_tls_verify: self.src_tls_verify,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Text,
     Json,
 }
 
-pub fn run(args: &Args) -> ExitCode {
-    match &args.what {
-        What::Bundles(args) => match bundles(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("error: {message}");
-                exit_status::ERROR.into()
-            }
-        },
-        What::Operators(args) => match operators(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("error: {message}");
-                exit_status::ERROR.into()
-            }
-        },
-        What::Releases(args) => crate::list_releases::run(args),
-    }
+/// `ferry list bundles`.
+pub fn bundles_command(args: &BundlesArgs) -> ExitCode {
+    exit_status_of(bundles(args))
 }
 
-/// Red Hat's catalog repositories `--catalogs` probes, in oc-mirror's order.
-const RED_HAT_CATALOGS: [&str; 4] = [
-    "registry.redhat.io/redhat/redhat-operator-index",
-    "registry.redhat.io/redhat/certified-operator-index",
-    "registry.redhat.io/redhat/community-operator-index",
-    "registry.redhat.io/redhat/redhat-marketplace-index",
-];
-
-fn operators(args: &OperatorsArgs) -> Result<(), String> {
-    let output = match &args.catalog {
-        Some(written) => {
-            let source: ImageSource = written
-                .parse()
-                .map_err(|error| format!("{written:?}: {error}"))?;
-            let mut access = None;
-            let catalog = read_catalog(&source, &mut access, &args.registry)
-                .map_err(|message| format!("failed to load catalog {written}: {message}"))?;
-            operator_listing(&catalog, args.package.as_deref(), args.channel.as_deref())?
+fn exit_status_of(outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            exit_status::ERROR.into()
         }
-        None => {
-            let version = args.version.as_deref().unwrap_or_default();
-            list_catalogs(version, &args.registry)?
-        }
-    };
-    std::io::stdout()
-        .lock()
-        .write_all(output.as_bytes())
-        .map_err(|error| format!("writing to stdout: {error}"))
-}
-
-/// oc-mirror's three catalog listings, as text.
-fn operator_listing(
-    catalog: &Catalog,
-    package: Option<&str>,
-    channel: Option<&str>,
-) -> Result<String, String> {
-    let Some(package) = package else {
-        let rows = catalog::listing::packages(catalog)
-            .into_iter()
-            .map(|row| vec![row.name, row.display_name, row.default_channel]);
-        return Ok(aligned(
-            std::iter::once(
-                ["NAME", "DISPLAY NAME", "DEFAULT CHANNEL"]
-                    .map(str::to_owned)
-                    .to_vec(),
-            )
-            .chain(rows)
-            .collect(),
-        ));
-    };
-    if catalog.package(package).is_none() {
-        return Err(format!("operator {package:?} not found in catalog"));
-    }
-    let Some(channel) = channel else {
-        let rows = catalog::listing::channels(catalog, package)
-            .into_iter()
-            .map(|row| {
-                let head = row.head.unwrap_or_else(|error| format!("ERROR: {error}"));
-                vec![row.package, row.channel, head]
-            });
-        return Ok(aligned(
-            std::iter::once(["PACKAGE", "CHANNEL", "HEAD"].map(str::to_owned).to_vec())
-                .chain(rows)
-                .collect(),
-        ));
-    };
-    if !catalog
-        .channels
-        .iter()
-        .any(|known| known.package == package && known.name == channel)
-    {
-        return Err(format!(
-            "channel {channel:?} not found for operator {package:?}"
-        ));
-    }
-    let mut text = String::from("VERSIONS\n");
-    for version in catalog::listing::versions(catalog, package, channel) {
-        text.push_str(&version);
-        text.push('\n');
-    }
-    Ok(text)
-}
-
-/// Columns as oc-mirror's tab writer sets them: every cell but the last of
-/// a line padded to its column's width plus two spaces.
-fn aligned(rows: Vec<Vec<String>>) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0; columns];
-    for row in &rows {
-        for (column, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
-            widths[column] = widths[column].max(cell.len());
-        }
-    }
-    let mut text = String::new();
-    for row in &rows {
-        for (column, cell) in row.iter().enumerate() {
-            if column + 1 < row.len() {
-                text.push_str(&format!("{cell:<width$}", width = widths[column] + 2));
-            } else {
-                text.push_str(cell);
-            }
-        }
-        text.push('\n');
-    }
-    text
-}
-
-/// `--catalogs --version V`: which of Red Hat's catalogs have the tag
-/// `vV` (the marketplace only before 4.22), by fetching each manifest.
-/// A catalog that is not there is said so on stdout; a registry that
-/// cannot be asked is an error (exit 1) after the rest is listed.
-fn list_catalogs(version: &str, registry: &RegistryArgs) -> Result<String, String> {
-    let numbers: Vec<u64> = version
-        .split('.')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|_| {
-            format!("--version {version:?}: expected an OpenShift version such as 4.16")
-        })?;
-    if numbers.len() < 2 {
-        return Err(format!(
-            "--version {version:?}: expected an OpenShift version such as 4.16"
-        ));
-    }
-    let with_marketplace = (numbers[0], numbers[1]) < (4, 22);
-    let access = RegistryAccess::new(&registry.access_options())?;
-    let mut text = format!("Available OpenShift OperatorHub catalogs:\nOpenShift {version}:\n");
-    let mut failures = Vec::new();
-    for repository in RED_HAT_CATALOGS {
-        if repository.ends_with("redhat-marketplace-index") && !with_marketplace {
-            continue;
-        }
-        let written = format!("{repository}:v{version}");
-        let reference: ImageReference = written
-            .parse()
-            .map_err(|error| format!("{written}: {error}"))?;
-        match access.exists(&reference) {
-            Ok(true) => text.push_str(&format!("{written}\n")),
-            Ok(false) => text.push_str(&format!(
-                "Invalid catalog reference {written:?}, please check version\n"
-            )),
-            Err(message) => {
-                failures.push(format!("failed to check catalog {repository}: {message}"))
-            }
-        }
-    }
-    if failures.is_empty() {
-        Ok(text)
-    } else {
-        print!("{text}");
-        Err(failures.join("\n"))
     }
 }
 
@@ -336,7 +102,7 @@ fn collect_bundles(config: &Path, registry: &RegistryArgs) -> Result<Listing, St
             .cloned()
             .flatten()
             .unwrap_or_else(|| operator.catalog.to_string());
-        let catalog = read_catalog(&operator.catalog, &mut access, registry)
+        let catalog = load_catalog(&operator.catalog, &mut access, &registry.access_options())
             .map_err(|message| format!("catalog {catalog_name}: {message}"))?;
         let filtered = catalog::filter(&catalog, operator)
             .map_err(|error| format!("catalog {catalog_name}: {error}{}", fix_help(&error)))?;
@@ -371,39 +137,6 @@ fn render_rows(rows: &[BundleRow], format: Format) -> Result<String, String> {
             .map_err(|error| format!("writing JSON: {error}")),
         Format::Text => Ok(table(rows)),
     }
-}
-
-/// A catalog image's configs folder, read from an OCI layout or a
-/// registry (the registry access made on first use) and loaded.
-fn read_catalog(
-    source: &ImageSource,
-    access: &mut Option<RegistryAccess>,
-    registry: &RegistryArgs,
-) -> Result<Catalog, String> {
-    let folder = match source {
-        ImageSource::OciLayout { path } => {
-            layer_files::read_labelled_folder(Path::new(path), CATALOG_CONFIGS_LABEL)
-                .map_err(|error| error.to_string())?
-        }
-        ImageSource::Registry(reference) => {
-            let access = match access {
-                Some(access) => access,
-                None => access.insert(RegistryAccess::new(&registry.access_options())?),
-            };
-            access.read_catalog(reference)?
-        }
-    };
-    load_catalog(folder)
-}
-
-/// A catalog's configs folder, loaded.
-fn load_catalog(folder: FolderFiles) -> Result<Catalog, String> {
-    let files = folder
-        .files
-        .into_iter()
-        .map(|(path, bytes)| CatalogFile::new(path, bytes))
-        .collect();
-    Catalog::load(files).map_err(|error| error.to_string())
 }
 
 /// The `catalog` values as written in the file (`oci:` and `docker://`
@@ -491,6 +224,7 @@ fn table(rows: &[BundleRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_executor::layer_files::CATALOG_CONFIGS_LABEL;
     use sha2::Digest as _;
 
     /// Writes `bytes` as a blob of the layout; returns its descriptor

@@ -4,6 +4,7 @@
 
 mod arguments;
 mod cache;
+mod cache_location;
 mod collection;
 mod common;
 mod delete;
@@ -11,6 +12,7 @@ mod demo;
 mod disk;
 mod exit_status;
 mod list;
+mod list_operators;
 mod list_releases;
 mod logging;
 mod mirror;
@@ -77,13 +79,34 @@ enum Command {
     Delete(delete::Args),
     /// List what catalogs and configurations hold, without mirroring.
     #[command(subcommand_required = true)]
-    List(list::Args),
+    List(ListArgs),
     /// Write a registries.conf from the IDMS/ITMS a run left in
     /// working-dir/cluster-resources: public names pulled from the mirror
     /// (for an enclave's mirror-to-disk from the enterprise registry).
     RegistriesConf(registries_conf::Args),
     /// Print ferry's version (as `oc-mirror version` prints its own).
     Version(VersionArgs),
+}
+
+/// Arguments of `ferry list`.
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    #[command(subcommand)]
+    what: ListWhat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ListWhat {
+    /// The bundles each operator catalog's filter selects (ferry's own).
+    Bundles(list::BundlesArgs),
+    /// oc-mirror's operator listing: a catalog's packages (`--catalog`), a
+    /// package's channels (`--package`), a channel's versions (`--channel`),
+    /// or Red Hat's catalogs of an OpenShift version (`--catalogs --version`).
+    Operators(list_operators::OperatorsArgs),
+    /// OpenShift releases: oc-mirror's listing (`--version`, `--channel`,
+    /// `--channels`, `--filter-by-archs`), or with `-c` the releases a
+    /// configuration selects, from the update graph alone.
+    Releases(list_releases::Args),
 }
 
 /// Arguments of `ferry version`.
@@ -143,7 +166,11 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Cache(args) => cache::run(args),
         Command::Delete(args) => delete::run(&args),
-        Command::List(args) => list::run(&args),
+        Command::List(args) => match &args.what {
+            ListWhat::Bundles(args) => list::bundles_command(args),
+            ListWhat::Operators(args) => list_operators::run(args),
+            ListWhat::Releases(args) => list_releases::run(args),
+        },
         Command::RegistriesConf(args) => registries_conf::run(&args),
         Command::Version(_) => {
             println!("ferry {}", env!("CARGO_PKG_VERSION"));

@@ -11,14 +11,16 @@
 //! (`plan`) or run it (`mirror`, `apply`). This file keeps the flags'
 //! checks, the rendering, the progress and the exit statuses.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ferry_executor::workflow::from_deliveries::{self, Deliveries};
-use ferry_executor::workflow::operators::{self, CatalogImage, OperatorImageUse};
-use ferry_executor::workflow::to_registry::{self, Planned, Sourced};
-use ferry_executor::workflow::{CollectContext, ImageSet, Workspace};
+use ferry_executor::workflow::from_deliveries::Deliveries;
+use ferry_executor::workflow::operators;
+use ferry_executor::workflow::publish::Published;
+use ferry_executor::workflow::registry_publish::{self, PublishedContent};
+use ferry_executor::workflow::registry_source::{self, RegistryOrigin, SourceOptions};
+use ferry_executor::workflow::to_registry::{self, Planned};
+use ferry_executor::workflow::{ImageSet, Workspace};
 use ferry_planner::{Destination, Plan};
 
 use crate::arguments::{
@@ -40,6 +42,8 @@ use crate::saved_plan::{self, Staleness};
 /// Everything prepared before the plan.
 struct Prepared {
     config_text: String,
+    /// Where the content comes from (`--from` or `--workspace`).
+    origin: RegistryOrigin,
     planned: Planned,
     /// What the plan was checked against (for what "nothing to do" means).
     planning: ferry_executor::workflow::PlanOptions,
@@ -47,20 +51,10 @@ struct Prepared {
     log_file: Option<PathBuf>,
     /// One run per workspace: held until the run ends.
     _run_lock: Option<ferry_store::RunLock>,
-    /// Mirrored operator catalogs (for their CatalogSource and
-    /// ClusterCatalog).
-    catalogs: Vec<CatalogImage>,
-    /// Operator images by name: the bundles and packages needing them.
-    operator_images: std::collections::BTreeMap<String, OperatorImageUse>,
-    /// The release payloads' verified signatures, by payload image name
-    /// (for the signature ConfigMap).
-    release_signatures:
-        std::collections::BTreeMap<String, ferry_executor::release_signature::ReleaseSignature>,
-    /// What the UpdateService names (`graph: true`).
-    update_service: Option<ferry_executor::workflow::graph_image::UpdateServiceTarget>,
-    /// The bundles the operator catalogs' filters select, and how they
-    /// differ from what the last run to the destination mirrored.
-    selected_bundles: Vec<operators::selection::SelectedBundle>,
+    /// What of the image set publishing and the records after a run need.
+    content: PublishedContent,
+    /// How the selected operator bundles differ from what the last run to
+    /// the destination mirrored.
     bundle_changes: Vec<ferry_planner::BundleChange>,
 }
 
@@ -75,95 +69,38 @@ fn plan_text(prepared: &Prepared) -> String {
     text
 }
 
-/// Where a run to a registry takes its content from: the deliveries of
-/// `--from` (disk-to-mirror) or the sources through registries.conf with
-/// the workspace of `--workspace` (mirror-to-mirror).
+/// Resolves `image_set` from `origin` (printing what the deliveries
+/// report); a workflow error becomes its exit status.
 fn source(
     runtime: &tokio::runtime::Runtime,
     arguments: &MirrorArgs,
+    origin: &RegistryOrigin,
     destination: &Destination,
     config: &ferry_schemas::ImageSetConfiguration,
     image_set: &mut ImageSet,
     deliveries: Deliveries,
-) -> Result<Sourced, ExitCode> {
-    let transfer = arguments.transfer_options();
-    let planning = arguments.plan_options();
-    if let Some(from) = &arguments.from {
-        let Some(folder) = from.strip_prefix("file://") else {
-            return Err(error("when --from is used, it must have file:// prefix"));
-        };
-        // Operator catalogs are collected again from what the deliveries
-        // brought, by this side's configuration.
-        let context = CollectContext {
-            prefix: destination.prefix.clone(),
-            max_nested_paths: arguments.max_nested_paths,
-            operators_from_deliveries: true,
-            ..CollectContext::default()
-        };
-        let found = runtime
-            .block_on(from_deliveries::from_deliveries(
-                Path::new(folder),
-                destination,
-                image_set,
-                Some(from_deliveries::CollectFromDeliveries {
-                    mirror: &config.mirror,
-                    context: &context,
-                }),
-                &transfer,
-                &planning,
-                &arguments.disk_options().cache,
-                deliveries,
-            ))
-            .map_err(error)?;
-        print_notices(&found.notices);
-        return Ok(found.sourced);
+) -> Result<to_registry::Sourced, ExitCode> {
+    let options = SourceOptions {
+        transfer: &arguments.transfer_options(),
+        planning: &arguments.plan_options(),
+        cache: &arguments.disk_options().cache,
+        deliveries,
+    };
+    let sourced = runtime.block_on(registry_source::source(
+        origin,
+        destination,
+        &config.mirror,
+        image_set,
+        &options,
+    ));
+    match (sourced, origin) {
+        (Ok((sourced, notices)), _) => {
+            print_notices(&notices);
+            Ok(sourced)
+        }
+        (Err(cause), RegistryOrigin::Deliveries(_)) => Err(error(cause)),
+        (Err(cause), RegistryOrigin::Registries(_)) => Err(collect_error(cause)),
     }
-    let Some(workspace) = &arguments.workspace else {
-        return Err(error(
-            "when destination is docker://, either --from (assumes disk to mirror workflow) or --workspace (assumes mirror to mirror workflow) need to be provided",
-        ));
-    };
-    let Some(workspace_path) = workspace.strip_prefix("file://") else {
-        return Err(error(
-            "when --workspace is used, it must have file:// prefix",
-        ));
-    };
-    runtime
-        .block_on(to_registry::from_registries(
-            &Workspace::in_folder(workspace_path),
-            destination,
-            image_set,
-            &transfer,
-            &planning,
-        ))
-        .map_err(collect_error)
-}
-
-/// Disk-to-mirror's release sources: the latest delivery's `inputs.json`
-/// (update graph answers and payload files) restored into the folder's
-/// working-dir, read from there with nothing asked over the network.
-/// `None` when no delivery carries inputs (the collector then refuses).
-fn delivered_release_sources(
-    arguments: &MirrorArgs,
-    from: &str,
-) -> Result<Option<ferry_executor::workflow::releases::ReleaseSources>, ExitCode> {
-    let Some(folder) = from.strip_prefix("file://") else {
-        return Err(error("when --from is used, it must have file:// prefix"));
-    };
-    let deliveries = ferry_archive::read_folder(Path::new(folder)).map_err(error)?;
-    let Some(inputs) = deliveries
-        .iter()
-        .rev()
-        .find_map(|delivery| delivery.inputs.as_deref())
-    else {
-        return Ok(None);
-    };
-    let workspace = Workspace::in_folder(folder);
-    workspace.create().map_err(error)?;
-    ferry_executor::workflow::releases::restore_inputs(&workspace, inputs).map_err(error)?;
-    let mut sources = arguments.release_sources(&workspace);
-    sources.offline = true;
-    Ok(Some(sources))
 }
 
 /// Checks the destination and flags the way oc-mirror does, then resolves,
@@ -204,30 +141,31 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
         ));
     };
     if arguments.from.is_some() && arguments.workspace.is_some() {
-        return Err(error(
-            "when destination is docker://, --from (assumes disk to mirror workflow) and --workspace (assumes mirror to mirror workflow) cannot be used together",
-        ));
+        return Err(error(arguments.registry_origin().unwrap_err()));
     }
     let destination = parse_destination(destination_text, destination_path)?;
     let (text, loaded) = match &arguments.config_text {
         Some(text) => check_config(config_path, text.clone())?,
         None => load_config(config_path)?,
     };
-    if arguments.from.is_none() && arguments.workspace.is_none() {
-        return Err(error(
-            "when destination is docker://, either --from (assumes disk to mirror workflow) or --workspace (assumes mirror to mirror workflow) need to be provided",
-        ));
-    }
+    let origin = arguments.registry_origin().map_err(error)?;
     // Releases come from the update service and the registries
-    // (mirror-to-mirror), or from what the deliveries carry (disk-to-mirror).
-    let releases = match (&arguments.from, &arguments.workspace) {
-        (None, Some(workspace)) => workspace
-            .strip_prefix("file://")
-            .map(|folder| arguments.release_sources(&Workspace::in_folder(folder))),
-        (Some(from), None) if loaded.config.mirror.platform.is_some() => {
-            delivered_release_sources(arguments, from)?
+    // (mirror-to-mirror), or from what the deliveries carry (disk-to-mirror,
+    // restored into the folder's working-dir and read offline).
+    let releases = match &origin {
+        RegistryOrigin::Registries(folder) => {
+            Some(arguments.release_sources(&Workspace::in_folder(folder)))
         }
-        _ => None,
+        RegistryOrigin::Deliveries(folder) if loaded.config.mirror.platform.is_some() => {
+            registry_source::restore_delivered_inputs(folder)
+                .map_err(error)?
+                .map(|workspace| {
+                    let mut sources = arguments.release_sources(&workspace);
+                    sources.offline = true;
+                    sources
+                })
+        }
+        RegistryOrigin::Deliveries(_) => None,
     };
     // `plan` (no run log) leaves the cache as it is.
     let mut image_set = collect(
@@ -241,6 +179,7 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
     let sourced = source(
         &runtime,
         arguments,
+        &origin,
         &destination,
         &loaded.config,
         &mut image_set,
@@ -253,28 +192,17 @@ fn prepare(arguments: &MirrorArgs, deliveries: Deliveries) -> Result<Prepared, E
             &arguments.plan_options(),
         ))
         .map_err(error)?;
-    let bundle_changes = if image_set.selected_bundles.is_empty() {
-        Vec::new()
-    } else {
-        let recorded = operators::selection::recorded(
-            &Workspace::in_folder(&planned.workspace),
-            &planned.destination.display(),
-        )
-        .map_err(error)?;
-        operators::selection::changes(&recorded, &image_set.selected_bundles)
-    };
+    let content = PublishedContent::of(image_set);
+    let bundle_changes = content.bundle_changes(&planned).map_err(error)?;
     Ok(Prepared {
         config_text: text,
+        origin,
         planned,
-        selected_bundles: image_set.selected_bundles,
-        bundle_changes,
         planning: arguments.plan_options(),
         log_file,
         _run_lock: run_lock,
-        catalogs: image_set.catalogs,
-        operator_images: image_set.operator_images,
-        release_signatures: image_set.release_signatures,
-        update_service: image_set.update_service,
+        content,
+        bundle_changes,
     })
 }
 
@@ -362,96 +290,8 @@ pub fn plan_command(arguments: &PlanCommand) -> ExitCode {
     code
 }
 
-/// Publishes the cluster resources for every image now at the
-/// destination (failed ones left out) and the signature ConfigMap of every
-/// payload now there, removing ferry's files that no longer apply.
-fn write_cluster_resources(
-    prepared: &Prepared,
-    failed: &BTreeSet<&str>,
-    repository_scope: bool,
-) -> Result<(), ExitCode> {
-    use ferry_executor::cluster_resources::MirroredImage;
-    use ferry_executor::workflow::publish;
-    // Images that failed to resolve are not at the destination either.
-    let failed: BTreeSet<&str> = failed
-        .iter()
-        .copied()
-        .chain(
-            prepared
-                .planned
-                .resolution
-                .failures
-                .iter()
-                .map(|failure| failure.name.as_str()),
-        )
-        .collect();
-    let catalog_names: BTreeSet<&str> = prepared
-        .catalogs
-        .iter()
-        .map(|catalog| catalog.name.as_str())
-        .collect();
-    // Catalogs get a CatalogSource and a ClusterCatalog, not mirror sets.
-    let catalogs: Vec<publish::MirroredCatalog> = prepared
-        .catalogs
-        .iter()
-        .filter(|catalog| !failed.contains(catalog.name.as_str()))
-        .map(|catalog| publish::MirroredCatalog {
-            registry: prepared.planned.destination.registry.clone(),
-            repository: catalog.destination_repository.clone(),
-            tag: catalog.destination_tag.clone(),
-            template: catalog.source_template.clone(),
-        })
-        .collect();
-    let images: Vec<MirroredImage> = prepared
-        .planned
-        .resolution
-        .images
-        .iter()
-        .filter(|image| !failed.contains(image.name.as_str()))
-        .filter(|image| !catalog_names.contains(image.name.as_str()))
-        .filter_map(|image| {
-            Some(MirroredImage {
-                origin: ferry_executor::cluster_resources::origin_of(&image.name, image.category)?,
-                destination: format!(
-                    "{}/{}",
-                    prepared.planned.destination.registry, image.destination_repository
-                ),
-                category: image.category,
-            })
-        })
-        .collect();
-    let workspace = Workspace::in_folder(&prepared.planned.workspace);
-    let created_at = publish::creation_time();
-    let mut published =
-        publish::cluster_resources(&workspace, &images, &catalogs, repository_scope, created_at)
-            .map_err(error)?;
-    let signatures: Vec<_> = prepared
-        .release_signatures
-        .iter()
-        .filter(|(payload, _)| !failed.contains(payload.as_str()))
-        .map(|(_, signature)| signature.clone())
-        .collect();
-    let signature_files =
-        publish::signature_config_map_files(&workspace, &signatures, created_at).map_err(error)?;
-    published.written.extend(signature_files.written);
-    published.removed.extend(signature_files.removed);
-    let registry = &prepared.planned.destination.registry;
-    let update_service = prepared
-        .update_service
-        .as_ref()
-        .filter(|target| !failed.contains(target.graph_image_name.as_str()))
-        .map(|target| publish::MirroredUpdateService {
-            releases: format!("{registry}/{}", target.releases_repository),
-            graph_data_image: format!(
-                "{registry}/{}:{}",
-                target.graph_image_repository, target.graph_image_tag
-            ),
-        });
-    let update_service_files =
-        publish::update_service_file(&workspace, update_service.as_ref(), created_at)
-            .map_err(error)?;
-    published.written.extend(update_service_files.written);
-    published.removed.extend(update_service_files.removed);
+/// Says what publishing wrote and removed.
+fn print_published(published: &Published) {
     for path in &published.written {
         println!("wrote {}", path.display());
     }
@@ -461,7 +301,6 @@ fn write_cluster_resources(
             path.display()
         );
     }
-    Ok(())
 }
 
 /// `ferry mirror` to a registry.
@@ -487,62 +326,21 @@ pub fn mirror_command(arguments: &Mirror) -> ExitCode {
     run_prepared(prepared, &common)
 }
 
-/// A dry run to a registry, as oc-mirror's: `mapping.txt` (each image's
-/// source, `file://DIR:REF` in disk-to-mirror, and its destination) and
-/// the cluster resources the run would produce; nothing is copied.
+/// A dry run to a registry, as oc-mirror's: `mapping.txt` and the
+/// cluster resources the run would produce; nothing is copied.
 fn dry_run(prepared: &Prepared, arguments: &MirrorArgs, manifest_lists: bool) -> ExitCode {
-    use ferry_executor::workflow::publish::{self, MappedImage};
-    let registry = &prepared.planned.destination.registry;
-    let from_folder = arguments
-        .from
-        .as_deref()
-        .and_then(|from| from.strip_prefix("file://"))
-        .map(|folder| std::path::absolute(folder).unwrap_or_else(|_| PathBuf::from(folder)));
-    let images: Vec<MappedImage> = prepared
-        .planned
-        .resolution
-        .images
-        .iter()
-        .map(|image| {
-            let destination = prepared
-                .planned
-                .graph
-                .images()
-                .iter()
-                .find(|nodes| nodes.name() == image.name)
-                .map(|nodes| nodes.destination().to_owned())
-                .unwrap_or_default();
-            let (source, source_repository) = match &from_folder {
-                Some(folder) => (publish::delivery_name(folder, &image.name), None),
-                None => {
-                    let origin = publish::origin_repository(image);
-                    (format!("{origin}@{}", image.top), Some(origin))
-                }
-            };
-            MappedImage {
-                source,
-                source_repository,
-                destination: format!("docker://{destination}"),
-                destination_repository: Some(format!(
-                    "docker://{registry}/{}",
-                    image.destination_repository
-                )),
-                children: publish::top_children(image),
-            }
-        })
-        .collect();
-    let mapping = publish::mapping(&images, manifest_lists);
-    let workspace = Workspace::in_folder(&prepared.planned.workspace);
-    let written = match publish::dry_run_files(&workspace, &[("mapping.txt", &mapping)]) {
+    let written = match registry_publish::dry_run(
+        &prepared.planned,
+        &prepared.content,
+        &prepared.origin,
+        manifest_lists,
+        arguments.max_nested_paths > 0,
+    ) {
         Ok(written) => written,
         Err(cause) => return error(cause),
     };
-    if let Err(code) =
-        write_cluster_resources(prepared, &BTreeSet::new(), arguments.max_nested_paths > 0)
-    {
-        return code;
-    }
-    for path in written {
+    print_published(&written.published);
+    for path in written.files {
         println!("dry run: wrote {}; nothing was copied", path.display());
     }
     ExitCode::SUCCESS
@@ -570,68 +368,25 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
         Ok(executed) => executed,
         Err(cause) => return error(cause),
     };
-    // The image sets sharing this cache, and what each has at the
-    // registry: what a delete by another must not take from it.
-    let failed_images: BTreeSet<&str> = executed
-        .report
-        .failed_images()
-        .map(|image| image.name.as_str())
-        .collect();
-    let recorded = ferry_store::image_sets::record_workspace(
-        &arguments.disk_options().cache,
-        Path::new(&prepared.planned.workspace),
-    )
-    .map_err(|cause| cause.to_string())
-    .and_then(|()| {
-        ferry_executor::workflow::delete::shared::record_present_tags(
-            &mut prepared.planned.state,
-            &prepared.planned.destination,
-            &prepared.planned.graph,
-            &failed_images,
-            ferry_executor::workflow::to_registry::unix_now(),
-        )
-        .map_err(|cause| cause.to_string())
-    });
-    drop(failed_images);
-    if let Err(cause) = recorded {
+    let planned = &mut prepared.planned;
+    let content = &prepared.content;
+    if let Err(cause) =
+        registry_publish::record_shared(planned, &executed, &arguments.disk_options().cache)
+    {
         eprintln!(
             "warning: {cause}: a delete from this registry by another image set will not know what this one needs"
         );
     }
+    let repository_scope = arguments.max_nested_paths > 0;
+    match registry_publish::publish_after_run(planned, content, &executed, repository_scope) {
+        Ok(published) => print_published(&published),
+        Err(cause) => return error(cause),
+    }
+    if let Err(cause) = registry_publish::record_bundles(planned, content, &executed) {
+        return error(cause);
+    }
+    let errors = operators::errors_text(&content.operator_images, &executed.failed);
     let report = &executed.report;
-    let failed: BTreeSet<&str> = report
-        .failed_images()
-        .map(|image| image.name.as_str())
-        .collect();
-    if let Err(code) = write_cluster_resources(&prepared, &failed, arguments.max_nested_paths > 0) {
-        return code;
-    }
-    if !prepared.selected_bundles.is_empty() {
-        // What the next plan compares its bundles with: the catalogs that
-        // reached the destination.
-        let failed_catalogs: BTreeSet<&str> = executed
-            .failed
-            .iter()
-            .map(|image| image.name.as_str())
-            .collect();
-        if let Err(cause) = operators::selection::record(
-            &Workspace::in_folder(&prepared.planned.workspace),
-            &prepared.planned.destination.display(),
-            &prepared.selected_bundles,
-            &failed_catalogs,
-        ) {
-            return error(cause);
-        }
-    }
-    let mut errors = String::new();
-    for image in &executed.failed {
-        errors.push_str(&operators::error_line(
-            &prepared.operator_images,
-            &image.name,
-            &image.reason,
-        ));
-        errors.push('\n');
-    }
     println!(
         "Done: {} actions completed, {} failed, {} skipped; {} pushed.",
         report.completed,
@@ -641,7 +396,7 @@ fn run_prepared(mut prepared: Prepared, arguments: &MirrorArgs) -> ExitCode {
     );
     crate::common::print_category_counts(&executed.categories, "mirrored");
     if let Some(line) = operators::incomplete_line(
-        &prepared.operator_images,
+        &content.operator_images,
         executed.failed.iter().map(|image| image.name.as_str()),
     ) {
         println!("{line}");

@@ -23,8 +23,11 @@ use ferry_planner::{Destination, ResolvedManifest};
 use ferry_registry::RegistryClient;
 
 use crate::arguments::{PlanCommand, parse_destination};
-use crate::common::{error, hold_workspace, mebibytes, print_notices, runtime};
-use crate::delete::{cache_folder, destination_client, load_configuration_text};
+use crate::cache_location::cache_folder;
+use crate::common::{
+    destination_client, error, hold_workspace, load_delete_configuration_text, mebibytes,
+    print_notices, runtime,
+};
 use crate::{exit_status, logging};
 
 /// `file://DIR` or a path, made absolute.
@@ -104,7 +107,7 @@ fn prepare(inputs: &DeleteApplyInputs, writes: bool) -> Result<Prepared, ExitCod
     };
     let destination = parse_destination(&inputs.destination, destination_path)?;
     let configuration =
-        load_configuration_text(&inputs.configuration.path, &inputs.configuration.text)?;
+        load_delete_configuration_text(&inputs.configuration.path, &inputs.configuration.text)?;
     let folder = inputs.workspace.trim_start_matches("file://");
     let workspace = Workspace::in_folder(folder);
     if !workspace.state_file().is_file() {

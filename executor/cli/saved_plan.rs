@@ -174,7 +174,7 @@ pub(crate) fn saved_images(resolution: &Resolution) -> Vec<ferry_planner::Planne
         .iter()
         .map(|image| ferry_planner::PlannedImage {
             name: image.name.clone(),
-            top: image.top.to_string(),
+            top: image.top.clone(),
         })
         .collect()
 }

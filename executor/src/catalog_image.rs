@@ -8,10 +8,11 @@
 //! [`LayerBlobs`] says: the cache when it holds them or is to be filled
 //! (a run), else a temporary store removed afterwards.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use ferry_content::catalog::{Catalog, CatalogFile};
 use ferry_registry::{ClientOptions, CredentialStore, RegistriesConf, RegistryClient};
-use ferry_schemas::{Digest, ImageReference};
+use ferry_schemas::{Digest, ImageReference, ImageSource};
 use ferry_store::BlobStore;
 
 use crate::layer_files::{self, CATALOG_CONFIGS_LABEL, FolderFiles, ImageBlobs};
@@ -205,4 +206,34 @@ impl RegistryAccess {
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
+}
+
+/// A catalog image's configs folder, read from an OCI layout or a registry
+/// (the registry access made with `options` on first use and kept in
+/// `access` for the next catalog), and loaded (`ferry list bundles` and
+/// `ferry list operators`).
+pub fn load_catalog(
+    source: &ImageSource,
+    access: &mut Option<RegistryAccess>,
+    options: &RegistryAccessOptions,
+) -> Result<Catalog, String> {
+    let folder = match source {
+        ImageSource::OciLayout { path } => {
+            layer_files::read_labelled_folder(Path::new(path), CATALOG_CONFIGS_LABEL)
+                .map_err(|error| error.to_string())?
+        }
+        ImageSource::Registry(reference) => {
+            let access = match access {
+                Some(access) => access,
+                None => access.insert(RegistryAccess::new(options)?),
+            };
+            access.read_catalog(reference)?
+        }
+    };
+    let files = folder
+        .files
+        .into_iter()
+        .map(|(path, bytes)| CatalogFile::new(path, bytes))
+        .collect();
+    Catalog::load(files).map_err(|error| error.to_string())
 }

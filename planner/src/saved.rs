@@ -8,6 +8,7 @@
 //! folder, and refuses the plan when [`staleness`] finds a difference,
 //! naming which one.
 
+use ferry_schemas::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::ActionKey;
@@ -55,7 +56,21 @@ pub struct RunSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlannedImage {
     pub name: String,
-    pub top: String,
+    // Written as the digest's text (`sha256:<hex>`, the bytes plan files
+    // always held); a plan file whose text is not a digest is refused
+    // naming it.
+    #[serde(deserialize_with = "top_digest")]
+    pub top: Digest,
+}
+
+/// Reads a planned image's top digest, saying which text is not one.
+fn top_digest<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|cause| {
+        serde::de::Error::custom(format!(
+            "the top digest `{text}` of a planned image is not a digest: {cause}"
+        ))
+    })
 }
 
 /// What `ferry apply PLANFILE` runs the plan from.
@@ -84,8 +99,8 @@ pub enum Stale {
     /// An image now resolves to another top manifest.
     ImageMoved {
         name: String,
-        now: String,
-        expected: String,
+        now: Digest,
+        expected: Digest,
     },
     /// An image no longer resolves.
     ImageGone { name: String },
@@ -167,13 +182,17 @@ mod tests {
             state_fingerprint: "f1".to_owned(),
             images: vec![PlannedImage {
                 name: "quay.io/a/b:1".to_owned(),
-                top: "sha256:aa".to_owned(),
+                top: digest("aa"),
             }],
             action_keys: vec![
                 ActionKey::from_bytes([1; 32]),
                 ActionKey::from_bytes([2; 32]),
             ],
         }
+    }
+
+    fn digest(byte: &str) -> Digest {
+        format!("sha256:{}", byte.repeat(32)).parse().unwrap()
     }
 
     #[test]
@@ -196,14 +215,14 @@ mod tests {
         );
         let moved = [PlannedImage {
             name: "quay.io/a/b:1".to_owned(),
-            top: "sha256:bb".to_owned(),
+            top: digest("bb"),
         }];
         assert_eq!(
             staleness(&saved, &current("f1", &moved, &saved.action_keys)),
             Some(Stale::ImageMoved {
                 name: "quay.io/a/b:1".to_owned(),
-                now: "sha256:bb".to_owned(),
-                expected: "sha256:aa".to_owned(),
+                now: digest("bb"),
+                expected: digest("aa"),
             })
         );
         assert_eq!(
@@ -245,5 +264,32 @@ mod tests {
             error.to_string().contains("is not an action key"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_top_digest_is_written_as_its_text_and_one_that_is_not_a_digest_is_refused_naming_it() {
+        let mut json = serde_json::to_value(inputs()).unwrap();
+        assert_eq!(
+            json["images"][0]["top"],
+            format!("sha256:{}", "aa".repeat(32))
+        );
+        json["images"][0]["top"] = "sha256:zz".into();
+        let error = serde_json::from_value::<ApplyInputs>(json.clone()).unwrap_err();
+        assert!(
+            error.to_string().contains(
+                "the top digest `sha256:zz` of a planned image is not a digest: a sha256 digest has 64 hex digits, this one has 2"
+            ),
+            "{error}"
+        );
+        json["images"][0]["top"] = "latest".into();
+        let error = serde_json::from_value::<ApplyInputs>(json.clone()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("the top digest `latest` of a planned image is not a digest"),
+            "{error}"
+        );
+        json["images"][0]["top"] = 7.into();
+        assert!(serde_json::from_value::<ApplyInputs>(json).is_err());
     }
 }

@@ -13,8 +13,12 @@
 //! - compile and diff: the pure planner (`ferry-planner`).
 //! - execute: `crate::run` (to a registry, [`to_registry`]) or the archive
 //!   writer (to disk, [`to_disk`]); disk-to-mirror's source is
-//!   [`from_deliveries`].
-//! - [`publish`]: every output file of a run, for every mode.
+//!   [`from_deliveries`], and [`registry_source`] chooses between it and
+//!   the registries for a run to a registry.
+//! - [`publish`]: every output file of a run, for every mode;
+//!   [`registry_publish`] builds a run to a registry's from the planned
+//!   run, the collected image set and the images that failed, and records
+//!   what a later plan or delete needs.
 //! - [`delete`]: the delete workflow, whose first step runs the collect
 //!   stage on a delete configuration and whose second deletes manifests.
 //!
@@ -32,6 +36,9 @@ pub mod needs;
 pub mod operators;
 pub mod options;
 pub mod publish;
+pub mod registries_conf;
+pub mod registry_publish;
+pub mod registry_source;
 pub mod releases;
 pub mod to_disk;
 pub mod to_registry;

@@ -494,6 +494,21 @@ pub fn error_line(uses: &BTreeMap<String, OperatorImageUse>, name: &str, reason:
     }
 }
 
+/// The errors file of a run whose `failed` images did not reach their
+/// destination: one [`error_line`] per image, each ending with a newline
+/// (empty when nothing failed).
+pub fn errors_text(
+    uses: &BTreeMap<String, OperatorImageUse>,
+    failed: &[crate::workflow::to_registry::FailedImage],
+) -> String {
+    let mut errors = String::new();
+    for image in failed {
+        errors.push_str(&error_line(uses, &image.name, &image.reason));
+        errors.push('\n');
+    }
+    errors
+}
+
 /// The summary line naming the bundles and packages `failed` images left
 /// incomplete, if any.
 pub fn incomplete_line<'a>(
@@ -550,5 +565,35 @@ mod tests {
         );
         let incomplete = incomplete(&uses, ["quay.io/a/b:1", "quay.io/c:1"]);
         assert_eq!(incomplete.packages, ["p1".to_owned()].into());
+    }
+
+    #[test]
+    fn the_errors_file_has_one_line_per_failed_image_in_order() {
+        use crate::workflow::to_registry::FailedImage;
+        let mut uses = BTreeMap::new();
+        uses.insert(
+            "quay.io/a/b:1".to_owned(),
+            OperatorImageUse {
+                bundles: ["b1".to_owned()].into(),
+                packages: ["p1".to_owned()].into(),
+            },
+        );
+        let failed = |name: &str, category, reason: &str| FailedImage {
+            name: name.to_owned(),
+            category,
+            reason: reason.to_owned(),
+        };
+        assert_eq!(errors_text(&uses, &[]), "");
+        assert_eq!(
+            errors_text(
+                &uses,
+                &[
+                    failed("quay.io/c:1", Category::Additional, "gone"),
+                    failed("quay.io/a/b:1", Category::Operator, "manifest unknown"),
+                ]
+            ),
+            "error mirroring image quay.io/c:1 error: gone\n\
+             error mirroring image quay.io/a/b:1 (Operator bundles: [b1] - Operators: [p1]) error: manifest unknown\n"
+        );
     }
 }
