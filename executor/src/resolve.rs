@@ -178,10 +178,10 @@ impl Recorded {
     /// The tree below `top`, when every manifest of it is recorded.
     pub(crate) fn tree(&self, top: &Digest) -> Option<Vec<ResolvedManifest>> {
         let mut tree = Vec::new();
-        let mut queue = vec![top.clone()];
+        let mut queue = vec![top];
         while let Some(digest) = queue.pop() {
-            let described = self.described.get(&digest)?;
-            queue.extend(described.children.iter().cloned());
+            let described = self.described.get(digest)?;
+            queue.extend(&described.children);
             tree.push(described.clone());
         }
         Some(tree)
@@ -201,15 +201,15 @@ impl Recorded {
 
     /// The manifests of the tree below `top` (all recorded).
     fn tree_manifests(&self, top: &Digest, into: &mut BTreeMap<Digest, Manifest>) {
-        let mut queue = vec![top.clone()];
+        let mut queue = vec![top];
         while let Some(digest) = queue.pop() {
-            let Some(manifest) = self.manifests.get(&digest) else {
+            let Some(manifest) = self.manifests.get(digest) else {
                 continue;
             };
-            if let Some(described) = self.described.get(&digest) {
-                queue.extend(described.children.iter().cloned());
+            if let Some(described) = self.described.get(digest) {
+                queue.extend(&described.children);
             }
-            into.insert(digest, manifest.clone());
+            into.insert(digest.clone(), manifest.clone());
         }
     }
 }

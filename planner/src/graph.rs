@@ -466,10 +466,7 @@ pub fn compile_against(
     }
     for (image, (fingerprint, unchanged)) in images.iter().zip(&unchanged) {
         let repository = &image.destination_repository;
-        let destination_name = match &image.destination_tag {
-            Some(tag) => format!("{}/{repository}:{tag}", destination.registry),
-            None => format!("{}/{repository}@{}", destination.registry, image.top),
-        };
+        let destination_name = destination_name(&destination.registry, image);
         if *unchanged {
             graph.push_image(image, destination_name, Some(*fingerprint), None);
             continue;
@@ -527,6 +524,30 @@ pub fn compile_against(
         .map(|(image, _)| image);
     graph.graph.unchanged = unchanged_work(left_out, &graph.graph, &everything);
     graph.graph
+}
+
+/// `registry/repository:tag`, or `registry/repository@digest` for an
+/// image without a tag: where an image goes, for people. Written piece by
+/// piece into one allocation (no formatting machinery once per image).
+fn destination_name(registry: &str, image: &ResolvedImage) -> String {
+    let repository = image.destination_repository.as_str();
+    let mut name = String::with_capacity(registry.len() + repository.len() + 80);
+    name.push_str(registry);
+    name.push('/');
+    name.push_str(repository);
+    match &image.destination_tag {
+        Some(tag) => {
+            name.push(':');
+            name.push_str(tag);
+        }
+        None => {
+            name.push('@');
+            name.push_str(image.top.algorithm().name());
+            name.push(':');
+            name.push_str(image.top.hex());
+        }
+    }
+    name
 }
 
 /// Each image's fingerprint, and whether it is left out of the graph.
