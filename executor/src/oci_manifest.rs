@@ -211,7 +211,7 @@ mod tests {
             r#""schemaVersion":2,"annotations":{"a":"b"},"#,
             1,
         );
-        let escaped = plain.replacen("tar+gzip", r"tar+gzip", 1);
+        let escaped = plain.replacen("tar+gzip", r"tar\u002bgzip", 1);
         let sha384 = plain.replacen(CONFIG, &format!("sha384:{}", "3".repeat(96)), 1);
         for (bytes, media_type) in [
             (plain.as_str(), INDEX),
