@@ -15,8 +15,15 @@
 //! has none, ferry does not read). The one leniency is an image config's
 //! `history`: the OCI specification makes it optional, oci-spec 0.7
 //! requires it, so a config without one is read as having none.
+//!
+//! One narrower reader sits beside them for speed: `plain_image_blobs`
+//! reads an image manifest that holds nothing but its config and layers
+//! (as a resolver or a `--trust-state` plan describes 10,000 of them) to
+//! the same result oci-spec gives (a test compares the two), and leaves
+//! every other document to oci-spec.
 
 use ferry_schemas::Digest;
+use ferry_schemas::digest::DigestAlgorithm;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -131,9 +138,67 @@ impl ImageConfig {
     }
 }
 
+/// The config and layers (digest and size) of a plain image manifest,
+/// read without oci-spec's types; `None` for anything else, which is then
+/// read through them ([`ManifestContent::parse`]).
+///
+/// Plain means: only `schemaVersion`, `mediaType`, `config` and `layers`,
+/// each descriptor only `mediaType`, `digest` (a digest ferry reads, so
+/// one oci-spec reads too) and `size`, no string with an escape. Every
+/// such document reads through oci-spec as an image manifest with the
+/// same descriptors, whatever its media type names (it has no `manifests`,
+/// so it is not an index), so the result is the same; the point is the
+/// cost: a resolver or a `--trust-state` plan describes 10,000 manifests,
+/// and oci-spec's descriptors cost several times more to read.
+pub fn plain_image_blobs(bytes: &[u8], media_type: &str) -> Option<Vec<(Digest, u64)>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct PlainImage<'a> {
+        #[serde(rename = "schemaVersion")]
+        _schema_version: u32,
+        #[serde(borrow, default, rename = "mediaType")]
+        _media_type: Option<&'a str>,
+        #[serde(borrow)]
+        config: PlainDescriptor<'a>,
+        #[serde(borrow)]
+        layers: Vec<PlainDescriptor<'a>>,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct PlainDescriptor<'a> {
+        #[serde(borrow, rename = "mediaType")]
+        _media_type: &'a str,
+        #[serde(borrow)]
+        digest: &'a str,
+        size: u64,
+    }
+    if matches!(media_type, INDEX | MANIFEST_LIST) {
+        return None;
+    }
+    let image: PlainImage<'_> = serde_json::from_slice(bytes).ok()?;
+    std::iter::once(&image.config)
+        .chain(&image.layers)
+        .map(|descriptor| Some((descriptor.digest.parse().ok()?, descriptor.size)))
+        .collect()
+}
+
 /// A descriptor's digest as ferry's type.
 pub fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest, String> {
-    let text = descriptor.digest().to_string();
+    let digest = descriptor.digest();
+    // The usual algorithms are taken from their parts (no text formatted
+    // and split again: 20,000 descriptors in a 10,000-image plan); anything
+    // else, or a hash ferry refuses, goes through the text to say why.
+    let algorithm = match digest.algorithm() {
+        oci_spec::image::DigestAlgorithm::Sha256 => Some(DigestAlgorithm::Sha256),
+        oci_spec::image::DigestAlgorithm::Sha512 => Some(DigestAlgorithm::Sha512),
+        _ => None,
+    };
+    if let Some(algorithm) = algorithm
+        && let Ok(digest) = Digest::new(algorithm, digest.digest())
+    {
+        return Ok(digest);
+    }
+    let text = digest.to_string();
     text.parse()
         .map_err(|error| format!("descriptor digest {text:?}: {error}"))
 }
@@ -176,6 +241,73 @@ mod tests {
             panic!("an index read as an image manifest");
         };
         assert_eq!(read.manifests().len(), 1);
+    }
+
+    /// The blobs as oci-spec reads them.
+    fn blobs_through_oci_spec(bytes: &[u8], media_type: &str) -> Vec<(Digest, u64)> {
+        let ManifestContent::Image(image) = ManifestContent::parse(bytes, media_type).unwrap()
+        else {
+            panic!("not an image manifest");
+        };
+        std::iter::once(image.config())
+            .chain(image.layers())
+            .map(|descriptor| (descriptor_digest(descriptor).unwrap(), descriptor.size()))
+            .collect()
+    }
+
+    #[test]
+    fn a_plain_image_manifest_reads_as_oci_spec_reads_it_and_anything_else_is_left_to_it() {
+        let plain = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{CONFIG}","size":7}},
+            "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{LAYER}","size":9}},
+            {{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{CONFIG}","size":11}}]}}"#
+        );
+        for media_type in [IMAGE_MANIFEST, DOCKER_MANIFEST, "", "text/plain"] {
+            let fast = plain_image_blobs(plain.as_bytes(), media_type).unwrap();
+            assert_eq!(fast, blobs_through_oci_spec(plain.as_bytes(), media_type));
+            assert_eq!(fast.len(), 3);
+            assert_eq!(fast[2].1, 11);
+        }
+        let no_media_type = plain.replacen(
+            r#""mediaType":"application/vnd.oci.image.manifest.v1+json","#,
+            "",
+            1,
+        );
+        assert_eq!(
+            plain_image_blobs(no_media_type.as_bytes(), "").unwrap(),
+            blobs_through_oci_spec(no_media_type.as_bytes(), "")
+        );
+        // Left to oci-spec: a media type naming an index, another field,
+        // an escaped string, a digest ferry does not read, not JSON, an
+        // index.
+        let annotated = plain.replacen(
+            r#""schemaVersion":2,"#,
+            r#""schemaVersion":2,"annotations":{"a":"b"},"#,
+            1,
+        );
+        let escaped = plain.replacen("tar+gzip", r"tar\u002bgzip", 1);
+        let sha384 = plain.replacen(CONFIG, &format!("sha384:{}", "3".repeat(96)), 1);
+        for (bytes, media_type) in [
+            (plain.as_str(), INDEX),
+            (plain.as_str(), MANIFEST_LIST),
+            (annotated.as_str(), IMAGE_MANIFEST),
+            (escaped.as_str(), IMAGE_MANIFEST),
+            (sha384.as_str(), IMAGE_MANIFEST),
+            ("{", IMAGE_MANIFEST),
+            (index_bytes().as_str(), ""),
+        ] {
+            assert_eq!(
+                plain_image_blobs(bytes.as_bytes(), media_type),
+                None,
+                "{bytes}"
+            );
+        }
+        // oci-spec reads the annotated one (the caller falls back to it).
+        assert_eq!(
+            blobs_through_oci_spec(annotated.as_bytes(), IMAGE_MANIFEST),
+            blobs_through_oci_spec(plain.as_bytes(), IMAGE_MANIFEST)
+        );
     }
 
     #[test]

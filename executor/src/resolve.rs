@@ -19,16 +19,16 @@
 //! all. Images run concurrently (bounded by
 //! [`ResolveOptions::concurrency`]), results in request order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use ferry_planner::{ResolvedImage, ResolvedManifest};
+use ferry_planner::{FastMap, ResolvedImage, ResolvedManifest};
 use ferry_registry::{Manifest, RegistriesConf, RegistryClient};
 use ferry_schemas::Digest;
 use ferry_schemas::config::Mirror;
 use ferry_store::{RecordedManifest, RecordedResolution, WorkspaceState};
 use futures_util::StreamExt as _;
 
-use crate::oci_manifest::{ManifestContent, descriptor_digest};
+use crate::oci_manifest::{ManifestContent, descriptor_digest, plain_image_blobs};
 use crate::source::{ContentSource, Pinned, RecordedState, Registries};
 
 /// From this many requests on, [`Recorded::load`] reads every recorded
@@ -116,7 +116,7 @@ impl Recorded {
     /// lookup per manifest.
     pub fn load(state: &WorkspaceState, requests: &[Request]) -> ferry_store::Result<Recorded> {
         let mut all = state.resolutions()?;
-        let mut stored: Option<HashMap<Digest, RecordedManifest>> =
+        let mut stored: Option<FastMap<Digest, RecordedManifest>> =
             if requests.len() >= READ_EVERY_MANIFEST_FROM {
                 Some(
                     state
@@ -178,10 +178,10 @@ impl Recorded {
     /// The tree below `top`, when every manifest of it is recorded.
     pub(crate) fn tree(&self, top: &Digest) -> Option<Vec<ResolvedManifest>> {
         let mut tree = Vec::new();
-        let mut queue = vec![top.clone()];
+        let mut queue = vec![top];
         while let Some(digest) = queue.pop() {
-            let described = self.described.get(&digest)?;
-            queue.extend(described.children.iter().cloned());
+            let described = self.described.get(digest)?;
+            queue.extend(&described.children);
             tree.push(described.clone());
         }
         Some(tree)
@@ -201,15 +201,15 @@ impl Recorded {
 
     /// The manifests of the tree below `top` (all recorded).
     fn tree_manifests(&self, top: &Digest, into: &mut BTreeMap<Digest, Manifest>) {
-        let mut queue = vec![top.clone()];
+        let mut queue = vec![top];
         while let Some(digest) = queue.pop() {
-            let Some(manifest) = self.manifests.get(&digest) else {
+            let Some(manifest) = self.manifests.get(digest) else {
                 continue;
             };
-            if let Some(described) = self.described.get(&digest) {
-                queue.extend(described.children.iter().cloned());
+            if let Some(described) = self.described.get(digest) {
+                queue.extend(&described.children);
             }
-            into.insert(digest, manifest.clone());
+            into.insert(digest.clone(), manifest.clone());
         }
     }
 }
@@ -255,6 +255,18 @@ pub fn describe(manifest: &Manifest) -> Result<ResolvedManifest, String> {
 pub(crate) fn describe_with_media_types(
     manifest: &Manifest,
 ) -> Result<(ResolvedManifest, Vec<String>), String> {
+    // A plain image manifest (the usual kind) is read without oci-spec's
+    // types, to the same result (`oci_manifest::plain_image_blobs`).
+    if let Some(blobs) = plain_image_blobs(&manifest.bytes, &manifest.media_type) {
+        let described = ResolvedManifest {
+            digest: manifest.digest.clone(),
+            media_type: manifest.media_type.clone(),
+            size: manifest.bytes.len() as u64,
+            children: Vec::new(),
+            blobs,
+        };
+        return Ok((described, Vec::new()));
+    }
     let failed = |message: String| format!("manifest {} {message}", manifest.digest);
     let descriptor = |item: &oci_spec::image::Descriptor| -> Result<(Digest, u64), String> {
         let digest = descriptor_digest(item).map_err(|error| failed(format!("has a {error}")))?;

@@ -7,7 +7,7 @@
 //! name them, child manifests before their index, the top manifest before
 //! its tag.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use ferry_schemas::Digest;
 use petgraph::Direction;
@@ -18,6 +18,7 @@ use crate::category::Category;
 use crate::fingerprint::{ImageFingerprint, ImageRecord};
 use crate::plan::StateSnapshot;
 use crate::source::Source;
+use crate::{FastMap, FastSet};
 
 /// One manifest of a resolved image, with what it names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,7 +174,7 @@ pub(crate) struct UnchangedWork {
 #[derive(Clone, Debug)]
 pub struct ActionGraph {
     graph: DiGraph<Action, ()>,
-    keys: HashMap<ActionKey, NodeIndex>,
+    keys: FastMap<ActionKey, NodeIndex>,
     node_keys: Vec<ActionKey>,
     images: Vec<ImageNodes>,
     pub(crate) unchanged: UnchangedWork,
@@ -183,7 +184,7 @@ impl ActionGraph {
     fn empty() -> Self {
         ActionGraph {
             graph: DiGraph::new(),
-            keys: HashMap::new(),
+            keys: FastMap::default(),
             node_keys: Vec::new(),
             images: Vec::new(),
             unchanged: UnchangedWork::default(),
@@ -268,14 +269,14 @@ impl ActionGraph {
 /// and a search per edge would make compiling quadratic in images.
 struct Builder {
     graph: ActionGraph,
-    edges: HashSet<(NodeIndex, NodeIndex)>,
+    edges: FastSet<(NodeIndex, NodeIndex)>,
 }
 
 impl Builder {
     fn new() -> Self {
         Builder {
             graph: ActionGraph::empty(),
-            edges: HashSet::new(),
+            edges: FastSet::default(),
         }
     }
 
@@ -334,45 +335,76 @@ pub fn compile(images: &[ResolvedImage], destination: &Destination) -> ActionGra
     compile_against(images, destination, &StateSnapshot::default())
 }
 
-/// Which destination repositories need each blob (the first, in name
-/// order, receives the upload, the others link to it), and each blob's
-/// size and source (the first image naming it). Keys borrow from `images`:
-/// compiling 10,000 images must not clone a digest per lookup.
-struct BlobPlaces<'a> {
-    repositories: BTreeMap<&'a Digest, BTreeSet<&'a str>>,
-    sizes: HashMap<&'a Digest, (u64, &'a Source)>,
+/// What every image says of each blob: its size and source (the first
+/// image naming it) and the repository that receives its upload (the
+/// first, in name order, of those needing it; the others link to it).
+/// Keys borrow from `images`: compiling 10,000 images must not clone a
+/// digest per lookup.
+struct BlobFacts<'a> {
+    by_digest: FastMap<&'a Digest, BlobFact<'a>>,
 }
 
-impl<'a> BlobPlaces<'a> {
-    fn of<'i>(images: impl Iterator<Item = &'i ResolvedImage>) -> BlobPlaces<'i> {
-        let mut places = BlobPlaces {
-            repositories: BTreeMap::new(),
-            sizes: HashMap::new(),
-        };
+#[derive(Clone, Copy)]
+struct BlobFact<'a> {
+    size: u64,
+    source: &'a Source,
+    /// The repository that receives the upload.
+    first: &'a str,
+}
+
+impl<'a> BlobFacts<'a> {
+    fn of(images: &'a [ResolvedImage]) -> Self {
+        let mut by_digest: FastMap<&Digest, BlobFact<'_>> = FastMap::default();
         for image in images {
+            let repository = image.destination_repository.as_str();
             for manifest in &image.manifests {
                 for (digest, size) in &manifest.blobs {
-                    places
-                        .repositories
+                    by_digest
                         .entry(digest)
-                        .or_default()
-                        .insert(&image.destination_repository);
-                    places
-                        .sizes
-                        .entry(digest)
-                        .or_insert((*size, image.blob_source(digest)));
+                        .and_modify(|fact| {
+                            if repository < fact.first {
+                                fact.first = repository;
+                            }
+                        })
+                        .or_insert_with(|| BlobFact {
+                            size: *size,
+                            source: image.blob_source(digest),
+                            first: repository,
+                        });
                 }
             }
         }
-        places
+        BlobFacts { by_digest }
+    }
+
+    /// The size and source of a blob some image names.
+    fn get(&self, digest: &Digest) -> BlobFact<'a> {
+        self.by_digest[digest]
     }
 
     /// The repository that receives the blob's upload.
     fn first(&self, digest: &Digest) -> Option<&'a str> {
-        self.repositories
-            .get(digest)
-            .and_then(|repositories| repositories.iter().next().copied())
+        self.by_digest.get(digest).map(|fact| fact.first)
     }
+}
+
+/// Which destination repositories of the compiled images need each blob,
+/// in digest order (each gets a link node).
+fn blob_repositories<'i>(
+    images: impl Iterator<Item = &'i ResolvedImage>,
+) -> BTreeMap<&'i Digest, BTreeSet<&'i str>> {
+    let mut repositories: BTreeMap<&Digest, BTreeSet<&str>> = BTreeMap::new();
+    for image in images {
+        for manifest in &image.manifests {
+            for (digest, _) in &manifest.blobs {
+                repositories
+                    .entry(digest)
+                    .or_default()
+                    .insert(&image.destination_repository);
+            }
+        }
+    }
+    repositories
 }
 
 /// Compiles images into the action graph for `destination`, leaving out
@@ -386,7 +418,7 @@ pub fn compile_against(
     destination: &Destination,
     state: &StateSnapshot,
 ) -> ActionGraph {
-    let everything = BlobPlaces::of(images.iter());
+    let everything = BlobFacts::of(images);
     let unchanged = unchanged_images(images, destination, state, &everything);
     let compiled = || {
         images
@@ -395,7 +427,7 @@ pub fn compile_against(
             .filter(|(_, (_, unchanged))| !unchanged)
             .map(|(image, _)| image)
     };
-    let needed = BlobPlaces::of(compiled());
+    let needed = blob_repositories(compiled());
     let destination_display = destination.display();
     let mut graph = Builder::new();
     // (repository, digest) → the link node that makes the blob present
@@ -406,12 +438,13 @@ pub fn compile_against(
     // the upload itself is planned (the upload puts the blob there). Only
     // compiled images' repositories get nodes; the upload goes where it
     // would if every image were compiled.
-    let mut blob_nodes: HashMap<(&str, &Digest), (NodeIndex, NodeIndex)> = HashMap::new();
-    for (digest, repositories) in &needed.repositories {
-        let (size, source) = everything.sizes[digest];
-        let Some(first) = everything.first(digest) else {
-            continue;
-        };
+    let mut blob_nodes: FastMap<(&str, &Digest), (NodeIndex, NodeIndex)> = FastMap::default();
+    for (digest, repositories) in &needed {
+        let BlobFact {
+            size,
+            source,
+            first,
+        } = everything.get(digest);
         let upload = graph.node(Action::UploadBlob {
             destination: destination_display.clone(),
             repository: first.to_owned(),
@@ -433,10 +466,7 @@ pub fn compile_against(
     }
     for (image, (fingerprint, unchanged)) in images.iter().zip(&unchanged) {
         let repository = &image.destination_repository;
-        let destination_name = match &image.destination_tag {
-            Some(tag) => format!("{}/{repository}:{tag}", destination.registry),
-            None => format!("{}/{repository}@{}", destination.registry, image.top),
-        };
+        let destination_name = destination_name(&destination.registry, image);
         if *unchanged {
             graph.push_image(image, destination_name, Some(*fingerprint), None);
             continue;
@@ -496,17 +526,41 @@ pub fn compile_against(
     graph.graph
 }
 
+/// `registry/repository:tag`, or `registry/repository@digest` for an
+/// image without a tag: where an image goes, for people. Written piece by
+/// piece into one allocation (no formatting machinery once per image).
+fn destination_name(registry: &str, image: &ResolvedImage) -> String {
+    let repository = image.destination_repository.as_str();
+    let mut name = String::with_capacity(registry.len() + repository.len() + 80);
+    name.push_str(registry);
+    name.push('/');
+    name.push_str(repository);
+    match &image.destination_tag {
+        Some(tag) => {
+            name.push(':');
+            name.push_str(tag);
+        }
+        None => {
+            name.push('@');
+            name.push_str(image.top.algorithm().name());
+            name.push(':');
+            name.push_str(image.top.hex());
+        }
+    }
+    name
+}
+
 /// Each image's fingerprint, and whether it is left out of the graph.
 fn unchanged_images(
     images: &[ResolvedImage],
     destination: &Destination,
     state: &StateSnapshot,
-    places: &BlobPlaces<'_>,
+    places: &BlobFacts<'_>,
 ) -> Vec<(ImageFingerprint, bool)> {
     // An image found missing plans all its work again, and that work may be
     // shared with the other images of its repository and of the
     // repositories its uploads go to: those are compiled too.
-    let mut touched: HashSet<&str> = HashSet::new();
+    let mut touched: FastSet<&str> = FastSet::default();
     if !state.missing.is_empty() {
         for image in images {
             if state
@@ -541,7 +595,7 @@ fn unchanged_images(
                     manifest
                         .blobs
                         .iter()
-                        .all(|(digest, size)| places.sizes[digest].0 == *size)
+                        .all(|(digest, size)| places.get(digest).size == *size)
                 });
             (fingerprint, unchanged)
         })
@@ -555,11 +609,11 @@ fn unchanged_images(
 fn unchanged_work<'i>(
     left_out: impl Iterator<Item = &'i ResolvedImage>,
     graph: &ActionGraph,
-    places: &BlobPlaces<'_>,
+    places: &BlobFacts<'_>,
 ) -> UnchangedWork {
-    let mut uploads: HashSet<&Digest> = HashSet::new();
-    let mut links: HashSet<(&str, &Digest)> = HashSet::new();
-    let mut pushes: HashSet<(&str, &Digest, &str)> = HashSet::new();
+    let mut uploads: FastSet<&Digest> = FastSet::default();
+    let mut links: FastSet<(&str, &Digest)> = FastSet::default();
+    let mut pushes: FastSet<(&str, &Digest, &str)> = FastSet::default();
     for node in graph.nodes() {
         match graph.action(node) {
             Action::UploadBlob { digest, .. } => {
@@ -581,7 +635,7 @@ fn unchanged_work<'i>(
             _ => {}
         }
     }
-    let linked: HashSet<&Digest> = uploads.clone();
+    let linked: FastSet<&Digest> = uploads.clone();
     let mut work = UnchangedWork::default();
     for image in left_out {
         let repository = image.destination_repository.as_str();
@@ -593,7 +647,7 @@ fn unchanged_work<'i>(
             for (digest, _) in &manifest.blobs {
                 if uploads.insert(digest) {
                     work.blobs += 1;
-                    work.bytes += places.sizes[digest].0;
+                    work.bytes += places.get(digest).size;
                 }
                 if places.first(digest) != Some(repository) && links.insert((repository, digest)) {
                     work.blobs += 1;

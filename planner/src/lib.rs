@@ -28,6 +28,15 @@ pub mod plan;
 pub mod saved;
 pub mod source;
 
+/// Hash maps and sets of the hot paths (10,000 images compiled or left
+/// out): foldhash with a fixed seed instead of SipHash with a random one.
+/// The keys are digests, names and node indexes of the caller's own data,
+/// so no flooding to defend against; a fixed seed also keeps the planner
+/// free of the process's randomness.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+/// See [`FastMap`].
+pub type FastSet<T> = std::collections::HashSet<T, foldhash::fast::FixedState>;
+
 pub use action::{Action, ActionKey, KEY_VERSION};
 pub use category::{Category, exit_bits};
 pub use document::{

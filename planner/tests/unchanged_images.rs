@@ -241,3 +241,23 @@ fn fingerprints_follow_every_input_that_shapes_actions() {
         assert_ne!(fingerprint(&changed), fingerprint(&base), "{changed:#?}");
     }
 }
+
+/// The fingerprint's bytes are what the state records: a change to what is
+/// hashed, or how, must bump `FINGERPRINT_VERSION` rather than slip in
+/// (records would silently stop matching). Pinned when the fields went
+/// from one blake3 update each to one buffer hashed at once, after a
+/// 10,000-image workspace recorded by the earlier code planned with no
+/// image compiled again.
+#[test]
+fn an_image_fingerprint_is_pinned() {
+    let fingerprint = ImageFingerprint::of(&image_set()[0], &destination());
+    let hex: String = fingerprint
+        .to_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(
+        hex,
+        "7618740d81ecc6166f3fc6a60b4db2ab212062eb6fdc7fd1422e14ea5eecc1a4"
+    );
+}

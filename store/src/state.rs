@@ -207,7 +207,10 @@ impl WorkspaceState {
 
     /// Everything recorded for `destination`.
     pub fn history(&self, destination: &str) -> Result<DestinationHistory> {
-        let mut history = DestinationHistory::default();
+        // Rows are gathered first and the sets built in bulk (a sort, then
+        // the tree built at once) rather than one insert at a time: 60,000
+        // keys for a 10,000-image workspace.
+        let mut done = Vec::new();
         let mut statement = self
             .connection
             .prepare("SELECT key FROM actions WHERE destination = ?1")
@@ -220,7 +223,7 @@ impl WorkspaceState {
             // good as absent (the action plans again).
             let text = row.get_ref(0).map_err(self.database())?;
             if let Some(key) = text.as_str().ok().and_then(ActionKey::from_hex) {
-                history.done.insert(key);
+                done.push(key);
             }
         }
         let mut statement = self
@@ -236,13 +239,17 @@ impl WorkspaceState {
                 ))
             })
             .map_err(self.database())?;
+        let mut tags = Vec::new();
         for row in rows {
             let (repository, tag, digest) = row.map_err(self.database())?;
             if let Ok(digest) = digest.parse() {
-                history.tags.insert((repository, tag), digest);
+                tags.push(((repository, tag), digest));
             }
         }
-        Ok(history)
+        Ok(DestinationHistory {
+            done: done.into_iter().collect(),
+            tags: tags.into_iter().collect(),
+        })
     }
 
     /// Records finished actions for `destination` in one transaction (one
