@@ -13,7 +13,9 @@ use ferry_testworld::registry::{Flavour, Registry, Storage};
 use ferry_testworld::world::World;
 
 use crate::releases::{Signing, sign_world};
-use crate::support::{ferry, sha256, skopeo_raw_bytes, succeeded, text, write_image_set};
+use crate::support::{
+    ferry, sha256, skopeo_raw_bytes, skopeo_tags, succeeded, text, write_image_set,
+};
 
 struct Releases<'a> {
     world: &'a World,
@@ -43,18 +45,8 @@ impl Releases<'_> {
     /// Tag → digest of every component tag of `version` at the mirror.
     fn components(&self, version: &str) -> BTreeMap<String, String> {
         let repository = format!("{}/openshift/release", self.mirror);
-        let output = Command::new("skopeo")
-            .args(["list-tags", "--tls-verify=false"])
-            .arg(format!("docker://{repository}"))
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", text(&output.stderr));
-        let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        listed["Tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|tag| tag.as_str().unwrap().to_owned())
+        skopeo_tags(&format!("docker://{repository}"))
+            .into_iter()
             .filter(|tag| tag.starts_with(&format!("{version}-x86_64-")))
             .map(|tag| {
                 let digest = digest_at(&format!("{repository}:{tag}"))

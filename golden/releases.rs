@@ -24,7 +24,9 @@ use ferry_testworld::releases::{
 };
 use ferry_testworld::world::World;
 
-use crate::support::{exited, text, world_ferry, write_image_set};
+use crate::support::{
+    exited, registries_conf_through, skopeo_tags, text, world_ferry, write_image_set,
+};
 
 /// The world's release signatures: served on loopback, checked with an
 /// exported key.
@@ -147,22 +149,6 @@ fn digest_at(reference: &str) -> String {
     text(&output.stdout).trim().to_owned()
 }
 
-fn tags_of(reference: &str) -> BTreeSet<String> {
-    let output = skopeo(&["list-tags", "--tls-verify=false", reference]);
-    assert!(
-        output.status.success(),
-        "{reference}: {}",
-        text(&output.stderr)
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    listed["Tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|tag| tag.as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// The payload digest the world's graph gives `version` for `architecture`.
 /// The test world, an empty plain-HTTP destination registry, a folder.
 fn started() -> (World, Registry, tempfile::TempDir) {
@@ -210,7 +196,7 @@ fn a_rerun_plans_nothing_and_trust_state_plans_without_the_update_service() {
     assert!(!stderr.contains("not verified"), "{stderr}");
     let mirror = format!("{}/mirror", setup.destination);
     assert_eq!(
-        tags_of(&format!("docker://{mirror}/openshift/release-images")).len(),
+        skopeo_tags(&format!("docker://{mirror}/openshift/release-images")).len(),
         6
     );
 
@@ -546,11 +532,11 @@ fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_ne
     assert_eq!(enclave.status.code(), Some(0), "{stderr}");
     let mirror = format!("{}/mirror", destination_registry.host());
     assert_eq!(
-        tags_of(&format!("docker://{mirror}/openshift/release-images")),
+        skopeo_tags(&format!("docker://{mirror}/openshift/release-images")),
         BTreeSet::from(["4.16.1-x86_64".to_owned(), "4.16.2-x86_64".to_owned()])
     );
     assert_eq!(
-        tags_of(&format!("docker://{mirror}/openshift/release")).len(),
+        skopeo_tags(&format!("docker://{mirror}/openshift/release")).len(),
         2 * COMPONENTS.len()
     );
     assert_eq!(
@@ -598,20 +584,11 @@ fn a_second_z_stream_to_disk_ships_only_new_blobs_and_disk_to_mirror_needs_no_ne
 #[test]
 fn a_release_fetch_failure_writes_no_delivery_and_exits_2() {
     use ferry_testworld::proxy::{ErrorAnswer, FaultProxy, Faults};
-    use ferry_testworld::registries_conf;
     let world = World::start().unwrap();
     let source = FaultProxy::start(world.registry().address()).unwrap();
     let folder = tempfile::tempdir().unwrap();
     let conf = folder.path().join("registries.conf");
-    std::fs::write(
-        &conf,
-        registries_conf::render(
-            &registries_conf::hosts(world.content()),
-            &source.host(),
-            true,
-        ),
-    )
-    .unwrap();
+    registries_conf_through(&world, &source.host(), &conf);
     let config = folder.path().join("one.yaml");
     std::fs::write(
         &config,
@@ -684,7 +661,7 @@ fn an_explicit_payload_by_digest_is_named_by_its_signature_identity() {
         )),
         digest
     );
-    let components = tags_of(&format!("docker://{mirror}/openshift/release"));
+    let components = skopeo_tags(&format!("docker://{mirror}/openshift/release"));
     assert!(
         !components.is_empty()
             && components
@@ -822,19 +799,10 @@ fn cached_blob_files(cache: &Path) -> BTreeSet<String> {
 #[test]
 fn mirror_to_mirror_reads_each_blob_of_a_release_and_an_operators_catalog_once() {
     use ferry_testworld::proxy::FaultProxy;
-    use ferry_testworld::registries_conf;
     let (world, destination, folder) = started();
     let source = FaultProxy::start(world.registry().address()).unwrap();
     let conf = folder.path().join("registries.conf");
-    std::fs::write(
-        &conf,
-        registries_conf::render(
-            &registries_conf::hosts(world.content()),
-            &source.host(),
-            true,
-        ),
-    )
-    .unwrap();
+    registries_conf_through(&world, &source.host(), &conf);
     let config = write_image_set(
         folder.path(),
         "isc.yaml",

@@ -135,8 +135,38 @@ pub fn skopeo_raw_bytes(reference: &str) -> Option<Vec<u8>> {
 
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+    ferry_schemas::Digest::sha256_of(bytes).to_string()
+}
+
+/// The tags skopeo lists at `reference` (`docker://REGISTRY/REPOSITORY`).
+pub fn skopeo_tags(reference: &str) -> std::collections::BTreeSet<String> {
+    let output = Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false", reference])
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "{reference}: {}",
+        text(&output.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    listed["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tag| tag.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Writes `file`: a registries.conf sending every host of the world's
+/// content through `proxy` (a counting or fault-injecting proxy), insecure.
+pub fn registries_conf_through(world: &World, proxy: &str, file: &Path) {
+    use ferry_testworld::registries_conf;
+    std::fs::write(
+        file,
+        registries_conf::render(&registries_conf::hosts(world.content()), proxy, true),
+    )
+    .unwrap();
 }
 
 /// Checks every YAML document of `text` against the strict JSON Schema
